@@ -1,0 +1,94 @@
+"""Command line: parse options, prepare the data dir, check the port, serve the app."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import socket
+import sys
+import threading
+import webbrowser
+from typing import Sequence
+
+from werkzeug.serving import make_server
+
+from . import __version__, ports
+from .settings import Settings, SettingsError, data_dir, describe, resolve
+from .web import create_app
+
+log = logging.getLogger("console")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse the command line; every flag has an environment twin (see --help)."""
+    parser = argparse.ArgumentParser(
+        prog="app.py",
+        description="Image Batch Console: batch image generation and editing through OpenAI-compatible APIs.",
+        epilog=describe(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", help="address to listen on (HOST, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (PORT, default 12607)")
+    parser.add_argument("--data-dir", help="data directory (APP_DATA_DIR)")
+    parser.add_argument("--no-browser", action="store_true", help="do not open the page (OPEN_BROWSER=0)")
+    parser.add_argument("--status-ui", choices=("cli", "none"), help="terminal status panel (STATUS_UI)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser.parse_args(argv)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Resolve settings: table defaults, then environment, then command-line flags."""
+    return resolve(overrides={
+        "host": args.host,
+        "port": args.port,
+        "data_dir": args.data_dir,
+        "open_browser": False if args.no_browser else None,
+        "status_ui": args.status_ui,
+    })
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the console until interrupted; return the process exit code."""
+    args = parse_args(argv)
+    try:
+        settings = settings_from(args)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    folder = data_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    settings = settings.replace(data_dir=str(folder))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    app = create_app(settings=settings)
+    try:
+        listener = socket.create_server((settings.host, settings.port), family=_family(settings.host), backlog=128)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            print(ports.explain(settings.host, settings.port), file=sys.stderr)
+            return 2
+        print(f"error: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    # Bind ourselves so "port in use" gets our explanation, not werkzeug's exit(1).
+    server = make_server(settings.host, settings.port, app, threaded=True, fd=listener.fileno())
+    url = f"http://{_url_host(settings.host)}:{listener.getsockname()[1]}/"
+    print(f"Image Batch Console {__version__} on {url} (data: {folder})", flush=True)
+    if settings.open_browser:
+        threading.Timer(0.5, webbrowser.open, args=(url,)).start()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host

@@ -1,0 +1,17 @@
+"""Locate files shipped with the program, from a checkout or inside the one-file binary."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def root() -> Path:
+    """Return the folder holding `static/` (the checkout, or PyInstaller's unpack dir)."""
+    frozen = getattr(sys, "_MEIPASS", None)
+    return Path(frozen) if frozen else Path(__file__).resolve().parent.parent
+
+
+def static_dir() -> Path:
+    """Return the review page's folder."""
+    return root() / "static"

@@ -1,0 +1,156 @@
+"""Resolve every server setting from one table: defaults, environment, command line."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import platformdirs
+
+APP_NAME = "image-batch-console"
+GiB = 1024**3
+MiB = 1024**2
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected 1/0, true/false, yes/no or on/off, got {text!r}")
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(item.strip().lower() for item in text.split(",") if item.strip())
+
+
+def _status_ui(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("cli", "none"):
+        raise ValueError(f"expected 'cli' or 'none', got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError(f"port must be 0-65535, got {value}")
+    return value
+
+
+def _positive(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        value = convert(text)
+        if value < 0:
+            raise ValueError(f"must not be negative, got {value}")
+        return value
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the settings table."""
+
+    name: str
+    default: Any
+    env: str
+    help: str
+    parse: Callable[[str], Any] = str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", "127.0.0.1", "HOST", "Address to listen on (loopback unless you know why).", str),
+    Setting("port", 12607, "PORT", "Port to listen on.", _port),
+    Setting("data_dir", "", "APP_DATA_DIR", "Data directory (default: the user data dir).", str),
+    Setting("open_browser", True, "OPEN_BROWSER", "Open the review page in a browser on start.", _bool),
+    Setting("status_ui", "cli", "STATUS_UI", "Terminal status: 'cli' (Rich panel) or 'none' (log lines).", _status_ui),
+    Setting("allowed_origins", (), "ALLOWED_ORIGINS", "Extra origins allowed to call the API (comma-separated).", _csv),
+    Setting("export_include_secrets", False, "EXPORT_INCLUDE_SECRETS", "Include API keys in config exports.", _bool),
+    Setting("allow_private_api_url", False, "ALLOW_PRIVATE_API_URL", "Allow API URLs on private/loopback addresses.", _bool),
+    Setting("allow_private_download_url", False, "ALLOW_PRIVATE_DOWNLOAD_URL", "Allow result downloads from private/loopback addresses.", _bool),
+    Setting("allow_remote_debug_log_api", False, "ALLOW_REMOTE_DEBUG_LOG_API", "Serve task debug logs to non-local clients.", _bool),
+    Setting("api_url_host_allowlist", (), "API_URL_HOST_ALLOWLIST", "If set, only these API hosts (comma-separated, '*.x' wildcards).", _csv),
+    Setting("download_url_host_allowlist", (), "DOWNLOAD_URL_HOST_ALLOWLIST", "If set, only these download hosts (comma-separated, '*.x' wildcards).", _csv),
+    Setting("cache_ttl_hours", 168.0, "CACHE_TTL_HOURS", "Unreferenced cached images older than this are evicted.", _positive(float)),
+    Setting("cache_max_bytes", 2 * GiB, "CACHE_MAX_BYTES", "Cap on the image cache size in bytes.", _positive(int)),
+    Setting("max_source_bytes", 50 * MiB, "MAX_SOURCE_BYTES", "Largest source image accepted.", _positive(int)),
+    Setting("max_response_bytes", 256 * MiB, "MAX_RESPONSE_BYTES", "Largest upstream answer read (streams included).", _positive(int)),
+    Setting("max_download_bytes", 64 * MiB, "MAX_DOWNLOAD_BYTES", "Largest result image downloaded from a URL.", _positive(int)),
+    Setting("max_image_pixels", 178_956_970, "MAX_IMAGE_PIXELS", "Decompression-bomb guard: largest image in pixels.", _positive(int)),
+    Setting("debug_log_bytes", 256 * 1024, "DEBUG_LOG_BYTES", "Cap on one call's debug log.", _positive(int)),
+)
+
+_BY_NAME = {row.name: row for row in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings: read these, never os.environ."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def replace(self, **overrides: Any) -> "Settings":
+        """Return a copy with some values replaced."""
+        unknown = set(overrides) - set(_BY_NAME)
+        if unknown:
+            raise KeyError(f"unknown settings: {', '.join(sorted(unknown))}")
+        return Settings({**self.values, **overrides})
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+def resolve(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Resolve settings: table default, then environment variable, then explicit overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for row in SETTINGS:
+        values[row.name] = row.default
+        raw = env.get(row.env)
+        if raw is not None and raw != "":
+            try:
+                values[row.name] = row.parse(raw)
+            except ValueError as exc:
+                raise SettingsError(f"{row.env}={raw!r}: {exc}") from None
+    # Legacy switch of the older console: STATUS_WINDOW=0 meant no status window.
+    if env.get("STATUS_WINDOW", "").strip() == "0" and not env.get("STATUS_UI"):
+        values["status_ui"] = "none"
+    for name, value in (overrides or {}).items():
+        if name not in _BY_NAME:
+            raise SettingsError(f"unknown setting {name!r}")
+        if value is not None:
+            values[name] = value
+    return Settings(values)
+
+
+def data_dir(settings: Settings | None = None) -> Path:
+    """Return the data directory: APP_DATA_DIR, or the platform user data dir."""
+    configured = (settings or resolve()).data_dir
+    if configured:
+        return Path(configured).expanduser().resolve()
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def describe() -> str:
+    """Return the settings table as text, for --help."""
+    lines = [f"  {row.env:<28} {row.help} (default: {_show(row.default)})" for row in SETTINGS]
+    return "environment:\n" + "\n".join(lines)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(value) or "none"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value) if value != "" else "platform user data dir"

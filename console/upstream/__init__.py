@@ -1,0 +1,1 @@
+"""Talk to an OpenAI-compatible image API: build requests, decode answers, fetch images."""

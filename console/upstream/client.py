@@ -1,0 +1,309 @@
+"""Make one upstream call with retries and return verified images; knows HTTP, not tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+import httpx
+
+from ..netguard import UrlPolicy, check_url, resolve
+from ..profile import ApiProfile
+from ..settings import Settings
+from .answer import AnswerParser
+from .debuglog import DebugLog
+from .errors import ResponseError, StatusError, TimeoutError_, TooLargeError, TransportError, UpstreamError
+from .extract import ImageRef
+from .fetch import Downloader, ResultImage, absolute_url, decode_inline, read_capped, verify
+from .payload import Request, Source, build
+from .retry import delay_s, parse_retry_after, should_retry
+from .sse import SSEDecoder
+
+CONNECT_TIMEOUT_S = 15.0
+WRITE_TIMEOUT_S = 120.0
+ERROR_BODY_BYTES = 64 * 1024
+OFF_LOOP_BYTES = 256 * 1024  # JSON payloads larger than this are parsed in the thread pool
+
+
+@dataclass
+class CallOutcome:
+    """A successful call: at least one verified image."""
+
+    images: list[ResultImage]
+    text: str
+    http_status: int
+    attempts: int
+    endpoint: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def make_http_client(max_connections: int = 256) -> httpx.AsyncClient:
+    """Return the shared httpx client: no environment proxies, no automatic redirects."""
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=64)
+    return httpx.AsyncClient(limits=limits, trust_env=False, follow_redirects=False, timeout=None)
+
+
+class UpstreamClient:
+    """Call an OpenAI-compatible image API: `await client.call(profile, prompt, source)`."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        settings: Settings,
+        executor: Executor | None = None,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self._http = http
+        self._settings = settings
+        self._executor = executor
+        self._sleep = sleep
+
+    async def call(
+        self,
+        profile: ApiProfile,
+        prompt: str,
+        source: Source | None = None,
+        *,
+        debug: DebugLog | None = None,
+        on_attempt: Callable[[int], Any] | None = None,
+    ) -> CallOutcome:
+        """Send the request, retrying per the policy; raise an UpstreamError when it fails."""
+        debug = debug or DebugLog([profile.api_key])
+        request = await self._off_loop(build, profile, prompt, source)
+        api_policy = self._api_policy(profile)
+        attempt = 0
+        while True:
+            attempt += 1
+            if on_attempt:
+                on_attempt(attempt)
+            try:
+                await check_url(request.url, api_policy)
+                outcome = await self._attempt(request, profile, debug)
+            except UpstreamError as exc:
+                debug.note(f"attempt {attempt} failed: {type(exc).__name__}: {exc}")
+                if not should_retry(exc, attempt - 1, profile.max_retries):
+                    exc.attempts = attempt
+                    raise
+                wait = delay_s(attempt - 1, exc.retry_after)
+                debug.note(f"retrying in {wait:.2f}s")
+                await self._sleep(wait)
+                continue
+            outcome.attempts = attempt
+            return outcome
+
+    async def _attempt(self, request: Request, profile: ApiProfile, debug: DebugLog) -> CallOutcome:
+        try:
+            async with asyncio.timeout(profile.timeout_s):
+                parser, status = await self._send(request, profile, debug)
+        except TimeoutError:
+            raise TimeoutError_(f"no complete answer within {profile.timeout_s:g}s") from None
+        refs = parser.refs()
+        debug.note(f"answer: {len(parser.text())} chars of text, {len(refs)} image reference(s), "
+                   f"{parser.partial_images} partial image(s) ignored")
+        for note in parser.notes[:20]:
+            debug.note(f"  parse: {note}")
+        if not refs:
+            raise ResponseError(_no_image_message(parser), http_status=status)
+        images, warnings = await self._materialize(refs, request.url, profile, debug)
+        return CallOutcome(images, parser.text(), status, 0, request.url, warnings)
+
+    async def _send(self, request: Request, profile: ApiProfile, debug: DebugLog) -> tuple[AnswerParser, int]:
+        debug.request("POST", request.url, request.headers, request.summary)
+        timeout = httpx.Timeout(profile.timeout_s, connect=CONNECT_TIMEOUT_S, write=WRITE_TIMEOUT_S)
+        try:
+            async with self._http.stream(
+                "POST", request.url, headers=request.headers, content=request.content,
+                files=request.files or None, data=request.form or None, timeout=timeout,
+            ) as answer:
+                debug.response(answer.status_code, answer.headers)
+                await self._check_status(answer, debug)
+                parser = AnswerParser()
+                await self._read_answer(answer, parser, debug)
+                return parser, answer.status_code
+        except httpx.TimeoutException as exc:
+            raise TimeoutError_(f"{_timeout_kind(exc)} timeout after {profile.timeout_s:g}s") from None
+        except httpx.HTTPError as exc:
+            raise TransportError(f"connection to {urlsplit(request.url).netloc} failed: {_describe(exc)}") from None
+
+    async def _check_status(self, answer: httpx.Response, debug: DebugLog) -> None:
+        status = answer.status_code
+        if status < 300:
+            return
+        body = b""
+        try:
+            body = await read_capped(answer, ERROR_BODY_BYTES, "error body")
+        except (TooLargeError, httpx.HTTPError):
+            pass
+        debug.raw(body)
+        if 300 <= status < 400:
+            where = answer.headers.get("location", "?")
+            raise ResponseError(f"HTTP {status}: the API redirected to {where}; put the final URL in the profile",
+                                http_status=status)
+        raise StatusError(f"HTTP {status}: {error_message(body, status)}", http_status=status,
+                          retry_after=parse_retry_after(answer.headers.get("retry-after")))
+
+    async def _read_answer(self, answer: httpx.Response, parser: AnswerParser, debug: DebugLog) -> None:
+        """Branch on Content-Type, not on the request's stream flag (PROTOCOL §5.15)."""
+        kind = answer.headers.get("content-type", "").split(";")[0].strip().lower()
+        cap = self._settings.max_response_bytes
+        if kind.endswith("json") and "ndjson" not in kind:
+            body = await read_capped(answer, cap, "answer")
+            debug.raw(body)
+            obj = await self._parse_json(body.decode("utf-8", errors="replace"))
+            if obj is not _NOT_JSON:
+                parser.feed(obj)
+                return
+            debug.note("answer labelled JSON is not one JSON document; reading it as a stream")
+            decoder = SSEDecoder()
+            await self._events([*decoder.feed(body), *decoder.finish()], parser)
+            return
+        if kind.startswith("text/") and kind != "text/event-stream":
+            body = await read_capped(answer, cap, "answer")
+            debug.raw(body)
+            parser.feed_text(body.decode("utf-8", errors="replace"))
+            return
+        await self._read_stream(answer, parser, debug, cap)
+
+    async def _read_stream(self, answer: httpx.Response, parser: AnswerParser, debug: DebugLog, cap: int) -> None:
+        decoder = SSEDecoder()
+        total = 0
+        async for chunk in answer.aiter_bytes():
+            total += len(chunk)
+            if total > cap:
+                raise TooLargeError(f"the answer passed the cap of {cap} bytes")
+            debug.raw(chunk)
+            if await self._events(decoder.feed(chunk), parser):
+                return  # [DONE]: stop reading; leaving the block closes the connection
+        await self._events(decoder.finish(), parser)
+
+    async def _events(self, events: list, parser: AnswerParser) -> bool:
+        """Feed decoded events to the parser; return True at [DONE]."""
+        for event in events:
+            if event.done:
+                return True
+            obj = await self._parse_json(event.data)
+            if obj is _NOT_JSON:
+                parser.feed_text(event.data)  # plain-text data lines: keep them as answer text
+            else:
+                parser.feed(obj, event.event)
+        return False
+
+    async def _parse_json(self, text: str) -> Any:
+        if len(text) > OFF_LOOP_BYTES:
+            return await self._off_loop(_loads, text)
+        return _loads(text)
+
+    async def _materialize(
+        self, refs: list[ImageRef], api_url: str, profile: ApiProfile, debug: DebugLog
+    ) -> tuple[list[ResultImage], list[str]]:
+        downloader = Downloader(self._http, await self._download_policy(profile), self._settings.max_download_bytes,
+                                profile.timeout_s, debug, self._sleep)
+        results = await asyncio.gather(
+            *(self._one_image(ref, api_url, profile, downloader) for ref in refs), return_exceptions=True
+        )
+        images: list[ResultImage] = []
+        warnings: list[str] = []
+        seen: set[str] = set()
+        for ref, result in zip(refs, results):
+            if isinstance(result, BaseException):
+                if not isinstance(result, UpstreamError):
+                    raise result
+                warnings.append(f"image {ref.describe()}: {result}")
+                debug.note(f"image {ref.describe()} rejected: {result}")
+            elif result.sha256 not in seen:
+                seen.add(result.sha256)
+                images.append(result)
+        if not images:
+            raise ResponseError("no usable image in the answer: " + "; ".join(warnings))
+        return images, warnings
+
+    async def _one_image(self, ref: ImageRef, api_url: str, profile: ApiProfile, downloader: Downloader) -> ResultImage:
+        max_pixels = self._settings.max_image_pixels
+        if ref.origin != "url":
+            return await self._off_loop(decode_inline, ref, self._settings.max_download_bytes, max_pixels)
+        url = absolute_url(ref.value, api_url, profile.rewrite_result_host)
+        data = await downloader.get(url)
+        return await self._off_loop(verify, data, "url", max_pixels, url)
+
+    def _api_policy(self, profile: ApiProfile) -> UrlPolicy:
+        return UrlPolicy(
+            "API URL",
+            allow_private=profile.allow_private_api or self._settings.allow_private_api_url,
+            allowlist=self._settings.api_url_host_allowlist,
+            switch_hint="turn on 'allow private API' in the profile or start with ALLOW_PRIVATE_API_URL=1",
+        )
+
+    async def _download_policy(self, profile: ApiProfile) -> UrlPolicy:
+        parts = urlsplit(profile.api_url)
+        host = (parts.hostname or "").lower()
+        try:
+            api_addresses = frozenset(await resolve(host, parts.port or 443))
+        except UpstreamError:
+            api_addresses = frozenset()
+        return UrlPolicy(
+            "download URL",
+            allow_private=profile.allow_private_downloads or self._settings.allow_private_download_url,
+            allowlist=self._settings.download_url_host_allowlist,
+            trusted_hosts=frozenset({host}),
+            trusted_addresses=api_addresses,
+            switch_hint="turn on 'allow private downloads' in the profile or start with ALLOW_PRIVATE_DOWNLOAD_URL=1",
+        )
+
+    async def _off_loop(self, func: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+
+
+_NOT_JSON = object()
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return _NOT_JSON
+
+
+def error_message(body: bytes, status: int) -> str:
+    """Return the upstream's own error message from an error body (any gateway's shape)."""
+    text = body.decode("utf-8", errors="replace").strip()
+    obj = _loads(text) if text else None
+    if isinstance(obj, dict):
+        error = obj.get("error", obj)
+        if isinstance(error, dict):
+            message = error.get("message") or error.get("detail") or error.get("msg")
+            tags = ", ".join(str(error[k]) for k in ("type", "code") if error.get(k))
+            if isinstance(message, list):  # FastAPI validation: [{"loc":…, "msg":…}]
+                message = "; ".join(str(item.get("msg", item)) if isinstance(item, dict) else str(item) for item in message)
+            if message:
+                return f"{message} ({tags})" if tags else str(message)
+        if isinstance(error, str) and error:
+            return error
+    if not text:
+        return httpx.codes.get_reason_phrase(status) or "no message"
+    if text.lower().startswith(("<!doctype", "<html")):
+        return f"{httpx.codes.get_reason_phrase(status)} (an HTML error page)"
+    return text[:500]
+
+
+def _no_image_message(parser: AnswerParser) -> str:
+    text = parser.text().strip()
+    if not text:
+        if parser.partial_images:
+            return f"the answer held only {parser.partial_images} partial preview image(s), no final image"
+        return "the answer was empty: no text and no image"
+    excerpt = text if len(text) <= 500 else text[:500] + "…"
+    return f"no image in the answer; the API said: {excerpt}"
+
+
+def _timeout_kind(exc: httpx.TimeoutException) -> str:
+    return {httpx.ConnectTimeout: "connect", httpx.ReadTimeout: "read", httpx.WriteTimeout: "write",
+            httpx.PoolTimeout: "pool"}.get(type(exc), "network")
+
+
+def _describe(exc: httpx.HTTPError) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,96 @@
+"""Keep a capped, redacted log of one upstream call for the user to read when it goes wrong."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any, Iterable, Mapping
+
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie"})
+REDACTED = "[redacted]"
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{200,}={0,2}")
+_BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',]+")
+RAW_HEAD_BYTES = 48 * 1024
+RAW_TAIL_BYTES = 16 * 1024
+
+
+class DebugLog:
+    """Lines about one call (request, answer head, raw stream, notes), capped and redacted."""
+
+    def __init__(self, secrets: Iterable[str] = (), cap_bytes: int = 256 * 1024) -> None:
+        self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        self._cap = cap_bytes
+        self._size = 0
+        self._lines: list[str] = []
+        self._truncated = False
+        self._start = time.monotonic()
+        self._raw_head = bytearray()
+        self._raw_tail = bytearray()
+        self._raw_total = 0
+
+    def note(self, text: str) -> None:
+        """Add one line, prefixed with the seconds since the call began."""
+        self._flush_raw()
+        line = f"[{time.monotonic() - self._start:7.3f}s] {self.redact(text)}"
+        if self._size + len(line) > self._cap:
+            if not self._truncated:
+                self._lines.append(f"… debug log truncated at {self._cap} bytes")
+                self._truncated = True
+            return
+        self._lines.append(line)
+        self._size += len(line) + 1
+
+    def request(self, method: str, url: str, headers: Mapping[str, str], body: Any) -> None:
+        """Log a request without secrets or payloads."""
+        self.note(f"→ {method} {url}")
+        self.note(f"  headers: {json.dumps(redact_headers(headers), ensure_ascii=False)}")
+        self.note(f"  body: {json.dumps(body, ensure_ascii=False, default=str)}")
+
+    def response(self, status: int, headers: Mapping[str, str]) -> None:
+        """Log the status line and headers of an answer."""
+        self.note(f"← HTTP {status}")
+        self.note(f"  headers: {json.dumps(redact_headers(headers), ensure_ascii=False)}")
+
+    def raw(self, chunk: bytes) -> None:
+        """Keep the first and last bytes of the raw answer body."""
+        self._raw_total += len(chunk)
+        room = RAW_HEAD_BYTES - len(self._raw_head)
+        if room > 0:
+            self._raw_head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self._raw_tail += chunk
+            if len(self._raw_tail) > RAW_TAIL_BYTES:
+                del self._raw_tail[: len(self._raw_tail) - RAW_TAIL_BYTES]
+
+    def text(self) -> str:
+        """Return the whole log."""
+        self._flush_raw()
+        return "\n".join(self._lines)
+
+    def redact(self, text: str) -> str:
+        """Remove secrets and shorten long base64 runs."""
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+        return _BASE64_RUN.sub(lambda m: f"{m.group(0)[:24]}…<{len(m.group(0))} base64 chars>", text)
+
+    def _flush_raw(self) -> None:
+        if not self._raw_total:
+            return
+        head = self._raw_head.decode("utf-8", errors="replace")
+        skipped = self._raw_total - len(self._raw_head) - len(self._raw_tail)
+        total, self._raw_total = self._raw_total, 0
+        parts = [f"  raw body ({total} bytes):", head]
+        if skipped > 0:
+            parts.append(f"… <{skipped} bytes not shown> …")
+        if self._raw_tail:
+            parts.append(self._raw_tail.decode("utf-8", errors="replace"))
+        self._raw_head, self._raw_tail = bytearray(), bytearray()
+        self.note("\n".join(parts))
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Return headers with credential values replaced."""
+    return {name: REDACTED if name.lower() in SECRET_HEADERS else value for name, value in headers.items()}
