@@ -38,6 +38,8 @@ _RELATIVE_LINE = re.compile(r"^/[^\s<>\"']+$")
 _BASE64_BODY = re.compile(r"[A-Za-z0-9+/_-]{64,}={0,2}")
 _WHITESPACE = re.compile(r"\s+")
 _THINK = re.compile(r"<think>.*?</think>", re.S)
+# Base64 of the magic bytes of PNG, JPEG, GIF, WebP (RIFF), BMP and TIFF (both byte orders).
+_IMAGE_BASE64_HEADS = ("iVBORw0KGgo", "/9j/", "_9j_", "R0lGOD", "UklGR", "Qk", "SUkq", "TU0AK")
 _TRAILING = ".,;:!?*"
 DATA_PLACEHOLDER = "\x00"
 
@@ -75,7 +77,7 @@ def _url_refs(text: str) -> list[tuple[int, ImageRef]]:
         if not any(start <= match.start() < end for start, end in taken):
             found.append((match.start(), ImageRef("url", clean_url(match.group(0)))))
     stripped = text.strip()
-    if _RELATIVE_LINE.match(stripped) and not taken:
+    if _RELATIVE_LINE.match(stripped) and not taken and not _looks_base64(stripped):
         found.append((text.find(stripped), ImageRef("url", clean_url(stripped))))
     return found
 
@@ -83,16 +85,21 @@ def _url_refs(text: str) -> list[tuple[int, ImageRef]]:
 def _base64_refs(text: str) -> list[tuple[int, ImageRef]]:
     """Bare base64: the whole answer (G1.6 non-stream, maybe wrapped) or a line of its own."""
     whole = _WHITESPACE.sub("", text)
-    if len(whole) >= 64 and _BASE64_BODY.fullmatch(whole):
+    if _looks_base64(whole):
         return [(0, ImageRef("base64", whole))]
     found = []
     offset = 0
     for line in text.split("\n"):
         body = line.strip()
-        if len(body) >= 64 and _BASE64_BODY.fullmatch(body):
+        if _looks_base64(body):
             found.append((offset, ImageRef("base64", body)))
         offset += len(line) + 1
     return found
+
+
+def _looks_base64(text: str) -> bool:
+    """Long, base64 alphabet only, and starting like an encoded image (not any long word)."""
+    return len(text) >= 64 and text.startswith(_IMAGE_BASE64_HEADS) and bool(_BASE64_BODY.fullmatch(text))
 
 
 def clean_url(url: str) -> str:

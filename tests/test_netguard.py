@@ -1,0 +1,76 @@
+"""The SSRF policy: which URLs may be called or downloaded (DESIGN §7)."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+
+import pytest
+
+from console.netguard import UrlPolicy, check_url, host_matches, is_public
+from console.upstream.errors import BlockedURLError
+
+
+def check(url: str, **policy) -> set:
+    return asyncio.run(check_url(url, UrlPolicy("API URL", **policy)))
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "192.168.1.10", "172.16.0.1", "169.254.169.254",
+                                     "100.64.0.1", "0.0.0.0", "::1", "fe80::1", "fc00::1", "::ffff:127.0.0.1"])
+def test_private_addresses_are_not_public(address):
+    assert not is_public(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"])
+def test_public_addresses(address):
+    assert is_public(ipaddress.ip_address(address))
+
+
+def test_loopback_blocked_by_default_with_a_hint():
+    with pytest.raises(BlockedURLError, match=r"private or loopback address \(127\.0\.0\.1\); turn on"):
+        check("http://127.0.0.1:8000/v1", switch_hint="turn on it")
+
+
+def test_localhost_name_is_checked_on_its_resolved_address():
+    with pytest.raises(BlockedURLError, match="private or loopback"):
+        check("http://localhost:8000/v1")
+
+
+def test_private_allowed_by_switch():
+    assert check("http://127.0.0.1:8000/v1", allow_private=True) == {ipaddress.ip_address("127.0.0.1")}
+
+
+def test_public_ip_literal_passes_without_dns():
+    assert check("https://8.8.8.8/v1") == {ipaddress.ip_address("8.8.8.8")}
+
+
+def test_allowlist_restricts_and_trusts():
+    with pytest.raises(BlockedURLError, match="not on the allowlist"):
+        check("https://8.8.8.8/v1", allowlist=("api.example.com",))
+    assert check("http://127.0.0.1/v1", allowlist=("127.0.0.1",))
+
+
+def test_trusted_host_and_addresses():
+    assert check("http://127.0.0.1:9/x", trusted_hosts=frozenset({"127.0.0.1"}))
+    assert check("http://localhost:9/x", trusted_addresses=frozenset({ipaddress.ip_address("127.0.0.1")}))
+
+
+@pytest.mark.parametrize("url, message", [
+    ("file:///etc/passwd", "must use http or https"),
+    ("http:///nohost", "has no host"),
+    ("http://127.0.0.1:99999/", "invalid port"),
+])
+def test_malformed_urls(url, message):
+    with pytest.raises(BlockedURLError, match=message):
+        check(url, allow_private=True)
+
+
+@pytest.mark.parametrize("host, pattern, ok", [
+    ("api.example.com", "api.example.com", True),
+    ("a.example.com", "*.example.com", True),
+    ("example.com", ".example.com", True),
+    ("evilexample.com", "*.example.com", False),
+    ("API.Example.com.", "api.example.com", True),
+])
+def test_host_matches(host, pattern, ok):
+    assert host_matches(host, pattern) is ok
