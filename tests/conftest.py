@@ -1,0 +1,33 @@
+"""Share the live fake upstream gateway between tests."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from tests.fake_upstream import FakeUpstream
+
+
+@pytest.fixture(scope="session")
+def fake_upstream_server() -> Iterator[FakeUpstream]:
+    """Start one fake upstream for the whole session and close it at the end."""
+    server = FakeUpstream()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def fake(fake_upstream_server: FakeUpstream) -> FakeUpstream:
+    """Return the session's fake upstream with its recorded requests and counters cleared."""
+    fake_upstream_server.reset()
+    return fake_upstream_server
+
+
+@pytest.fixture(autouse=True)
+def isolated_data_dir(tmp_path, monkeypatch) -> None:
+    """Point the data dir at a temp folder: tests never touch the user's files."""
+    monkeypatch.setenv("APP_DATA_DIR", str(tmp_path / "data"))
+    for name in ("ALLOW_PRIVATE_API_URL", "ALLOW_PRIVATE_DOWNLOAD_URL", "API_URL_HOST_ALLOWLIST",
+                 "DOWNLOAD_URL_HOST_ALLOWLIST", "HOST", "PORT"):
+        monkeypatch.delenv(name, raising=False)

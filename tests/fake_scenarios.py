@@ -1,0 +1,847 @@
+"""Register the fake upstream's scenarios: one handler per wire variant (PROTOCOL.md §3) or fault (§4).
+
+Each handler answers in its own shape whatever endpoint was hit.  Field names, key order,
+separators and framing follow PROTOCOL.md: G1 = `json.dumps` defaults, G1.5+ = compact orjson,
+G3 = Go (sorted keys, `\\u0026`-style escapes, `text/event-stream; charset=utf-8`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import secrets
+import threading
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+from tests.fake_upstream import (
+    CREATED, DONE, IMAGES, SCENARIOS, SEED, SSE, SSE_GO, Ctx, b64, big_png, compact_json, data_url,
+    expected_images, g1_json, g1_path, g16_final_path, g16_user_path, g2_path, g3_path, go_json, mime_of,
+    scenario, sse_frame,
+)
+
+M16 = "grok-imagine-1.0"
+M2 = "grok-imagine-image"
+M3 = "grok-imagine-image"
+G16_USAGE = {"total_tokens": 0, "input_tokens": 0, "output_tokens": 0,
+             "input_tokens_details": {"text_tokens": 0, "image_tokens": 0}}
+G2_USAGE = {"prompt_tokens": 12, "completion_tokens": 40, "total_tokens": 52,
+            "prompt_tokens_details": {"cached_tokens": 0, "text_tokens": 12, "audio_tokens": 0, "image_tokens": 0},
+            "completion_tokens_details": {"text_tokens": 40, "audio_tokens": 0, "reasoning_tokens": 0}}
+G3_USAGE = {"completion_tokens": 18, "prompt_tokens": 3, "total_tokens": 21}
+G3_STREAM_USAGE = {"completion_tokens": 180000, "prompt_tokens": 3, "total_tokens": 180003}
+ZERO_IMAGE_USAGE = {"input_tokens": 0, "input_tokens_details": {"image_tokens": 0, "text_tokens": 0},
+                    "output_tokens": 0, "total_tokens": 0}
+REFUSAL = "I can't help with that request."
+
+
+# --------------------------------------------------------------------------- ids and markdown
+
+
+def g16_id() -> str:
+    """Return a G1.6-style completion id (`chatcmpl-<ms><hex>`)."""
+    return f"chatcmpl-{CREATED}{secrets.randbelow(1000):03d}{secrets.token_hex(4)}"
+
+
+def g3_id() -> str:
+    """Return a G3-style completion id (`chatcmpl_<32hex>`, underscore)."""
+    return "chatcmpl_" + secrets.token_hex(16)
+
+
+def g1_id() -> str:
+    """Return a G1-style completion id (a fresh uuid each time)."""
+    return f"chatcmpl-{uuid.uuid4()}"
+
+
+def stable_alt(name: str) -> str:
+    """Return the uuid G1.6 chat models use as alt text for an image."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
+
+
+def image_event_id(name: str) -> str:
+    """Return a stable image_id for G1.6 image-stream events."""
+    return str(uuid.uuid5(uuid.NAMESPACE_OID, name))
+
+
+def md(target: str, alt: str = "image") -> str:
+    """Return a markdown image."""
+    return f"![{alt}]({target})"
+
+
+# --------------------------------------------------------------------------- chunk builders
+
+
+def g16_chunk(cid: str, delta: dict, index: int = 0, finish: str | None = "stop",
+              usage: bool = False, model: str = M16) -> str:
+    """Build a G1.6 chat.completion.chunk (compact, OpenAI key order)."""
+    obj: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": CREATED, "model": model,
+                           "choices": [{"index": index, "delta": delta, "finish_reason": finish}]}
+    if usage:
+        obj["usage"] = G16_USAGE
+    return compact_json(obj)
+
+
+def g16_frame(cid: str, content: str, **options: Any) -> bytes:
+    """Frame a G1.6 image chunk (`event: chat.completion.chunk` + role/content delta)."""
+    delta = {"role": "assistant", "content": content}
+    return sse_frame(g16_chunk(cid, delta, **options), event="chat.completion.chunk")
+
+
+def g2_chunk(cid: str, delta: dict, finish: str | None = None, model: str = M2) -> str:
+    """Build a G2 chunk: role repeated in every delta, finish_reason omitted unless final."""
+    choice: dict[str, Any] = {"index": 0, "delta": {"role": "assistant", **delta}}
+    if finish:
+        choice["finish_reason"] = finish
+    return compact_json({"id": cid, "object": "chat.completion.chunk", "created": CREATED, "model": model,
+                         "choices": [choice]})
+
+
+def g3_chunk(cid: str, delta: dict, finish: str | None = None, usage: dict | None = None,
+             model: str = M3) -> str:
+    """Build a G3 chunk (Go map: sorted keys, explicit null finish_reason)."""
+    obj: dict[str, Any] = {"choices": [{"delta": delta, "finish_reason": finish, "index": 0}],
+                           "created": CREATED, "id": cid, "model": model, "object": "chat.completion.chunk"}
+    if usage:
+        obj["usage"] = usage
+    return go_json(obj)
+
+
+def g3_chunks(content: str) -> list[str]:
+    """Return the G3 chat stream payloads: role chunk, one content delta, final chunk with usage."""
+    cid = g3_id()
+    return [g3_chunk(cid, {"role": "assistant"}),
+            g3_chunk(cid, {"content": content}),
+            g3_chunk(cid, {}, "stop", G3_STREAM_USAGE)]
+
+
+def g3_frames(content: str) -> list[bytes]:
+    """Return a whole G3 chat stream (§3.3): three frames and `[DONE]`."""
+    return [sse_frame(c) for c in g3_chunks(content)] + [DONE]
+
+
+def g3_completion(content: str) -> str:
+    """Build a G3 non-stream chat.completion (§3.1)."""
+    message = {"content": content, "reasoning_content": "", "role": "assistant"}
+    return go_json({"choices": [{"finish_reason": "stop", "index": 0, "message": message}], "created": CREATED,
+                    "id": g3_id(), "model": M3, "object": "chat.completion", "usage": G3_USAGE})
+
+
+def answer_g3(ctx: Ctx, content: str, default_stream: bool = True, chunk_size: int | None = None) -> None:
+    """Answer G3-style: a stream, or a chat.completion when the request's stream flag is false."""
+    if ctx.stream_flag(default_stream):
+        ctx.send_stream(g3_frames(content), SSE_GO, chunk_size=chunk_size)
+    else:
+        ctx.send_json(200, g3_completion(content))
+
+
+def g1_chunk(content: str, index: int, finish: str | None = None) -> str:
+    """Build a G1 chunk: fresh id, given index, `system_fingerprint: null`, json.dumps separators."""
+    return g1_json({"id": g1_id(), "object": "chat.completion.chunk", "created": CREATED, "model": "grok-3",
+                    "system_fingerprint": None,
+                    "choices": [{"index": index, "delta": {"content": content}, "finish_reason": finish}]})
+
+
+# --------------------------------------------------------------------------- chat, non-stream
+
+
+def g16_completion(content: str, model: str = M16) -> str:
+    """Build a G1.6 chat.completion with images-API usage keys (§3.1)."""
+    return compact_json({"id": g16_id(), "object": "chat.completion", "created": CREATED, "model": model,
+                         "choices": [{"index": 0, "message": {"role": "assistant", "content": content,
+                                                              "refusal": None}, "finish_reason": "stop"}],
+                         "usage": G16_USAGE})
+
+
+@scenario("g16_nonstream_url", ["green_jpeg"])
+def g16_nonstream_url(ctx: Ctx) -> None:
+    """G1.6 non-stream: content is the bare absolute file URL."""
+    ctx.send_json(200, g16_completion(ctx.abs(g16_user_path("green_jpeg"))))
+
+
+@scenario("g16_nonstream_b64", ["orange_jpeg"])
+def g16_nonstream_b64(ctx: Ctx) -> None:
+    """G1.6 non-stream: content is bare base64 (no data: prefix)."""
+    ctx.send_json(200, g16_completion(b64(IMAGES["orange_jpeg"])))
+
+
+@scenario("g15_chat_images_shape", ["purple_png"])
+def g15_chat_images_shape(ctx: Ctx) -> None:
+    """G1.5: the chat endpoint answers the images-API shape."""
+    url = ctx.abs(g16_final_path("purple_png", "png"))
+    ctx.send_json(200, compact_json({"created": CREATED, "data": [{"url": url}], "usage": G16_USAGE}))
+
+
+@scenario("g2_nonstream_md", ["blue_webp", "yellow_gif"])
+def g2_nonstream_md(ctx: Ctx) -> None:
+    """G2 non-stream: markdown images joined by a blank line, progress in reasoning_content."""
+    content = "\n\n".join(md(ctx.abs(g2_path(n))) for n in ("blue_webp", "yellow_gif"))
+    message = {"role": "assistant", "content": content,
+               "reasoning_content": "图片正在生成 40% (0/1)\n图片正在生成 100% (1/1)\n"}
+    ctx.send_json(200, compact_json({"id": g16_id(), "object": "chat.completion", "created": CREATED, "model": M2,
+                                     "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                                     "usage": G2_USAGE}))
+
+
+@scenario("g3_nonstream_md", ["magenta_jpeg"])
+def g3_nonstream_md(ctx: Ctx) -> None:
+    """G3 non-stream: sorted keys, `chatcmpl_` id, `&` in the URL escaped as \\u0026."""
+    ctx.send_json(200, g3_completion(md(ctx.abs(g3_path("magenta_jpeg")) + "?sig=1&exp=2")))
+
+
+@scenario("g1_nonstream", ["olive_jpeg"])
+def g1_nonstream(ctx: Ctx) -> None:
+    """G1 non-stream: model text plus a relative `/images/…` markdown image, usage null."""
+    content = "Here is your image.\n" + md(g1_path("olive_jpeg"), "Generated Image")
+    ctx.send_json(200, g1_json({"id": g1_id(), "object": "chat.completion", "created": CREATED, "model": "grok-3",
+                                "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                                             "finish_reason": "stop"}],
+                                "usage": None}))
+
+
+# --------------------------------------------------------------------------- chat, streaming
+
+
+@scenario("g16_stream_url", ["brown_jpeg"])
+def g16_stream_url(ctx: Ctx) -> None:
+    """G1.6 stream (§3.2): one final frame with an absolute `-final.jpg` URL, usage, [DONE]."""
+    content = md(ctx.abs(g16_final_path("brown_jpeg")))
+    ctx.send_stream([g16_frame(g16_id(), content, usage=True), DONE])
+
+
+@scenario("g16_stream_n2", ["gray_jpeg", "cyan_png"])
+def g16_stream_n2(ctx: Ctx) -> None:
+    """G1.6 stream n=2: two frames, index 0 and 1, both finish_reason stop."""
+    cid = g16_id()
+    first = g16_frame(cid, md(ctx.abs(g16_final_path("gray_jpeg"))), index=0)
+    second = g16_frame(cid, md(ctx.abs(g16_final_path("cyan_png", "png"))), index=1, usage=True)
+    ctx.send_stream([first, second, DONE])
+
+
+@scenario("g16_stream_relative", ["pink_png"])
+def g16_stream_relative(ctx: Ctx) -> None:
+    """G1.6 stream with a relative `/v1/files/image/<uuid>-final.png` URL (app_url unset)."""
+    ctx.send_stream([g16_frame(g16_id(), md(g16_final_path("pink_png", "png")), usage=True), DONE])
+
+
+@scenario("g16_stream_dataurl", ["noise_jpeg"])
+def g16_stream_dataurl(ctx: Ctx) -> None:
+    """G1.6 stream with a data URL labelled image/png around JPEG bytes, on one big line."""
+    content = md(data_url("noise_jpeg", "image/png"))
+    ctx.send_stream([g16_frame(g16_id(), content, usage=True), DONE])
+
+
+@scenario("g16_stream_empty")
+def g16_stream_empty(ctx: Ctx) -> None:
+    """G1.6 stream when nothing was produced: one frame with empty content."""
+    ctx.send_stream([g16_frame(g16_id(), "", usage=True), DONE])
+
+
+@scenario("g16_chat_think", ["teal_webp"])
+def g16_chat_think(ctx: Ctx) -> None:
+    """G1.6 chat model: progress inside <think>…</think> content, then `![<uuid>](url)`."""
+    cid, model = g16_id(), "grok-4"
+    pieces = ["<think>\n", "正在生成第1张图片中，当前进度50%\n", "正在生成第1张图片中，当前进度100%\n", "</think>\n",
+              md(ctx.abs(g16_user_path("teal_webp")), stable_alt("teal_webp")) + "\n"]
+    frames = [sse_frame(g16_chunk(cid, {"role": "assistant", "content": pieces[0]}, finish=None, model=model),
+                        event="chat.completion.chunk")]
+    frames += [sse_frame(g16_chunk(cid, {"content": p}, finish=None, model=model), event="chat.completion.chunk")
+               for p in pieces[1:]]
+    frames.append(sse_frame(g16_chunk(cid, {}, finish="stop", usage=True, model=model),
+                            event="chat.completion.chunk"))
+    ctx.send_stream(frames + [DONE])
+
+
+@scenario("g3_stream_dataurl", ["orange_jpeg", "red_png"])
+def g3_stream_dataurl(ctx: Ctx) -> None:
+    """G3 stream (§3.3): role chunk, one delta with two data URLs, usage chunk, [DONE]."""
+    ctx.send_stream(g3_frames(f"{md(data_url('orange_jpeg'))}\n\n{md(data_url('red_png'))}"), SSE_GO)
+
+
+@scenario("g1_stream_b64", ["noise_jpeg"])
+def g1_stream_b64(ctx: Ctx) -> None:
+    """G1 base64 mode: a data URL split in 8192-char slices, new id and index per chunk."""
+    text = b64(IMAGES["noise_jpeg"])
+    pieces = ["![Generated Image](data:image/jpeg;base64,"]
+    pieces += [text[i:i + 8192] for i in range(0, len(text), 8192)] + [")\n"]
+    frames = [sse_frame(g1_chunk(p, i)) for i, p in enumerate(pieces)]
+    frames.append(sse_frame(g1_chunk("", len(pieces), "stop")))
+    ctx.send_stream(frames + [DONE])
+
+
+@scenario("g1_stream_url", ["olive_jpeg"])
+def g1_stream_url(ctx: Ctx) -> None:
+    """G1 URL mode: one chunk with a relative `/images/…` URL and finish_reason stop, no [DONE]."""
+    ctx.send_stream([sse_frame(g1_chunk(md(g1_path("olive_jpeg"), "Generated Image"), 0, "stop"))])
+
+
+@scenario("g2_stream_progress", ["blue_webp"])
+def g2_stream_progress(ctx: Ctx) -> None:
+    """G2 stream (§3.4): progress in reasoning_content, markdown content, empty final, [DONE]."""
+    cid = g16_id()
+    frames = [sse_frame(g2_chunk(cid, {"reasoning_content": f"图片正在生成 {p}% ({p // 100}/1)\n"}))
+              for p in (40, 80, 100)]
+    frames.append(sse_frame(g2_chunk(cid, {"content": md(ctx.abs(g2_path("blue_webp")))})))
+    frames.append(sse_frame(g2_chunk(cid, {"content": ""}, "stop")))
+    ctx.send_stream(frames + [DONE])
+
+
+@scenario("g2_stream_bare_url", ["yellow_gif"])
+def g2_stream_bare_url(ctx: Ctx) -> None:
+    """G2 chat model, grok_url style: content is a bare URL followed by a newline."""
+    cid = g16_id()
+    frames = [sse_frame(g2_chunk(cid, {"content": ctx.abs(g2_path("yellow_gif")) + "\n"}, model="grok-4")),
+              sse_frame(g2_chunk(cid, {"content": ""}, "stop", model="grok-4")), DONE]
+    ctx.send_stream(frames)
+
+
+def ndjson_lines(ctx: Ctx) -> list[bytes]:
+    """Return upstream-Grok NDJSON token lines that spell a markdown image, split mid-URL."""
+    url = ctx.abs(g3_path("magenta_jpeg"))
+    tokens = ["Here you go: ", "![", "image](", url[:17], url[17:40], url[40:], ")"]
+    return [(compact_json({"result": {"response": {"token": t}}}) + "\n").encode() for t in tokens]
+
+
+@scenario("ndjson_tokens", ["magenta_jpeg"])
+def ndjson_tokens(ctx: Ctx) -> None:
+    """Raw one-line JSON objects (§3.5), then a bare [DONE] line."""
+    ctx.send_stream(ndjson_lines(ctx) + [b"[DONE]\n"], "application/x-ndjson")
+
+
+@scenario("ndjson_no_done", ["magenta_jpeg"])
+def ndjson_no_done(ctx: Ctx) -> None:
+    """Raw one-line JSON objects without [DONE]."""
+    ctx.send_stream(ndjson_lines(ctx), "application/x-ndjson")
+
+
+def proxy_frames(eol: str) -> list[bytes]:
+    """Return a G3 stream as a proxy may re-frame it: comments, `data:` without space, split data."""
+    role, content, final = g3_chunks(md(data_url("red_png")))
+    cut = final.index(',"created"') + 1  # a newline after this comma is legal JSON whitespace
+    return [f": ping{eol}{eol}".encode(),
+            f"data: {role}{eol}{eol}".encode(),
+            f": ping{eol}".encode(),
+            f"data:{content}{eol}{eol}".encode(),
+            f"data: {final[:cut]}{eol}data: {final[cut:]}{eol}{eol}".encode(),
+            f": ping{eol}{eol}data: [DONE]{eol}{eol}".encode()]
+
+
+@scenario("proxy_crlf", ["red_png"])
+def proxy_crlf(ctx: Ctx) -> None:
+    """A proxied G3 stream with CRLF line endings."""
+    ctx.send_stream(proxy_frames("\r\n"), SSE_GO)
+
+
+@scenario("proxy_cr", ["red_png"])
+def proxy_cr(ctx: Ctx) -> None:
+    """A proxied G3 stream with bare CR line endings."""
+    ctx.send_stream(proxy_frames("\r"), SSE_GO)
+
+
+@scenario("gzip_stream", ["green_jpeg"])
+def gzip_stream(ctx: Ctx) -> None:
+    """A G3 stream gzip-compressed by a proxy, flushed per frame."""
+    ctx.send_stream(g3_frames(md(data_url("green_jpeg"))), SSE_GO, gzip=True)
+
+
+@scenario("tiny_chunks", ["pink_png"])
+def tiny_chunks(ctx: Ctx) -> None:
+    """A CRLF stream with non-ASCII alt text and U+2028, written in 7-byte chunks."""
+    cid = g16_id()
+    content = "好的\u2028这是你要的图片：\n" + md(data_url("pink_png"), "图片 ✓")
+    chunks = [g16_chunk(cid, {"role": "assistant", "content": ""}, finish=None),
+              g16_chunk(cid, {"content": content}, finish=None),
+              g16_chunk(cid, {}, finish="stop", usage=True)]
+    body = b"".join(sse_frame(c, eol="\r\n") for c in chunks) + sse_frame("[DONE]", eol="\r\n")
+    ctx.send_stream([body], SSE, chunk_size=7)
+
+
+# --------------------------------------------------------------------------- responses api
+
+
+def official_image_item(status: str, result: str | None) -> dict:
+    """Build an official image_generation_call output item."""
+    item: dict[str, Any] = {"id": "ig_0894" + "a1" * 12, "type": "image_generation_call", "status": status}
+    if result is not None:
+        item.update(background="opaque", output_format="png", quality="low", size="1024x1024",
+                    revised_prompt="A red fox sitting in fresh snow", result=result)
+    return item
+
+
+def official_message_item(status: str, text: str) -> dict:
+    """Build an official assistant message output item."""
+    content = [{"type": "output_text", "annotations": [], "logprobs": [], "text": text}] if text else []
+    return {"id": "msg_0894" + "b2" * 12, "type": "message", "status": status, "content": content,
+            "role": "assistant"}
+
+
+def official_response(status: str, output: list) -> dict:
+    """Build an official Response object."""
+    usage = {"input_tokens": 2329, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 1531,
+             "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 3860}
+    return {"id": "resp_0894" + "c3" * 12, "object": "response", "created_at": CREATED, "status": status,
+            "background": False, "error": None, "incomplete_details": None, "model": "gpt-5",
+            "output": output, "parallel_tool_calls": True,
+            "tools": [{"type": "image_generation", "background": "auto", "output_format": "png",
+                       "partial_images": 2, "quality": "low", "size": "1024x1024"}],
+            "usage": usage if status == "completed" else None, "metadata": {}}
+
+
+@scenario("responses_official_stream", ["cyan_png"])
+def responses_official_stream(ctx: Ctx) -> None:
+    """Official Responses image tool stream (§3.7): every event, sequence numbers, no [DONE]."""
+    final, text = b64(IMAGES["cyan_png"]), "Here is your image."
+    ig = official_image_item("in_progress", None)["id"]
+    msg = official_message_item("in_progress", "")
+    done_msg = official_message_item("completed", text)
+    part = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
+    events = [
+        {"type": "response.created", "response": official_response("in_progress", [])},
+        {"type": "response.in_progress", "response": official_response("in_progress", [])},
+        {"type": "response.output_item.added", "output_index": 0, "item": official_image_item("in_progress", None)},
+        {"type": "response.image_generation_call.in_progress", "output_index": 0, "item_id": ig},
+        {"type": "response.image_generation_call.generating", "output_index": 0, "item_id": ig},
+        *({"type": "response.image_generation_call.partial_image", "output_index": 0, "item_id": ig,
+           "partial_image_index": i, "partial_image_b64": b64(IMAGES[n])}
+          for i, n in enumerate(("preview_a_png", "preview_b_png"))),
+        {"type": "response.image_generation_call.completed", "output_index": 0, "item_id": ig},
+        {"type": "response.output_item.done", "output_index": 0, "item": official_image_item("completed", final)},
+        {"type": "response.output_item.added", "output_index": 1, "item": msg},
+        {"type": "response.content_part.added", "item_id": msg["id"], "output_index": 1, "content_index": 0,
+         "part": part},
+        {"type": "response.output_text.delta", "item_id": msg["id"], "output_index": 1, "content_index": 0,
+         "delta": text, "logprobs": []},
+        {"type": "response.output_text.done", "item_id": msg["id"], "output_index": 1, "content_index": 0,
+         "text": text, "logprobs": []},
+        {"type": "response.content_part.done", "item_id": msg["id"], "output_index": 1, "content_index": 0,
+         "part": {**part, "text": text}},
+        {"type": "response.output_item.done", "output_index": 1, "item": done_msg},
+        # A real capture showed "generating" on an item that already had its result.
+        {"type": "response.completed",
+         "response": official_response("completed", [official_image_item("generating", final), done_msg])},
+    ]
+    frames = []
+    for seq, event in enumerate(events):
+        event = {"type": event["type"], "sequence_number": seq, **event}
+        frames.append(sse_frame(compact_json(event), event=event["type"]))
+    ctx.send_stream(frames)
+
+
+@scenario("responses_official_json", ["cyan_png"])
+def responses_official_json(ctx: Ctx) -> None:
+    """Official non-stream Response with an image_generation_call result and a message."""
+    output = [official_image_item("completed", b64(IMAGES["cyan_png"])),
+              official_message_item("completed", "Here is your image.")]
+    ctx.send_json(200, compact_json(official_response("completed", output)))
+
+
+def gateway_response_events(text: str, model: str) -> list[dict]:
+    """Return grok2api Responses events carrying image text in output_text deltas."""
+    rid, mid = "resp_" + secrets.token_hex(12), "msg_" + secrets.token_hex(12)
+    part = {"type": "output_text", "text": "", "annotations": []}
+    item = {"id": mid, "type": "message", "status": "in_progress", "role": "assistant", "content": []}
+    done_item = {**item, "status": "completed", "content": [{**part, "text": text}]}
+    head = {"id": rid, "object": "response", "created_at": CREATED, "model": model}
+    where = {"item_id": mid, "output_index": 0, "content_index": 0}
+    return [
+        {"type": "response.created", "response": {**head, "status": "in_progress", "output": []}},
+        {"type": "response.in_progress", "response": {**head, "status": "in_progress", "output": []}},
+        {"type": "response.output_item.added", "output_index": 0, "item": item},
+        {"type": "response.content_part.added", **where, "part": part},
+        {"type": "response.output_text.delta", **where, "delta": text},
+        {"type": "response.output_text.done", **where, "text": text},
+        {"type": "response.content_part.done", **where, "part": {**part, "text": text}},
+        {"type": "response.output_item.done", "output_index": 0, "item": done_item},
+        {"type": "response.completed", "response": {**head, "status": "completed", "output": [done_item],
+                                                    "usage": {"input_tokens": 3, "output_tokens": 18,
+                                                              "total_tokens": 21}}},
+    ]
+
+
+@scenario("responses_g2_stream", ["blue_webp"])
+def responses_g2_stream(ctx: Ctx) -> None:
+    """G2 Responses stream: markdown URL in output_text.delta, no sequence_number, trailing [DONE]."""
+    events = gateway_response_events(md(ctx.abs(g2_path("blue_webp"))), M2)
+    ctx.send_stream([sse_frame(compact_json(e), event=e["type"]) for e in events] + [DONE])
+
+
+@scenario("responses_g3_stream", ["navy_png"])
+def responses_g3_stream(ctx: Ctx) -> None:
+    """G3 Responses stream: response_id on events, a keepalive, data URL delta, no [DONE]."""
+    events = gateway_response_events(md(data_url("navy_png")), M3)
+    rid = events[0]["response"]["id"]
+    frames = [sse_frame(go_json({**e, "response_id": rid}), event=e["type"]) for e in events]
+    frames.insert(3, sse_frame(go_json({"type": "keepalive", "sequence_number": 3}), event="keepalive"))
+    ctx.send_stream(frames, SSE_GO)
+
+
+# --------------------------------------------------------------------------- images api
+
+
+@scenario("images_official_json", ["red_png"])
+def images_official_json(ctx: Ctx) -> None:
+    """Official images JSON (§3.8) with b64_json and the gpt-image extras."""
+    usage = {"input_tokens": 50, "input_tokens_details": {"image_tokens": 0, "text_tokens": 50},
+             "output_tokens": 272, "total_tokens": 322}
+    ctx.send_json(200, compact_json({"created": CREATED, "data": [{"b64_json": b64(IMAGES["red_png"])}],
+                                     "background": "opaque", "output_format": "png", "quality": "low",
+                                     "size": "1024x1024", "usage": usage}))
+
+
+@scenario("images_g16_json_padded", ["green_jpeg"])
+def images_g16_json_padded(ctx: Ctx) -> None:
+    """G1.6 images JSON for n=2 with only one image: padded with the literal "error"."""
+    data = [{"url": ctx.abs(g16_user_path("green_jpeg"))}, {"url": "error"}]
+    ctx.send_json(200, compact_json({"created": CREATED, "data": data, "usage": G16_USAGE}))
+
+
+def g3_images_json(ctx: Ctx, name: str) -> str:
+    """Build G3 images JSON with one URL (Go encoding)."""
+    return go_json({"created": CREATED, "data": [{"mime_type": mime_of(name), "revised_prompt": "",
+                                                  "url": ctx.abs(g3_path(name))}]})
+
+
+@scenario("images_g3_json", ["magenta_jpeg"])
+def images_g3_json(ctx: Ctx) -> None:
+    """G3 images JSON: mime_type, revised_prompt, url to /v1/media/images/img_…."""
+    ctx.send_json(200, g3_images_json(ctx, "magenta_jpeg"))
+
+
+@scenario("images_g3_stream", ["orange_jpeg"])
+def images_g3_stream(ctx: Ctx) -> None:
+    """G3 images stream (§3.6): partial then completed, official names, no [DONE]."""
+    kind = "image_edit" if ctx.endpoint == "/v1/images/edits" else "image_generation"
+    common = {"background": "auto", "quality": "auto", "size": "1024x1024"}
+    partial = {**common, "b64_json": b64(IMAGES["preview_a_png"]), "created_at": CREATED, "output_format": "png",
+               "partial_image_index": 0, "type": f"{kind}.partial_image"}
+    completed = {**common, "b64_json": b64(IMAGES["orange_jpeg"]), "created_at": CREATED + 10,
+                 "output_format": "jpeg", "type": f"{kind}.completed"}
+    if kind == "image_edit":
+        completed["usage"] = ZERO_IMAGE_USAGE
+    ctx.send_stream([sse_frame(go_json(e), event=e["type"]) for e in (partial, completed)], SSE_GO)
+
+
+@scenario("images_g16_stream_url", ["brown_jpeg"])
+def images_g16_stream_url(ctx: Ctx) -> None:
+    """G1.6 images stream, app-chat path: empty partials with progress, then a final url."""
+    image_id = image_event_id("brown_jpeg")
+    frames = []
+    for i, (stage, progress) in enumerate((("preview", 33), ("medium", 66))):
+        partial = {"type": "image_generation.partial_image", "url": "", "created_at": CREATED,
+                   "size": "1024x1024", "index": 0, "partial_image_index": i, "image_id": image_id,
+                   "stage": stage, "progress": progress}
+        frames.append(sse_frame(compact_json(partial), event=partial["type"]))
+    completed = {"type": "image_generation.completed", "url": ctx.abs(g16_final_path("brown_jpeg")),
+                 "created_at": CREATED + 10, "size": "1024x1024", "index": 0, "image_id": image_id,
+                 "stage": "final", "usage": G16_USAGE}
+    frames.append(sse_frame(compact_json(completed), event=completed["type"]))
+    ctx.send_stream(frames)
+
+
+# --------------------------------------------------------------------------- edits validation
+
+
+def g16_error(message: str, type_: str, code: str | None, param: str | None = None) -> str:
+    """Build a G1.6 error body (message, type, param, code)."""
+    return compact_json({"error": {"message": message, "type": type_, "param": param, "code": code}})
+
+
+def g3_error(message: str, type_: str, code: str | None = None, param: bool = False) -> str:
+    """Build a G3 error body (sorted keys; param null only where G3 sends it)."""
+    body: dict[str, Any] = {"message": message, "type": type_}
+    if code:
+        body["code"] = code
+    if param:
+        body["param"] = None
+    return go_json({"error": body})
+
+
+@scenario("edits_g16_multipart", ["gray_jpeg"])
+def edits_g16_multipart(ctx: Ctx) -> None:
+    """G1.6 edits: multipart with file field `image` only (`image[]` fails validation)."""
+    form = ctx.req.form
+    if form is None:
+        return ctx.send_json(400, g16_error("Request body must be multipart/form-data", "invalid_request_error",
+                                            "invalid_request", None))
+    if "image" not in form or "image[]" in form:
+        return ctx.send_json(400, g16_error("Field required: image", "invalid_request_error", "missing_image",
+                                            "image"))
+    if "prompt" not in form:
+        return ctx.send_json(400, g16_error("Field required: prompt", "invalid_request_error", "missing_prompt",
+                                            "prompt"))
+    data = [{"url": ctx.abs(g16_user_path("gray_jpeg"))}]
+    ctx.send_json(200, compact_json({"created": CREATED, "data": data, "usage": G16_USAGE}))
+
+
+@scenario("edits_g2_multipart", ["lime_png"])
+def edits_g2_multipart(ctx: Ctx) -> None:
+    """G2 edits: multipart with field `image[]` only (plain `image` → FastAPI-style 400)."""
+    form = ctx.req.form or {}
+    if "image[]" not in form:
+        detail = [{"type": "missing", "loc": ["body", "image[]"], "msg": "Field required", "input": None}]
+        return ctx.send_json(400, compact_json({"detail": detail}))
+    if "mask" in form:
+        return ctx.send_json(400, compact_json({"error": {"message": "mask is not supported",
+                                                          "type": "invalid_request_error",
+                                                          "code": "unsupported_parameter"}}))
+    ctx.send_json(200, compact_json({"created": CREATED, "data": [{"url": ctx.abs(g2_path("lime_png"))}]}))
+
+
+@scenario("edits_g3_json", ["olive_jpeg"])
+def edits_g3_json(ctx: Ctx) -> None:
+    """G3 edits: application/json with `images:[{"url":"data:…"}]` only (multipart → 415)."""
+    ctype = ctx.req.headers.get("content-type", "").lower()
+    if not ctype.startswith("application/json"):
+        return ctx.send_json(415, g3_error("请求体必须是 application/json", "invalid_request_error",
+                                           "unsupported_media_type", param=True))
+    images = ctx.req.json.get("images") if isinstance(ctx.req.json, dict) else None
+    if not isinstance(images, list) or not 1 <= len(images) <= 8 or not all(
+            isinstance(i, dict) and str(i.get("url", "")).startswith("data:") for i in images):
+        return ctx.send_json(400, g3_error("images 必须包含 1-8 张图片", "invalid_request_error", "invalid_image",
+                                           param=True))
+    ctx.send_json(200, g3_images_json(ctx, "olive_jpeg"))
+
+
+# --------------------------------------------------------------------------- http errors (§4)
+
+
+def _fixed_error(name: str, status: int, body: str, headers: tuple = ()) -> None:
+    """Register a scenario that always answers one HTTP error (also on GET /v1/models)."""
+
+    def handler(ctx: Ctx) -> None:
+        ctx.send_json(status, body, headers)
+
+    handler.__doc__ = f"Answer HTTP {status} ({name})."
+    scenario(name, models_error=True)(handler)
+
+
+_fixed_error("err_401_g16", 401, g16_error("Invalid authentication token", "authentication_error",
+                                           "invalid_api_key"))
+_fixed_error("err_401_g2", 401, compact_json({"detail": "Missing or invalid Authorization header."}),
+             (("WWW-Authenticate", "Bearer"),))
+_fixed_error("err_403_g2", 403, compact_json({"detail": "Invalid API key."}))
+_fixed_error("err_400_g16", 400, g16_error("n must be between 1 and 2 when stream=true", "invalid_request_error",
+                                           "invalid_n", "image_config.n"))
+_fixed_error("err_429_g2", 429, compact_json({"error": {"message": "No available accounts for image generation",
+                                                        "type": "rate_limit_exceeded",
+                                                        "code": "rate_limit_exceeded"}}))
+_fixed_error("err_502_g16", 502, g16_error("Upstream service error: 502 Bad Gateway", "server_error",
+                                           "upstream_error"))
+_fixed_error("err_503_g3", 503, g3_error("上游服务暂时不可用，请稍后重试", "server_error", "upstream_unavailable"),
+             (("Retry-After", "1"),))
+_fixed_error("err_400_g3_provider", 400, g3_error("Image generation failed: the requested size is not supported",
+                                                  "invalid_request_error"))
+
+
+@scenario("err_text_plain_500", models_error=True)
+def err_text_plain_500(ctx: Ctx) -> None:
+    """A proxy's plain-text 500."""
+    ctx.send(500, b"Internal Server Error", "text/plain; charset=utf-8")
+
+
+_STATUS_TYPES = {401: "authentication_error", 403: "authentication_error", 429: "rate_limit_error"}
+
+
+def _then_images(options: dict[str, str]) -> list[bytes]:
+    """Return what fail_then_ok delivers once it succeeds."""
+    return expected_images(options.get("then", "g3_stream_dataurl"))
+
+
+@scenario("fail_then_ok", _then_images)
+def fail_then_ok(ctx: Ctx) -> None:
+    """Fail the first `times` requests to this exact segment with `status`, then act as `then`."""
+    status, times = int(ctx.opt("status", 429)), int(ctx.opt("times", 1))
+    if ctx.fake._bump(ctx.segment) < times:
+        headers = [("Retry-After", ctx.opts["retry_after"])] if "retry_after" in ctx.opts else []
+        if status == 429:
+            body = g16_error("No available tokens. Please try again later.", "rate_limit_error",
+                             "rate_limit_exceeded")
+        else:
+            type_ = _STATUS_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+            body = g3_error(f"上游返回错误 (HTTP {status})", type_, "upstream_unavailable")
+        return ctx.send_json(status, body, headers)
+    then = ctx.opts.get("then", "g3_stream_dataurl")
+    SCENARIOS[then].handler(dataclasses.replace(ctx, name=then, opts={}))
+
+
+# --------------------------------------------------------------------------- in-stream errors
+
+
+@scenario("instream_error_g16")
+def instream_error_g16(ctx: Ctx) -> None:
+    """G1.6: HTTP 200, then `event: error` with a rate-limit error, then [DONE]."""
+    error = {"error": {"message": "No available tokens. Please try again later.", "type": "rate_limit_error",
+                       "code": "rate_limit_exceeded"}}
+    ctx.send_stream([sse_frame(compact_json(error), event="error"), DONE])
+
+
+@scenario("instream_error_g2")
+def instream_error_g2(ctx: Ctx) -> None:
+    """G2: HTTP 200, then `event: error` (type upstream_error, no code), then [DONE]."""
+    error = {"error": {"message": "Upstream returned 502 while generating the image", "type": "upstream_error"}}
+    ctx.send_stream([sse_frame(compact_json(error), event="error"), DONE])
+
+
+@scenario("instream_error_g3")
+def instream_error_g3(ctx: Ctx) -> None:
+    """G3 chat: a `"type":"error"` frame without an event line, then [DONE]."""
+    error = {"error": {"code": "upstream_stream_interrupted", "message": "上游流式响应中断", "type": "server_error"},
+             "type": "error"}
+    ctx.send_stream([sse_frame(go_json(error)), DONE], SSE_GO)
+
+
+@scenario("responses_failed_g3")
+def responses_failed_g3(ctx: Ctx) -> None:
+    """G3 Responses: response.created, then `event: response.failed` (status failed)."""
+    rid = "resp_" + secrets.token_hex(12)
+    created = {"type": "response.created", "response_id": rid,
+               "response": {"id": rid, "object": "response", "created_at": CREATED, "model": M3,
+                            "status": "in_progress", "output": []}}
+    failed = {"type": "response.failed", "response_id": rid,
+              "response": {"id": rid, "status": "failed",
+                           "error": {"code": "image_generation_incomplete", "message": "上游仅返回 0/1 张可用图片"}}}
+    ctx.send_stream([sse_frame(go_json(e), event=e["type"]) for e in (created, failed)], SSE_GO)
+
+
+@scenario("g1_error_text")
+def g1_error_text(ctx: Ctx) -> None:
+    """G1: the error arrives as content `Error: …` with finish_reason stop, then [DONE]."""
+    message = "Error: Request failed, status code 429: Too many requests, please try again later."
+    ctx.send_stream([sse_frame(g1_chunk(message, 0, "stop")), DONE])
+
+
+@scenario("refusal_text")
+def refusal_text(ctx: Ctx) -> None:
+    """A text-only refusal, streamed only when the request asked for a stream."""
+    if not ctx.stream_flag(False):
+        return ctx.send_json(200, g16_completion(REFUSAL, "grok-4"))
+    cid = g16_id()
+    chunks = [g16_chunk(cid, {"role": "assistant", "content": ""}, finish=None, model="grok-4"),
+              g16_chunk(cid, {"content": REFUSAL}, finish=None, model="grok-4"),
+              g16_chunk(cid, {}, finish="stop", model="grok-4")]
+    ctx.send_stream([sse_frame(c) for c in chunks] + [DONE])
+
+
+# --------------------------------------------------------------------------- connection faults
+
+
+@scenario("reset_midstream")
+def reset_midstream(ctx: Ctx) -> None:
+    """Send headers and two frames (the second a truncated data URL), then reset the TCP connection."""
+    cid = g3_id()
+    writer = ctx.stream(SSE_GO)
+    writer.write(sse_frame(g3_chunk(cid, {"role": "assistant"})))
+    writer.write(sse_frame(g3_chunk(cid, {"content": "![image](data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAA"})))
+    if not ctx.wait(0.1):  # let the frames reach the client before the RST discards anything unsent
+        ctx.reset_connection()
+
+
+@scenario("slow_headers", ["orange_jpeg", "red_png"])
+def slow_headers(ctx: Ctx) -> None:
+    """Wait `s` seconds (default 2) before any byte, then answer like g3_stream_dataurl."""
+    if not ctx.wait(ctx.opt("s", 2.0)):
+        g3_stream_dataurl(ctx)
+
+
+@scenario("stall")
+def stall(ctx: Ctx) -> None:
+    """Send headers and a role chunk, then nothing until the client disconnects (cap 120 s)."""
+    writer = ctx.stream(SSE_GO)
+    writer.write(sse_frame(g3_chunk(g3_id(), {"role": "assistant"})))
+    ctx.wait_for_disconnect(120.0)
+
+
+@scenario("latency", ["gradient512_png"])
+def latency(ctx: Ctx) -> None:
+    """Sleep `s` seconds (default 0.5), then answer one 512x512 data URL (stream unless stream=false)."""
+    if not ctx.wait(ctx.opt("s", 0.5)):
+        answer_g3(ctx, md(data_url("gradient512_png")))
+
+
+@scenario("garbage_dataurl")
+def garbage_dataurl(ctx: Ctx) -> None:
+    """A data URL whose base64 decodes to random non-image bytes."""
+    junk = random.Random(SEED + 4).randbytes(3000)
+    answer_g3(ctx, md("data:image/png;base64," + b64(junk)))
+
+
+@scenario("html_url")
+def html_url(ctx: Ctx) -> None:
+    """A markdown image pointing at an HTML page."""
+    answer_g3(ctx, md(ctx.abs("/files/html")))
+
+
+@scenario("huge_url")
+def huge_url(ctx: Ctx) -> None:
+    """A markdown image pointing at an 80 MiB never-valid image."""
+    answer_g3(ctx, md(ctx.abs("/files/huge")))
+
+
+@scenario("redirect_url", ["purple_png"])
+def redirect_url(ctx: Ctx) -> None:
+    """A markdown image pointing at a 302 that leads to a real image."""
+    answer_g3(ctx, md(ctx.abs("/files/redirect?to=" + quote(ctx.abs(g3_path("purple_png")), safe=""))))
+
+
+@scenario("foreign_url", ["purple_png"])
+def foreign_url(ctx: Ctx) -> None:
+    """A markdown image on another private host (127.0.0.2), as grok2api's app_url may say."""
+    answer_g3(ctx, md(ctx.abs(g3_path("purple_png")).replace("127.0.0.1", "127.0.0.2", 1)))
+
+
+@scenario("mixed_good_bad", ["teal_webp"])
+def mixed_good_bad(ctx: Ctx) -> None:
+    """One real image and one link to an HTML page."""
+    answer_g3(ctx, "\n\n".join([md(ctx.abs("/files/html")), md(data_url("teal_webp"))]))
+
+
+@scenario("dup_images", ["teal_webp"])
+def dup_images(ctx: Ctx) -> None:
+    """The same image as a URL, again as a data URL, and the URL once more."""
+    url = md(ctx.abs(g3_path("teal_webp")))
+    answer_g3(ctx, "\n\n".join([url, md(data_url("teal_webp")), url]))
+
+
+_oversize_lock = threading.Lock()
+_oversize_frame: list[bytes] = []
+
+
+def oversize_frame() -> bytes:
+    """Return one ~64 KiB G3 frame of base64-looking content (built once)."""
+    with _oversize_lock:
+        if not _oversize_frame:
+            filler = b64(random.Random(SEED + 5).randbytes(48 * 1024 - 200))
+            _oversize_frame.append(sse_frame(g3_chunk("chatcmpl_" + "0" * 32, {"content": filler})))
+        return _oversize_frame[0]
+
+
+@scenario("oversize_stream")
+def oversize_stream(ctx: Ctx) -> None:
+    """Send an endless data URL in 64 KiB frames until the client leaves or 300 MB went out."""
+    cid, limit = g3_id(), 300 * 1024 * 1024
+    writer = ctx.stream(SSE_GO)
+    writer.write(sse_frame(g3_chunk(cid, {"role": "assistant"})))
+    writer.write(sse_frame(g3_chunk(cid, {"content": "![image](data:image/png;base64,iVBORw0KGgo"})))
+    frame = oversize_frame()
+    while writer.sent < limit and not ctx.fake._stop.is_set():
+        writer.write(frame)
+    writer.close()
+
+
+_frames_lock = threading.Lock()
+_big_frames: dict[float, list[bytes]] = {}
+
+
+def big_frames(mb: float) -> list[bytes]:
+    """Return a G3 stream whose content frame is one ~mb MiB data URL line (built once per size)."""
+    with _frames_lock:
+        if mb not in _big_frames:
+            content = md("data:image/png;base64," + b64(big_png(mb)))
+            _big_frames[mb] = g3_frames(content)
+        return _big_frames[mb]
+
+
+@scenario("big_dataurl", lambda options: [big_png(float(options.get("mb", 24)))])
+def big_dataurl(ctx: Ctx) -> None:
+    """One single-line data URL of about `mb` MiB (default 24) of a real PNG, in 16 KiB chunks."""
+    ctx.send_stream(big_frames(ctx.opt("mb", 24.0)), SSE_GO, chunk_size=16 * 1024)
