@@ -9,7 +9,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Formats accepted as sources and results; anything else Pillow might open (e.g. EPS, ICO)
 # is refused so a "result" is always something a browser and a trainer can read.
-FORMATS = {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
+# MPO (multi-picture JPEG from phones and cameras) is a JPEG with extra frames: treat it as one.
+FORMATS = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff"}
+# Pillow plugins allowed to open files: never EPS and the like, which run external programs.
+# (JPEG's opener also yields MPO.)
+OPEN_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif",
         "bmp": "image/bmp", "tiff": "image/tiff"}
 EXTENSION = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "gif": ".gif", "bmp": ".bmp", "tiff": ".tif"}
@@ -56,7 +60,7 @@ def inspect(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
     if not data:
         raise InvalidImage("empty image data")
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(data), formats=OPEN_FORMATS) as image:
             fmt = FORMATS.get(image.format or "")
             if fmt is None:
                 raise InvalidImage(f"unsupported image format {image.format or 'unknown'}")
@@ -91,7 +95,7 @@ def prepare_source(data: bytes, max_side: int = 0, max_bytes: int = 0) -> tuple[
     too_heavy = max_bytes > 0 and len(data) > max_bytes
     if not (too_wide or too_heavy):
         return data, info.mime
-    with Image.open(io.BytesIO(data)) as opened:
+    with Image.open(io.BytesIO(data), formats=OPEN_FORMATS) as opened:
         image = ImageOps.exif_transpose(opened)
         image.load()
     if too_wide:

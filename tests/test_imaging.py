@@ -57,3 +57,10 @@ def test_prepare_source_fits_max_bytes():
     noisy.save(buffer, "PNG")
     data, mime = imaging.prepare_source(buffer.getvalue(), max_bytes=60_000)
     assert len(data) <= 60_000 and mime == "image/jpeg"
+
+
+def test_mpo_from_cameras_counts_as_jpeg():
+    frames = [Image.new("RGB", (20, 10), color) for color in ((255, 0, 0), (0, 0, 255))]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "MPO", save_all=True, append_images=frames[1:])
+    assert imaging.inspect(buffer.getvalue()).format == "jpeg"
