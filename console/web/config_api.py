@@ -1,0 +1,85 @@
+"""HTTP routes for settings, presets and config import/export (DESIGN §5)."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Flask, Response, current_app
+
+from ..config import ConfigError, ConfigStore, NotFound
+from .errors import ApiError
+from .guards import json_body
+
+EXPORT_FILENAME = "image-batch-console-config.json"
+
+bp = Blueprint("config_api", __name__, url_prefix="/api")
+
+
+def init_app(app: Flask) -> None:
+    """Register the config routes and answer ConfigError in the API's error shape."""
+    app.register_blueprint(bp)
+    app.register_error_handler(ConfigError, _config_error)
+
+
+def _store() -> ConfigStore:
+    return current_app.extensions["console.config"]
+
+
+def _config_error(exc: ConfigError):
+    # Hand over to the ApiError handler so errors.py stays the one place that shapes errors.
+    return current_app.handle_user_exception(ApiError(str(exc), 404 if isinstance(exc, NotFound) else 400))
+
+
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    # Settings and exports may hold keys (EXPORT_INCLUDE_SECRETS): keep them out of caches.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/settings")
+def get_settings():
+    """Return the settings, key masked."""
+    return _store().settings()
+
+
+@bp.put("/settings")
+def put_settings():
+    """Apply a partial settings update; return the new settings, key masked."""
+    return _store().update_settings(json_body())
+
+
+@bp.get("/presets")
+def get_presets():
+    """Return every preset, keys masked."""
+    return _store().presets()
+
+
+@bp.put("/presets/<kind>/<name>")
+def put_preset(kind: str, name: str):
+    """Create or replace one preset."""
+    stored = _store().put_preset(kind, name, json_body())
+    return {"ok": True, "kind": kind, "name": stored}
+
+
+@bp.delete("/presets/<kind>/<name>")
+def delete_preset(kind: str, name: str):
+    """Delete one preset."""
+    _store().delete_preset(kind, name)
+    return {"ok": True}
+
+
+@bp.get("/config/export")
+def export_config():
+    """Download settings and presets as one JSON file (keys only when allowed)."""
+    include_secrets = current_app.extensions["console.settings"].export_include_secrets
+    body = json.dumps(_store().export(include_secrets), indent=2, ensure_ascii=False) + "\n"
+    response = current_app.response_class(body, mimetype="application/json")
+    response.headers["Content-Disposition"] = f'attachment; filename="{EXPORT_FILENAME}"'
+    return response
+
+
+@bp.post("/config/import")
+def import_config():
+    """Import an export file without wiping a stored key."""
+    return _store().import_config(json_body())

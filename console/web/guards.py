@@ -1,0 +1,194 @@
+"""Guard every request (DESIGN §7): Host allowlist, cross-site refusal, JSON bodies, CORS for allowed origins."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, Request, Response, current_app, request
+
+from ..settings import Settings
+from .errors import ApiError
+
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+SAME_ORIGIN_FETCH = frozenset({"same-origin", "none"})
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
+DEFAULT_PORTS = {"http": 80, "https": 443}
+CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+CORS_MAX_AGE_S = 600
+SHOWN_CHARS = 200  # of a client-supplied value quoted in an error message
+
+
+class JsonRequest(Request):
+    """A request whose get_json() failures are readable API errors instead of a bare 400."""
+
+    def on_json_loading_failed(self, e: ValueError | None) -> Any:
+        """Raise 415 for a body that is not JSON, 400 for JSON that does not parse."""
+        if e is None:
+            raise ApiError(f"expected Content-Type: application/json, got {self.content_type or 'none'}", 415)
+        raise ApiError(f"invalid JSON: {e}", 400)
+
+
+def init_app(app: Flask) -> None:
+    """Check every request before its route runs, and add the CORS/safety headers after."""
+    app.request_class = JsonRequest
+    app.before_request(_guard)
+    app.after_request(_add_headers)
+
+
+def json_body(required: bool = True) -> dict:
+    """Return the request's JSON object; raise ApiError 400 for a missing, invalid or non-object body."""
+    if not request.get_data(cache=True).strip():
+        if required:
+            raise ApiError("expected a JSON object in the request body")
+        return {}
+    # The guard already refused state-changing bodies that are not application/json.
+    data = request.get_json(force=True)
+    if not isinstance(data, dict):
+        raise ApiError(f"the request body must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def is_local_request() -> bool:
+    """Return True when the client connects from a loopback address."""
+    return _loopback_address(request.remote_addr or "")
+
+
+def _settings() -> Settings:
+    return current_app.extensions["console.settings"]
+
+
+def _guard() -> Response | None:
+    settings = _settings()
+    _check_host(settings)
+    origin = request.headers.get("Origin")
+    allowed = origin is not None and _allowed_origin(origin, settings)
+    if request.method == "OPTIONS" and allowed and "Access-Control-Request-Method" in request.headers:
+        return _preflight()
+    if request.method in STATE_CHANGING:
+        if not allowed:
+            _check_same_origin(origin)
+        _check_content_type()
+    return None
+
+
+def _check_host(settings: Settings) -> None:
+    # DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1 still sends
+    # "Host: evil.example", so only names that mean this machine (or were configured) pass.
+    header = request.headers.get("Host")
+    if header is None:
+        return  # HTTP/1.0 without Host: no browser sends that, so no rebinding either
+    name = _hostname(request.host)  # werkzeug gives "" for a Host with invalid characters
+    if name is None or not _host_allowed(name, settings):
+        raise ApiError(
+            f"Host '{header[:SHOWN_CHARS]}' is not allowed: this server answers to localhost, 127.0.0.1 "
+            "and [::1] (protection against DNS rebinding); to use another name, start it with "
+            "--host <that address> or add the origin to ALLOWED_ORIGINS", 403)
+
+
+def _host_allowed(name: str, settings: Settings) -> bool:
+    if name == "localhost" or _loopback_address(name):
+        return True
+    configured = settings.host.strip().strip("[]").lower()
+    if configured not in WILDCARD_HOSTS and name == _canonical_host(configured):
+        return True
+    return any(key[1] == name for key in _allowed_keys(settings))
+
+
+def _check_same_origin(origin: str | None) -> None:
+    # CSRF: a browser marks where a request comes from; scripts and curl send neither header.
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site.strip().lower() not in SAME_ORIGIN_FETCH:
+        raise ApiError(f"cross-site request refused (Sec-Fetch-Site: {site[:SHOWN_CHARS]}); use the console's "
+                       "own page, or add the calling page's origin to ALLOWED_ORIGINS", 403)
+    if origin is None:
+        return
+    own = _origin_key(f"{request.scheme}://{request.host}")
+    if own is None or _origin_key(origin) != own:
+        raise ApiError(f"cross-origin request refused (Origin: {origin[:SHOWN_CHARS]}); use the console's "
+                       "own page, or add that origin to ALLOWED_ORIGINS", 403)
+
+
+def _check_content_type() -> None:
+    # Browsers send application/json cross-origin only after a CORS preflight, which we refuse.
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    if (request.content_length or 0) > 0 or chunked:
+        if request.mimetype != "application/json":
+            shown = (request.content_type or "none")[:SHOWN_CHARS]
+            raise ApiError(f"expected Content-Type: application/json, got {shown}", 415)
+
+
+def _preflight() -> Response:
+    response = current_app.response_class(status=204)
+    response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
+    response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+    response.headers["Access-Control-Max-Age"] = str(CORS_MAX_AGE_S)
+    # Chrome's Private Network Access asks before a public page may call a loopback server.
+    if request.headers.get("Access-Control-Request-Private-Network", "").lower() == "true":
+        response.headers["Access-Control-Allow-Private-Network"] = "true"
+    return response
+
+
+def _add_headers(response: Response) -> Response:
+    settings = _settings()
+    origin = request.headers.get("Origin")
+    if origin is not None and _allowed_origin(origin, settings):
+        response.headers["Access-Control-Allow-Origin"] = origin
+    if settings.allowed_origins:
+        response.vary.add("Origin")  # the answer depends on Origin, so caches must not mix them
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    # Clickjacking: a framed console page would send same-origin requests for the attacker.
+    response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+    return response
+
+
+def _allowed_origin(origin: str, settings: Settings) -> bool:
+    key = _origin_key(origin)
+    return key is not None and key in _allowed_keys(settings)
+
+
+def _allowed_keys(settings: Settings) -> set[tuple[str, str, int]]:
+    return {key for key in map(_origin_key, settings.allowed_origins) if key is not None}
+
+
+def _origin_key(origin: str) -> tuple[str, str, int] | None:
+    """Return an origin as (scheme, host, port) with the default port filled in, or None."""
+    try:
+        parts = urlsplit(origin.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    return scheme, _canonical_host(parts.hostname), port or DEFAULT_PORTS[scheme]
+
+
+def _hostname(host: str) -> str | None:
+    """Return the name in a Host value ("[::1]:8080" → "::1"), or None when it is malformed."""
+    if not host:
+        return None
+    try:
+        parts = urlsplit(f"//{host}")
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        return None
+    return _canonical_host(parts.hostname) if parts.hostname else None
+
+
+def _canonical_host(name: str) -> str:
+    name = name.lower().rstrip(".")
+    try:
+        return ipaddress.ip_address(name).compressed
+    except ValueError:
+        return name
+
+
+def _loopback_address(text: str) -> bool:
+    try:
+        address = ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
