@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import signal
 import socket
 import sys
 import threading
@@ -75,13 +76,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Image Batch Console {__version__} on {url} (data: {folder})", flush=True)
     if settings.open_browser:
         threading.Timer(0.5, webbrowser.open, args=(url,)).start()
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+        app.extensions["console.engine"].close()  # stops runs: their tasks become "stopped"
     return 0
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _family(host: str) -> socket.AddressFamily:

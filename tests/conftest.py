@@ -31,3 +31,30 @@ def isolated_data_dir(tmp_path, monkeypatch) -> None:
     for name in ("ALLOW_PRIVATE_API_URL", "ALLOW_PRIVATE_DOWNLOAD_URL", "API_URL_HOST_ALLOWLIST",
                  "DOWNLOAD_URL_HOST_ALLOWLIST", "HOST", "PORT"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch) -> None:
+    """Point HOME at a temp folder: the legacy presets import never reads the user's files."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def close_engines(monkeypatch) -> Iterator[None]:
+    """Close every engine a test started (create_app starts one), so no loop thread outlives its test."""
+    from console.engine import Engine
+
+    started: list[Engine] = []
+    original = Engine.start
+
+    def start(self: Engine) -> None:
+        started.append(self)
+        original(self)
+
+    monkeypatch.setattr(Engine, "start", start)
+    yield
+    for engine in started:
+        engine.close()

@@ -74,7 +74,7 @@ class UpstreamClient:
         """Send the request, retrying per the policy; raise an UpstreamError when it fails."""
         debug = debug or DebugLog([profile.api_key])
         request = await self._off_loop(build, profile, prompt, source)
-        api_policy = self._api_policy(profile)
+        api_policy = self.api_policy(profile)
         attempt = 0
         while True:
             attempt += 1
@@ -229,7 +229,8 @@ class UpstreamClient:
         data = await downloader.get(url)
         return await self._off_loop(verify, data, "url", max_pixels, url)
 
-    def _api_policy(self, profile: ApiProfile) -> UrlPolicy:
+    def api_policy(self, profile: ApiProfile) -> UrlPolicy:
+        """Return the network policy for calling this profile's API URL."""
         return UrlPolicy(
             "API URL",
             allow_private=profile.allow_private_api or self._settings.allow_private_api_url,

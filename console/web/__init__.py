@@ -1,23 +1,47 @@
-"""The Flask application factory: settings, blueprints, one JSON error shape."""
+"""The Flask application factory: settings, store, cache, engine, guards and blueprints."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
-from flask import Flask, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Flask
 
 from .. import __version__, resources
-from ..settings import Settings, resolve
+from ..cache import ImageCache
+from ..config import ConfigStore
+from ..engine import Engine
+from ..settings import Settings, data_dir, resolve
+from ..store import Store
+from . import config_api, errors, guards, runs_api
+
+DB_NAME = "console.db"
 
 
-def create_app(config: Mapping[str, Any] | None = None, settings: Settings | None = None) -> Flask:
-    """Build the app; `config` overrides Flask config, `settings` the resolved server settings."""
+def create_app(config: Mapping[str, Any] | None = None, settings: Settings | None = None, *,
+               config_store: ConfigStore | None = None) -> Flask:
+    """Build the app and start its engine; call `app.extensions["console.engine"].close()` to stop."""
+    settings = settings or resolve()
+    folder = data_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     app = Flask(__name__, static_folder=str(resources.static_dir()), static_url_path="/static")
-    app.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=16 * 1024 * 1024)
+    app.config.update(MAX_CONTENT_LENGTH=16 * 1024 * 1024)
     app.config.update(config or {})
-    app.extensions["console.settings"] = settings or resolve()
-    _register_errors(app)
+    app.json.sort_keys = False
+    app.extensions["console.settings"] = settings
+    errors.init_app(app)
+    guards.init_app(app)
+
+    configs = config_store or ConfigStore(folder, legacy_presets=Path.home() / ".image-batch-console" / "presets.json")
+    configs.import_legacy()  # DESIGN §6: the older console's API presets, once
+    store = Store(folder / DB_NAME)
+    cache = ImageCache(folder, settings.cache_ttl_hours, settings.cache_max_bytes)
+    engine = Engine(store, cache, settings)
+    engine.start()
+    app.extensions.update({"console.config": configs, "console.store": store, "console.cache": cache,
+                           "console.engine": engine})
+    config_api.init_app(app)
+    runs_api.init_app(app)
 
     @app.get("/api/health")
     def health():
@@ -28,16 +52,3 @@ def create_app(config: Mapping[str, Any] | None = None, settings: Settings | Non
         return app.send_static_file("index.html")
 
     return app
-
-
-def _register_errors(app: Flask) -> None:
-    """Answer every error as {"ok": false, "error": message}, never an HTML page or a traceback."""
-
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
-        return jsonify(ok=False, error=exc.description or exc.name), exc.code or 500
-
-    @app.errorhandler(Exception)
-    def unexpected(exc: Exception):
-        app.logger.exception("unhandled error")
-        return jsonify(ok=False, error=f"internal error: {type(exc).__name__}"), 500

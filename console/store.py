@@ -1,0 +1,398 @@
+"""Persist runs, tasks, results and attempts in SQLite (WAL), each change touching O(1) rows.
+
+A global revision counter stamps every changed task, so `tasks_since(rev)` returns only what
+changed; deleted tasks leave a tombstone with the revision of their removal. Connections are
+per thread (Flask request threads, the engine's loop thread, its thread pool).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Sequence
+
+STATUSES = ("pending", "running", "done", "failed", "stopped")
+FINISHED = ("done", "failed", "stopped")
+RATE_WINDOW_S = 300.0
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (1, """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT INTO meta VALUES ('rev', 0);
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY, created_at REAL NOT NULL, input_path TEXT NOT NULL, recursive INTEGER NOT NULL,
+        prompt TEXT NOT NULL, profile TEXT NOT NULL, task_count INTEGER NOT NULL, started_at REAL
+    );
+    CREATE TABLE tasks (
+        id TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL, source_name TEXT NOT NULL, source_path TEXT NOT NULL, prompt TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0, http_status INTEGER,
+        error TEXT, warning TEXT, rev INTEGER NOT NULL, started_at REAL, finished_at REAL, debug_log TEXT
+    );
+    CREATE INDEX tasks_by_run_rev ON tasks(run_id, rev);
+    CREATE INDEX tasks_by_run_idx ON tasks(run_id, idx);
+    CREATE INDEX tasks_by_run_status ON tasks(run_id, status);
+    CREATE TABLE results (
+        id TEXT PRIMARY KEY, task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+        sha256 TEXT NOT NULL, format TEXT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL,
+        bytes INTEGER NOT NULL, origin TEXT NOT NULL, url TEXT, selected INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX results_by_task ON results(task_id);
+    CREATE INDEX results_by_sha ON results(sha256);
+    CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY, task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+        number INTEGER NOT NULL, started_at REAL NOT NULL
+    );
+    CREATE INDEX attempts_by_task ON attempts(task_id);
+    CREATE TABLE removed (run_id TEXT NOT NULL, task_id TEXT NOT NULL, rev INTEGER NOT NULL);
+    CREATE INDEX removed_by_run_rev ON removed(run_id, rev);
+    """),
+)
+
+_TASK_COLUMNS = "id, run_id, idx, source_name, source_path, prompt, status, attempts, http_status, error, warning, rev"
+_RESULT_COLUMNS = "id, task_id, sha256, format, width, height, bytes, origin, selected"
+
+
+def new_id(prefix: str) -> str:
+    """Return a fresh opaque id."""
+    return f"{prefix}{secrets.token_hex(8)}"
+
+
+class Store:
+    """The SQLite database of runs, tasks, results and attempts."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._tx() as db:
+            self._migrate(db)
+        self.path.chmod(0o600)  # runs keep their profile, API key included
+
+    # -- connections ------------------------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            self._local.db = db
+            with self._lock:
+                self._connections.append(db)
+        return db
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close every connection (call once no thread uses the store any more)."""
+        with self._lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in MIGRATIONS:
+            if number > version:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version={number}")
+
+    @staticmethod
+    def _bump(db: sqlite3.Connection) -> int:
+        return db.execute("UPDATE meta SET value = value + 1 WHERE key = 'rev' RETURNING value").fetchone()[0]
+
+    def rev(self) -> int:
+        """Return the current global revision."""
+        return self._db().execute("SELECT value FROM meta WHERE key = 'rev'").fetchone()[0]
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def create_run(self, input_path: str, recursive: bool, prompt: str, profile: dict[str, Any],
+                   sources: Sequence[tuple[str, str]]) -> str:
+        """Create a run with one pending task per (name, path); return the run id."""
+        run_id = new_id("r")
+        with self._tx() as db:
+            rev = self._bump(db)
+            db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+                       (run_id, time.time(), input_path, int(recursive), prompt, json.dumps(profile), len(sources)))
+            db.executemany(
+                "INSERT INTO tasks (id, run_id, idx, source_name, source_path, prompt, rev) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                ((new_id("t"), run_id, index, name, path, prompt, rev) for index, (name, path) in enumerate(sources)),
+            )
+        return run_id
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Return every run, newest first, with its progress."""
+        rows = self._db().execute("SELECT * FROM runs ORDER BY created_at DESC").fetchall()
+        return [self._run(row) for row in rows]
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        """Return one run with its progress, or None."""
+        row = self._db().execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return self._run(row) if row else None
+
+    def _run(self, row: sqlite3.Row) -> dict[str, Any]:
+        profile = json.loads(row["profile"])
+        return {
+            "id": row["id"], "created_at": row["created_at"], "input_path": row["input_path"],
+            "recursive": bool(row["recursive"]), "prompt": row["prompt"], "task_count": row["task_count"],
+            "model": profile.get("model", ""), "api_url": profile.get("api_url", ""),
+            "concurrency": profile.get("concurrency", 1), "progress": self.progress(row["id"]),
+        }
+
+    def run_profile(self, run_id: str) -> dict[str, Any]:
+        """Return the profile a run was started with (API key included: engine use only)."""
+        row = self._db().execute("SELECT profile FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return json.loads(row["profile"]) if row else {}
+
+    def set_run_profile(self, run_id: str, profile: dict[str, Any]) -> None:
+        """Replace a run's stored profile (e.g. a new concurrency)."""
+        with self._tx() as db:
+            db.execute("UPDATE runs SET profile = ? WHERE id = ?", (json.dumps(profile), run_id))
+
+    def mark_run_started(self, run_id: str) -> None:
+        """Record when dispatching (re)started, for the rate and ETA."""
+        with self._tx() as db:
+            db.execute("UPDATE runs SET started_at = ? WHERE id = ?", (time.time(), run_id))
+
+    def delete_run(self, run_id: str) -> list[tuple[str, str]]:
+        """Delete a run and everything in it; return the (sha256, format) of its results."""
+        with self._tx() as db:
+            freed = db.execute(
+                "SELECT r.sha256, r.format FROM results r JOIN tasks t ON t.id = r.task_id WHERE t.run_id = ?",
+                (run_id,)).fetchall()
+            db.execute("DELETE FROM removed WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            self._bump(db)
+        return [(row[0], row[1]) for row in freed]
+
+    # -- progress ---------------------------------------------------------------------------
+
+    def progress(self, run_id: str, now: float | None = None) -> dict[str, Any]:
+        """Return counts per status, percent, rate per minute and ETA in seconds."""
+        db = self._db()
+        counts = dict.fromkeys(STATUSES, 0)
+        for status, count in db.execute("SELECT status, COUNT(*) FROM tasks WHERE run_id = ? GROUP BY status", (run_id,)):
+            counts[status] = count
+        total = sum(counts.values())
+        finished = counts["done"] + counts["failed"]
+        now = time.time() if now is None else now
+        started = db.execute("SELECT started_at FROM runs WHERE id = ?", (run_id,)).fetchone()
+        rate = eta = None
+        if started and started[0]:
+            since = max(now - RATE_WINDOW_S, started[0])
+            recent = db.execute("SELECT COUNT(*) FROM tasks WHERE run_id = ? AND finished_at >= ? AND status IN ('done', 'failed')",
+                                (run_id, since)).fetchone()[0]
+            if recent and now > since:
+                rate = round(recent / ((now - since) / 60), 2)
+                left = counts["pending"] + counts["running"]
+                eta = round(left / rate * 60, 1) if left else 0.0
+        percent = round(100 * finished / total, 1) if total else 100.0
+        return {"total": total, **counts, "percent": percent, "rate_per_min": rate, "eta_s": eta}
+
+    # -- tasks ------------------------------------------------------------------------------
+
+    def tasks_since(self, run_id: str, since: int = 0, status: str | None = None, q: str | None = None,
+                    offset: int = 0, limit: int | None = None) -> dict[str, Any]:
+        """Return the tasks of a run changed after revision `since` (all when 0), filtered and paged."""
+        db = self._db()
+        rev = self.rev()  # read first: a change racing this query is sent again next time, never lost
+        where, args = ["run_id = ?", "rev > ?"], [run_id, since]
+        if status:
+            where.append("status = ?")
+            args.append(status)
+        if q:
+            where.append("source_name LIKE ? ESCAPE '\\'")
+            args.append("%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        clause = " AND ".join(where)
+        total = db.execute(f"SELECT COUNT(*) FROM tasks WHERE {clause}", args).fetchone()[0]
+        page = f" LIMIT {int(limit)} OFFSET {int(offset)}" if limit is not None else (f" LIMIT -1 OFFSET {int(offset)}" if offset else "")
+        rows = db.execute(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE {clause} ORDER BY idx{page}", args).fetchall()
+        removed = [row[0] for row in db.execute("SELECT task_id FROM removed WHERE run_id = ? AND rev > ?", (run_id, since))] if since else []
+        return {"rev": rev, "total": total, "tasks": self._with_results(rows), "removed": removed}
+
+    def task(self, task_id: str) -> dict[str, Any] | None:
+        """Return one task with its results, or None."""
+        row = self._db().execute(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        return self._with_results([row])[0] if row else None
+
+    def _with_results(self, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
+        tasks = [_task(row) for row in rows]
+        by_id = {task["id"]: task for task in tasks}
+        for chunk in _chunks(list(by_id), 500):
+            marks = ",".join("?" * len(chunk))
+            for row in self._db().execute(
+                    f"SELECT {_RESULT_COLUMNS} FROM results WHERE task_id IN ({marks}) ORDER BY created_at, rowid", chunk):
+                by_id[row["task_id"]]["results"].append(_result(row))
+        return tasks
+
+    def task_ids(self, run_id: str, statuses: Iterable[str]) -> list[str]:
+        """Return the ids of a run's tasks in these statuses, in source order."""
+        wanted = tuple(statuses)
+        marks = ",".join("?" * len(wanted))
+        rows = self._db().execute(f"SELECT id FROM tasks WHERE run_id = ? AND status IN ({marks}) ORDER BY idx",
+                                  (run_id, *wanted))
+        return [row[0] for row in rows]
+
+    def set_status(self, task_ids: Sequence[str], status: str, error: str | None = None,
+                   only_from: Sequence[str] = ()) -> int:
+        """Move tasks to `status` (optionally only those now in `only_from`); return how many moved."""
+        moved = 0
+        with self._tx() as db:
+            rev = self._bump(db)
+            guard = f" AND status IN ({','.join('?' * len(only_from))})" if only_from else ""
+            finished_at = time.time() if status in FINISHED else None
+            for chunk in _chunks(list(task_ids), 500):
+                marks = ",".join("?" * len(chunk))
+                moved += db.execute(
+                    f"UPDATE tasks SET status = ?, error = ?, rev = ?, finished_at = ? WHERE id IN ({marks}){guard}",
+                    (status, error, rev, finished_at, *chunk, *only_from)).rowcount
+        return moved
+
+    def start_task(self, task_id: str) -> bool:
+        """Mark a pending task running; return False if it is no longer pending."""
+        with self._tx() as db:
+            rev = self._bump(db)
+            changed = db.execute(
+                "UPDATE tasks SET status = 'running', error = NULL, warning = NULL, http_status = NULL, rev = ?, "
+                "started_at = ?, finished_at = NULL WHERE id = ? AND status = 'pending'", (rev, time.time(), task_id)).rowcount
+        return bool(changed)
+
+    def add_attempt(self, task_id: str, number: int) -> None:
+        """Count one more upstream call for a task."""
+        with self._tx() as db:
+            rev = self._bump(db)
+            db.execute("UPDATE tasks SET attempts = attempts + 1, rev = ? WHERE id = ?", (rev, task_id))
+            db.execute("INSERT INTO attempts (task_id, number, started_at) VALUES (?, ?, ?)", (task_id, number, time.time()))
+
+    def finish_task(self, task_id: str, status: str, *, error: str | None = None, http_status: int | None = None,
+                    warning: str | None = None, debug_log: str | None = None) -> None:
+        """Record how a task ended."""
+        with self._tx() as db:
+            rev = self._bump(db)
+            db.execute("UPDATE tasks SET status = ?, error = ?, http_status = ?, warning = ?, debug_log = ?, rev = ?, "
+                       "finished_at = ? WHERE id = ?",
+                       (status, error, http_status, warning, debug_log, rev, time.time(), task_id))
+
+    def debug_log(self, task_id: str) -> str | None:
+        """Return a task's last debug log."""
+        row = self._db().execute("SELECT debug_log FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        return row[0] if row else None
+
+    def task_run(self, task_id: str) -> str | None:
+        """Return the id of the run a task belongs to."""
+        row = self._db().execute("SELECT run_id FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        return row[0] if row else None
+
+    def delete_task(self, task_id: str) -> list[tuple[str, str]]:
+        """Delete a task (leaving a tombstone); return the (sha256, format) of its results."""
+        with self._tx() as db:
+            row = db.execute("SELECT run_id FROM tasks WHERE id = ?", (task_id,)).fetchone()
+            if row is None:
+                return []
+            freed = db.execute("SELECT sha256, format FROM results WHERE task_id = ?", (task_id,)).fetchall()
+            rev = self._bump(db)
+            db.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+            db.execute("UPDATE runs SET task_count = task_count - 1 WHERE id = ?", (row[0],))
+            db.execute("INSERT INTO removed VALUES (?, ?, ?)", (row[0], task_id, rev))
+        return [(r[0], r[1]) for r in freed]
+
+    def recover_interrupted(self) -> int:
+        """After a crash: tasks left running or pending become stopped ("interrupted")."""
+        with self._tx() as db:
+            rev = self._bump(db)
+            return db.execute("UPDATE tasks SET status = 'stopped', error = 'interrupted', rev = ?, finished_at = ? "
+                              "WHERE status IN ('running', 'pending')", (rev, time.time())).rowcount
+
+    # -- results ----------------------------------------------------------------------------
+
+    def add_result(self, task_id: str, sha256: str, fmt: str, width: int, height: int, size: int,
+                   origin: str, url: str | None = None) -> str | None:
+        """Attach an image to a task; return its id, or None if the task already has these bytes."""
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM results WHERE task_id = ? AND sha256 = ?", (task_id, sha256)).fetchone():
+                return None
+            result_id = new_id("i")
+            db.execute("INSERT INTO results (id, task_id, sha256, format, width, height, bytes, origin, url, created_at) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (result_id, task_id, sha256, fmt, width, height, size, origin, url, time.time()))
+            db.execute("UPDATE tasks SET rev = ? WHERE id = ?", (self._bump(db), task_id))
+        return result_id
+
+    def clear_results(self, task_id: str) -> list[tuple[str, str]]:
+        """Remove a task's results; return their (sha256, format)."""
+        with self._tx() as db:
+            freed = db.execute("SELECT sha256, format FROM results WHERE task_id = ?", (task_id,)).fetchall()
+            db.execute("DELETE FROM results WHERE task_id = ?", (task_id,))
+            db.execute("UPDATE tasks SET rev = ? WHERE id = ?", (self._bump(db), task_id))
+        return [(r[0], r[1]) for r in freed]
+
+    def result(self, result_id: str) -> dict[str, Any] | None:
+        """Return one result (with its task id), or None."""
+        row = self._db().execute(f"SELECT {_RESULT_COLUMNS} FROM results WHERE id = ?", (result_id,)).fetchone()
+        return {**_result(row), "task_id": row["task_id"]} if row else None
+
+    def set_selected(self, result_id: str, selected: bool) -> dict[str, Any] | None:
+        """Select or deselect a result; return it, or None if unknown."""
+        with self._tx() as db:
+            row = db.execute("SELECT task_id FROM results WHERE id = ?", (result_id,)).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE results SET selected = ? WHERE id = ?", (int(selected), result_id))
+            db.execute("UPDATE tasks SET rev = ? WHERE id = ?", (self._bump(db), row[0]))
+        return self.result(result_id)
+
+    def delete_result(self, result_id: str) -> tuple[str, str] | None:
+        """Delete a result; return its (sha256, format), or None if unknown."""
+        with self._tx() as db:
+            row = db.execute("SELECT task_id, sha256, format FROM results WHERE id = ?", (result_id,)).fetchone()
+            if row is None:
+                return None
+            db.execute("DELETE FROM results WHERE id = ?", (result_id,))
+            db.execute("UPDATE tasks SET rev = ? WHERE id = ?", (self._bump(db), row[0]))
+        return row[1], row[2]
+
+    def is_referenced(self, sha256: str) -> bool:
+        """Return True while any result uses these bytes."""
+        return self._db().execute("SELECT 1 FROM results WHERE sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None
+
+
+def _task(row: sqlite3.Row) -> dict[str, Any]:
+    task = dict(row)
+    task["index"] = task.pop("idx")
+    task["results"] = []
+    return task
+
+
+def _result(row: sqlite3.Row) -> dict[str, Any]:
+    result = {key: row[key] for key in ("id", "width", "height", "format", "sha256", "bytes", "origin")}
+    result["selected"] = bool(row["selected"])
+    return result
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,263 @@
+"""HTTP routes for runs, tasks and results: translate requests into engine and store calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, jsonify, request, send_file
+
+from ..engine import Engine, EngineError
+from ..profile import ApiProfile, ProfileError
+from ..scan import ScanError, scan
+from ..store import STATUSES, Store
+from .errors import ApiError
+from .guards import is_local_request, json_body
+
+bp = Blueprint("runs_api", __name__)
+SAMPLE_NAMES = 20
+SKIPPED_SHOWN = 200
+IMMUTABLE = 365 * 24 * 3600
+
+
+def init_app(app: Flask) -> None:
+    """Register the routes and turn engine errors into the one error shape."""
+    app.register_blueprint(bp)
+
+    @app.errorhandler(EngineError)
+    def engine_error(exc: EngineError):
+        return jsonify(ok=False, error=str(exc)), exc.status
+
+
+def _engine() -> Engine:
+    return current_app.extensions["console.engine"]
+
+
+def _store() -> Store:
+    return current_app.extensions["console.store"]
+
+
+# -- inputs --------------------------------------------------------------------------------
+
+def _field(body: dict[str, Any], name: str, kind: type, default: Any = None, required: bool = False) -> Any:
+    if name not in body or body[name] is None:
+        if required:
+            raise ApiError(f"'{name}' is required")
+        return default
+    value = body[name]
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        raise ApiError(f"'{name}' must be {_KIND_NAMES[kind]}")
+    return value
+
+
+_KIND_NAMES = {str: "a string", bool: "true or false", int: "a whole number", dict: "an object"}
+
+
+def _query_int(name: str, default: int | None, low: int = 0) -> int | None:
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(f"query '{name}' must be a whole number, got {raw!r}") from None
+    if value < low:
+        raise ApiError(f"query '{name}' must be at least {low}")
+    return value
+
+
+def _scan_body(body: dict[str, Any]):
+    path = _field(body, "input_path", str, required=True)
+    recursive = _field(body, "recursive", bool, False)
+    try:
+        return scan(path, recursive)
+    except ScanError as exc:
+        raise ApiError(str(exc)) from None
+
+
+# -- runs ----------------------------------------------------------------------------------
+
+@bp.post("/api/scan")
+def scan_preview():
+    found = _scan_body(json_body())
+    names = [str(path.relative_to(found.root)) for path in found.files[:SAMPLE_NAMES]]
+    skipped = [{"name": name, "reason": reason} for name, reason in found.skipped[:SKIPPED_SHOWN]]
+    return {"count": len(found.files), "sample": names, "skipped": skipped, "skipped_count": len(found.skipped)}
+
+
+@bp.post("/api/runs")
+def create_run():
+    body = json_body()
+    prompt = _field(body, "prompt", str, required=True)
+    if not prompt.strip():
+        raise ApiError("the prompt is empty")
+    overrides = _field(body, "api", dict, {})
+    try:
+        profile = ApiProfile.from_dict(overrides, base=current_app.extensions["console.config"].profile())
+    except ProfileError as exc:
+        raise ApiError(f"api: {exc}") from None
+    _engine().check_profile(profile)
+    found = _scan_body(body)
+    sources = [(str(path.relative_to(found.root)), str(path)) for path in found.files]
+    run_id = _engine().create_run(body["input_path"], bool(body.get("recursive")), prompt, profile, sources)
+    return {"run_id": run_id, "task_count": len(sources)}, 201
+
+
+@bp.get("/api/runs")
+def list_runs():
+    engine = _engine()
+    return jsonify([{**run, "running": engine.is_running(run["id"])} for run in _store().runs()])
+
+
+def _run_or_404(run_id: str) -> dict[str, Any]:
+    run = _store().run(run_id)
+    if run is None:
+        raise ApiError(f"no run {run_id}", 404)
+    return run
+
+
+@bp.get("/api/runs/<run_id>")
+def get_run(run_id: str):
+    return {**_run_or_404(run_id), "running": _engine().is_running(run_id)}
+
+
+@bp.patch("/api/runs/<run_id>")
+def update_run(run_id: str):
+    _run_or_404(run_id)
+    concurrency = _field(json_body(), "concurrency", int, required=True)
+    if not 1 <= concurrency <= 64:
+        raise ApiError("'concurrency' must be between 1 and 64")
+    _engine().set_concurrency(run_id, concurrency)
+    return {**_run_or_404(run_id), "running": _engine().is_running(run_id)}
+
+
+@bp.get("/api/runs/<run_id>/tasks")
+def run_tasks(run_id: str):
+    _run_or_404(run_id)
+    status = request.args.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise ApiError(f"query 'status' must be one of {', '.join(STATUSES)}")
+    answer = _store().tasks_since(
+        run_id, since=_query_int("since", 0), status=status, q=request.args.get("q") or None,
+        offset=_query_int("offset", 0), limit=_query_int("limit", None, low=1),
+    )
+    answer["running"] = _engine().is_running(run_id)
+    answer["progress"] = _store().progress(run_id)
+    return answer
+
+
+@bp.post("/api/runs/<run_id>/stop")
+def stop_run(run_id: str):
+    _run_or_404(run_id)
+    return {"ok": True, "stopped": _engine().stop_run(run_id)}
+
+
+@bp.post("/api/runs/<run_id>/resume")
+def resume_run(run_id: str):
+    return {"ok": True, "queued": _engine().resume(run_id)}
+
+
+@bp.post("/api/runs/<run_id>/retry-failed")
+def retry_failed(run_id: str):
+    return {"ok": True, "queued": _engine().retry_failed(run_id)}
+
+
+@bp.delete("/api/runs/<run_id>")
+def delete_run(run_id: str):
+    _engine().delete_run(run_id)
+    return {"ok": True}
+
+
+@bp.post("/api/stop")
+def stop_everything():
+    return {"ok": True, "stopped": _engine().stop_all()}
+
+
+# -- tasks ---------------------------------------------------------------------------------
+
+def _task_or_404(task_id: str) -> dict[str, Any]:
+    task = _store().task(task_id)
+    if task is None:
+        raise ApiError(f"no task {task_id}", 404)
+    return task
+
+
+@bp.get("/api/tasks/<task_id>")
+def get_task(task_id: str):
+    return _task_or_404(task_id)
+
+
+@bp.delete("/api/tasks/<task_id>")
+def delete_task(task_id: str):
+    _engine().delete_task(task_id)
+    return {"ok": True}
+
+
+@bp.post("/api/tasks/<task_id>/retry")
+def retry_task(task_id: str):
+    body = json_body(required=False)
+    _engine().retry_task(task_id, keep_results=_field(body, "keep_results", bool, True))
+    return {"ok": True}
+
+
+@bp.get("/api/tasks/<task_id>/source")
+def task_source(task_id: str):
+    path = _task_or_404(task_id)["source_path"]
+    cache = current_app.extensions["console.cache"]
+    try:
+        if request.args.get("thumb") == "1":
+            return send_file(cache.source_thumbnail(Path(path)), max_age=0)
+        return send_file(path, max_age=0, conditional=True)
+    except FileNotFoundError:
+        raise ApiError(f"the source file is gone: {path}", 404) from None
+    except (OSError, ValueError) as exc:
+        raise ApiError(f"cannot read the source: {exc}", 422) from None
+
+
+@bp.get("/api/tasks/<task_id>/debug")
+def task_debug(task_id: str):
+    if not (is_local_request() or current_app.extensions["console.settings"].allow_remote_debug_log_api):
+        raise ApiError("debug logs are served to local clients only (ALLOW_REMOTE_DEBUG_LOG_API=1 allows others)", 403)
+    _task_or_404(task_id)
+    return {"task_id": task_id, "log": _store().debug_log(task_id) or ""}
+
+
+# -- results -------------------------------------------------------------------------------
+
+def _result_or_404(result_id: str) -> dict[str, Any]:
+    result = _store().result(result_id)
+    if result is None:
+        raise ApiError(f"no result {result_id}", 404)
+    return result
+
+
+@bp.patch("/api/results/<result_id>")
+def update_result(result_id: str):
+    _result_or_404(result_id)
+    selected = _field(json_body(), "selected", bool, required=True)
+    return _store().set_selected(result_id, selected)
+
+
+@bp.delete("/api/results/<result_id>")
+def delete_result(result_id: str):
+    if not _engine().delete_result(result_id):
+        raise ApiError(f"no result {result_id}", 404)
+    return {"ok": True}
+
+
+@bp.get("/api/results/<result_id>/image")
+def result_image(result_id: str):
+    result = _result_or_404(result_id)
+    cache = current_app.extensions["console.cache"]
+    try:
+        if request.args.get("thumb") == "1":
+            path = cache.thumbnail(result["sha256"], result["format"])
+        else:
+            path = cache.path(result["sha256"], result["format"])
+    except FileNotFoundError:
+        raise ApiError("the image file is missing from the cache", 410) from None
+    except ValueError as exc:  # a cached file Pillow cannot thumbnail
+        raise ApiError(f"cannot make a thumbnail: {exc}", 422) from None
+    answer = send_file(path, max_age=IMMUTABLE, etag=result["sha256"])
+    answer.headers["Cache-Control"] = f"public, max-age={IMMUTABLE}, immutable"
+    return answer
