@@ -32,6 +32,8 @@ from .upstream.payload import Source, endpoint, resolve_mode
 
 log = logging.getLogger("console.engine")
 CALL_TIMEOUT_S = 30.0
+HOUSEKEEPING_FIRST_S = 10.0  # let start-up finish before touching the cache
+HOUSEKEEPING_EVERY_S = 3600.0
 STOP_WAIT_S = 5.0
 
 
@@ -133,6 +135,7 @@ class Engine:
         self._loop.set_default_executor(self._pool)
         self._http = self._http_factory()
         self._client = UpstreamClient(self._http, self.settings, executor=self._pool)
+        self._housekeeping = self._loop.create_task(self._keep_cache_tidy())
         self._ready.set()
         self._loop.run_forever()
 
@@ -141,6 +144,7 @@ class Engine:
         if self._loop is None or self._loop.is_closed():
             return
         try:
+            self._loop.call_soon_threadsafe(self._housekeeping.cancel)
             self._call(self._stop_all(), timeout=STOP_WAIT_S + 5)
             self._call(self._http.aclose())
         finally:
@@ -155,6 +159,19 @@ class Engine:
             coro.close()
             raise EngineError("the engine is not running", 503)
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    async def _keep_cache_tidy(self) -> None:
+        """Evict unreferenced cache files now and then (DESIGN §3: TTL, then the size cap)."""
+        await asyncio.sleep(HOUSEKEEPING_FIRST_S)
+        while True:
+            try:
+                removed, freed = await asyncio.get_running_loop().run_in_executor(
+                    self._pool, self.cache.evict, self.store.is_referenced)
+                if removed:
+                    log.info("cache: evicted %d file(s), %d bytes", removed, freed)
+            except Exception:
+                log.exception("cache eviction failed")
+            await asyncio.sleep(HOUSEKEEPING_EVERY_S)
 
     # -- public, thread-safe ----------------------------------------------------------------
 

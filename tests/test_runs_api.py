@@ -279,3 +279,93 @@ def test_scan_preview(client, tmp_path):
     answer = client.post("/api/scan", json={"input_path": str(folder)}).json
     assert answer["count"] == 3 and answer["sample"] == ["img1.png", "img2.png", "img3.png"]
     assert answer["skipped"] == [{"name": "readme.md", "reason": "not an image file"}]
+
+
+# -- no sequence of actions leaves a task running or pending forever ---------------------------
+
+def statuses(client, run_id: str) -> list[str]:
+    return [t["status"] for t in client.get(f"/api/runs/{run_id}/tasks").json["tasks"]]
+
+
+def settle(client, run_id: str) -> list[str]:
+    """Wait until the run is idle and nothing is left running or pending."""
+    listing = wait_idle(client, run_id)
+    found = [t["status"] for t in listing["tasks"]]
+    assert "running" not in found and "pending" not in found, found
+    return found
+
+
+def test_stop_during_a_retry(client, fake, tmp_path):
+    run_id = start(client, fake, make_sources(tmp_path / "src", 2), scenario="stall")
+    wait_for(lambda: fake.in_flight == 2)
+    client.post(f"/api/runs/{run_id}/stop")
+    task_id = client.get(f"/api/runs/{run_id}/tasks").json["tasks"][0]["id"]
+    client.post(f"/api/tasks/{task_id}/retry", json={"keep_results": True})
+    wait_for(lambda: client.get(f"/api/tasks/{task_id}").json["status"] == "running")
+    assert client.get(f"/api/runs/{run_id}").json["running"] is True
+    client.post(f"/api/runs/{run_id}/stop")
+    assert settle(client, run_id) == ["stopped", "stopped"]
+
+
+def test_retry_during_a_run(client, fake, tmp_path):
+    run_id = start(client, fake, make_sources(tmp_path / "src", 4), scenario="stall", concurrency=1)
+    wait_for(lambda: fake.in_flight == 1)
+    tasks = client.get(f"/api/runs/{run_id}/tasks").json["tasks"]
+    pending = [t for t in tasks if t["status"] == "pending"]
+    assert len(pending) == 3
+    assert client.post(f"/api/tasks/{pending[-1]['id']}/retry", json={"keep_results": False}).status_code == 200
+    assert statuses(client, run_id).count("pending") == 3  # queued once, not twice
+    client.post("/api/stop")
+    assert settle(client, run_id) == ["stopped"] * 4
+
+
+def test_start_during_a_retry(client, fake, tmp_path):
+    first = start(client, fake, make_sources(tmp_path / "a", 1), scenario="stall")
+    wait_for(lambda: fake.in_flight == 1)
+    client.post(f"/api/runs/{first}/stop")
+    task_id = client.get(f"/api/runs/{first}/tasks").json["tasks"][0]["id"]
+    client.post(f"/api/tasks/{task_id}/retry", json={})
+    wait_for(lambda: fake.in_flight == 1)
+    second = start(client, fake, make_sources(tmp_path / "b", 3))
+    assert settle(client, second) == ["done"] * 3
+    assert client.get(f"/api/tasks/{task_id}").json["status"] == "running"
+    client.post("/api/stop")
+    assert settle(client, first) == ["stopped"]
+
+
+def test_resume_after_stop_completes_everything(client, fake, tmp_path):
+    run_id = start(client, fake, make_sources(tmp_path / "src", 6), scenario="latency.s=0.2", concurrency=2)
+    wait_for(lambda: "done" in statuses(client, run_id))
+    client.post(f"/api/runs/{run_id}/stop")
+    stopped = statuses(client, run_id)
+    assert "stopped" in stopped and "running" not in stopped and "pending" not in stopped
+    client.post(f"/api/runs/{run_id}/resume")
+    assert settle(client, run_id) == ["done"] * 6
+
+
+def test_delete_run_while_running(client, fake, tmp_path):
+    run_id = start(client, fake, make_sources(tmp_path / "src", 3), scenario="stall")
+    wait_for(lambda: fake.in_flight == 3)
+    assert client.delete(f"/api/runs/{run_id}").json == {"ok": True}
+    assert fake.wait_for_connections(0, 2)
+    assert client.get("/api/runs").json == []
+
+
+def test_export_zip_all_and_selected(client, fake, tmp_path):
+    import io
+    import json
+    import zipfile
+
+    run_id = start(client, fake, make_sources(tmp_path / "src", 2))
+    tasks = wait_idle(client, run_id)["tasks"]
+    client.patch(f"/api/results/{tasks[1]['results'][0]['id']}", json={"selected": True})
+    everything = zipfile.ZipFile(io.BytesIO(client.get(f"/api/runs/{run_id}/export.zip").data))
+    assert sorted(everything.namelist()) == ["img1_1.jpg", "img1_2.png", "img2_1.jpg", "img2_2.png", "manifest.jsonl"]
+    assert everything.read("img2_1.jpg") == fake.expected("g3_stream_dataurl")[0]
+    answer = client.get(f"/api/runs/{run_id}/export.zip?only_selected=1")
+    assert answer.headers["Content-Disposition"].startswith("attachment")
+    selected = zipfile.ZipFile(io.BytesIO(answer.data))
+    assert sorted(selected.namelist()) == ["img2_1.jpg", "manifest.jsonl"]
+    row = json.loads(selected.read("manifest.jsonl"))
+    assert row["source_name"] == "img2.png" and row["prompt"] == "make it blue" and row["selected"] is True
+    assert client.get("/api/runs/nope/export.zip").status_code == 404

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify, request, send_file
 
 from ..engine import Engine, EngineError
+from ..export import write_zip
 from ..profile import ApiProfile, ProfileError
 from ..scan import ScanError, scan
 from ..store import STATUSES, Store
@@ -144,6 +146,21 @@ def run_tasks(run_id: str):
     answer["running"] = _engine().is_running(run_id)
     answer["progress"] = _store().progress(run_id)
     return answer
+
+
+@bp.get("/api/runs/<run_id>/export.zip")
+def export_zip(run_id: str):
+    _run_or_404(run_id)
+    only_selected = request.args.get("only_selected") == "1"
+    spool = tempfile.TemporaryFile()  # deleted when Werkzeug closes it after sending
+    try:
+        write_zip(_store(), current_app.extensions["console.cache"], run_id, only_selected, spool)
+    except FileNotFoundError as exc:
+        spool.close()
+        raise ApiError(f"a result file is missing from the cache: {exc.filename}", 410) from None
+    spool.seek(0)
+    suffix = "-selected" if only_selected else ""
+    return send_file(spool, mimetype="application/zip", as_attachment=True, download_name=f"{run_id}{suffix}.zip")
 
 
 @bp.post("/api/runs/<run_id>/stop")
