@@ -7,7 +7,6 @@ import io
 import os
 import re
 import stat
-import tempfile
 import threading
 import time
 from contextlib import contextmanager, suppress
@@ -17,11 +16,12 @@ from typing import Callable, Iterator
 
 from PIL import Image, UnidentifiedImageError
 
+from . import atomic
 from .imaging import EXTENSION, FORMATS, OPEN_FORMATS, InvalidImage
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _IMAGE_SUFFIXES = frozenset(EXTENSION.values())
-_TEMP_PREFIX = ".tmp-"
+_TEMP_PREFIX = atomic.TEMP_PREFIX
 _TEMP_MAX_AGE_S = 3600  # a temp file this old was left by a crashed write
 _THUMB_SUFFIX = ".webp"
 _THUMB_QUALITY = 80
@@ -79,7 +79,7 @@ class ImageCache:
                 return sha
             except FileNotFoundError:
                 pass
-        _write_atomic(target, data)
+        atomic.write_bytes(target, data)
         return sha
 
     def path(self, sha256: str, fmt: str) -> Path:
@@ -115,7 +115,7 @@ class ImageCache:
     def _make_thumbnail(self, image: Path, target: Path, size: int) -> Path:
         with self._stripes[hash(target.name) % _LOCK_STRIPES]:
             if not target.exists():  # another request may have made it while we waited
-                _write_atomic(target, render_thumbnail(image, size))
+                atomic.write_bytes(target, render_thumbnail(image, size))
         return target
 
     # -- pins, release and eviction -------------------------------------------------------------
@@ -286,22 +286,6 @@ def _checked_size(size: object) -> int:
     if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= _THUMB_MAX_SIZE:
         raise ValueError(f"thumbnail size must be an integer from 1 to {_THUMB_MAX_SIZE}")
     return size
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    """Write `data` to `target` so readers see either nothing or all of it."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
 
 
 def _shard_files(folder: Path) -> Iterator[tuple[os.DirEntry, os.stat_result]]:

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import re
-import secrets
 import threading
 import time
 import unicodedata
@@ -15,6 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from . import atomic
 from .profile import MASK, ApiProfile, ProfileError
 
 log = logging.getLogger(__name__)
@@ -447,31 +447,5 @@ def _repair(path: Path, problems: list[str], cleaned: dict) -> None:
 
 def _write_json(path: Path, data: Any) -> None:
     """Write `data` to `path` atomically, readable by the owner only (it may hold API keys)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     body = (json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(body)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    # Make the rename itself durable; not possible on every platform, so best effort.
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+    atomic.write_bytes(path, body, durable_folder=True)

@@ -14,7 +14,7 @@ from console.upstream.debuglog import DebugLog
 from console.upstream.errors import (BlockedURLError, ResponseError, StatusError, StreamError, TimeoutError_,
                                      TooLargeError, TransportError, UpstreamError)
 from console.upstream.payload import Source
-from tests.fake_upstream import IMAGES, FakeUpstream
+from tests.fake_upstream import FakeUpstream
 from tests.images import JPEG
 
 CHAT = "/v1/chat/completions"
