@@ -9,12 +9,14 @@ import signal
 import socket
 import sys
 import threading
+import time
 import webbrowser
 from typing import Sequence
 
 from werkzeug.serving import make_server
 
 from . import __version__, ports
+from .panel import EventBuffer, StatusReporter, collect
 from .settings import Settings, SettingsError, data_dir, describe, resolve
 from .web import create_app
 
@@ -60,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder = data_dir(settings)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     settings = settings.replace(data_dir=str(folder))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    events = _setup_logging(settings.status_ui)
     app = create_app(settings=settings)
     try:
         listener = socket.create_server((settings.host, settings.port), family=_family(settings.host), backlog=128)
@@ -76,15 +78,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Image Batch Console {__version__} on {url} (data: {folder})", flush=True)
     if settings.open_browser:
         threading.Timer(0.5, webbrowser.open, args=(url,)).start()
+    started = time.time()
+    reporter = StatusReporter(settings.status_ui, lambda: collect(app, url, started, events))
+    reporter.start()
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        reporter.stop()
         server.server_close()
         app.extensions["console.engine"].close()  # stops runs: their tasks become "stopped"
     return 0
+
+
+def _setup_logging(status_ui: str) -> EventBuffer:
+    """Log to the panel's event list; also to stderr unless the live panel owns the terminal."""
+    events = EventBuffer()
+    handlers: list[logging.Handler] = [events]
+    if status_ui != "cli" or not sys.stderr.isatty():
+        stream = logging.StreamHandler()
+        stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handlers.append(stream)
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per poll would drown everything
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    return events
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:

@@ -149,6 +149,10 @@ class Store:
         rows = self._db().execute("SELECT * FROM runs ORDER BY created_at DESC").fetchall()
         return [self._run(row) for row in rows]
 
+    def run_ids(self) -> list[str]:
+        """Return every run id, newest first (cheap: no progress counted)."""
+        return [row[0] for row in self._db().execute("SELECT id FROM runs ORDER BY created_at DESC")]
+
     def run(self, run_id: str) -> dict[str, Any] | None:
         """Return one run with its progress, or None."""
         row = self._db().execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()

@@ -1,0 +1,138 @@
+"""Show what the server is doing in the terminal: a Rich live panel, or plain log lines."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+EVENTS_SHOWN = 8
+RUNS_SHOWN = 5
+LOG_EVERY_S = 10.0
+
+
+@dataclass(frozen=True)
+class RunLine:
+    """One run as the panel shows it."""
+
+    id: str
+    prompt: str
+    running: bool
+    progress: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one frame of the panel shows; built by `collect`, drawn by `render`."""
+
+    version: str
+    url: str
+    data_dir: str
+    uptime_s: float
+    runs: tuple[RunLine, ...] = ()
+    events: tuple[str, ...] = field(default_factory=tuple)
+
+
+def render(snapshot: Snapshot) -> RenderableType:
+    """Draw one frame (pure: the same snapshot gives the same output)."""
+    head = Text.assemble(("Image Batch Console ", "bold"), snapshot.version, "  ", (snapshot.url, "cyan underline"),
+                         f"  up {_duration(snapshot.uptime_s)}")
+    parts: list[RenderableType] = [head, Text(f"data: {snapshot.data_dir}", style="dim")]
+    parts.append(_runs_table(snapshot.runs) if snapshot.runs else Text("No runs yet: open the page to start one."))
+    if snapshot.events:
+        parts.append(Text("\n".join(snapshot.events), style="dim"))
+    return Panel(Group(*parts), title="status", border_style="blue")
+
+
+def _runs_table(runs: tuple[RunLine, ...]) -> Table:
+    table = Table(expand=True, box=None, pad_edge=False)
+    for name, justify in (("run", "left"), ("prompt", "left"), ("state", "left"), ("done", "right"),
+                          ("failed", "right"), ("left", "right"), ("rate/min", "right"), ("ETA", "right")):
+        table.add_column(name, justify=justify, no_wrap=name != "prompt", overflow="ellipsis")
+    for run in runs:
+        p = run.progress
+        state = Text("running", style="green") if run.running else Text("idle", style="dim")
+        left = p["pending"] + p["running"]
+        rate = f"{p['rate_per_min']:.1f}" if p.get("rate_per_min") else "–"
+        eta = _duration(p["eta_s"]) if run.running and p.get("eta_s") is not None else "–"
+        table.add_row(run.id, run.prompt, state, f"{p['done']}/{p['total']}", str(p["failed"]), str(left), rate, eta)
+    return table
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class EventBuffer(logging.Handler):
+    """Keep the last few log messages of the console for the panel."""
+
+    def __init__(self, size: int = EVENTS_SHOWN) -> None:
+        super().__init__(logging.INFO)
+        self.lines: deque[str] = deque(maxlen=size)
+        self.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+def collect(app: Any, url: str, started: float, events: EventBuffer | None = None) -> Snapshot:
+    """Read the store and engine into a Snapshot: busy runs first, then the newest."""
+    from . import __version__
+
+    store, engine = app.extensions["console.store"], app.extensions["console.engine"]
+    ids = sorted(store.run_ids(), key=lambda run_id: not engine.is_running(run_id))[:RUNS_SHOWN]
+    runs = [run for run in map(store.run, ids) if run is not None]  # progress only for those shown
+    lines = tuple(RunLine(run["id"], run["prompt"].replace("\n", " ")[:60], engine.is_running(run["id"]),
+                          run["progress"]) for run in runs)
+    return Snapshot(__version__, url, str(app.extensions["console.settings"].data_dir), time.time() - started, lines,
+                    tuple(events.lines) if events else ())
+
+
+class StatusReporter:
+    """Keep the terminal informed until stopped: a live panel (`cli`) or periodic log lines (`none`)."""
+
+    def __init__(self, mode: str, snapshot: Callable[[], Snapshot], console: Console | None = None) -> None:
+        self._mode = mode
+        self._snapshot = snapshot
+        self._console = console or Console(stderr=True)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="console-status", daemon=True)
+
+    def start(self) -> None:
+        """Begin reporting in a background thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop reporting and restore the terminal."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        if self._mode == "cli" and self._console.is_terminal:
+            with Live(render(self._snapshot()), console=self._console, refresh_per_second=2,
+                      redirect_stderr=False) as live:
+                while not self._stop.wait(0.5):
+                    live.update(render(self._snapshot()))
+            return
+        log = logging.getLogger("console.status")
+        while not self._stop.wait(LOG_EVERY_S):
+            for run in self._snapshot().runs:
+                if run.running:
+                    p = run.progress
+                    log.info("run %s: %d/%d done, %d failed, %s/min, ETA %s", run.id, p["done"], p["total"],
+                             p["failed"], p.get("rate_per_min") or "–",
+                             _duration(p["eta_s"]) if p.get("eta_s") is not None else "–")

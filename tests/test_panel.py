@@ -1,0 +1,76 @@
+"""The terminal status panel, rendered from snapshots with a capture console (no colour)."""
+
+from __future__ import annotations
+
+import logging
+
+from rich.console import Console
+
+from console.panel import EventBuffer, RunLine, Snapshot, render
+
+
+def text_of(snapshot: Snapshot, width: int = 110) -> str:
+    console = Console(width=width, color_system=None, record=True, file=open("/dev/null", "w"))
+    console.print(render(snapshot))
+    return console.export_text()
+
+
+def progress(**counts) -> dict:
+    base = {"total": 10, "pending": 0, "running": 0, "done": 0, "failed": 0, "stopped": 0, "percent": 0.0,
+            "rate_per_min": None, "eta_s": None}
+    return {**base, **counts}
+
+
+def test_empty_panel_says_how_to_start():
+    text = text_of(Snapshot("0.1.0", "http://127.0.0.1:12607/", "/data", 5))
+    assert "Image Batch Console 0.1.0" in text and "http://127.0.0.1:12607/" in text and "up 5s" in text
+    assert "No runs yet" in text and "data: /data" in text
+
+
+def test_runs_with_progress_rate_and_eta():
+    runs = (RunLine("r1", "make it blue", True, progress(done=4, failed=1, running=2, pending=3, rate_per_min=12.5,
+                                                         eta_s=150)),
+            RunLine("r0", "old run", False, progress(done=10)))
+    text = text_of(Snapshot("0.1.0", "http://x/", "/d", 3725, runs, ("10:00:00 run r1 started",)))
+    running_row = next(line for line in text.splitlines() if "r1" in line)
+    assert "running" in running_row and "4/10" in running_row and "12.5" in running_row and "2m30s" in running_row
+    idle_row = next(line for line in text.splitlines() if "r0" in line)
+    assert "idle" in idle_row and "10/10" in idle_row
+    assert "up 1h02m" in text and "run r1 started" in text
+
+
+def test_long_prompts_are_cut_not_wrapped():
+    runs = (RunLine("r1", "x" * 200, False, progress()),)
+    text = text_of(Snapshot("0.1.0", "http://x/", "/d", 1, runs), width=80)
+    assert len([line for line in text.splitlines() if "r1" in line]) == 1
+
+
+def test_event_buffer_keeps_the_last_lines():
+    buffer = EventBuffer(size=2)
+    log = logging.getLogger("test.panel")
+    log.addHandler(buffer)
+    log.setLevel(logging.INFO)
+    for n in range(3):
+        log.info("event %d", n)
+    log.removeHandler(buffer)
+    assert [line.split(" ", 1)[1] for line in buffer.lines] == ["event 1", "event 2"]
+
+
+def test_collect_reads_busy_runs_first(tmp_path, fake):
+    from console.panel import collect
+    from console.profile import ApiProfile
+    from console.settings import resolve
+    from console.web import create_app
+    from tests.test_runs_api import make_sources
+
+    app = create_app(settings=resolve({"APP_DATA_DIR": str(tmp_path / "d")}))
+    engine = app.extensions["console.engine"]
+    source = make_sources(tmp_path / "src", 1) / "img1.png"
+    stalled = ApiProfile.from_dict({"api_url": fake.url("stall", "/v1/chat/completions"), "model": "m",
+                                    "allow_private_api": True})
+    busy = engine.create_run(str(source), False, "first", stalled, [("img1.png", str(source))])
+    app.extensions["console.store"].create_run("/in", False, "second", {"model": "m"}, [("b.png", "/in/b.png")])
+    snapshot = collect(app, "http://127.0.0.1:1/", 0.0)
+    assert [run.prompt for run in snapshot.runs] == ["first", "second"]
+    assert snapshot.runs[0].running and snapshot.runs[0].id == busy and snapshot.runs[0].progress["total"] == 1
+    engine.stop_all()
