@@ -77,6 +77,12 @@ def _scan_body(body: dict[str, Any]):
         raise ApiError(str(exc)) from None
 
 
+def _found(item: dict[str, Any] | None, kind: str, key: str) -> dict[str, Any]:
+    if item is None:
+        raise ApiError(f"no {kind} {key}", 404)
+    return item
+
+
 # -- runs ----------------------------------------------------------------------------------
 
 @bp.post("/api/scan")
@@ -112,10 +118,7 @@ def list_runs():
 
 
 def _run_or_404(run_id: str) -> dict[str, Any]:
-    run = _store().run(run_id)
-    if run is None:
-        raise ApiError(f"no run {run_id}", 404)
-    return run
+    return _found(_store().run(run_id), "run", run_id)
 
 
 @bp.get("/api/runs/<run_id>")
@@ -193,10 +196,7 @@ def stop_everything():
 # -- tasks ---------------------------------------------------------------------------------
 
 def _task_or_404(task_id: str) -> dict[str, Any]:
-    task = _store().task(task_id)
-    if task is None:
-        raise ApiError(f"no task {task_id}", 404)
-    return task
+    return _found(_store().task(task_id), "task", task_id)
 
 
 @bp.get("/api/tasks/<task_id>")
@@ -242,10 +242,7 @@ def task_debug(task_id: str):
 # -- results -------------------------------------------------------------------------------
 
 def _result_or_404(result_id: str) -> dict[str, Any]:
-    result = _store().result(result_id)
-    if result is None:
-        raise ApiError(f"no result {result_id}", 404)
-    return result
+    return _found(_store().result(result_id), "result", result_id)
 
 
 @bp.patch("/api/results/<result_id>")
