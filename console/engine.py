@@ -187,6 +187,14 @@ class Engine:
         except UpstreamError as exc:
             raise EngineError(str(exc)) from None
 
+    def test_connection(self, profile: ApiProfile) -> dict[str, Any]:
+        """List the upstream's models with this profile; report the outcome, never raise for upstream errors."""
+        try:
+            status, models = self._call(self._client.models(profile))
+        except UpstreamError as exc:
+            return {"ok": False, "http_status": exc.http_status, "models": [], "error": str(exc)}
+        return {"ok": True, "http_status": status, "models": models, "error": None}
+
     def create_run(self, input_path: str, recursive: bool, prompt: str, profile: ApiProfile,
                    sources: list[tuple[str, str]]) -> str:
         """Store a run with one task per source and start it; return the run id."""

@@ -193,3 +193,20 @@ def test_create_app_imports_legacy_presets_from_home(tmp_path):
     assert presets["api"]["grok"]["api_url"] == "http://127.0.0.1:8000/v1"
     assert presets["api"]["grok"]["api_key"] == MASK
     assert (tmp_path / "data" / "presets.json").is_file()  # APP_DATA_DIR is tmp (conftest)
+
+
+def test_test_connection_lists_models_through_the_server(client, fake):
+    api = {"api_url": fake.api_base("g3_stream_dataurl"), "api_key": "sk-conn-test", "allow_private_api": True}
+    answer = client.post("/api/test-connection", json={"api": api})
+    assert answer.status_code == 200 and answer.json["ok"] is True and answer.json["models"]
+    assert fake.requests[-1].path.endswith("/v1/models")
+    assert fake.requests[-1].headers["authorization"] == "Bearer sk-conn-test"
+    assert "sk-conn-test" not in answer.get_data(as_text=True)
+
+
+def test_test_connection_reports_upstream_errors(client, fake):
+    answer = client.post("/api/test-connection", json={"api": {"api_url": fake.api_base("err_401_g16"), "allow_private_api": True}})
+    assert answer.status_code == 200 and answer.json["ok"] is False and answer.json["http_status"] == 401
+    blocked = client.post("/api/test-connection", json={"api": {"api_url": fake.api_base("g3_stream_dataurl")}})
+    assert blocked.json["ok"] is False and "private" in blocked.json["error"]
+    assert client.post("/api/test-connection", json={}).status_code == 400  # no URL stored

@@ -19,7 +19,7 @@ from .debuglog import DebugLog
 from .errors import ResponseError, StatusError, TimeoutError_, TooLargeError, TransportError, UpstreamError
 from .extract import ImageRef
 from .fetch import Downloader, ResultImage, absolute_url, decode_inline, read_capped, verify
-from .payload import Request, Source, build
+from .payload import Request, Source, build, build_headers, split_api_url
 from .retry import delay_s, parse_retry_after, should_retry
 from .sse import SSEDecoder
 
@@ -94,6 +94,27 @@ class UpstreamClient:
                 continue
             outcome.attempts = attempt
             return outcome
+
+    async def models(self, profile: ApiProfile) -> tuple[int, list[str]]:
+        """GET <api base>/models once (no retries): return (HTTP status, model ids)."""
+        base, _ = split_api_url(profile.api_url)
+        url = base.rstrip("/") + "/models"
+        await check_url(url, self.api_policy(profile))
+        headers = {key: value for key, value in build_headers(profile).items() if key != "Accept"}
+        try:
+            answer = await self._http.get(url, headers=headers, timeout=httpx.Timeout(min(profile.timeout_s, 30.0)))
+        except httpx.TimeoutException:
+            raise TimeoutError_(f"{url} did not answer in time") from None
+        except httpx.HTTPError as exc:
+            raise TransportError(f"connection to {urlsplit(url).netloc} failed: {_describe(exc)}") from None
+        if answer.status_code >= 400:
+            raise StatusError(f"HTTP {answer.status_code}: {error_message(answer.content[:ERROR_BODY_BYTES], answer.status_code)}",
+                              http_status=answer.status_code)
+        data = _loads(answer.text)
+        items = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise ResponseError(f"{url} did not answer with a model list", http_status=answer.status_code)
+        return answer.status_code, [str(item.get("id")) for item in items if isinstance(item, dict) and item.get("id")]
 
     async def _attempt(self, request: Request, profile: ApiProfile, debug: DebugLog) -> CallOutcome:
         try:

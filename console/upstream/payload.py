@@ -93,7 +93,7 @@ def build(profile: ApiProfile, prompt: str, source: Source | None) -> Request:
         raise ConfigError("no model set in the profile")
     mode = resolve_mode(profile)
     url = endpoint(profile, mode, source is not None)
-    headers = _headers(profile)
+    headers = build_headers(profile)
     if mode == "images" and source is not None and profile.edit_format != "json":
         return _multipart_edit(profile, prompt, source, url, headers)
     body = {"chat_completions": _chat, "responses": _responses, "images": _images}[mode](profile, prompt, source)
@@ -103,7 +103,8 @@ def build(profile: ApiProfile, prompt: str, source: Source | None) -> Request:
     return Request(mode, url, headers, bool(body.get("stream")), content=content, summary=summarize(body))
 
 
-def _headers(profile: ApiProfile) -> dict[str, str]:
+def build_headers(profile: ApiProfile) -> dict[str, str]:
+    """Return the headers every request of this profile carries (auth, extra headers)."""
     headers = {
         "Accept": "text/event-stream, application/json" if profile.stream else "application/json",
         "User-Agent": f"image-batch-console/{__version__}",

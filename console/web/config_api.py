@@ -7,6 +7,7 @@ import json
 from flask import Blueprint, Flask, Response, current_app
 
 from ..config import ConfigError, ConfigStore, NotFound
+from ..profile import ApiProfile, ProfileError
 from .errors import ApiError
 from .guards import json_body
 
@@ -67,6 +68,21 @@ def delete_preset(kind: str, name: str):
     """Delete one preset."""
     _store().delete_preset(kind, name)
     return {"ok": True}
+
+
+@bp.post("/test-connection")
+def test_connection():
+    """List the upstream's models (GET …/models) with the stored profile plus the body's overrides."""
+    overrides = json_body(required=False).get("api") or {}
+    if not isinstance(overrides, dict):
+        raise ApiError("'api' must be an object")
+    try:
+        profile = ApiProfile.from_dict(overrides, base=_store().profile())
+    except ProfileError as exc:
+        raise ApiError(f"api: {exc}") from None
+    if not profile.api_url:
+        raise ApiError("no API URL set")
+    return current_app.extensions["console.engine"].test_connection(profile)
 
 
 @bp.get("/config/export")
