@@ -11,7 +11,7 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo -n"
   echo "Installing Debian's chromium for the browser tests" >&2
-  $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+  $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null \
     || echo "warning: could not install chromium; browser tests will fail" >&2
 fi
 

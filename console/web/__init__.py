@@ -13,7 +13,7 @@ from ..config import ConfigStore
 from ..engine import Engine
 from ..settings import Settings, data_dir, resolve
 from ..store import Store
-from . import config_api, errors, guards, runs_api
+from . import config_api, errors, guards, runs_api, save_api
 
 DB_NAME = "console.db"
 
@@ -42,6 +42,7 @@ def create_app(config: Mapping[str, Any] | None = None, settings: Settings | Non
                            "console.engine": engine})
     config_api.init_app(app)
     runs_api.init_app(app)
+    save_api.init_app(app)
 
     @app.get("/api/health")
     def health():

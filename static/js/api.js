@@ -1,0 +1,48 @@
+// Talk to the server: one fetchJSON helper and the URL builders (pure).
+
+/** An error answer from the API, carrying the server's readable message. */
+export class ApiError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** Fetch JSON; send `body` as JSON; throw ApiError with the server's message on failure. */
+export async function fetchJSON(url, { method = "GET", body } = {}) {
+  const options = { method, headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    options.headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  let answer;
+  try {
+    answer = await fetch(url, options);
+  } catch (err) {
+    throw new ApiError(`network error: ${err.message}`, 0);
+  }
+  const data = await answer.json().catch(() => null);
+  if (!answer.ok) {
+    throw new ApiError((data && data.error) || `HTTP ${answer.status}`, answer.status);
+  }
+  return data;
+}
+
+/** Build a query string from the set (non-empty) values of `params`. */
+export function query(params) {
+  const pairs = Object.entries(params).filter(([, v]) => v !== undefined && v !== null && v !== "");
+  return pairs.length ? "?" + new URLSearchParams(pairs).toString() : "";
+}
+
+export const urls = {
+  tasks: (runId, params) => `/api/runs/${encodeURIComponent(runId)}/tasks${query(params)}`,
+  run: (runId) => `/api/runs/${encodeURIComponent(runId)}`,
+  runAction: (runId, action) => `/api/runs/${encodeURIComponent(runId)}/${action}`,
+  task: (taskId) => `/api/tasks/${encodeURIComponent(taskId)}`,
+  taskAction: (taskId, action) => `/api/tasks/${encodeURIComponent(taskId)}/${action}`,
+  source: (taskId, thumb) => `/api/tasks/${encodeURIComponent(taskId)}/source${thumb ? "?thumb=1" : ""}`,
+  result: (resultId) => `/api/results/${encodeURIComponent(resultId)}`,
+  image: (resultId, thumb) => `/api/results/${encodeURIComponent(resultId)}/image${thumb ? "?thumb=1" : ""}`,
+  preset: (kind, name) => `/api/presets/${kind}/${encodeURIComponent(name)}`,
+  zip: (runId, onlySelected) => `/api/runs/${encodeURIComponent(runId)}/export.zip${onlySelected ? "?only_selected=1" : ""}`,
+};

@@ -1,0 +1,316 @@
+// The review page: state of the current run, incremental polling (?since=), the grid, the
+// viewer and the run bar. Panels live in their own modules.
+
+import { fetchJSON, urls } from "./api.js";
+import { duration, insertSorted, matches, unreviewed } from "./format.js";
+import { TaskGrid } from "./grid.js";
+import { LANGUAGES, language, setLanguage, t, translate, pickLanguage } from "./i18n.js";
+import { initProfilePanel } from "./profile.js";
+import { initRunPanel, showHistory } from "./runpanel.js";
+import { initSavePanel, openSave } from "./savepanel.js";
+import { $, attempt, confirmed, toast } from "./ui.js";
+import { Viewer } from "./viewer.js";
+
+const POLL_RUNNING_MS = 1000;
+const POLL_IDLE_MS = 4000;
+const RUNS_EVERY_MS = 5000;
+const PAGE = 2000;
+const STATUSES = ["pending", "running", "done", "failed", "stopped"];
+
+const state = {
+  runId: null,
+  tasks: new Map(),
+  order: [], // every task id of the run, by index
+  view: [], // the ids that pass the filters, by index
+  rev: 0,
+  running: false,
+  progress: null,
+  runs: [],
+  filters: { status: "", q: "", selection: "", hasResults: false },
+  pollTimer: null,
+  generation: 0, // bumps when the run changes, so stale answers are dropped
+};
+
+const grid = new TaskGrid($("grid"), (id) => state.tasks.get(id));
+const viewer = new Viewer($("viewer"), {
+  task: (id) => state.tasks.get(id),
+  move: (id, delta) => state.view[state.view.indexOf(id) + delta] || null,
+  nextUnreviewed: (id) => {
+    const start = state.view.indexOf(id);
+    for (let i = 1; i <= state.view.length; i++) {
+      const candidate = state.view[(start + i) % state.view.length];
+      if (unreviewed(state.tasks.get(candidate))) return candidate;
+    }
+    return null;
+  },
+  toggle: (result) => setSelected(result.id, !result.selected),
+  retry: (task) => retryTask(task.id, true),
+  remove: (result) => deleteResult(result.id),
+});
+
+// -- loading and polling ------------------------------------------------------------------
+
+async function selectRun(runId) {
+  state.generation += 1;
+  const generation = state.generation;
+  clearTimeout(state.pollTimer);
+  Object.assign(state, { runId, tasks: new Map(), order: [], view: [], rev: 0 });
+  localStorage.setItem("ibc.run", runId || "");
+  $("runbar").hidden = !runId;
+  grid.setView([]);
+  showEmpty();
+  drawHistory();
+  if (!runId) return;
+  for (let offset = 0; ; offset += PAGE) {
+    const page = await attempt(() => fetchJSON(urls.tasks(runId, { offset, limit: PAGE })));
+    if (!page || generation !== state.generation) return;
+    if (offset === 0) state.rev = page.rev;
+    merge(page.tasks, []);
+    showProgress(page);
+    if (offset + PAGE >= page.total) break;
+  }
+  const run = state.runs.find((r) => r.id === runId);
+  $("run-title").textContent = run ? run.prompt : "";
+  $("run-concurrency").value = run ? run.concurrency : "";
+  $("zip-link").href = urls.zip(runId, false);
+  schedulePoll(0);
+}
+
+function schedulePoll(delay) {
+  clearTimeout(state.pollTimer);
+  state.pollTimer = setTimeout(poll, delay);
+}
+
+async function poll() {
+  const { runId, generation } = state;
+  if (!runId) return;
+  try {
+    const answer = await fetchJSON(urls.tasks(runId, { since: state.rev }));
+    if (generation !== state.generation) return;
+    state.rev = answer.rev;
+    if (answer.tasks.length || answer.removed.length) merge(answer.tasks, answer.removed);
+    showProgress(answer);
+  } catch (err) {
+    if (err.status === 404) return selectRun(null);
+  }
+  if (generation === state.generation) schedulePoll(state.running ? POLL_RUNNING_MS : POLL_IDLE_MS);
+}
+
+/** Fold changed and removed tasks into the state; touch only what changed on screen. */
+function merge(changed, removed) {
+  let membership = removed.length > 0;
+  for (const task of changed) {
+    const known = state.tasks.has(task.id);
+    state.tasks.set(task.id, task);
+    if (!known) {
+      insertSorted(state.order, state.tasks, task);
+      membership = true;
+    }
+  }
+  for (const id of removed) {
+    if (state.tasks.delete(id)) state.order.splice(state.order.indexOf(id), 1);
+  }
+  if (membership || filtersActive()) refilter();
+  else grid.update(changed.map((task) => task.id));
+  if (viewer.isOpen) viewer.show();
+}
+
+function filtersActive() {
+  const f = state.filters;
+  return Boolean(f.status || f.q || f.selection || f.hasResults);
+}
+
+function refilter() {
+  state.view = filtersActive() ? state.order.filter((id) => matches(state.tasks.get(id), state.filters)) : state.order.slice();
+  grid.setView(state.view);
+  showEmpty();
+}
+
+function showEmpty() {
+  const empty = $("empty");
+  empty.hidden = state.view.length > 0;
+  empty.textContent = t(state.runId ? "nothing_matches" : "no_task");
+}
+
+// -- progress and run bar -------------------------------------------------------------------
+
+function showProgress(answer) {
+  state.progress = answer.progress;
+  const wasRunning = state.running;
+  state.running = answer.running;
+  const p = answer.progress;
+  const total = p.total || 1;
+  const box = $("progress");
+  box.querySelector(".bar-done").style.width = `${(100 * p.done) / total}%`;
+  box.querySelector(".bar-failed").style.width = `${(100 * p.failed) / total}%`;
+  box.dataset.running = String(answer.running);
+  $("counts").replaceChildren(...["", ...STATUSES].map((status) => {
+    const chip = document.createElement("button");
+    chip.type = "button";
+    chip.className = `chip status-${status || "all"}${state.filters.status === status ? " is-active" : ""}`;
+    chip.dataset.status = status;
+    chip.textContent = `${t(status || "all")} ${status ? p[status] : p.total}`;
+    return chip;
+  }));
+  const rate = p.rate_per_min ? t("rate", { rate: p.rate_per_min }) : "";
+  const eta = answer.running && p.eta_s !== null ? t("eta", { eta: duration(p.eta_s) }) : "";
+  $("rate").textContent = [`${p.percent}%`, rate, eta].filter(Boolean).join(" · ");
+  if (wasRunning !== answer.running) refreshRuns();
+}
+
+async function refreshRuns() {
+  const runs = await fetchJSON("/api/runs").catch(() => null);
+  if (!runs) return;
+  state.runs = runs;
+  drawHistory();
+}
+
+function drawHistory() {
+  showHistory(state.runs, state.runId, selectRun, async (id) => {
+    await fetchJSON(urls.run(id), { method: "DELETE" });
+    if (id === state.runId) selectRun(null);
+    await refreshRuns();
+  });
+}
+
+async function runAction(action) {
+  const answer = await attempt(() => fetchJSON(urls.runAction(state.runId, action), { method: "POST" }));
+  if (!answer) return;
+  toast(answer.stopped !== undefined ? t("stopped_n", { count: answer.stopped }) : t("queued_n", { count: answer.queued }));
+  schedulePoll(0);
+  refreshRuns();
+}
+
+// -- task and result actions ------------------------------------------------------------------
+
+async function setSelected(resultId, selected) {
+  await attempt(() => fetchJSON(urls.result(resultId), { method: "PATCH", body: { selected } }));
+  schedulePoll(0);
+}
+
+async function deleteResult(resultId) {
+  if (!confirmed("confirm_delete_result")) return;
+  await attempt(() => fetchJSON(urls.result(resultId), { method: "DELETE" }), t("deleted"));
+  schedulePoll(0);
+}
+
+async function retryTask(taskId, keepResults) {
+  await attempt(() => fetchJSON(urls.taskAction(taskId, "retry"), { method: "POST", body: { keep_results: keepResults } }),
+    t("retrying"));
+  schedulePoll(0);
+}
+
+async function deleteTask(taskId) {
+  if (!confirmed("confirm_delete_task")) return;
+  await attempt(() => fetchJSON(urls.task(taskId), { method: "DELETE" }), t("deleted"));
+  schedulePoll(0);
+}
+
+async function showDebug(taskId) {
+  const answer = await attempt(() => fetchJSON(urls.taskAction(taskId, "debug")));
+  if (!answer) return;
+  $("debug-text").textContent = answer.log || "—";
+  $("debug-drawer").hidden = false;
+}
+
+function onGridClick(event) {
+  const target = event.target.closest("[data-action]");
+  const card = event.target.closest(".task-card");
+  if (!target || !card) return;
+  const taskId = card.dataset.taskId;
+  const resultId = target.closest("[data-result-id]")?.dataset.resultId;
+  const actions = {
+    "open-source": () => viewer.open(taskId, 0),
+    "open-result": () => viewer.open(taskId, Number(target.dataset.number)),
+    "toggle-select": () => setSelected(resultId, target.checked),
+    "save-result": () => openSave({ resultId }),
+    "delete-result": () => deleteResult(resultId),
+    "retry-keep": () => retryTask(taskId, true),
+    "retry-clear": () => retryTask(taskId, false),
+    "delete-task": () => deleteTask(taskId),
+    debug: () => showDebug(taskId),
+  };
+  actions[target.dataset.action]?.();
+}
+
+// -- wiring -------------------------------------------------------------------------------------
+
+function wireFilters() {
+  $("counts").addEventListener("click", (event) => {
+    const chip = event.target.closest("[data-status]");
+    if (!chip) return;
+    state.filters.status = chip.dataset.status;
+    refilter();
+    if (state.progress) showProgress({ progress: state.progress, running: state.running });
+  });
+  $("filter-q").addEventListener("input", (event) => {
+    state.filters.q = event.target.value.trim();
+    refilter();
+  });
+  $("filter-selection").addEventListener("change", (event) => {
+    state.filters.selection = event.target.value;
+    refilter();
+  });
+  $("filter-has-results").addEventListener("change", (event) => {
+    state.filters.hasResults = event.target.checked;
+    refilter();
+  });
+}
+
+function wireRunBar() {
+  for (const el of document.querySelectorAll("[data-run]")) el.addEventListener("click", () => runAction(el.dataset.run));
+  $("run-concurrency").addEventListener("change", async (event) => {
+    const concurrency = Number(event.target.value);
+    await attempt(() => fetchJSON(urls.run(state.runId), { method: "PATCH", body: { concurrency } }), t("saved"));
+  });
+  $("open-save").addEventListener("click", () => openSave({ runId: state.runId }));
+  $("stop-all").addEventListener("click", async () => {
+    if (!confirmed("confirm_stop_all")) return;
+    const answer = await attempt(() => fetchJSON("/api/stop", { method: "POST" }));
+    if (answer) toast(t("stopped_n", { count: answer.stopped }));
+    schedulePoll(0);
+  });
+  $("debug-close").addEventListener("click", () => ($("debug-drawer").hidden = true));
+  $("debug-copy").addEventListener("click", async () => {
+    await attempt(() => navigator.clipboard.writeText($("debug-text").textContent), t("copied"));
+  });
+  $("lang-switch").addEventListener("click", () => {
+    setLanguage(LANGUAGES[(LANGUAGES.indexOf(language()) + 1) % LANGUAGES.length]);
+    retranslate();
+  });
+  $("grid").addEventListener("click", onGridClick);
+}
+
+function retranslate() {
+  translate();
+  grid.setView(state.view);
+  for (const card of document.querySelectorAll(".task-card")) card.remove();
+  grid.cards.clear();
+  grid.render();
+  showEmpty();
+  drawHistory();
+  if (state.progress) showProgress({ progress: state.progress, running: state.running });
+  if (viewer.isOpen) viewer.show();
+}
+
+async function main() {
+  setLanguage(pickLanguage());
+  translate();
+  wireFilters();
+  wireRunBar();
+  fetchJSON("/api/health").then((health) => ($("version").textContent = health.version)).catch(() => {});
+  const settings = await initProfilePanel();
+  await initSavePanel(settings ? settings.save : {});
+  initRunPanel(async (runId) => {
+    await refreshRuns();
+    await selectRun(runId);
+  });
+  await refreshRuns();
+  const remembered = localStorage.getItem("ibc.run");
+  const start = state.runs.find((run) => run.id === remembered) || state.runs[0];
+  await selectRun(start ? start.id : null);
+  setInterval(refreshRuns, RUNS_EVERY_MS);
+  document.body.dataset.ready = "true";
+}
+
+main();

@@ -1,0 +1,144 @@
+// The API profile panel: every profile field, presets, key handling, config import/export,
+// and the connection test.
+
+import { fetchJSON, urls } from "./api.js";
+import { t } from "./i18n.js";
+import { $, attempt, confirmed, fillSelect, toast } from "./ui.js";
+
+const NUMBERS = ["temperature", "max_tokens", "n", "concurrency", "max_retries", "timeout_s", "source_max_side", "source_max_bytes"];
+const OPTIONAL_NUMBERS = new Set(["temperature", "max_tokens", "n"]);
+const OBJECTS = ["extra_headers", "extra_body"];
+const FLAGS = ["stream", "allow_private_api", "allow_private_downloads", "rewrite_result_host"];
+
+let presets = {};
+
+/** Read the form into profile fields; throws with a readable message on bad JSON. */
+export function readProfile(form = $("api-form")) {
+  const data = {};
+  for (const el of form.elements) {
+    if (!el.name) continue;
+    if (FLAGS.includes(el.name)) data[el.name] = el.checked;
+    else if (NUMBERS.includes(el.name)) data[el.name] = el.value === "" ? (OPTIONAL_NUMBERS.has(el.name) ? null : undefined) : Number(el.value);
+    else if (OBJECTS.includes(el.name)) data[el.name] = parseObject(el.name, el.value);
+    else data[el.name] = el.value;
+  }
+  for (const key of Object.keys(data)) if (data[key] === undefined) delete data[key];
+  return data;
+}
+
+function parseObject(name, text) {
+  if (!text.trim()) return {};
+  try {
+    const value = JSON.parse(text);
+    if (value && typeof value === "object" && !Array.isArray(value)) return value;
+  } catch (err) {
+    throw new Error(`${t(name)}: ${err.message}`);
+  }
+  throw new Error(`${t(name)}: must be a JSON object`);
+}
+
+/** Put profile fields into the form. */
+export function writeProfile(profile, form = $("api-form")) {
+  for (const el of form.elements) {
+    if (!el.name || !(el.name in profile)) continue;
+    const value = profile[el.name];
+    if (FLAGS.includes(el.name)) el.checked = Boolean(value);
+    else if (OBJECTS.includes(el.name)) el.value = value && Object.keys(value).length ? JSON.stringify(value, null, 1) : "";
+    else el.value = value ?? "";
+  }
+}
+
+async function loadSettings() {
+  const settings = await fetchJSON("/api/settings");
+  writeProfile(settings.api);
+  return settings;
+}
+
+async function loadPresets() {
+  presets = (await fetchJSON("/api/presets")).api || {};
+  fillSelect($("api-preset"), Object.keys(presets).map((name) => [name, name]), "—");
+}
+
+async function saveSettings(event) {
+  event.preventDefault();
+  await attempt(async () => writeProfile((await fetchJSON("/api/settings", { method: "PUT", body: { api: readProfile() } })).api), t("saved"));
+}
+
+async function savePreset() {
+  const name = window.prompt(t("preset_name"), $("api-preset").value || "");
+  if (!name) return;
+  await attempt(() => fetchJSON(urls.preset("api", name), { method: "PUT", body: readProfile() }), t("saved"));
+  await loadPresets();
+  $("api-preset").value = name;
+}
+
+async function deletePreset() {
+  const name = $("api-preset").value;
+  if (!name || !confirmed("confirm_delete_preset", { name })) return;
+  await attempt(() => fetchJSON(urls.preset("api", name), { method: "DELETE" }), t("deleted"));
+  await loadPresets();
+}
+
+function applyPreset() {
+  const preset = presets[$("api-preset").value];
+  if (preset) writeProfile(preset);
+}
+
+function toggleKey() {
+  const input = $("api-form").elements.api_key;
+  input.type = input.type === "password" ? "text" : "password";
+  $("key-toggle").textContent = t(input.type === "password" ? "show" : "hide");
+}
+
+async function clearKey() {
+  if (!confirmed("confirm_clear_key")) return;
+  await attempt(async () => writeProfile((await fetchJSON("/api/settings", { method: "PUT", body: { api: { api_key: "" } } })).api), t("saved"));
+}
+
+async function testConnection() {
+  const output = $("connection-output");
+  output.hidden = false;
+  output.textContent = "…";
+  const answer = await attempt(() => fetchJSON("/api/test-connection", { method: "POST", body: { api: readProfile() } }));
+  if (!answer) return (output.hidden = true);
+  output.textContent = answer.ok
+    ? t("connection_ok", { status: answer.http_status, count: answer.models.length, models: answer.models.slice(0, 20).join(", ") })
+    : t("connection_failed", { error: answer.error });
+  output.classList.toggle("is-error", !answer.ok);
+  $("model-list").replaceChildren(...answer.models.map((id) => new Option(id)));
+}
+
+async function importConfig(event) {
+  const file = event.target.files[0];
+  event.target.value = "";
+  if (!file) return;
+  await attempt(async () => {
+    let data;
+    try {
+      data = JSON.parse(await file.text());
+    } catch (err) {
+      throw new Error(`${file.name}: ${err.message}`);
+    }
+    await fetchJSON("/api/config/import", { method: "POST", body: data });
+    await Promise.all([loadSettings(), loadPresets()]);
+  }, t("imported"));
+}
+
+/** Wire the panel and load the stored settings; return them. */
+export async function initProfilePanel() {
+  $("api-form").addEventListener("submit", saveSettings);
+  $("api-preset-apply").addEventListener("click", applyPreset);
+  $("api-preset-save").addEventListener("click", savePreset);
+  $("api-preset-delete").addEventListener("click", deletePreset);
+  $("key-toggle").addEventListener("click", toggleKey);
+  $("key-clear").addEventListener("click", clearKey);
+  $("test-connection").addEventListener("click", testConnection);
+  $("config-export").addEventListener("click", () => (window.location.href = "/api/config/export"));
+  $("config-import").addEventListener("change", importConfig);
+  const [settings] = await Promise.all([loadSettings(), loadPresets()]).catch((err) => {
+    toast(err.message, "error");
+    return [null];
+  });
+  if (settings && !settings.api.api_url) $("api-panel").open = true;
+  return settings;
+}

@@ -1,0 +1,48 @@
+// Small DOM helpers shared by the panels: toasts, confirmations, form values.
+
+import { t } from "./i18n.js";
+
+const TOAST_MS = 4000;
+
+/** Show a short message; errors stay until clicked. */
+export function toast(message, kind = "ok") {
+  const box = document.getElementById("toasts");
+  const item = document.createElement("div");
+  item.className = `toast toast-${kind}`;
+  item.setAttribute("role", kind === "error" ? "alert" : "status");
+  item.textContent = message;
+  item.addEventListener("click", () => item.remove());
+  box.append(item);
+  if (kind !== "error") setTimeout(() => item.remove(), TOAST_MS);
+}
+
+/** Run an async action; report its error (the server's message) instead of failing silently. */
+export async function attempt(action, success) {
+  try {
+    const value = await action();
+    if (success) toast(typeof success === "function" ? success(value) : success);
+    return value;
+  } catch (err) {
+    toast(err.message || String(err), "error");
+    return undefined;
+  }
+}
+
+/** Ask before a destructive action. */
+export function confirmed(key, vars) {
+  return window.confirm(t(key, vars));
+}
+
+/** Return an element by id. */
+export function $(id) {
+  return document.getElementById(id);
+}
+
+/** Fill a <select> with options [value, label], keeping the current choice when it still exists. */
+export function fillSelect(select, options, placeholder) {
+  const current = select.value;
+  const items = options.map(([value, label]) => new Option(label, value));
+  if (placeholder !== undefined) items.unshift(new Option(placeholder, ""));
+  select.replaceChildren(...items);
+  if (options.some(([value]) => value === current)) select.value = current;
+}

@@ -1,0 +1,360 @@
+"""Saving results into dataset layouts through the HTTP API: real runs against the fake gateway, real files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.images import make
+from tests.test_runs_api import app, client, make_sources, start, wait_idle
+
+FIXTURES = (app, client)  # reused from test_runs_api: a real app, engine and store per test
+KEY = "sk-test-SECRET-0123456789"
+
+
+def tree(folder: Path) -> list[str]:
+    """Return every file under `folder`, relative, sorted."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as image:
+        return image.size
+
+
+def finished_run(client, fake, folder: Path, **api) -> tuple[str, list[dict]]:
+    """Start a run over `folder` (two results per task: JPEG then PNG, 64x48) and wait for it."""
+    run_id = start(client, fake, folder, **api)
+    return run_id, wait_idle(client, run_id)["tasks"]
+
+
+def select_first(client, tasks: list[dict]) -> None:
+    for task in tasks:
+        assert client.patch(f"/api/results/{task['results'][0]['id']}", json={"selected": True}).status_code == 200
+
+
+def save(client, run_id: str, out: Path, status: int = 200, **rule) -> dict:
+    answer = client.post(f"/api/runs/{run_id}/save", json={"output_dir": str(out), **rule})
+    assert answer.status_code == status, answer.json
+    return answer.json
+
+
+@pytest.fixture
+def run(client, fake, tmp_path):
+    """A finished run over img1.png and img2.png (16x12, the results' 4:3) with the first result of each selected."""
+    run_id, tasks = finished_run(client, fake, make_sources(tmp_path / "src", 2), api_key=KEY)
+    select_first(client, tasks)
+    return run_id, tasks
+
+
+# -- layouts ------------------------------------------------------------------------------------
+
+def test_flat_saves_selected_results_with_the_default_template(client, run, tmp_path):
+    run_id, tasks = run
+    out = tmp_path / "out"
+    answer = save(client, run_id, out)
+    assert tree(out) == ["img1_1.jpg", "img2_1.jpg", "manifest.jsonl"]
+    assert [s["result_id"] for s in answer["saved"]] == [t["results"][0]["id"] for t in tasks]
+    assert (out / "img1_1.jpg").read_bytes() == client.get(f"/api/results/{tasks[0]['results'][0]['id']}/image").data
+    assert answer["errors"] == [] and answer["skipped"] == [] and answer["dry_run"] is False
+    assert answer["report"]["trainer_ready"] is False and answer["report"]["counts"]["saved"] == 2
+
+
+def test_flat_template_subfolders_format_and_captions(client, run, tmp_path):
+    run_id, tasks = run
+    out = tmp_path / "out"
+    save(client, run_id, out, template="{run}/{index:04d}_{n}_{sha8}", format="webp", caption="prompt",
+         only_selected=False)
+    sha = [[r["sha256"][:8] for r in t["results"]] for t in tasks]
+    names = [f"{run_id}/0001_1_{sha[0][0]}", f"{run_id}/0001_2_{sha[0][1]}", f"{run_id}/0002_1_{sha[1][0]}",
+             f"{run_id}/0002_2_{sha[1][1]}"]
+    assert tree(out) == sorted([f"{n}.webp" for n in names] + [f"{n}.txt" for n in names] + ["manifest.jsonl"])
+    with Image.open(out / f"{names[0]}.webp") as image:
+        assert image.format == "WEBP" and image.size == (64, 48)
+    assert (out / f"{names[0]}.txt").read_text("utf-8") == "make it blue"
+
+
+def test_aitoolkit_edit_tree_same_stems_and_trigger_captions(client, run, tmp_path):
+    run_id, tasks = run
+    out = tmp_path / "out"
+    answer = save(client, run_id, out, layout="aitoolkit_edit", name="blue", trigger="ohwx")
+    assert tree(out) == ["blue_control/img1.png", "blue_control/img2.png", "blue_target/img1.png",
+                         "blue_target/img1.txt", "blue_target/img2.png", "blue_target/img2.txt", "manifest.jsonl"]
+    assert (out / "blue_target/img1.txt").read_text("utf-8") == "ohwx make it blue"
+    assert (out / "blue_control/img1.png").read_bytes() == (tmp_path / "src/img1.png").read_bytes()  # PNG: copied
+    with Image.open(out / "blue_target/img1.png") as target:
+        assert target.format == "PNG" and target.size == (64, 48)  # the JPEG result converted
+    report = answer["report"]
+    assert report["trainer_ready"] is True and report["validation"]["ok"] is True
+    assert report["validation"]["targets"] == 2 and report["validation"]["targets_without_control"] == []
+    assert report["folders"] == {"target": str(out / "blue_target"), "control": str(out / "blue_control")}
+
+
+def test_aitoolkit_edit_several_results_per_task_get_their_own_controls(client, run, tmp_path):
+    run_id, _ = run
+    out = tmp_path / "out"
+    save(client, run_id, out, layout="aitoolkit_edit", only_selected=False, format="jpeg", caption="none")
+    assert tree(out) == ["dataset_control/img1.jpg", "dataset_control/img1_2.jpg", "dataset_control/img2.jpg",
+                         "dataset_control/img2_2.jpg", "dataset_target/img1.jpg", "dataset_target/img1_2.jpg",
+                         "dataset_target/img2.jpg", "dataset_target/img2_2.jpg", "manifest.jsonl"]
+
+
+def test_aitoolkit_multi_writes_control_1_only_and_says_so(client, run, tmp_path):
+    run_id, _ = run
+    out = tmp_path / "out"
+    answer = save(client, run_id, out, layout="aitoolkit_multi")
+    assert {p.name for p in out.iterdir()} == {"dataset_target", "dataset_control", "manifest.jsonl"}
+    assert any("dataset_control2/" in note for note in answer["report"]["notes"])
+    assert answer["report"]["trainer_ready"] is True
+
+
+def test_musubi_tree_and_dataset_jsonl(client, run, tmp_path):
+    run_id, _ = run
+    out = tmp_path / "out"
+    save(client, run_id, out, layout="musubi", name="set", trigger="ohwx")
+    assert tree(out) == ["manifest.jsonl", "set/control/img1.png", "set/control/img2.png", "set/dataset.jsonl",
+                         "set/image/img1.png", "set/image/img1.txt", "set/image/img2.png", "set/image/img2.txt"]
+    lines = [json.loads(line) for line in (out / "set/dataset.jsonl").read_text("utf-8").splitlines()]
+    assert lines == [{"image_path": str(out / f"set/image/img{i}.png"), "control_path": str(out / f"set/control/img{i}.png"),
+                      "caption": "ohwx make it blue"} for i in (1, 2)]
+    save(client, run_id, out, layout="musubi", name="set", conflict="overwrite")  # rewritten, not duplicated
+    assert len((out / "set/dataset.jsonl").read_text("utf-8").splitlines()) == 2
+
+
+def test_flat_pairs_names_and_not_trainer_ready(client, run, tmp_path):
+    run_id, _ = run
+    out = tmp_path / "out"
+    answer = save(client, run_id, out, layout="flat_pairs")
+    assert tree(out) == ["img1_end.jpg", "img1_start.png", "img2_end.jpg", "img2_start.png", "manifest.jsonl"]
+    assert answer["report"]["trainer_ready"] is False and answer["report"]["validation"]["pairs"] == 2
+    assert any("not trainer-ready" in note for note in answer["report"]["notes"])
+
+
+def test_sequential_stems_and_shared_source_stems(client, fake, tmp_path):
+    folder = tmp_path / "src"
+    for sub in ("a", "b"):
+        (folder / sub).mkdir(parents=True)
+        (folder / sub / "cat.png").write_bytes(make("PNG", (32, 24)))
+    answer = client.post("/api/runs", json={"input_path": str(folder), "recursive": True, "prompt": "make it blue",
+                                            "api": {"api_url": fake.url("g3_stream_dataurl", "/v1/chat/completions"),
+                                                    "model": "m", "allow_private_api": True, "max_retries": 0}})
+    run_id = answer.json["run_id"]
+    select_first(client, wait_idle(client, run_id)["tasks"])
+    shared = save(client, run_id, tmp_path / "shared", layout="aitoolkit_edit")
+    assert tree(tmp_path / "shared/dataset_target") == ["cat.png", "cat.txt", "cat_2.png", "cat_2.txt"]
+    assert [d["stem"] for d in shared["report"]["duplicate_stems"]] == ["cat"]
+    out = tmp_path / "seq"
+    save(client, run_id, out, layout="aitoolkit_edit", sequential=True)
+    assert tree(out / "dataset_control") == ["0001.png", "0002.png"]
+    save(client, run_id, out, layout="aitoolkit_edit", sequential=True)  # a second save continues the numbers
+    assert tree(out / "dataset_target") == [f"000{i}.{e}" for i in range(1, 5) for e in ("png", "txt")]
+
+
+# -- dry run, conflicts, selection --------------------------------------------------------------
+
+def test_dry_run_writes_nothing_and_returns_the_same_plan(client, run, tmp_path):
+    run_id, _ = run
+    out = tmp_path / "new" / "out"
+    preview = save(client, run_id, out, layout="aitoolkit_edit", dry_run=True)
+    assert not (tmp_path / "new").exists() and preview["dry_run"] is True
+    real = save(client, run_id, out, layout="aitoolkit_edit")
+    assert preview["saved"] == real["saved"] and preview["skipped"] == real["skipped"]
+    assert preview["report"]["validation"] == real["report"]["validation"]
+    assert all(Path(p).is_file() for s in real["saved"] for p in s["paths"])
+
+
+def test_conflict_skip_overwrite_rename(client, run, tmp_path):
+    run_id, tasks = run
+    out = tmp_path / "out"
+    save(client, run_id, out, layout="aitoolkit_edit")
+    (out / "dataset_target/img1.txt").write_text("hand-edited", "utf-8")
+    skipped = save(client, run_id, out, layout="aitoolkit_edit")
+    assert skipped["saved"] == [] and [s["reason"].split(":")[0] for s in skipped["skipped"]] == ["exists", "exists"]
+    assert (out / "dataset_target/img1.txt").read_text("utf-8") == "hand-edited"
+    overwritten = save(client, run_id, out, layout="aitoolkit_edit", conflict="overwrite")
+    assert len(overwritten["saved"]) == 2 and (out / "dataset_target/img1.txt").read_text("utf-8") == "make it blue"
+    renamed = save(client, run_id, out, layout="aitoolkit_edit", conflict="rename")
+    assert renamed["saved"][0]["paths"] == [str(out / "dataset_control/img1-2.png"), str(out / "dataset_target/img1-2.txt"),
+                                            str(out / "dataset_target/img1-2.png")]
+    assert tree(out / "dataset_control") == ["img1-2.png", "img1.png", "img2-2.png", "img2.png"]
+    assert [c["action"] for c in renamed["report"]["conflicts"]] == ["renamed", "renamed"]
+
+
+def test_overwrite_replaces_a_same_stem_image_of_another_format(client, run, tmp_path):
+    run_id, _ = run
+    out = tmp_path / "out"
+    save(client, run_id, out, layout="aitoolkit_edit", format="jpeg")
+    save(client, run_id, out, layout="aitoolkit_edit", format="png", conflict="overwrite")
+    assert tree(out / "dataset_control") == ["img1.png", "img2.png"]  # never two files with one stem
+
+
+def test_only_selected_skips_tasks_without_a_selection(client, fake, tmp_path):
+    run_id, tasks = finished_run(client, fake, make_sources(tmp_path / "src", 2))
+    client.patch(f"/api/results/{tasks[0]['results'][1]['id']}", json={"selected": True})
+    answer = save(client, run_id, tmp_path / "out")
+    assert tree(tmp_path / "out") == ["img1_2.png", "manifest.jsonl"]  # {n} is the result's place in its task
+    assert answer["skipped"] == [{"task_id": tasks[1]["id"], "reason": "no selected result"}]
+
+
+# -- aspect ratios ------------------------------------------------------------------------------
+
+@pytest.fixture
+def square_run(client, fake, tmp_path):
+    """A finished run whose one source is 32x32 while the results are 64x48."""
+    folder = tmp_path / "square"
+    folder.mkdir()
+    (folder / "sq.png").write_bytes(make("PNG", (32, 32), (255, 255, 255)))
+    run_id, tasks = finished_run(client, fake, folder)
+    select_first(client, tasks)
+    return run_id, tasks
+
+
+def test_aspect_mismatch_is_refused_with_both_sizes(client, square_run, tmp_path):
+    run_id, tasks = square_run
+    answer = save(client, run_id, tmp_path / "out", layout="aitoolkit_edit")
+    assert answer["saved"] == [] and not (tmp_path / "out/dataset_target").exists()
+    refused = answer["skipped"][0]
+    assert refused["result_id"] == tasks[0]["results"][0]["id"]
+    assert refused["source_size"] == [32, 32] and refused["result_size"] == [64, 48]
+    assert "32x32" in refused["reason"] and "64x48" in refused["reason"]
+    assert answer["report"]["aspect_refused"][0]["difference"] == pytest.approx(1 / 3, abs=1e-3)
+    loose = save(client, run_id, tmp_path / "loose", layout="aitoolkit_edit", aspect_tolerance=0.5)
+    assert len(loose["saved"]) == 1
+
+
+@pytest.mark.parametrize("mode", ["pad", "crop", "resize"])
+def test_conform_makes_the_control_match_the_target(client, square_run, tmp_path, mode):
+    run_id, _ = square_run
+    out = tmp_path / "out"
+    answer = save(client, run_id, out, layout="aitoolkit_edit", conform=mode)
+    assert answer["skipped"] == [] and answer["report"]["conformed"][0]["to"] == [64, 48]
+    assert size(out / "dataset_control/sq.png") == size(out / "dataset_target/sq.png") == (64, 48)
+    with Image.open(out / "dataset_control/sq.png") as control:
+        edge = control.convert("RGB").getpixel((0, 24))
+    assert edge == ((0, 0, 0) if mode == "pad" else (255, 255, 255))
+
+
+# -- manifest, secrets, failures ----------------------------------------------------------------
+
+def test_manifest_records_provenance_and_no_key_is_written_anywhere(client, run, tmp_path):
+    run_id, tasks = run
+    out = tmp_path / "out"
+    answer = client.post(f"/api/runs/{run_id}/save", json={"output_dir": str(out), "layout": "musubi"})
+    lines = [json.loads(line) for line in (out / "manifest.jsonl").read_text("utf-8").splitlines()]
+    assert len(lines) == 2
+    first, source = lines[0], tmp_path / "src/img1.png"
+    assert first["source_path"] == str(source)
+    assert first["source_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert first["result_sha256"] == tasks[0]["results"][0]["sha256"] and first["result_id"] == tasks[0]["results"][0]["id"]
+    assert first["provider"].startswith("127.0.0.1:") and first["model"] == "grok-imagine-1.0-edit"
+    assert first["prompt"] == "make it blue" and first["request_id"] is None
+    assert set(first["params"]) == {"size", "n", "api_mode"} and first["params"]["api_mode"] == "auto"
+    assert first["paths"] == answer.json["saved"][0]["paths"] and first["timestamp"]
+    assert KEY not in answer.get_data(as_text=True)
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path
+    save(client, run_id, out, layout="musubi", conflict="overwrite")
+    assert len((out / "manifest.jsonl").read_text("utf-8").splitlines()) == 4  # appended
+
+
+def test_missing_source_is_an_error_and_no_target_is_written_alone(client, run, tmp_path):
+    run_id, tasks = run
+    (tmp_path / "src/img1.png").unlink()
+    out = tmp_path / "out"
+    answer = save(client, run_id, out, layout="aitoolkit_edit")
+    assert [e["result_id"] for e in answer["errors"]] == [tasks[0]["results"][0]["id"]]
+    assert "missing" in answer["errors"][0]["error"]
+    assert answer["report"]["missing_controls"][0]["task_id"] == tasks[0]["id"]
+    assert tree(out) == ["dataset_control/img2.png", "dataset_target/img2.png", "dataset_target/img2.txt", "manifest.jsonl"]
+
+
+def test_missing_cache_file_is_an_error_and_the_rest_goes_on(client, app, run, tmp_path):
+    run_id, tasks = run
+    gone = tasks[0]["results"][1]  # the fake answers the same two images for every task
+    app.extensions["console.cache"].path(gone["sha256"], gone["format"]).unlink()
+    answer = save(client, run_id, tmp_path / "out", only_selected=False)
+    missing = "the result image is missing from the cache"
+    assert answer["errors"] == [{"result_id": t["results"][1]["id"], "error": missing} for t in tasks]
+    assert tree(tmp_path / "out") == ["img1_1.jpg", "img2_1.jpg", "manifest.jsonl"]
+
+
+def test_a_symlink_out_of_output_dir_is_refused(client, run, tmp_path):
+    run_id, _ = run
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / "dataset_target").symlink_to(elsewhere)
+    answer = save(client, run_id, out, layout="aitoolkit_edit")
+    assert answer["saved"] == [] and all("outside output_dir" in e["error"] for e in answer["errors"])
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_sources_are_never_overwritten(client, run, tmp_path):
+    run_id, _ = run
+    before = (tmp_path / "src/img1.png").read_bytes()
+    answer = save(client, run_id, tmp_path / "src", template="{stem}", format="png", conflict="overwrite")
+    assert answer["saved"] == [] and all("source image" in e["error"] for e in answer["errors"])
+    assert (tmp_path / "src/img1.png").read_bytes() == before
+
+
+# -- one result, bad requests -------------------------------------------------------------------
+
+def test_single_result_save(client, run, tmp_path):
+    _, tasks = run
+    second = tasks[0]["results"][1]  # not selected: only_selected does not apply here
+    out = tmp_path / "out"
+    answer = client.post(f"/api/results/{second['id']}/save", json={"output_dir": str(out), "layout": "aitoolkit_edit"})
+    assert answer.status_code == 200, answer.json
+    assert [s["result_id"] for s in answer.json["saved"]] == [second["id"]]
+    assert tree(out) == ["dataset_control/img1.png", "dataset_target/img1.png", "dataset_target/img1.txt", "manifest.jsonl"]
+    flat = client.post(f"/api/results/{second['id']}/save", json={"output_dir": str(out / "flat")}).json
+    assert flat["saved"][0]["paths"] == [str(out / "flat/img1_2.png")]
+
+
+def test_unknown_ids_are_404(client, tmp_path):
+    rule = {"output_dir": str(tmp_path / "out")}
+    assert client.post("/api/runs/nope/save", json=rule).status_code == 404
+    missing = client.post("/api/results/nope/save", json=rule)
+    assert missing.status_code == 404 and missing.json == {"ok": False, "error": "no result nope"}
+
+
+@pytest.mark.parametrize("rule, message", [
+    ({}, "'output_dir' is required"),
+    ({"output_dir": "out"}, "'output_dir' must be an absolute path"),
+    ({"layout": "kohya"}, "'layout' must be one of"),
+    ({"template": "{stem}_{seed}"}, "unknown variable {seed}"),
+    ({"sequential": "no"}, "'sequential' must be true or false"),
+    ({"template": "../{stem}"}, "template"),
+])
+def test_bad_rules_are_400(client, run, tmp_path, rule, message):
+    run_id, _ = run
+    body = {"output_dir": str(tmp_path / "out"), **rule} if "output_dir" not in rule and rule != {} else rule
+    answer = client.post(f"/api/runs/{run_id}/save", json=body)
+    assert answer.status_code == 400 and answer.json["ok"] is False and message in answer.json["error"]
+
+
+def test_output_dir_that_cannot_be_created_is_400(client, run, tmp_path):
+    run_id, tasks = run
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    answer = client.post(f"/api/runs/{run_id}/save", json={"output_dir": str(blocker / "out")})
+    assert answer.status_code == 400 and "'output_dir'" in answer.json["error"] and str(blocker) in answer.json["error"]
+    one = client.post(f"/api/results/{tasks[0]['results'][0]['id']}/save", json={"output_dir": str(blocker)})
+    assert one.status_code == 400 and "'output_dir'" in one.json["error"]
+    assert client.post(f"/api/runs/{run_id}/save", data="[]", content_type="application/json").status_code == 400
+
+
+def test_flat_rename_keeps_subfolders_and_captions_together(client, run, tmp_path):
+    run_id, _ = run
+    out = tmp_path / "out"
+    rule = {"template": "sub/{stem}", "caption": "prompt", "conflict": "rename"}
+    save(client, run_id, out, **rule)
+    again = save(client, run_id, out, **rule)
+    assert again["saved"][0]["paths"] == [str(out / "sub/img1-2.txt"), str(out / "sub/img1-2.jpg")]
+    assert tree(out / "sub") == ["img1-2.jpg", "img1-2.txt", "img1.jpg", "img1.txt", "img2-2.jpg", "img2-2.txt",
+                                 "img2.jpg", "img2.txt"]
