@@ -44,7 +44,8 @@ def page(browser, server):
     errors: list[str] = []
     tab.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     tab.on("pageerror", lambda error: errors.append(str(error)))
-    tab.on("dialog", lambda dialog: dialog.accept())
+    tab.accept_dialog = lambda dialog: dialog.accept()
+    tab.on("dialog", tab.accept_dialog)
     tab.goto(server.url)
     tab.wait_for_selector("body[data-ready=true]")
     tab.console_errors = errors  # a test that provokes an error answer removes what it expects
@@ -222,3 +223,53 @@ def test_api_settings_saved_and_key_masked(page, server):
     value = page.input_value("#api-form [name=api_key]")
     assert value and value != "sk-page-secret" and "sk-page-secret" not in page.content()
     assert server.get("/api/settings").json()["api"]["api_url"] == "http://127.0.0.1:8000/v1"
+
+
+def test_presets_and_test_connection(page, fake, server):
+    fill_profile(page, fake, "g3_stream_dataurl")
+    page.remove_listener("dialog", page.accept_dialog)
+    page.once("dialog", lambda dialog: dialog.accept("local gateway"))
+    page.click("#api-preset-save")
+    page.on("dialog", page.accept_dialog)
+    page.wait_for_function("[...document.querySelectorAll('#api-preset option')].some(o => o.value === 'local gateway')")
+    assert server.get("/api/presets").json()["api"]["local gateway"]["model"] == "grok-imagine-1.0-edit"
+    page.fill("#api-form [name=model]", "something-else")
+    page.select_option("#api-preset", "local gateway")
+    page.click("#api-preset-apply")
+    assert page.input_value("#api-form [name=model]") == "grok-imagine-1.0-edit"
+    page.click("#test-connection")
+    page.wait_for_function("document.querySelector('#connection-output').textContent.startsWith('Connected')")
+    assert "grok" in page.inner_text("#connection-output")
+    page.click("#api-preset-delete")
+    page.wait_for_function("![...document.querySelectorAll('#api-preset option')].some(o => o.value === 'local gateway')")
+
+
+def test_history_switch_delete_and_live_concurrency(page, fake, server, tmp_path):
+    start_run(page, fake, make_sources(tmp_path / "a", 2))
+    wait_count(page, "done", 2)
+    page.fill("[data-testid=prompt-input]", "second run")
+    fill_profile(page, fake, "stall")
+    page.fill("[data-testid=path-input]", str(make_sources(tmp_path / "b", 6)))
+    page.click("[data-testid=start-run]")
+    page.wait_for_function("document.querySelector('#run-title').textContent === 'second run'")
+    page.fill("#run-concurrency", "6")
+    page.dispatch_event("#run-concurrency", "change")
+    wait_count(page, "running", 6)
+    assert page.locator("#history .history-item").count() == 2
+    page.locator("#history .history-item").nth(1).locator("button.link").click()
+    page.wait_for_function("document.querySelector('#run-title').textContent === 'make it blue'")
+    wait_count(page, "done", 2)
+    page.locator("#history .history-item").nth(0).locator("button.danger").click()
+    page.wait_for_function("document.querySelectorAll('#history .history-item').length === 1")
+    assert fake.wait_for_connections(0, 3)
+
+
+def test_updates_keep_the_scroll_position_and_open_drawers(page, fake, server, tmp_path):
+    start_run(page, fake, make_sources(tmp_path / "src", 40), scenario="latency.s=0.2")
+    page.wait_for_selector("[data-testid=task-card]")
+    page.evaluate("document.getElementById('grid').scrollTop = 2000")
+    page.click("#open-save")
+    wait_count(page, "done", 40)
+    assert page.evaluate("document.getElementById('grid').scrollTop") == 2000
+    assert page.is_visible("#save-drawer")
+    assert page.locator("[data-testid=task-card]").count() < 40  # only rows near the screen exist
