@@ -94,12 +94,12 @@ class SaveRule:
         trainer = layout in TRAINER_LAYOUTS
         rule = cls(
             output_dir=_output_dir(data.get("output_dir")), layout=layout,
-            name=_dataset_name(_get(data, "name", str, "dataset")),
-            template=_get(data, "template", str, "{stem}_{n}"),
+            name=_dataset_name(_get(data, "name", str, "") or "dataset"),
+            template=_get(data, "template", str, "") or "{stem}_{n}",
             sequential=_get(data, "sequential", bool, False),
             format=_choice(data, "format", OUTPUT_FORMATS, "png" if trainer else "keep"),
             caption=_choice(data, "caption", CAPTIONS, "prompt" if trainer else "none"),
-            caption_template=_get(data, "caption_template", str, "{prompt}"),
+            caption_template=_get(data, "caption_template", str, "") or "{prompt}",
             trigger=_get(data, "trigger", str, "").strip(),
             only_selected=_get(data, "only_selected", bool, True),
             conflict=_choice(data, "conflict", CONFLICTS, "skip"),
@@ -130,7 +130,7 @@ def _get(data: Mapping[str, Any], name: str, kind: type, default: Any) -> Any:
 
 
 def _choice(data: Mapping[str, Any], name: str, choices: tuple[str, ...], default: str) -> str:
-    value = _get(data, name, str, default)
+    value = _get(data, name, str, "") or default  # "" (a form's "default" option) means the default
     if value not in choices:
         raise RuleError(f"'{name}' must be one of {', '.join(choices)}, not {value[:80]!r}")
     return value

@@ -28,6 +28,8 @@ def test_defaults_depend_on_the_layout():
     edit = rule(layout="aitoolkit_edit")
     assert (edit.format, edit.caption, edit.name, edit.sequential) == ("png", "prompt", "dataset", False)
     assert rule(layout="musubi", format="keep", caption="none").caption == "none"
+    blank = rule(layout="aitoolkit_edit", format="", caption="", conflict="", name="", template="", trigger="")
+    assert (blank.format, blank.caption, blank.conflict, blank.name, blank.template) == ("png", "prompt", "skip", "dataset", "{stem}_{n}")
 
 
 @pytest.mark.parametrize("body, message", [
