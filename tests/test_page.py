@@ -273,3 +273,25 @@ def test_updates_keep_the_scroll_position_and_open_drawers(page, fake, server, t
     assert page.evaluate("document.getElementById('grid').scrollTop") == 2000
     assert page.is_visible("#save-drawer")
     assert page.locator("[data-testid=task-card]").count() < 40  # only rows near the screen exist
+
+
+def test_save_panel_preview_then_save_pairs(page, fake, server, tmp_path):
+    start_run(page, fake, make_sources(tmp_path / "src", 2))
+    wait_count(page, "done", 2)
+    page.locator("[data-testid=result-select]").first.check()
+    page.wait_for_selector(".result.is-selected")
+    page.click("#open-save")
+    out = tmp_path / "datasets"
+    page.fill("#save-form [name=output_dir]", str(out))
+    page.select_option("#save-form [name=layout]", "aitoolkit_edit")
+    page.fill("#save-form [name=name]", "blue")
+    page.select_option("#save-form [name=conform]", "resize")  # the sources are 16x12, the results 64x48
+    page.click("#save-preview")
+    page.wait_for_function("document.querySelector('#save-output').textContent.includes('would be written')")
+    assert not out.exists()  # a dry run writes nothing
+    page.click("#save-form [type=submit]")
+    page.wait_for_function("document.querySelector('#save-output').textContent.startsWith('Saved 1')")
+    assert sorted(p.name for p in (out / "blue_target").iterdir()) == ["img1.png", "img1.txt"]
+    assert sorted(p.name for p in (out / "blue_control").iterdir()) == ["img1.png"]
+    assert (out / "blue_target" / "img1.txt").read_text(encoding="utf-8").strip() == "make it blue"
+    shot(page, "save-panel")

@@ -14,7 +14,9 @@ function readRule() {
   const rule = {};
   for (const el of $("save-form").elements) {
     if (!el.name) continue;
-    rule[el.name] = FLAGS.includes(el.name) ? el.checked : el.value;
+    if (FLAGS.includes(el.name)) rule[el.name] = el.checked;
+    else if (el.name === "aspect_tolerance") rule[el.name] = el.value === "" ? 0.02 : Number(el.value);
+    else rule[el.name] = el.value; // "" means: the layout's default
   }
   return rule;
 }
