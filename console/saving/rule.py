@@ -1,0 +1,180 @@
+"""Parse and check a save rule and its name and caption templates, keeping every name inside output_dir."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import string
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Mapping
+
+LAYOUTS = ("flat", "aitoolkit_edit", "aitoolkit_multi", "musubi", "flat_pairs")
+TRAINER_LAYOUTS = ("aitoolkit_edit", "aitoolkit_multi", "musubi")
+PAIR_LAYOUTS = (*TRAINER_LAYOUTS, "flat_pairs")
+OUTPUT_FORMATS = ("png", "jpeg", "webp", "keep")
+TRAINER_FORMATS = ("png", "jpeg", "webp")  # ai-toolkit finds controls as .jpg .jpeg .png .webp only
+CAPTIONS = ("none", "prompt", "template")
+CONFLICTS = ("skip", "overwrite", "rename")
+CONFORMS = ("none", "pad", "crop", "resize")
+NAME_VARIABLES = ("stem", "n", "index", "run", "task", "result", "sha8", "date")
+CAPTION_VARIABLES = ("prompt", "stem", "trigger")
+_SAMPLE = {"stem": "image", "n": 1, "index": 1, "run": "r0", "task": "t0", "result": "i0", "sha8": "0123abcd",
+           "date": "20250101", "prompt": "prompt", "trigger": "trigger"}
+_FORMATTER = string.Formatter()
+
+
+class RuleError(ValueError):
+    """A save rule that cannot be used; str(e) names the field."""
+
+
+# -- the rule ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SaveRule:
+    """What to save, where and how (the JSON body of the save routes)."""
+
+    output_dir: Path
+    layout: str = "flat"
+    name: str = "dataset"
+    template: str = "{stem}_{n}"
+    sequential: bool = False
+    format: str = "keep"
+    caption: str = "none"
+    caption_template: str = "{prompt}"
+    trigger: str = ""
+    only_selected: bool = True
+    conflict: str = "skip"
+    aspect_tolerance: float = 0.02
+    conform: str = "none"
+    dry_run: bool = False
+
+    @property
+    def pairs(self) -> bool:
+        return self.layout in PAIR_LAYOUTS
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "SaveRule":
+        """Return the rule in `data` with defaults per layout; raise RuleError naming a bad field."""
+        if not isinstance(data, Mapping):
+            raise RuleError("the save rule must be a JSON object")
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise RuleError(f"unknown save rule field(s): {', '.join(unknown)}")
+        layout = _choice(data, "layout", LAYOUTS, "flat")
+        trainer = layout in TRAINER_LAYOUTS
+        rule = cls(
+            output_dir=_output_dir(data.get("output_dir")), layout=layout,
+            name=_dataset_name(_get(data, "name", str, "") or "dataset"),
+            template=_get(data, "template", str, "") or "{stem}_{n}",
+            sequential=_get(data, "sequential", bool, False),
+            format=_choice(data, "format", OUTPUT_FORMATS, "png" if trainer else "keep"),
+            caption=_choice(data, "caption", CAPTIONS, "prompt" if trainer else "none"),
+            caption_template=_get(data, "caption_template", str, "") or "{prompt}",
+            trigger=_get(data, "trigger", str, "").strip(),
+            only_selected=_get(data, "only_selected", bool, True),
+            conflict=_choice(data, "conflict", CONFLICTS, "skip"),
+            aspect_tolerance=_tolerance(_get(data, "aspect_tolerance", float, 0.02)),
+            conform=_choice(data, "conform", CONFORMS, "none"),
+            dry_run=_get(data, "dry_run", bool, False),
+        )
+        check_template(rule.template, NAME_VARIABLES, "template")
+        relative_name(render(rule.template, _SAMPLE, "template"), "template")
+        check_template(rule.caption_template, CAPTION_VARIABLES, "caption_template")
+        return rule
+
+
+_KINDS = {str: "a string", bool: "true or false", float: "a number"}
+
+
+def _get(data: Mapping[str, Any], name: str, kind: type, default: Any) -> Any:
+    value = data.get(name)
+    if value is None:
+        return default
+    ok = isinstance(value, (int, float)) if kind is float else isinstance(value, kind)
+    if not ok or (kind is not bool and isinstance(value, bool)):
+        raise RuleError(f"'{name}' must be {_KINDS[kind]}")
+    try:
+        return float(value) if kind is float else value
+    except OverflowError:  # an integer too big for a float
+        raise RuleError(f"'{name}' is out of range") from None
+
+
+def _choice(data: Mapping[str, Any], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = _get(data, name, str, "") or default  # "" (a form's "default" option) means the default
+    if value not in choices:
+        raise RuleError(f"'{name}' must be one of {', '.join(choices)}, not {value[:80]!r}")
+    return value
+
+
+def _output_dir(value: Any) -> Path:
+    if value is None or value == "":
+        raise RuleError("'output_dir' is required")
+    if not isinstance(value, str) or "\0" in value:
+        raise RuleError("'output_dir' must be a string")
+    if not os.path.isabs(value):
+        raise RuleError(f"'output_dir' must be an absolute path, not {value[:200]!r}")
+    return Path(value)
+
+
+def _dataset_name(value: str) -> str:
+    if not value or value in (".", "..") or any(c in value for c in "/\\\0") or value.startswith("."):
+        raise RuleError(f"'name' must be a plain folder name (no slashes, not hidden), not {value[:80]!r}")
+    return value
+
+
+def _tolerance(value: float) -> float:
+    if not math.isfinite(value) or not 0 <= value <= 10:
+        raise RuleError("'aspect_tolerance' must be a number from 0 to 10 (0.02 = 2 %)")
+    return value
+
+
+# -- templates --------------------------------------------------------------------------------
+
+def check_template(template: str, allowed: tuple[str, ...], where: str) -> None:
+    """Raise RuleError unless every {variable} is in `allowed`, without attribute access or conversions."""
+    try:
+        parsed = list(_FORMATTER.parse(template))
+    except ValueError as exc:
+        raise RuleError(f"'{where}' is not a valid template: {exc}") from None
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if name not in allowed:
+            raise RuleError(f"'{where}': unknown variable {{{name}}} (known: {', '.join(allowed)})")
+        if conversion or "{" in (spec or ""):
+            raise RuleError(f"'{where}': {{{name}}} may only take a format spec like {{n:04d}}")
+    render(template, _SAMPLE, where)
+
+
+def render(template: str, values: Mapping[str, Any], where: str) -> str:
+    """Fill a checked template; raise RuleError when a format spec does not suit its value."""
+    try:
+        return _FORMATTER.vformat(template, (), values)
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise RuleError(f"'{where}': {exc}") from None
+
+
+def relative_name(text: str, where: str) -> PurePosixPath:
+    """Return a rendered name as a relative path, refusing anything that could leave output_dir."""
+    parts = text.replace("\\", "/").split("/")
+    if text.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", text):
+        raise RuleError(f"'{where}' gives an absolute path {text[:200]!r}: names must stay inside output_dir")
+    if "\0" in text or any(part in ("", ".", "..") for part in parts):
+        raise RuleError(f"'{where}' gives {text[:200]!r}: empty, '.' and '..' parts are not allowed")
+    return PurePosixPath(*parts)
+
+
+def inside(root: Path, path: Path) -> bool:
+    """Return True when `path`, with symlinks resolved, stays inside the resolved `root`."""
+    resolved = resolved_path(path)
+    return resolved is not None and resolved.is_relative_to(root)
+
+
+def resolved_path(path: Path) -> Path | None:
+    """Return `path` with symlinks resolved, or None for a symlink loop or an unreadable folder."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return None
