@@ -12,6 +12,7 @@ import secrets
 import sqlite3
 import threading
 import time
+import weakref
 from pathlib import Path
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Sequence
@@ -70,8 +71,12 @@ class Store:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        # Weak: a request thread's connection is closed when the thread ends (werkzeug starts a
+        # thread per request; a strong list here leaked one connection and two fds per request).
+        self._holders: weakref.WeakSet[_Holder] = weakref.WeakSet()
         self._lock = threading.Lock()
+        # Writers queue here rather than in SQLite's busy handler, which sleeps 1, 2, 5… ms.
+        self._write_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._tx() as db:
             self._migrate(db)
@@ -80,35 +85,37 @@ class Store:
     # -- connections ------------------------------------------------------------------------
 
     def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
+        holder = getattr(self._local, "holder", None)
+        if holder is None:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
-            self._local.db = db
+            holder = self._local.holder = _Holder(db)
             with self._lock:
-                self._connections.append(db)
-        return db
+                self._holders.add(holder)
+        return holder.db
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        with self._write_lock:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def close(self) -> None:
-        """Close every connection (call once no thread uses the store any more)."""
+        """Close every open connection (call once no thread uses the store any more)."""
         with self._lock:
-            for db in self._connections:
-                db.close()
-            self._connections.clear()
+            holders = list(self._holders)
+            self._holders.clear()
+        for holder in holders:
+            holder.db.close()
         self._local = threading.local()
 
     def _migrate(self, db: sqlite3.Connection) -> None:
@@ -293,13 +300,14 @@ class Store:
             db.execute("INSERT INTO attempts (task_id, number, started_at) VALUES (?, ?, ?)", (task_id, number, time.time()))
 
     def finish_task(self, task_id: str, status: str, *, error: str | None = None, http_status: int | None = None,
-                    warning: str | None = None, debug_log: str | None = None) -> None:
-        """Record how a task ended."""
+                    warning: str | None = None, debug_log: str | None = None, only_from: Sequence[str] = ()) -> None:
+        """Record how a task ended (optionally only if it is now in one of `only_from`)."""
+        guard = f" AND status IN ({','.join('?' * len(only_from))})" if only_from else ""
         with self._tx() as db:
             rev = self._bump(db)
             db.execute("UPDATE tasks SET status = ?, error = ?, http_status = ?, warning = ?, debug_log = ?, rev = ?, "
-                       "finished_at = ? WHERE id = ?",
-                       (status, error, http_status, warning, debug_log, rev, time.time(), task_id))
+                       f"finished_at = ? WHERE id = ?{guard}",
+                       (status, error, http_status, warning, debug_log, rev, time.time(), task_id, *only_from))
 
     def debug_log(self, task_id: str) -> str | None:
         """Return a task's last debug log."""
@@ -382,6 +390,18 @@ class Store:
     def is_referenced(self, sha256: str) -> bool:
         """Return True while any result uses these bytes."""
         return self._db().execute("SELECT 1 FROM results WHERE sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None
+
+
+class _Holder:
+    """A thread's connection, weakly tracked so it closes when its thread goes away."""
+
+    __slots__ = ("db", "__weakref__")
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __del__(self) -> None:
+        self.db.close()
 
 
 def _task(row: sqlite3.Row) -> dict[str, Any]:
