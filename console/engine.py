@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sys
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,7 @@ from .upstream.payload import Source, endpoint, resolve_mode
 
 log = logging.getLogger("console.engine")
 CALL_TIMEOUT_S = 30.0
+SWITCH_INTERVAL_S = 0.001
 HOUSEKEEPING_FIRST_S = 10.0  # let start-up finish before touching the cache
 HOUSEKEEPING_EVERY_S = 3600.0
 STOP_WAIT_S = 5.0
@@ -87,6 +89,20 @@ class Limiter:
                 waiter.set_result(None)
 
 
+class Slot:
+    """One task's hold on its run's limiter, released once (early, or when the task ends)."""
+
+    def __init__(self, limiter: Limiter) -> None:
+        self._limiter = limiter
+        self._held = True
+
+    def release(self) -> None:
+        """Give the slot back; later calls do nothing."""
+        if self._held:
+            self._held = False
+            self._limiter.release()
+
+
 @dataclass
 class RunState:
     """What the loop knows about one run that has work queued or in flight."""
@@ -115,6 +131,7 @@ class Engine:
         self._runs: dict[str, RunState] = {}
         self._busy: set[str] = set()  # run ids with work, readable from any thread
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="console-work")
+        self._db_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="console-db")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -131,6 +148,9 @@ class Engine:
         self._ready.wait()
 
     def _main(self) -> None:
+        # The loop hands work to pool threads and back several times per task; with the default
+        # 5 ms GIL switch interval each hand-off could wait that long (bench: throughput).
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self._loop)
         self._loop.set_default_executor(self._pool)
@@ -154,6 +174,7 @@ class Engine:
                 self._thread.join(timeout=10)
             self._loop.close()
             self._pool.shutdown(wait=True, cancel_futures=True)
+            self._db_pool.shutdown(wait=True, cancel_futures=True)
 
     def _call(self, coro: Coroutine[Any, Any, Any], timeout: float = CALL_TIMEOUT_S) -> Any:
         if self._loop is None:
@@ -310,16 +331,17 @@ class Engine:
                     state.limiter.release()
                     break
                 task_id = state.queue.popleft()
-                job = asyncio.create_task(self._process(state, task_id))
+                slot = Slot(state.limiter)
+                job = asyncio.create_task(self._process(state, task_id, slot))
                 state.inflight[task_id] = job
-                job.add_done_callback(lambda _, tid=task_id: self._finished(state, tid))
+                job.add_done_callback(lambda _, tid=task_id, held=slot: self._finished(state, tid, held))
         finally:
             state.dispatcher = None
             self._update_busy(state)
 
-    def _finished(self, state: RunState, task_id: str) -> None:
+    def _finished(self, state: RunState, task_id: str, slot: "Slot") -> None:
         state.inflight.pop(task_id, None)
-        state.limiter.release()
+        slot.release()
         self._update_busy(state)
 
     def _update_busy(self, state: RunState) -> None:
@@ -328,24 +350,31 @@ class Engine:
         else:
             self._busy.discard(state.run_id)
 
-    async def _process(self, state: RunState, task_id: str) -> None:
+    async def _process(self, state: RunState, task_id: str, slot: "Slot") -> None:
         """Run one task to a final status, whatever happens."""
         loop = asyncio.get_running_loop()
 
         def off(func: Callable[..., Any], *args: Any, **kw: Any) -> asyncio.Future:
-            # Store writes and file work leave the loop: 32 tasks finishing at once must not
-            # queue their SQLite commits on it (measured in bench: 1.31× ideal before).
+            # File and image work leaves the loop (DESIGN §3).
             return loop.run_in_executor(self._pool, functools.partial(func, *args, **kw))
+
+        def db(func: Callable[..., Any], *args: Any, **kw: Any) -> asyncio.Future:
+            # Store calls too, in their own small pool, so a task's start never queues behind
+            # a wave of image decodes (bench: 32 tasks finishing at once, 1.31× ideal before).
+            return loop.run_in_executor(self._db_pool, functools.partial(func, *args, **kw))
 
         profile = state.profile
         debug = DebugLog([profile.api_key], self.settings.debug_log_bytes)
         try:
-            if not await off(self.store.start_task, task_id):
-                return  # stopped or deleted while it waited in the queue
-            task = await off(self.store.task, task_id)
-            source = await off(self._read_source, task["source_path"], profile)
-            outcome = await self._client.call(profile, task["prompt"], source, debug=debug,
-                                              on_attempt=lambda n: off(self.store.add_attempt, task_id, n))
+            try:
+                begun = await off(self._begin, task_id, profile)  # one hop: start, read, shrink
+                if begun is None:
+                    return  # stopped or deleted while it waited in the queue
+                task, source = begun
+                outcome = await self._client.call(profile, task["prompt"], source, debug=debug,
+                                                  on_attempt=lambda n: db(self.store.add_attempt, task_id, n))
+            finally:
+                slot.release()  # the upstream part is over: the next task may call while this one stores
             await off(self._keep, task_id, outcome.images)
         except asyncio.CancelledError:
             # The start may still be finishing in the pool: stop the task whether it got to
@@ -355,18 +384,27 @@ class Engine:
                                    only_from=("pending", "running"))
             raise
         except SourceError as exc:
-            await off(self.store.finish_task, task_id, "failed", error=str(exc), debug_log=debug.text())
+            await db(self._finish, task_id, "failed", debug, error=str(exc))
         except UpstreamError as exc:
-            await off(self.store.finish_task, task_id, "failed", error=str(exc), http_status=exc.http_status,
-                      debug_log=debug.text())
+            await db(self._finish, task_id, "failed", debug, error=str(exc), http_status=exc.http_status)
         except Exception as exc:  # a bug must not leave the task running forever
             log.exception("task %s crashed", task_id)
             debug.note(f"internal error: {exc!r}")
             self.store.finish_task(task_id, "failed", error=f"internal error: {exc}", debug_log=debug.text())
         else:
             warning = "; ".join(outcome.warnings) or None
-            await off(self.store.finish_task, task_id, "done", http_status=outcome.http_status, warning=warning,
-                      debug_log=debug.text())
+            await db(self._finish, task_id, "done", debug, http_status=outcome.http_status, warning=warning)
+
+    def _finish(self, task_id: str, status: str, debug: DebugLog, **fields: Any) -> None:
+        """Record a task's end with its debug log (rendering the log is regex work: off the loop)."""
+        self.store.finish_task(task_id, status, debug_log=debug.text(), **fields)
+
+    def _begin(self, task_id: str, profile: ApiProfile) -> tuple[dict[str, Any], Source] | None:
+        """Mark a pending task running and read its source; None if it is no longer pending."""
+        if not self.store.start_task(task_id):
+            return None
+        task = self.store.task(task_id)
+        return task, self._read_source(task["source_path"], profile)
 
     def _read_source(self, path: str, profile: ApiProfile) -> Source:
         """Read and (optionally) shrink a source image; raise SourceError with the reason."""

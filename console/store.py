@@ -20,6 +20,7 @@ from typing import Any, Iterable, Iterator, Sequence
 STATUSES = ("pending", "running", "done", "failed", "stopped")
 FINISHED = ("done", "failed", "stopped")
 RATE_WINDOW_S = 300.0
+CACHE_KIB = 512  # SQLite page cache per connection
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, """
@@ -92,6 +93,9 @@ class Store:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
+            # Many threads hold a connection each; SQLite's default 2 MB page cache apiece made
+            # the server grow with the database (bench: memory). The OS caches the file anyway.
+            db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             holder = self._local.holder = _Holder(db)
             with self._lock:
                 self._holders.add(holder)

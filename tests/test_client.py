@@ -369,3 +369,22 @@ def test_cancelling_a_call_closes_its_stream_at_once(fake):
             return await asyncio.to_thread(fake.wait_for_connections, 0, 1.0)
 
     assert asyncio.run(go()) is True
+
+
+def test_connection_is_kept_alive_after_done(fake):
+    profile = ApiProfile.from_dict({"api_url": fake.url("g3_stream_dataurl", CHAT), "model": "m",
+                                    "allow_private_api": True})
+
+    async def go() -> list[int]:
+        open_after = []
+        async with make_http_client() as http:
+            client = UpstreamClient(http, SETTINGS)
+            for _ in range(3):
+                await client.call(profile, "p", None)
+                open_after.append(fake.open_connections)
+        return open_after
+
+    # Reading the stream's tail after [DONE] returns the connection to the pool: one connection
+    # serves all three calls (closing it instead cost a TCP handshake per task).
+    assert asyncio.run(go()) == [1, 1, 1]
+    assert len([r for r in fake.requests if r.method == "POST"]) == 3

@@ -6,7 +6,7 @@ import asyncio
 import json
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 from urllib.parse import urlsplit
 
 import httpx
@@ -192,13 +192,15 @@ class UpstreamClient:
     async def _read_stream(self, answer: httpx.Response, parser: AnswerParser, debug: DebugLog, cap: int) -> None:
         decoder = SSEDecoder()
         total = 0
-        async for chunk in answer.aiter_bytes():
+        chunks = answer.aiter_bytes()
+        async for chunk in chunks:
             total += len(chunk)
             if total > cap:
                 raise TooLargeError(f"the answer passed the cap of {cap} bytes")
             debug.raw(chunk)
             if await self._events(decoder.feed(chunk), parser):
-                return  # [DONE]: stop reading; leaving the block closes the connection
+                await _drain(chunks)
+                return
         await self._events(decoder.finish(), parser)
 
     async def _events(self, events: list, parser: AnswerParser) -> bool:
@@ -280,6 +282,21 @@ class UpstreamClient:
 
 
 _NOT_JSON = object()
+DRAIN_BYTES = 64 * 1024
+DRAIN_TIMEOUT_S = 0.2
+
+
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    """After [DONE], read the little that is left so the connection can be reused (keep-alive)."""
+    try:
+        async with asyncio.timeout(DRAIN_TIMEOUT_S):
+            left = 0
+            async for chunk in chunks:
+                left += len(chunk)
+                if left > DRAIN_BYTES:
+                    return  # more than a tail: let the connection close
+    except (TimeoutError, httpx.HTTPError):
+        pass  # a server that keeps talking after [DONE] just loses its connection
 
 
 def _loads(text: str) -> Any:
