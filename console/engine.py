@@ -89,20 +89,6 @@ class Limiter:
                 waiter.set_result(None)
 
 
-class Slot:
-    """One task's hold on its run's limiter, released once (early, or when the task ends)."""
-
-    def __init__(self, limiter: Limiter) -> None:
-        self._limiter = limiter
-        self._held = True
-
-    def release(self) -> None:
-        """Give the slot back; later calls do nothing."""
-        if self._held:
-            self._held = False
-            self._limiter.release()
-
-
 @dataclass
 class RunState:
     """What the loop knows about one run that has work queued or in flight."""
@@ -331,17 +317,16 @@ class Engine:
                     state.limiter.release()
                     break
                 task_id = state.queue.popleft()
-                slot = Slot(state.limiter)
-                job = asyncio.create_task(self._process(state, task_id, slot))
+                job = asyncio.create_task(self._process(state, task_id))
                 state.inflight[task_id] = job
-                job.add_done_callback(lambda _, tid=task_id, held=slot: self._finished(state, tid, held))
+                job.add_done_callback(lambda _, tid=task_id: self._finished(state, tid))
         finally:
             state.dispatcher = None
             self._update_busy(state)
 
-    def _finished(self, state: RunState, task_id: str, slot: "Slot") -> None:
+    def _finished(self, state: RunState, task_id: str) -> None:
         state.inflight.pop(task_id, None)
-        slot.release()
+        state.limiter.release()
         self._update_busy(state)
 
     def _update_busy(self, state: RunState) -> None:
@@ -350,7 +335,7 @@ class Engine:
         else:
             self._busy.discard(state.run_id)
 
-    async def _process(self, state: RunState, task_id: str, slot: "Slot") -> None:
+    async def _process(self, state: RunState, task_id: str) -> None:
         """Run one task to a final status, whatever happens."""
         loop = asyncio.get_running_loop()
 
@@ -366,15 +351,14 @@ class Engine:
         profile = state.profile
         debug = DebugLog([profile.api_key], self.settings.debug_log_bytes)
         try:
-            try:
-                begun = await off(self._begin, task_id, profile)  # one hop: start, read, shrink
-                if begun is None:
-                    return  # stopped or deleted while it waited in the queue
-                task, source = begun
-                outcome = await self._client.call(profile, task["prompt"], source, debug=debug,
-                                                  on_attempt=lambda n: db(self.store.add_attempt, task_id, n))
-            finally:
-                slot.release()  # the upstream part is over: the next task may call while this one stores
+            begun = await off(self._begin, task_id, profile)  # one hop: start, read, shrink
+            if begun is None:
+                return  # stopped or deleted while it waited in the queue
+            task, source = begun
+            outcome = await self._client.call(profile, task["prompt"], source, debug=debug,
+                                              on_attempt=lambda n: db(self.store.add_attempt, task_id, n))
+            # The slot is held until the images are stored: releasing it earlier let a fast
+            # upstream pile up finished answers in memory faster than they were written.
             await off(self._keep, task_id, outcome.images)
         except asyncio.CancelledError:
             # The start may still be finishing in the pool: stop the task whether it got to
