@@ -5,7 +5,7 @@
     python -m bench --only stop     # one figure (repeatable option); prints only
     python -m bench --write ...     # write BENCHMARKS.md even with --quick/--only
 
-Figures: throughput (and server CPU per task), big_payload, stop, listing, memory, startup, scan.
+Figures: throughput (and server CPU per task), big_payload, stop, listing, memory, startup, scan, page.
 """
 
 from __future__ import annotations

@@ -69,8 +69,15 @@ class Server(ServerProcess):
             raise RuntimeError(f"POST /api/runs answered {answer.status_code}: {answer.text[:300]}")
         return answer.json()["run_id"]
 
+    polls = 0
+
     def progress(self, run_id: str) -> dict[str, Any]:
+        self.polls += 1
         return self.get(f"/api/runs/{run_id}").json()["progress"]
+
+    def open_fds(self) -> int:
+        """Return how many file descriptors the server process holds."""
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
 
     def wait_progress(self, run_id: str, predicate: Callable[[dict[str, Any]], bool], timeout: float,
                       interval: float = 0.05) -> dict[str, Any]:

@@ -11,8 +11,10 @@ import { initSavePanel, openSave } from "./savepanel.js";
 import { $, attempt, confirmed, toast } from "./ui.js";
 import { Viewer } from "./viewer.js";
 
-const POLL_RUNNING_MS = 1000;
-const POLL_IDLE_MS = 4000;
+// A since= poll with nothing new is ~200 bytes and a few ms (BENCHMARKS.md), so poll every second
+// (a change must show within 1.5 s, DESIGN §8); a hidden tab polls less.
+const POLL_MS = 1000;
+const POLL_HIDDEN_MS = 5000;
 const RUNS_EVERY_MS = 5000;
 const PAGE = 2000;
 const STATUSES = ["pending", "running", "done", "failed", "stopped"];
@@ -93,7 +95,7 @@ async function poll() {
   } catch (err) {
     if (err.status === 404) return selectRun(null);
   }
-  if (generation === state.generation) schedulePoll(state.running ? POLL_RUNNING_MS : POLL_IDLE_MS);
+  if (generation === state.generation) schedulePoll(document.hidden ? POLL_HIDDEN_MS : POLL_MS);
 }
 
 /** Fold changed and removed tasks into the state; touch only what changed on screen. */
@@ -310,6 +312,7 @@ async function main() {
   const start = state.runs.find((run) => run.id === remembered) || state.runs[0];
   await selectRun(start ? start.id : null);
   setInterval(refreshRuns, RUNS_EVERY_MS);
+  document.addEventListener("visibilitychange", () => !document.hidden && schedulePoll(0));
   document.body.dataset.ready = "true";
 }
 
