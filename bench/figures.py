@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from bench import big_payload
 from bench.page import page_figures
-from bench.harness import CHAT, Row, Server, Servers, Workspace, make_sources, median
+from bench.harness import CHAT, Row, Servers, Workspace, make_sources, median
 from console.settings import resolve
 from tests.fake_upstream import FakeUpstream, big_png
 
