@@ -47,7 +47,7 @@ def page(browser, server):
     tab.accept_dialog = lambda dialog: dialog.accept()
     tab.on("dialog", tab.accept_dialog)
     tab.goto(server.url)
-    tab.wait_for_selector("body[data-ready=true]")
+    tab.wait_for_selector("body[data-ready=true]", timeout=10_000)  # a broken page fails fast
     tab.console_errors = errors  # a test that provokes an error answer removes what it expects
     yield tab
     context.close()

@@ -1,16 +1,17 @@
 // The API profile panel: every profile field, presets, key handling, config import/export,
 // and the connection test.
 
-import { fetchJSON, urls } from "./api.js";
+import { fetchJSON } from "./api.js";
 import { t } from "./i18n.js";
-import { $, attempt, confirmed, fillSelect, toast } from "./ui.js";
+import { PresetPicker } from "./presets.js";
+import { $, attempt, confirmed, toast } from "./ui.js";
 
 const NUMBERS = ["temperature", "max_tokens", "n", "concurrency", "max_retries", "timeout_s", "source_max_side", "source_max_bytes"];
 const OPTIONAL_NUMBERS = new Set(["temperature", "max_tokens", "n"]);
 const OBJECTS = ["extra_headers", "extra_body"];
 const FLAGS = ["stream", "allow_private_api", "allow_private_downloads", "rewrite_result_host"];
 
-let presets = {};
+let presets = null;
 
 /** Read the form into profile fields; throws with a readable message on bad JSON. */
 export function readProfile(form = $("api-form")) {
@@ -54,34 +55,9 @@ async function loadSettings() {
   return settings;
 }
 
-async function loadPresets() {
-  presets = (await fetchJSON("/api/presets")).api || {};
-  fillSelect($("api-preset"), Object.keys(presets).map((name) => [name, name]), "—");
-}
-
 async function saveSettings(event) {
   event.preventDefault();
   await attempt(async () => writeProfile((await fetchJSON("/api/settings", { method: "PUT", body: { api: readProfile() } })).api), t("saved"));
-}
-
-async function savePreset() {
-  const name = window.prompt(t("preset_name"), $("api-preset").value || "");
-  if (!name) return;
-  await attempt(() => fetchJSON(urls.preset("api", name), { method: "PUT", body: readProfile() }), t("saved"));
-  await loadPresets();
-  $("api-preset").value = name;
-}
-
-async function deletePreset() {
-  const name = $("api-preset").value;
-  if (!name || !confirmed("confirm_delete_preset", { name })) return;
-  await attempt(() => fetchJSON(urls.preset("api", name), { method: "DELETE" }), t("deleted"));
-  await loadPresets();
-}
-
-function applyPreset() {
-  const preset = presets[$("api-preset").value];
-  if (preset) writeProfile(preset);
 }
 
 function toggleKey() {
@@ -120,22 +96,21 @@ async function importConfig(event) {
       throw new Error(`${file.name}: ${err.message}`);
     }
     await fetchJSON("/api/config/import", { method: "POST", body: data });
-    await Promise.all([loadSettings(), loadPresets()]);
+    await Promise.all([loadSettings(), presets.load()]);
   }, t("imported"));
 }
 
 /** Wire the panel and load the stored settings; return them. */
 export async function initProfilePanel() {
   $("api-form").addEventListener("submit", saveSettings);
-  $("api-preset-apply").addEventListener("click", applyPreset);
-  $("api-preset-save").addEventListener("click", savePreset);
-  $("api-preset-delete").addEventListener("click", deletePreset);
+  presets = new PresetPicker("api", $("api-preset"), { read: () => readProfile(), write: (p) => writeProfile(p) });
+  presets.wire($("api-preset-apply"), $("api-preset-save"), $("api-preset-delete"));
   $("key-toggle").addEventListener("click", toggleKey);
   $("key-clear").addEventListener("click", clearKey);
   $("test-connection").addEventListener("click", testConnection);
   $("config-export").addEventListener("click", () => (window.location.href = "/api/config/export"));
   $("config-import").addEventListener("change", importConfig);
-  const [settings] = await Promise.all([loadSettings(), loadPresets()]).catch((err) => {
+  const [settings] = await Promise.all([loadSettings(), presets.load()]).catch((err) => {
     toast(err.message, "error");
     return [null];
   });

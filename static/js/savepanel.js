@@ -3,11 +3,12 @@
 
 import { fetchJSON, urls } from "./api.js";
 import { t } from "./i18n.js";
-import { $, attempt, confirmed, fillSelect, toast } from "./ui.js";
+import { PresetPicker } from "./presets.js";
+import { $, attempt, toast } from "./ui.js";
 
 const VARIABLES = ["{stem}", "{n}", "{index:04d}", "{run}", "{task}", "{result}", "{sha8}", "{date}"];
 const FLAGS = ["only_selected", "sequential"];
-let presets = {};
+let presets = null;
 let target = null; // {runId} or {resultId}
 
 function readRule() {
@@ -27,12 +28,6 @@ function writeRule(rule) {
     if (FLAGS.includes(el.name)) el.checked = Boolean(rule[el.name]);
     else el.value = rule[el.name];
   }
-}
-
-async function loadPresets() {
-  const answer = await fetchJSON("/api/presets");
-  presets = answer.save || {};
-  fillSelect($("save-preset"), Object.keys(presets).map((name) => [name, name]), "—");
 }
 
 function endpoint() {
@@ -61,21 +56,6 @@ async function save(dryRun) {
     showReport(answer, dryRun);
     if (!dryRun) toast(t("wrote", { count: answer.saved.length }), answer.errors.length ? "error" : "ok");
   }
-}
-
-async function savePreset() {
-  const name = window.prompt(t("preset_name"), $("save-preset").value || "");
-  if (!name) return;
-  await attempt(() => fetchJSON(urls.preset("save", name), { method: "PUT", body: readRule() }), t("saved"));
-  await loadPresets();
-  $("save-preset").value = name;
-}
-
-async function deletePreset() {
-  const name = $("save-preset").value;
-  if (!name || !confirmed("confirm_delete_preset", { name })) return;
-  await attempt(() => fetchJSON(urls.preset("save", name), { method: "DELETE" }), t("deleted"));
-  await loadPresets();
 }
 
 function insertVariable(variable) {
@@ -112,8 +92,7 @@ export async function initSavePanel(savedRule) {
     await save(false);
     fetchJSON("/api/settings", { method: "PUT", body: { save: readRule() } }).catch(() => {});
   });
-  $("save-preset-apply").addEventListener("click", () => presets[$("save-preset").value] && writeRule(presets[$("save-preset").value]));
-  $("save-preset-save").addEventListener("click", savePreset);
-  $("save-preset-delete").addEventListener("click", deletePreset);
-  await loadPresets().catch((err) => toast(err.message, "error"));
+  presets = new PresetPicker("save", $("save-preset"), { read: readRule, write: writeRule });
+  presets.wire($("save-preset-apply"), $("save-preset-save"), $("save-preset-delete"));
+  await presets.load().catch((err) => toast(err.message, "error"));
 }
