@@ -295,3 +295,30 @@ def test_save_panel_preview_then_save_pairs(page, fake, server, tmp_path):
     assert sorted(p.name for p in (out / "blue_control").iterdir()) == ["img1.png"]
     assert (out / "blue_target" / "img1.txt").read_text(encoding="utf-8").strip() == "make it blue"
     shot(page, "save-panel")
+
+
+def test_chinese_browser_gets_chinese(browser, server):
+    context = browser.new_context(locale="zh-CN")
+    tab = context.new_page()
+    tab.goto(server.url)
+    tab.wait_for_selector("body[data-ready=true]", timeout=10_000)
+    assert tab.inner_text("[data-testid=start-run]") == "开始"
+    assert tab.evaluate("document.documentElement.lang") == "zh-CN"
+    context.close()
+
+
+def test_viewer_zoom_and_pan(page, fake, tmp_path):
+    start_run(page, fake, make_sources(tmp_path / "src", 1))
+    wait_count(page, "done", 1)
+    page.locator("[data-testid=result-image]").first.click()
+    page.click("[data-viewer=zoom-in]")
+    page.click("[data-viewer=zoom-in]")
+    box = page.locator(".viewer-stage").bounding_box()
+    page.mouse.move(box["x"] + 200, box["y"] + 200)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 260, box["y"] + 230)
+    page.mouse.up()
+    transform = page.evaluate("document.querySelector('[data-testid=viewer-result]').style.transform")
+    assert transform == "translate(60px, 30px) scale(1.5625)"
+    page.click("[data-viewer=fit]")
+    assert "scale(1)" in page.evaluate("document.querySelector('[data-testid=viewer-result]').style.transform")

@@ -14,13 +14,16 @@ export class Viewer {
     this.taskId = null;
     this.number = 0;
     this.zoom = 1;
+    this.pan = { x: 0, y: 0 };
     this.mode = "side";
     this.sourceImg = root.querySelector(".viewer-source img");
     this.resultImg = root.querySelector(".viewer-result img");
     this.slider = root.querySelector(".viewer-slider");
     root.addEventListener("click", (event) => this.onClick(event));
     this.slider.addEventListener("input", () => this.applySlider());
-    root.querySelector(".viewer-stage").addEventListener("wheel", (event) => this.onWheel(event), { passive: false });
+    const stage = root.querySelector(".viewer-stage");
+    stage.addEventListener("wheel", (event) => this.onWheel(event), { passive: false });
+    stage.addEventListener("pointerdown", (event) => this.startPan(event));
     document.addEventListener("keydown", (event) => this.onKey(event));
   }
 
@@ -33,6 +36,7 @@ export class Viewer {
     this.taskId = taskId;
     this.number = number;
     this.zoom = 1;
+    this.pan = { x: 0, y: 0 };
     this.root.hidden = false;
     this.show();
   }
@@ -70,7 +74,26 @@ export class Viewer {
   }
 
   applyZoom() {
-    for (const img of [this.sourceImg, this.resultImg]) img.style.transform = `scale(${this.zoom})`;
+    if (this.zoom <= 1) this.pan = { x: 0, y: 0 };
+    const transform = `translate(${this.pan.x}px, ${this.pan.y}px) scale(${this.zoom})`;
+    for (const img of [this.sourceImg, this.resultImg]) img.style.transform = transform;
+  }
+
+  /** Drag to move both images together while zoomed in. */
+  startPan(event) {
+    if (this.zoom <= 1 || event.target === this.slider) return;
+    const origin = { x: event.clientX - this.pan.x, y: event.clientY - this.pan.y };
+    const move = (e) => {
+      this.pan = { x: e.clientX - origin.x, y: e.clientY - origin.y };
+      this.applyZoom();
+    };
+    const stop = () => {
+      window.removeEventListener("pointermove", move);
+      window.removeEventListener("pointerup", stop);
+    };
+    window.addEventListener("pointermove", move);
+    window.addEventListener("pointerup", stop);
+    event.preventDefault();
   }
 
   applySlider() {
