@@ -405,7 +405,10 @@ class _Holder:
         self.db = db
 
     def __del__(self) -> None:
-        self.db.close()
+        try:
+            self.db.close()
+        except Exception:  # at interpreter exit the sqlite3 module may already be gone
+            pass
 
 
 def _task(row: sqlite3.Row) -> dict[str, Any]:
