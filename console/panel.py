@@ -15,6 +15,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from . import __version__
+
 EVENTS_SHOWN = 8
 RUNS_SHOWN = 5
 LOG_EVERY_S = 10.0
@@ -91,8 +93,6 @@ class EventBuffer(logging.Handler):
 
 def collect(app: Any, url: str, started: float, events: EventBuffer | None = None) -> Snapshot:
     """Read the store and engine into a Snapshot: busy runs first, then the newest."""
-    from . import __version__
-
     store, engine = app.extensions["console.store"], app.extensions["console.engine"]
     ids = sorted(store.run_ids(), key=lambda run_id: not engine.is_running(run_id))[:RUNS_SHOWN]
     runs = [run for run in map(store.run, ids) if run is not None]  # progress only for those shown

@@ -8,7 +8,7 @@ from flask import Blueprint, Flask, Response, current_app
 
 from ..config import ConfigError, ConfigStore, NotFound
 from ..profile import ApiProfile, ProfileError
-from .errors import ApiError
+from .errors import ApiError, answer_as
 from .guards import json_body
 
 EXPORT_FILENAME = "image-batch-console-config.json"
@@ -19,16 +19,11 @@ bp = Blueprint("config_api", __name__, url_prefix="/api")
 def init_app(app: Flask) -> None:
     """Register the config routes and answer ConfigError in the API's error shape."""
     app.register_blueprint(bp)
-    app.register_error_handler(ConfigError, _config_error)
+    answer_as(app, ConfigError, lambda exc: 404 if isinstance(exc, NotFound) else 400)
 
 
 def _store() -> ConfigStore:
     return current_app.extensions["console.config"]
-
-
-def _config_error(exc: ConfigError):
-    # Hand over to the ApiError handler so errors.py stays the one place that shapes errors.
-    return current_app.handle_user_exception(ApiError(str(exc), 404 if isinstance(exc, NotFound) else 400))
 
 
 @bp.after_request

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -13,6 +15,16 @@ class ApiError(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+def answer_as(app: Flask, error: type[Exception], status: int | Callable[[Exception], int] = 400) -> None:
+    """Answer a domain error (a readable message) in the one shape with a 4xx status."""
+
+    def handle(exc: Exception):
+        code = status(exc) if callable(status) else status
+        return jsonify(ok=False, error=str(exc)), code
+
+    app.register_error_handler(error, handle)
 
 
 def init_app(app: Flask) -> None:

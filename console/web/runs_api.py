@@ -13,7 +13,7 @@ from ..export import write_zip
 from ..profile import ApiProfile, ProfileError
 from ..scan import ScanError, scan
 from ..store import STATUSES, Store
-from .errors import ApiError
+from .errors import ApiError, answer_as
 from .guards import is_local_request, json_body
 
 bp = Blueprint("runs_api", __name__)
@@ -25,10 +25,7 @@ IMMUTABLE = 365 * 24 * 3600
 def init_app(app: Flask) -> None:
     """Register the routes and turn engine errors into the one error shape."""
     app.register_blueprint(bp)
-
-    @app.errorhandler(EngineError)
-    def engine_error(exc: EngineError):
-        return jsonify(ok=False, error=str(exc)), exc.status
+    answer_as(app, EngineError, lambda exc: exc.status)
 
 
 def _engine() -> Engine:

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Flask, current_app
 
 from ..cache import ImageCache
 from ..saving import RuleError, SaveRule, save_result, save_run
 from ..store import Store
-from .errors import ApiError
+from .errors import ApiError, answer_as
 from .guards import json_body
 
 bp = Blueprint("save_api", __name__)
 
 
 def init_app(app: Flask) -> None:
-    """Register the save routes."""
+    """Register the save routes; a RuleError is a 400 with its message."""
     app.register_blueprint(bp)
+    answer_as(app, RuleError)
 
 
 def _store() -> Store:
@@ -28,33 +27,19 @@ def _cache() -> ImageCache:
     return current_app.extensions["console.cache"]
 
 
-def _rule(body: dict[str, Any]) -> SaveRule:
-    try:
-        return SaveRule.from_dict(body)
-    except RuleError as exc:
-        raise ApiError(str(exc)) from None
-
-
 @bp.post("/api/runs/<run_id>/save")
 def save_run_results(run_id: str):
     if _store().run(run_id) is None:
         raise ApiError(f"no run {run_id}", 404)
-    rule = _rule(json_body())
-    try:
-        return save_run(_store(), _cache(), run_id, rule)
-    except RuleError as exc:  # output_dir cannot be created or written
-        raise ApiError(str(exc)) from None
+    # A bad rule, or an output_dir that cannot be created or written, raises RuleError: a 400.
+    return save_run(_store(), _cache(), run_id, SaveRule.from_dict(json_body()))
 
 
 @bp.post("/api/results/<result_id>/save")
 def save_one_result(result_id: str):
     if _store().result(result_id) is None:
         raise ApiError(f"no result {result_id}", 404)
-    rule = _rule(json_body())
-    try:
-        answer = save_result(_store(), _cache(), result_id, rule)
-    except RuleError as exc:
-        raise ApiError(str(exc)) from None
+    answer = save_result(_store(), _cache(), result_id, SaveRule.from_dict(json_body()))
     if answer is None:  # deleted between the check and the save
         raise ApiError(f"no result {result_id}", 404)
     return answer
