@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import atomic
-from .profile import MASK, ApiProfile, ProfileError
+from .profile import ApiProfile, ProfileError
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,11 @@ class ConfigStore:
             return {"api": {name: p.to_dict(mask_key=masked) for name, p in self._presets["api"].items()},
                     "save": copy.deepcopy(self._presets["save"])}
 
+    def profile_with(self, overrides: Any) -> ApiProfile:
+        """Return the stored profile with a request's overrides applied (a masked or absent key keeps the stored one)."""
+        with self._lock:
+            return _profile(overrides, self._api, self._api.api_key, empty_keeps=False, where="")
+
     def export(self, include_secrets: bool) -> dict:
         """Return everything as one export document; keys are blank unless `include_secrets`."""
         with self._lock:
@@ -96,6 +101,19 @@ class ConfigStore:
             presets[kind][name] = self._preset_value(kind, name, data, empty_keeps=False, where="")
             self._write_presets(presets)
             return name
+
+    def apply_preset(self, kind: str, name: str) -> dict:
+        """Make a preset the stored settings (an API preset's key included); return the settings, masked."""
+        kind, name = _kind(kind), _preset_name(name)
+        with self._lock:
+            preset = self._presets[kind].get(name)
+            if preset is None:
+                raise NotFound(f"there is no {kind} preset named '{name}'")
+            if kind == "api":
+                self._write_settings(copy.deepcopy(preset), self._save)
+            else:
+                self._write_settings(self._api, copy.deepcopy(preset))
+            return self.settings()
 
     def delete_preset(self, kind: str, name: str) -> None:
         """Delete one preset; raise NotFound when there is none by that name."""
@@ -159,7 +177,10 @@ class ConfigStore:
         if kind == "save":
             return _json_object(data, where or f"save preset '{name}'")
         stored = self._presets["api"].get(name)
-        return _profile(data, ApiProfile(), stored.api_key if stored else "", empty_keeps=empty_keeps, where=where)
+        # A masked or absent key keeps the preset's own key; a new preset saved from the page
+        # takes the key the form stands for, the stored settings' one. An import never borrows it.
+        stored_key = stored.api_key if stored else ("" if empty_keeps else self._api.api_key)
+        return _profile(data, ApiProfile(), stored_key, empty_keeps=empty_keeps, where=where)
 
     def _imported_presets(self, section: Any) -> dict:
         if not isinstance(section, Mapping):
@@ -265,14 +286,8 @@ def _preset_name(name: Any, where: str = "") -> str:
 
 def _profile(data: Any, base: ApiProfile, stored_key: str, *, empty_keeps: bool, where: str) -> ApiProfile:
     """Validate `data` over `base`; a masked or absent key (or empty, on import) keeps `stored_key`."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(_at(where, "the API profile must be a JSON object"))
-    data = dict(data)
-    key = data.get("api_key")
-    if "api_key" not in data or key == MASK or (empty_keeps and key in ("", None)):
-        data["api_key"] = stored_key
     try:
-        return ApiProfile.from_dict(data, base=base)
+        return ApiProfile.from_input(data, base, stored_key, empty_keeps=empty_keeps)
     except ProfileError as exc:
         raise ConfigError(_at(where, str(exc))) from None
 

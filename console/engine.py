@@ -23,7 +23,7 @@ from typing import Any, Callable, Coroutine
 from . import imaging
 from .cache import ImageCache
 from .netguard import check_url
-from .profile import ApiProfile
+from .profile import ApiProfile, ProfileError
 from .settings import Settings
 from .store import Store
 from .upstream.client import UpstreamClient, make_http_client
@@ -222,27 +222,30 @@ class Engine:
         """Stop every run."""
         return self._call(self._stop_all(), timeout=STOP_WAIT_S + 5)
 
-    def resume(self, run_id: str) -> int:
-        """Queue a run's pending and stopped tasks again; return how many."""
+    def resume(self, run_id: str, profile: ApiProfile | None = None) -> int:
+        """Queue a run's pending and stopped tasks again (with `profile` from now on, if given); return how many."""
         self._require_run(run_id)
+        self._use_profile(run_id, profile)
         ids = self.store.task_ids(run_id, ["pending", "stopped"])
         self.store.set_status(ids, "pending", only_from=("pending", "stopped"))
         return self._call(self._enqueue(run_id, ids))
 
-    def retry_failed(self, run_id: str) -> int:
-        """Queue a run's failed tasks again (their results are kept); return how many."""
+    def retry_failed(self, run_id: str, profile: ApiProfile | None = None) -> int:
+        """Queue a run's failed tasks again, results kept (with `profile` from now on, if given); return how many."""
         self._require_run(run_id)
+        self._use_profile(run_id, profile)
         ids = self.store.task_ids(run_id, ["failed"])
         self.store.set_status(ids, "pending", only_from=("failed",))
         return self._call(self._enqueue(run_id, ids))
 
-    def retry_task(self, task_id: str, keep_results: bool = True) -> None:
+    def retry_task(self, task_id: str, keep_results: bool = True, profile: ApiProfile | None = None) -> None:
         """Queue one task again, keeping or clearing its results; 409 while it is running."""
         task = self.store.task(task_id)
         if task is None:
             raise EngineError(f"no task {task_id}", 404)
         if task["status"] == "running":
             raise EngineError("the task is running; stop it or wait for it to finish", 409)
+        self._use_profile(task["run_id"], profile)
         if not keep_results:
             self._release(self.store.clear_results(task_id))
         if task["status"] != "pending":
@@ -267,9 +270,23 @@ class Engine:
     def set_concurrency(self, run_id: str, concurrency: int) -> None:
         """Change a run's concurrency; a running run follows at once."""
         self._require_run(run_id)
-        profile = ApiProfile.from_dict({"concurrency": concurrency}, base=ApiProfile.from_dict(self.store.run_profile(run_id)))
+        profile = ApiProfile.from_dict({"concurrency": concurrency}, base=self._stored_profile(run_id))
+        self._use_profile(run_id, profile)
+
+    def _use_profile(self, run_id: str, profile: ApiProfile | None) -> None:
+        """Make `profile` the run's profile for every call that starts from now on (stored for resume)."""
+        if profile is None:
+            return
+        self.check_profile(profile)
         self.store.set_run_profile(run_id, profile.to_dict(mask_key=False))
         self._call(self._set_limit(run_id, profile))
+
+    def _stored_profile(self, run_id: str) -> ApiProfile:
+        try:
+            return ApiProfile.from_dict(self.store.run_profile(run_id))
+        except ProfileError as exc:  # a run stored before input was checked at the door (issue 8)
+            raise EngineError(f"this run's stored API profile cannot be used ({exc}); "
+                              "resume or retry it from the page, which sends the current profile") from None
 
     def delete_result(self, result_id: str) -> bool:
         """Delete one result and free its file when nothing else uses it."""
@@ -292,7 +309,7 @@ class Engine:
     def _state(self, run_id: str) -> RunState:
         state = self._runs.get(run_id)
         if state is None:
-            profile = ApiProfile.from_dict(self.store.run_profile(run_id))
+            profile = self._stored_profile(run_id)
             state = RunState(run_id, profile, Limiter(profile.concurrency))
             self._runs[run_id] = state
         return state
@@ -373,8 +390,10 @@ class Engine:
             await db(self._finish, task_id, "failed", debug, error=str(exc), http_status=exc.http_status)
         except Exception as exc:  # a bug must not leave the task running forever
             log.exception("task %s crashed", task_id)
-            debug.note(f"internal error: {exc!r}")
-            self.store.finish_task(task_id, "failed", error=f"internal error: {exc}", debug_log=debug.text())
+            debug.note(f"console bug: {exc!r}")
+            self.store.finish_task(task_id, "failed", debug_log=debug.text(),
+                                   error=f"the console hit a bug ({type(exc).__name__}: {exc}); "
+                                         "the details are in logs/console.log in the data folder")
         else:
             warning = "; ".join(outcome.warnings) or None
             await db(self._finish, task_id, "done", debug, http_status=outcome.http_status, warning=warning)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 API_MODES = ("auto", "chat_completions", "responses", "images")
 TOKEN_FIELDS = ("auto", "max_tokens", "max_completion_tokens", "max_output_tokens", "none")
@@ -11,6 +14,12 @@ TOKEN_FIELDS = ("auto", "max_tokens", "max_completion_tokens", "max_output_token
 # `image` (OpenAI SDK with one file, grok2api G1.6) or `image[]` (grok2api G2).
 EDIT_FORMATS = ("multipart", "multipart_array", "json")
 MASK = "••••••••"
+MASK_CHAR = MASK[0]
+# RFC 9110 §5.1: a header name is a token.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Headers the HTTP client must set itself; a value from the profile would break the request.
+RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection", "content-type"})
+PASTE_HINT = "it may be a stray character from copy-paste or an input method; retype it"
 
 
 class ProfileError(ValueError):
@@ -59,6 +68,22 @@ class ApiProfile:
             values[name] = _CHECKS[name](name, value)
         return cls(**values)
 
+    @classmethod
+    def from_input(cls, data: Any, base: "ApiProfile", stored_key: str, *, empty_keeps: bool = False) -> "ApiProfile":
+        """Validate fields sent by a user over `base`, applying the one rule for the API key.
+
+        A masked key (the `MASK` this server hands out) or an absent one means "keep the key I
+        have": `stored_key` is used. On import (`empty_keeps`) an empty key keeps it too, because
+        exports without secrets carry "" (issue 8: the masked key never replaces a stored one).
+        """
+        if not isinstance(data, Mapping):
+            raise ProfileError("the API profile must be a JSON object")
+        data = dict(data)
+        key = data.get("api_key")
+        if "api_key" not in data or is_masked(key) or (empty_keeps and key in ("", None)):
+            data["api_key"] = stored_key
+        return cls.from_dict(data, base=base)
+
     def to_dict(self, *, mask_key: bool = True) -> dict[str, Any]:
         """Return the profile as JSON-ready data, the key masked unless asked otherwise."""
         data = asdict(self)
@@ -72,12 +97,70 @@ def mask(secret: str) -> str:
     return MASK if secret else ""
 
 
+def is_masked(value: Any) -> bool:
+    """Return True for the mask (any run of '•' with surrounding space), which stands for a stored key."""
+    return isinstance(value, str) and bool(value.strip()) and set(value.strip()) == {MASK_CHAR}
+
+
 def _text(name: str, value: Any) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
         raise ProfileError(f"{name} must be a string")
     return value.strip() if name in ("api_url", "model", "size", "response_format") else value
+
+
+def _url(name: str, value: Any) -> str:
+    url = _text(name, value)
+    if not url:
+        return ""
+    bad = _first_bad(url, allow_space=False)
+    if bad is not None:
+        raise ProfileError(_bad_char_message(name, url, bad))
+    try:
+        parts = urlsplit(url)
+        parts.port  # raises ValueError for a port that is not a number in range
+    except ValueError as exc:
+        reason = str(exc)
+        raise ProfileError(f"{name} is not a valid URL ({reason[:1].lower() + reason[1:]}): {url!r}") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ProfileError(f"{name} must start with http:// or https://; got {url!r}")
+    if not parts.hostname:
+        raise ProfileError(f"{name} has no host name: {url!r} (expected like https://api.example.com/v1)")
+    return url
+
+
+def _header_text(name: str, value: Any) -> str:
+    """Return a value that can be sent in an HTTP header: trimmed, visible ASCII (spaces inside)."""
+    text = _text(name, value).strip()
+    bad = _first_bad(text, allow_space=name != "api_key")
+    if bad is not None:
+        raise ProfileError(_bad_char_message(name, text, bad))
+    return text
+
+
+def _first_bad(text: str, *, allow_space: bool) -> int | None:
+    """Return the index of the first character that is not visible ASCII (or a space, when allowed)."""
+    for index, char in enumerate(text):
+        if not ("!" <= char <= "~" or (allow_space and char in " \t")):
+            return index
+    return None
+
+
+def _bad_char_message(name: str, text: str, index: int) -> str:
+    char = text[index]
+    if is_masked(text):
+        return f"{name}: the mask (••••••••) stands for a stored key and is not a key itself; type the real key"
+    if char in "\r\n":
+        shown = "a line break"
+    elif char.isspace():
+        shown = f"a space (U+{ord(char):04X})"
+    elif not char.isprintable():
+        shown = f"an invisible character (U+{ord(char):04X})"
+    else:
+        shown = f"'{char}' (U+{ord(char):04X})"
+    return (f"{name}: {shown} at position {index + 1} cannot be sent in an HTTP header "
+            f"(only visible ASCII characters can); {PASTE_HINT}")
 
 
 def _flag(name: str, value: Any) -> bool:
@@ -119,7 +202,15 @@ def _headers(name: str, value: Any) -> dict[str, str]:
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise ProfileError(f"{name} must be an object of header names to string values")
-    return dict(value)
+    headers: dict[str, str] = {}
+    for key, text in value.items():
+        header = key.strip()
+        if not _TOKEN.fullmatch(header):
+            raise ProfileError(f"{name}: {header!r} is not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only)")
+        if header.lower() in RESERVED_HEADERS:
+            raise ProfileError(f"{name}: {header} is set by the console itself and cannot be overridden")
+        headers[header] = _header_text(f"{name}['{header}']", text)
+    return headers
 
 
 def _object(name: str, value: Any) -> dict[str, Any]:
@@ -127,12 +218,15 @@ def _object(name: str, value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping):
         raise ProfileError(f"{name} must be a JSON object")
-    return dict(value)
+    try:  # plain JSON only: it is sent as JSON and stored as JSON (NaN and Infinity are neither)
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ProfileError(f"{name} is not plain JSON: {exc}") from None
 
 
 _CHECKS = {
-    "api_url": _text,
-    "api_key": _text,
+    "api_url": _url,
+    "api_key": _header_text,
     "model": _text,
     "api_mode": _choice(API_MODES),
     "stream": _flag,

@@ -138,10 +138,12 @@ def test_preset_keeps_its_own_key(store):
     store.update_settings({"api": {"api_key": "settings-key"}})
     store.put_preset("api", "a", {"api_key": KEY, "model": "m"})
     store.put_preset("api", "a", {"api_key": MASK, "model": "m2"})
-    store.put_preset("api", "b", {"api_key": MASK})  # a new name has no key to keep
+    # A new preset saved from the page (masked or absent key) takes the key the form stands for.
+    store.put_preset("api", "b", {"api_key": MASK})
+    store.put_preset("api", "c", {"model": "m3"})
     presets = store.presets(masked=False)["api"]
     assert presets["a"]["api_key"] == KEY and presets["a"]["model"] == "m2"
-    assert presets["b"]["api_key"] == ""
+    assert presets["b"]["api_key"] == "settings-key" and presets["c"]["api_key"] == "settings-key"
     store.put_preset("api", "a", {"api_key": ""})
     assert store.presets(masked=False)["api"]["a"]["api_key"] == ""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -133,5 +134,7 @@ def test_deep_merge_does_not_mutate():
     ({"api_url": "ftp://gw.test"}, "must start with http"),
 ])
 def test_config_errors(fields, message):
+    # Built without validation: the profile refuses these at the door, the payload still checks.
+    unchecked = dataclasses.replace(profile(), **fields)
     with pytest.raises(ConfigError, match=message):
-        build(profile(**fields), "p", None)
+        build(unchecked, "p", None)

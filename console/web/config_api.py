@@ -7,7 +7,6 @@ import json
 from flask import Blueprint, Flask, Response, current_app
 
 from ..config import ConfigError, ConfigStore, NotFound
-from ..profile import ApiProfile, ProfileError
 from .errors import ApiError, answer_as
 from .guards import json_body
 
@@ -58,6 +57,12 @@ def put_preset(kind: str, name: str):
     return {"ok": True, "kind": kind, "name": stored}
 
 
+@bp.post("/presets/<kind>/<name>/apply")
+def apply_preset(kind: str, name: str):
+    """Make a preset the stored settings, its key included; return the settings, key masked."""
+    return _store().apply_preset(kind, name)
+
+
 @bp.delete("/presets/<kind>/<name>")
 def delete_preset(kind: str, name: str):
     """Delete one preset."""
@@ -71,10 +76,7 @@ def test_connection():
     overrides = json_body(required=False).get("api") or {}
     if not isinstance(overrides, dict):
         raise ApiError("'api' must be an object")
-    try:
-        profile = ApiProfile.from_dict(overrides, base=_store().profile())
-    except ProfileError as exc:
-        raise ApiError(f"api: {exc}") from None
+    profile = _store().profile_with(overrides)
     if not profile.api_url:
         raise ApiError("no API URL set")
     return current_app.extensions["console.engine"].test_connection(profile)

@@ -10,7 +10,7 @@ from flask import Blueprint, Flask, current_app, jsonify, request, send_file
 
 from ..engine import Engine, EngineError
 from ..export import write_zip
-from ..profile import ApiProfile, ProfileError
+from ..profile import ApiProfile
 from ..scan import ScanError, scan
 from ..store import STATUSES, Store
 from .errors import ApiError, answer_as
@@ -74,6 +74,12 @@ def _scan_body(body: dict[str, Any]):
         raise ApiError(str(exc)) from None
 
 
+def _profile(body: dict[str, Any]) -> ApiProfile | None:
+    """Return the stored profile with the body's `api` overrides, or None when it has none."""
+    overrides = _field(body, "api", dict)
+    return None if overrides is None else current_app.extensions["console.config"].profile_with(overrides)
+
+
 def _found(item: dict[str, Any] | None, kind: str, key: str) -> dict[str, Any]:
     if item is None:
         raise ApiError(f"no {kind} {key}", 404)
@@ -96,11 +102,7 @@ def create_run():
     prompt = _field(body, "prompt", str, required=True)
     if not prompt.strip():
         raise ApiError("the prompt is empty")
-    overrides = _field(body, "api", dict, {})
-    try:
-        profile = ApiProfile.from_dict(overrides, base=current_app.extensions["console.config"].profile())
-    except ProfileError as exc:
-        raise ApiError(f"api: {exc}") from None
+    profile = _profile(body) or current_app.extensions["console.config"].profile()
     _engine().check_profile(profile)
     found = _scan_body(body)
     sources = [(str(path.relative_to(found.root)), str(path)) for path in found.files]
@@ -171,12 +173,12 @@ def stop_run(run_id: str):
 
 @bp.post("/api/runs/<run_id>/resume")
 def resume_run(run_id: str):
-    return {"ok": True, "queued": _engine().resume(run_id)}
+    return {"ok": True, "queued": _engine().resume(run_id, _profile(json_body(required=False)))}
 
 
 @bp.post("/api/runs/<run_id>/retry-failed")
 def retry_failed(run_id: str):
-    return {"ok": True, "queued": _engine().retry_failed(run_id)}
+    return {"ok": True, "queued": _engine().retry_failed(run_id, _profile(json_body(required=False)))}
 
 
 @bp.delete("/api/runs/<run_id>")
@@ -210,7 +212,7 @@ def delete_task(task_id: str):
 @bp.post("/api/tasks/<task_id>/retry")
 def retry_task(task_id: str):
     body = json_body(required=False)
-    _engine().retry_task(task_id, keep_results=_field(body, "keep_results", bool, True))
+    _engine().retry_task(task_id, keep_results=_field(body, "keep_results", bool, True), profile=_profile(body))
     return {"ok": True}
 
 
