@@ -15,7 +15,7 @@ from typing import Sequence
 
 from werkzeug.serving import make_server
 
-from . import __version__, ports
+from . import __version__, logs, ports
 from .panel import EventBuffer, StatusReporter, collect
 from .settings import Settings, SettingsError, data_dir, describe, resolve
 from .web import create_app
@@ -62,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder = data_dir(settings)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     settings = settings.replace(data_dir=str(folder))
-    events = _setup_logging(settings.status_ui)
+    events = EventBuffer()
+    logs.setup(folder, [events], terminal=settings.status_ui != "cli" or not sys.stderr.isatty())
     app = create_app(settings=settings)
     try:
         listener = socket.create_server((settings.host, settings.port), family=_family(settings.host), backlog=128)
@@ -91,20 +92,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.server_close()
         app.extensions["console.engine"].close()  # stops runs: their tasks become "stopped"
     return 0
-
-
-def _setup_logging(status_ui: str) -> EventBuffer:
-    """Log to the panel's event list; also to stderr unless the live panel owns the terminal."""
-    events = EventBuffer()
-    handlers: list[logging.Handler] = [events]
-    if status_ui != "cli" or not sys.stderr.isatty():
-        stream = logging.StreamHandler()
-        stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handlers.append(stream)
-    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per poll would drown everything
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    return events
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:

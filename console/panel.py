@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__
+from .logs import OneLineFormatter
 
 EVENTS_SHOWN = 8
 RUNS_SHOWN = 5
@@ -85,7 +86,7 @@ class EventBuffer(logging.Handler):
     def __init__(self, size: int = EVENTS_SHOWN) -> None:
         super().__init__(logging.INFO)
         self.lines: deque[str] = deque(maxlen=size)
-        self.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        self.setFormatter(OneLineFormatter("%(asctime)s %(message)s", "%H:%M:%S"))
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(self.format(record))

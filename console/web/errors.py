@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Callable
 
-from flask import Flask, current_app, jsonify
+from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
+
+from ..logs import LOG_DIR, LOG_FILE
+
+LOG_HINT = f"{LOG_DIR}/{LOG_FILE} in the data folder"
 
 
 class ApiError(Exception):
@@ -40,5 +44,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
-        current_app.logger.exception("unhandled error")
-        return jsonify(ok=False, error=f"internal error: {type(exc).__name__}: {exc}"), 500
+        # Every input must be answered with a 4xx before it gets here (issue 8); this is a bug.
+        current_app.logger.exception("unhandled error in %s %s", request.method, request.path)
+        return jsonify(ok=False, error=f"the console hit a bug ({type(exc).__name__}: {exc}); "
+                                       f"the details are in {LOG_HINT}"), 500

@@ -1,0 +1,65 @@
+"""Route log records: one line per event for the terminal, full tracebacks in a file in the data dir."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import sys
+from pathlib import Path
+
+LOG_DIR = "logs"
+LOG_FILE = "console.log"
+LOG_FILE_BYTES = 2 * 1024 * 1024
+LOG_FILE_BACKUPS = 3
+TERMINAL_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class OneLineFormatter(logging.Formatter):
+    """Format a record on one line: the message, then the exception's type and text, no traceback.
+
+    The terminal shows what failed and why (issue 8); the traceback is for the log file.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(self._with_message(record))
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            line += f": {type(exc).__name__}: {exc}"
+        return " ".join(line.split("\n")).replace("\r", " ")
+
+    def _with_message(self, record: logging.LogRecord) -> logging.LogRecord:
+        record.message = record.getMessage()
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        return record
+
+
+def log_file(data_dir: Path) -> Path:
+    """Return where the full log (tracebacks included) is written."""
+    return Path(data_dir) / LOG_DIR / LOG_FILE
+
+
+def setup(data_dir: Path, extra: list[logging.Handler], *, terminal: bool) -> Path:
+    """Log to `extra` handlers and, when `terminal`, stderr, one line each; everything in full to the file.
+
+    Return the log file's path.
+    """
+    path = log_file(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    previous = os.umask(0o077)  # the file may quote upstream answers: readable by the owner only
+    try:
+        to_file = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_FILE_BYTES,
+                                                       backupCount=LOG_FILE_BACKUPS, encoding="utf-8")
+    finally:
+        os.umask(previous)
+    to_file.setFormatter(logging.Formatter(TERMINAL_FORMAT))
+    handlers: list[logging.Handler] = [to_file, *extra]
+    if terminal:
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(OneLineFormatter(TERMINAL_FORMAT))
+        handlers.append(stream)
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per poll would drown everything
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    return path
