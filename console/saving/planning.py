@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,10 @@ class Candidate:
     result: dict[str, Any]
     number: int
 
+    def names(self) -> dict[str, Any]:
+        """Return the ids and the source file name every report entry about this result carries."""
+        return {"result_id": self.result["id"], "task_id": self.task["id"], "source_name": self.task["source_name"]}
+
 
 def run_candidates(store: Store, run_id: str, only_selected: bool) -> tuple[list[Candidate], list[dict], set[Path]]:
     """Return a run's chosen results, the tasks skipped, and every source path (never overwritten)."""
@@ -37,8 +42,11 @@ def run_candidates(store: Store, run_id: str, only_selected: bool) -> tuple[list
         if picked:
             chosen.extend(picked)
         else:
-            reason = "no selected result" if task["results"] else f"no results (task {task['status']})"
-            skipped.append({"task_id": task["id"], "reason": reason})
+            if task["results"]:
+                reason, fix = "no selected result", "select a result, or untick 'only selected'"
+            else:
+                reason, fix = f"no results (task {task['status']})", "retry the task"
+            skipped.append({"task_id": task["id"], "source_name": task["source_name"], "reason": reason, "fix": fix})
     return chosen, skipped, sources
 
 
@@ -175,16 +183,15 @@ class _Planner:
     # items ------------------------------------------------------------------------------
 
     def add(self, cache: ImageCache, c: Candidate) -> None:
-        rid = c.result["id"]
         try:
             origin = cache.path(c.result["sha256"], c.result["format"])
         except (FileNotFoundError, ValueError):
-            self.out.errors.append({"result_id": rid, "error": "the result image is missing from the cache"})
+            self.out.errors.append({**c.names(), "error": "the result image is missing from the cache"})
             return
         try:
             item = self._pair(c, origin) if self.rule.pairs else self._flat(c, origin)
         except RuleError as exc:
-            self.out.errors.append({"result_id": rid, "error": str(exc)})
+            self.out.errors.append({**c.names(), "error": str(exc)})
             return
         # Checked before the conflict rule looks into folders, and again after it renamed files.
         if item is not None and self._guard(item) and self._resolve_conflict(item) and self._guard(item):
@@ -204,15 +211,14 @@ class _Planner:
         try:
             src_format, width, height = source_info(source)
         except ValueError as exc:
-            self.out.errors.append({"result_id": c.result["id"], "error": str(exc)})
-            self.findings["missing_controls"].append({"result_id": c.result["id"], "task_id": c.task["id"],
-                                                      "source_path": str(source), "error": str(exc)})
+            self.out.errors.append({**c.names(), "error": str(exc)})
+            self.findings["missing_controls"].append({**c.names(), "source_path": str(source), "error": str(exc)})
             return None
         size, target_size = (width, height), (c.result["width"], c.result["height"])
         conform = None
         if size != target_size and self.rule.conform != "none":
             conform = (self.rule.conform, *target_size)
-            self.findings["conformed"].append({"result_id": c.result["id"], "mode": self.rule.conform,
+            self.findings["conformed"].append({**c.names(), "mode": self.rule.conform,
                                                "from": list(size), "to": list(target_size)})
         elif not self._aspect_ok(c, size, target_size):
             return None
@@ -239,12 +245,14 @@ class _Planner:
         difference = aspect_difference(size, target)
         if difference <= self.rule.aspect_tolerance:
             return True
-        entry = {"result_id": c.result["id"], "task_id": c.task["id"], "source_size": list(size),
-                 "result_size": list(target), "difference": round(difference, 4)}
+        entry = {**c.names(), "source_size": list(size), "result_size": list(target),
+                 "difference": round(difference, 4)}
         self.findings["aspect_refused"].append(entry)
         self.out.skipped.append({**entry, "reason": f"aspect ratio differs: source {size[0]}x{size[1]}, result "
                                  f"{target[0]}x{target[1]} ({difference:.1%} > {self.rule.aspect_tolerance:.1%}); "
-                                 "set conform to pad, crop or resize"})
+                                 "set conform to pad, crop or resize",
+                                 "fix": "set conform to pad, crop or resize (the control is made to match the "
+                                        f"result), or raise the aspect tolerance to {math.ceil(difference * 100) / 100:g}"})
         return False
 
     def _format(self, origin_format: str) -> str:
@@ -259,16 +267,17 @@ class _Planner:
     def _resolve_conflict(self, item: PlannedItem) -> bool:
         """Apply the conflict rule to an item whose files exist already; return False to skip it."""
         clashes = self._clashes(item)
-        rid = item.candidate.result["id"]
+        names = item.candidate.names()
         if not clashes:
             return True
         if self.rule.conflict == "skip":
-            self.findings["conflicts"].append({"result_id": rid, "path": str(clashes[0]), "action": "skipped"})
-            self.out.skipped.append({"result_id": rid, "reason": f"exists: {clashes[0]}"})
+            self.findings["conflicts"].append({**names, "path": str(clashes[0]), "action": "skipped"})
+            self.out.skipped.append({**names, "reason": f"exists: {clashes[0]}",
+                                     "fix": "choose 'rename' or 'overwrite' for existing files, or another folder"})
             return False
         if self.rule.conflict == "overwrite":
             item.replaces = [p for p in clashes if p not in {f.path for f in item.files}]
-            self.findings["conflicts"].append({"result_id": rid, "path": str(clashes[0]), "action": "overwritten"})
+            self.findings["conflicts"].append({**names, "path": str(clashes[0]), "action": "overwritten"})
             return True
         self._rename(item, clashes[0])
         return True
@@ -287,7 +296,7 @@ class _Planner:
             if key.casefold() not in self.claimed and not self._clashes(item):
                 self.claimed[key.casefold()] = item.candidate.task["id"]
                 break
-        self.findings["conflicts"].append({"result_id": item.candidate.result["id"], "path": str(clash),
+        self.findings["conflicts"].append({**item.candidate.names(), "path": str(clash),
                                            "action": "renamed", "as": [str(f.path) for f in item.files]})
 
     def _key(self, item: PlannedItem) -> str:
@@ -305,11 +314,11 @@ class _Planner:
         """Refuse an item that would leave output_dir, or overwrite or remove a source image of the run."""
         for path in [f.path for f in item.files] + item.replaces:
             if resolved_path(path) in self.protected:
-                self.out.errors.append({"result_id": item.candidate.result["id"],
+                self.out.errors.append({**item.candidate.names(),
                                         "error": f"refused: {path} is a source image of this run"})
                 return False
             if not inside(self.root, path):
-                self.out.errors.append({"result_id": item.candidate.result["id"],
+                self.out.errors.append({**item.candidate.names(),
                                         "error": f"refused: {path} is outside output_dir"})
                 return False
         return True

@@ -27,7 +27,7 @@ def execute(store: Store, plan_: Plan) -> dict[str, Any]:
     saved: list[dict] = []
     errors = list(plan_.errors)
     if plan_.rule.dry_run:
-        saved = [{"result_id": i.candidate.result["id"], "paths": [str(f.path) for f in i.files]} for i in plan_.items]
+        saved = [{**i.candidate.names(), "paths": [str(f.path) for f in i.files]} for i in plan_.items]
         return _answer(plan_, saved, errors, plan_.items)
     provenance = run_provenance(store, plan_.run_id)
     done: list[tuple[PlannedItem, str | None]] = []
@@ -36,10 +36,10 @@ def execute(store: Store, plan_: Plan) -> dict[str, Any]:
             try:
                 source_sha = write_item(item)
             except (OSError, ValueError, Image.DecompressionBombError) as exc:
-                errors.append({"result_id": item.candidate.result["id"], "error": f"cannot write: {exc}"})
+                errors.append({**item.candidate.names(), "error": f"cannot write: {exc}"})
                 continue
             done.append((item, source_sha))
-            saved.append({"result_id": item.candidate.result["id"], "paths": [str(f.path) for f in item.files]})
+            saved.append({**item.candidate.names(), "paths": [str(f.path) for f in item.files]})
         try:
             _write_indexes(plan_, done, provenance)
         except OSError as exc:
