@@ -367,11 +367,13 @@ class Engine:
 
         profile = state.profile
         debug = DebugLog([profile.api_key], self.settings.debug_log_bytes)
+        name = f"task {task_id}"  # how the terminal names the task in its one line per failure
         try:
             begun = await off(self._begin, task_id, profile)  # one hop: start, read, shrink
             if begun is None:
                 return  # stopped or deleted while it waited in the queue
             task, source = begun
+            name = f"{state.run_id} · {task['source_name']}"
             outcome = await self._client.call(profile, task["prompt"], source, debug=debug,
                                               on_attempt=lambda n: db(self.store.add_attempt, task_id, n))
             # The slot is held until the images are stored: releasing it earlier let a fast
@@ -385,8 +387,10 @@ class Engine:
                                    only_from=("pending", "running"))
             raise
         except SourceError as exc:
+            log.warning("%s failed: %s", name, exc)  # one line in the terminal panel (issue 8)
             await db(self._finish, task_id, "failed", debug, error=str(exc))
         except UpstreamError as exc:
+            log.warning("%s failed: %s", name, exc)
             await db(self._finish, task_id, "failed", debug, error=str(exc), http_status=exc.http_status)
         except Exception as exc:  # a bug must not leave the task running forever
             log.exception("task %s crashed", task_id)

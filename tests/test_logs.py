@@ -53,3 +53,17 @@ def test_without_terminal_only_the_file_and_the_panel_get_records(tmp_path, caps
     for handler in logging.getLogger().handlers:
         handler.flush()
     assert "imported 2 preset(s)" in path.read_text(encoding="utf-8")
+
+
+def test_a_failed_task_is_one_line_naming_the_source_and_the_reason(tmp_path, fake, caplog):
+    from console.settings import resolve
+    from console.web import create_app
+    from tests.test_runs_api import make_sources, start, wait_idle
+
+    app = create_app(settings=resolve({"APP_DATA_DIR": str(tmp_path / "data")}))
+    client = app.test_client()
+    with caplog.at_level(logging.WARNING, logger="console.engine"):
+        wait_idle(client, start(client, fake, make_sources(tmp_path / "src", 1), "err_401_g16"))
+    lines = [r.getMessage() for r in caplog.records if r.name == "console.engine"]
+    assert len(lines) == 1 and "img1.png failed: HTTP 401" in lines[0] and "Invalid authentication token" in lines[0]
+    assert all(r.exc_info is None for r in caplog.records)
