@@ -197,8 +197,8 @@ def test_only_selected_skips_tasks_without_a_selection(client, fake, tmp_path):
     client.patch(f"/api/results/{tasks[0]['results'][1]['id']}", json={"selected": True})
     answer = save(client, run_id, tmp_path / "out")
     assert tree(tmp_path / "out") == ["img1_2.png", "manifest.jsonl"]  # {n} is the result's place in its task
-    assert answer["skipped"] == [{"task_id": tasks[1]["id"], "source_name": "img2.png", "reason": "no selected result",
-                                  "fix": "select a result, or untick 'only selected'"}]
+    assert answer["skipped"] == [{"task_id": tasks[1]["id"], "source_name": "img2.png", "kind": "unselected",
+                                  "reason": "no selected result", "fix": "select a result, or untick 'only selected'"}]
 
 
 def test_every_report_entry_names_its_source_file(client, fake, tmp_path):
@@ -208,7 +208,7 @@ def test_every_report_entry_names_its_source_file(client, fake, tmp_path):
     again = save(client, run_id, tmp_path / "out", layout="aitoolkit_edit", only_selected=False, conflict="skip")
     entries = first["saved"] + again["skipped"]
     assert entries and all(entry["source_name"] in ("img1.png", "img2.png") for entry in entries)
-    assert all("rename" in entry["fix"] for entry in again["skipped"])
+    assert all(entry["kind"] == "exists" and "rename" in entry["fix"] for entry in again["skipped"])
 
 
 # -- aspect ratios ------------------------------------------------------------------------------
@@ -291,7 +291,7 @@ def test_missing_cache_file_is_an_error_and_the_rest_goes_on(client, app, run, t
     answer = save(client, run_id, tmp_path / "out", only_selected=False)
     missing = "the result image is missing from the cache"
     assert answer["errors"] == [{"result_id": t["results"][1]["id"], "task_id": t["id"], "source_name": t["source_name"],
-                                 "error": missing} for t in tasks]
+                                 "kind": "missing", "error": missing} for t in tasks]
     assert tree(tmp_path / "out") == ["img1_1.jpg", "img2_1.jpg", "manifest.jsonl"]
 
 

@@ -43,10 +43,11 @@ def run_candidates(store: Store, run_id: str, only_selected: bool) -> tuple[list
             chosen.extend(picked)
         else:
             if task["results"]:
-                reason, fix = "no selected result", "select a result, or untick 'only selected'"
+                kind, reason, fix = "unselected", "no selected result", "select a result, or untick 'only selected'"
             else:
-                reason, fix = f"no results (task {task['status']})", "retry the task"
-            skipped.append({"task_id": task["id"], "source_name": task["source_name"], "reason": reason, "fix": fix})
+                kind, reason, fix = "no_results", f"no results (task {task['status']})", "retry the task"
+            skipped.append({"task_id": task["id"], "source_name": task["source_name"], "kind": kind, "reason": reason,
+                            "fix": fix})
     return chosen, skipped, sources
 
 
@@ -186,12 +187,12 @@ class _Planner:
         try:
             origin = cache.path(c.result["sha256"], c.result["format"])
         except (FileNotFoundError, ValueError):
-            self.out.errors.append({**c.names(), "error": "the result image is missing from the cache"})
+            self.out.errors.append({**c.names(), "kind": "missing", "error": "the result image is missing from the cache"})
             return
         try:
             item = self._pair(c, origin) if self.rule.pairs else self._flat(c, origin)
         except RuleError as exc:
-            self.out.errors.append({**c.names(), "error": str(exc)})
+            self.out.errors.append({**c.names(), "kind": "rule", "error": str(exc)})
             return
         # Checked before the conflict rule looks into folders, and again after it renamed files.
         if item is not None and self._guard(item) and self._resolve_conflict(item) and self._guard(item):
@@ -211,7 +212,7 @@ class _Planner:
         try:
             src_format, width, height = source_info(source)
         except ValueError as exc:
-            self.out.errors.append({**c.names(), "error": str(exc)})
+            self.out.errors.append({**c.names(), "kind": "missing", "error": str(exc)})
             self.findings["missing_controls"].append({**c.names(), "source_path": str(source), "error": str(exc)})
             return None
         size, target_size = (width, height), (c.result["width"], c.result["height"])
@@ -248,7 +249,7 @@ class _Planner:
         entry = {**c.names(), "source_size": list(size), "result_size": list(target),
                  "difference": round(difference, 4)}
         self.findings["aspect_refused"].append(entry)
-        self.out.skipped.append({**entry, "reason": f"aspect ratio differs: source {size[0]}x{size[1]}, result "
+        self.out.skipped.append({**entry, "kind": "aspect", "reason": f"aspect ratio differs: source {size[0]}x{size[1]}, result "
                                  f"{target[0]}x{target[1]} ({difference:.1%} > {self.rule.aspect_tolerance:.1%}); "
                                  "set conform to pad, crop or resize",
                                  "fix": "set conform to pad, crop or resize (the control is made to match the "
@@ -272,7 +273,7 @@ class _Planner:
             return True
         if self.rule.conflict == "skip":
             self.findings["conflicts"].append({**names, "path": str(clashes[0]), "action": "skipped"})
-            self.out.skipped.append({**names, "reason": f"exists: {clashes[0]}",
+            self.out.skipped.append({**names, "kind": "exists", "reason": f"exists: {clashes[0]}",
                                      "fix": "choose 'rename' or 'overwrite' for existing files, or another folder"})
             return False
         if self.rule.conflict == "overwrite":
@@ -314,11 +315,11 @@ class _Planner:
         """Refuse an item that would leave output_dir, or overwrite or remove a source image of the run."""
         for path in [f.path for f in item.files] + item.replaces:
             if resolved_path(path) in self.protected:
-                self.out.errors.append({**item.candidate.names(),
+                self.out.errors.append({**item.candidate.names(), "kind": "source",
                                         "error": f"refused: {path} is a source image of this run"})
                 return False
             if not inside(self.root, path):
-                self.out.errors.append({**item.candidate.names(),
+                self.out.errors.append({**item.candidate.names(), "kind": "source",
                                         "error": f"refused: {path} is outside output_dir"})
                 return False
         return True

@@ -36,14 +36,14 @@ def execute(store: Store, plan_: Plan) -> dict[str, Any]:
             try:
                 source_sha = write_item(item)
             except (OSError, ValueError, Image.DecompressionBombError) as exc:
-                errors.append({**item.candidate.names(), "error": f"cannot write: {exc}"})
+                errors.append({**item.candidate.names(), "kind": "write", "error": f"cannot write: {exc}"})
                 continue
             done.append((item, source_sha))
             saved.append({**item.candidate.names(), "paths": [str(f.path) for f in item.files]})
         try:
             _write_indexes(plan_, done, provenance)
         except OSError as exc:
-            errors.append({"error": f"cannot write {MANIFEST}: {exc}"})
+            errors.append({"kind": "write", "error": f"cannot write {MANIFEST}: {exc}"})
     return _answer(plan_, saved, errors, [item for item, _ in done])
 
 
