@@ -189,10 +189,17 @@ def _number(kind: type, low: float, high: float, optional: bool = False):
         if kind is int and value != int(value):
             raise ProfileError(f"{name} must be a whole number")
         if not low <= value <= high:
-            raise ProfileError(f"{name} must be between {low:g} and {high:g}; got {value}")
+            raise ProfileError(f"{name} must be between {_plain(low)} and {_plain(high)}; got {_plain(value)}")
         return kind(value)
 
     return check
+
+
+def _plain(number: float) -> str:
+    """Return a number as people write it: 1073741824, not 1.07374e+09; 0.5; 1e+30 only when huge."""
+    if float(number).is_integer() and abs(number) < 1e16:
+        return str(int(number))
+    return f"{number:g}"
 
 
 def _headers(name: str, value: Any) -> dict[str, str]:
