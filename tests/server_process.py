@@ -16,10 +16,11 @@ ROOT = Path(__file__).resolve().parent.parent
 class ServerProcess:
     """`python app.py --port 0 --no-browser --status-ui none` on a data dir, with an httpx client."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, port: int = 0) -> None:
+        """Start on `port` (0: any free port; a fixed one lets a test restart a server where the page expects it)."""
         self.data_dir = data_dir
         self.process = subprocess.Popen(
-            [sys.executable, "app.py", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(data_dir),
+            [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
              "--no-browser", "--status-ui", "none"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
+from tests.images import make
 from tests.server_process import ServerProcess
 from tests.test_runs_api import make_sources
 
@@ -37,21 +39,27 @@ def server(tmp_path):
     process.stop()
 
 
-@pytest.fixture
-def page(browser, server):
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US")
+def open_tab(browser, url: str, viewport: dict | None = None, locale: str = "en-US"):
+    """Open the page in a new context; record console errors on `tab.console_errors`."""
+    context = browser.new_context(viewport=viewport or {"width": 1400, "height": 900}, locale=locale)
     tab = context.new_page()
     errors: list[str] = []
     tab.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     tab.on("pageerror", lambda error: errors.append(str(error)))
     tab.accept_dialog = lambda dialog: dialog.accept()
     tab.on("dialog", tab.accept_dialog)
-    tab.goto(server.url)
+    tab.goto(url)
     tab.wait_for_selector("body[data-ready=true]", timeout=10_000)  # a broken page fails fast
     tab.console_errors = errors  # a test that provokes an error answer removes what it expects
+    return tab
+
+
+@pytest.fixture
+def page(browser, server):
+    tab = open_tab(browser, server.url)
     yield tab
-    context.close()
-    assert errors == [], errors
+    tab.context.close()
+    assert tab.console_errors == [], tab.console_errors
 
 
 def shot(page, name: str) -> None:
@@ -211,18 +219,79 @@ def test_language_switch_is_remembered(page, server):
     assert page.inner_text("[data-testid=start-run]") == "Start run"
 
 
-def test_api_settings_saved_and_key_masked(page, server):
+MASK = "\u2022" * 8
+
+
+def api_bodies(page, path_part: str) -> list[dict]:
+    """Record the JSON bodies the page sends to URLs containing `path_part` (a live list)."""
+    bodies: list[dict] = []
+    page.on("request", lambda r: bodies.append(json.loads(r.post_data or "{}"))
+            if path_part in r.url and r.method in ("POST", "PUT") else None)
+    return bodies
+
+
+def open_profile(page) -> None:
     if not page.locator("#api-form").is_visible():
         page.click("#api-panel > summary")
-    page.fill("#api-form [name=api_url]", "http://127.0.0.1:8000/v1")
-    page.fill("#api-form [name=api_key]", "sk-page-secret")
-    page.click("#api-form [type=submit]")
+
+
+def test_api_key_is_never_shown_nor_sent_back_masked(page, server):
+    open_profile(page)
+    key = page.locator("[data-testid=api-key]")
+    assert key.get_attribute("placeholder") == "No key stored"
+    page.fill("[data-testid=api-url]", "http://127.0.0.1:8000/v1")
+    key.fill("sk-page-secret")
+    page.click("[data-testid=save-settings]")
     page.wait_for_selector(".toast-ok")
     page.reload()
     page.wait_for_selector("body[data-ready=true]")
-    value = page.input_value("#api-form [name=api_key]")
-    assert value and value != "sk-page-secret" and "sk-page-secret" not in page.content()
-    assert server.get("/api/settings").json()["api"]["api_url"] == "http://127.0.0.1:8000/v1"
+    open_profile(page)
+    assert key.input_value() == "" and "sk-page-secret" not in page.content() and MASK not in page.content()
+    assert key.get_attribute("placeholder") == "Key stored — type to replace"
+    shot(page, "key-stored")
+    sent = api_bodies(page, "/api/settings")
+    page.fill("[data-testid=api-model]", "m2")
+    page.click("[data-testid=save-settings]")  # the key field is empty: the stored key stays
+    page.wait_for_function("document.querySelectorAll('.toast-ok').length > 0")
+    assert "api_key" not in sent[-1]["api"] and sent[-1]["api"]["model"] == "m2"
+    assert server.get("/api/settings").json()["api"]["api_key"] == MASK
+    assert key.input_value() == ""
+    key.fill("sk-new")  # typing replaces it
+    page.click("[data-testid=save-settings]")
+    page.wait_for_function("() => document.querySelectorAll('.toast-ok').length > 0")
+    assert sent[-1]["api"]["api_key"] == "sk-new" and key.input_value() == ""
+    page.click("#key-clear")  # clearing sends "" on purpose
+    page.wait_for_function("document.querySelector('[data-testid=api-key]').placeholder === 'No key stored'")
+    assert sent[-1] == {"api": {"api_key": ""}}
+    assert server.get("/api/settings").json()["api"]["api_key"] == ""
+    page.click("[data-testid=lang-switch]")
+    assert key.get_attribute("placeholder") == "未保存密钥"
+    page.click("[data-testid=lang-switch]")
+
+
+def test_applying_an_api_preset_stores_it_key_included(page, server):
+    assert server.http.put("/api/presets/api/gateway", json={
+        "api_url": "http://127.0.0.1:9/v1", "api_key": "sk-preset", "model": "preset-model"}).status_code == 200
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    open_profile(page)
+    sent = api_bodies(page, "/api/presets/")
+    page.select_option("[data-testid=api-preset]", "gateway")
+    page.click("[data-testid=api-preset-apply]")
+    page.wait_for_function("document.querySelector('[data-testid=api-model]').value === 'preset-model'")
+    assert sent == [{}]
+    assert page.input_value("[data-testid=api-key]") == ""
+    assert page.get_attribute("[data-testid=api-key]", "placeholder").startswith("Key stored")
+    stored = server.get("/api/settings").json()["api"]
+    assert stored["api_url"] == "http://127.0.0.1:9/v1" and stored["api_key"] == MASK
+    page.fill("[data-testid=api-model]", "changed")  # saving the preset again keeps its key
+    page.remove_listener("dialog", page.accept_dialog)
+    page.once("dialog", lambda dialog: dialog.accept("gateway"))
+    page.click("[data-testid=api-preset-save]")
+    page.wait_for_function("document.querySelectorAll('.toast-ok').length > 1")
+    assert "api_key" not in sent[-1] and sent[-1]["model"] == "changed"
+    preset = server.get("/api/presets").json()["api"]["gateway"]
+    assert preset["model"] == "changed" and preset["api_key"] == MASK
 
 
 def test_presets_and_test_connection(page, fake, server):
@@ -236,7 +305,7 @@ def test_presets_and_test_connection(page, fake, server):
     page.fill("#api-form [name=model]", "something-else")
     page.select_option("#api-preset", "local gateway")
     page.click("#api-preset-apply")
-    assert page.input_value("#api-form [name=model]") == "grok-imagine-1.0-edit"
+    page.wait_for_function("document.querySelector('#api-form [name=model]').value === 'grok-imagine-1.0-edit'")
     page.click("#test-connection")
     page.wait_for_function("document.querySelector('#connection-output').textContent.startsWith('Connected')")
     assert "grok" in page.inner_text("#connection-output")
@@ -290,7 +359,7 @@ def test_save_panel_preview_then_save_pairs(page, fake, server, tmp_path):
     page.wait_for_function("document.querySelector('#save-output').textContent.includes('would be written')")
     assert not out.exists()  # a dry run writes nothing
     page.click("#save-form [type=submit]")
-    page.wait_for_function("document.querySelector('#save-output').textContent.startsWith('Saved 1')")
+    page.wait_for_function("document.querySelector('#save-output .report-counts').textContent.startsWith('1 saved')")
     assert sorted(p.name for p in (out / "blue_target").iterdir()) == ["img1.png", "img1.txt"]
     assert sorted(p.name for p in (out / "blue_control").iterdir()) == ["img1.png"]
     assert (out / "blue_target" / "img1.txt").read_text(encoding="utf-8").strip() == "make it blue"
@@ -322,3 +391,294 @@ def test_viewer_zoom_and_pan(page, fake, tmp_path):
     assert transform == "translate(60px, 30px) scale(1.5625)"
     page.click("[data-viewer=fit]")
     assert "scale(1)" in page.evaluate("document.querySelector('[data-testid=viewer-result]').style.transform")
+
+
+# -- issue 8: a new user's first run ----------------------------------------------------------------
+
+def inside(box: dict, frame: dict) -> bool:
+    return (box["x"] >= frame["x"] - 0.5 and box["y"] >= frame["y"] - 0.5
+            and box["x"] + box["width"] <= frame["x"] + frame["width"] + 0.5
+            and box["y"] + box["height"] <= frame["y"] + frame["height"] + 0.5)
+
+
+def overlap(a: dict, b: dict) -> bool:
+    return not (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
+                or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
+
+
+def test_first_start_guides_and_start_fits_a_laptop_screen(browser, server, fake, tmp_path):
+    tab = open_tab(browser, server.url, viewport={"width": 1366, "height": 768})
+    guide = tab.locator("[data-testid=guided-start]")
+    assert guide.is_visible()
+    assert tab.locator("[data-step='1']").get_attribute("class") == "is-current"
+    start = tab.locator("[data-testid=start-run]").bounding_box()
+    assert inside(start, {"x": 0, "y": 0, "width": 1366, "height": 768}), start
+    assert tab.evaluate("[window.scrollY, document.querySelector('.sidebar').scrollTop]") == [0, 0]
+    # The profile shows what a first run needs; the rest folds under Advanced.
+    for name in ("api_url", "api_key", "model", "api_mode", "stream", "concurrency", "max_retries", "timeout_s",
+                 "allow_private_api"):
+        assert tab.locator(f"#api-form [name={name}]").count() == 1
+        assert tab.evaluate(f"!document.querySelector('#api-form [name={name}]').closest('details.advanced')"), name
+    for name in ("system_prompt", "temperature", "token_field", "max_tokens", "n", "size", "response_format",
+                 "edit_format", "source_max_side", "source_max_bytes", "extra_headers", "extra_body",
+                 "rewrite_result_host", "allow_private_downloads"):
+        assert not tab.locator(f"#api-form [name={name}]").is_visible(), name
+    assert tab.locator("[data-testid=advanced]").get_attribute("open") is None
+    shot(tab, "first-start-1366")
+    # The current step follows what the person does.
+    tab.click("[data-guide='1']")
+    assert tab.evaluate("document.activeElement.name") == "api_url"
+    fill_profile(tab, fake, "g3_stream_dataurl")
+    tab.click("[data-testid=test-connection]")
+    tab.wait_for_selector("[data-step='2'].is-current")
+    assert "is-done" in tab.locator("[data-step='1']").get_attribute("class")
+    tab.fill("[data-testid=path-input]", str(make_sources(tmp_path / "src", 1)))
+    tab.wait_for_selector("[data-step='3'].is-current")
+    shot(tab, "first-start-step3")
+    tab.click("[data-testid=save-settings]")
+    guide.wait_for(state="hidden")
+    tab.reload()
+    tab.wait_for_selector("body[data-ready=true]")
+    assert not guide.is_visible() and tab.locator("#api-panel").get_attribute("open") is None
+    tab.context.close()
+    assert tab.console_errors == []
+
+
+def test_guide_can_be_dismissed_for_good(page):
+    page.click("[data-testid=guide-close]")
+    assert not page.is_visible("[data-testid=guided-start]")
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    assert not page.is_visible("[data-testid=guided-start]")
+
+
+def fully_visible_cards(page) -> int:
+    return page.evaluate("""() => {
+        const frame = document.getElementById('grid').getBoundingClientRect();
+        return [...document.querySelectorAll('[data-testid=task-card]')].filter((card) => {
+            const box = card.getBoundingClientRect();
+            return box.top >= frame.top && box.bottom <= frame.bottom && box.left >= frame.left && box.right <= frame.right;
+        }).length;
+    }""")
+
+
+def visible_names(page) -> list[str]:
+    """Return the file names of the cards fully inside the grid's visible rect, top to bottom."""
+    return page.evaluate("""() => {
+        const frame = document.getElementById('grid').getBoundingClientRect();
+        return [...document.querySelectorAll('[data-testid=task-card]')].map((card) => [card, card.getBoundingClientRect()])
+            .filter(([, box]) => box.top >= frame.top && box.bottom <= frame.bottom)
+            .sort(([, a], [, b]) => a.top - b.top || a.left - b.left).map(([card]) => card.querySelector('.name').textContent);
+    }""")
+
+
+def clipped_actions(page) -> list[str]:
+    """Return the card buttons that do not fit inside their card (a clipped Delete is a lost action)."""
+    return page.evaluate("""() => [...document.querySelectorAll('.task-actions button')].filter((button) => {
+        const box = button.getBoundingClientRect();
+        const card = button.closest('.task-card').getBoundingClientRect();
+        return box.right > card.right - 4 || box.bottom > card.bottom - 2;
+    }).map((button) => button.textContent)""")
+
+
+def test_wide_screen_shows_a_dozen_tasks_and_card_size_is_remembered(browser, server, fake, tmp_path):
+    tab = open_tab(browser, server.url, viewport={"width": 1920, "height": 1080})
+    start_run(tab, fake, make_sources(tmp_path / "src", 40))
+    wait_count(tab, "done", 40)
+    tab.wait_for_function("document.querySelectorAll('[data-testid=result-image]').length > 0")
+    assert tab.input_value("[data-testid=card-size]") == "medium"
+    medium = fully_visible_cards(tab)
+    assert medium >= 12, medium
+    assert clipped_actions(tab) == []
+    assert tab.locator("[data-testid=task-card]").count() < 40  # still only the rows near the screen
+    assert tab.locator("#run-concurrency").bounding_box()["width"] < 100
+    for name in ("concurrency", "max_retries", "timeout_s"):
+        assert tab.locator(f"#api-form [name={name}]").bounding_box()["width"] < 120, name
+    shot(tab, "grid-1920-medium")
+    tab.select_option("[data-testid=card-size]", "small")
+    small = fully_visible_cards(tab)
+    assert small > medium, (small, medium)
+    assert clipped_actions(tab) == []
+    tab.reload()
+    tab.wait_for_selector("body[data-ready=true]")
+    tab.wait_for_selector("[data-testid=task-card]")
+    assert tab.input_value("[data-testid=card-size]") == "small"
+    assert tab.evaluate("document.getElementById('grid').dataset.size") == "small"
+    assert fully_visible_cards(tab) == small
+    shot(tab, "grid-1920-small")
+    tab.select_option("[data-testid=card-size]", "large")
+    assert 0 < fully_visible_cards(tab) < medium
+    assert clipped_actions(tab) == []
+    tab.evaluate("document.getElementById('grid').scrollTop = 1000")
+    tab.wait_for_timeout(100)
+    top = visible_names(tab)[0]
+    tab.select_option("[data-testid=card-size]", "medium")  # the task at the top stays in view
+    tab.wait_for_timeout(100)
+    assert top in visible_names(tab) and top != "img1.png"
+    tab.click("[data-testid=lang-switch]")
+    assert clipped_actions(tab) == []
+    shot(tab, "grid-1920-medium-zh")
+    tab.context.close()
+    assert tab.console_errors == []
+
+
+def make_image(path: Path, size: tuple[int, int], color=(20, 120, 200)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(make("PNG", size, color))
+    return path
+
+
+def test_save_report_leads_with_counts_and_groups_refusals(page, fake, server, tmp_path):
+    folder = make_sources(tmp_path / "src", 2)
+    make_image(folder / "square.png", (32, 32))  # the results are 64x48: another aspect ratio
+    start_run(page, fake, folder)
+    wait_count(page, "done", 3)
+    page.click("#open-save")
+    page.fill("#save-form [name=output_dir]", str(tmp_path / "out"))
+    page.select_option("#save-form [name=layout]", "aitoolkit_edit")
+    page.uncheck("#save-form [name=only_selected]")
+    page.click("#save-preview")
+    report = page.locator("[data-testid=save-report]")
+    report.locator(".report-counts").wait_for()
+    assert report.locator(".report-counts").inner_text() == "4 to save · 0 skipped · 2 refused"
+    aspect = report.locator("[data-reason=aspect]")
+    assert "Refused · Aspect ratio differs" in aspect.locator("h4").inner_text()
+    assert "Conform control" in aspect.inner_text() and "aspect tolerance" in aspect.inner_text()
+    assert aspect.locator("li b").all_inner_texts() == ["square.png · 1/2", "square.png · 2/2"]
+    assert "32×32 → 64×48" in aspect.inner_text()
+    folders = report.locator(".report-folder")
+    assert [f.get_attribute("data-folder") for f in folders.all()] == ["dataset_control/", "dataset_target/"]
+    assert "from img1.png · 1/2" in folders.nth(0).inner_text()
+    shot(page, "save-report-preview")
+    page.check("#save-form [name=only_selected]")
+    page.locator("[data-testid=result-select]").first.check()  # img1's first result
+    page.wait_for_selector(".result.is-selected")
+    page.click("#save-form [type=submit]")
+    page.wait_for_function("document.querySelector('[data-testid=save-report] .report-counts')"
+                           ".textContent.startsWith('1 saved')")
+    assert report.locator(".report-counts").inner_text() == "1 saved · 2 skipped · 0 refused"
+    skipped = report.locator("[data-reason=unselected]")
+    assert "Untick" in skipped.inner_text() or "untick" in skipped.inner_text()
+    assert sorted(skipped.locator("li b").all_inner_texts()) == ["img2.png", "square.png"]
+    page.click("#save-form [type=submit]")  # again: the files exist now
+    page.wait_for_function("document.querySelector('[data-testid=save-report] [data-reason=exists]')")
+    assert "img1.png" in report.locator("[data-reason=exists] li b").first.inner_text()
+    shot(page, "save-report-saved")
+
+
+def test_viewer_slider_aligns_images_of_different_shapes(page, fake, tmp_path):
+    folder = tmp_path / "src"
+    make_image(folder / "wide.png", (48, 16))  # 3:1, the results are 4:3
+    start_run(page, fake, folder)
+    wait_count(page, "done", 1)
+    page.locator("[data-testid=result-image]").first.click()
+    page.locator("[data-testid=viewer]").wait_for(state="visible")
+    page.click("[data-viewer=mode]")
+    assert page.inner_text("[data-viewer=mode]") == "Side by side"
+    page.wait_for_function("[...document.querySelectorAll('.viewer img')].every((img) => img.complete && img.naturalWidth)")
+    source = page.locator("[data-testid=viewer-source]").bounding_box()
+    result = page.locator("[data-testid=viewer-result]").bounding_box()
+    assert source == result, (source, result)
+    captions = [page.locator(f"[data-testid=caption-{name}]").bounding_box() for name in ("source", "result")]
+    slider = page.locator("[data-testid=viewer-slider]").bounding_box()
+    assert not overlap(*captions) and not any(overlap(c, slider) for c in captions)
+    page.fill("[data-testid=viewer-slider]", "20")
+    split = page.locator(".viewer-split").bounding_box()
+    assert abs(split["x"] + split["width"] / 2 - (source["x"] + 0.2 * source["width"])) < 2
+    shot(page, "viewer-slider-aspect")
+    page.click("[data-viewer=mode]")  # side by side: each caption over its own image
+    captions = [page.locator(f"[data-testid=caption-{name}]").bounding_box() for name in ("source", "result")]
+    assert not overlap(*captions)
+
+
+def test_words_and_numbers(page, fake, tmp_path):
+    checks = page.evaluate("""async () => {
+        const f = await import('/static/js/format.js');
+        const i = await import('/static/js/i18n.js');
+        const zhUnits = { h: '小时', min: '分', s: '秒' };
+        const out = [f.duration(45), f.duration(200), f.duration(3900), f.duration(60), f.duration(3600),
+                     f.duration(3599.6), f.duration(null), f.duration(200, zhUnits),
+                     f.oneDecimal(12.345), f.oneDecimal(12), f.oneDecimal(0.04),
+                     i.t('attempts', { count: 1 }), i.t('attempts', { count: 2 }), i.t('rate', { rate: f.oneDecimal(12.345) })];
+        i.setLanguage('zh');
+        out.push(i.t('attempts', { count: 1 }), i.t('attempts', { count: 2 }));
+        i.setLanguage('en');
+        return out;
+    }""")
+    assert checks == ["45 s", "3 min 20 s", "1 h 5 min", "1 min", "1 h", "1 h", "–", "3 分 20 秒",
+                      "12.3", "12", "0", "1 attempt", "2 attempts", "12.3/min", "1 次尝试", "2 次尝试"]
+    start_run(page, fake, make_sources(tmp_path / "src", 2))
+    wait_count(page, "done", 2)
+    assert page.locator("[data-testid=task-card] .attempts").first.inner_text() == "1 attempt"
+    page.wait_for_function("/^100% · \\d+(\\.\\d)?\\/min$/.test(document.querySelector('#rate').textContent)")
+
+
+def first_attempts(page) -> int:
+    return int(page.inner_text("[data-testid=task-card] .attempts").split()[0])
+
+
+def wait_attempts(page, count: int) -> None:
+    page.wait_for_function("(n) => document.querySelector('[data-testid=task-card] .attempts').textContent"
+                           ".startsWith(n + ' ')", arg=count)
+
+
+def test_retry_and_resume_use_the_profile_on_the_page(page, fake, server, tmp_path):
+    start_run(page, fake, make_sources(tmp_path / "src", 2), scenario="err_401_g16")
+    wait_count(page, "failed", 2)
+    sent = {"retry-failed": api_bodies(page, "/retry-failed"), "task": api_bodies(page, "/retry"),
+            "resume": api_bodies(page, "/resume")}
+    page.fill("[data-testid=api-url]", fake.url("g3_stream_dataurl", CHAT))  # the fix, not saved
+    page.click("[data-testid=retry-failed]")
+    wait_count(page, "done", 2)
+    assert sent["retry-failed"][-1]["api"]["api_url"] == fake.url("g3_stream_dataurl", CHAT)
+    assert "api_key" not in sent["retry-failed"][-1]["api"]
+    before = first_attempts(page)
+    cards(page).first.locator("[data-action=retry-keep]").click()
+    wait_attempts(page, before + 1)
+    assert sent["task"][-1]["keep_results"] is True and sent["task"][-1]["api"]["model"] == "grok-imagine-1.0-edit"
+    page.locator("[data-testid=result-image]").first.click()
+    page.keyboard.press("r")  # the viewer's retry sends the profile too
+    wait_attempts(page, before + 2)
+    assert sent["task"][-1]["api"]["api_url"] == fake.url("g3_stream_dataurl", CHAT)
+    page.keyboard.press("Escape")
+    page.click("[data-testid=resume]")
+    page.wait_for_selector(".toast-ok >> text=Queued 0 tasks")
+    assert sent["resume"][-1]["api"]["api_url"] == fake.url("g3_stream_dataurl", CHAT)
+    assert page.get_attribute("[data-testid=resume]", "title") == page.inner_text("#profile-hint")
+
+
+def test_offline_banner_comes_and_goes_by_itself(page, server, fake, tmp_path):
+    start_run(page, fake, make_sources(tmp_path / "src", 1))
+    wait_count(page, "done", 1)
+    banner = page.locator("[data-testid=offline-banner]")
+    assert not banner.is_visible()
+    port, data_dir = server.port, server.data_dir
+    server.stop()
+    banner.wait_for(state="visible", timeout=5000)
+    assert banner.inner_text() == "The console is not answering — retrying…"
+    page.fill("#filter-q", "nothing matches this")  # cards built while offline get broken images…
+    page.fill("#filter-q", "")
+    page.wait_for_function("[...document.querySelectorAll('.task-card img')].every((img) => img.complete)")
+    shot(page, "offline")
+    again = ServerProcess(data_dir, port=port)
+    try:
+        banner.wait_for(state="hidden", timeout=5000)
+        page.wait_for_function(  # …and load once the server is back
+            "[...document.querySelectorAll('.task-card img')].every((img) => img.complete && img.naturalWidth > 0)")
+        again.post(f"/api/tasks/{cards(page).first.get_attribute('data-task-id')}/retry", {"keep_results": True})
+        page.wait_for_function("document.querySelector('[data-testid=task-card] .attempts').textContent.startsWith('2')")
+    finally:
+        page.goto("about:blank")  # stop polling before this server stops too
+        again.stop()
+    page.console_errors[:] = [e for e in page.console_errors if "Failed to load resource" not in e]
+
+
+def test_a_refused_field_under_advanced_unfolds(page):
+    open_profile(page)
+    page.click("[data-testid=advanced] > summary")
+    page.fill("#api-form [name=temperature]", "7")  # max is 2
+    page.click("[data-testid=advanced] > summary")  # folded again
+    page.click("[data-testid=save-settings]")
+    page.wait_for_function("document.activeElement && document.activeElement.name === 'temperature'")
+    assert page.locator("[data-testid=advanced]").get_attribute("open") is not None
+    assert page.locator("#api-form [name=temperature]").is_visible()

@@ -8,6 +8,17 @@ export class ApiError extends Error {
   }
 }
 
+const connectionListeners = [];
+
+/** Call `listener(answered)` after every request: true when the server answered, false when it did not. */
+export function onConnection(listener) {
+  connectionListeners.push(listener);
+}
+
+function tellConnection(answered) {
+  for (const listener of connectionListeners) listener(answered);
+}
+
 /** Fetch JSON; send `body` as JSON; throw ApiError with the server's message on failure. */
 export async function fetchJSON(url, { method = "GET", body } = {}) {
   const options = { method, headers: { Accept: "application/json" } };
@@ -19,8 +30,10 @@ export async function fetchJSON(url, { method = "GET", body } = {}) {
   try {
     answer = await fetch(url, options);
   } catch (err) {
+    tellConnection(false);
     throw new ApiError(`network error: ${err.message}`, 0);
   }
+  tellConnection(true);
   const data = await answer.json().catch(() => null);
   if (!answer.ok) {
     throw new ApiError((data && data.error) || `HTTP ${answer.status}`, answer.status);

@@ -1,12 +1,26 @@
 // Pure helpers for formatting and filtering; no DOM here.
 
-/** Return "45s", "3m05s" or "2h10m" for a number of seconds ("–" when unknown). */
-export function duration(seconds) {
-  if (seconds === null || seconds === undefined || !isFinite(seconds)) return "–";
+const UNITS = { h: "h", min: "min", s: "s" };
+
+/** Return "45 s", "3 min 20 s" or "1 h 5 min" for a number of seconds ("–" when unknown); `units` names h/min/s. */
+export function duration(seconds, units = UNITS) {
+  if (seconds === null || seconds === undefined || !isFinite(seconds) || seconds < 0) return "–";
   const s = Math.round(seconds);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+  if (s < 60) return `${s} ${units.s}`;
+  if (s < 3600) return joinUnits([Math.floor(s / 60), units.min], [s % 60, units.s]);
+  const minutes = Math.round((s % 3600) / 60);
+  const hours = Math.floor(s / 3600) + (minutes === 60 ? 1 : 0);
+  return joinUnits([hours, units.h], [minutes % 60, units.min]);
+}
+
+function joinUnits(major, minor) {
+  return minor[0] ? `${major[0]} ${major[1]} ${minor[0]} ${minor[1]}` : `${major[0]} ${major[1]}`;
+}
+
+/** Return `value` with at most one decimal: 12.34 -> "12.3", 12.0 -> "12" ("" when not a number). */
+export function oneDecimal(value) {
+  if (typeof value !== "number" || !isFinite(value)) return "";
+  return String(Math.round(value * 10) / 10);
 }
 
 /** Return a short local date and time for a UNIX timestamp. */

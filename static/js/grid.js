@@ -1,32 +1,58 @@
-// The task grid: a virtual list of task cards. Only the rows on screen exist in the DOM; a
-// changed task patches its own card in place, so polls never rebuild the list or move the scroll.
+// The task grid: a virtual list of task cards in as many columns as the width allows. Only the
+// rows on screen exist in the DOM; a changed task patches its own card in place, so polls never
+// rebuild the list or move the scroll.
 
 import { urls } from "./api.js";
 import { errorLine } from "./format.js";
 import { t } from "./i18n.js";
 
-export const ROW_HEIGHT = 176;
-const BUFFER_ROWS = 4;
+// Card sizes: thumbnail side, row height (card plus gap) and the narrowest card, in CSS pixels.
+// Columns follow the grid's width, so a wide screen shows more cards per row.
+export const CARD_SIZES = {
+  small: { thumb: 64, row: 148, minWidth: 250 },
+  medium: { thumb: 96, row: 180, minWidth: 370 },
+  large: { thumb: 160, row: 244, minWidth: 560 },
+};
+const GAP = 6;
+const PAD = 10;
+const BUFFER_ROWS = 3;
 
 export class TaskGrid {
   /** `scroller` is the scrolling element; `getTask(id)` returns a task object. */
-  constructor(scroller, getTask) {
+  constructor(scroller, getTask, size = "medium") {
     this.scroller = scroller;
     this.getTask = getTask;
     this.view = [];
     this.cards = new Map(); // task id -> card element on screen
+    this.layout = { columns: 1, row: CARD_SIZES.medium.row, width: 0, cardWidth: 0 };
+    this.size = CARD_SIZES[size] ? size : "medium";
     this.spacer = document.createElement("div");
     this.spacer.className = "grid-spacer";
     scroller.appendChild(this.spacer);
     scroller.addEventListener("scroll", () => this.render(), { passive: true });
     new ResizeObserver(() => this.render()).observe(scroller);
+    this.applySize();
   }
 
   /** Show these task ids (already filtered and sorted), keeping the scroll position. */
   setView(ids) {
     this.view = ids;
-    this.spacer.style.height = `${ids.length * ROW_HEIGHT}px`;
     this.render(true);
+  }
+
+  /** Switch the card size ("small" | "medium" | "large"), keeping the first visible task in view. */
+  setSize(size) {
+    if (!CARD_SIZES[size] || size === this.size) return;
+    this.size = size;
+    this.applySize();
+    this.render(true);
+  }
+
+  applySize() {
+    const { thumb, row } = CARD_SIZES[this.size];
+    this.scroller.dataset.size = this.size;
+    this.scroller.style.setProperty("--thumb", `${thumb}px`);
+    this.scroller.style.setProperty("--card-h", `${row - GAP}px`);
   }
 
   /** Patch the cards of changed tasks that are on screen. */
@@ -40,36 +66,69 @@ export class TaskGrid {
 
   /** Scroll so that the task at `position` in the view is visible. */
   reveal(position) {
-    const top = position * ROW_HEIGHT;
+    const { row, columns } = this.layout;
+    const top = Math.floor(position / columns) * row;
     const { scrollTop, clientHeight } = this.scroller;
     if (top < scrollTop) this.scroller.scrollTop = top;
-    else if (top + ROW_HEIGHT > scrollTop + clientHeight) this.scroller.scrollTop = top + ROW_HEIGHT - clientHeight;
+    else if (top + row > scrollTop + clientHeight) this.scroller.scrollTop = top + row - clientHeight;
   }
 
-  /** Make the DOM match the visible window of the view. */
+  /** Recompute columns and row height from the width and card size; keep the first visible task in view. */
+  relayout() {
+    const width = this.scroller.clientWidth;
+    const { row, minWidth } = CARD_SIZES[this.size];
+    const columns = Math.max(1, Math.floor((width - 2 * PAD + GAP) / (minWidth + GAP)));
+    const old = this.layout;
+    if (old.width === width && old.row === row && old.columns === columns) return false;
+    const anchor = Math.floor(this.scroller.scrollTop / old.row) * old.columns;
+    const cardWidth = Math.floor((width - 2 * PAD - (columns - 1) * GAP) / columns);
+    this.layout = { columns, row, width, cardWidth };
+    this.scroller.style.setProperty("--card-w", `${cardWidth}px`);
+    this.spacer.style.height = `${this.contentHeight()}px`;
+    if (old.row !== row || old.columns !== columns) this.scroller.scrollTop = Math.floor(anchor / columns) * row;
+    return true;
+  }
+
+  contentHeight() {
+    return Math.ceil(this.view.length / this.layout.columns) * this.layout.row + PAD;
+  }
+
+  /** Make the DOM match the visible window of the view (only rows near the screen exist). */
   render(moved = false) {
+    const changed = this.relayout();
+    if (moved) this.spacer.style.height = `${this.contentHeight()}px`;
+    const { columns, row } = this.layout;
     const { scrollTop, clientHeight } = this.scroller;
-    const first = Math.max(0, Math.floor(scrollTop / ROW_HEIGHT) - BUFFER_ROWS);
-    const last = Math.min(this.view.length, Math.ceil((scrollTop + clientHeight) / ROW_HEIGHT) + BUFFER_ROWS);
+    const firstRow = Math.max(0, Math.floor(scrollTop / row) - BUFFER_ROWS);
+    const lastRow = Math.ceil((scrollTop + clientHeight) / row) + BUFFER_ROWS;
     const wanted = new Map();
-    for (let position = first; position < last; position++) wanted.set(this.view[position], position);
+    for (let position = firstRow * columns; position < Math.min(this.view.length, lastRow * columns); position++) {
+      wanted.set(this.view[position], position);
+    }
     for (const [id, card] of this.cards) {
       if (!wanted.has(id)) {
         card.remove();
         this.cards.delete(id);
       }
     }
-    for (const [id, position] of wanted) {
-      let card = this.cards.get(id);
-      if (!card) {
-        card = buildCard(this.getTask(id));
-        this.cards.set(id, card);
-        this.scroller.appendChild(card);
-      } else if (moved) {
-        fillCard(card, this.getTask(id));
-      }
-      card.style.transform = `translateY(${position * ROW_HEIGHT}px)`;
+    for (const [id, position] of wanted) this.place(id, position, moved || changed);
+  }
+
+  /** Put the card of task `id` at `position`, building it when it is new on screen. */
+  place(id, position, refill) {
+    let card = this.cards.get(id);
+    if (!card) {
+      card = buildCard(this.getTask(id));
+      this.cards.set(id, card);
+      this.scroller.appendChild(card);
+    } else if (refill) {
+      fillCard(card, this.getTask(id));
     }
+    const { columns, row, cardWidth } = this.layout;
+    const x = PAD + (position % columns) * (cardWidth + GAP);
+    const y = PAD + Math.floor(position / columns) * row;
+    const transform = `translate(${x}px, ${y}px)`;
+    if (card.style.transform !== transform) card.style.transform = transform;
   }
 }
 
@@ -87,23 +146,32 @@ function button(action, label, className = "small") {
   return el;
 }
 
+/** A card action with a full label, and a short one that small cards show (the full one is the tooltip). */
+function cardButton(action, key, className = "small") {
+  const el = button(action, undefined, className);
+  el.title = t(key);
+  el.append(element("span", "label-long", t(key)), element("span", "label-short", t(`${key}_short`)));
+  return el;
+}
+
 /** Build a card's fixed structure once; fillCard puts the task's data in it. */
 function buildCard(task) {
   const card = element("article", "task-card");
   card.setAttribute("data-testid", "task-card");
+  const head = element("div", "task-head");
+  head.append(element("span", "badge"), element("span", "name"), element("span", "attempts"));
   const source = element("img", "thumb source-thumb");
   source.loading = "lazy";
   source.alt = "";
   source.dataset.action = "open-source";
-  const info = element("div", "task-info");
-  const head = element("div", "task-head");
-  head.append(element("span", "badge"), element("span", "name"), element("span", "attempts"));
+  const notes = element("div", "notes");
+  notes.append(element("div", "error"), element("div", "warning"));
+  const body = element("div", "task-body");
+  body.append(source, element("div", "results"), notes);
   const actions = element("div", "task-actions");
-  actions.append(button("retry-keep", t("retry_keep")), button("retry-clear", t("retry_clear")),
-    button("debug", t("debug")), button("delete-task", t("delete"), "small danger"));
-  info.append(head, element("div", "error"), element("div", "warning"), actions);
-  const results = element("div", "results");
-  card.append(source, results, info);
+  actions.append(cardButton("retry-keep", "retry_keep"), cardButton("retry-clear", "retry_clear"),
+    cardButton("debug", "debug"), cardButton("delete-task", "delete", "small danger"));
+  card.append(head, body, actions);
   fillCard(card, task);
   return card;
 }
@@ -119,10 +187,15 @@ export function fillCard(card, task) {
   const badge = card.querySelector(".badge");
   badge.textContent = t(task.status);
   badge.className = `badge status-${task.status}`;
-  card.querySelector(".name").textContent = task.source_name;
-  card.querySelector(".attempts").textContent = task.attempts ? `${task.attempts} ${t("attempts")}` : "";
-  card.querySelector(".error").textContent = errorLine(task);
+  const name = card.querySelector(".name");
+  name.textContent = task.source_name;
+  name.title = task.source_path || task.source_name;
+  card.querySelector(".attempts").textContent = task.attempts ? t("attempts", { count: task.attempts }) : "";
+  const error = card.querySelector(".error");
+  error.textContent = errorLine(task);
+  error.title = error.textContent;
   card.querySelector(".warning").textContent = task.warning || "";
+  card.querySelector(".notes").hidden = !task.error && !task.warning;
   const running = task.status === "running";
   for (const el of card.querySelectorAll("[data-action^=retry]")) el.disabled = running;
   fillResults(card.querySelector(".results"), task);
@@ -139,6 +212,7 @@ function fillResults(strip, task) {
 function resultTile(result, number) {
   const tile = element("figure", `result${result.selected ? " is-selected" : ""}`);
   tile.dataset.resultId = result.id;
+  tile.title = `${result.width}×${result.height} ${result.format}`;
   const img = element("img", "thumb");
   img.loading = "lazy";
   img.alt = `${result.width}×${result.height}`;

@@ -1,11 +1,12 @@
 // The review page: state of the current run, incremental polling (?since=), the grid, the
 // viewer and the run bar. Panels live in their own modules.
 
-import { fetchJSON, urls } from "./api.js";
-import { duration, insertSorted, matches, unreviewed } from "./format.js";
-import { TaskGrid } from "./grid.js";
+import { fetchJSON, onConnection, urls } from "./api.js";
+import { duration, insertSorted, matches, oneDecimal, unreviewed } from "./format.js";
+import { CARD_SIZES, TaskGrid } from "./grid.js";
+import { initGuide } from "./guide.js";
 import { LANGUAGES, language, setLanguage, t, translate, pickLanguage } from "./i18n.js";
-import { initProfilePanel } from "./profile.js";
+import { initProfilePanel, readProfile } from "./profile.js";
 import { initRunPanel, showHistory } from "./runpanel.js";
 import { initSavePanel, openSave } from "./savepanel.js";
 import { $, attempt, confirmed, toast } from "./ui.js";
@@ -18,6 +19,10 @@ const POLL_HIDDEN_MS = 5000;
 const RUNS_EVERY_MS = 5000;
 const PAGE = 2000;
 const STATUSES = ["pending", "running", "done", "failed", "stopped"];
+// Without a run to poll, ask /api/health so a stopped server still shows within 5 s (issue 8).
+const HEALTH_MS = 2000;
+const OFFLINE_RETRY_MS = 1000;
+const CARD_SIZE_KEY = "ibc.cardSize";
 
 const state = {
   runId: null,
@@ -33,7 +38,9 @@ const state = {
   generation: 0, // bumps when the run changes, so stale answers are dropped
 };
 
-const grid = new TaskGrid($("grid"), (id) => state.tasks.get(id));
+const connection = { online: true, lastAnswer: Date.now() };
+
+const grid = new TaskGrid($("grid"), (id) => state.tasks.get(id), localStorage.getItem(CARD_SIZE_KEY) || "medium");
 const viewer = new Viewer($("viewer"), {
   task: (id) => state.tasks.get(id),
   move: (id, delta) => state.view[state.view.indexOf(id) + delta] || null,
@@ -154,9 +161,9 @@ function showProgress(answer) {
     chip.textContent = `${t(status || "all")} ${status ? p[status] : p.total}`;
     return chip;
   }));
-  const rate = p.rate_per_min ? t("rate", { rate: p.rate_per_min }) : "";
-  const eta = answer.running && p.eta_s !== null ? t("eta", { eta: duration(p.eta_s) }) : "";
-  $("rate").textContent = [`${p.percent}%`, rate, eta].filter(Boolean).join(" · ");
+  const rate = p.rate_per_min ? t("rate", { rate: oneDecimal(p.rate_per_min) }) : "";
+  const eta = answer.running && p.eta_s !== null ? t("eta", { eta: duration(p.eta_s, durationUnits()) }) : "";
+  $("rate").textContent = [`${oneDecimal(p.percent)}%`, rate, eta].filter(Boolean).join(" · ");
   if (wasRunning !== answer.running) refreshRuns();
 }
 
@@ -175,8 +182,15 @@ function drawHistory() {
   });
 }
 
+function durationUnits() {
+  return { h: t("unit_h"), min: t("unit_min"), s: t("unit_s") };
+}
+
+// Resume and retry use the profile on the page now: whoever fixed the key then clicks Retry
+// failed expects the fixed profile (issue 8). Stop needs no profile.
 async function runAction(action) {
-  const answer = await attempt(() => fetchJSON(urls.runAction(state.runId, action), { method: "POST" }));
+  const answer = await attempt(() => fetchJSON(urls.runAction(state.runId, action), {
+    method: "POST", body: action === "stop" ? {} : { api: readProfile() } }));
   if (!answer) return;
   toast(answer.stopped !== undefined ? t("stopped_n", { count: answer.stopped }) : t("queued_n", { count: answer.queued }));
   schedulePoll(0);
@@ -197,8 +211,8 @@ async function deleteResult(resultId) {
 }
 
 async function retryTask(taskId, keepResults) {
-  await attempt(() => fetchJSON(urls.taskAction(taskId, "retry"), { method: "POST", body: { keep_results: keepResults } }),
-    t("retrying"));
+  await attempt(() => fetchJSON(urls.taskAction(taskId, "retry"), {
+    method: "POST", body: { keep_results: keepResults, api: readProfile() } }), t("retrying"));
   schedulePoll(0);
 }
 
@@ -283,6 +297,47 @@ function wireRunBar() {
   $("grid").addEventListener("click", onGridClick);
 }
 
+// -- connection -------------------------------------------------------------------------------
+
+/** Show or hide the offline banner; when the server answers again, catch up at once. */
+function setOnline(online) {
+  if (online) connection.lastAnswer = Date.now();
+  if (online === connection.online) return;
+  connection.online = online;
+  $("offline-banner").hidden = online;
+  if (online) {
+    refreshRuns();
+    if (state.runId) schedulePoll(0);
+    reloadBrokenImages();
+  }
+}
+
+/** Load again the images that failed while the server was away (a broken <img> never retries). */
+function reloadBrokenImages() {
+  for (const img of document.querySelectorAll("img[src]")) {
+    if (img.complete && img.naturalWidth === 0) img.src = img.getAttribute("src");
+  }
+}
+
+/** Ask /api/health when nothing else has answered lately; every second while offline. */
+async function healthCheck() {
+  const quiet = Date.now() - connection.lastAnswer >= HEALTH_MS;
+  if (!connection.online || (quiet && !document.hidden)) {
+    await fetchJSON("/api/health").catch(() => {});
+  }
+  setTimeout(healthCheck, connection.online ? HEALTH_MS : OFFLINE_RETRY_MS);
+}
+
+function wireCardSize() {
+  const select = $("card-size");
+  select.value = grid.size;
+  select.addEventListener("change", () => {
+    if (!CARD_SIZES[select.value]) return;
+    localStorage.setItem(CARD_SIZE_KEY, select.value);
+    grid.setSize(select.value);
+  });
+}
+
 function retranslate() {
   translate();
   grid.setView(state.view);
@@ -300,10 +355,14 @@ async function main() {
   translate();
   wireFilters();
   wireRunBar();
+  wireCardSize();
+  onConnection(setOnline);
   fetchJSON("/api/health").then((health) => ($("version").textContent = health.version)).catch(() => {});
   const settings = await initProfilePanel();
-  await initSavePanel(settings ? settings.save : {});
+  initGuide(settings);
+  await initSavePanel(settings ? settings.save : {}, () => state.tasks.values());
   initRunPanel(async (runId) => {
+    document.dispatchEvent(new CustomEvent("ibc:run-started"));
     await refreshRuns();
     await selectRun(runId);
   });
@@ -312,6 +371,7 @@ async function main() {
   const start = state.runs.find((run) => run.id === remembered) || state.runs[0];
   await selectRun(start ? start.id : null);
   setInterval(refreshRuns, RUNS_EVERY_MS);
+  setTimeout(healthCheck, HEALTH_MS);
   document.addEventListener("visibilitychange", () => !document.hidden && schedulePoll(0));
   document.body.dataset.ready = "true";
 }

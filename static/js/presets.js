@@ -5,12 +5,13 @@ import { t } from "./i18n.js";
 import { attempt, confirmed, fillSelect } from "./ui.js";
 
 export class PresetPicker {
-  /** `read()` returns the form's values, `write(values)` fills the form. */
-  constructor(kind, select, { read, write }) {
+  /** `read()` returns the form's values; applying calls `apply(name)` when given, else `write(values)`. */
+  constructor(kind, select, { read, write, apply }) {
     this.kind = kind;
     this.select = select;
     this.read = read;
     this.write = write;
+    this.applyByName = apply;
     this.presets = {};
   }
 
@@ -27,8 +28,10 @@ export class PresetPicker {
   }
 
   apply() {
-    const preset = this.presets[this.select.value];
-    if (preset) this.write(preset);
+    const name = this.select.value;
+    if (!(name in this.presets)) return;
+    if (this.applyByName) this.applyByName(name);
+    else this.write(this.presets[name]);
   }
 
   async save() {

@@ -1,7 +1,7 @@
 // The API profile panel: every profile field, presets, key handling, config import/export,
 // and the connection test.
 
-import { fetchJSON } from "./api.js";
+import { fetchJSON, urls } from "./api.js";
 import { t } from "./i18n.js";
 import { PresetPicker } from "./presets.js";
 import { $, attempt, confirmed, toast } from "./ui.js";
@@ -13,12 +13,15 @@ const FLAGS = ["stream", "allow_private_api", "allow_private_downloads", "rewrit
 
 let presets = null;
 
-/** Read the form into profile fields; throws with a readable message on bad JSON. */
+/** Read the form into profile fields; throws with a readable message on bad JSON. An empty key
+ * field is left out: the server then keeps the stored key (it only ever sends us a mask). */
 export function readProfile(form = $("api-form")) {
   const data = {};
   for (const el of form.elements) {
     if (!el.name) continue;
-    if (FLAGS.includes(el.name)) data[el.name] = el.checked;
+    if (el.name === "api_key") {
+      if (el.value.trim()) data.api_key = el.value.trim();
+    } else if (FLAGS.includes(el.name)) data[el.name] = el.checked;
     else if (NUMBERS.includes(el.name)) data[el.name] = el.value === "" ? (OPTIONAL_NUMBERS.has(el.name) ? null : undefined) : Number(el.value);
     else if (OBJECTS.includes(el.name)) data[el.name] = parseObject(el.name, el.value);
     else data[el.name] = el.value;
@@ -38,26 +41,46 @@ function parseObject(name, text) {
   throw new Error(`${t(name)}: must be a JSON object`);
 }
 
-/** Put profile fields into the form. */
+/** Put profile fields into the form; the key field stays empty and its placeholder says whether a key is stored. */
 export function writeProfile(profile, form = $("api-form")) {
   for (const el of form.elements) {
     if (!el.name || !(el.name in profile)) continue;
     const value = profile[el.name];
-    if (FLAGS.includes(el.name)) el.checked = Boolean(value);
+    if (el.name === "api_key") showKeyState(el, Boolean(value));
+    else if (FLAGS.includes(el.name)) el.checked = Boolean(value);
     else if (OBJECTS.includes(el.name)) el.value = value && Object.keys(value).length ? JSON.stringify(value, null, 1) : "";
     else el.value = value ?? "";
   }
 }
 
-async function loadSettings() {
-  const settings = await fetchJSON("/api/settings");
+/** Empty the key field (never the mask) and let its placeholder tell whether a key is stored. */
+function showKeyState(input, stored) {
+  input.value = "";
+  input.dataset.i18nPlaceholder = stored ? "key_stored" : "key_none";
+  input.placeholder = t(input.dataset.i18nPlaceholder);
+  input.closest("label").classList.toggle("key-stored", stored);
+}
+
+/** Show settings the server answered, and tell the page (the guided start listens). */
+function showSettings(settings) {
   writeProfile(settings.api);
+  document.dispatchEvent(new CustomEvent("ibc:settings", { detail: settings }));
   return settings;
+}
+
+async function loadSettings() {
+  return showSettings(await fetchJSON("/api/settings"));
 }
 
 async function saveSettings(event) {
   event.preventDefault();
-  await attempt(async () => writeProfile((await fetchJSON("/api/settings", { method: "PUT", body: { api: readProfile() } })).api), t("saved"));
+  await attempt(async () => showSettings(await fetchJSON("/api/settings", { method: "PUT", body: { api: readProfile() } })), t("saved"));
+}
+
+/** Make a preset the stored settings on the server (its key included) and show them. */
+async function applyPreset(name) {
+  const url = `${urls.preset("api", name)}/apply`;
+  await attempt(async () => showSettings(await fetchJSON(url, { method: "POST", body: {} })), t("applied", { name }));
 }
 
 function toggleKey() {
@@ -68,7 +91,7 @@ function toggleKey() {
 
 async function clearKey() {
   if (!confirmed("confirm_clear_key")) return;
-  await attempt(async () => writeProfile((await fetchJSON("/api/settings", { method: "PUT", body: { api: { api_key: "" } } })).api), t("saved"));
+  await attempt(async () => showSettings(await fetchJSON("/api/settings", { method: "PUT", body: { api: { api_key: "" } } })), t("saved"));
 }
 
 async function testConnection() {
@@ -81,6 +104,7 @@ async function testConnection() {
     ? t("connection_ok", { status: answer.http_status, count: answer.models.length, models: answer.models.slice(0, 20).join(", ") })
     : t("connection_failed", { error: answer.error });
   output.classList.toggle("is-error", !answer.ok);
+  document.dispatchEvent(new CustomEvent("ibc:connection", { detail: { ok: answer.ok } }));
   $("model-list").replaceChildren(...answer.models.map((id) => new Option(id)));
 }
 
@@ -100,10 +124,16 @@ async function importConfig(event) {
   }, t("imported"));
 }
 
+/** Unfold the sections around a field the browser refuses, so it can focus it and say why. */
+function revealInvalid(event) {
+  for (let fold = event.target.closest("details"); fold; fold = fold.parentElement.closest("details")) fold.open = true;
+}
+
 /** Wire the panel and load the stored settings; return them. */
 export async function initProfilePanel() {
   $("api-form").addEventListener("submit", saveSettings);
-  presets = new PresetPicker("api", $("api-preset"), { read: () => readProfile(), write: (p) => writeProfile(p) });
+  $("api-form").addEventListener("invalid", revealInvalid, true);
+  presets = new PresetPicker("api", $("api-preset"), { read: () => readProfile(), apply: applyPreset });
   presets.wire($("api-preset-apply"), $("api-preset-save"), $("api-preset-delete"));
   $("key-toggle").addEventListener("click", toggleKey);
   $("key-clear").addEventListener("click", clearKey);

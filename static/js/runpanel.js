@@ -18,6 +18,7 @@ function snippets() {
 
 function showSnippets() {
   fillSelect($("snippets"), Object.keys(snippets()).map((name) => [name, name]), t("snippets"));
+  $("snippets").options[0].dataset.i18n = "snippets"; // so a language switch renames it
 }
 
 function saveSnippet() {

@@ -3,8 +3,9 @@
 import { t } from "./i18n.js";
 
 const TOAST_MS = 4000;
+const TOASTS_SHOWN = 3;
 
-/** Show a short message; errors stay until clicked. */
+/** Show a short message; errors stay until clicked (or until newer ones push them out). */
 export function toast(message, kind = "ok") {
   const box = document.getElementById("toasts");
   const item = document.createElement("div");
@@ -13,6 +14,8 @@ export function toast(message, kind = "ok") {
   item.textContent = message;
   item.addEventListener("click", () => item.remove());
   box.append(item);
+  // Only the newest few stay: a stack of toasts would cover the cards' buttons.
+  while (box.children.length > TOASTS_SHOWN) box.firstElementChild.remove();
   if (kind !== "error") setTimeout(() => item.remove(), TOAST_MS);
 }
 

@@ -64,6 +64,7 @@ export class Viewer {
       : t("no_results");
     this.root.classList.toggle("is-selected", Boolean(result && result.selected));
     this.root.classList.toggle("mode-slider", this.mode === "slider");
+    this.root.querySelector("[data-viewer=mode]").textContent = t(this.mode === "slider" ? "side_by_side" : "compare");
     this.applyZoom();
     this.applySlider();
   }
@@ -96,9 +97,13 @@ export class Viewer {
     event.preventDefault();
   }
 
+  /** Clip the source at the slider: both images fill the same box (object-fit: contain), so the
+   * split line compares the same screen region even when their aspect ratios differ. */
   applySlider() {
     const value = Number(this.slider.value);
-    this.root.querySelector(".viewer-source").style.clipPath = this.mode === "slider" ? `inset(0 ${100 - value}% 0 0)` : "";
+    const slider = this.mode === "slider";
+    this.root.querySelector(".viewer-source .viewer-clip").style.clipPath = slider ? `inset(0 ${100 - value}% 0 0)` : "";
+    this.root.querySelector(".viewer-stage").style.setProperty("--split", String(value / 100));
   }
 
   onWheel(event) {
