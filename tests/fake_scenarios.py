@@ -722,6 +722,29 @@ def refusal_text(ctx: Ctx) -> None:
     ctx.send_stream([sse_frame(c) for c in chunks] + [DONE])
 
 
+PICKY_REFUSAL = "I can't help with that image."
+
+
+def _picky_images(options: dict[str, str]) -> list[bytes]:
+    """Return what picky delivers when it does not refuse: one image (`image=NAME`, default orange_jpeg)."""
+    return [IMAGES[options.get("image", "orange_jpeg")]]
+
+
+@scenario("picky", _picky_images, sources=True)
+def picky(ctx: Ctx) -> None:
+    """G3 stream with one data URL, but the first call for every third distinct source is refused.
+
+    Sources are numbered by first arrival (the hash of the uploaded image, GET /v1/models aside),
+    counting calls a `key=` check turned away; the refusal is a plain 200 chat.completion with text
+    and no image, and only that source's first call gets it, so a retry succeeds. `every=N` changes 3.
+    """
+    order, before = ctx.source or (0, 0)
+    every = int(ctx.opt("every", 3))
+    if before == 0 and order % every == every - 1:
+        return ctx.send_json(200, g3_completion(PICKY_REFUSAL))
+    ctx.send_stream(g3_frames(md(data_url(ctx.opts.get("image", "orange_jpeg")))), SSE_GO)
+
+
 # --------------------------------------------------------------------------- connection faults
 
 

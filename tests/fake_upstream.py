@@ -304,13 +304,14 @@ class Scenario:
     handler: Callable[["Ctx"], None]
     images: Callable[[dict[str, str]], list[bytes]]
     models_error: bool = False  # answer GET /v1/models with the scenario too (auth errors)
+    sources: bool = False  # number the distinct source images of its calls (Ctx.source)
 
 
 SCENARIOS: dict[str, Scenario] = {}
 
 
 def scenario(name: str, images: Iterable[str] | Callable[[dict[str, str]], list[bytes]] = (),
-             models_error: bool = False) -> Callable:
+             models_error: bool = False, sources: bool = False) -> Callable:
     """Register a scenario handler; images = IMAGES names, or a function of the options."""
 
     def register(handler: Callable[[Ctx], None]) -> Callable[[Ctx], None]:
@@ -319,7 +320,7 @@ def scenario(name: str, images: Iterable[str] | Callable[[dict[str, str]], list[
         else:
             names = tuple(images)
             expected = lambda options: [IMAGES[n] for n in names]  # noqa: E731
-        SCENARIOS[name] = Scenario(name, handler, expected, models_error)
+        SCENARIOS[name] = Scenario(name, handler, expected, models_error, sources)
         return handler
 
     return register
@@ -377,6 +378,7 @@ class Ctx:
     name: str
     opts: dict[str, str]
     endpoint: str
+    source: tuple[int, int] | None = None  # (order of first arrival, calls before) when Scenario.sources
 
     def abs(self, path: str) -> str:
         """Return an absolute URL on this server for a path."""
@@ -575,7 +577,12 @@ class _Handler(BaseHTTPRequestHandler):
             known = SCENARIOS.get(name)
             if known is None:
                 ctx.send_json(404, compact_json(_error(f"Unknown scenario '{name}'", "unknown_scenario")))
-            elif self.command == "GET" and endpoint == "/v1/models" and not known.models_error:
+                return
+            if known.sources and self.command == "POST" and endpoint in API_ENDPOINTS:
+                ctx.source = fake._note_source(segment, source_digest(rec))
+            if "key" in options and _refuse_key(ctx):
+                return
+            if self.command == "GET" and endpoint == "/v1/models" and not known.models_error:
                 ctx.send_json(200, _models_json())
             elif (self.command, endpoint) not in _API_ROUTES:
                 ctx.send_json(404, compact_json(_error(f"Unknown endpoint {self.command} {endpoint}", "not_found")))
@@ -605,6 +612,65 @@ _MODELS = ("grok-imagine-1.0", "grok-imagine-1.0-fast", "grok-imagine-1.0-edit",
 def _error(message: str, code: str) -> dict:
     """Return an OpenAI-style error object for the fake's own errors."""
     return {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
+
+
+def _redact(key: str) -> str:
+    """Show a key the way OpenAI's error messages do: a few characters at each end."""
+    return key[:3] + "*" * max(4, len(key) - 7) + key[-4:] if len(key) > 10 else "*" * len(key)
+
+
+def _refuse_key(ctx: "Ctx") -> bool:
+    """Answer 401 unless `Authorization` is exactly `Bearer <one of key=K1~K2>` with calls left; True if refused.
+
+    `key_calls=N` lets each key make N image calls (GET /v1/models is free), then revokes it, like
+    a trial key whose quota runs out in the middle of a batch.
+    """
+    keys = [k for k in ctx.opts["key"].split("~") if k]
+    header = ctx.req.headers.get("authorization")
+    given = header[len("Bearer "):] if header and header.startswith("Bearer ") else None
+    if header is None:
+        message = ("You didn't provide an API key. You need to provide your API key in an Authorization header "
+                   "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+    elif given not in keys:
+        message = f"Incorrect API key provided: {_redact(given if given is not None else header)}."
+    elif "key_calls" in ctx.opts and ctx.req.method == "POST" and ctx.endpoint in API_ENDPOINTS and (
+            ctx.fake._bump(f"key_calls\0{ctx.segment}\0{given}") >= int(ctx.opts["key_calls"])):
+        message = (f"API key {_redact(given)} has been revoked: its quota of {int(ctx.opts['key_calls'])} "
+                   "image calls is used up.")
+    else:
+        return False
+    ctx.send_json(401, compact_json({"error": {"message": message, "type": "invalid_request_error",
+                                               "code": "invalid_api_key"}}))
+    return True
+
+
+def source_digest(rec: Recorded) -> str:
+    """Identify the source image of a call: hash its uploaded files or data URLs (the whole body if none)."""
+    digest = hashlib.sha256()
+    if rec.form is not None:
+        for name in sorted(rec.form):
+            for filename, _, data in rec.form[name]:
+                if filename is not None:
+                    digest.update(data)
+    elif rec.json is not None:
+        for text in _data_urls(rec.json):
+            digest.update(text.encode())
+    else:
+        digest.update(rec.body)
+    return digest.hexdigest()
+
+
+def _data_urls(obj: Any) -> Iterable[str]:
+    """Yield every `data:` string in a JSON value, depth first."""
+    if isinstance(obj, str):
+        if obj.startswith("data:"):
+            yield obj
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            yield from _data_urls(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            yield from _data_urls(value)
 
 
 def _models_json() -> str:
@@ -737,6 +803,11 @@ class FakeUpstream:
             self._counters.clear()
             self._max_in_flight = self._in_flight
 
+    def authorizations(self, *, models: bool = True) -> list[str | None]:
+        """Return the `Authorization` header of every API call in arrival order (None when absent)."""
+        return [r.headers.get("authorization") for r in self.requests
+                if r.scenario is not None and (models or r.method == "POST")]
+
     def wait_for_connections(self, count: int, timeout: float = 5.0) -> bool:
         """Wait until at most count connections are open; return whether that happened."""
         with self._lock:
@@ -775,6 +846,18 @@ class FakeUpstream:
             seen = self._counters.get(key, 0)
             self._counters[key] = seen + 1
             return seen
+
+    def _note_source(self, segment: str, digest: str) -> tuple[int, int]:
+        """Count one call for a source under a segment; return (its order of first arrival, calls before)."""
+        with self._lock:
+            key = f"source\0{segment}\0{digest}"
+            if key not in self._counters:
+                count = f"sources\0{segment}"
+                self._counters[key + "\0order"] = self._counters.get(count, 0)
+                self._counters[count] = self._counters.get(count, 0) + 1
+            before = self._counters.get(key, 0)
+            self._counters[key] = before + 1
+            return self._counters[key + "\0order"], before
 
     def _api_call(self) -> "_InFlight":
         return _InFlight(self)

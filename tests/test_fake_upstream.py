@@ -17,6 +17,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from tests import images
 from tests.fake_upstream import FILES, IMAGES, SCENARIOS, FakeUpstream, g2_path, g3_path
 
 CHAT = {"model": "grok-imagine-image", "messages": [{"role": "user", "content": "a red fox"}], "stream": True}
@@ -418,3 +419,75 @@ def test_close_ends_stalled_handlers() -> None:
     own.close()
     thread.join(5)
     assert time.monotonic() - started < 3 and own.open_connections == 0 and not thread.is_alive()
+
+
+# --------------------------------------------------------------------------- key checks and picky
+
+
+def chat_with_image(image: bytes) -> dict:
+    """Return a chat request that uploads one source image as a data URL, as the console does."""
+    url = "data:image/png;base64," + base64.b64encode(image).decode()
+    content = [{"type": "text", "text": "make it blue"}, {"type": "image_url", "image_url": {"url": url}}]
+    return {**CHAT, "messages": [{"role": "user", "content": content}]}
+
+
+def test_key_option_requires_one_of_the_keys(fake: FakeUpstream, client: httpx.Client) -> None:
+    segment = "g3_stream_dataurl.key=sk-A1~sk-B2"
+    chat, models = fake.url(segment, "/v1/chat/completions"), fake.url(segment, "/v1/models")
+    for key in ("sk-A1", "sk-B2"):
+        assert client.post(chat, json=CHAT, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        assert client.get(models, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    wrong = ["Bearer ••••••••".encode(), "Bearer  sk-A1", "Bearer sk-A1x", "bearer sk-A1", "sk-A1"]
+    for header in [{"Authorization": value} for value in wrong] + [{}]:
+        for answer in (client.post(chat, json=CHAT, headers=header), client.get(models, headers=header)):
+            assert answer.status_code == 401, header
+            error = answer.json()["error"]
+            assert error["type"] == "invalid_request_error" and error["code"] == "invalid_api_key"
+            assert "sk-A1" not in error["message"]  # redacted like OpenAI's own message
+    answer = client.post(chat, json=CHAT, headers={"Authorization": "Bearer sk-live-wrong-key"}).json()
+    assert answer["error"]["message"] == "Incorrect API key provided: sk-**********-key."
+    assert fake.authorizations()[:4] == ["Bearer sk-A1", "Bearer sk-A1", "Bearer sk-B2", "Bearer sk-B2"]
+    assert fake.authorizations()[-1] == "Bearer sk-live-wrong-key"
+
+
+def test_key_calls_revokes_each_key_after_n_image_calls(fake: FakeUpstream, client: httpx.Client) -> None:
+    segment = "g3_stream_dataurl.key=sk-A1~sk-B2.key_calls=2"
+    chat, models = fake.url(segment, "/v1/chat/completions"), fake.url(segment, "/v1/models")
+    a, b = {"Authorization": "Bearer sk-A1"}, {"Authorization": "Bearer sk-B2"}
+    assert [client.post(chat, json=CHAT, headers=a).status_code for _ in range(3)] == [200, 200, 401]
+    assert client.get(models, headers=a).status_code == 200  # listing models is free
+    revoked = client.post(chat, json=CHAT, headers=a).json()["error"]
+    assert "revoked" in revoked["message"] and "2 image calls" in revoked["message"]
+    assert revoked["code"] == "invalid_api_key"
+    assert [client.post(chat, json=CHAT, headers=b).status_code for _ in range(3)] == [200, 200, 401]
+    fake.reset()  # counters are per test
+    assert client.post(chat, json=CHAT, headers=a).status_code == 200
+
+
+def test_picky_refuses_the_first_call_of_every_third_source(fake: FakeUpstream, client: httpx.Client) -> None:
+    url = fake.url("picky", "/v1/chat/completions")
+    sources = [images.make("PNG", (16, 12), (index * 20, 40, 90)) for index in range(7)]
+
+    def outcome(source: bytes) -> str:
+        answer = client.post(url, json=chat_with_image(source))
+        assert answer.status_code == 200
+        if answer.headers["content-type"].startswith("application/json"):
+            assert answer.json()["choices"][0]["message"]["content"] == "I can't help with that image."
+            return "refused"
+        assert IMAGES["orange_jpeg"] in images_on_wire(client, fake, answer.text)
+        return "image"
+
+    assert [outcome(s) for s in sources] == ["image", "image", "refused", "image", "image", "refused", "image"]
+    assert [outcome(s) for s in (sources[2], sources[5], sources[0])] == ["image"] * 3  # retries succeed
+
+
+def test_picky_counts_calls_the_key_check_turned_away(fake: FakeUpstream, client: httpx.Client) -> None:
+    url = fake.url("picky.key=sk-A1~sk-B2.key_calls=1.every=2.image=red_png", "/v1/chat/completions")
+    first, second = (images.make("PNG", (16, 12), color) for color in ((1, 2, 3), (4, 5, 6)))
+    a, b = {"Authorization": "Bearer sk-A1"}, {"Authorization": "Bearer sk-B2"}
+    assert client.post(url, json=chat_with_image(first), headers=a).status_code == 200
+    assert client.post(url, json=chat_with_image(second), headers=a).status_code == 401  # 2nd source, 1st call
+    retried = client.post(url, json=chat_with_image(second), headers=b)
+    assert retried.headers["content-type"].startswith("text/event-stream")  # not its first call: no refusal
+    assert IMAGES["red_png"] in images_on_wire(client, fake, retried.text)
+    assert fake.expected("picky.image=red_png") == [IMAGES["red_png"]]
