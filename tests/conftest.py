@@ -24,6 +24,23 @@ def fake(fake_upstream_server: FakeUpstream) -> FakeUpstream:
     return fake_upstream_server
 
 
+@pytest.fixture
+def app(tmp_path):
+    """The Flask app on a temp data dir, its engine running (closed at the end)."""
+    from console.settings import resolve
+    from console.web import create_app
+
+    application = create_app(settings=resolve({"APP_DATA_DIR": str(tmp_path / "data")}))
+    yield application
+    application.extensions["console.engine"].close()
+
+
+@pytest.fixture
+def client(app):
+    """A test client of `app`."""
+    return app.test_client()
+
+
 @pytest.fixture(autouse=True)
 def isolated_data_dir(tmp_path, monkeypatch) -> None:
     """Point the data dir at a temp folder: tests never touch the user's files."""

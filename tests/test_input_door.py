@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from console.profile import MASK, ApiProfile
-from tests.test_runs_api import api, make_sources
+from tests.helpers import api, make_sources
 
 KEY = "sk-live-good-1"
 

@@ -8,26 +8,11 @@ import json
 import pytest
 
 from console.profile import MASK
-from tests.test_runs_api import api, make_sources, wait_idle
+from tests.helpers import api, make_sources, wait_idle
 
 KEY = "sk-live-stored-1234"
 OTHER = "sk-live-other-5678"
 CHAT = "/v1/chat/completions"
-
-
-@pytest.fixture
-def app(tmp_path):
-    from console.settings import resolve
-    from console.web import create_app
-
-    application = create_app(settings=resolve({"APP_DATA_DIR": str(tmp_path / "data")}))
-    yield application
-    application.extensions["console.engine"].close()
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 @pytest.fixture

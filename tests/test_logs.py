@@ -58,7 +58,7 @@ def test_without_terminal_only_the_file_and_the_panel_get_records(tmp_path, caps
 def test_a_failed_task_is_one_line_naming_the_source_and_the_reason(tmp_path, fake, caplog):
     from console.settings import resolve
     from console.web import create_app
-    from tests.test_runs_api import make_sources, start, wait_idle
+    from tests.helpers import make_sources, start, wait_idle
 
     app = create_app(settings=resolve({"APP_DATA_DIR": str(tmp_path / "data")}))
     client = app.test_client()

@@ -10,7 +10,7 @@ import pytest
 
 from tests.images import make
 from tests.server_process import ServerProcess
-from tests.test_runs_api import make_sources
+from tests.helpers import make_sources
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.browser

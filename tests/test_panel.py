@@ -58,17 +58,15 @@ def test_event_buffer_keeps_the_last_lines():
 
 def test_collect_reads_busy_runs_first(tmp_path, fake):
     from console.panel import collect
-    from console.profile import ApiProfile
     from console.settings import resolve
     from console.web import create_app
-    from tests.test_runs_api import make_sources
+    from tests.helpers import make_sources
 
     app = create_app(settings=resolve({"APP_DATA_DIR": str(tmp_path / "d")}))
     engine = app.extensions["console.engine"]
     source = make_sources(tmp_path / "src", 1) / "img1.png"
-    stalled = ApiProfile.from_dict({"api_url": fake.url("stall", "/v1/chat/completions"), "model": "m",
-                                    "allow_private_api": True})
-    busy = engine.create_run(str(source), False, "first", stalled, [("img1.png", str(source))])
+    stalled = {"api_url": fake.url("stall", "/v1/chat/completions"), "model": "m", "allow_private_api": True}
+    busy, _ = engine.create_run(str(source), False, "first", stalled)
     app.extensions["console.store"].create_run("/in", False, "second", {"model": "m"}, [("b.png", "/in/b.png")])
     snapshot = collect(app, "http://127.0.0.1:1/", 0.0)
     assert [run.prompt for run in snapshot.runs] == ["first", "second"]

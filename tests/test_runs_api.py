@@ -2,67 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
-from console.settings import resolve
-from console.web import create_app
-from tests.images import make
-
-CHAT = "/v1/chat/completions"
-
-
-def make_sources(folder: Path, count: int) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for index in range(count):
-        (folder / f"img{index + 1}.png").write_bytes(make("PNG", (16, 12), (index * 7 % 256, 40, 90)))
-    return folder
-
-
-@pytest.fixture
-def app(tmp_path):
-    settings = resolve({"APP_DATA_DIR": str(tmp_path / "data")})
-    application = create_app(settings=settings)
-    yield application
-    application.extensions["console.engine"].close()
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-def api(fake, scenario: str, **fields) -> dict:
-    return {"api_url": fake.url(scenario, CHAT), "model": "grok-imagine-1.0-edit", "allow_private_api": True,
-            "max_retries": 0, "timeout_s": 20, **fields}
-
-
-def start(client, fake, folder: Path, scenario: str = "g3_stream_dataurl", **fields) -> str:
-    answer = client.post("/api/runs", json={"input_path": str(folder), "prompt": "make it blue",
-                                            "api": api(fake, scenario, **fields)})
-    assert answer.status_code == 201, answer.json
-    return answer.json["run_id"]
-
-
-def wait_idle(client, run_id: str, timeout: float = 20) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        listing = client.get(f"/api/runs/{run_id}/tasks").json
-        if not listing["running"]:
-            return listing
-        time.sleep(0.05)
-    raise AssertionError(f"run {run_id} still running: {listing['progress']}")
-
-
-def wait_for(predicate, timeout: float = 10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached")
+from tests.helpers import api, make_sources, start, wait_for, wait_idle
 
 
 # -- a run end to end ------------------------------------------------------------------------

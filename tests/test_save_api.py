@@ -10,9 +10,8 @@ import pytest
 from PIL import Image
 
 from tests.images import make
-from tests.test_runs_api import app, client, make_sources, start, wait_idle
+from tests.helpers import make_sources, start, wait_idle
 
-FIXTURES = (app, client)  # reused from test_runs_api: a real app, engine and store per test
 KEY = "sk-test-SECRET-0123456789"
 
 

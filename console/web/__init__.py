@@ -13,7 +13,7 @@ from ..config import ConfigStore
 from ..engine import Engine
 from ..settings import Settings, data_dir, resolve
 from ..store import Store
-from . import config_api, errors, guards, runs_api, save_api
+from . import config_api, errors, guards, runs_api, save_api, services
 
 DB_NAME = "console.db"
 
@@ -28,18 +28,16 @@ def create_app(config: Mapping[str, Any] | None = None, settings: Settings | Non
     app.config.update(MAX_CONTENT_LENGTH=16 * 1024 * 1024)
     app.config.update(config or {})
     app.json.sort_keys = False
-    app.extensions["console.settings"] = settings
-    errors.init_app(app)
-    guards.init_app(app)
 
     configs = config_store or ConfigStore(folder, legacy_presets=Path.home() / ".image-batch-console" / "presets.json")
     configs.import_legacy()  # DESIGN §6: the older console's API presets, once
     store = Store(folder / DB_NAME)
     cache = ImageCache(folder, settings.cache_ttl_hours, settings.cache_max_bytes)
-    engine = Engine(store, cache, settings)
+    engine = Engine(store, cache, settings, configs)
     engine.start()
-    app.extensions.update({"console.config": configs, "console.store": store, "console.cache": cache,
-                           "console.engine": engine})
+    services.init_app(app, settings=settings, config=configs, store=store, cache=cache, engine=engine)
+    errors.init_app(app)
+    guards.init_app(app)
     config_api.init_app(app)
     runs_api.init_app(app)
     save_api.init_app(app)

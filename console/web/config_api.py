@@ -7,6 +7,7 @@ import json
 from flask import Blueprint, Flask, Response, current_app
 
 from ..config import ConfigError, ConfigStore, NotFound
+from . import services
 from .errors import ApiError, answer_as
 from .guards import json_body
 
@@ -22,7 +23,7 @@ def init_app(app: Flask) -> None:
 
 
 def _store() -> ConfigStore:
-    return current_app.extensions["console.config"]
+    return services.config()
 
 
 @bp.after_request
@@ -76,16 +77,13 @@ def test_connection():
     overrides = json_body(required=False).get("api") or {}
     if not isinstance(overrides, dict):
         raise ApiError("'api' must be an object")
-    profile = _store().profile_with(overrides)
-    if not profile.api_url:
-        raise ApiError("no API URL set")
-    return current_app.extensions["console.engine"].test_connection(profile)
+    return services.engine().test_connection(_store().profile_with(overrides))
 
 
 @bp.get("/config/export")
 def export_config():
     """Download settings and presets as one JSON file (keys only when allowed)."""
-    include_secrets = current_app.extensions["console.settings"].export_include_secrets
+    include_secrets = services.settings().export_include_secrets
     body = json.dumps(_store().export(include_secrets), indent=2, ensure_ascii=False) + "\n"
     response = current_app.response_class(body, mimetype="application/json")
     response.headers["Content-Disposition"] = f'attachment; filename="{EXPORT_FILENAME}"'

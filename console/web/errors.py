@@ -7,6 +7,7 @@ from typing import Callable
 from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from ..engine import Busy, Conflict, EngineError, NotFound
 from ..logs import LOG_DIR, LOG_FILE
 
 LOG_HINT = f"{LOG_DIR}/{LOG_FILE} in the data folder"
@@ -31,8 +32,14 @@ def answer_as(app: Flask, error: type[Exception], status: int | Callable[[Except
     app.register_error_handler(error, handle)
 
 
+# The engine's domain errors and their statuses (DESIGN §5: bad input is a 4xx).
+ENGINE_STATUSES = ((NotFound, 404), (Conflict, 409), (Busy, 503), (EngineError, 400))
+
+
 def init_app(app: Flask) -> None:
     """Answer every error in the one JSON shape, never an HTML page or a traceback."""
+    for error, status in ENGINE_STATUSES:
+        answer_as(app, error, status)
 
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):

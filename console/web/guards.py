@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from flask import Flask, Request, Response, current_app, request
 
 from ..settings import Settings
+from . import services
 from .errors import ApiError
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -56,7 +57,7 @@ def is_local_request() -> bool:
 
 
 def _settings() -> Settings:
-    return current_app.extensions["console.settings"]
+    return services.settings()
 
 
 def _guard() -> Response | None:

@@ -6,15 +6,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, jsonify, request, send_file
+from flask import Blueprint, Flask, jsonify, request, send_file
 
-from ..engine import Engine, EngineError
 from ..export import write_zip
-from ..profile import ApiProfile
-from ..scan import ScanError, scan
-from ..store import STATUSES, Store
-from .errors import ApiError, answer_as
+from ..store import STATUSES
+from .errors import ApiError
 from .guards import is_local_request, json_body
+from .services import cache, engine, settings, store
 
 bp = Blueprint("runs_api", __name__)
 SAMPLE_NAMES = 20
@@ -23,17 +21,8 @@ IMMUTABLE = 365 * 24 * 3600
 
 
 def init_app(app: Flask) -> None:
-    """Register the routes and turn engine errors into the one error shape."""
+    """Register the routes (engine errors are answered by web/errors.py)."""
     app.register_blueprint(bp)
-    answer_as(app, EngineError, lambda exc: exc.status)
-
-
-def _engine() -> Engine:
-    return current_app.extensions["console.engine"]
-
-
-def _store() -> Store:
-    return current_app.extensions["console.store"]
 
 
 # -- inputs --------------------------------------------------------------------------------
@@ -65,19 +54,9 @@ def _query_int(name: str, default: int | None, low: int = 0) -> int | None:
     return value
 
 
-def _scan_body(body: dict[str, Any]):
-    path = _field(body, "input_path", str, required=True)
-    recursive = _field(body, "recursive", bool, False)
-    try:
-        return scan(path, recursive)
-    except ScanError as exc:
-        raise ApiError(str(exc)) from None
-
-
-def _profile(body: dict[str, Any]) -> ApiProfile | None:
-    """Return the stored profile with the body's `api` overrides, or None when it has none."""
-    overrides = _field(body, "api", dict)
-    return None if overrides is None else current_app.extensions["console.config"].profile_with(overrides)
+def _overrides(body: dict[str, Any]) -> dict[str, Any] | None:
+    """Return the body's `api` profile overrides, or None when it has none."""
+    return _field(body, "api", dict)
 
 
 def _found(item: dict[str, Any] | None, kind: str, key: str) -> dict[str, Any]:
@@ -90,7 +69,8 @@ def _found(item: dict[str, Any] | None, kind: str, key: str) -> dict[str, Any]:
 
 @bp.post("/api/scan")
 def scan_preview():
-    found = _scan_body(json_body())
+    body = json_body()
+    found = engine().scan(_field(body, "input_path", str, required=True), _field(body, "recursive", bool, False))
     names = [str(path.relative_to(found.root)) for path in found.files[:SAMPLE_NAMES]]
     skipped = [{"name": name, "reason": reason} for name, reason in found.skipped[:SKIPPED_SHOWN]]
     return {"count": len(found.files), "sample": names, "skipped": skipped, "skipped_count": len(found.skipped)}
@@ -99,40 +79,32 @@ def scan_preview():
 @bp.post("/api/runs")
 def create_run():
     body = json_body()
-    prompt = _field(body, "prompt", str, required=True)
-    if not prompt.strip():
-        raise ApiError("the prompt is empty")
-    profile = _profile(body) or current_app.extensions["console.config"].profile()
-    _engine().check_profile(profile)
-    found = _scan_body(body)
-    sources = [(str(path.relative_to(found.root)), str(path)) for path in found.files]
-    run_id = _engine().create_run(body["input_path"], bool(body.get("recursive")), prompt, profile, sources)
-    return {"run_id": run_id, "task_count": len(sources)}, 201
+    run_id, count = engine().create_run(
+        _field(body, "input_path", str, required=True), _field(body, "recursive", bool, False),
+        _field(body, "prompt", str, required=True), _overrides(body))
+    return {"run_id": run_id, "task_count": count}, 201
 
 
 @bp.get("/api/runs")
 def list_runs():
-    engine = _engine()
-    return jsonify([{**run, "running": engine.is_running(run["id"])} for run in _store().runs()])
+    running = engine().is_running
+    return jsonify([{**run, "running": running(run["id"])} for run in store().runs()])
 
 
 def _run_or_404(run_id: str) -> dict[str, Any]:
-    return _found(_store().run(run_id), "run", run_id)
+    return _found(store().run(run_id), "run", run_id)
 
 
 @bp.get("/api/runs/<run_id>")
 def get_run(run_id: str):
-    return {**_run_or_404(run_id), "running": _engine().is_running(run_id)}
+    return {**_run_or_404(run_id), "running": engine().is_running(run_id)}
 
 
 @bp.patch("/api/runs/<run_id>")
 def update_run(run_id: str):
     _run_or_404(run_id)
-    concurrency = _field(json_body(), "concurrency", int, required=True)
-    if not 1 <= concurrency <= 64:
-        raise ApiError("'concurrency' must be between 1 and 64")
-    _engine().set_concurrency(run_id, concurrency)
-    return {**_run_or_404(run_id), "running": _engine().is_running(run_id)}
+    engine().set_concurrency(run_id, _field(json_body(), "concurrency", int, required=True))
+    return {**_run_or_404(run_id), "running": engine().is_running(run_id)}
 
 
 @bp.get("/api/runs/<run_id>/tasks")
@@ -141,12 +113,12 @@ def run_tasks(run_id: str):
     status = request.args.get("status") or None
     if status is not None and status not in STATUSES:
         raise ApiError(f"query 'status' must be one of {', '.join(STATUSES)}")
-    answer = _store().tasks_since(
+    answer = store().tasks_since(
         run_id, since=_query_int("since", 0), status=status, q=request.args.get("q") or None,
         offset=_query_int("offset", 0), limit=_query_int("limit", None, low=1),
     )
-    answer["running"] = _engine().is_running(run_id)
-    answer["progress"] = _store().progress(run_id)
+    answer["running"] = engine().is_running(run_id)
+    answer["progress"] = store().progress(run_id)
     return answer
 
 
@@ -156,7 +128,7 @@ def export_zip(run_id: str):
     only_selected = request.args.get("only_selected") == "1"
     spool = tempfile.TemporaryFile()  # deleted when Werkzeug closes it after sending
     try:
-        write_zip(_store(), current_app.extensions["console.cache"], run_id, only_selected, spool)
+        write_zip(store(), cache(), run_id, only_selected, spool)
     except FileNotFoundError as exc:
         spool.close()
         raise ApiError(f"a result file is missing from the cache: {exc.filename}", 410) from None
@@ -167,35 +139,34 @@ def export_zip(run_id: str):
 
 @bp.post("/api/runs/<run_id>/stop")
 def stop_run(run_id: str):
-    _run_or_404(run_id)
-    return {"ok": True, "stopped": _engine().stop_run(run_id)}
+    return {"ok": True, "stopped": engine().stop_run(run_id)}
 
 
 @bp.post("/api/runs/<run_id>/resume")
 def resume_run(run_id: str):
-    return {"ok": True, "queued": _engine().resume(run_id, _profile(json_body(required=False)))}
+    return {"ok": True, "queued": engine().resume(run_id, _overrides(json_body(required=False)))}
 
 
 @bp.post("/api/runs/<run_id>/retry-failed")
 def retry_failed(run_id: str):
-    return {"ok": True, "queued": _engine().retry_failed(run_id, _profile(json_body(required=False)))}
+    return {"ok": True, "queued": engine().retry_failed(run_id, _overrides(json_body(required=False)))}
 
 
 @bp.delete("/api/runs/<run_id>")
 def delete_run(run_id: str):
-    _engine().delete_run(run_id)
+    engine().delete_run(run_id)
     return {"ok": True}
 
 
 @bp.post("/api/stop")
 def stop_everything():
-    return {"ok": True, "stopped": _engine().stop_all()}
+    return {"ok": True, "stopped": engine().stop_all()}
 
 
 # -- tasks ---------------------------------------------------------------------------------
 
 def _task_or_404(task_id: str) -> dict[str, Any]:
-    return _found(_store().task(task_id), "task", task_id)
+    return _found(store().task(task_id), "task", task_id)
 
 
 @bp.get("/api/tasks/<task_id>")
@@ -205,24 +176,23 @@ def get_task(task_id: str):
 
 @bp.delete("/api/tasks/<task_id>")
 def delete_task(task_id: str):
-    _engine().delete_task(task_id)
+    engine().delete_task(task_id)
     return {"ok": True}
 
 
 @bp.post("/api/tasks/<task_id>/retry")
 def retry_task(task_id: str):
     body = json_body(required=False)
-    _engine().retry_task(task_id, keep_results=_field(body, "keep_results", bool, True), profile=_profile(body))
+    engine().retry_task(task_id, keep_results=_field(body, "keep_results", bool, True), overrides=_overrides(body))
     return {"ok": True}
 
 
 @bp.get("/api/tasks/<task_id>/source")
 def task_source(task_id: str):
     path = _task_or_404(task_id)["source_path"]
-    cache = current_app.extensions["console.cache"]
     try:
         if request.args.get("thumb") == "1":
-            return send_file(cache.source_thumbnail(Path(path)), max_age=0)
+            return send_file(cache().source_thumbnail(Path(path)), max_age=0)
         return send_file(path, max_age=0, conditional=True)
     except FileNotFoundError:
         raise ApiError(f"the source file is gone: {path}", 404) from None
@@ -232,41 +202,39 @@ def task_source(task_id: str):
 
 @bp.get("/api/tasks/<task_id>/debug")
 def task_debug(task_id: str):
-    if not (is_local_request() or current_app.extensions["console.settings"].allow_remote_debug_log_api):
+    if not (is_local_request() or settings().allow_remote_debug_log_api):
         raise ApiError("debug logs are served to local clients only (ALLOW_REMOTE_DEBUG_LOG_API=1 allows others)", 403)
     _task_or_404(task_id)
-    return {"task_id": task_id, "log": _store().debug_log(task_id) or ""}
+    return {"task_id": task_id, "log": store().debug_log(task_id) or ""}
 
 
 # -- results -------------------------------------------------------------------------------
 
 def _result_or_404(result_id: str) -> dict[str, Any]:
-    return _found(_store().result(result_id), "result", result_id)
+    return _found(store().result(result_id), "result", result_id)
 
 
 @bp.patch("/api/results/<result_id>")
 def update_result(result_id: str):
     _result_or_404(result_id)
     selected = _field(json_body(), "selected", bool, required=True)
-    return _store().set_selected(result_id, selected)
+    return store().set_selected(result_id, selected)
 
 
 @bp.delete("/api/results/<result_id>")
 def delete_result(result_id: str):
-    if not _engine().delete_result(result_id):
-        raise ApiError(f"no result {result_id}", 404)
+    engine().delete_result(result_id)
     return {"ok": True}
 
 
 @bp.get("/api/results/<result_id>/image")
 def result_image(result_id: str):
     result = _result_or_404(result_id)
-    cache = current_app.extensions["console.cache"]
     try:
         if request.args.get("thumb") == "1":
-            path = cache.thumbnail(result["sha256"], result["format"])
+            path = cache().thumbnail(result["sha256"], result["format"])
         else:
-            path = cache.path(result["sha256"], result["format"])
+            path = cache().path(result["sha256"], result["format"])
     except FileNotFoundError:
         raise ApiError("the image file is missing from the cache", 410) from None
     except ValueError as exc:  # a cached file Pillow cannot thumbnail

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, current_app
+from flask import Blueprint, Flask
 
-from ..cache import ImageCache
 from ..saving import RuleError, SaveRule, save_result, save_run
-from ..store import Store
 from .errors import ApiError, answer_as
 from .guards import json_body
+from .services import cache, store
 
 bp = Blueprint("save_api", __name__)
 
@@ -19,27 +18,19 @@ def init_app(app: Flask) -> None:
     answer_as(app, RuleError)
 
 
-def _store() -> Store:
-    return current_app.extensions["console.store"]
-
-
-def _cache() -> ImageCache:
-    return current_app.extensions["console.cache"]
-
-
 @bp.post("/api/runs/<run_id>/save")
 def save_run_results(run_id: str):
-    if _store().run(run_id) is None:
+    if store().run(run_id) is None:
         raise ApiError(f"no run {run_id}", 404)
     # A bad rule, or an output_dir that cannot be created or written, raises RuleError: a 400.
-    return save_run(_store(), _cache(), run_id, SaveRule.from_dict(json_body()))
+    return save_run(store(), cache(), run_id, SaveRule.from_dict(json_body()))
 
 
 @bp.post("/api/results/<result_id>/save")
 def save_one_result(result_id: str):
-    if _store().result(result_id) is None:
+    if store().result(result_id) is None:
         raise ApiError(f"no result {result_id}", 404)
-    answer = save_result(_store(), _cache(), result_id, SaveRule.from_dict(json_body()))
+    answer = save_result(store(), cache(), result_id, SaveRule.from_dict(json_body()))
     if answer is None:  # deleted between the check and the save
         raise ApiError(f"no result {result_id}", 404)
     return answer

@@ -1,0 +1,262 @@
+"""The engine's public face: runs and tasks, with thread-safe methods that the web layer calls.
+
+Work starts here in the caller's thread (checks, store reads and writes), then hops onto the
+loop, where the scheduler queues tasks and the task runner executes them (DESIGN §3–4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable
+
+from ..cache import ImageCache
+from ..config import ConfigStore
+from ..netguard import check_url
+from ..profile import ApiProfile, ProfileError
+from ..scan import ScanError, ScanResult, scan
+from ..settings import Settings
+from ..store import Store
+from ..upstream.client import UpstreamClient, make_http_client
+from ..upstream.errors import UpstreamError
+from ..upstream.payload import endpoint, resolve_mode
+from .bridge import LoopBridge
+from .errors import Conflict, EngineError, NotFound
+from .scheduler import STOP_WAIT_S, Scheduler
+from .tasks import TaskRunner
+
+log = logging.getLogger("console.engine")
+HOUSEKEEPING_FIRST_S = 10.0  # let start-up finish before touching the cache
+HOUSEKEEPING_EVERY_S = 3600.0
+STOP_TIMEOUT_S = STOP_WAIT_S + 5
+CONCURRENCY = (1, 64)
+
+
+class Engine:
+    """Runs and tasks; thread-safe public methods, all scheduling state owned by the loop thread."""
+
+    def __init__(self, store: Store, cache: ImageCache, settings: Settings, configs: ConfigStore | None = None,
+                 http_factory: Callable[[], Any] = make_http_client) -> None:
+        self.store, self.cache, self.settings = store, cache, settings
+        self.configs = configs
+        self._http_factory = http_factory
+        self._bridge = LoopBridge()
+        self._scheduler: Scheduler | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Recover from a crash, then start the loop thread."""
+        recovered = self.store.recover_interrupted()
+        if recovered:
+            log.info("%d task(s) left running or pending by the last session are now stopped (interrupted)", recovered)
+        self._bridge.start(self._on_loop)
+
+    def _on_loop(self) -> None:
+        self._http = self._http_factory()
+        self._client = UpstreamClient(self._http, self.settings, executor=self._bridge.work)
+        runner = TaskRunner(self.store, self.cache, self.settings, self._bridge, self._client)
+        self._scheduler = Scheduler(runner.run, self._mark_stopped)
+        self._housekeeping = self._bridge.loop.create_task(self._keep_cache_tidy())
+
+    def close(self) -> None:
+        """Stop every run, close connections and the loop."""
+        if not self._bridge.running:
+            return
+        try:
+            self._bridge.soon(self._housekeeping.cancel)
+            self._bridge.call(self._scheduler.stop_all(), timeout=STOP_TIMEOUT_S)
+            self._bridge.call(self._http.aclose())
+        finally:
+            self._bridge.close()
+
+    async def _keep_cache_tidy(self) -> None:
+        """Evict unreferenced cache files now and then (DESIGN §3: TTL, then the size cap)."""
+        await asyncio.sleep(HOUSEKEEPING_FIRST_S)
+        while True:
+            try:
+                removed, freed = await self._bridge.off(self.cache.evict, self.store.is_referenced)
+                if removed:
+                    log.info("cache: evicted %d file(s), %d bytes", removed, freed)
+            except Exception:
+                log.exception("cache eviction failed")
+            await asyncio.sleep(HOUSEKEEPING_EVERY_S)
+
+    async def _mark_stopped(self, task_ids: list[str]) -> int:
+        return await self._bridge.db(self.store.set_status, task_ids, "stopped", error="stopped",
+                                     only_from=("pending",))
+
+    # -- profiles and runs --------------------------------------------------------------------
+
+    def profile_for(self, overrides: dict[str, Any] | None) -> ApiProfile:
+        """Return the stored profile with a request's overrides (a masked or absent key keeps the stored one)."""
+        if self.configs is None:
+            raise EngineError("no settings store: pass a profile")
+        return self.configs.profile_with(overrides or {})
+
+    def check_profile(self, profile: ApiProfile) -> None:
+        """Refuse a profile that cannot make requests (no URL or model, URL not allowed)."""
+        if not profile.api_url:
+            raise EngineError("no API URL set: fill in the API profile first")
+        if not profile.model:
+            raise EngineError("no model set: fill in the API profile first")
+        try:
+            url = endpoint(profile, resolve_mode(profile), True)
+            self._bridge.call(check_url(url, self._client.api_policy(profile)))
+        except UpstreamError as exc:
+            raise EngineError(str(exc)) from None
+
+    def test_connection(self, profile: ApiProfile) -> dict[str, Any]:
+        """List the upstream's models with this profile; report the outcome, never raise for upstream errors."""
+        if not profile.api_url:
+            raise EngineError("no API URL set")
+        try:
+            status, models = self._bridge.call(self._client.models(profile))
+        except UpstreamError as exc:
+            return {"ok": False, "http_status": exc.http_status, "models": [], "error": str(exc)}
+        return {"ok": True, "http_status": status, "models": models, "error": None}
+
+    @staticmethod
+    def scan(input_path: str, recursive: bool) -> ScanResult:
+        """List the images a run of `input_path` would take; EngineError when the path cannot be scanned."""
+        try:
+            return scan(input_path, recursive)
+        except ScanError as exc:
+            raise EngineError(str(exc)) from None
+
+    def create_run(self, input_path: str, recursive: bool, prompt: str, overrides: dict[str, Any] | None = None,
+                   profile: ApiProfile | None = None) -> tuple[str, int]:
+        """Store a run with one task per image found and start it; return (run id, task count).
+
+        The profile is the stored one with `overrides`, or `profile` when given.
+        """
+        if not prompt.strip():
+            raise EngineError("the prompt is empty")
+        profile = profile or self.profile_for(overrides)
+        self.check_profile(profile)
+        found = self.scan(input_path, recursive)
+        sources = [(str(path.relative_to(found.root)), str(path)) for path in found.files]
+        run_id = self.store.create_run(input_path, recursive, prompt, profile.to_dict(mask_key=False), sources)
+        self._enqueue(run_id, self.store.task_ids(run_id, ["pending"]), profile)
+        return run_id, len(sources)
+
+    def is_running(self, run_id: str) -> bool:
+        """Return True while a run has tasks queued or in flight."""
+        return self._scheduler is not None and run_id in self._scheduler.busy
+
+    def stop_run(self, run_id: str) -> int:
+        """Stop one run: queued tasks and in-flight calls become stopped; return how many."""
+        self._require_run(run_id)
+        return self._bridge.call(self._scheduler.stop(run_id), timeout=STOP_TIMEOUT_S)
+
+    def stop_all(self) -> int:
+        """Stop every run."""
+        return self._bridge.call(self._scheduler.stop_all(), timeout=STOP_TIMEOUT_S)
+
+    def resume(self, run_id: str, overrides: dict[str, Any] | None = None) -> int:
+        """Queue a run's pending and stopped tasks again (with the overridden profile, if any); return how many."""
+        self._require_run(run_id)
+        profile = self._use_overrides(run_id, overrides)
+        ids = self.store.task_ids(run_id, ["pending", "stopped"])
+        self.store.set_status(ids, "pending", only_from=("pending", "stopped"))
+        return self._enqueue(run_id, ids, profile)
+
+    def retry_failed(self, run_id: str, overrides: dict[str, Any] | None = None) -> int:
+        """Queue a run's failed tasks again, results kept (with the overridden profile, if any); return how many."""
+        self._require_run(run_id)
+        profile = self._use_overrides(run_id, overrides)
+        ids = self.store.task_ids(run_id, ["failed"])
+        self.store.set_status(ids, "pending", only_from=("failed",))
+        return self._enqueue(run_id, ids, profile)
+
+    def retry_task(self, task_id: str, keep_results: bool = True, overrides: dict[str, Any] | None = None) -> None:
+        """Queue one task again, keeping or clearing its results; Conflict while it is running."""
+        task = self.store.task(task_id)
+        if task is None:
+            raise NotFound(f"no task {task_id}")
+        if task["status"] == "running":
+            raise Conflict("the task is running; stop it or wait for it to finish")
+        profile = self._use_overrides(task["run_id"], overrides)
+        if not keep_results:
+            self._release(self.store.clear_results(task_id))
+        if task["status"] != "pending":
+            self.store.set_status([task_id], "pending")
+        self._enqueue(task["run_id"], [task_id], profile)
+
+    def set_concurrency(self, run_id: str, concurrency: int) -> None:
+        """Change a run's concurrency; a running run follows at once."""
+        self._require_run(run_id)
+        low, high = CONCURRENCY
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not low <= concurrency <= high:
+            raise EngineError(f"'concurrency' must be a whole number between {low} and {high}")
+        self._use_profile(run_id, ApiProfile.from_dict({"concurrency": concurrency}, base=self._stored_profile(run_id)))
+
+    # -- deleting -----------------------------------------------------------------------------
+
+    def delete_task(self, task_id: str) -> None:
+        """Delete a task (cancelling it first if it is in flight) and free its files."""
+        run_id = self.store.task_run(task_id)
+        if run_id is None:
+            raise NotFound(f"no task {task_id}")
+        self._bridge.call(self._scheduler.cancel(run_id, task_id), timeout=STOP_TIMEOUT_S)
+        self._release(self.store.delete_task(task_id))
+
+    def delete_run(self, run_id: str) -> None:
+        """Stop a run, delete it and free its files."""
+        self.stop_run(run_id)
+        self._bridge.call(self._forget(run_id))
+        self._release(self.store.delete_run(run_id))
+
+    def delete_result(self, result_id: str) -> None:
+        """Delete one result and free its file when nothing else uses it."""
+        freed = self.store.delete_result(result_id)
+        if freed is None:
+            raise NotFound(f"no result {result_id}")
+        self._release([freed])
+
+    # -- helpers (caller's thread) --------------------------------------------------------------
+
+    def _require_run(self, run_id: str) -> None:
+        if self.store.run(run_id) is None:
+            raise NotFound(f"no run {run_id}")
+
+    def _release(self, freed: list[tuple[str, str]]) -> None:
+        for sha256, fmt in freed:
+            self.cache.release(sha256, fmt, self.store.is_referenced)
+
+    def _stored_profile(self, run_id: str) -> ApiProfile:
+        try:
+            return ApiProfile.from_dict(self.store.run_profile(run_id))
+        except ProfileError as exc:  # a run stored before input was checked at the door (issue 8)
+            raise EngineError(f"this run's stored API profile cannot be used ({exc}); "
+                              "resume or retry it from the page, which sends the current profile") from None
+
+    def _use_overrides(self, run_id: str, overrides: dict[str, Any] | None) -> ApiProfile | None:
+        """With overrides, make the stored profile plus them the run's profile from now on; return it."""
+        if overrides is None:
+            return None
+        profile = self.profile_for(overrides)
+        self._use_profile(run_id, profile)
+        return profile
+
+    def _use_profile(self, run_id: str, profile: ApiProfile) -> None:
+        """Make `profile` the run's profile for every call that starts from now on (stored for resume)."""
+        self.check_profile(profile)
+        self.store.set_run_profile(run_id, profile.to_dict(mask_key=False))
+        self._bridge.call(self._on_loop_call(self._scheduler.use_profile, run_id, profile))
+
+    def _enqueue(self, run_id: str, task_ids: list[str], profile: ApiProfile | None) -> int:
+        if not task_ids:
+            return 0
+        profile = profile or self._stored_profile(run_id)  # used only when the run is not queued yet
+        if not self.is_running(run_id):
+            self.store.mark_run_started(run_id)  # the rate and ETA count from here
+        return self._bridge.call(self._on_loop_call(self._scheduler.enqueue, run_id, task_ids, profile))
+
+    async def _forget(self, run_id: str) -> None:
+        self._scheduler.forget(run_id)
+
+    @staticmethod
+    async def _on_loop_call(func: Callable[..., Any], *args: Any) -> Any:
+        return func(*args)
+

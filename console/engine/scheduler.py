@@ -1,0 +1,170 @@
+"""Queue each run's tasks and start them within the run's concurrency; stop and cancel them.
+
+Everything here runs on the loop thread and keeps only in-memory state; the database is reached
+through the callbacks the engine passes in, which run in the store pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from ..profile import ApiProfile
+
+STOP_WAIT_S = 5.0
+
+
+class Limiter:
+    """A counting semaphore whose limit can change while it is in use."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._waiters: deque[asyncio.Future] = deque()
+
+    async def acquire(self) -> None:
+        """Wait for a free slot and take it."""
+        while self.used >= self.limit:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        self.used += 1
+
+    def release(self) -> None:
+        """Give a slot back."""
+        self.used -= 1
+        self._wake()
+
+    def set_limit(self, limit: int) -> None:
+        """Change the limit; a larger one starts waiting work at once."""
+        self.limit = limit
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self.used < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+@dataclass
+class RunState:
+    """What the loop knows about one run that has work queued or in flight."""
+
+    run_id: str
+    profile: ApiProfile
+    limiter: Limiter
+    queue: deque[str] = field(default_factory=deque)
+    inflight: dict[str, asyncio.Task] = field(default_factory=dict)
+    dispatcher: asyncio.Task | None = None
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.queue or self.inflight or self.dispatcher is not None)
+
+
+Execute = Callable[[RunState, str], Awaitable[None]]
+MarkStopped = Callable[[list[str]], Awaitable[int]]
+
+
+class Scheduler:
+    """Per-run queues and concurrency; `execute(state, task_id)` runs one task to its end."""
+
+    def __init__(self, execute: Execute, mark_stopped: MarkStopped) -> None:
+        self._execute = execute
+        self._mark_stopped = mark_stopped
+        self._runs: dict[str, RunState] = {}
+        self.busy: set[str] = set()  # run ids with work; read from any thread
+
+    def enqueue(self, run_id: str, task_ids: list[str], profile: ApiProfile) -> int:
+        """Queue tasks of a run (a new run starts with `profile`); return how many were given."""
+        if not task_ids:
+            return 0
+        state = self._runs.get(run_id)
+        if state is None:
+            state = self._runs[run_id] = RunState(run_id, profile, Limiter(profile.concurrency))
+        queued = set(state.queue) | set(state.inflight)
+        state.queue.extend(tid for tid in task_ids if tid not in queued)
+        if state.dispatcher is None:
+            state.dispatcher = asyncio.create_task(self._dispatch(state))
+        self.busy.add(run_id)
+        return len(task_ids)
+
+    def use_profile(self, run_id: str, profile: ApiProfile) -> None:
+        """Calls that start from now on use `profile`; its concurrency applies at once."""
+        state = self._runs.get(run_id)
+        if state is not None:
+            state.profile = profile
+            state.limiter.set_limit(profile.concurrency)
+
+    async def stop(self, run_id: str) -> int:
+        """Stop a run: its queue becomes stopped, its calls are cancelled; return how many."""
+        state = self._runs.get(run_id)
+        if state is None:
+            return 0
+        queued = list(state.queue)
+        state.queue.clear()
+        if state.dispatcher is not None:
+            state.dispatcher.cancel()
+        stopped = await self._mark_stopped(queued) if queued else 0
+        jobs = list(state.inflight.values())
+        for job in jobs:
+            job.cancel()
+        if jobs:
+            await asyncio.wait(jobs, timeout=STOP_WAIT_S)
+        self._update_busy(state)
+        return stopped + len(jobs)
+
+    async def stop_all(self) -> int:
+        """Stop every run; return how many tasks were stopped."""
+        return sum(await asyncio.gather(*(self.stop(run_id) for run_id in list(self._runs))))
+
+    async def cancel(self, run_id: str, task_id: str) -> None:
+        """Take one task out of its run's queue, or cancel its call."""
+        state = self._runs.get(run_id)
+        if state is None:
+            return
+        if task_id in state.queue:
+            state.queue.remove(task_id)
+        job = state.inflight.get(task_id)
+        if job is not None:
+            job.cancel()
+            await asyncio.wait([job], timeout=STOP_WAIT_S)
+        self._update_busy(state)
+
+    def forget(self, run_id: str) -> None:
+        """Drop a (stopped) run's state."""
+        self._runs.pop(run_id, None)
+        self.busy.discard(run_id)
+
+    async def _dispatch(self, state: RunState) -> None:
+        try:
+            while state.queue:
+                await state.limiter.acquire()
+                if not state.queue:
+                    state.limiter.release()
+                    break
+                task_id = state.queue.popleft()
+                job = asyncio.create_task(self._execute(state, task_id))
+                state.inflight[task_id] = job
+                job.add_done_callback(lambda _, tid=task_id: self._finished(state, tid))
+        finally:
+            state.dispatcher = None
+            self._update_busy(state)
+
+    def _finished(self, state: RunState, task_id: str) -> None:
+        state.inflight.pop(task_id, None)
+        state.limiter.release()
+        self._update_busy(state)
+
+    def _update_busy(self, state: RunState) -> None:
+        if state.busy:
+            self.busy.add(state.run_id)
+        else:
+            self.busy.discard(state.run_id)

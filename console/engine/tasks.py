@@ -1,0 +1,143 @@
+"""Run one task to a final status: start it, read its source, call the upstream, keep the images.
+
+Every path out of `TaskRunner.run` records a final status, so no task is left `running`. Store
+calls go to the store pool and file or image work to the work pool: the loop thread only waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from .. import imaging
+from ..cache import ImageCache
+from ..profile import ApiProfile
+from ..settings import Settings
+from ..store import Store
+from ..upstream.client import UpstreamClient
+from ..upstream.debuglog import DebugLog
+from ..upstream.errors import UpstreamError
+from ..upstream.fetch import ResultImage
+from ..upstream.payload import Source
+from .bridge import LoopBridge
+from .scheduler import RunState
+
+log = logging.getLogger("console.engine")
+
+
+class SourceError(Exception):
+    """A source image that cannot be sent."""
+
+
+class Attempts:
+    """Record each upstream attempt in the store, in order, before the task's end is recorded."""
+
+    def __init__(self, bridge: LoopBridge, store: Store, task_id: str) -> None:
+        self._bridge, self._store, self._task_id = bridge, store, task_id
+        self._writes: list[asyncio.Future] = []
+
+    def record(self, number: int) -> None:
+        """Called by the client as each attempt starts."""
+        self._writes.append(self._bridge.db(self._store.add_attempt, self._task_id, number))
+
+    async def settled(self) -> None:
+        """Wait for the writes so far; a failed one is logged, never lost silently."""
+        for outcome in await asyncio.gather(*self._writes, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                log.warning("task %s: could not record an attempt: %s", self._task_id, outcome)
+        self._writes.clear()
+
+
+class TaskRunner:
+    """Execute tasks with the shared upstream client; one `run` call per task."""
+
+    def __init__(self, store: Store, cache: ImageCache, settings: Settings, bridge: LoopBridge,
+                 client: UpstreamClient) -> None:
+        self.store, self.cache, self.settings = store, cache, settings
+        self.bridge, self.client = bridge, client
+
+    async def run(self, state: RunState, task_id: str) -> None:
+        """Run one task to a final status, whatever happens."""
+        profile = state.profile
+        debug = DebugLog([profile.api_key], self.settings.debug_log_bytes)
+        attempts = Attempts(self.bridge, self.store, task_id)
+        name = f"task {task_id}"  # how the terminal names the task in its one line per failure
+        try:
+            begun = await self.bridge.off(self._begin, task_id, profile)  # one hop: start, read, shrink
+            if begun is None:
+                return  # stopped or deleted while it waited in the queue
+            task, source = begun
+            name = f"{state.run_id} · {task['source_name']}"
+            outcome = await self.client.call(profile, task["prompt"], source, debug=debug,
+                                             on_attempt=attempts.record)
+            # The slot is held until the images are stored: releasing it earlier let a fast
+            # upstream pile up finished answers in memory faster than they were written.
+            await self.bridge.off(self._keep, task_id, outcome.images)
+        except asyncio.CancelledError:
+            debug.note("stopped by the user")
+            await self._record_stop(task_id, debug)
+            raise
+        except (SourceError, UpstreamError) as exc:
+            log.warning("%s failed: %s", name, exc)  # one line in the terminal panel (issue 8)
+            await attempts.settled()
+            await self._finish(task_id, "failed", debug, error=str(exc), http_status=getattr(exc, "http_status", None))
+        except Exception as exc:  # a bug must not leave the task running forever
+            log.exception("%s crashed", name)
+            debug.note(f"console bug: {exc!r}")
+            await attempts.settled()
+            await self._finish(task_id, "failed", debug, error=f"the console hit a bug ({type(exc).__name__}: {exc}); "
+                                                              "the details are in logs/console.log in the data folder")
+        else:
+            await attempts.settled()
+            warning = "; ".join(outcome.warnings) or None
+            await self._finish(task_id, "done", debug, http_status=outcome.http_status, warning=warning)
+
+    async def _finish(self, task_id: str, status: str, debug: DebugLog, **fields: Any) -> None:
+        await self.bridge.db(self._write_end, task_id, status, debug, **fields)
+
+    def _write_end(self, task_id: str, status: str, debug: DebugLog, **fields: Any) -> None:
+        """Record a task's end with its debug log (rendering the log is regex work: off the loop)."""
+        self.store.finish_task(task_id, status, debug_log=debug.text(), **fields)
+
+    async def _record_stop(self, task_id: str, debug: DebugLog) -> None:
+        # The start may still be finishing in the pool: stop the task whether it got to "running"
+        # or is still "pending", but never overwrite a final status. Shielded, so a second
+        # cancellation cannot skip the write; the write runs in the store pool either way.
+        write = self.bridge.db(self._write_end, task_id, "stopped", debug, error="stopped",
+                               only_from=("pending", "running"))
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            pass
+
+    def _begin(self, task_id: str, profile: ApiProfile) -> tuple[dict[str, Any], Source] | None:
+        """Mark a pending task running and read its source; None if it is no longer pending."""
+        if not self.store.start_task(task_id):
+            return None
+        task = self.store.task(task_id)
+        return task, self._read_source(task["source_path"], profile)
+
+    def _read_source(self, path: str, profile: ApiProfile) -> Source:
+        """Read and (optionally) shrink a source image; raise SourceError with the reason."""
+        limit = self.settings.max_source_bytes
+        try:
+            size = Path(path).stat().st_size
+            if size > limit:
+                raise SourceError(f"source is {size} bytes, over the limit of {limit} (MAX_SOURCE_BYTES)")
+            data = Path(path).read_bytes()
+            prepared, mime = imaging.prepare_source(data, profile.source_max_side, profile.source_max_bytes)
+        except OSError as exc:
+            raise SourceError(f"cannot read the source: {exc.strerror or exc}") from None
+        except imaging.InvalidImage as exc:
+            raise SourceError(f"the source is not a usable image: {exc}") from None
+        return Source(Path(path).name, prepared, mime)
+
+    def _keep(self, task_id: str, images: list[ResultImage]) -> None:
+        """Write images to the cache and attach them to the task (pinned until referenced)."""
+        for image in images:
+            with self.cache.pinned(image.sha256):
+                self.cache.put(image.data, image.format, image.sha256)
+                self.store.add_result(task_id, image.sha256, image.format, image.width, image.height,
+                                      len(image.data), image.origin, image.url)

@@ -1,0 +1,199 @@
+"""The engine without Flask: limiter, scheduling, live concurrency, stop, resume, retry, crash recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from console.cache import ImageCache
+from console.config import ConfigStore
+from console.engine import Busy, Conflict, Engine, EngineError, Limiter, NotFound
+from console.settings import resolve
+from console.store import Store
+from tests.helpers import api, make_sources, wait_for
+
+
+@pytest.fixture
+def parts(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    settings = resolve({"APP_DATA_DIR": str(folder)})
+    return Store(folder / "console.db"), ImageCache(folder, 168, 1 << 30), settings, ConfigStore(folder)
+
+
+@pytest.fixture
+def engine(parts):
+    store, cache, settings, configs = parts
+    engine = Engine(store, cache, settings, configs)
+    engine.start()
+    yield engine
+    engine.close()
+
+
+def wait_idle(engine: Engine, run_id: str) -> dict:
+    wait_for(lambda: not engine.is_running(run_id), timeout=20)
+    return engine.store.progress(run_id)
+
+
+def statuses(engine: Engine, run_id: str) -> dict[str, str]:
+    return {t["source_name"]: t["status"] for t in engine.store.tasks_since(run_id)["tasks"]}
+
+
+# -- the limiter ---------------------------------------------------------------------------------
+
+
+def test_limiter_admits_up_to_its_limit_and_a_raised_limit_wakes_waiters():
+    async def scenario() -> list[int]:
+        limiter, seen = Limiter(2), []
+
+        async def worker() -> None:
+            await limiter.acquire()
+            seen.append(limiter.used)
+            await asyncio.sleep(0.05)
+
+        workers = [asyncio.create_task(worker()) for _ in range(5)]
+        await asyncio.sleep(0.01)
+        assert limiter.used == 2 and len(seen) == 2
+        limiter.set_limit(4)
+        await asyncio.sleep(0.01)
+        assert limiter.used == 4
+        for _ in range(4):
+            limiter.release()
+        await asyncio.gather(*workers)
+        return seen
+
+    assert max(asyncio.run(scenario())) <= 4
+
+
+# -- runs ------------------------------------------------------------------------------------------
+
+
+def test_a_run_completes_and_records_each_attempt_in_order(engine, fake, tmp_path):
+    folder = make_sources(tmp_path / "src", 3)
+    run_id, count = engine.create_run(str(folder), False, "edit", api(fake, "fail_then_ok.status=500.times=1",
+                                                                          max_retries=2))
+    assert count == 3
+    assert wait_idle(engine, run_id)["done"] == 3
+    tasks = engine.store.tasks_since(run_id)["tasks"]
+    assert sorted(t["attempts"] for t in tasks) == [1, 1, 2]  # the segment fails once for the whole run
+
+
+def test_live_concurrency_and_stop(engine, fake, tmp_path):
+    run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 8)), False, "edit",
+                                  api(fake, "stall", concurrency=2))
+    wait_for(lambda: fake.in_flight == 2)
+    engine.set_concurrency(run_id, 5)
+    wait_for(lambda: fake.in_flight == 5)
+    assert engine.stop_run(run_id) == 8
+    assert not engine.is_running(run_id)
+    assert set(statuses(engine, run_id).values()) == {"stopped"}
+    assert fake.wait_for_connections(0, timeout=10)
+    assert engine.store.run_profile(run_id)["concurrency"] == 5  # kept for a resume
+    with pytest.raises(EngineError, match="between 1 and 64"):
+        engine.set_concurrency(run_id, 65)
+
+
+def test_resume_with_overrides_finishes_a_stopped_run(engine, fake, tmp_path):
+    run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 4)), False, "edit", api(fake, "stall"))
+    wait_for(lambda: fake.in_flight == 4)
+    engine.stop_run(run_id)
+    assert engine.resume(run_id, api(fake, "g3_stream_dataurl")) == 4
+    assert wait_idle(engine, run_id)["done"] == 4
+
+
+def test_retry_failed_and_one_task(engine, fake, tmp_path):
+    run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 2)), False, "edit", api(fake, "err_401_g16"))
+    assert wait_idle(engine, run_id)["failed"] == 2
+    task = engine.store.tasks_since(run_id)["tasks"][0]
+    assert task["http_status"] == 401 and "Invalid authentication token" in task["error"]
+    assert engine.retry_failed(run_id, api(fake, "g3_stream_dataurl")) == 2
+    assert wait_idle(engine, run_id)["done"] == 2
+    engine.retry_task(task["id"], keep_results=False)
+    assert wait_idle(engine, run_id)["done"] == 2
+    with pytest.raises(NotFound):
+        engine.retry_task("no-such-task")
+    with pytest.raises(NotFound):
+        engine.resume("no-such-run")
+
+
+def test_a_running_task_cannot_be_retried(engine, fake, tmp_path):
+    run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 1)), False, "edit", api(fake, "stall"))
+    wait_for(lambda: fake.in_flight == 1)
+    task_id = engine.store.tasks_since(run_id)["tasks"][0]["id"]
+    with pytest.raises(Conflict):
+        engine.retry_task(task_id)
+    engine.stop_all()
+
+
+def test_delete_cancels_and_frees(engine, fake, tmp_path):
+    run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 2)), False, "edit", api(fake, "stall"))
+    wait_for(lambda: fake.in_flight == 2)
+    task_id = engine.store.tasks_since(run_id)["tasks"][0]["id"]
+    engine.delete_task(task_id)
+    assert engine.store.task(task_id) is None
+    engine.delete_run(run_id)
+    assert engine.store.run(run_id) is None and not engine.is_running(run_id)
+    assert fake.wait_for_connections(0, timeout=10)
+
+
+def test_bad_runs_are_refused_before_anything_is_stored(engine, fake, tmp_path):
+    folder = make_sources(tmp_path / "src", 1)
+    with pytest.raises(EngineError, match="prompt is empty"):
+        engine.create_run(str(folder), False, "  ", api(fake, "g3_stream_dataurl"))
+    with pytest.raises(EngineError, match="no model set"):
+        engine.create_run(str(folder), False, "edit", {**api(fake, "x"), "model": ""})
+    with pytest.raises(EngineError, match="does not exist|no such|not found|No such"):
+        engine.create_run(str(tmp_path / "missing"), False, "edit", api(fake, "g3_stream_dataurl"))
+    assert engine.store.runs() == []
+
+
+# -- crash recovery and lifecycle ----------------------------------------------------------------------
+
+
+def test_start_turns_tasks_a_crash_left_running_or_pending_into_stopped(parts, tmp_path):
+    store, cache, settings, configs = parts
+    run_id = store.create_run("/in", False, "p", {"model": "m"}, [("a.png", "/in/a.png"), ("b.png", "/in/b.png")])
+    first = store.task_ids(run_id, ["pending"])[0]
+    assert store.start_task(first)
+    engine = Engine(store, cache, settings, configs)
+    engine.start()
+    try:
+        tasks = store.tasks_since(run_id)["tasks"]
+        assert {(t["status"], t["error"]) for t in tasks} == {("stopped", "interrupted")}
+        assert not engine.is_running(run_id)
+    finally:
+        engine.close()
+
+
+def test_a_closed_engine_is_busy(parts):
+    store, cache, settings, configs = parts
+    engine = Engine(store, cache, settings, configs)
+    engine.start()
+    engine.close()
+    with pytest.raises(Busy):
+        engine.stop_all()
+
+
+def test_the_store_is_never_called_from_the_loop_thread(engine, fake, tmp_path):
+    # DESIGN §3 / issue 9: the loop only waits; SQLite work runs in the pools, also on stop.
+    on_loop: list[str] = []
+    store = engine.store
+    for name in ("start_task", "task", "add_attempt", "add_result", "finish_task", "set_status"):
+        original = getattr(store, name)
+
+        def traced(*args, _name=name, _original=original, **kw):
+            if threading.current_thread().name == "console-engine":
+                on_loop.append(_name)
+            return _original(*args, **kw)
+
+        setattr(store, name, traced)
+    run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 4)), False, "edit",
+                                  api(fake, "fail_then_ok.status=500.times=1", max_retries=1, concurrency=2))
+    wait_idle(engine, run_id)
+    run_id, _ = engine.create_run(str(make_sources(tmp_path / "src2", 4)), False, "edit", api(fake, "stall", concurrency=2))
+    wait_for(lambda: fake.in_flight == 2)
+    engine.stop_run(run_id)
+    assert set(statuses(engine, run_id).values()) == {"stopped"}
+    assert on_loop == []
