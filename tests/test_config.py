@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+import console.config
 from console.config import ConfigError, ConfigStore, NotFound
 from console.profile import MASK
 
@@ -367,3 +368,10 @@ def test_no_legacy_file_or_path(tmp_path):
     assert ConfigStore(tmp_path / "data").import_legacy() == 0
     assert ConfigStore(tmp_path / "data", legacy_presets=tmp_path / "missing.json").import_legacy() == 0
     assert not (tmp_path / "data").exists()
+
+
+def test_the_package_shows_one_public_face():
+    """console.config's __init__ exports a sorted __all__, each name defined behind it (issue 9)."""
+    assert console.config.__all__ == sorted(console.config.__all__) == ["ConfigError", "ConfigStore", "NotFound"]
+    for name in console.config.__all__:
+        assert getattr(console.config, name).__module__.startswith("console.config.")

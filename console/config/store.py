@@ -1,4 +1,4 @@
-"""Keep the settings and presets JSON files: validation, key masking, atomic writes, import and export."""
+"""Hold settings and presets in memory and in two JSON files, written atomically and repaired when broken."""
 
 from __future__ import annotations
 
@@ -6,39 +6,22 @@ import copy
 import json
 import logging
 import os
-import re
 import threading
 import time
-import unicodedata
-from dataclasses import fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import atomic
-from .profile import ApiProfile, ProfileError
+from .. import atomic
+from ..profile import ApiProfile
+from .legacy import read_legacy_presets
+from .validation import (
+    EXPORT_FORMAT, EXPORT_VERSION, KINDS, SETTINGS_SECTIONS, ConfigError, NotFound, _at, _check_document,
+    _is_json_object, _json_object, _kind, _lenient_preset, _lenient_profile, _preset_name, _profile,
+)
 
 log = logging.getLogger(__name__)
 
-EXPORT_FORMAT = "image-batch-console-config"
-EXPORT_VERSION = 1
-KINDS = ("api", "save")
-SETTINGS_SECTIONS = ("api", "save")
-NAME_MAX = 100
-LEGACY_MAX_BYTES = 16 * 1024 * 1024
 LEGACY_MARKER = "legacy-import.json"
-PROFILE_FIELDS = frozenset(f.name for f in fields(ApiProfile))
-# Field names the older console may have used (DESIGN §6); camelCase is converted first.
-LEGACY_ALIASES = {"base_url": "api_url", "url": "api_url", "endpoint": "api_url", "api_base": "api_url",
-                  "key": "api_key", "apikey": "api_key", "mode": "api_mode"}
-
-
-class ConfigError(ValueError):
-    """Bad settings/presets input; str(e) is a readable message (→ HTTP 400)."""
-
-
-class NotFound(ConfigError):
-    """The named preset does not exist (→ HTTP 404)."""
-
 
 class ConfigStore:
     """The user's settings and presets, held in memory and mirrored to two JSON files."""
@@ -241,17 +224,7 @@ class ConfigStore:
         return presets
 
     def _import_legacy_file(self, path: Path) -> int:
-        if not path.is_file():
-            return 0
-        if path.stat().st_size > LEGACY_MAX_BYTES:
-            log.warning("legacy presets %s skipped: larger than %d bytes", path, LEGACY_MAX_BYTES)
-            return 0
-        imported: dict[str, ApiProfile] = {}
-        for name, entry in _legacy_entries(json.loads(path.read_text(encoding="utf-8-sig"))):
-            try:
-                imported[_preset_name(name)] = ApiProfile.from_dict(_legacy_fields(entry))
-            except (ConfigError, ProfileError) as exc:
-                log.warning("legacy preset %r from %s skipped: %s", name, path, exc)
+        imported = read_legacy_presets(path)
         if not imported:
             return 0
         presets = self._copy_presets()
@@ -262,143 +235,6 @@ class ConfigStore:
                                                 "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
         log.info("imported %d API preset(s) from %s", len(imported), path)
         return len(imported)
-
-
-# Validation.
-
-
-def _kind(kind: Any) -> str:
-    if kind not in KINDS:
-        raise ConfigError(f"preset kind must be 'api' or 'save', got '{kind}'")
-    return kind
-
-
-def _preset_name(name: Any, where: str = "") -> str:
-    if not isinstance(name, str):
-        raise ConfigError(_at(where, "a preset name must be a string"))
-    name = name.strip()
-    if not 1 <= len(name) <= NAME_MAX:
-        raise ConfigError(_at(where, f"a preset name must be 1-{NAME_MAX} characters long"))
-    if "/" in name or any(unicodedata.category(char) == "Cc" for char in name):
-        raise ConfigError(_at(where, f"a preset name must not contain '/' or control characters: {name!r}"))
-    return name
-
-
-def _profile(data: Any, base: ApiProfile, stored_key: str, *, empty_keeps: bool, where: str) -> ApiProfile:
-    """Validate `data` over `base`; a masked or absent key (or empty, on import) keeps `stored_key`."""
-    try:
-        return ApiProfile.from_input(data, base, stored_key, empty_keeps=empty_keeps)
-    except ProfileError as exc:
-        raise ConfigError(_at(where, str(exc))) from None
-
-
-def _at(where: str, message: str) -> str:
-    """Prefix a message with where in the input it applies, when that is not obvious."""
-    return f"{where}: {message}" if where else message
-
-
-def _json_object(value: Any, what: str) -> dict:
-    """Return a deep copy of a JSON object; raise ConfigError for anything else."""
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{what} must be a JSON object")
-    try:
-        return json.loads(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{what} is not plain JSON: {exc}") from None
-
-
-def _is_json_object(value: Any) -> bool:
-    try:
-        _json_object(value, "")
-    except ConfigError:
-        return False
-    return True
-
-
-def _check_document(data: Any) -> None:
-    if not isinstance(data, Mapping):
-        raise ConfigError("the import must be a JSON object")
-    if data.get("format", EXPORT_FORMAT) != EXPORT_FORMAT:
-        raise ConfigError(f"not an Image Batch Console config export (format {data['format']!r})")
-    if data.get("version", EXPORT_VERSION) != EXPORT_VERSION:
-        raise ConfigError(f"unsupported config version {data['version']!r}; this console reads version 1")
-    if "settings" not in data and "presets" not in data:
-        raise ConfigError('nothing to import: expected "settings" and/or "presets"')
-
-
-# Lenient loading of our own files: keep every good field, report the rest.
-
-
-def _lenient_profile(data: Any) -> tuple[ApiProfile, list[str]]:
-    """Return the profile built field by field from `data`, and the fields that were dropped."""
-    if not isinstance(data, Mapping):
-        return ApiProfile(), ["not a JSON object"]
-    profile, problems = ApiProfile(), []
-    for name, value in data.items():
-        try:
-            profile = ApiProfile.from_dict({name: value}, base=profile)
-        except ProfileError as exc:
-            problems.append(str(exc))
-    return profile, problems
-
-
-def _lenient_preset(kind: str, name: str, value: Any, problems: list[str]) -> tuple[str, Any] | None:
-    """Return (name, preset) as far as it can be used, or None; append what was dropped to `problems`."""
-    try:
-        name = _preset_name(name)
-    except ConfigError as exc:
-        problems.append(f"{kind}: {exc}")
-        return None
-    if kind == "save":
-        if _is_json_object(value):
-            return name, value
-        problems.append(f"save preset '{name}': not a JSON object")
-        return None
-    if not isinstance(value, Mapping):
-        problems.append(f"api preset '{name}': not a JSON object")
-        return None
-    profile, bad = _lenient_profile(value)
-    problems += [f"api preset '{name}': {text}" for text in bad]
-    return name, profile
-
-
-# The older console's presets file (DESIGN §6); its exact format is unknown.
-
-
-def _legacy_entries(data: Any) -> list[tuple[Any, Any]]:
-    """Return (name, entry) pairs from a dict of name → entry or a list of entries with a "name"."""
-    for _ in range(3):  # unwrap {"presets": …}, {"api": …} or both
-        wrapped = next((data[key] for key in ("presets", "api")
-                        if isinstance(data, dict) and _is_collection(data.get(key))), None)
-        if wrapped is None:
-            break
-        data = wrapped
-    if isinstance(data, list):
-        return [(item.get("name") if isinstance(item, dict) else None, item) for item in data]
-    if isinstance(data, dict):
-        return list(data.items())
-    raise ConfigError("expected a JSON object or list of presets")
-
-
-def _is_collection(value: Any) -> bool:
-    # A wrapper's value is a list, or an object whose values are all objects (a single preset
-    # named "api" has string values, so it is not mistaken for a wrapper).
-    if isinstance(value, list):
-        return True
-    return isinstance(value, dict) and bool(value) and all(isinstance(v, dict) for v in value.values())
-
-
-def _legacy_fields(entry: Any) -> dict:
-    """Map a legacy entry to ApiProfile fields: known names and aliases kept, the rest dropped."""
-    if not isinstance(entry, dict):
-        raise ConfigError("not a JSON object")
-    mapped: dict[str, Any] = {}
-    for key, value in entry.items():
-        snake = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", str(key)).lower()
-        name = LEGACY_ALIASES.get(snake, snake)
-        if name in PROFILE_FIELDS and (name not in mapped or key == name):
-            mapped[name] = value
-    return mapped
 
 
 # Files.

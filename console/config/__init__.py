@@ -1,0 +1,8 @@
+"""Keep the user's settings and presets: the config package's public face."""
+
+from __future__ import annotations
+
+from .store import ConfigStore
+from .validation import ConfigError, NotFound
+
+__all__ = ["ConfigError", "ConfigStore", "NotFound"]

@@ -1,0 +1,118 @@
+"""Check settings and presets input: preset names, profiles, JSON objects and import documents."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from typing import Any, Mapping
+
+from ..profile import ApiProfile, ProfileError
+
+EXPORT_FORMAT = "image-batch-console-config"
+EXPORT_VERSION = 1
+KINDS = ("api", "save")
+SETTINGS_SECTIONS = ("api", "save")
+NAME_MAX = 100
+
+
+class ConfigError(ValueError):
+    """Bad settings/presets input; str(e) is a readable message (→ HTTP 400)."""
+
+
+class NotFound(ConfigError):
+    """The named preset does not exist (→ HTTP 404)."""
+
+
+def _kind(kind: Any) -> str:
+    if kind not in KINDS:
+        raise ConfigError(f"preset kind must be 'api' or 'save', got '{kind}'")
+    return kind
+
+
+def _preset_name(name: Any, where: str = "") -> str:
+    if not isinstance(name, str):
+        raise ConfigError(_at(where, "a preset name must be a string"))
+    name = name.strip()
+    if not 1 <= len(name) <= NAME_MAX:
+        raise ConfigError(_at(where, f"a preset name must be 1-{NAME_MAX} characters long"))
+    if "/" in name or any(unicodedata.category(char) == "Cc" for char in name):
+        raise ConfigError(_at(where, f"a preset name must not contain '/' or control characters: {name!r}"))
+    return name
+
+
+def _profile(data: Any, base: ApiProfile, stored_key: str, *, empty_keeps: bool, where: str) -> ApiProfile:
+    """Validate `data` over `base`; a masked or absent key (or empty, on import) keeps `stored_key`."""
+    try:
+        return ApiProfile.from_input(data, base, stored_key, empty_keeps=empty_keeps)
+    except ProfileError as exc:
+        raise ConfigError(_at(where, str(exc))) from None
+
+
+def _at(where: str, message: str) -> str:
+    """Prefix a message with where in the input it applies, when that is not obvious."""
+    return f"{where}: {message}" if where else message
+
+
+def _json_object(value: Any, what: str) -> dict:
+    """Return a deep copy of a JSON object; raise ConfigError for anything else."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{what} must be a JSON object")
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{what} is not plain JSON: {exc}") from None
+
+
+def _is_json_object(value: Any) -> bool:
+    try:
+        _json_object(value, "")
+    except ConfigError:
+        return False
+    return True
+
+
+def _check_document(data: Any) -> None:
+    if not isinstance(data, Mapping):
+        raise ConfigError("the import must be a JSON object")
+    if data.get("format", EXPORT_FORMAT) != EXPORT_FORMAT:
+        raise ConfigError(f"not an Image Batch Console config export (format {data['format']!r})")
+    if data.get("version", EXPORT_VERSION) != EXPORT_VERSION:
+        raise ConfigError(f"unsupported config version {data['version']!r}; this console reads version 1")
+    if "settings" not in data and "presets" not in data:
+        raise ConfigError('nothing to import: expected "settings" and/or "presets"')
+
+
+# Lenient checks of our own files: keep every good field, report the rest.
+
+
+def _lenient_profile(data: Any) -> tuple[ApiProfile, list[str]]:
+    """Return the profile built field by field from `data`, and the fields that were dropped."""
+    if not isinstance(data, Mapping):
+        return ApiProfile(), ["not a JSON object"]
+    profile, problems = ApiProfile(), []
+    for name, value in data.items():
+        try:
+            profile = ApiProfile.from_dict({name: value}, base=profile)
+        except ProfileError as exc:
+            problems.append(str(exc))
+    return profile, problems
+
+
+def _lenient_preset(kind: str, name: str, value: Any, problems: list[str]) -> tuple[str, Any] | None:
+    """Return (name, preset) as far as it can be used, or None; append what was dropped to `problems`."""
+    try:
+        name = _preset_name(name)
+    except ConfigError as exc:
+        problems.append(f"{kind}: {exc}")
+        return None
+    if kind == "save":
+        if _is_json_object(value):
+            return name, value
+        problems.append(f"save preset '{name}': not a JSON object")
+        return None
+    if not isinstance(value, Mapping):
+        problems.append(f"api preset '{name}': not a JSON object")
+        return None
+    profile, bad = _lenient_profile(value)
+    problems += [f"api preset '{name}': {text}" for text in bad]
+    return name, profile
