@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 from PIL import Image, UnidentifiedImageError
 
 from . import atomic
-from .imaging import EXTENSION, FORMATS, OPEN_FORMATS, InvalidImage
+from .imaging import EXTENSION, FORMATS, OPEN_FORMATS, InvalidImage, orientation, upright
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _IMAGE_SUFFIXES = frozenset(EXTENSION.values())
@@ -27,11 +27,6 @@ _THUMB_SUFFIX = ".webp"
 _THUMB_QUALITY = 80
 _THUMB_MAX_SIZE = 4096
 _LOCK_STRIPES = 64
-_ORIENTATION_TAG = 0x0112
-# EXIF orientation -> the transpose that shows the picture upright (as ImageOps.exif_transpose).
-_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
-            4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
-            6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
 
 Referenced = Callable[[str], bool]
 
@@ -231,7 +226,7 @@ def render_thumbnail(source: Path, size: int) -> bytes:
     """Return WEBP bytes of the first frame of `source`, upright and fitting size×size."""
     try:
         with Image.open(source, formats=OPEN_FORMATS) as image:  # no EPS & co.: they run programs
-            orientation = image.getexif().get(_ORIENTATION_TAG, 1)
+            turn = orientation(image)  # read from the file: the shrunk copy may not carry it
             thumb = _shrunk(image, size)  # Image.open starts on the first frame of an animation
     except FileNotFoundError:
         raise
@@ -241,8 +236,7 @@ def render_thumbnail(source: Path, size: int) -> bytes:
         raise ThumbnailError(f"{source.name} is not an image ({', '.join(dict.fromkeys(FORMATS.values()))})") from None
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         raise ThumbnailError(f"{source.name} is not a decodable image: {exc}") from None
-    if orientation in _UPRIGHT:
-        thumb = thumb.transpose(_UPRIGHT[orientation])
+    thumb = upright(thumb, turn)  # turned after shrinking: cheaper, and JPEG keeps its draft decode
     buffer = io.BytesIO()
     thumb.save(buffer, "WEBP", quality=_THUMB_QUALITY)
     return buffer.getvalue()

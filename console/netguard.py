@@ -8,6 +8,10 @@ to, not on the name alone, and callers repeat it for every redirect.
 
 Residual risk: the name is resolved again when httpx connects, so a DNS server that answers
 differently within that instant (rebinding) is not stopped here.
+
+This module imports nothing from `console.upstream`: a refused URL raises `BlockedURL`, or the
+subclass a policy names in `error`, so the upstream client gets its own error type without an
+import cycle (issue 9).
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ import socket
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from .upstream.errors import BlockedURLError
-
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class BlockedURL(Exception):
+    """The policy does not allow this URL (or its host cannot be resolved)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,7 @@ class UrlPolicy:
     trusted_hosts: frozenset[str] = field(default_factory=frozenset)  # names that always pass
     trusted_addresses: frozenset[IPAddress] = field(default_factory=frozenset)
     switch_hint: str = ""  # how the user turns private addresses on
+    error: type[BlockedURL] = BlockedURL  # what a refusal raises: callers plug in their own subclass
 
 
 def host_matches(host: str, pattern: str) -> bool:
@@ -52,8 +59,8 @@ def is_public(address: IPAddress) -> bool:
     return address.is_global and not address.is_multicast
 
 
-async def resolve(host: str, port: int) -> set[IPAddress]:
-    """Return every address `host` resolves to (an IP literal resolves to itself)."""
+async def resolve(host: str, port: int, error: type[BlockedURL] = BlockedURL) -> set[IPAddress]:
+    """Return every address `host` resolves to (an IP literal resolves to itself); raise `error` if none."""
     try:
         return {ipaddress.ip_address(host.strip("[]"))}
     except ValueError:
@@ -62,26 +69,26 @@ async def resolve(host: str, port: int) -> set[IPAddress]:
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise BlockedURLError(f"cannot resolve host {host!r}: {exc}") from None
+        raise error(f"cannot resolve host {host!r}: {exc}") from None
     return {ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos}
 
 
 async def check_url(url: str, policy: UrlPolicy) -> set[IPAddress]:
-    """Raise BlockedURLError unless `policy` allows `url`; return the addresses it resolves to."""
+    """Raise `policy.error` unless `policy` allows `url`; return the addresses it resolves to."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
-        raise BlockedURLError(f"{policy.purpose} must use http or https: {_short(url)}")
+        raise policy.error(f"{policy.purpose} must use http or https: {_short(url)}")
     host = parts.hostname
     if not host:
-        raise BlockedURLError(f"{policy.purpose} has no host: {_short(url)}")
+        raise policy.error(f"{policy.purpose} has no host: {_short(url)}")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
-        raise BlockedURLError(f"{policy.purpose} has an invalid port: {_short(url)}") from None
+        raise policy.error(f"{policy.purpose} has an invalid port: {_short(url)}") from None
     listed = any(host_matches(host, pattern) for pattern in policy.allowlist)
     if policy.allowlist and not listed and host.lower() not in policy.trusted_hosts:
-        raise BlockedURLError(f"{policy.purpose} host {host} is not on the allowlist ({', '.join(policy.allowlist)})")
-    addresses = await resolve(host, port)
+        raise policy.error(f"{policy.purpose} host {host} is not on the allowlist ({', '.join(policy.allowlist)})")
+    addresses = await resolve(host, port, policy.error)
     if listed or policy.allow_private or host.lower() in policy.trusted_hosts:
         return addresses
     if addresses & policy.trusted_addresses:
@@ -89,7 +96,7 @@ async def check_url(url: str, policy: UrlPolicy) -> set[IPAddress]:
     private = sorted(str(address) for address in addresses if not is_public(address))
     if private:
         hint = f"; {policy.switch_hint}" if policy.switch_hint else ""
-        raise BlockedURLError(
+        raise policy.error(
             f"{policy.purpose} {_short(url)} points at a private or loopback address ({', '.join(private)}){hint}"
         )
     return addresses

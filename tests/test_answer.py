@@ -7,6 +7,7 @@ import pytest
 from console.upstream.answer import AnswerParser
 from console.upstream.errors import StreamError
 from console.upstream.extract import ImageRef
+from console.upstream.retry import is_retryable
 
 
 def parse(*payloads, events=None):
@@ -103,7 +104,7 @@ def test_in_stream_errors_raise_with_the_message_verbatim(payload, event, messag
     with pytest.raises(StreamError) as caught:
         parse(payload, events={0: event})
     assert str(caught.value) == message
-    assert caught.value.retryable is retryable
+    assert is_retryable(caught.value) is retryable
 
 
 def test_null_error_field_is_not_an_error():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from console.upstream.debuglog import DebugLog
 from console.upstream.errors import (BlockedURLError, ResponseError, StatusError, StreamError, TimeoutError_,
                                      TooLargeError, TransportError, UpstreamError)
 from console.upstream.payload import Source
+from console.upstream.retry import is_retryable
 from tests.fake_upstream import FakeUpstream
 from tests.images import JPEG
 
@@ -144,7 +146,7 @@ def test_multipart_edit_sends_the_file(fake):
                                                    ("edits_g3_json", "multipart")])
 def test_wrong_edit_transport_is_a_clear_4xx(fake, scenario, edit_format):
     error = fails(fake, scenario, StatusError, EDITS, edit_format=edit_format)
-    assert error.http_status in (400, 415, 422) and not error.retryable and error.attempts == 1
+    assert error.http_status in (400, 415, 422) and not is_retryable(error) and error.attempts == 1
 
 
 # -- errors and retries ----------------------------------------------------------------------
@@ -211,7 +213,7 @@ def test_max_retries_zero_means_one_attempt(fake):
 def test_in_stream_errors(fake, scenario, message, retryable):
     sleeps = Sleeps()
     error = fails(fake, scenario, StreamError, sleep=sleeps, max_retries=1)
-    assert message in str(error) and error.retryable is retryable and error.attempts == 2
+    assert message in str(error) and is_retryable(error) is retryable and error.attempts == 2
 
 
 def test_responses_failed_is_an_error(fake):
@@ -388,3 +390,46 @@ def test_connection_is_kept_alive_after_done(fake):
     # serves all three calls (closing it instead cost a TCP handshake per task).
     assert asyncio.run(go()) == [1, 1, 1]
     assert len([r for r in fake.requests if r.method == "POST"]) == 3
+
+
+# -- checking a profile before a run -------------------------------------------------------------
+
+def check_profile(settings=SETTINGS, **fields: Any) -> str:
+    """Run UpstreamClient.check_profile, reached through the package's public face."""
+    import console.upstream as upstream
+
+    profile = ApiProfile.from_dict({"api_url": "http://127.0.0.1:9/v1", "model": "m", "allow_private_api": True})
+    profile = dataclasses.replace(profile, **fields)  # unchecked: the door refuses some of these earlier
+
+    async def go() -> str:
+        async with upstream.make_http_client() as http:
+            return await upstream.UpstreamClient(http, settings).check_profile(profile)
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("fields, settings, message", [
+    ({"api_url": ""}, {}, "no API URL set: fill in the API profile first"),
+    ({"model": ""}, {}, "no model set: fill in the API profile first"),
+    ({"api_url": "ftp://gw.test/v1"}, {}, "API URL must start with http:// or https://"),
+    ({"allow_private_api": False}, {}, "private or loopback address (127.0.0.1); turn on 'allow private API'"),
+    ({}, {"api_url_host_allowlist": ("gw.example.com",)}, "host 127.0.0.1 is not on the allowlist (gw.example.com)"),
+])
+def test_check_profile_refuses_a_profile_that_cannot_make_requests(fields, settings, message):
+    from console.upstream import ProfileProblem
+
+    with pytest.raises(ProfileProblem) as caught:
+        check_profile(SETTINGS.replace(**settings), **fields)
+    assert message in str(caught.value)
+
+
+def test_check_profile_returns_the_endpoint_it_would_call():
+    assert check_profile() == "http://127.0.0.1:9/v1/chat/completions"
+    assert check_profile(api_url="http://127.0.0.1:9/v1/images/edits") == "http://127.0.0.1:9/v1/images/edits"
+
+
+def test_check_profile_as_a_function_of_the_settings():
+    from console.upstream import check_profile as check
+
+    profile = ApiProfile.from_dict({"api_url": "http://127.0.0.1:9", "model": "m", "allow_private_api": True})
+    assert asyncio.run(check(profile, SETTINGS)) == "http://127.0.0.1:9/v1/chat/completions"

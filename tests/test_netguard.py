@@ -7,8 +7,7 @@ import ipaddress
 
 import pytest
 
-from console.netguard import UrlPolicy, check_url, host_matches, is_public
-from console.upstream.errors import BlockedURLError
+from console.netguard import BlockedURL, UrlPolicy, check_url, host_matches, is_public
 
 
 def check(url: str, **policy) -> set:
@@ -27,12 +26,12 @@ def test_public_addresses(address):
 
 
 def test_loopback_blocked_by_default_with_a_hint():
-    with pytest.raises(BlockedURLError, match=r"private or loopback address \(127\.0\.0\.1\); turn on"):
+    with pytest.raises(BlockedURL, match=r"private or loopback address \(127\.0\.0\.1\); turn on"):
         check("http://127.0.0.1:8000/v1", switch_hint="turn on it")
 
 
 def test_localhost_name_is_checked_on_its_resolved_address():
-    with pytest.raises(BlockedURLError, match="private or loopback"):
+    with pytest.raises(BlockedURL, match="private or loopback"):
         check("http://localhost:8000/v1")
 
 
@@ -45,7 +44,7 @@ def test_public_ip_literal_passes_without_dns():
 
 
 def test_allowlist_restricts_and_trusts():
-    with pytest.raises(BlockedURLError, match="not on the allowlist"):
+    with pytest.raises(BlockedURL, match="not on the allowlist"):
         check("https://8.8.8.8/v1", allowlist=("api.example.com",))
     assert check("http://127.0.0.1/v1", allowlist=("127.0.0.1",))
 
@@ -61,7 +60,7 @@ def test_trusted_host_and_addresses():
     ("http://127.0.0.1:99999/", "invalid port"),
 ])
 def test_malformed_urls(url, message):
-    with pytest.raises(BlockedURLError, match=message):
+    with pytest.raises(BlockedURL, match=message):
         check(url, allow_private=True)
 
 
@@ -74,3 +73,31 @@ def test_malformed_urls(url, message):
 ])
 def test_host_matches(host, pattern, ok):
     assert host_matches(host, pattern) is ok
+
+
+class CallersError(BlockedURL):
+    """A caller's own refusal type, as the upstream client plugs in its BlockedURLError."""
+
+
+def test_a_policy_raises_the_error_type_it_names():
+    with pytest.raises(CallersError, match="private or loopback"):
+        check("http://127.0.0.1:8000/v1", error=CallersError)
+
+
+def test_an_unresolvable_host_is_refused_with_the_policy_error():
+    # A label over 63 characters fails IDNA encoding before any DNS query is sent.
+    with pytest.raises(CallersError, match="cannot resolve host"):
+        check(f"http://{'a' * 64}.test/v1", error=CallersError)
+
+
+def test_netguard_does_not_import_the_upstream_package():
+    # Issue 9: netguard and upstream imported each other; the policy must stand alone.
+    import ast
+    from pathlib import Path
+
+    import console.netguard
+
+    tree = ast.parse(Path(console.netguard.__file__).read_text(encoding="utf-8"))
+    names = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    names += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    assert not [name for name in names if "upstream" in name]

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from console.profile import ApiProfile
-from console.upstream.payload import ConfigError, Source, build, deep_merge, endpoint, resolve_mode
+from console.upstream.errors import ProfileProblem
+from console.upstream.payload import Source, build, deep_merge, endpoint, resolve_mode
 from tests.images import JPEG, data_url
 
 SOURCE = Source("photos/cat.jpeg", JPEG, "image/jpeg")
@@ -136,5 +137,5 @@ def test_deep_merge_does_not_mutate():
 def test_config_errors(fields, message):
     # Built without validation: the profile refuses these at the door, the payload still checks.
     unchecked = dataclasses.replace(profile(), **fields)
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ProfileProblem, match=message):
         build(unchecked, "p", None)

@@ -1,15 +1,12 @@
-"""Save rules, templates, captions and image conforming: the pure parts of console.saving."""
+"""Save rules, templates, captions and aspect checks: the pure parts of console.saving."""
 
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
 import pytest
-from PIL import Image
 
-from console.saving import (
-    RuleError, SaveRule, aspect_difference, caption_text, check_template, conform, relative_name, render,
-)
+from console.saving import RuleError, SaveRule, aspect_difference, caption_text, check_template, relative_name, render
 
 OUT = "/tmp/out"
 
@@ -122,7 +119,7 @@ def test_caption_template_replaces_the_trigger_marker():
     assert caption_text(braces, "use {curly} text", "c") == "tok: use {curly} text"
 
 
-# -- aspect and conform -------------------------------------------------------------------------
+# -- aspect -------------------------------------------------------------------------------------
 
 def test_aspect_difference_is_relative_and_symmetric():
     assert aspect_difference((16, 12), (64, 48)) == 0
@@ -131,11 +128,9 @@ def test_aspect_difference_is_relative_and_symmetric():
     assert aspect_difference((101, 100), (100, 100)) == pytest.approx(0.01)
 
 
-def test_conform_pad_crop_resize_give_the_target_size():
-    square = Image.new("RGB", (40, 40), (255, 255, 255))
-    for mode in ("pad", "crop", "resize"):
-        assert conform(square, mode, 64, 48).size == (64, 48)
-    padded = conform(square, "pad", 64, 48)
-    assert padded.getpixel((0, 24)) == (0, 0, 0) and padded.getpixel((32, 24)) == (255, 255, 255)  # black bars
-    cropped = conform(square, "crop", 64, 48)
-    assert cropped.getpixel((0, 0)) == (255, 255, 255)  # no bars: the picture fills the frame
+def test_saving_leaves_pillow_to_imaging():
+    """Pillow is imported only by console/imaging.py and console/cache.py (issue 9)."""
+    root = Path(__file__).resolve().parents[1] / "console"
+    users = {str(path.relative_to(root)) for path in root.rglob("*.py")
+             if any(line.lstrip().startswith(("from PIL", "import PIL")) for line in path.read_text().splitlines())}
+    assert users == {"imaging.py", "cache.py"}

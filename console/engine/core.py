@@ -12,14 +12,11 @@ from typing import Any, Callable
 
 from ..cache import ImageCache
 from ..config import ConfigStore
-from ..netguard import check_url
 from ..profile import ApiProfile, ProfileError
 from ..scan import ScanError, ScanResult, scan
 from ..settings import Settings
 from ..store import Store
-from ..upstream.client import UpstreamClient, make_http_client
-from ..upstream.errors import UpstreamError
-from ..upstream.payload import endpoint, resolve_mode
+from ..upstream import ProfileProblem, UpstreamClient, UpstreamError, make_http_client
 from .bridge import LoopBridge
 from .errors import Conflict, EngineError, NotFound
 from .scheduler import STOP_WAIT_S, Scheduler
@@ -96,14 +93,9 @@ class Engine:
 
     def check_profile(self, profile: ApiProfile) -> None:
         """Refuse a profile that cannot make requests (no URL or model, URL not allowed)."""
-        if not profile.api_url:
-            raise EngineError("no API URL set: fill in the API profile first")
-        if not profile.model:
-            raise EngineError("no model set: fill in the API profile first")
         try:
-            url = endpoint(profile, resolve_mode(profile), True)
-            self._bridge.call(check_url(url, self._client.api_policy(profile)))
-        except UpstreamError as exc:
+            self._bridge.call(self._client.check_profile(profile))
+        except ProfileProblem as exc:
             raise EngineError(str(exc)) from None
 
     def test_connection(self, profile: ApiProfile) -> dict[str, Any]:

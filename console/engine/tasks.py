@@ -16,19 +16,11 @@ from ..cache import ImageCache
 from ..profile import ApiProfile
 from ..settings import Settings
 from ..store import Store
-from ..upstream.client import UpstreamClient
-from ..upstream.debuglog import DebugLog
-from ..upstream.errors import UpstreamError
-from ..upstream.fetch import ResultImage
-from ..upstream.payload import Source
+from ..upstream import DebugLog, ResultImage, Source, UpstreamClient, UpstreamError
 from .bridge import LoopBridge
 from .scheduler import RunState
 
 log = logging.getLogger("console.engine")
-
-
-class SourceError(Exception):
-    """A source image that cannot be sent."""
 
 
 class Attempts:
@@ -79,7 +71,7 @@ class TaskRunner:
             debug.note("stopped by the user")
             await self._record_stop(task_id, debug)
             raise
-        except (SourceError, UpstreamError) as exc:
+        except (imaging.SourceError, UpstreamError) as exc:
             log.warning("%s failed: %s", name, exc)  # one line in the terminal panel (issue 8)
             await attempts.settled()
             await self._finish(task_id, "failed", debug, error=str(exc), http_status=getattr(exc, "http_status", None))
@@ -120,19 +112,11 @@ class TaskRunner:
         return task, self._read_source(task["source_path"], profile)
 
     def _read_source(self, path: str, profile: ApiProfile) -> Source:
-        """Read and (optionally) shrink a source image; raise SourceError with the reason."""
-        limit = self.settings.max_source_bytes
-        try:
-            size = Path(path).stat().st_size
-            if size > limit:
-                raise SourceError(f"source is {size} bytes, over the limit of {limit} (MAX_SOURCE_BYTES)")
-            data = Path(path).read_bytes()
-            prepared, mime = imaging.prepare_source(data, profile.source_max_side, profile.source_max_bytes)
-        except OSError as exc:
-            raise SourceError(f"cannot read the source: {exc.strerror or exc}") from None
-        except imaging.InvalidImage as exc:
-            raise SourceError(f"the source is not a usable image: {exc}") from None
-        return Source(Path(path).name, prepared, mime)
+        """Read (and optionally shrink) a source within the size and pixel limits; SourceError says why not."""
+        data, mime = imaging.read_source(path, max_bytes=profile.source_max_bytes, max_side=profile.source_max_side,
+                                         max_pixels=self.settings.max_image_pixels,
+                                         max_source_bytes=self.settings.max_source_bytes)
+        return Source(Path(path).name, data, mime)
 
     def _keep(self, task_id: str, images: list[ResultImage]) -> None:
         """Write images to the cache and attach them to the task (pinned until referenced)."""

@@ -14,7 +14,7 @@ from typing import Any
 from ..cache import ImageCache
 from ..export import iter_tasks
 from ..store import Store
-from .layout import IMAGE_SUFFIXES, aspect_difference, caption_text, folders, notes, pair_paths, source_info
+from .layout import IMAGE_SUFFIXES, aspect_difference, caption_text, folders, notes, pair_paths
 from .manifest import MANIFEST, MUSUBI_JSONL, append_jsonl, manifest_line, merge_musubi, run_provenance
 from .planning import (
     Candidate, Plan, PlannedFile, PlannedItem, plan, prepare_root, result_candidate, run_candidates,
@@ -24,15 +24,15 @@ from .rule import (
     TRAINER_FORMATS, TRAINER_LAYOUTS, RuleError, SaveRule, check_template, inside, relative_name, render, resolved_path,
 )
 from .validation import CONTROL_LOOKUP, SHOWN, validate
-from .write import JPEG_QUALITY, WEBP_QUALITY, conform, encode, execute, image_bytes, write_item
+from .write import execute, image_bytes, write_item
 
 __all__ = [
     "LAYOUTS", "TRAINER_LAYOUTS", "PAIR_LAYOUTS", "OUTPUT_FORMATS", "TRAINER_FORMATS", "CAPTIONS", "CONFLICTS",
     "CONFORMS", "NAME_VARIABLES", "CAPTION_VARIABLES", "IMAGE_SUFFIXES", "CONTROL_LOOKUP", "MANIFEST", "MUSUBI_JSONL",
-    "JPEG_QUALITY", "WEBP_QUALITY", "SHOWN", "RuleError", "SaveRule", "check_template", "render", "relative_name",
+    "SHOWN", "RuleError", "SaveRule", "check_template", "render", "relative_name",
     "inside", "resolved_path", "Candidate", "run_candidates", "result_candidate", "PlannedFile", "PlannedItem", "Plan",
-    "prepare_root", "folders", "plan", "pair_paths", "caption_text", "aspect_difference", "source_info", "notes",
-    "save_run", "save_result", "execute", "write_item", "image_bytes", "conform", "encode", "run_provenance",
+    "prepare_root", "folders", "plan", "pair_paths", "caption_text", "aspect_difference", "notes",
+    "save_run", "save_result", "execute", "write_item", "image_bytes", "run_provenance",
     "manifest_line", "append_jsonl", "merge_musubi", "validate",
 ]
 

@@ -1,16 +1,13 @@
-"""Decide what a layout writes where: folders, pair paths, captions, source sizes and remarks."""
+"""Decide what a layout writes where: folders, pair paths, captions and remarks."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
-from ..imaging import EXTENSION, FORMATS, OPEN_FORMATS
+from ..imaging import EXTENSION
 from .rule import TRAINER_LAYOUTS, SaveRule, render
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
-_ORIENTATION = 0x0112
 
 
 def folders(rule: SaveRule, root: Path) -> dict[str, Path]:
@@ -53,22 +50,6 @@ def aspect_difference(a: tuple[int, int], b: tuple[int, int]) -> float:
     """Return how much two aspect ratios differ, relative (0.02 = 2 %)."""
     ra, rb = a[0] / a[1], b[0] / b[1]
     return max(ra, rb) / min(ra, rb) - 1
-
-
-def source_info(path: Path) -> tuple[str, int, int]:
-    """Return (format, width, height) of a source as displayed (EXIF rotation applied); raise ValueError."""
-    try:
-        with Image.open(path, formats=OPEN_FORMATS) as image:
-            fmt = FORMATS.get(image.format or "")
-            width, height = image.size
-            orientation = image.getexif().get(_ORIENTATION, 1)
-    except FileNotFoundError:
-        raise ValueError(f"the source file is missing: {path}") from None
-    except (OSError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ValueError(f"the source file cannot be read: {path}: {exc}") from None
-    if fmt is None:
-        raise ValueError(f"the source file is not a supported image: {path}")
-    return (fmt, height, width) if orientation in (5, 6, 7, 8) else (fmt, width, height)
 
 
 def notes(rule: SaveRule) -> list[str]:

@@ -11,9 +11,9 @@ from typing import Any
 
 from ..cache import ImageCache
 from ..export import iter_tasks
-from ..imaging import EXTENSION
+from ..imaging import EXTENSION, source_info
 from ..store import Store
-from .layout import IMAGE_SUFFIXES, aspect_difference, caption_text, folders, notes, pair_paths, source_info
+from .layout import IMAGE_SUFFIXES, aspect_difference, caption_text, folders, notes, pair_paths
 from .rule import TRAINER_FORMATS, TRAINER_LAYOUTS, RuleError, SaveRule, inside, relative_name, render, resolved_path
 
 # -- choosing results -------------------------------------------------------------------------

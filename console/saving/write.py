@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import threading
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageOps, UnidentifiedImageError
-
-from .. import atomic
-from ..imaging import OPEN_FORMATS
+from .. import atomic, imaging
 from ..store import Store
 from .manifest import MANIFEST, MUSUBI_JSONL, append_jsonl, manifest_line, merge_musubi, run_provenance
 from .planning import Plan, PlannedFile, PlannedItem
 from .validation import validate
 
-JPEG_QUALITY = WEBP_QUALITY = 95
 _WRITE_LOCK = threading.Lock()  # two saves into one folder must not interleave manifest appends
 
 
@@ -35,7 +30,7 @@ def execute(store: Store, plan_: Plan) -> dict[str, Any]:
         for item in plan_.items:
             try:
                 source_sha = write_item(item)
-            except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            except (OSError, ValueError) as exc:  # imaging.InvalidImage is a ValueError
                 errors.append({**item.candidate.names(), "kind": "write", "error": f"cannot write: {exc}"})
                 continue
             done.append((item, source_sha))
@@ -82,46 +77,9 @@ def image_bytes(f: PlannedFile) -> bytes:
     if not f.converted:
         return data
     try:
-        with Image.open(io.BytesIO(data), formats=OPEN_FORMATS) as opened:
-            image = _normal_mode(ImageOps.exif_transpose(opened))
-    except (UnidentifiedImageError, SyntaxError) as exc:
+        return imaging.convert(data, f.format, f.conform)
+    except imaging.InvalidImage as exc:
         raise ValueError(f"{f.origin.name} cannot be decoded: {exc}") from None
-    if f.conform:
-        image = conform(image, *f.conform)
-    return encode(image, f.format)
-
-
-def conform(image: Image.Image, mode: str, width: int, height: int) -> Image.Image:
-    """Return `image` at width×height: pad (letterbox in black), crop (centre crop, resize) or resize (stretch)."""
-    size = (width, height)
-    if mode == "pad":
-        black = (0, 0, 0, 255) if image.mode == "RGBA" else (0, 0, 0)
-        return ImageOps.pad(image, size, Image.Resampling.LANCZOS, color=black)
-    if mode == "crop":
-        return ImageOps.fit(image, size, Image.Resampling.LANCZOS)
-    return image.resize(size, Image.Resampling.LANCZOS)
-
-
-def encode(image: Image.Image, fmt: str) -> bytes:
-    """Encode as png, jpeg (alpha flattened on black) or webp, or in the other formats Pillow writes."""
-    buffer = io.BytesIO()
-    if fmt == "jpeg":
-        if image.mode == "RGBA":
-            flat = Image.new("RGB", image.size)
-            flat.paste(image, mask=image.getchannel("A"))
-            image = flat
-        image.save(buffer, "JPEG", quality=JPEG_QUALITY)
-    elif fmt == "webp":
-        image.save(buffer, "WEBP", quality=WEBP_QUALITY)
-    else:
-        image.save(buffer, fmt.upper())
-    return buffer.getvalue()
-
-
-def _normal_mode(image: Image.Image) -> Image.Image:
-    if image.mode in ("I", "I;16", "I;16L", "I;16B"):  # 16-bit greys would clip to white
-        image = image.convert("I").point(lambda value: value / 256).convert("L")
-    return image.convert("RGBA" if image.has_transparency_data else "RGB")
 
 
 def _sha256_of(path: Path) -> str | None:

@@ -1,1 +1,44 @@
-"""Talk to an OpenAI-compatible image API: build requests, decode answers, fetch images."""
+"""Talk to an OpenAI-compatible image API: build requests, decode answers, fetch images.
+
+This is the package's public face; callers import from here, never from the modules behind it:
+
+    client = UpstreamClient(make_http_client(), settings)
+    await client.check_profile(profile)      # ProfileProblem when no call can be made
+    outcome = await client.call(profile, prompt, Source(name, data, mime))
+"""
+
+from .client import CallOutcome, UpstreamClient, make_http_client
+from .debuglog import DebugLog
+from .errors import (
+    BlockedURLError,
+    ProfileProblem,
+    ResponseError,
+    StatusError,
+    StreamError,
+    TimeoutError_,
+    TooLargeError,
+    TransportError,
+    UpstreamError,
+)
+from .fetch import ResultImage
+from .payload import Source
+from .policy import check_profile
+
+__all__ = [
+    "BlockedURLError",
+    "CallOutcome",
+    "check_profile",
+    "DebugLog",
+    "make_http_client",
+    "ProfileProblem",
+    "ResponseError",
+    "ResultImage",
+    "Source",
+    "StatusError",
+    "StreamError",
+    "TimeoutError_",
+    "TooLargeError",
+    "TransportError",
+    "UpstreamClient",
+    "UpstreamError",
+]

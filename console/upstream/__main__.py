@@ -18,10 +18,7 @@ from typing import Any, Sequence
 from .. import imaging
 from ..profile import API_MODES, EDIT_FORMATS, ApiProfile, ProfileError
 from ..settings import SettingsError, resolve
-from .client import UpstreamClient, make_http_client
-from .debuglog import DebugLog
-from .errors import UpstreamError
-from .payload import Source
+from . import DebugLog, Source, UpstreamClient, UpstreamError, make_http_client
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -11,16 +11,17 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ..netguard import UrlPolicy, check_url, resolve
+from ..netguard import UrlPolicy, check_url
 from ..profile import ApiProfile
 from ..settings import Settings
+from . import policy
 from .answer import AnswerParser
 from .debuglog import DebugLog
 from .errors import ResponseError, StatusError, TimeoutError_, TooLargeError, TransportError, UpstreamError
 from .extract import ImageRef
 from .fetch import Downloader, ResultImage, absolute_url, decode_inline, read_capped, verify
 from .payload import Request, Source, build, build_headers, split_api_url
-from .retry import delay_s, parse_retry_after, should_retry
+from .retry import parse_retry_after, retrying
 from .sse import SSEDecoder
 
 CONNECT_TIMEOUT_S = 15.0
@@ -75,25 +76,25 @@ class UpstreamClient:
         debug = debug or DebugLog([profile.api_key])
         request = await self._off_loop(build, profile, prompt, source)
         api_policy = self.api_policy(profile)
-        attempt = 0
-        while True:
-            attempt += 1
+
+        async def once(attempt: int) -> CallOutcome:
             if on_attempt:
                 on_attempt(attempt)
-            try:
-                await check_url(request.url, api_policy)
-                outcome = await self._attempt(request, profile, debug)
-            except UpstreamError as exc:
-                debug.note(f"attempt {attempt} failed: {type(exc).__name__}: {exc}")
-                if not should_retry(exc, attempt - 1, profile.max_retries):
-                    exc.attempts = attempt
-                    raise
-                wait = delay_s(attempt - 1, exc.retry_after)
-                debug.note(f"retrying in {wait:.2f}s")
-                await self._sleep(wait)
-                continue
+            await check_url(request.url, api_policy)
+            outcome = await self._attempt(request, profile, debug)
             outcome.attempts = attempt
             return outcome
+
+        def failed(exc: UpstreamError, attempt: int, wait: float | None) -> None:
+            debug.note(f"attempt {attempt} failed: {type(exc).__name__}: {exc}")
+            if wait is not None:
+                debug.note(f"retrying in {wait:.2f}s")
+
+        return await retrying(once, profile.max_retries, self._sleep, failed)
+
+    async def check_profile(self, profile: ApiProfile) -> str:
+        """Return the URL a call would POST to, or raise ProfileProblem saying why no call can be made."""
+        return await policy.check_profile(profile, self._settings)
 
     async def models(self, profile: ApiProfile) -> tuple[int, list[str]]:
         """GET <api base>/models once (no retries): return (HTTP status, model ids)."""
@@ -223,8 +224,9 @@ class UpstreamClient:
     async def _materialize(
         self, refs: list[ImageRef], api_url: str, profile: ApiProfile, debug: DebugLog
     ) -> tuple[list[ResultImage], list[str]]:
-        downloader = Downloader(self._http, await self._download_policy(profile), self._settings.max_download_bytes,
-                                profile.timeout_s, debug, self._sleep)
+        downloads = await policy.download_policy(profile, self._settings)
+        downloader = Downloader(self._http, downloads, self._settings.max_download_bytes, profile.timeout_s, debug,
+                                self._sleep)
         results = await asyncio.gather(
             *(self._one_image(ref, api_url, profile, downloader) for ref in refs), return_exceptions=True
         )
@@ -254,28 +256,7 @@ class UpstreamClient:
 
     def api_policy(self, profile: ApiProfile) -> UrlPolicy:
         """Return the network policy for calling this profile's API URL."""
-        return UrlPolicy(
-            "API URL",
-            allow_private=profile.allow_private_api or self._settings.allow_private_api_url,
-            allowlist=self._settings.api_url_host_allowlist,
-            switch_hint="turn on 'allow private API' in the profile or start with ALLOW_PRIVATE_API_URL=1",
-        )
-
-    async def _download_policy(self, profile: ApiProfile) -> UrlPolicy:
-        parts = urlsplit(profile.api_url)
-        host = (parts.hostname or "").lower()
-        try:
-            api_addresses = frozenset(await resolve(host, parts.port or 443))
-        except UpstreamError:
-            api_addresses = frozenset()
-        return UrlPolicy(
-            "download URL",
-            allow_private=profile.allow_private_downloads or self._settings.allow_private_download_url,
-            allowlist=self._settings.download_url_host_allowlist,
-            trusted_hosts=frozenset({host}),
-            trusted_addresses=api_addresses,
-            switch_hint="turn on 'allow private downloads' in the profile or start with ALLOW_PRIVATE_DOWNLOAD_URL=1",
-        )
+        return policy.api_policy(profile, self._settings)
 
     async def _off_loop(self, func: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)

@@ -7,23 +7,26 @@ UpstreamError
 │   └── TimeoutError_   connect, read or total timeout
 ├── ResponseError       the answer arrived but held no usable image (refusal, empty, garbage)
 ├── TooLargeError       the answer or a download passed its size cap
-└── BlockedURLError     the SSRF policy refused a URL (netguard)
+├── BlockedURLError     the SSRF policy refused a URL (also a netguard.BlockedURL)
+└── ProfileProblem      the profile cannot make requests (no API URL or model, bad or refused URL)
+
+Which of these are retried is decided in one place, `retry.is_retryable`.
 """
 
 from __future__ import annotations
 
+from ..netguard import BlockedURL
+
 
 class UpstreamError(Exception):
     """A failed upstream call, with what the task shows the user."""
-
-    retryable = False
 
     def __init__(self, message: str, *, http_status: int | None = None, retry_after: float | None = None):
         super().__init__(message)
         self.message = message
         self.http_status = http_status
         self.retry_after = retry_after
-        self.attempts = 0  # set by the client when it gives up
+        self.attempts = 0  # set by the retry loop when it gives up
 
     def __str__(self) -> str:
         return self.message
@@ -32,37 +35,18 @@ class UpstreamError(Exception):
 class StatusError(UpstreamError):
     """The API answered with an HTTP error status."""
 
-    # DESIGN §4: conflicts, throttling, timeouts and server errors are transient.
-    RETRY_STATUSES = frozenset({408, 409, 425, 429})
-
-    @property
-    def retryable(self) -> bool:  # type: ignore[override]
-        status = self.http_status or 0
-        return status in self.RETRY_STATUSES or status >= 500
-
 
 class StreamError(UpstreamError):
     """The API sent an error inside a successful (HTTP 200) answer."""
-
-    # Machine-readable type/code words that mean "try again later" (PROTOCOL.md §4); the
-    # human message is never pattern-matched, it may be in any language.
-    _TRANSIENT = ("rate_limit", "server", "upstream", "timeout", "overloaded", "interrupted", "unavailable")
 
     def __init__(self, message: str, *, kind: str = "", code: str = "", http_status: int | None = 200):
         super().__init__(message, http_status=http_status)
         self.kind = kind
         self.code = code
 
-    @property
-    def retryable(self) -> bool:  # type: ignore[override]
-        words = f"{self.kind} {self.code}".lower()
-        return any(word in words for word in self._TRANSIENT)
-
 
 class TransportError(UpstreamError):
     """The connection failed or broke before a complete answer arrived."""
-
-    retryable = True
 
 
 class TimeoutError_(TransportError):
@@ -77,5 +61,9 @@ class TooLargeError(UpstreamError):
     """An answer or a download was larger than allowed."""
 
 
-class BlockedURLError(UpstreamError):
+class BlockedURLError(UpstreamError, BlockedURL):
     """The network policy does not allow this URL."""
+
+
+class ProfileProblem(UpstreamError):
+    """The profile cannot make requests: no API URL or model, or a bad or refused URL."""

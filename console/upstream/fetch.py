@@ -8,7 +8,7 @@ import binascii
 import hashlib
 import ipaddress
 from dataclasses import dataclass
-from typing import Callable
+from typing import Awaitable, Callable
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
@@ -18,10 +18,9 @@ from ..netguard import UrlPolicy, check_url, is_public
 from .debuglog import DebugLog
 from .errors import ResponseError, StatusError, TimeoutError_, TooLargeError, TransportError, UpstreamError
 from .extract import ImageRef
-from .retry import delay_s, parse_retry_after, should_retry
+from .retry import DOWNLOAD_RETRIES, parse_retry_after, retrying
 
 MAX_REDIRECTS = 5
-DOWNLOAD_RETRIES = 2
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
 
 
@@ -112,7 +111,7 @@ class Downloader:
         max_bytes: int,
         timeout_s: float,
         debug: DebugLog,
-        sleep: Callable[[float], object] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self._http = http
         self._policy = policy
@@ -123,17 +122,11 @@ class Downloader:
 
     async def get(self, url: str) -> bytes:
         """Return the body at `url`, retrying transient failures."""
-        retries = 0
-        while True:
-            try:
-                return await self._follow(url)
-            except UpstreamError as exc:
-                if not should_retry(exc, retries, DOWNLOAD_RETRIES):
-                    raise
-                wait = delay_s(retries, exc.retry_after)
+        def failed(exc: UpstreamError, attempt: int, wait: float | None) -> None:
+            if wait is not None:
                 self._debug.note(f"download failed ({exc}); retrying in {wait:.1f}s")
-                await self._sleep(wait)
-                retries += 1
+
+        return await retrying(lambda attempt: self._follow(url), DOWNLOAD_RETRIES, self._sleep, failed)
 
     async def _follow(self, url: str) -> bytes:
         for _ in range(MAX_REDIRECTS + 1):

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .. import __version__
 from ..profile import ApiProfile
-from .errors import UpstreamError
+from .errors import ProfileProblem
 
 # Endpoint path suffixes, longest first so "/images/edits" wins over a shorter match.
 ENDPOINTS = {
@@ -21,10 +21,6 @@ ENDPOINTS = {
     "images_edits": "/images/edits",
 }
 _DEFAULT_TOKEN_FIELD = {"chat_completions": "max_tokens", "responses": "max_output_tokens", "images": None}
-
-
-class ConfigError(UpstreamError):
-    """The profile cannot make a request (missing URL or model, bad URL)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +54,7 @@ def split_api_url(api_url: str) -> tuple[str, str | None]:
     """Return (base URL without endpoint, mode named by the URL's endpoint or None)."""
     parts = urlsplit(api_url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"API URL must start with http:// or https:// and name a host; got {api_url!r}")
+        raise ProfileProblem(f"API URL must start with http:// or https:// and name a host; got {api_url!r}")
     path = parts.path.rstrip("/")
     for name, suffix in ENDPOINTS.items():
         if path.endswith(suffix):
@@ -88,9 +84,9 @@ def endpoint(profile: ApiProfile, mode: str, has_source: bool) -> str:
 def build(profile: ApiProfile, prompt: str, source: Source | None) -> Request:
     """Return the request for `profile`, `prompt` and an optional source image."""
     if not profile.api_url:
-        raise ConfigError("no API URL set in the profile")
+        raise ProfileProblem("no API URL set in the profile")
     if not profile.model:
-        raise ConfigError("no model set in the profile")
+        raise ProfileProblem("no model set in the profile")
     mode = resolve_mode(profile)
     url = endpoint(profile, mode, source is not None)
     headers = build_headers(profile)

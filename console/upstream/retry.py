@@ -1,22 +1,49 @@
-"""The retry policy for upstream calls: what is retried and how long to wait (DESIGN §4)."""
+"""The retry policy of upstream calls and downloads, and the one loop that applies it (DESIGN §4).
+
+Every retry decision lives here: what is retried (`is_retryable`), how often (`max_retries` of
+the profile for calls, `DOWNLOAD_RETRIES` for result downloads) and how long to wait (`delay_s`).
+"""
 
 from __future__ import annotations
 
 import email.utils
 import random
 import time
+from typing import Any, Awaitable, Callable, TypeVar
 
-from .errors import UpstreamError
+from .errors import StatusError, StreamError, TransportError, UpstreamError
 
+# What is retried (DESIGN §4): conflicts, throttling, timeouts and server errors are transient.
+RETRY_STATUSES = frozenset({408, 409, 425, 429})  # plus every status >= 500
+# Machine-readable type/code words of an in-stream error that mean "try again later"
+# (PROTOCOL.md §4); the human message is never pattern-matched, it may be in any language.
+TRANSIENT_STREAM_WORDS = ("rate_limit", "server", "upstream", "timeout", "overloaded", "interrupted", "unavailable")
+# Connection failures, resets and timeouts (TransportError and TimeoutError_) are always transient.
+
+DOWNLOAD_RETRIES = 2  # retries of one result download
 BACKOFF_BASE_S = 1.0  # first wait; doubles with every retry
 BACKOFF_CAP_S = 30.0  # longest computed wait
 JITTER = 0.25  # each wait is shortened by up to this fraction, so retries spread out
 RETRY_AFTER_CAP_S = 120.0  # a server asking for longer than this gets this
 
+T = TypeVar("T")
+OnFailure = Callable[[UpstreamError, int, "float | None"], Any]
+
+
+def is_retryable(error: UpstreamError) -> bool:
+    """Return True when `error` is transient: trying again may succeed."""
+    if isinstance(error, StatusError):
+        status = error.http_status or 0
+        return status in RETRY_STATUSES or status >= 500
+    if isinstance(error, StreamError):
+        words = f"{error.kind} {error.code}".lower()
+        return any(word in words for word in TRANSIENT_STREAM_WORDS)
+    return isinstance(error, TransportError)
+
 
 def should_retry(error: UpstreamError, retries_done: int, max_retries: int) -> bool:
     """Return True when `error` is transient and retries are left."""
-    return retries_done < max_retries and bool(error.retryable)
+    return retries_done < max_retries and is_retryable(error)
 
 
 def delay_s(retries_done: int, retry_after: float | None = None, rand: random.Random | None = None) -> float:
@@ -25,6 +52,32 @@ def delay_s(retries_done: int, retry_after: float | None = None, rand: random.Ra
         return min(retry_after, RETRY_AFTER_CAP_S)
     base = min(BACKOFF_BASE_S * (2**retries_done), BACKOFF_CAP_S)
     return base * (1 - JITTER * (rand or random).random())
+
+
+async def retrying(
+    once: Callable[[int], Awaitable[T]],
+    max_retries: int,
+    sleep: Callable[[float], Awaitable[Any]],
+    on_failure: OnFailure | None = None,
+) -> T:
+    """Await `once(attempt)` (attempt = 1, 2, …) until it succeeds or fails for good.
+
+    `on_failure(error, attempt, wait)` hears of every failed attempt; `wait` is None when the
+    loop gives up, after which the error is raised with `attempts` set.
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await once(attempt)
+        except UpstreamError as exc:
+            wait = delay_s(attempt - 1, exc.retry_after) if should_retry(exc, attempt - 1, max_retries) else None
+            if on_failure:
+                on_failure(exc, attempt, wait)
+            if wait is None:
+                exc.attempts = attempt
+                raise
+            await sleep(wait)
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -1,0 +1,60 @@
+"""What a profile's calls may reach: its SSRF policies, and whether it can make requests at all."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from ..netguard import UrlPolicy, check_url, resolve
+from ..profile import ApiProfile
+from ..settings import Settings
+from .errors import BlockedURLError, ProfileProblem, UpstreamError
+from .payload import endpoint, resolve_mode
+
+NO_API_URL = "no API URL set: fill in the API profile first"
+NO_MODEL = "no model set: fill in the API profile first"
+
+
+def api_policy(profile: ApiProfile, settings: Settings) -> UrlPolicy:
+    """Return the network policy for calling this profile's API URL."""
+    return UrlPolicy(
+        "API URL",
+        allow_private=profile.allow_private_api or settings.allow_private_api_url,
+        allowlist=settings.api_url_host_allowlist,
+        switch_hint="turn on 'allow private API' in the profile or start with ALLOW_PRIVATE_API_URL=1",
+        error=BlockedURLError,
+    )
+
+
+async def download_policy(profile: ApiProfile, settings: Settings) -> UrlPolicy:
+    """Return the network policy for downloading result images; the API's own host always passes."""
+    parts = urlsplit(profile.api_url)
+    host = (parts.hostname or "").lower()
+    try:
+        api_addresses = frozenset(await resolve(host, parts.port or 443, BlockedURLError))
+    except BlockedURLError:
+        api_addresses = frozenset()
+    return UrlPolicy(
+        "download URL",
+        allow_private=profile.allow_private_downloads or settings.allow_private_download_url,
+        allowlist=settings.download_url_host_allowlist,
+        trusted_hosts=frozenset({host}),
+        trusted_addresses=api_addresses,
+        switch_hint="turn on 'allow private downloads' in the profile or start with ALLOW_PRIVATE_DOWNLOAD_URL=1",
+        error=BlockedURLError,
+    )
+
+
+async def check_profile(profile: ApiProfile, settings: Settings) -> str:
+    """Return the URL a call would POST to, or raise ProfileProblem saying why no call can be made."""
+    if not profile.api_url:
+        raise ProfileProblem(NO_API_URL)
+    if not profile.model:
+        raise ProfileProblem(NO_MODEL)
+    try:
+        url = endpoint(profile, resolve_mode(profile), True)
+        await check_url(url, api_policy(profile, settings))
+    except ProfileProblem:
+        raise
+    except UpstreamError as exc:
+        raise ProfileProblem(str(exc)) from None
+    return url

@@ -1,0 +1,185 @@
+"""`console.upstream`'s public face, and the import rules around it (issue 9; httpx's test of the same name).
+
+Callers import only `console.upstream`, never the modules behind it; no two modules of `console`
+import each other, directly or round a longer loop, so any module can be imported first.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import console.upstream
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "console"
+UPSTREAM = "console.upstream"
+
+# Files still importing the upstream package's private modules until they switch to
+# `from ..upstream import …` (the engine and web layer are the lead's). Empty this set then.
+# Tests and bench/ are not scanned: they test and measure the private units on purpose.
+LEGACY_IMPORTERS: set[str] = set()  # every caller goes through console.upstream now
+
+
+# -- the public face ---------------------------------------------------------------------------
+
+def test_every_exported_name_exists():
+    missing = [name for name in console.upstream.__all__ if not hasattr(console.upstream, name)]
+    assert missing == []
+
+
+def test_all_is_sorted_and_holds_every_public_member():
+    public = [name for name, value in vars(console.upstream).items()
+              if not name.startswith("_") and not isinstance(value, types.ModuleType)]
+    assert console.upstream.__all__ == sorted(console.upstream.__all__, key=str.casefold)
+    assert sorted(public, key=str.casefold) == console.upstream.__all__
+
+
+def test_the_error_tree_has_one_root():
+    errors = [getattr(console.upstream, name) for name in console.upstream.__all__ if name.endswith(("Error", "Error_"))]
+    assert all(issubclass(error, console.upstream.UpstreamError) for error in errors)
+    assert issubclass(console.upstream.ProfileProblem, console.upstream.UpstreamError)
+
+
+# -- reading the sources ---------------------------------------------------------------------------
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def top_level_imports(path: Path) -> set[str]:
+    """Return the modules `path` imports when it is imported (not inside functions or TYPE_CHECKING)."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+
+    def visit(nodes: list[ast.stmt]) -> None:
+        for node in nodes:
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*anchor, *([node.module] if node.module else [])])
+                found.add(base)
+                found.update(f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in MODULES)
+            elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                visit(node.orelse)
+            elif isinstance(node, (ast.If, ast.Try, ast.With, ast.ClassDef)):
+                for field in ("body", "orelse", "finalbody"):
+                    visit(getattr(node, field, []))
+                for handler in getattr(node, "handlers", []):
+                    visit(handler.body)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")).body)
+    return found
+
+
+def legacy(relative: str) -> bool:
+    return any(fnmatch.fnmatch(relative, pattern) for pattern in LEGACY_IMPORTERS)
+
+
+# -- nobody reaches behind the public face -----------------------------------------------------
+
+def private_importers() -> dict[str, list[str]]:
+    """Return {file: private upstream modules it imports} for files outside the package."""
+    files = [*PACKAGE.rglob("*.py"), ROOT / "app.py"]
+    found = {}
+    for path in sorted(files):
+        if module_name(path) == UPSTREAM or module_name(path).startswith(UPSTREAM + "."):
+            continue
+        private = sorted(m for m in top_level_imports(path) if m.startswith(UPSTREAM + "."))
+        if private:
+            found[path.relative_to(ROOT).as_posix()] = private
+    return found
+
+
+def test_only_the_public_face_is_imported_from_outside():
+    offenders = {path: names for path, names in private_importers().items() if not legacy(path)}
+    assert offenders == {}, "import these from console.upstream instead"
+
+
+# -- no import cycles -------------------------------------------------------------------------------
+
+def import_graph() -> dict[str, set[str]]:
+    """Return module -> modules of `console` it makes Python import (parent packages included)."""
+    graph: dict[str, set[str]] = {}
+    for name, path in MODULES.items():
+        ancestors = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}
+        targets: set[str] = set()
+        for imported in top_level_imports(path):
+            parts = imported.split(".")
+            # Importing a.b.c runs a/__init__ and a/b/__init__ first, unless they are already running.
+            targets.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+        graph[name] = {t for t in targets if t in MODULES and t != name and t not in ancestors}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Return the strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def strongconnect(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                strongconnect(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            strongconnect(node)
+    return found
+
+
+def test_no_import_cycles_among_console_modules():
+    assert cycles(import_graph()) == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_netguard_stands_alone():
+    assert not [m for m in import_graph()["console.netguard"] if m.startswith(UPSTREAM)]
+
+
+def test_every_module_imports_first_in_a_fresh_interpreter():
+    names = sorted(name for name in MODULES if not name.endswith("__main__"))
+    script = (
+        "import importlib, sys\n"
+        f"for name in {names!r}:\n"
+        "    for key in [k for k in sys.modules if k == 'console' or k.startswith('console.')]:\n"
+        "        del sys.modules[key]\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except Exception as exc:\n"
+        "        print(f'{name}: {type(exc).__name__}: {exc}')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
