@@ -96,6 +96,13 @@ def orientation(image: Image.Image) -> int:
     return value if value in _UPRIGHT else 1
 
 
+def _header_orientation(image: Image.Image) -> int:
+    """Return the orientation without decoding: a PNG's EXIF counts when it comes before the pixels."""
+    if image.format == "PNG" and "exif" not in image.info:
+        return 1  # Pillow would decode the whole image to look for an eXIf chunk after IDAT
+    return orientation(image)
+
+
 def upright(image: Image.Image, turn: int | None = None) -> Image.Image:
     """Return a new image turned as viewers show it (EXIF orientation, or `turn` read earlier)."""
     method = _UPRIGHT.get(orientation(image) if turn is None else turn)
@@ -133,8 +140,13 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-def inspect(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
-    """Decode `data` completely and return its real format and size, or raise InvalidImage."""
+def inspect(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, *, decode: bool = True) -> ImageInfo:
+    """Return the real format and size of `data`, or raise InvalidImage.
+
+    With `decode` (results: an image counts only once it fully decodes) every pixel is decoded;
+    without it (sources, which the upstream decodes) the header and structure are checked with
+    `verify()`, 40× cheaper on a 512 px PNG (bench, issue 9).
+    """
     if not data:
         raise InvalidImage("empty image data")
     try:
@@ -145,8 +157,12 @@ def inspect(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
             width, height = image.size
             if width * height > max_pixels:
                 raise TooManyPixels(f"{width}×{height}", max_pixels)  # from the header: nothing decoded yet
-            image.load()  # a full decode: truncated or corrupt data fails here, not later
-            turn = orientation(image)
+            if decode:
+                image.load()  # a full decode: truncated or corrupt data fails here, not later
+                turn = orientation(image)
+            else:
+                turn = _header_orientation(image)
+                image.verify()
     except InvalidImage:
         raise
     except UnidentifiedImageError:
@@ -209,7 +225,7 @@ def _read_within(path: Path, limit: int) -> bytes:
 def prepare_source(data: bytes, max_side: int = 0, max_bytes: int = 0,
                    max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[bytes, str]:
     """Return (bytes, MIME type) of a source, upright, shrunk to `max_side`/`max_bytes` when set (0 = off)."""
-    info = inspect(data, max_pixels)
+    info = inspect(data, max_pixels, decode=False)
     too_wide = max_side > 0 and max(info.width, info.height) > max_side
     too_heavy = max_bytes > 0 and len(data) > max_bytes
     if not (too_wide or too_heavy or info.orientation != 1):

@@ -13,8 +13,9 @@ import sqlite3
 import threading
 import time
 import weakref
-from pathlib import Path
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 STATUSES = ("pending", "running", "done", "failed", "stopped")
@@ -64,6 +65,19 @@ _RESULT_COLUMNS = "id, task_id, sha256, format, width, height, bytes, origin, se
 def new_id(prefix: str) -> str:
     """Return a fresh opaque id."""
     return f"{prefix}{secrets.token_hex(8)}"
+
+
+@dataclass(frozen=True)
+class NewResult:
+    """An image to attach to a task (already in the cache)."""
+
+    sha256: str
+    format: str
+    width: int
+    height: int
+    size: int
+    origin: str
+    url: str | None = None
 
 
 class Store:
@@ -287,13 +301,17 @@ class Store:
                     (status, error, rev, finished_at, *chunk, *only_from)).rowcount
         return moved
 
-    def start_task(self, task_id: str) -> bool:
-        """Mark a pending task running; return False if it is no longer pending."""
+    def start_task(self, task_id: str, *, first_attempt: bool = False) -> bool:
+        """Mark a pending task running (counting its first upstream call, if asked); False if it is no longer pending."""
+        now = time.time()
         with self._tx() as db:
             rev = self._bump(db)
             changed = db.execute(
                 "UPDATE tasks SET status = 'running', error = NULL, warning = NULL, http_status = NULL, rev = ?, "
-                "started_at = ?, finished_at = NULL WHERE id = ? AND status = 'pending'", (rev, time.time(), task_id)).rowcount
+                "started_at = ?, finished_at = NULL WHERE id = ? AND status = 'pending'", (rev, now, task_id)).rowcount
+            if changed and first_attempt:  # one transaction instead of two per task (bench, issue 9)
+                db.execute("UPDATE tasks SET attempts = attempts + 1 WHERE id = ?", (task_id,))
+                db.execute("INSERT INTO attempts (task_id, number, started_at) VALUES (?, 1, ?)", (task_id, now))
         return bool(changed)
 
     def add_attempt(self, task_id: str, number: int) -> None:
@@ -304,10 +322,13 @@ class Store:
             db.execute("INSERT INTO attempts (task_id, number, started_at) VALUES (?, ?, ?)", (task_id, number, time.time()))
 
     def finish_task(self, task_id: str, status: str, *, error: str | None = None, http_status: int | None = None,
-                    warning: str | None = None, debug_log: str | None = None, only_from: Sequence[str] = ()) -> None:
-        """Record how a task ended (optionally only if it is now in one of `only_from`)."""
+                    warning: str | None = None, debug_log: str | None = None, only_from: Sequence[str] = (),
+                    results: Sequence[NewResult] = ()) -> None:
+        """Record how a task ended, with the results it brought (optionally only if it is now in one of `only_from`)."""
         guard = f" AND status IN ({','.join('?' * len(only_from))})" if only_from else ""
         with self._tx() as db:
+            for result in results:
+                self._insert_result(db, task_id, result)
             rev = self._bump(db)
             db.execute("UPDATE tasks SET status = ?, error = ?, http_status = ?, warning = ?, debug_log = ?, rev = ?, "
                        f"finished_at = ? WHERE id = ?{guard}",
@@ -349,13 +370,20 @@ class Store:
                    origin: str, url: str | None = None) -> str | None:
         """Attach an image to a task; return its id, or None if the task already has these bytes."""
         with self._tx() as db:
-            if db.execute("SELECT 1 FROM results WHERE task_id = ? AND sha256 = ?", (task_id, sha256)).fetchone():
-                return None
-            result_id = new_id("i")
-            db.execute("INSERT INTO results (id, task_id, sha256, format, width, height, bytes, origin, url, created_at) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (result_id, task_id, sha256, fmt, width, height, size, origin, url, time.time()))
-            db.execute("UPDATE tasks SET rev = ? WHERE id = ?", (self._bump(db), task_id))
+            result_id = self._insert_result(db, task_id, NewResult(sha256, fmt, width, height, size, origin, url))
+            if result_id is not None:
+                db.execute("UPDATE tasks SET rev = ? WHERE id = ?", (self._bump(db), task_id))
+        return result_id
+
+    @staticmethod
+    def _insert_result(db: sqlite3.Connection, task_id: str, result: "NewResult") -> str | None:
+        if db.execute("SELECT 1 FROM results WHERE task_id = ? AND sha256 = ?", (task_id, result.sha256)).fetchone():
+            return None  # the same bytes again (a retry that keeps results)
+        result_id = new_id("i")
+        db.execute("INSERT INTO results (id, task_id, sha256, format, width, height, bytes, origin, url, created_at) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (result_id, task_id, result.sha256, result.format, result.width, result.height, result.size,
+                    result.origin, result.url, time.time()))
         return result_id
 
     def clear_results(self, task_id: str) -> list[tuple[str, str]]:

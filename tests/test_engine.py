@@ -197,3 +197,16 @@ def test_the_store_is_never_called_from_the_loop_thread(engine, fake, tmp_path):
     engine.stop_run(run_id)
     assert set(statuses(engine, run_id).values()) == {"stopped"}
     assert on_loop == []
+
+
+def test_attempts_count_upstream_calls_only(engine, fake, tmp_path):
+    folder = make_sources(tmp_path / "src", 1)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really")
+    run_id, _ = engine.create_run(str(folder), False, "edit", api(fake, "fail_then_ok.status=502.times=2",
+                                                                  max_retries=3))
+    wait_idle(engine, run_id)
+    tasks = {t["source_name"]: t for t in engine.store.tasks_since(run_id)["tasks"]}
+    assert tasks["broken.png"]["status"] == "failed" and tasks["broken.png"]["attempts"] == 0
+    assert "not a usable image" in tasks["broken.png"]["error"]
+    assert tasks["img1.png"]["status"] == "done" and tasks["img1.png"]["attempts"] == 3
+    assert len(fake.requests) == 3  # the broken source never went out

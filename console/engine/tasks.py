@@ -7,6 +7,7 @@ calls go to the store pool and file or image work to the work pool: the loop thr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,8 @@ from .. import imaging
 from ..cache import ImageCache
 from ..profile import ApiProfile
 from ..settings import Settings
-from ..store import Store
-from ..upstream import DebugLog, ResultImage, Source, UpstreamClient, UpstreamError
+from ..store import NewResult, Store
+from ..upstream import CallOutcome, DebugLog, Source, UpstreamClient, UpstreamError
 from .bridge import LoopBridge
 from .scheduler import RunState
 
@@ -31,8 +32,9 @@ class Attempts:
         self._writes: list[asyncio.Future] = []
 
     def record(self, number: int) -> None:
-        """Called by the client as each attempt starts."""
-        self._writes.append(self._bridge.db(self._store.add_attempt, self._task_id, number))
+        """Called by the client as each attempt starts; the first was counted when the task started."""
+        if number > 1:
+            self._writes.append(self._bridge.db(self._store.add_attempt, self._task_id, number))
 
     async def settled(self) -> None:
         """Wait for the writes so far; a failed one is logged, never lost silently."""
@@ -51,22 +53,28 @@ class TaskRunner:
         self.bridge, self.client = bridge, client
 
     async def run(self, state: RunState, task_id: str) -> None:
-        """Run one task to a final status, whatever happens."""
+        """Run one task to a final status, whatever happens.
+
+        Three hand-offs and two store transactions per task when all goes well (bench, issue 9):
+        start (read the source, then mark it running with its first attempt), the call, and
+        keep (files into the cache, then results and the final status in one transaction).
+        """
         profile = state.profile
         debug = DebugLog([profile.api_key], self.settings.debug_log_bytes)
         attempts = Attempts(self.bridge, self.store, task_id)
         name = f"task {task_id}"  # how the terminal names the task in its one line per failure
         try:
-            begun = await self.bridge.off(self._begin, task_id, profile)  # one hop: start, read, shrink
+            begun = await self.bridge.off(self._begin, task_id, profile)
             if begun is None:
                 return  # stopped or deleted while it waited in the queue
             task, source = begun
             name = f"{state.run_id} · {task['source_name']}"
             outcome = await self.client.call(profile, task["prompt"], source, debug=debug,
                                              on_attempt=attempts.record)
+            await attempts.settled()
             # The slot is held until the images are stored: releasing it earlier let a fast
             # upstream pile up finished answers in memory faster than they were written.
-            await self.bridge.off(self._keep, task_id, outcome.images)
+            await self.bridge.off(self._keep, task_id, outcome, debug)
         except asyncio.CancelledError:
             debug.note("stopped by the user")
             await self._record_stop(task_id, debug)
@@ -74,17 +82,14 @@ class TaskRunner:
         except (imaging.SourceError, UpstreamError) as exc:
             log.warning("%s failed: %s", name, exc)  # one line in the terminal panel (issue 8)
             await attempts.settled()
-            await self._finish(task_id, "failed", debug, error=str(exc), http_status=getattr(exc, "http_status", None))
+            await self._finish(task_id, "failed", debug, error=str(exc), http_status=getattr(exc, "http_status", None),
+                               only_from=("pending", "running"))
         except Exception as exc:  # a bug must not leave the task running forever
             log.exception("%s crashed", name)
             debug.note(f"console bug: {exc!r}")
             await attempts.settled()
             await self._finish(task_id, "failed", debug, error=f"the console hit a bug ({type(exc).__name__}: {exc}); "
                                                               "the details are in logs/console.log in the data folder")
-        else:
-            await attempts.settled()
-            warning = "; ".join(outcome.warnings) or None
-            await self._finish(task_id, "done", debug, http_status=outcome.http_status, warning=warning)
 
     async def _finish(self, task_id: str, status: str, debug: DebugLog, **fields: Any) -> None:
         await self.bridge.db(self._write_end, task_id, status, debug, **fields)
@@ -105,11 +110,18 @@ class TaskRunner:
             pass
 
     def _begin(self, task_id: str, profile: ApiProfile) -> tuple[dict[str, Any], Source] | None:
-        """Mark a pending task running and read its source; None if it is no longer pending."""
-        if not self.store.start_task(task_id):
-            return None
+        """Read a pending task's source, then mark it running; None if it is no longer pending.
+
+        The source is read first so that a task whose source is unusable never counts an
+        attempt (attempts count upstream calls); it then fails straight from pending.
+        """
         task = self.store.task(task_id)
-        return task, self._read_source(task["source_path"], profile)
+        if task is None or task["status"] != "pending":
+            return None
+        source = self._read_source(task["source_path"], profile)
+        if not self.store.start_task(task_id, first_attempt=True):
+            return None
+        return task, source
 
     def _read_source(self, path: str, profile: ApiProfile) -> Source:
         """Read (and optionally shrink) a source within the size and pixel limits; SourceError says why not."""
@@ -118,10 +130,13 @@ class TaskRunner:
                                          max_source_bytes=self.settings.max_source_bytes)
         return Source(Path(path).name, data, mime)
 
-    def _keep(self, task_id: str, images: list[ResultImage]) -> None:
-        """Write images to the cache and attach them to the task (pinned until referenced)."""
-        for image in images:
-            with self.cache.pinned(image.sha256):
+    def _keep(self, task_id: str, outcome: CallOutcome, debug: DebugLog) -> None:
+        """Write the images to the cache, then record them and the task's end in one transaction."""
+        images = outcome.images
+        with contextlib.ExitStack() as pins:  # pinned until referenced: eviction must not take them
+            for image in images:
+                pins.enter_context(self.cache.pinned(image.sha256))
                 self.cache.put(image.data, image.format, image.sha256)
-                self.store.add_result(task_id, image.sha256, image.format, image.width, image.height,
-                                      len(image.data), image.origin, image.url)
+            results = [NewResult(i.sha256, i.format, i.width, i.height, len(i.data), i.origin, i.url) for i in images]
+            self.store.finish_task(task_id, "done", debug_log=debug.text(), http_status=outcome.http_status,
+                                   warning="; ".join(outcome.warnings) or None, results=results)

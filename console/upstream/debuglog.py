@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping
 
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie"})
 REDACTED = "[redacted]"
@@ -22,7 +23,7 @@ class DebugLog:
         self._secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
         self._cap = cap_bytes
         self._size = 0
-        self._lines: list[str] = []
+        self._lines: list[str | _RawBody] = []
         self._truncated = False
         self._start = time.monotonic()
         self._raw_head = bytearray()
@@ -32,14 +33,20 @@ class DebugLog:
     def note(self, text: str) -> None:
         """Add one line, prefixed with the seconds since the call began."""
         self._flush_raw()
-        line = f"[{time.monotonic() - self._start:7.3f}s] {self.redact(text)}"
-        if self._size + len(line) > self._cap:
+        self._add(f"[{self._elapsed()}] {self.redact(text)}", None)
+
+    def _elapsed(self) -> str:
+        return f"{time.monotonic() - self._start:7.3f}s"
+
+    def _add(self, line: str, size: int | None) -> None:
+        size = len(line) if size is None else size
+        if self._size + size > self._cap:
             if not self._truncated:
                 self._lines.append(f"… debug log truncated at {self._cap} bytes")
                 self._truncated = True
             return
         self._lines.append(line)
-        self._size += len(line) + 1
+        self._size += size + 1
 
     def request(self, method: str, url: str, headers: Mapping[str, str], body: Any) -> None:
         """Log a request without secrets or payloads."""
@@ -65,9 +72,9 @@ class DebugLog:
                 del self._raw_tail[: len(self._raw_tail) - RAW_TAIL_BYTES]
 
     def text(self) -> str:
-        """Return the whole log."""
+        """Return the whole log (raw bodies are decoded and redacted here, off the event loop)."""
         self._flush_raw()
-        return "\n".join(self._lines)
+        return "\n".join(line if isinstance(line, str) else line.render(self.redact) for line in self._lines)
 
     def redact(self, text: str) -> str:
         """Remove secrets and shorten long base64 runs."""
@@ -77,18 +84,40 @@ class DebugLog:
         return _BASE64_RUN.sub(lambda m: f"{m.group(0)[:24]}…<{len(m.group(0))} base64 chars>", text)
 
     def _flush_raw(self) -> None:
+        # Kept as bytes in its place among the lines: decoding and redacting up to 64 KB is
+        # regex work that text() does later in a pool thread (bench: 12 % of the loop, issue 9).
         if not self._raw_total:
             return
-        head = self._raw_head.decode("utf-8", errors="replace")
-        skipped = self._raw_total - len(self._raw_head) - len(self._raw_tail)
-        total, self._raw_total = self._raw_total, 0
-        parts = [f"  raw body ({total} bytes):", head]
+        raw = _RawBody(self._elapsed(), self._raw_total, bytes(self._raw_head), bytes(self._raw_tail))
+        self._raw_total, self._raw_head, self._raw_tail = 0, bytearray(), bytearray()
+        if self._size + raw.size > self._cap:
+            self._add("", raw.size)  # over the cap: only the truncation note, once
+            return
+        self._lines.append(raw)
+        self._size += raw.size + 1
+
+
+@dataclass(frozen=True)
+class _RawBody:
+    """The first and last bytes of one answer body, rendered only when the log is read."""
+
+    at: str
+    total: int
+    head: bytes
+    tail: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.head) + len(self.tail) + 64
+
+    def render(self, redact: Callable[[str], str]) -> str:
+        skipped = self.total - len(self.head) - len(self.tail)
+        parts = [f"  raw body ({self.total} bytes):", self.head.decode("utf-8", errors="replace")]
         if skipped > 0:
             parts.append(f"… <{skipped} bytes not shown> …")
-        if self._raw_tail:
-            parts.append(self._raw_tail.decode("utf-8", errors="replace"))
-        self._raw_head, self._raw_tail = bytearray(), bytearray()
-        self.note("\n".join(parts))
+        if self.tail:
+            parts.append(self.tail.decode("utf-8", errors="replace"))
+        return f"[{self.at}] {redact(chr(10).join(parts))}"
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:

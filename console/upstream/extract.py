@@ -30,7 +30,8 @@ class ImageRef:
         return f"{self.origin} ({len(self.value)} chars)"
 
 
-_DATA_URL = re.compile(r"data:(?:image/[\w.+-]+)?(?:;[\w.+-]+=?[\w.+-]*)*;base64,([A-Za-z0-9+/_=-]*)", re.I)
+# Case-insensitive only in the prefix: a global re.I made the payload scan 5× slower (bench, issue 9).
+_DATA_URL = re.compile(r"(?i:data:(?:image/[\w.+-]+)?(?:;[\w.+-]+=?[\w.+-]*)*;base64,)([A-Za-z0-9+/_=-]*)")
 _MARKDOWN = re.compile(r"!\[[^\]\n]*\]\(\s*<?([^\s)<>]+)>?(?:\s+(?:\"[^\"\n]*\"|'[^'\n]*'))?\s*\)")
 _IMG_TAG = re.compile(r"<img\b[^>]*?\bsrc\s*=\s*[\"']([^\"']+)[\"']", re.I)
 _BARE_URL = re.compile(r"https?://[^\s<>\"'`()\[\]{}]+", re.I)
