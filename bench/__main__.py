@@ -4,6 +4,7 @@
     python -m bench --quick         # 1 repeat, smaller sizes; prints only
     python -m bench --only stop     # one figure (repeatable option); prints only
     python -m bench --write ...     # write BENCHMARKS.md even with --quick/--only
+    python -m bench --only throughput --profile   # + py-spy on an extra console run (pip install py-spy)
 
 Figures: throughput (and server CPU per task), big_payload, stop, listing, memory, startup, scan, page.
 """
@@ -104,8 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=sorted(FIGURES), metavar="NAME",
                         help=f"run only this figure (repeatable): {', '.join(FIGURES)}")
     parser.add_argument("--write", action="store_true", help="write BENCHMARKS.md even with --quick or --only")
+    parser.add_argument("--profile", nargs="?", const="active", choices=("active", "gil", "both"),
+                        help="throughput: one extra, untimed console run per size under py-spy (busy samples; "
+                             "'gil': GIL holder only; 'both'); summary printed and saved under bench/out/")
+    parser.add_argument("--repeat", type=int, metavar="N", help="repeat each figure N times (default 3, 1 with --quick)")
     args = parser.parse_args(argv)
-    cfg = Config(quick=args.quick)
+    cfg = Config(quick=args.quick, profile=args.profile, repeats=args.repeat)
     names = args.only or list(FIGURES)
     started, t0 = dt.datetime.now(), time.monotonic()
     rows: list[Row] = []
@@ -128,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(rows, markdown=False))
     print(f"\n{info['cores']}; {info['memory']}; {info['python']}; {seconds:.0f} s")
-    if args.write or not (args.quick or args.only):
+    if args.write or not (args.quick or args.only or args.repeat):
         write_report(rows, info, started, seconds, args.quick)
         print(f"wrote {REPORT}")
     return 1 if failed or any(r.ok is False for r in rows) else 0

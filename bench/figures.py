@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 import statistics
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
-from bench import big_payload
+from bench import big_payload, minimal_client, pyspy
+from bench.fake_server import FakeProcess
 from bench.page import page_figures
-from bench.harness import CHAT, Row, Servers, Workspace, make_sources, median
+from bench.harness import CHAT, Row, Servers, Workspace, make_photo_sources, make_sources, median
 from console.settings import resolve
 from tests.fake_upstream import FakeUpstream, big_png
+
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILE_RATE = 200  # py-spy samples per second
 
 
 @dataclass
 class Config:
     quick: bool = False
+    profile: str | None = None  # None, "active", "gil" or "both": py-spy on extra throughput runs
+
+    repeats: int | None = None  # --repeat: overrides the default (3, or 1 with --quick)
 
     @property
     def repeat(self) -> int:
-        return 1 if self.quick else 3
+        return self.repeats or (1 if self.quick else 3)
 
 
 def _fmt_ms(seconds: float) -> str:
@@ -32,42 +44,180 @@ def _spread(values: list[float], fmt=lambda v: f"{v:.3f}") -> str:
 
 # --------------------------------------------------------------------------- 1 + 2: throughput, CPU per task
 
+THROUGHPUT_SIZES = ((128, 256), (512, 512))  # (source side, result side) in pixels
+SOURCE_SIDE_NOTE = "photo-like PNG sources (~25 KB at 128 px, ~390 KB at 512 px), JPEG q90 results"
+
 
 def throughput(cfg: Config) -> list[Row]:
-    """1,000 tasks (200 with --quick), concurrency 32, 0.5 s latency: wall / ideal, and server CPU s per task."""
+    """1,000 tasks (224 with --quick), c=32, 0.5 s latency, fake gateway in its own process; console vs minimal client.
+
+    Per size: a warm-up of one wave for each client, then `repeat` rounds of (minimal client, console)
+    in alternating order. The ratios are taken within each round; the medians are reported.
+    """
     tasks, concurrency, latency = (224 if cfg.quick else 1000), 32, 0.5
     ideal = tasks * latency / concurrency
-    ratios, cpu_per_task, walls = [], [], []
-    with Workspace() as root, FakeUpstream() as fake, Servers(root) as servers:
-        folder = make_sources(root / "src", tasks)
+    if cfg.profile:
+        pyspy.py_spy()  # fail before the timed rounds, not after them
+    rows: list[Row] = []
+    with Workspace() as root, FakeProcess() as fake, Servers(root) as servers:
         server = servers.start()
-        url = fake.url(f"latency.s={latency:g}", CHAT)
-        for _ in range(cfg.repeat):
-            fake.reset()
-            cpu0 = server.cpu_seconds()
-            start = time.monotonic()
-            run_id = server.start_run(folder, url, concurrency)
-            # Poll slowly (the polling costs server CPU), then finely near the end for an exact wall time.
-            server.wait_progress(run_id, lambda p: p["done"] + p["failed"] >= tasks - concurrency,
-                                 timeout=ideal * 4 + 30, interval=0.25)
-            progress = server.wait_progress(run_id, lambda p: p["done"] + p["failed"] >= tasks, timeout=60, interval=0.01)
-            wall = time.monotonic() - start
-            cpu1 = server.cpu_seconds()
-            if progress["done"] != tasks:
-                raise RuntimeError(f"throughput run ended with {progress}")
-            walls.append(wall)
-            ratios.append(wall / ideal)
-            cpu_per_task.append((cpu1 - cpu0) / tasks)
-            server.http.delete(f"/api/runs/{run_id}")
-    ratio = median(ratios)
-    cpu = median(cpu_per_task)
+        for source_side, result_side in THROUGHPUT_SIZES:
+            label = f"{source_side}→{result_side} px"
+            folder = make_photo_sources(root / f"src{source_side}", tasks, source_side)
+            warm = make_photo_sources(root / f"warm{source_side}", concurrency, source_side)
+            url = fake.url(f"latency_jpeg.s={latency:g}.side={result_side}.unique=1", CHAT)
+            _console_run(server, fake, warm, url, concurrency, concurrency)  # imports, pools, connections
+            minimal_client.run(url, warm, root / "warm-out", concurrency)
+            shutil.rmtree(root / "warm-out", ignore_errors=True)
+            console, minimal = [], []
+            for round_ in range(cfg.repeat):
+                order = ("minimal", "console") if round_ % 2 == 0 else ("console", "minimal")
+                for who in order:
+                    if who == "console":
+                        console.append(_console_run(server, fake, folder, url, tasks, concurrency))
+                    else:
+                        minimal.append(_minimal_run(fake, folder, url, root / "minimal-out", tasks, concurrency))
+                print(f"   {label} round {round_ + 1}: console {console[-1]['wall']:.2f} s "
+                      f"({console[-1]['wall'] / ideal:.3f}× ideal), minimal {minimal[-1]['wall']:.2f} s "
+                      f"({minimal[-1]['wall'] / ideal:.3f}× ideal), console / minimal "
+                      f"{console[-1]['wall'] / minimal[-1]['wall']:.3f}; load {_load()}\n"
+                      f"      console {console[-1]['timeline']}", file=sys.stderr, flush=True)
+            if cfg.profile:
+                _profiled_runs(cfg, server, fake, folder, url, tasks, concurrency, label)
+            # The ideal is a budget for the first size only: at 512 px even the minimal client is
+            # CPU-bound on a 2-core machine (its own 1.13–1.31× ideal, BENCHMARKS.md, issue 9).
+            rows += _throughput_rows(label, tasks, concurrency, latency, ideal, console, minimal,
+                                     ideal_budget=source_side == THROUGHPUT_SIZES[0][0])
+    return rows
+
+
+def _load() -> str:
+    """The 1-minute load average (other work on the machine skews every figure here)."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
+
+
+def _console_run(server, fake: FakeProcess, folder, url: str, tasks: int, concurrency: int) -> dict[str, float]:
+    """One run through the console, polled with GET /api/runs/<id> only; return its figures."""
+    fake.reset()
+    fake_cpu0, cpu0 = fake.stats()["cpu_s"], server.cpu_seconds()
+    start = time.monotonic()
+    run_id = server.start_run(folder, url, concurrency)
+    created = time.monotonic() - start
+    # Poll slowly (the polling costs server CPU), then finely near the end for an exact wall time.
+    server.wait_progress(run_id, lambda p: p["done"] + p["failed"] >= tasks - concurrency,
+                         timeout=tasks * 0.5 / concurrency * 4 + 30, interval=0.25)
+    progress = server.wait_progress(run_id, lambda p: p["done"] + p["failed"] >= tasks, timeout=60, interval=0.01)
+    wall = time.monotonic() - start
+    cpu = server.cpu_seconds() - cpu0
+    stats = fake.stats()
+    if progress["done"] != tasks:
+        task = next((t for t in server.get(f"/api/runs/{run_id}/tasks").json()["tasks"] if t["error"]), None)
+        raise RuntimeError(f"console run ended with {progress}; first error: {task and task['error']}")
+    timeline = _timeline(server.data_dir / "console.db", run_id, wall, concurrency)
+    server.http.delete(f"/api/runs/{run_id}")
+    return {"wall": wall, "cpu": cpu, "fake_cpu": stats["cpu_s"] - fake_cpu0, "created": created,
+            "max_in_flight": stats["max_in_flight"], "connections": stats["connections_opened"],
+            "timeline": timeline}
+
+
+def _timeline(db_path, run_id: str, wall: float, concurrency: int) -> str:
+    """Where a task's slot time went, from the run's own timestamps (best effort: the schema may change).
+
+    start → call: task marked running → its attempt recorded (read + check the source, build the
+    request); call → end: attempt → task finished (upstream latency, reading, decoding, storing);
+    slot idle: the slots' time not covered by any task (hand-offs between one task and the next).
+    """
+    try:
+        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
+            rows = db.execute(
+                "SELECT t.started_at, MIN(a.started_at), t.finished_at FROM tasks t "
+                "JOIN attempts a ON a.task_id = t.id WHERE t.run_id = ? GROUP BY t.id", (run_id,)).fetchall()
+    except sqlite3.Error as exc:
+        return f"timeline unavailable ({exc})"
+    if not rows:
+        return "timeline unavailable (no attempts)"
+    pre = median([attempt - start for start, attempt, _ in rows])
+    call = median([end - attempt for _, attempt, end in rows])
+    busy = sum(end - start for start, _, end in rows)
+    idle = (wall * concurrency - busy) / len(rows)
+    return (f"per task (median): start → call {pre * 1000:.1f} ms, call → end {call * 1000:.0f} ms; "
+            f"slot idle {idle * 1000:.0f} ms per task (mean)")
+
+
+def _minimal_run(fake: FakeProcess, folder, url: str, out, tasks: int, concurrency: int) -> dict[str, float]:
+    """One run of bench/minimal_client.py in this process; return its figures."""
+    fake.reset()
+    fake_cpu0 = fake.stats()["cpu_s"]
+    outcome = minimal_client.run(url, folder, out, concurrency)
+    stats = fake.stats()
+    shutil.rmtree(out, ignore_errors=True)
+    if outcome.done != tasks:
+        raise RuntimeError(f"minimal client: {outcome.done} done, {outcome.failed} failed: {outcome.errors}")
+    return {"wall": outcome.wall_s, "cpu": outcome.cpu_s, "fake_cpu": stats["cpu_s"] - fake_cpu0,
+            "max_in_flight": stats["max_in_flight"], "connections": stats["connections_opened"]}
+
+
+def _profiled_runs(cfg: Config, server, fake: FakeProcess, folder, url: str, tasks: int, concurrency: int,
+                   label: str) -> None:
+    """Extra, untimed console runs with py-spy attached; print and save the summary."""
+    modes = ("active", "gil") if cfg.profile == "both" else (cfg.profile,)
+    out_dir = ROOT / "bench" / "out"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for mode in modes:
+        raw = out_dir / f"throughput-{label.split()[0].replace('→', '-')}-{mode}-{stamp}.raw"
+        recorder = pyspy.Recorder(server.pid, raw, rate=PROFILE_RATE, mode=mode)
+        time.sleep(0.5)  # py-spy attaches
+        started = time.monotonic()
+        figures = _console_run(server, fake, folder, url, tasks, concurrency)
+        seconds = time.monotonic() - started
+        message = recorder.stop()
+        if not raw.exists():
+            print(f"   py-spy wrote nothing ({message or 'no message'})", file=sys.stderr, flush=True)
+            continue
+        text = pyspy.report(pyspy.load(raw), seconds, PROFILE_RATE, mode)
+        header = (f"== {label}, profiled console run ({mode}): {figures['wall']:.2f} s "
+                  f"({figures['wall'] / (tasks * 0.5 / concurrency):.3f}× ideal, not counted); {message}")
+        raw.with_suffix(".txt").write_text(header + "\n" + text + "\n")
+        print(header, text, f"   (raw stacks: {raw}; summary: {raw.with_suffix('.txt')})", sep="\n",
+              file=sys.stderr, flush=True)
+
+
+def _throughput_rows(label: str, tasks: int, concurrency: int, latency: float, ideal: float,
+                     console: list[dict], minimal: list[dict], ideal_budget: bool = True) -> list[Row]:
+    walls = [c["wall"] for c in console]
+    ratios = [c["wall"] / ideal for c in console]
+    base = [m["wall"] / ideal for m in minimal]
+    versus = [c["wall"] / m["wall"] for c, m in zip(console, minimal)]
+    cpu = [c["cpu"] / tasks for c in console]
+    client_cpu = [m["cpu"] / tasks for m in minimal]
+    fake_cpu = [c["fake_cpu"] / tasks for c in console]
+    ratio, vs = median(ratios), median(versus)
+    ms = lambda v: f"{v * 1000:.1f}"  # noqa: E731
+    turn = lambda ws: f"{(median(ws) * concurrency / tasks - latency) * 1000:.0f}"  # noqa: E731
     return [
-        Row(f"throughput: {tasks} tasks, c={concurrency}, {latency:g} s latency (wall / ideal {ideal:.2f} s)",
-            f"{ratio:.3f}", "≤ 1.10", ratio <= 1.10,
-            f"median wall {median(walls):.2f} s; {_spread(ratios)}; max in flight {fake.max_in_flight}"),
-        Row("server CPU per task in that run (user + sys)", f"{cpu * 1000:.1f} ms", "—", None,
-            f"{_spread(cpu_per_task, lambda v: f'{v * 1000:.1f}')} ms; "
-            f"= {cpu * concurrency / latency * 100:.0f} % of one core at c={concurrency}"),
+        Row(f"throughput {label}: console wall / ideal ({tasks} tasks, c={concurrency}, {latency:g} s latency, "
+            f"ideal {ideal:.2f} s)", f"{ratio:.3f}", "≤ 1.10" if ideal_budget else "—",
+            (ratio <= 1.10) if ideal_budget else None,
+            f"median wall {median(walls):.2f} s; {_spread(ratios)}; max in flight "
+            f"{max(c['max_in_flight'] for c in console)}; {max(c['connections'] for c in console)} TCP connections "
+            f"opened; POST /api/runs took "
+            f"{median([c['created'] for c in console]) * 1000:.0f} ms; fake gateway in its own process; "
+            f"{SOURCE_SIDE_NOTE}"),
+        Row(f"throughput {label}: console / minimal client (same run)", f"{vs:.3f}", "≤ 1.05", vs <= 1.05,
+            f"{_spread(versus)}; a slot's turnaround beyond the latency (wall × c / tasks − latency): console "
+            f"{turn(walls)} ms, minimal {turn([m['wall'] for m in minimal])} ms per task; "
+            f"bench/minimal_client.py: httpx, one loop, verify + load, write"),
+        Row(f"throughput {label}: minimal client wall / ideal", f"{median(base):.3f}", "—", None,
+            f"median wall {median([m['wall'] for m in minimal]):.2f} s; {_spread(base)}; max in flight "
+            f"{max(m['max_in_flight'] for m in minimal)}; {max(m['connections'] for m in minimal)} TCP connections "
+            f"opened"),
+        Row(f"throughput {label}: server CPU per task (user + sys)", f"{median(cpu) * 1000:.1f} ms", "—", None,
+            f"{_spread(cpu, ms)} ms; = {median(cpu) * concurrency / latency * 100:.0f} % of one core at "
+            f"c={concurrency}; minimal client {ms(median(client_cpu))} ms/task; fake gateway "
+            f"{ms(median(fake_cpu))} ms/task"),
     ]
 
 

@@ -125,6 +125,28 @@ def make_sources(folder: Path, count: int, seeds: Path | None = None) -> Path:
     return folder
 
 
+def make_photo_sources(folder: Path, count: int, side: int, distinct: int = 16) -> Path:
+    """Fill folder with count photo-like side×side PNGs (img0001.png …): `distinct` real files, hard-linked."""
+    from tests.fake_scenarios import photo
+
+    folder.mkdir(parents=True, exist_ok=True)
+    seeds = folder.parent / f".seeds-{folder.name}"
+    seeds.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for seed in range(min(distinct, count)):
+        path = seeds / f"seed{seed}.png"
+        path.write_bytes(photo(side, seed=1000 + seed, fmt="PNG"))
+        paths.append(path)
+    width = len(str(count))
+    for index in range(count):
+        target = folder / f"img{index + 1:0{width}d}.png"
+        try:
+            os.link(paths[index % len(paths)], target)
+        except OSError:
+            shutil.copyfile(paths[index % len(paths)], target)
+    return folder
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 

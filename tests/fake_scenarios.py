@@ -8,12 +8,17 @@ G3 = Go (sorted keys, `\\u0026`-style escapes, `text/event-stream; charset=utf-8
 from __future__ import annotations
 
 import dataclasses
+import io
+import itertools
 import random
 import secrets
+import struct
 import threading
 import uuid
 from typing import Any
 from urllib.parse import quote
+
+from PIL import Image, ImageFilter
 
 from tests.fake_upstream import (
     CREATED, DONE, IMAGES, SCENARIOS, SEED, SSE, SSE_GO, Ctx, b64, big_png, compact_json, data_url,
@@ -868,3 +873,51 @@ def big_frames(mb: float) -> list[bytes]:
 def big_dataurl(ctx: Ctx) -> None:
     """One single-line data URL of about `mb` MiB (default 24) of a real PNG, in 16 KiB chunks."""
     ctx.send_stream(big_frames(ctx.opt("mb", 24.0)), SSE_GO, chunk_size=16 * 1024)
+
+
+# --------------------------------------------------------------------------- bench: throughput (issue 9)
+
+
+_photo_lock = threading.Lock()
+_photos: dict[tuple[int, int, str], bytes] = {}
+_answer_numbers = itertools.count(1)
+
+
+def photo(side: int, seed: int = SEED, fmt: str = "JPEG") -> bytes:
+    """Return a photo-like side×side image (gradient + blurred noise), encoded as PNG or JPEG q90 (cached).
+
+    Sizes: PNG ~25 KB at 128, ~390 KB at 512; JPEG ~15 KB at 256, ~58 KB at 512.
+    """
+    key = (side, seed, fmt)
+    with _photo_lock:
+        if key not in _photos:
+            ramp = Image.linear_gradient("L").resize((side, side))
+            smooth = Image.merge("RGB", (ramp, ramp.rotate(90), ramp.rotate(180)))
+            noise = Image.frombytes("RGB", (side, side), random.Random(seed).randbytes(side * side * 3))
+            image = Image.blend(smooth, noise.filter(ImageFilter.GaussianBlur(1)), 0.35)
+            out = io.BytesIO()
+            image.save(out, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+            _photos[key] = out.getvalue()
+        return _photos[key]
+
+
+def with_comment(jpeg: bytes, text: str) -> bytes:
+    """Return the JPEG with a COM segment after SOI: other bytes (and SHA-256), same picture, no re-encode."""
+    note = text.encode("ascii")
+    return jpeg[:2] + b"\xff\xfe" + struct.pack(">H", len(note) + 2) + note + jpeg[2:]
+
+
+@scenario("latency_jpeg", lambda options: [] if options.get("unique", "0") != "0"
+          else [photo(int(options.get("side", 256)))])
+def latency_jpeg(ctx: Ctx) -> None:
+    """Sleep `s` seconds (default 0.5), then answer one side×side (default 256) JPEG data URL, G3 stream.
+
+    `unique=1` makes every answer's bytes distinct (a numbered JPEG comment), as real results are,
+    so a client's content-addressed cache writes each one; the expected-image list is then empty.
+    """
+    if ctx.wait(ctx.opt("s", 0.5)):
+        return
+    jpeg = photo(int(ctx.opt("side", 256)))
+    if ctx.opts.get("unique", "0") != "0":
+        jpeg = with_comment(jpeg, f"answer {next(_answer_numbers)}")
+    answer_g3(ctx, md(f"data:image/jpeg;base64,{b64(jpeg)}"))
