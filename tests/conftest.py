@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -22,6 +23,33 @@ def fake(fake_upstream_server: FakeUpstream) -> FakeUpstream:
     """Return the session's fake upstream with its recorded requests and counters cleared."""
     fake_upstream_server.reset()
     return fake_upstream_server
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's; ./test.sh installs it
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium through Playwright, one per test module."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: ./test.sh installs Debian's chromium")
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def server(tmp_path):
+    """The console as a real process on a fresh data dir (stopped at the end)."""
+    from tests.server_process import ServerProcess
+
+    process = ServerProcess(tmp_path / "data")
+    yield process
+    process.stop()
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ from tests.server_process import ServerProcess
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHAT = "/v1/chat/completions"
 MODEL = "grok-imagine-1.0-edit"
@@ -35,25 +34,6 @@ CRASH_WORDS = re.compile(r"internal (server )?error|traceback", re.IGNORECASE)
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: ./test.sh installs Debian's chromium")
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def server(tmp_path):
-    process = ServerProcess(tmp_path / "data")
-    yield process
-    process.stop()
 
 
 class Watch:

@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import time
 
-import pytest
 
 from tests.server_process import ServerProcess
 from tests.helpers import make_sources
 
 CHAT = "/v1/chat/completions"
-
-
-@pytest.fixture
-def server(tmp_path):
-    process = ServerProcess(tmp_path / "data")
-    yield process
-    process.stop()
 
 
 def start_run(server: ServerProcess, fake, folder, scenario: str, concurrency: int, **fields) -> str:
