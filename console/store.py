@@ -8,6 +8,8 @@ per thread (Flask request threads, the engine's loop thread, its thread pool).
 from __future__ import annotations
 
 import json
+import logging
+import os
 import secrets
 import sqlite3
 import threading
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
+log = logging.getLogger(__name__)
 STATUSES = ("pending", "running", "done", "failed", "stopped")
 FINISHED = ("done", "failed", "stopped")
 RATE_WINDOW_S = 300.0
@@ -67,6 +70,24 @@ def new_id(prefix: str) -> str:
     return f"{prefix}{secrets.token_hex(8)}"
 
 
+def _owner_only(path: Path) -> None:
+    """Make the database and its -wal/-shm files readable by the owner only (runs keep their key).
+
+    The file is created 0600 before SQLite opens it: SQLite gives the -wal and -shm files it
+    creates the database file's mode, so they are 0600 from their first byte (issue 13: a 0644
+    WAL let any local user read the key). Files an older version left looser are tightened.
+    """
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = name.stat().st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            name.chmod(0o600)
+            log.warning("%s was readable by others (mode %o); now 0600", name, mode)
+
+
 @dataclass(frozen=True)
 class NewResult:
     """An image to attach to a task (already in the cache)."""
@@ -93,9 +114,9 @@ class Store:
         # Writers queue here rather than in SQLite's busy handler, which sleeps 1, 2, 5… ms.
         self._write_lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _owner_only(self.path)
         with self._tx() as db:
             self._migrate(db)
-        self.path.chmod(0o600)  # runs keep their profile, API key included
 
     # -- connections ------------------------------------------------------------------------
 

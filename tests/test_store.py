@@ -55,3 +55,28 @@ def test_concurrent_writers_do_not_lose_updates(tmp_path):
     for thread in threads:
         thread.join()
     assert store.task(task_id)["attempts"] == 200
+
+
+def test_database_and_its_wal_and_shm_are_owner_only(tmp_path, caplog):
+    # Issue 13: the WAL holds run profiles (API keys included) before a checkpoint moves them.
+    import os
+    import stat
+
+    from console.store import Store
+
+    def modes() -> dict[str, int]:
+        return {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir() if p.name.startswith("c.db")}
+
+    previous = os.umask(0o022)
+    try:
+        store = Store(tmp_path / "c.db")
+        store.create_run("/in", False, "p", {"api_key": "sk-secret"}, [("a.png", "/in/a.png")])
+        assert set(modes()) == {"c.db", "c.db-wal", "c.db-shm"} and set(modes().values()) == {0o600}
+        store.close()
+        for name in modes():
+            (tmp_path / name).chmod(0o644)  # as an older version left them
+        Store(tmp_path / "c.db").close()
+    finally:
+        os.umask(previous)
+    assert set(modes().values()) == {0o600}
+    assert "readable by others" in caplog.text
