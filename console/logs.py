@@ -12,6 +12,7 @@ LOG_DIR = "logs"
 LOG_FILE = "console.log"
 LOG_FILE_BYTES = 2 * 1024 * 1024
 LOG_FILE_BACKUPS = 3
+LOG_HINT = f"{LOG_DIR}/{LOG_FILE} in the data folder"  # where error messages send people
 TERMINAL_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -22,22 +23,12 @@ class OneLineFormatter(logging.Formatter):
     """
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().formatMessage(self._with_message(record))
+        bare = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None, "stack_info": None})
+        line = super().format(bare)
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
             line += f": {type(exc).__name__}: {exc}"
-        return " ".join(line.split("\n")).replace("\r", " ")
-
-    def _with_message(self, record: logging.LogRecord) -> logging.LogRecord:
-        record.message = record.getMessage()
-        if self.usesTime():
-            record.asctime = self.formatTime(record, self.datefmt)
-        return record
-
-
-def log_file(data_dir: Path) -> Path:
-    """Return where the full log (tracebacks included) is written."""
-    return Path(data_dir) / LOG_DIR / LOG_FILE
+        return " ".join(line.splitlines())
 
 
 def setup(data_dir: Path, extra: list[logging.Handler], *, terminal: bool) -> Path:
@@ -45,7 +36,7 @@ def setup(data_dir: Path, extra: list[logging.Handler], *, terminal: bool) -> Pa
 
     Return the log file's path.
     """
-    path = log_file(data_dir)
+    path = Path(data_dir) / LOG_DIR / LOG_FILE
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     previous = os.umask(0o077)  # the file may quote upstream answers: readable by the owner only
     try:

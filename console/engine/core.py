@@ -32,7 +32,7 @@ CONCURRENCY = (1, 64)
 class Engine:
     """Runs and tasks; thread-safe public methods, all scheduling state owned by the loop thread."""
 
-    def __init__(self, store: Store, cache: ImageCache, settings: Settings, configs: ConfigStore | None = None,
+    def __init__(self, store: Store, cache: ImageCache, settings: Settings, configs: ConfigStore,
                  http_factory: Callable[[], Any] = make_http_client) -> None:
         self.store, self.cache, self.settings = store, cache, settings
         self.configs = configs
@@ -87,8 +87,6 @@ class Engine:
 
     def profile_for(self, overrides: dict[str, Any] | None) -> ApiProfile:
         """Return the stored profile with a request's overrides (a masked or absent key keeps the stored one)."""
-        if self.configs is None:
-            raise EngineError("no settings store: pass a profile")
         return self.configs.profile_with(overrides or {})
 
     def check_profile(self, profile: ApiProfile) -> None:
@@ -116,15 +114,12 @@ class Engine:
         except ScanError as exc:
             raise EngineError(str(exc)) from None
 
-    def create_run(self, input_path: str, recursive: bool, prompt: str, overrides: dict[str, Any] | None = None,
-                   profile: ApiProfile | None = None) -> tuple[str, int]:
-        """Store a run with one task per image found and start it; return (run id, task count).
-
-        The profile is the stored one with `overrides`, or `profile` when given.
-        """
+    def create_run(self, input_path: str, recursive: bool, prompt: str,
+                   overrides: dict[str, Any] | None = None) -> tuple[str, int]:
+        """Store a run with one task per image found (stored profile + `overrides`) and start it; return (id, count)."""
         if not prompt.strip():
             raise EngineError("the prompt is empty")
-        profile = profile or self.profile_for(overrides)
+        profile = self.profile_for(overrides)
         self.check_profile(profile)
         found = self.scan(input_path, recursive)
         sources = [(str(path.relative_to(found.root)), str(path)) for path in found.files]

@@ -14,6 +14,7 @@ from typing import Any
 
 from .. import imaging
 from ..cache import ImageCache
+from ..logs import LOG_HINT
 from ..profile import ApiProfile
 from ..settings import Settings
 from ..store import NewResult, Store
@@ -88,8 +89,8 @@ class TaskRunner:
             log.exception("%s crashed", name)
             debug.note(f"console bug: {exc!r}")
             await attempts.settled()
-            await self._finish(task_id, "failed", debug, error=f"the console hit a bug ({type(exc).__name__}: {exc}); "
-                                                              "the details are in logs/console.log in the data folder")
+            await self._finish(task_id, "failed", debug,
+                               error=f"the console hit a bug ({type(exc).__name__}: {exc}); the details are in {LOG_HINT}")
 
     async def _finish(self, task_id: str, status: str, debug: DebugLog, **fields: Any) -> None:
         await self.bridge.db(self._write_end, task_id, status, debug, **fields)

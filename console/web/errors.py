@@ -8,9 +8,7 @@ from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from ..engine import Busy, Conflict, EngineError, NotFound
-from ..logs import LOG_DIR, LOG_FILE
-
-LOG_HINT = f"{LOG_DIR}/{LOG_FILE} in the data folder"
+from ..logs import LOG_HINT
 
 
 class ApiError(Exception):
