@@ -59,9 +59,19 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     CREATE TABLE removed (run_id TEXT NOT NULL, task_id TEXT NOT NULL, rev INTEGER NOT NULL);
     CREATE INDEX removed_by_run_rev ON removed(run_id, rev);
     """),
+    (2, """
+    ALTER TABLE runs ADD COLUMN mode TEXT NOT NULL DEFAULT 'edit';
+    ALTER TABLE runs ADD COLUMN spec TEXT;
+    ALTER TABLE tasks ADD COLUMN refs TEXT;
+    ALTER TABLE tasks ADD COLUMN output_name TEXT;
+    ALTER TABLE tasks ADD COLUMN overrides TEXT;
+    ALTER TABLE results ADD COLUMN prompt TEXT;
+    """),
 )
+RUN_MODES = ("edit", "generate", "table")
 
-_TASK_COLUMNS = "id, run_id, idx, source_name, source_path, prompt, status, attempts, http_status, error, warning, rev"
+_TASK_COLUMNS = ("id, run_id, idx, source_name, source_path, prompt, status, attempts, http_status, error, warning, rev, "
+                 "refs, output_name, overrides")
 _RESULT_COLUMNS = "id, task_id, sha256, format, width, height, bytes, origin, selected"
 
 
@@ -99,6 +109,23 @@ class NewResult:
     size: int
     origin: str
     url: str | None = None
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """One task of a new run: its source (empty `path` in generate mode) and what it sends.
+
+    `prompt` None means the run's prompt; `references` are further input images sent with the
+    source; `output_name` is the stem saves use instead of the source's; `overrides` are profile
+    fields for this task only (a table row's `size` / `n`).
+    """
+
+    name: str
+    path: str
+    prompt: str | None = None
+    references: tuple[str, ...] = ()
+    output_name: str | None = None
+    overrides: dict[str, Any] | None = None
 
 
 class Store:
@@ -177,16 +204,30 @@ class Store:
     # -- runs -------------------------------------------------------------------------------
 
     def create_run(self, input_path: str, recursive: bool, prompt: str, profile: dict[str, Any],
-                   sources: Sequence[tuple[str, str]]) -> str:
-        """Create a run with one pending task per (name, path); return the run id."""
+                   sources: Sequence[tuple[str, str] | NewTask], *, mode: str = "edit",
+                   spec: dict[str, Any] | None = None) -> str:
+        """Create a run with one pending task per source, a (name, path) pair or a NewTask; return its id.
+
+        `mode` is how the tasks were made (edit, generate, table) and `spec` what they were made
+        from (variables, table path, reference folders), kept for the page and for exports.
+        """
+        if mode not in RUN_MODES:
+            raise ValueError(f"unknown run mode {mode!r}")
+        tasks = [source if isinstance(source, NewTask) else NewTask(*source) for source in sources]
         run_id = new_id("r")
         with self._tx() as db:
             rev = self._bump(db)
-            db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-                       (run_id, time.time(), input_path, int(recursive), prompt, json.dumps(profile), len(sources)))
+            db.execute("INSERT INTO runs (id, created_at, input_path, recursive, prompt, profile, task_count, mode, spec) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (run_id, time.time(), input_path, int(recursive), prompt, json.dumps(profile), len(tasks),
+                        mode, json.dumps(spec) if spec is not None else None))
             db.executemany(
-                "INSERT INTO tasks (id, run_id, idx, source_name, source_path, prompt, rev) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                ((new_id("t"), run_id, index, name, path, prompt, rev) for index, (name, path) in enumerate(sources)),
+                "INSERT INTO tasks (id, run_id, idx, source_name, source_path, prompt, rev, refs, output_name, overrides) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                ((new_id("t"), run_id, index, task.name, task.path, prompt if task.prompt is None else task.prompt, rev,
+                  json.dumps(list(task.references)) if task.references else None, task.output_name,
+                  json.dumps(task.overrides) if task.overrides else None)
+                 for index, task in enumerate(tasks)),
             )
         return run_id
 
@@ -209,6 +250,7 @@ class Store:
         return {
             "id": row["id"], "created_at": row["created_at"], "input_path": row["input_path"],
             "recursive": bool(row["recursive"]), "prompt": row["prompt"], "task_count": row["task_count"],
+            "mode": row["mode"], "spec": json.loads(row["spec"]) if row["spec"] else None,
             "model": profile.get("model", ""), "api_url": profile.get("api_url", ""),
             "concurrency": profile.get("concurrency", 1), "progress": self.progress(row["id"]),
         }
@@ -463,6 +505,9 @@ class _Holder:
 def _task(row: sqlite3.Row) -> dict[str, Any]:
     task = dict(row)
     task["index"] = task.pop("idx")
+    refs, overrides = task.pop("refs"), task.pop("overrides")
+    task["references"] = json.loads(refs) if refs else []
+    task["overrides"] = json.loads(overrides) if overrides else {}
     task["results"] = []
     return task
 

@@ -80,3 +80,40 @@ def test_database_and_its_wal_and_shm_are_owner_only(tmp_path, caplog):
         os.umask(previous)
     assert set(modes().values()) == {0o600}
     assert "readable by others" in caplog.text
+
+
+def test_tasks_carry_their_own_prompt_references_output_name_and_overrides(tmp_path):
+    from console.store import NewTask
+
+    store = Store(tmp_path / "x.db")
+    run_id = store.create_run("", False, "a {animal}", {"model": "m"}, [
+        NewTask("cat_1", "", prompt="a cat", output_name="cat_1", overrides={"size": "1024x1024"}),
+        NewTask("b.png", "/in/b.png", references=("/ref/b.png", "/ref2/b.png")),
+    ], mode="generate", spec={"variables": {"animal": ["cat"]}})
+    generated, edited = store.tasks_since(run_id)["tasks"]
+    assert (generated["prompt"], generated["output_name"], generated["overrides"], generated["references"]) == (
+        "a cat", "cat_1", {"size": "1024x1024"}, [])
+    assert (edited["prompt"], edited["output_name"], edited["overrides"], edited["references"]) == (
+        "a {animal}", None, {}, ["/ref/b.png", "/ref2/b.png"])
+    run = store.run(run_id)
+    assert run["mode"] == "generate" and run["spec"] == {"variables": {"animal": ["cat"]}}
+
+
+def test_a_version_1_database_gains_the_new_columns_and_keeps_its_runs(tmp_path):
+    import sqlite3
+
+    from console.store import MIGRATIONS
+
+    path = tmp_path / "x.db"
+    old = sqlite3.connect(path)
+    old.executescript(MIGRATIONS[0][1])
+    old.execute("INSERT INTO runs VALUES ('r1', 1.0, '/in', 0, 'p', '{}', 1, NULL)")
+    old.execute("INSERT INTO tasks (id, run_id, idx, source_name, source_path, prompt, rev) "
+                "VALUES ('t1', 'r1', 0, 'a.png', '/in/a.png', 'p', 1)")
+    old.execute("PRAGMA user_version=1")
+    old.commit()
+    old.close()
+    store = Store(path)
+    assert store.run("r1")["mode"] == "edit"
+    task = store.task("t1")
+    assert task["references"] == [] and task["output_name"] is None and task["overrides"] == {}
