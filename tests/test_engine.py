@@ -95,6 +95,27 @@ def test_live_concurrency_and_stop(engine, fake, tmp_path):
         engine.set_concurrency(run_id, 65)
 
 
+def test_tasks_prepared_ahead_are_not_started_until_a_slot_frees(engine, fake, tmp_path):
+    run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 6)), False, "edit",
+                                  api(fake, "stall", concurrency=1))
+    wait_for(lambda: fake.in_flight == 1)
+    tasks = engine.store.tasks_since(run_id)["tasks"]
+    assert sorted(t["status"] for t in tasks) == ["pending"] * 5 + ["running"]
+    assert sum(t["attempts"] for t in tasks) == 1  # look-ahead reads sources, it calls nobody
+    assert engine.stop_run(run_id) == 6
+    assert set(statuses(engine, run_id).values()) == {"stopped"}  # prepared ones included
+
+
+def test_a_profile_changed_while_tasks_wait_is_the_one_they_are_sent_with(engine, fake, tmp_path):
+    run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 3)), False, "edit",
+                                  api(fake, "stall", concurrency=1))
+    wait_for(lambda: fake.in_flight == 1)  # the other two are prepared for the stalling profile
+    engine.resume(run_id, api(fake, "g3_stream_dataurl", concurrency=2))
+    wait_for(lambda: engine.store.progress(run_id)["done"] == 2)
+    assert engine.store.progress(run_id)["running"] == 1  # the first call still stalls on the old profile
+    engine.stop_run(run_id)
+
+
 def test_resume_with_overrides_finishes_a_stopped_run(engine, fake, tmp_path):
     run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 4)), False, "edit", api(fake, "stall"))
     wait_for(lambda: fake.in_flight == 4)

@@ -53,7 +53,7 @@ class Engine:
         self._http = self._http_factory()
         self._client = UpstreamClient(self._http, self.settings, executor=self._bridge.work)
         runner = TaskRunner(self.store, self.cache, self.settings, self._bridge, self._client)
-        self._scheduler = Scheduler(runner.run, self._mark_stopped)
+        self._scheduler = Scheduler(runner.prepare, runner.run, self._mark_stopped)
         self._housekeeping = self._bridge.loop.create_task(self._keep_cache_tidy())
 
     def close(self) -> None:

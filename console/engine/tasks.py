@@ -1,4 +1,4 @@
-"""Run one task to a final status: start it, read its source, call the upstream, keep the images.
+"""Run one task to a final status: prepare it, start it, call the upstream, keep the images.
 
 Every path out of `TaskRunner.run` records a final status, so no task is left `running`. Store
 calls go to the store pool and file or image work to the work pool: the loop thread only waits.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,9 @@ from ..logs import LOG_HINT
 from ..profile import ApiProfile
 from ..settings import Settings
 from ..store import NewResult, Store
-from ..upstream import CallOutcome, DebugLog, Source, UpstreamClient, UpstreamError
+from ..upstream import CallOutcome, DebugLog, Request, Source, UpstreamClient, UpstreamError
 from .bridge import LoopBridge
-from .scheduler import RunState
+from .scheduler import RunState, Slot
 
 log = logging.getLogger("console.engine")
 
@@ -45,6 +46,19 @@ class Attempts:
         self._writes.clear()
 
 
+@dataclass
+class Prepared:
+    """A pending task made ready to send: its row, the profile its request was built for, and the request.
+
+    `problem` instead of a request when the source cannot be used (the task fails without a call).
+    """
+
+    task: dict[str, Any]
+    profile: ApiProfile
+    request: Request | None = None
+    problem: Exception | None = None
+
+
 class TaskRunner:
     """Execute tasks with the shared upstream client; one `run` call per task."""
 
@@ -53,29 +67,41 @@ class TaskRunner:
         self.store, self.cache, self.settings = store, cache, settings
         self.bridge, self.client = bridge, client
 
-    async def run(self, state: RunState, task_id: str) -> None:
+    async def prepare(self, state: RunState, task_id: str) -> Prepared | None:
+        """Read a pending task and its source and build its request, changing nothing; None if not pending.
+
+        Runs while the task still waits for a slot (scheduler's look-ahead), in the work pool.
+        """
+        return await self.bridge.off(self._prepare, task_id, state.profile)
+
+    async def run(self, state: RunState, task_id: str, prepared: asyncio.Future, slot: Slot) -> None:
         """Run one task to a final status, whatever happens.
 
-        Three hand-offs and two store transactions per task when all goes well (bench, issue 9):
-        start (read the source, then mark it running with its first attempt), the call, and
-        keep (files into the cache, then results and the final status in one transaction).
+        Two hand-offs and two store transactions per task when all goes well (bench, issue 9):
+        the start transaction (its source and request were prepared while it waited), the call,
+        then the files into the cache, after which the slot is free for the next call, and the
+        results with the final status in one transaction.
         """
         profile = state.profile
         debug = DebugLog([profile.api_key], self.settings.debug_log_bytes)
         attempts = Attempts(self.bridge, self.store, task_id)
         name = f"task {task_id}"  # how the terminal names the task in its one line per failure
         try:
-            begun = await self.bridge.off(self._begin, task_id, profile)
-            if begun is None:
+            ready = await prepared
+            if ready is not None and ready.profile is not profile:  # the run's profile changed meanwhile
+                ready = await self.prepare(state, task_id)
+            if ready is None or not await self.bridge.db(self._start, task_id, ready):
                 return  # stopped or deleted while it waited in the queue
-            task, source = begun
-            name = f"{state.run_id} · {task['source_name']}"
-            outcome = await self.client.call(profile, task["prompt"], source, debug=debug,
-                                             on_attempt=attempts.record)
+            name = f"{state.run_id} · {ready.task['source_name']}"
+            outcome = await self.client.send(profile, ready.request, debug=debug, on_attempt=attempts.record)
             await attempts.settled()
-            # The slot is held until the images are stored: releasing it earlier let a fast
+            # The slot is held until the images are on disk: releasing it earlier let a fast
             # upstream pile up finished answers in memory faster than they were written.
-            await self.bridge.off(self._keep, task_id, outcome, debug)
+            with contextlib.ExitStack() as pins:  # pinned until referenced: eviction must not take them
+                results = await self.bridge.off(self._store_files, outcome, pins)
+                slot.release()
+                await self._finish(task_id, "done", debug, http_status=outcome.http_status,
+                                   warning="; ".join(outcome.warnings) or None, results=results)
         except asyncio.CancelledError:
             debug.note("stopped by the user")
             await self._record_stop(task_id, debug)
@@ -110,19 +136,25 @@ class TaskRunner:
         except asyncio.CancelledError:
             pass
 
-    def _begin(self, task_id: str, profile: ApiProfile) -> tuple[dict[str, Any], Source] | None:
-        """Read a pending task's source, then mark it running; None if it is no longer pending.
-
-        The source is read first so that a task whose source is unusable never counts an
-        attempt (attempts count upstream calls); it then fails straight from pending.
-        """
+    def _prepare(self, task_id: str, profile: ApiProfile) -> Prepared | None:
         task = self.store.task(task_id)
         if task is None or task["status"] != "pending":
             return None
-        source = self._read_source(task["source_path"], profile)
-        if not self.store.start_task(task_id, first_attempt=True):
-            return None
-        return task, source
+        try:
+            source = self._read_source(task["source_path"], profile)
+            return Prepared(task, profile, self.client.prepare(profile, task["prompt"], source))
+        except (imaging.SourceError, UpstreamError) as exc:
+            return Prepared(task, profile, problem=exc)
+
+    def _start(self, task_id: str, ready: Prepared) -> bool:
+        """Mark a prepared task running with its first attempt; False if it is no longer pending.
+
+        A task whose source is unusable never counts an attempt (attempts count upstream calls):
+        its problem is raised here and it fails straight from pending.
+        """
+        if ready.problem is not None:
+            raise ready.problem
+        return self.store.start_task(task_id, first_attempt=True)
 
     def _read_source(self, path: str, profile: ApiProfile) -> Source:
         """Read (and optionally shrink) a source within the size and pixel limits; SourceError says why not."""
@@ -131,13 +163,9 @@ class TaskRunner:
                                          max_source_bytes=self.settings.max_source_bytes)
         return Source(Path(path).name, data, mime)
 
-    def _keep(self, task_id: str, outcome: CallOutcome, debug: DebugLog) -> None:
-        """Write the images to the cache, then record them and the task's end in one transaction."""
-        images = outcome.images
-        with contextlib.ExitStack() as pins:  # pinned until referenced: eviction must not take them
-            for image in images:
-                pins.enter_context(self.cache.pinned(image.sha256))
-                self.cache.put(image.data, image.format, image.sha256)
-            results = [NewResult(i.sha256, i.format, i.width, i.height, len(i.data), i.origin, i.url) for i in images]
-            self.store.finish_task(task_id, "done", debug_log=debug.text(), http_status=outcome.http_status,
-                                   warning="; ".join(outcome.warnings) or None, results=results)
+    def _store_files(self, outcome: CallOutcome, pins: contextlib.ExitStack) -> list[NewResult]:
+        """Write the images to the cache (pinned in `pins` until recorded); return them as results to record."""
+        for image in outcome.images:
+            pins.enter_context(self.cache.pinned(image.sha256))
+            self.cache.put(image.data, image.format, image.sha256)
+        return [NewResult(i.sha256, i.format, i.width, i.height, len(i.data), i.origin, i.url) for i in outcome.images]

@@ -5,6 +5,8 @@ This is the package's public face; callers import from here, never from the modu
     client = UpstreamClient(make_http_client(), settings)
     await client.check_profile(profile)      # ProfileProblem when no call can be made
     outcome = await client.call(profile, prompt, Source(name, data, mime))
+    request = client.prepare(profile, prompt, source)   # or build ahead (off the loop) ...
+    outcome = await client.send(profile, request)       # ... and send when a slot is free
 """
 
 from .client import CallOutcome, UpstreamClient, make_http_client
@@ -21,7 +23,7 @@ from .errors import (
     UpstreamError,
 )
 from .fetch import ResultImage
-from .payload import Source
+from .payload import Request, Source
 from .policy import check_profile
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "DebugLog",
     "make_http_client",
     "ProfileProblem",
+    "Request",
     "ResponseError",
     "ResultImage",
     "Source",

@@ -23,6 +23,7 @@ from .fetch import Downloader, ResultImage, absolute_url, decode_inline, read_ca
 from .payload import Request, Source, build, build_headers, split_api_url
 from .retry import parse_retry_after, retrying
 from .sse import SSEDecoder
+from .transport import PinnedTransport
 
 CONNECT_TIMEOUT_S = 15.0
 WRITE_TIMEOUT_S = 120.0
@@ -43,9 +44,10 @@ class CallOutcome:
 
 
 def make_http_client(max_connections: int = 256) -> httpx.AsyncClient:
-    """Return the shared httpx client: no environment proxies, no automatic redirects."""
+    """Return the shared httpx client: no environment proxies, no automatic redirects, and
+    connections only to the addresses the network policy checked (PinnedTransport, issue 13)."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=64)
-    return httpx.AsyncClient(limits=limits, trust_env=False, follow_redirects=False, timeout=None)
+    return httpx.AsyncClient(transport=PinnedTransport(limits), trust_env=False, follow_redirects=False, timeout=None)
 
 
 class UpstreamClient:
@@ -73,8 +75,24 @@ class UpstreamClient:
         on_attempt: Callable[[int], Any] | None = None,
     ) -> CallOutcome:
         """Send the request, retrying per the policy; raise an UpstreamError when it fails."""
-        debug = debug or DebugLog([profile.api_key])
         request = await self._off_loop(build, profile, prompt, source)
+        return await self.send(profile, request, debug=debug, on_attempt=on_attempt)
+
+    @staticmethod
+    def prepare(profile: ApiProfile, prompt: str, source: Source | None = None) -> Request:
+        """Build the request `call` would send (blocking work: run it off the loop); ProfileProblem if none can be."""
+        return build(profile, prompt, source)
+
+    async def send(
+        self,
+        profile: ApiProfile,
+        request: Request,
+        *,
+        debug: DebugLog | None = None,
+        on_attempt: Callable[[int], Any] | None = None,
+    ) -> CallOutcome:
+        """Send a prepared request, retrying per the policy; raise an UpstreamError when it fails."""
+        debug = debug or DebugLog([profile.api_key])
         api_policy = self.api_policy(profile)
 
         async def once(attempt: int) -> CallOutcome:
