@@ -7,12 +7,14 @@ cd "$(dirname "$0")"
 source scripts/venv.sh
 ensure_venv requirements-dev.txt
 
-if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then
+# Debian packages the tests use: chromium (browser tests), a CJK font (readable Chinese
+# screenshots), openssl (the TLS proxy test makes its certificate with it).
+if { [ ! -x /usr/bin/chromium ] || ! command -v openssl >/dev/null; } && command -v apt-get >/dev/null; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo -n"
-  echo "Installing Debian's chromium for the browser tests" >&2
-  $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null \
-    || echo "warning: could not install chromium; browser tests will fail" >&2
+  echo "Installing Debian's chromium and openssl for the tests" >&2
+  $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei openssl >/dev/null \
+    || echo "warning: could not install chromium/openssl; browser and TLS proxy tests will fail" >&2
 fi
 
 exec .venv/bin/python -m pytest "$@"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import secrets
 import signal
 import socket
 import sys
@@ -12,15 +13,17 @@ import threading
 import time
 import webbrowser
 from typing import Sequence
+from urllib.parse import urlencode
 
 from werkzeug.serving import make_server
 
-from . import __version__, logs, ports
+from . import __version__, datadir, logs, ports
 from .panel import EventBuffer, StatusReporter, collect
-from .settings import Settings, SettingsError, data_dir, describe, resolve
+from .settings import Settings, SettingsError, data_dir, describe, is_exposed, resolve
 from .web import create_app
 
 log = logging.getLogger("console")
+TOKEN_BYTES = 24  # 32 URL-safe characters
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -61,9 +64,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     folder = data_dir(settings)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    settings = settings.replace(data_dir=str(folder))
+    settings = with_access_token(settings.replace(data_dir=str(folder)))
     events = EventBuffer()
     logs.setup(folder, [events], terminal=settings.status_ui != "cli" or not sys.stderr.isatty())
+    try:
+        lock = datadir.prepare(folder)  # 0700/0600, one server per folder, no partial files (issue 13)
+    except datadir.DataDirBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     app = create_app(settings=settings)
     try:
         listener = socket.create_server((settings.host, settings.port), family=_family(settings.host), backlog=128)
@@ -76,7 +84,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Bind ourselves so "port in use" gets our explanation, not werkzeug's exit(1).
     server = make_server(settings.host, settings.port, app, threaded=True, fd=listener.fileno())
     url = f"http://{_url_host(settings.host)}:{listener.getsockname()[1]}/"
+    if settings.access_token:  # the only place the token is shown: never logged (issue 13)
+        url += "?" + urlencode({"token": settings.access_token})
     print(f"Image Batch Console {__version__} on {url} (data: {folder})", flush=True)
+    if is_exposed(settings.host):
+        print(f"Listening on {settings.host or 'every address'}: every request needs the access token in this URL "
+              "(from another machine, put this machine's address in place of the host).", flush=True)
     if settings.open_browser:
         threading.Timer(0.5, webbrowser.open, args=(url,)).start()
     started = time.time()
@@ -91,7 +104,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         reporter.stop()
         server.server_close()
         app.extensions["console.engine"].close()  # stops runs: their tasks become "stopped"
+        lock.release()
     return 0
+
+
+def with_access_token(settings: Settings) -> Settings:
+    """Return the settings with an access token when the host is not loopback and none was given (issue 13)."""
+    if settings.access_token or not is_exposed(settings.host):
+        return settings
+    return settings.replace(access_token=secrets.token_urlsafe(TOKEN_BYTES))
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:

@@ -34,7 +34,7 @@ def write_zip(store: Store, cache: ImageCache, run_id: str, only_selected: bool,
         for task in iter_tasks(store, run_id):
             results = [r for r in task["results"] if r["selected"] or not only_selected]
             for number, result in enumerate(results, start=1):
-                name = _entry_name(task["source_name"], number, result["format"], names)
+                name = entry_name(task["source_name"], number, result["format"], names)
                 archive.write(cache.path(result["sha256"], result["format"]), name)
                 manifest.append(json.dumps(_manifest_row(task, result, name), ensure_ascii=False))
                 count += 1
@@ -42,7 +42,7 @@ def write_zip(store: Store, cache: ImageCache, run_id: str, only_selected: bool,
     return count
 
 
-def _entry_name(source_name: str, number: int, fmt: str, taken: set[str]) -> str:
+def entry_name(source_name: str, number: int, fmt: str, taken: set[str]) -> str:
     """Return `<source path without extension>_<n><ext>`, unique within the archive."""
     stem = str(PurePosixPath(source_name.replace("\\", "/")).with_suffix(""))
     name = f"{stem}_{number}{EXTENSION[fmt]}"

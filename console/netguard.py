@@ -6,8 +6,11 @@ allowlist, or, for downloads, when the URL is on the API's own host (a gateway o
 127.0.0.1:8000 serves its own images). The check is made on every address the name resolves
 to, not on the name alone, and callers repeat it for every redirect.
 
-Residual risk: the name is resolved again when httpx connects, so a DNS server that answers
-differently within that instant (rebinding) is not stopped here.
+The checked addresses are pinned (issue 13): `check_url` records them for the current asyncio
+task, and the upstream transport (`console.upstream.transport`) connects to those addresses and
+nowhere else, so a DNS server that answers differently when the connection is made (rebinding)
+cannot send a request to an address the policy never saw. A request whose host was not checked
+in the same task is refused.
 
 This module imports nothing from `console.upstream`: a refused URL raises `BlockedURL`, or the
 subclass a policy names in `error`, so the upstream client gets its own error type without an
@@ -17,12 +20,21 @@ import cycle (issue 9).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ipaddress
 import socket
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
 from urllib.parse import urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+PinKey = tuple[str, int]
+DEFAULT_PORTS = {"http": 80, "https": 443}
+MAX_PINS = 64  # hosts remembered per task; a task checks one API host and a few download hosts
+
+_PINS: contextvars.ContextVar[Mapping[PinKey, tuple[IPAddress, ...]]] = contextvars.ContextVar(
+    "netguard_pins", default=MappingProxyType({}))
 
 
 class BlockedURL(Exception):
@@ -61,8 +73,13 @@ def is_public(address: IPAddress) -> bool:
 
 async def resolve(host: str, port: int, error: type[BlockedURL] = BlockedURL) -> set[IPAddress]:
     """Return every address `host` resolves to (an IP literal resolves to itself); raise `error` if none."""
+    return set(await resolve_ordered(host, port, error))
+
+
+async def resolve_ordered(host: str, port: int, error: type[BlockedURL] = BlockedURL) -> tuple[IPAddress, ...]:
+    """Return the addresses of `host` in the resolver's order of preference, without repeats."""
     try:
-        return {ipaddress.ip_address(host.strip("[]"))}
+        return (ipaddress.ip_address(host.strip("[]")),)
     except ValueError:
         pass
     loop = asyncio.get_running_loop()
@@ -70,36 +87,69 @@ async def resolve(host: str, port: int, error: type[BlockedURL] = BlockedURL) ->
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise error(f"cannot resolve host {host!r}: {exc}") from None
-    return {ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos}
+    found = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    if not found:
+        raise error(f"cannot resolve host {host!r}: no address")
+    return tuple(dict.fromkeys(found))
+
+
+def pin_key(host: str, port: int) -> PinKey:
+    """Return how a checked host and port are remembered (lower case, IDNA, IPv6 without brackets)."""
+    name = host.strip("[]").lower()
+    try:
+        name = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        pass
+    return name, port
+
+
+def pin(host: str, port: int, addresses: tuple[IPAddress, ...]) -> None:
+    """Remember, for the current asyncio task only, the addresses `host:port` was checked on."""
+    pins = dict(_PINS.get())
+    pins.pop(pin_key(host, port), None)
+    pins[pin_key(host, port)] = addresses
+    while len(pins) > MAX_PINS:
+        del pins[next(iter(pins))]
+    _PINS.set(MappingProxyType(pins))  # a new mapping: tasks that copied the old one keep theirs
+
+
+def pinned(host: str, port: int) -> tuple[IPAddress, ...] | None:
+    """Return the addresses `check_url` let this task reach `host:port` on, or None when it was not checked."""
+    return _PINS.get().get(pin_key(host, port))
 
 
 async def check_url(url: str, policy: UrlPolicy) -> set[IPAddress]:
-    """Raise `policy.error` unless `policy` allows `url`; return the addresses it resolves to."""
+    """Raise `policy.error` unless `policy` allows `url`; return the addresses it resolves to.
+
+    The addresses are pinned for the current task: the transport connects to them and no other.
+    """
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
+    if parts.scheme not in DEFAULT_PORTS:
         raise policy.error(f"{policy.purpose} must use http or https: {_short(url)}")
     host = parts.hostname
     if not host:
         raise policy.error(f"{policy.purpose} has no host: {_short(url)}")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port or DEFAULT_PORTS[parts.scheme]
     except ValueError:
         raise policy.error(f"{policy.purpose} has an invalid port: {_short(url)}") from None
     listed = any(host_matches(host, pattern) for pattern in policy.allowlist)
     if policy.allowlist and not listed and host.lower() not in policy.trusted_hosts:
         raise policy.error(f"{policy.purpose} host {host} is not on the allowlist ({', '.join(policy.allowlist)})")
-    addresses = await resolve(host, port, policy.error)
-    if listed or policy.allow_private or host.lower() in policy.trusted_hosts:
-        return addresses
-    if addresses & policy.trusted_addresses:
-        return addresses
-    private = sorted(str(address) for address in addresses if not is_public(address))
-    if private:
-        hint = f"; {policy.switch_hint}" if policy.switch_hint else ""
-        raise policy.error(
-            f"{policy.purpose} {_short(url)} points at a private or loopback address ({', '.join(private)}){hint}"
-        )
-    return addresses
+    ordered = await resolve_ordered(host, port, policy.error)
+    allowed = ordered
+    if not (listed or policy.allow_private or host.lower() in policy.trusted_hosts):
+        # Only public addresses and the API's own are ever connected to: a name that resolves to
+        # the API's address and another private one is pinned to the API's alone.
+        allowed = tuple(a for a in ordered if is_public(a) or a in policy.trusted_addresses)
+        if len(allowed) < len(ordered) and not set(ordered) & policy.trusted_addresses:
+            private = sorted(str(address) for address in ordered if address not in allowed)
+            hint = f"; {policy.switch_hint}" if policy.switch_hint else ""
+            raise policy.error(
+                f"{policy.purpose} {_short(url)} points at a private or loopback address ({', '.join(private)}){hint}"
+            )
+    pin(host, port, allowed)
+    return set(ordered)
 
 
 def _short(url: str) -> str:

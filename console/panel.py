@@ -31,6 +31,7 @@ class RunLine:
     prompt: str
     running: bool
     progress: dict[str, Any]
+    cooling: dict[str, Any] | None = None  # Engine.cooling: a rate-limit cooldown, or why it paused
 
 
 @dataclass(frozen=True)
@@ -63,12 +64,25 @@ def _runs_table(runs: tuple[RunLine, ...]) -> Table:
         table.add_column(name, justify=justify, no_wrap=name != "prompt", overflow="ellipsis")
     for run in runs:
         p = run.progress
-        state = Text("running", style="green") if run.running else Text("idle", style="dim")
+        state = _state(run)
         left = p["pending"] + p["running"]
         rate = f"{p['rate_per_min']:.1f}" if p.get("rate_per_min") else "–"
         eta = _duration(p["eta_s"]) if run.running and p.get("eta_s") is not None else "–"
         table.add_row(run.id, run.prompt, state, f"{p['done']}/{p['total']}", str(p["failed"]), str(left), rate, eta)
     return table
+
+
+def _state(run: RunLine) -> Text:
+    """running / idle, or what holds the run back: "cooling until 14:32 (429 from the gateway)"."""
+    cooling = run.cooling or {}
+    if cooling.get("paused"):
+        return Text(cooling["paused"], style="yellow")
+    if run.running and cooling.get("until", 0) > time.time():
+        until = time.strftime("%H:%M:%S", time.localtime(cooling["until"]))
+        return Text(f"cooling until {until} ({cooling['reason']})", style="yellow")
+    if run.running and cooling:
+        return Text(f"running, {cooling['concurrency']}/{cooling['target']} at once after 429s", style="green")
+    return Text("running", style="green") if run.running else Text("idle", style="dim")
 
 
 def _duration(seconds: float) -> str:
@@ -98,7 +112,7 @@ def collect(app: Any, url: str, started: float, events: EventBuffer | None = Non
     ids = sorted(store.run_ids(), key=lambda run_id: not engine.is_running(run_id))[:RUNS_SHOWN]
     runs = [run for run in map(store.run, ids) if run is not None]  # progress only for those shown
     lines = tuple(RunLine(run["id"], run["prompt"].replace("\n", " ")[:60], engine.is_running(run["id"]),
-                          run["progress"]) for run in runs)
+                          run["progress"], engine.cooling(run["id"])) for run in runs)
     return Snapshot(__version__, url, str(app.extensions["console.settings"].data_dir), time.time() - started, lines,
                     tuple(events.lines) if events else ())
 

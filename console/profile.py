@@ -8,11 +8,14 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-API_MODES = ("auto", "chat_completions", "responses", "images")
+from .proxyurl import check_proxy_url
+
+API_MODES = ("auto", "chat_completions", "responses", "images", "gemini")
 TOKEN_FIELDS = ("auto", "max_tokens", "max_completion_tokens", "max_output_tokens", "none")
 # How /images/edits receives the source: JSON `images[]` (grok2api G3), multipart field
 # `image` (OpenAI SDK with one file, grok2api G1.6) or `image[]` (grok2api G2).
-EDIT_FORMATS = ("multipart", "multipart_array", "json")
+# `json_image`: Seedream's JSON `image` field (a data URL, a list for several inputs; issue 12).
+EDIT_FORMATS = ("multipart", "multipart_array", "json", "json_image")
 MASK = "••••••••"
 MASK_CHAR = MASK[0]
 # RFC 9110 §5.1: a header name is a token.
@@ -47,12 +50,14 @@ class ApiProfile:
     concurrency: int = 4
     max_retries: int = 2
     timeout_s: float = 300.0
+    rate_limit_wait_s: float = 1800.0  # how long a run may be held back by 429s before tasks fail
     allow_private_api: bool = False
     allow_private_downloads: bool = False
     edit_format: str = "multipart"
     source_max_side: int = 0
     source_max_bytes: int = 0
     rewrite_result_host: bool = False
+    proxy_url: str = ""  # "" = the server's PROXY_URL (if any), "direct" = none (issue 12)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], base: "ApiProfile | None" = None) -> "ApiProfile":
@@ -220,6 +225,13 @@ def _headers(name: str, value: Any) -> dict[str, str]:
     return headers
 
 
+def _proxy(name: str, value: Any) -> str:
+    try:
+        return check_proxy_url(_text(name, value), credentials=False)
+    except ValueError as exc:
+        raise ProfileError(f"{name} {exc}") from None
+
+
 def _object(name: str, value: Any) -> dict[str, Any]:
     if value is None:
         return {}
@@ -249,10 +261,12 @@ _CHECKS = {
     "concurrency": _number(int, 1, 64),
     "max_retries": _number(int, 0, 20),
     "timeout_s": _number(float, 1, 3600),
+    "rate_limit_wait_s": _number(float, 0, 86400),
     "allow_private_api": _flag,
     "allow_private_downloads": _flag,
     "edit_format": _choice(EDIT_FORMATS),
     "source_max_side": _number(int, 0, 100_000),
     "source_max_bytes": _number(int, 0, 1 << 30),
     "rewrite_result_host": _flag,
+    "proxy_url": _proxy,
 }

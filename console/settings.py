@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import platformdirs
+
+from .proxyurl import check_proxy_url
 
 APP_NAME = "image-batch-console"
 GiB = 1024**3
@@ -41,6 +44,13 @@ def _port(text: str) -> int:
     return value
 
 
+def _proxy(text: str) -> str:
+    url = check_proxy_url(text, credentials=True)
+    if url == "direct":
+        raise ValueError("'direct' is for a profile that skips the server's proxy; leave PROXY_URL unset instead")
+    return url
+
+
 def _positive(convert: Callable[[str], Any]) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         value = convert(text)
@@ -60,10 +70,14 @@ class Setting:
     env: str
     help: str
     parse: Callable[[str], Any] = str
+    shown: str = ""  # how --help shows the default, when the value itself would mislead
+    secret: bool = False  # never echo the value in an error (a proxy URL may hold a password)
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("host", "127.0.0.1", "HOST", "Address to listen on (loopback unless you know why).", str),
+    Setting("host", "127.0.0.1", "HOST", "Address to listen on (loopback unless you know why; any other needs the access token).", str),
+    Setting("access_token", "", "ACCESS_TOKEN", "Token every request must carry (when HOST is not loopback, a new one is made at each start).", str,
+            "none"),
     Setting("port", 12607, "PORT", "Port to listen on.", _port),
     Setting("data_dir", "", "APP_DATA_DIR", "Data directory (default: the user data dir).", str),
     Setting("open_browser", True, "OPEN_BROWSER", "Open the review page in a browser on start.", _bool),
@@ -75,6 +89,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("allow_remote_debug_log_api", False, "ALLOW_REMOTE_DEBUG_LOG_API", "Serve task debug logs to non-local clients.", _bool),
     Setting("api_url_host_allowlist", (), "API_URL_HOST_ALLOWLIST", "If set, only these API hosts (comma-separated, '*.x' wildcards).", _csv),
     Setting("download_url_host_allowlist", (), "DOWNLOAD_URL_HOST_ALLOWLIST", "If set, only these download hosts (comma-separated, '*.x' wildcards).", _csv),
+    Setting("proxy_url", "", "PROXY_URL", "Proxy for API calls and result downloads (http://, https://, socks5://host:port; "
+            "may hold user:password). HTTPS_PROXY and the like are never read.", _proxy, "none", secret=True),
     Setting("cache_ttl_hours", 168.0, "CACHE_TTL_HOURS", "Unreferenced cached images older than this are evicted.", _positive(float)),
     Setting("cache_max_bytes", 2 * GiB, "CACHE_MAX_BYTES", "Cap on the image cache size in bytes.", _positive(int)),
     Setting("max_source_bytes", 50 * MiB, "MAX_SOURCE_BYTES", "Largest source image accepted.", _positive(int)),
@@ -122,7 +138,8 @@ def resolve(environ: Mapping[str, str] | None = None, overrides: Mapping[str, An
             try:
                 values[row.name] = row.parse(raw)
             except ValueError as exc:
-                raise SettingsError(f"{row.env}={raw!r}: {exc}") from None
+                shown = "(value hidden)" if row.secret else repr(raw)
+                raise SettingsError(f"{row.env}={shown}: {exc}") from None
     # Legacy switch of the older console: STATUS_WINDOW=0 meant no status window.
     if env.get("STATUS_WINDOW", "").strip() == "0" and not env.get("STATUS_UI"):
         values["status_ui"] = "none"
@@ -132,6 +149,23 @@ def resolve(environ: Mapping[str, str] | None = None, overrides: Mapping[str, An
         if value is not None:
             values[name] = value
     return Settings(values)
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
+
+
+def is_exposed(host: str) -> bool:
+    """Return True when listening on `host` is reachable from other machines: anything but a loopback address.
+
+    A wildcard ("", 0.0.0.0, ::) and every name other than localhost count as exposed (issue 13).
+    """
+    name = host.strip().strip("[]").lower()
+    if name in LOOPBACK_NAMES:
+        return False
+    try:
+        return not ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return True
 
 
 def data_dir(settings: Settings | None = None) -> Path:
@@ -144,7 +178,7 @@ def data_dir(settings: Settings | None = None) -> Path:
 
 def describe() -> str:
     """Return the settings table as text, for --help."""
-    lines = [f"  {row.env:<28} {row.help} (default: {_show(row.default)})" for row in SETTINGS]
+    lines = [f"  {row.env:<28} {row.help} (default: {row.shown or _show(row.default)})" for row in SETTINGS]
     return "environment:\n" + "\n".join(lines)
 
 

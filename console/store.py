@@ -67,12 +67,27 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     ALTER TABLE tasks ADD COLUMN overrides TEXT;
     ALTER TABLE results ADD COLUMN prompt TEXT;
     """),
+    # 3: where each result was saved (issue 11: the "saved" mark and the "not yet saved" filter).
+    (3, """
+    CREATE TABLE IF NOT EXISTS saves (
+        result_id TEXT NOT NULL REFERENCES results(id) ON DELETE CASCADE, output_dir TEXT NOT NULL,
+        layout TEXT NOT NULL, saved_at REAL NOT NULL, PRIMARY KEY (result_id, output_dir, layout)
+    ) WITHOUT ROWID;
+    """),
+    # 4: a task continued from a result (issue 10) keeps that result's bytes as its source
+    # (`source_sha`, so the cache keeps the file) and where it came from (`parent`).
+    (4, """
+    ALTER TABLE tasks ADD COLUMN source_sha TEXT;
+    ALTER TABLE tasks ADD COLUMN parent TEXT;
+    CREATE INDEX tasks_by_source_sha ON tasks(source_sha) WHERE source_sha IS NOT NULL;
+    """),
 )
 RUN_MODES = ("edit", "generate", "table")
 
 _TASK_COLUMNS = ("id, run_id, idx, source_name, source_path, prompt, status, attempts, http_status, error, warning, rev, "
-                 "refs, output_name, overrides")
-_RESULT_COLUMNS = "id, task_id, sha256, format, width, height, bytes, origin, selected"
+                 "refs, output_name, overrides, parent")
+_RESULT_COLUMNS = "id, task_id, sha256, format, width, height, bytes, origin, selected, prompt"
+_RESULT_COLUMNS += ", EXISTS(SELECT 1 FROM saves WHERE saves.result_id = results.id) AS saved"  # issue 11
 
 
 def new_id(prefix: str) -> str:
@@ -109,6 +124,7 @@ class NewResult:
     size: int
     origin: str
     url: str | None = None
+    prompt: str | None = None  # the prompt that produced it (a task's prompt can change: issue 10)
 
 
 @dataclass(frozen=True)
@@ -390,12 +406,43 @@ class Store:
         """Record how a task ended, with the results it brought (optionally only if it is now in one of `only_from`)."""
         guard = f" AND status IN ({','.join('?' * len(only_from))})" if only_from else ""
         with self._tx() as db:
+            if db.execute("SELECT 1 FROM tasks WHERE id = ?", (task_id,)).fetchone() is None:
+                return  # deleted while its call was finishing: nothing to record (issue 13)
             for result in results:
                 self._insert_result(db, task_id, result)
             rev = self._bump(db)
             db.execute("UPDATE tasks SET status = ?, error = ?, http_status = ?, warning = ?, debug_log = ?, rev = ?, "
                        f"finished_at = ? WHERE id = ?{guard}",
                        (status, error, http_status, warning, debug_log, rev, time.time(), task_id, *only_from))
+
+    def set_task_prompt(self, task_id: str, prompt: str) -> None:
+        """Give a task a new prompt for its next calls (its results keep the prompt that made them)."""
+        with self._tx() as db:
+            db.execute("UPDATE tasks SET prompt = ?, rev = ? WHERE id = ?", (prompt, self._bump(db), task_id))
+
+    def append_task(self, run_id: str, task: NewTask, *, source_sha: str | None = None,
+                    parent: dict[str, Any] | None = None) -> str:
+        """Add a pending task at the end of a run (a continuation of a result); return its id.
+
+        `source_sha` names the cached result used as its source, so the cache keeps that file
+        while the task exists; `parent` says where it came from (shown on the page).
+        """
+        task_id = new_id("t")
+        with self._tx() as db:
+            rev = self._bump(db)
+            row = db.execute("SELECT prompt FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise KeyError(run_id)
+            index = db.execute("SELECT COALESCE(MAX(idx), -1) + 1 FROM tasks WHERE run_id = ?", (run_id,)).fetchone()[0]
+            db.execute(
+                "INSERT INTO tasks (id, run_id, idx, source_name, source_path, prompt, rev, refs, output_name, overrides, "
+                "source_sha, parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (task_id, run_id, index, task.name, task.path, row[0] if task.prompt is None else task.prompt, rev,
+                 json.dumps(list(task.references)) if task.references else None, task.output_name,
+                 json.dumps(task.overrides) if task.overrides else None, source_sha,
+                 json.dumps(parent) if parent else None))
+            db.execute("UPDATE runs SET task_count = task_count + 1 WHERE id = ?", (run_id,))
+        return task_id
 
     def debug_log(self, task_id: str) -> str | None:
         """Return a task's last debug log."""
@@ -443,10 +490,10 @@ class Store:
         if db.execute("SELECT 1 FROM results WHERE task_id = ? AND sha256 = ?", (task_id, result.sha256)).fetchone():
             return None  # the same bytes again (a retry that keeps results)
         result_id = new_id("i")
-        db.execute("INSERT INTO results (id, task_id, sha256, format, width, height, bytes, origin, url, created_at) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        db.execute("INSERT INTO results (id, task_id, sha256, format, width, height, bytes, origin, url, created_at, prompt) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    (result_id, task_id, result.sha256, result.format, result.width, result.height, result.size,
-                    result.origin, result.url, time.time()))
+                    result.origin, result.url, time.time(), result.prompt))
         return result_id
 
     def clear_results(self, task_id: str) -> list[tuple[str, str]]:
@@ -483,8 +530,33 @@ class Store:
         return row[1], row[2]
 
     def is_referenced(self, sha256: str) -> bool:
-        """Return True while any result uses these bytes."""
-        return self._db().execute("SELECT 1 FROM results WHERE sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None
+        """Return True while any result uses these bytes, or a task continued from them has them as its source."""
+        db = self._db()
+        return (db.execute("SELECT 1 FROM results WHERE sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None
+                or db.execute("SELECT 1 FROM tasks WHERE source_sha = ? LIMIT 1", (sha256,)).fetchone() is not None)
+
+
+    def record_saves(self, result_ids: Sequence[str], output_dir: str, layout: str) -> None:
+        """Remember that these results were saved into `output_dir` by `layout`; their tasks show the mark."""
+        if not result_ids:
+            return
+        now = time.time()
+        with self._tx() as db:
+            rev = self._bump(db)
+            for chunk in _chunks(list(dict.fromkeys(result_ids)), 500):
+                # A result deleted while the save ran is left out (no foreign-key error).
+                db.executemany("INSERT OR REPLACE INTO saves SELECT ?, ?, ?, ? WHERE EXISTS "
+                               "(SELECT 1 FROM results WHERE id = ?)",
+                               [(result_id, output_dir, layout, now, result_id) for result_id in chunk])
+                marks = ",".join("?" * len(chunk))
+                db.execute(f"UPDATE tasks SET rev = ? WHERE id IN (SELECT task_id FROM results WHERE id IN ({marks}))",
+                           (rev, *chunk))
+
+    def saves(self, result_id: str) -> list[dict[str, Any]]:
+        """Return where a result was saved: [{"output_dir", "layout", "saved_at"}], newest first."""
+        rows = self._db().execute("SELECT output_dir, layout, saved_at FROM saves WHERE result_id = ? "
+                                  "ORDER BY saved_at DESC", (result_id,))
+        return [dict(row) for row in rows]
 
 
 class _Holder:
@@ -505,16 +577,18 @@ class _Holder:
 def _task(row: sqlite3.Row) -> dict[str, Any]:
     task = dict(row)
     task["index"] = task.pop("idx")
-    refs, overrides = task.pop("refs"), task.pop("overrides")
+    refs, overrides, parent = task.pop("refs"), task.pop("overrides"), task.pop("parent")
     task["references"] = json.loads(refs) if refs else []
     task["overrides"] = json.loads(overrides) if overrides else {}
+    task["parent"] = json.loads(parent) if parent else None
     task["results"] = []
     return task
 
 
 def _result(row: sqlite3.Row) -> dict[str, Any]:
-    result = {key: row[key] for key in ("id", "width", "height", "format", "sha256", "bytes", "origin")}
+    result = {key: row[key] for key in ("id", "width", "height", "format", "sha256", "bytes", "origin", "prompt")}
     result["selected"] = bool(row["selected"])
+    result["saved"] = bool(row["saved"])
     return result
 
 

@@ -15,7 +15,7 @@ import secrets
 import struct
 import threading
 import uuid
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import quote
 
 from PIL import Image, ImageFilter
@@ -921,3 +921,511 @@ def latency_jpeg(ctx: Ctx) -> None:
     if ctx.opts.get("unique", "0") != "0":
         jpeg = with_comment(jpeg, f"answer {next(_answer_numbers)}")
     answer_g3(ctx, md(f"data:image/jpeg;base64,{b64(jpeg)}"))
+
+
+# --------------------------------------------------------------------------- reliability and hostile answers (issue 13)
+
+
+# What `chaos` can do to one call, with its weight and whether the console must retry it.
+# Rate limits are rarer than the rest: each one holds the whole run back (issue 12's throttle).
+CHAOS_FAULTS: dict[str, tuple[int, bool]] = {
+    "ok": (50, False),
+    "429_retry_after": (3, True), "429": (1, True), "instream_transient": (1, True),
+    "500": (4, True), "502": (3, True), "503": (3, True), "reset": (4, True), "stall": (3, True),
+    "zero_events": (4, True),  # nothing sent at all: a broken connection, retried
+    "instream_fatal": (4, False), "garbage": (5, False), "empty": (4, False),
+    "400": (4, False),
+}
+_calls_lock = threading.Lock()
+CALL_LOG: dict[str, list[dict[str, Any]]] = {}  # segment -> one entry per call, in arrival order
+
+
+def chaos_fault(seed: str, digest: str, call: int) -> str:
+    """Return the fault `chaos` plays for a source's call number `call` (0-based): seeded, order-independent."""
+    rng = random.Random(f"{seed}/{digest}/{call}")
+    names = list(CHAOS_FAULTS)
+    return rng.choices(names, weights=[CHAOS_FAULTS[n][0] for n in names])[0]
+
+
+def call_log(segment: str) -> list[dict[str, Any]]:
+    """Return a copy of the calls `chaos` or `paid` answered under `segment`: {"digest", "call", "fault", "at"} each."""
+    with _calls_lock:
+        return [dict(entry) for entry in CALL_LOG.get(segment, [])]
+
+
+def _log_call(ctx: Ctx, fault: str) -> tuple[str, int]:
+    """Note a call in CALL_LOG; return the source's digest and how many calls it had before."""
+    from tests.fake_upstream import source_digest
+
+    digest = source_digest(ctx.req)
+    before = (ctx.source or (0, 0))[1]
+    with _calls_lock:
+        CALL_LOG.setdefault(ctx.segment, []).append({"digest": digest, "call": before, "fault": fault,
+                                                     "at": ctx.req.at})
+    return digest, before
+
+
+@scenario("chaos", lambda options: [IMAGES["orange_jpeg"]], sources=True)
+def chaos(ctx: Ctx) -> None:
+    """Play a seeded random fault per call (CHAOS_FAULTS): 429 with and without Retry-After, 5xx, resets,
+    stalls, in-stream errors, garbage images, empty answers, zero-event streams, 400s, or a good image.
+
+    The fault depends only on `seed`, the source and how many calls it had before, so a run gets
+    the same faults whatever order its tasks go in. `ra` is the Retry-After value (default 0.2).
+    """
+    from tests.fake_upstream import source_digest
+
+    before = (ctx.source or (0, 0))[1]
+    fault = chaos_fault(ctx.opts.get("seed", "0"), source_digest(ctx.req), before)
+    _log_call(ctx, fault)
+    _CHAOS_PLAYS[fault](ctx)
+
+
+@scenario("paid", lambda options: [], sources=True)
+def paid(ctx: Ctx) -> None:
+    """Every call costs money: log it per source (CALL_LOG), wait `s` (default 0.3), answer an image of its own.
+
+    The image is a swatch marked with the source's order of first arrival, so each task's result
+    is distinct; the log tells a test how often each source was paid for.
+    """
+    _log_call(ctx, "ok")
+    if ctx.wait(ctx.opt("s", 0.3)):
+        return
+    order = (ctx.source or (0, 0))[0]
+    image = _paid_image(order)
+    answer_g3(ctx, md("data:image/png;base64," + b64(image)))
+
+
+def _paid_image(order: int) -> bytes:
+    out = io.BytesIO()
+    picture = Image.new("RGB", (48, 32), (order * 37 % 256, order * 91 % 256, 120))
+    picture.putpixel((order % 48, (order // 48) % 32), (255, 255, 255))
+    picture.save(out, "PNG")
+    return out.getvalue()
+
+
+def _chaos_status(status: int, headers: tuple = ()) -> Callable[[Ctx], None]:
+    def play(ctx: Ctx) -> None:
+        type_ = "rate_limit_error" if status == 429 else ("server_error" if status >= 500 else "invalid_request_error")
+        ctx.send_json(status, g3_error(f"chaos: HTTP {status}", type_, "chaos_" + str(status)), headers)
+    return play
+
+
+def _chaos_retry_after(ctx: Ctx) -> None:
+    _chaos_status(429, (("Retry-After", ctx.opts.get("ra", "0.2")),))(ctx)
+
+
+def _chaos_fatal_stream(ctx: Ctx) -> None:
+    error = {"error": {"message": "chaos: the prompt was rejected by the content policy",
+                       "type": "invalid_request_error", "code": "content_policy_violation"}}
+    ctx.send_stream([sse_frame(compact_json(error), event="error"), DONE])
+
+
+def _chaos_empty(ctx: Ctx) -> None:
+    ctx.send_json(200, g3_completion(""))
+
+
+def _chaos_zero_events(ctx: Ctx) -> None:
+    ctx.send_stream([], SSE_GO)
+
+
+def _chaos_ok(ctx: Ctx) -> None:
+    answer_g3(ctx, md(data_url("orange_jpeg")))
+
+
+_CHAOS_PLAYS: dict[str, Callable[[Ctx], None]] = {
+    "ok": _chaos_ok, "429_retry_after": _chaos_retry_after, "429": _chaos_status(429), "500": _chaos_status(500),
+    "502": _chaos_status(502), "503": _chaos_status(503), "reset": reset_midstream, "stall": stall,
+    "instream_transient": instream_error_g16, "instream_fatal": _chaos_fatal_stream,
+    "garbage": garbage_dataurl, "empty": _chaos_empty, "zero_events": _chaos_zero_events,
+    "400": _chaos_status(400),
+}
+
+
+@scenario("link_to", ["purple_png"])
+def link_to(ctx: Ctx) -> None:
+    """A markdown image on `http://<ip>:<port>/<path>` (defaults: 127.0.0.2, this fake's port, the G3 purple path).
+
+    For SSRF tests: the address is any loopback one a test serves (a canary), given as options;
+    `via=redirect` links to this fake's 302 to it instead, so only a followed redirect reaches it.
+    """
+    ip = ctx.opts.get("ip", "127.0.0.2")
+    port = ctx.opts.get("port", str(ctx.fake.port))
+    target = f"http://{ip}:{port}{g3_path('purple_png')}"
+    if ctx.opts.get("via") == "redirect":  # this fake's own 302, so the first hop is the API's host
+        target = ctx.abs("/files/redirect?to=" + quote(target, safe=""))
+    answer_g3(ctx, md(target))
+
+
+@scenario("many_links")
+def many_links(ctx: Ctx) -> None:
+    """An answer with `n` (default 10000) markdown images, each a distinct URL on this fake (the same picture)."""
+    count = int(ctx.opt("n", 10000))
+    base = ctx.abs(g3_path("purple_png"))
+    answer_g3(ctx, "\n".join(md(f"{base}?copy={number}") for number in range(count)))
+
+
+_bomb_lock = threading.Lock()
+_bombs: list[bytes] = []
+
+
+def bomb_png(side: int = 20000) -> bytes:
+    """Return a 1-bit PNG of side×side pixels (400 M at the default) that is ~50 KB: a decompression bomb."""
+    import zlib
+
+    with _bomb_lock:
+        if not _bombs:
+            row = b"\x00" * (1 + (side + 7) // 8)
+            packer = zlib.compressobj(9)
+            body = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+
+            def chunk(kind: bytes, data: bytes) -> bytes:
+                return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+            header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+            _bombs.append(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+        return _bombs[0]
+
+
+@scenario("bomb_result")
+def bomb_result(ctx: Ctx) -> None:
+    """A data URL of a decompression bomb (400 M pixels in ~50 KB)."""
+    answer_g3(ctx, md("data:image/png;base64," + b64(bomb_png())))
+
+
+@scenario("truncated_result")
+def truncated_result(ctx: Ctx) -> None:
+    """A data URL of a PNG cut off in the middle of its pixel data."""
+    whole = IMAGES["gradient512_png"]
+    answer_g3(ctx, md("data:image/png;base64," + b64(whole[: len(whole) // 2])))
+
+
+@scenario("echo_key", models_error=True)
+def echo_key(ctx: Ctx) -> None:
+    """A careless gateway: a 401 whose message repeats the Authorization header it got, key and all."""
+    header = ctx.req.headers.get("authorization", "")
+    ctx.send_json(401, compact_json({"error": {"message": f"Invalid token: {header}", "type": "authentication_error",
+                                               "code": "invalid_api_key"}}))
+
+
+# --------------------------------------------------------------------------- a gateway that really edits (issue 14)
+
+
+RESTYLE_PALETTES = (((46, 16, 84), (226, 96, 136), (255, 214, 150)),  # dusk: deep purple, pink, gold
+                    ((16, 34, 72), (70, 120, 190), (250, 232, 200)))  # blue hour
+RESTYLE_REFUSAL = ("Your request was rejected by the safety system. If you believe this is an error, "
+                   "contact us and include the request ID.")
+
+
+def _first_data_url(value: Any) -> str | None:
+    """Return the first `data:` string in a JSON value (the uploaded source), depth first."""
+    if isinstance(value, str):
+        return value if value.startswith("data:") else None
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return next(filter(None, map(_first_data_url, items)), None)
+
+
+def restyled(source: bytes, variant: int) -> bytes:
+    """Return the source graded to a dusk palette (variant 0) or blue hour (1), blended with the original, as PNG."""
+    from PIL import ImageOps
+
+    with Image.open(io.BytesIO(source)) as opened:
+        picture = opened.convert("RGB")
+    dark, mid, light = RESTYLE_PALETTES[variant % len(RESTYLE_PALETTES)]
+    toned = ImageOps.colorize(ImageOps.grayscale(picture), dark, light, mid)
+    out = io.BytesIO()
+    Image.blend(picture, toned, 0.8).filter(ImageFilter.SMOOTH).save(out, "PNG")
+    return out.getvalue()
+
+
+@scenario("restyle", lambda options: [], sources=True)
+def restyle(ctx: Ctx) -> None:
+    """Edit for real: answer `n` (default 2) recoloured versions of the uploaded source after `s` s (default 0.2).
+
+    G3 chat stream, one data URL per version. `refuse=K` refuses the first call for the K-th distinct
+    source (0-based) the way OpenAI's moderation does (400 `moderation_blocked`); a retry succeeds.
+    Without a source (a text-only call) a stock photo is recoloured, as a generation. The README
+    screenshot (tests/test_journeys.py) is made with it.
+    """
+    if ctx.wait(ctx.opt("s", 0.2)):
+        return
+    order, before = ctx.source or (0, 0)
+    if "refuse" in ctx.opts and before == 0 and order == int(ctx.opts["refuse"]):
+        error = {"message": RESTYLE_REFUSAL, "type": "image_generation_user_error", "param": None,
+                 "code": "moderation_blocked"}
+        return ctx.send_json(400, compact_json({"error": error}))
+    import base64  # local: the rest of this module only encodes (b64)
+
+    found = _first_data_url(ctx.req.json) if ctx.req.json is not None else None
+    source = base64.b64decode(found.split(",", 1)[1]) if found else photo(256, fmt="PNG")  # no source: generate
+    urls = [f"data:image/png;base64,{b64(restyled(source, variant))}" for variant in range(int(ctx.opt("n", 2)))]
+    answer_g3(ctx, "\n\n".join(md(url) for url in urls))
+
+
+# --------------------------------------------------------------------------- rate limits and quota (issue 12)
+
+
+@scenario("ratelimited", _then_images)
+def ratelimited(ctx: Ctx) -> None:
+    """A gateway under load, as grok2api's current line answers (PROTOCOL §6.4).
+
+    Every `every`-th call (default 3) to this segment answers 429 `upstream_cooling` (with
+    `Retry-After: retry_after` when given); after `quota_after` calls that got an image, every call
+    answers 429 `upstream_quota_exhausted` with `Retry-After: 3600`. Other calls act as `then`.
+    """
+    if ctx.req.method != "POST":
+        return SCENARIOS["g3_stream_dataurl"].handler(ctx)
+    if "quota_after" in ctx.opts and ctx.fake.count(f"{ctx.segment}\0ok") >= int(ctx.opts["quota_after"]):
+        body = g3_error("上游账号额度已用尽 (quota exhausted)", "rate_limit_error", "upstream_quota_exhausted")
+        return ctx.send_json(429, body, [("Retry-After", "3600")])
+    if ctx.fake._bump(ctx.segment) % int(ctx.opt("every", 3)) == int(ctx.opt("every", 3)) - 1:
+        headers = [("Retry-After", ctx.opts["retry_after"])] if "retry_after" in ctx.opts else []
+        return ctx.send_json(429, g3_error("上游冷却中，请稍后再试", "rate_limit_error", "upstream_cooling"), headers)
+    ctx.fake._bump(f"{ctx.segment}\0ok")
+    then = ctx.opts.get("then", "g3_stream_dataurl")
+    SCENARIOS[then].handler(dataclasses.replace(ctx, name=then, opts={}))
+
+
+G4_FAULTS: dict[str, tuple[int, str, str, tuple[tuple[str, str], ...]]] = {
+    # kind: (status, message, code, headers) — grok2api's current line (PROTOCOL §6.4)
+    "not_submitted": (503, "上游请求未提交，可安全重试", "upstream_not_submitted", ()),
+    "not_submitted_header": (503, "upstream busy", "upstream_error",
+                             (("X-Upstream-Request-Disposition", "not-submitted"),)),
+    "cooling": (429, "上游冷却中", "upstream_cooling", (("Retry-After", "7"),)),
+    "model_cooling": (429, "模型冷却中", "upstream_model_cooling", (("Retry-After", "5"),)),
+    "quota": (429, "上游账号额度已用尽", "upstream_quota_exhausted", (("Retry-After", "3600"),)),
+    "unavailable": (503, "上游服务暂不可用", "upstream_unavailable", ()),
+    "edit_incomplete": (502, "上游未返回可用的编辑图片", "image_edit_incomplete", ()),
+}
+
+
+@scenario("g4_fault", _then_images)
+def g4_fault(ctx: Ctx) -> None:
+    """grok2api's current faults: the first `times` calls (default 1) play `kind`, then act as `then`.
+
+    Kinds: G4_FAULTS, plus `zero_events` (HTTP 200 SSE that closes at once) and `huge_500` (a
+    LiteLLM-style 500 whose 605 KB JSON body embeds a whole answer after its message).
+    """
+    if ctx.req.method == "POST" and ctx.fake._bump(ctx.segment) < int(ctx.opt("times", 1)):
+        kind = ctx.opts.get("kind", "not_submitted")
+        if kind == "zero_events":
+            return ctx.send_stream([], SSE_GO)
+        if kind == "huge_500":
+            message = "litellm.APIConnectionError: upstream answer could not be parsed"
+            body = '{"error":{"message":"%s","type":"api_connection_error","param":null,"code":"500","raw":"%s"}}' % (
+                message, "A" * 605_000)
+            return ctx.send_json(500, body)
+        status, message, code, headers = G4_FAULTS[kind]
+        type_ = "rate_limit_error" if status == 429 else "server_error"
+        return ctx.send_json(status, g3_error(message, type_, code), list(headers))
+    then = ctx.opts.get("then", "g3_stream_dataurl")
+    SCENARIOS[then].handler(dataclasses.replace(ctx, name=then, opts={}))
+
+
+# --------------------------------------------------------------------------- Gemini native and Seedream (issue 12)
+
+
+GEMINI_MODELS = ("gemini-2.5-flash-image", "gemini-3-pro-image-preview", "gemini-2.5-flash", "text-embedding-004")
+GEMINI_USAGE = {"promptTokenCount": 265, "candidatesTokenCount": 1290, "totalTokenCount": 1555,
+                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 7}, {"modality": "IMAGE", "tokenCount": 258}]}
+
+
+def google_error(status: int, word: str, message: str) -> str:
+    """Build a Google API error body (`{"error": {"code", "message", "status"}}`)."""
+    return compact_json({"error": {"code": status, "message": message, "status": word}})
+
+
+def gemini_key_refused(ctx: Ctx) -> bool:
+    """Answer like Google unless `x-goog-api-key` is exactly `gkey` and no Authorization came; True if refused."""
+    given = ctx.req.headers.get("x-goog-api-key")
+    if "authorization" in ctx.req.headers:
+        ctx.send_json(401, google_error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials. "
+                                        "Expected OAuth 2 access token, login cookie or other valid authentication credential."))
+    elif given is None:
+        ctx.send_json(403, google_error(403, "PERMISSION_DENIED",
+                                        "Method doesn't allow unregistered callers (callers without established identity). "
+                                        "Please use API Key or other form of API consumer identity to call this API."))
+    elif "gkey" in ctx.opts and given != ctx.opts["gkey"]:
+        ctx.send_json(400, google_error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key."))
+    else:
+        return False
+    return True
+
+
+def gemini_inputs(ctx: Ctx) -> list[bytes]:
+    """Return the input images of a generateContent request (inline_data or inlineData parts), in order."""
+    import base64  # local: the rest of this module only encodes (b64)
+
+    found = []
+    for content in (ctx.req.json or {}).get("contents") or []:
+        for part in content.get("parts") or []:
+            inline = part.get("inline_data") or part.get("inlineData")
+            if isinstance(inline, dict):
+                found.append(base64.b64decode(inline["data"]))
+    return found
+
+
+def gemini_chunk(parts: list[dict], finish: str | None = None, usage: bool = False, **extra: Any) -> str:
+    """Build one GenerateContentResponse (a whole answer, or one streamed chunk), camelCase as the REST API sends."""
+    candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
+    if finish:
+        candidate["finishReason"] = finish
+    obj: dict[str, Any] = {"candidates": [candidate], **extra}
+    if usage:
+        obj["usageMetadata"] = GEMINI_USAGE
+    obj["modelVersion"] = "gemini-2.5-flash-image"
+    obj["responseId"] = "n4QfaN2kGZ6B1dkP6eKW0Ak"
+    return compact_json(obj)
+
+
+def gemini_answer(ctx: Ctx, chunks: list[str]) -> None:
+    """Answer as Gemini does: SSE with CRLF and no [DONE] for streamGenerateContent?alt=sse, else one JSON body.
+
+    A whole answer merges the chunks' parts into one candidate (the last chunk's finishReason).
+    """
+    if ctx.endpoint.endswith(":streamGenerateContent"):
+        if ctx.req.query.get("alt") != "sse":
+            return ctx.send_json(400, google_error(400, "INVALID_ARGUMENT", "this fake streams only with alt=sse"))
+        return ctx.send_stream([sse_frame(chunk, eol="\r\n") for chunk in chunks], "text/event-stream")
+    import json
+
+    objects = [json.loads(chunk) for chunk in chunks]
+    whole = objects[-1]
+    if whole.get("candidates"):
+        parts = [part for obj in objects for c in obj.get("candidates", []) for part in c["content"]["parts"]]
+        whole["candidates"][0]["content"]["parts"] = parts
+    ctx.send_json(200, compact_json(whole))
+
+
+def _gemini_images(options: dict[str, str]) -> list[bytes]:
+    return [] if options.get("edit") == "1" else [IMAGES["cyan_png"]]
+
+
+@scenario("gemini", _gemini_images)
+def gemini(ctx: Ctx) -> None:
+    """Gemini native (PROTOCOL §6.2): a text part, then the image as `inlineData` (`snake=1`: `inline_data`),
+    then STOP with usage; streamed as three chunks.
+
+    `gkey=K` checks `x-goog-api-key` (Google's 400/403 otherwise); GET …/models lists Gemini models.
+    `relay=md` puts the image in a text part as a markdown data URL, `relay=url` as a hosted link,
+    `thought=1` sends a draft image marked `thought` first. `edit=1` answers a recoloured copy of the
+    first input image instead of the fixed one (a real edit, for the journeys).
+    """
+    if gemini_key_refused(ctx):
+        return
+    if ctx.req.method == "GET":
+        models = [{"name": f"models/{m}", "displayName": m, "supportedGenerationMethods": ["generateContent"]}
+                  for m in GEMINI_MODELS]
+        return ctx.send_json(200, compact_json({"models": models}))
+    if not isinstance(ctx.req.json, dict) or "contents" not in ctx.req.json:
+        return ctx.send_json(400, google_error(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified"))
+    inputs = gemini_inputs(ctx)
+    image = restyled(inputs[0], 0) if ctx.opts.get("edit") == "1" and inputs else IMAGES["cyan_png"]
+    mime = "image/png"
+    relay = ctx.opts.get("relay")
+    if relay == "md":
+        part: dict[str, Any] = {"text": md(f"data:{mime};base64,{b64(image)}")}
+    elif relay == "url":
+        part = {"text": f"Here it is: {ctx.abs(g3_path('cyan_png'))}"}
+    elif ctx.opts.get("snake") == "1":
+        part = {"inline_data": {"mime_type": mime, "data": b64(image)}}
+    else:
+        part = {"inlineData": {"mimeType": mime, "data": b64(image)}}
+    chunks = [gemini_chunk([{"text": "Here is the edited picture. "}])]
+    if ctx.opts.get("thought") == "1":
+        draft = {"inlineData": {"mimeType": "image/png", "data": b64(IMAGES["preview_a_png"])}, "thought": True}
+        chunks.insert(0, gemini_chunk([{"text": "Planning the colours…", "thought": True}, draft]))
+    chunks += [gemini_chunk([part]), gemini_chunk([], finish="STOP", usage=True)]
+    gemini_answer(ctx, chunks)
+
+
+@scenario("gemini_refusal")
+def gemini_refusal(ctx: Ctx) -> None:
+    """Gemini declining: `reason=block` (promptFeedback.blockReason PROHIBITED_CONTENT, no candidates) or a
+    finishReason (`reason=IMAGE_SAFETY` default, SAFETY, PROHIBITED_CONTENT, NO_IMAGE) with a text part."""
+    if ctx.req.method == "GET" or gemini_key_refused(ctx):
+        return gemini(ctx) if ctx.req.method == "GET" else None
+    reason = ctx.opts.get("reason", "IMAGE_SAFETY")
+    if reason == "block":
+        return gemini_answer(ctx, [compact_json({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
+                                                 "usageMetadata": GEMINI_USAGE, "modelVersion": "gemini-2.5-flash-image"})])
+    said = "I can't create that image, as it may go against my safety guidelines."
+    final = gemini_chunk([], finish=reason, usage=True)
+    if reason == "IMAGE_SAFETY":
+        import json
+
+        obj = json.loads(final)
+        obj["candidates"][0]["finishMessage"] = "Unable to show the generated image: it may violate the usage policy."
+        final = compact_json(obj)
+    gemini_answer(ctx, [gemini_chunk([{"text": said}]), final])
+
+
+SEEDREAM_MODEL = "doubao-seedream-4-0-250828"
+SEEDREAM_FAILED = {"code": "OutputImageSensitiveContentDetected",
+                   "message": "The request failed because the output image may contain sensitive information."}
+
+
+def _seedream_images(options: dict[str, str]) -> list[bytes]:
+    if options.get("edit") == "1":
+        return []
+    count, failed = int(options.get("images", 1)), options.get("fail", "")
+    return [IMAGES[name] for index, name in enumerate(("red_png", "lime_png", "navy_png")[:count])
+            if failed != "all" and str(index) != failed]
+
+
+@scenario("seedream", _seedream_images)
+def seedream(ctx: Ctx) -> None:
+    """Volcengine Ark Seedream (PROTOCOL §6.3) on `/images/generations`: the inputs must come as `image`
+    (a data URL string, or a list for several; `images` or multipart get Ark's 400).
+
+    `images=N` (1–3) answers N images; `fail=K` makes image K fail (`fail=all`: every one). Streamed:
+    one `image_generation.partial_succeeded` per image (a final image), `partial_failed` for a
+    failed one, `image_generation.completed` with usage, `[DONE]` (`events=1` adds `event:` lines).
+    Whole: `{"model", "created", "data": [...], "usage"}`. `response_format` url links to this fake.
+    `edit=1` answers recoloured copies of the first input instead of the fixed images.
+    """
+    body = ctx.req.json if isinstance(ctx.req.json, dict) else None
+    if body is None or "images" in body or (ctx.req.form is not None):
+        error = {"code": "InvalidParameter", "message": "The request body must be JSON; the input image goes in `image`.",
+                 "param": "image", "type": "BadRequest"}
+        return ctx.send_json(400, compact_json({"error": error}))
+    given = body.get("image")
+    inputs = [given] if isinstance(given, str) else given if isinstance(given, list) else []
+    if given is not None and (not inputs or not all(isinstance(i, str) and i.startswith("data:") for i in inputs)):
+        error = {"code": "InvalidParameter", "message": "The parameter `image` specified in the request is not valid.",
+                 "param": "image", "type": "BadRequest"}
+        return ctx.send_json(400, compact_json({"error": error}))
+    import base64  # local: the rest of this module only encodes (b64)
+
+    count, failed = int(ctx.opt("images", 1)), ctx.opts.get("fail", "")
+    if ctx.opts.get("edit") == "1" and inputs:
+        source = base64.b64decode(inputs[0].split(",", 1)[1])
+        pictures = [restyled(source, index) for index in range(count)]
+        names: list[str | None] = [None] * count
+    else:
+        names = list(("red_png", "lime_png", "navy_png")[:count])
+        pictures = [IMAGES[name] for name in names]
+    as_url = body.get("response_format") == "url"
+    items: list[dict[str, Any]] = []
+    for index, (name, picture) in enumerate(zip(names, pictures)):
+        if failed == "all" or str(index) == failed:
+            items.append({"image_index": index, "error": SEEDREAM_FAILED})
+        elif as_url and name is not None:
+            items.append({"image_index": index, "url": ctx.abs(g3_path(name)), "size": "2048x2048"})
+        else:
+            items.append({"image_index": index, "b64_json": b64(picture), "size": "2048x2048"})
+    usage = {"generated_images": sum("error" not in item for item in items), "output_tokens": 16384,
+             "total_tokens": 16384}
+    if not body.get("stream"):
+        data = [{key: value for key, value in item.items() if key != "image_index"} for item in items]
+        return ctx.send_json(200, compact_json({"model": SEEDREAM_MODEL, "created": CREATED, "data": data,
+                                                "usage": usage}))
+    with_events = ctx.opts.get("events") == "1"
+    frames = []
+    for item in items:
+        kind = "image_generation.partial_failed" if "error" in item else "image_generation.partial_succeeded"
+        event = {"type": kind, "model": SEEDREAM_MODEL, "created": CREATED, **item}
+        frames.append(sse_frame(compact_json(event), event=kind if with_events else None))
+    done = {"type": "image_generation.completed", "model": SEEDREAM_MODEL, "created": CREATED, "usage": usage}
+    frames += [sse_frame(compact_json(done), event="image_generation.completed" if with_events else None), DONE]
+    ctx.send_stream(frames)

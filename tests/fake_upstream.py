@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import random
+import re
 import select
 import socket
 import struct
@@ -584,7 +585,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if self.command == "GET" and endpoint == "/v1/models" and not known.models_error:
                 ctx.send_json(200, _models_json())
-            elif (self.command, endpoint) not in _API_ROUTES:
+            elif (self.command, endpoint) not in _API_ROUTES and not gemini_route(self.command, endpoint):
                 ctx.send_json(404, compact_json(_error(f"Unknown endpoint {self.command} {endpoint}", "not_found")))
             else:
                 self._run(known, ctx)
@@ -607,6 +608,18 @@ _API_ROUTES = {("POST", e) for e in API_ENDPOINTS} | {("GET", "/v1/models")}
 _MODELS = ("grok-imagine-1.0", "grok-imagine-1.0-fast", "grok-imagine-1.0-edit", "grok-imagine-image-lite",
            "grok-imagine-image", "grok-imagine-image-pro", "grok-imagine-image-2.0", "grok-imagine-image-edit",
            "grok-3", "grok-4", "gpt-image-1")
+
+
+# Gemini's native routes (PROTOCOL §6.2, issue 12): POST …/models/{model}:generateContent or
+# :streamGenerateContent, and GET …/models (the scenario answers it: its key check comes first).
+_GEMINI_POST = re.compile(r"/v1(?:beta|alpha)?/models/[\w.-]+:(?:stream)?[gG]enerateContent")
+_GEMINI_GET = re.compile(r"/v1(?:beta|alpha)?/models")
+
+
+def gemini_route(method: str, endpoint: str) -> bool:
+    """Return True for a Gemini API route (its handler tells models listings from image calls)."""
+    pattern = _GEMINI_POST if method == "POST" else _GEMINI_GET
+    return method in ("GET", "POST") and bool(pattern.fullmatch(endpoint)) and endpoint != "/v1/models"
 
 
 def _error(message: str, code: str) -> dict:
@@ -839,6 +852,11 @@ class FakeUpstream:
     def _record(self, rec: Recorded) -> None:
         with self._lock:
             self._requests.append(rec)
+
+    def count(self, key: str) -> int:
+        """Return how many requests were counted for key."""
+        with self._lock:
+            return self._counters.get(key, 0)
 
     def _bump(self, key: str) -> int:
         """Count one request for key; return how many came before it."""

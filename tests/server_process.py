@@ -16,21 +16,26 @@ ROOT = Path(__file__).resolve().parent.parent
 class ServerProcess:
     """`python app.py --port 0 --no-browser --status-ui none` on a data dir, with an httpx client."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, port: int = 0) -> None:
-        """Start on `port` (0: any free port; a fixed one lets a test restart a server where the page expects it)."""
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, port: int = 0, host: str = "127.0.0.1") -> None:
+        """Start on `port` (0: any free port; a fixed one lets a test restart a server where the page expects it).
+
+        With a `host` that is not loopback (0.0.0.0: reached through 127.0.0.1) the server prints a
+        URL with an access token: `token` holds it and `http` sends it (issue 13).
+        """
         self.data_dir = data_dir
         self.process = subprocess.Popen(
-            [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
+            [sys.executable, "app.py", "--host", host, "--port", str(port), "--data-dir", str(data_dir),
              "--no-browser", "--status-ui", "none"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
         line = self.process.stdout.readline()
-        match = re.search(r"on (http://127\.0\.0\.1:(\d+)/)", line)
+        match = re.search(r"on (http://127\.0\.0\.1:(\d+)/)(\?token=([\w-]+))?", line)
         if not match:
             self.process.kill()
             raise RuntimeError(f"server did not start: {line!r}")
-        self.url, self.port = match.group(1), int(match.group(2))
-        self.http = httpx.Client(base_url=self.url, timeout=30)
+        self.url, self.port, self.token = match.group(1), int(match.group(2)), match.group(4)
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        self.http = httpx.Client(base_url=self.url, timeout=30, headers=headers)
 
     def get(self, path: str, **kw) -> httpx.Response:
         return self.http.get(path, **kw)

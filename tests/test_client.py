@@ -15,7 +15,7 @@ from console.upstream.debuglog import DebugLog
 from console.upstream.errors import (BlockedURLError, ResponseError, StatusError, StreamError, TimeoutError_,
                                      TooLargeError, TransportError, UpstreamError)
 from console.upstream.payload import Source
-from console.upstream.retry import is_retryable
+from console.upstream.retry import is_quota, is_rate_limit, is_retryable
 from tests.fake_upstream import FakeUpstream
 from tests.images import JPEG
 
@@ -433,3 +433,63 @@ def test_check_profile_as_a_function_of_the_settings():
 
     profile = ApiProfile.from_dict({"api_url": "http://127.0.0.1:9", "model": "m", "allow_private_api": True})
     assert asyncio.run(check(profile, SETTINGS)) == "http://127.0.0.1:9/v1/chat/completions"
+
+
+# -- grok2api's current faults (issue 12) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind, status, message", [
+    ("not_submitted", 503, "HTTP 503: 上游请求未提交，可安全重试 (server_error, upstream_not_submitted)"),
+    ("not_submitted_header", 503, "HTTP 503: upstream busy (server_error, upstream_error)"),
+    ("unavailable", 503, "HTTP 503: 上游服务暂不可用 (server_error, upstream_unavailable)"),
+    ("edit_incomplete", 502, "HTTP 502: 上游未返回可用的编辑图片 (server_error, image_edit_incomplete)"),
+])
+def test_grok2api_server_faults_are_retried_and_named(fake, kind, status, message):
+    sleeps = Sleeps()
+    error = fails(fake, f"g4_fault.kind={kind}.times=9", StatusError, sleep=sleeps, max_retries=1)
+    assert (error.http_status, str(error), error.attempts) == (status, message, 2)
+    assert error.not_submitted == kind.startswith("not_submitted")
+    outcome = call(fake, f"g4_fault.kind={kind}.times=1", sleep=Sleeps(), max_retries=1)
+    assert outcome.attempts == 2 and outcome.images
+
+
+@pytest.mark.parametrize("kind, code, wait", [("cooling", "upstream_cooling", 7.0),
+                                              ("model_cooling", "upstream_model_cooling", 5.0)])
+def test_cooling_429s_carry_their_code_and_wait(fake, kind, code, wait):
+    error = fails(fake, f"g4_fault.kind={kind}", StatusError, max_retries=0)
+    assert (error.http_status, error.code, error.retry_after) == (429, code, wait)
+    assert is_rate_limit(error) and not is_quota(error)
+
+
+def test_an_exhausted_quota_is_not_retried(fake):
+    sleeps = Sleeps()
+    error = fails(fake, "g4_fault.kind=quota.times=9", StatusError, sleep=sleeps, max_retries=3)
+    assert error.code == "upstream_quota_exhausted" and error.attempts == 1 and sleeps == []
+    assert is_rate_limit(error) and is_quota(error)
+
+
+def test_rate_limits_can_be_left_to_the_caller(fake):
+    profile = ApiProfile.from_dict({"api_url": fake.url("g4_fault.kind=cooling", CHAT), "model": "m",
+                                    "allow_private_api": True, "max_retries": 3})
+
+    async def go() -> UpstreamError:
+        async with make_http_client() as http:
+            client = UpstreamClient(http, SETTINGS, sleep=Sleeps())
+            request = client.prepare(profile, "make it blue", SOURCE)
+            with pytest.raises(StatusError) as caught:
+                await client.send(profile, request, rate_limits=False)
+            return caught.value
+
+    assert asyncio.run(go()).attempts == 1  # raised at once: the engine slows the whole run
+
+
+def test_a_stream_with_zero_events_is_a_retried_fault(fake):
+    error = fails(fake, "g4_fault.kind=zero_events.times=9", TransportError, max_retries=1)
+    assert "closed the stream without sending anything" in str(error) and error.attempts == 2
+    assert call(fake, "g4_fault.kind=zero_events.times=1", max_retries=1).attempts == 2
+
+
+def test_a_huge_error_body_keeps_its_start_and_its_message(fake):
+    error = fails(fake, "g4_fault.kind=huge_500.times=9", StatusError, max_retries=0)
+    assert str(error) == ("HTTP 500: litellm.APIConnectionError: upstream answer could not be parsed "
+                          "(api_connection_error, 500)")

@@ -236,7 +236,7 @@ def test_round_trip_never_wipes_a_stored_key(store, tmp_path):
     exported = store.export(include_secrets=False)
     exported["settings"]["api"]["model"] = "changed"
     summary = store.import_config(exported)
-    assert summary == {"ok": True, "settings": True, "api_presets": 1, "save_presets": 0}
+    assert summary == {"ok": True, "settings": True, "api_presets": 1, "save_presets": 0, "snippets": 0}
     assert store.profile().api_key == KEY and store.profile().model == "changed"
     assert store.presets(masked=False)["api"]["p"]["api_key"] == "preset-key"
     # A masked export (what the page shows) keeps them too.
@@ -372,6 +372,6 @@ def test_no_legacy_file_or_path(tmp_path):
 
 def test_the_package_shows_one_public_face():
     """console.config's __init__ exports a sorted __all__, each name defined behind it (issue 9)."""
-    assert console.config.__all__ == sorted(console.config.__all__) == ["ConfigError", "ConfigStore", "NotFound"]
+    assert console.config.__all__ == sorted(console.config.__all__) == ["ConfigError", "ConfigStore", "NotFound", "checked_snippets"]
     for name in console.config.__all__:
         assert getattr(console.config, name).__module__.startswith("console.config.")

@@ -147,7 +147,7 @@ def test_export_import_round_trip_keeps_the_key(client, store):
     exported = ok(client.get("/api/config/export"))
     exported["settings"]["api"]["model"] = "after"
     answer = ok(client.post("/api/config/import", json=exported))
-    assert answer == {"ok": True, "settings": True, "api_presets": 1, "save_presets": 0}
+    assert answer == {"ok": True, "settings": True, "api_presets": 1, "save_presets": 0, "snippets": 0}
     assert store.profile().api_key == KEY and store.profile().model == "after"
     assert store.presets(masked=False)["api"]["p"]["api_key"] == "preset-" + KEY
     # What the page shows (masked) imports without harm too.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -231,3 +232,58 @@ def test_attempts_count_upstream_calls_only(engine, fake, tmp_path):
     assert "not a usable image" in tasks["broken.png"]["error"]
     assert tasks["img1.png"]["status"] == "done" and tasks["img1.png"]["attempts"] == 3
     assert len(fake.requests) == 3  # the broken source never went out
+
+
+# -- rate limits (issue 12) -------------------------------------------------------------------------
+
+
+def test_a_third_of_calls_rate_limited_and_quota_gone_at_200_pauses_the_run_and_resume_finishes_it(
+        engine, fake, tmp_path):
+    folder = make_sources(tmp_path / "src", 300)
+    run_id, _ = engine.create_run(str(folder), False, "edit", api(
+        fake, "ratelimited.every=3.retry_after=0.05.quota_after=200", concurrency=16))  # max_retries 0
+    wait_for(lambda: not engine.is_running(run_id), timeout=60)
+    progress = engine.store.progress(run_id)
+    assert progress["failed"] == 0  # not one task failed for a rate limit
+    assert 200 <= progress["done"] < 300 and progress["done"] + progress["stopped"] == 300
+    stopped = [t for t in engine.store.tasks_since(run_id)["tasks"] if t["status"] == "stopped"]
+    assert {t["error"] for t in stopped} == {
+        "paused: 429 from the gateway (upstream_quota_exhausted); resume when the quota is back"}
+    assert engine.cooling(run_id) == {"paused": stopped[0]["error"]}
+    assert engine.resume(run_id, api(fake, "ratelimited.every=3.retry_after=0.05", concurrency=16)) == len(stopped)
+    wait_for(lambda: not engine.is_running(run_id), timeout=60)
+    assert engine.store.progress(run_id)["done"] == 300 and engine.cooling(run_id) is None
+
+
+def test_a_cooling_run_shows_why_and_until_when_with_fewer_calls_at_once(engine, fake, tmp_path):
+    run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 6)), False, "edit",
+                                  api(fake, "ratelimited.every=1.retry_after=30", concurrency=4))
+    wait_for(lambda: (engine.cooling(run_id) or {}).get("concurrency") == 1)
+    cooling = engine.cooling(run_id)
+    assert cooling["reason"] == "429 from the gateway (upstream_cooling)" and cooling["target"] == 4
+    assert cooling["until"] > time.time() + 20
+    assert engine.store.progress(run_id)["failed"] == 0
+    assert engine.stop_run(run_id) == 6  # a cooling run stops at once
+
+
+def test_tasks_fail_for_rate_limits_only_after_the_profiles_patience(engine, fake, tmp_path):
+    run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 2)), False, "edit",
+                                  api(fake, "ratelimited.every=1.retry_after=0.1", concurrency=2, rate_limit_wait_s=0.5))
+    wait_for(lambda: not engine.is_running(run_id), timeout=30)
+    tasks = engine.store.tasks_since(run_id)["tasks"]
+    assert {t["status"] for t in tasks} == {"failed"}
+    assert all(t["error"].startswith("rate limited for longer than 0.5s without a call getting through; last: HTTP 429")
+               for t in tasks)
+    assert all(t["attempts"] > 1 for t in tasks)
+
+
+def test_a_task_re_prompted_while_prepared_is_sent_with_its_new_prompt(engine, fake, tmp_path):
+    run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 3)), False, "old prompt",
+                                  api(fake, "latency.s=1", concurrency=1))
+    wait_for(lambda: fake.in_flight == 1)  # the other two are prepared with the old prompt
+    last = engine.store.tasks_since(run_id)["tasks"][-1]
+    assert last["status"] == "pending"
+    engine.retry_task(last["id"], prompt="new prompt")
+    wait_for(lambda: not engine.is_running(run_id), timeout=20)
+    prompts = [r.json["messages"][0]["content"][0]["text"] for r in fake.requests if r.method == "POST"]
+    assert prompts == ["old prompt", "old prompt", "new prompt"]

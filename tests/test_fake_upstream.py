@@ -26,7 +26,7 @@ FAST_SEGMENTS = {"slow_headers": "slow_headers.s=0.05", "latency": "latency.s=0.
                  "big_dataurl": "big_dataurl.mb=0.5"}
 ERROR_STATUS = {"err_401_g16": 401, "err_401_g2": 401, "err_403_g2": 403, "err_400_g16": 400, "err_429_g2": 429,
                 "err_502_g16": 502, "err_503_g3": 503, "err_400_g3_provider": 400, "err_text_plain_500": 500,
-                "fail_then_ok": 429}
+                "fail_then_ok": 429, "g4_fault": 503, "echo_key": 401}
 BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{100,}={0,2}")
 LOCAL_PATH = re.compile(r"(?:http://127\.0\.0\.1:\d+)?(/v1/files/image[^\s)\"\\]*|/v1/media/images/img_[\w-]{32}"
                         r"|/images/users-[\w-]+\.jpg|/files/redirect\?to=[^\s)\"\\]+)")
@@ -63,6 +63,13 @@ def send(client: httpx.Client, fake: FakeUpstream, segment: str, **overrides: An
     if name.startswith("images_"):
         body = {"model": "grok-imagine-image", "prompt": "a red fox", "n": 1, "stream": "stream" in name}
         return client.post(fake.url(segment, "/v1/images/generations"), json=body)
+    if name.startswith("gemini"):  # issue 12: Gemini's own route, key header and body
+        body = {"contents": [{"role": "user", "parts": [{"text": "a red fox"}]}]}
+        return client.post(fake.url(segment, "/v1beta/models/gemini-2.5-flash-image:generateContent"), json=body,
+                           headers={"x-goog-api-key": "AIza-fake"})
+    if name == "seedream":  # issue 12: the source as a data URL in `image`
+        image = "data:image/png;base64," + base64.b64encode(IMAGES["red_png"]).decode()
+        return client.post(fake.url(segment, "/v1/images/generations"), json={"model": "m", "prompt": "x", "image": image})
     if name.startswith("responses_"):
         body = {"model": "grok-imagine-image", "input": "a red fox", "stream": "stream" in name or "failed" in name}
         return client.post(fake.url(segment, "/v1/responses"), json=body)

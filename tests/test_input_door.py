@@ -69,6 +69,9 @@ BAD_FIELDS = [
     ({"n": 11}, "n", "between"),
     ({"stream": "yes"}, "stream", "true or false"),
     ({"api_mode": "gemini-ish"}, "api_mode", "one of"),
+    ({"edit_format": "json_images"}, "edit_format", "one of"),
+    ({"proxy_url": "ftp://127.0.0.1:21"}, "proxy_url", "socks5://"),
+    ({"proxy_url": "http://me:secret@127.0.0.1:3128"}, "proxy_url", "PROXY_URL"),
     ({"model": 5}, "model", "string"),
     ({"nonsense": 1}, "nonsense", "unknown"),
 ]

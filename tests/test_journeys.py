@@ -521,6 +521,8 @@ REFUSED = [
     ("extra_headers", "[1, 2]"),
     ("extra_body", '{"a": '),
     ("extra_body", '"just a string"'),
+    ("proxy_url", "ftp://127.0.0.1:21"),
+    ("proxy_url", "http://me:secret@127.0.0.1:3128"),  # a login belongs in PROXY_URL, never on the page
 ]
 # Odd but legitimate: accepted and stored as typed (trimmed where the server trims).
 ACCEPTED = [
@@ -627,3 +629,618 @@ def test_h_profile_form_fuzz(page, server, fake, tmp_path):
         page.watch.console_errors.clear()  # reported here, once
         pytest.fail("temperature=7 under a folded Advanced: Save settings did nothing and said nothing "
                     f"(toasts: {toasts(page, 'error')}, browser console: {console})")
+
+
+# --------------------------------------------------------------------------- examples and the README's picture (issue 14)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+
+
+def make_landscapes(folder: Path, count: int) -> Path:
+    """Write small landscape pictures (sky, sun, hills, lake), each a little different, as PNG and JPEG."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(1, count + 1):
+        width, height = 320, 240
+        image = Image.new("RGB", (width, height))
+        draw = ImageDraw.Draw(image)
+        top, bottom = (70 + index * 9 % 60, 140 + index * 7 % 70, 215), (230, 215 - index * 5 % 60, 170)
+        for y in range(150):  # sky: a vertical gradient
+            t = y / 150
+            draw.line((0, y, width, y), fill=tuple(round(a + (b - a) * t) for a, b in zip(top, bottom)))
+        sun_x = 40 + index * 53 % 240
+        draw.ellipse((sun_x - 18, 50 + index % 4 * 12, sun_x + 18, 86 + index % 4 * 12), fill=(255, 236, 170))
+        far = [(0, 150)] + [(x, 110 + (x * (index + 3)) % 37) for x in range(0, width + 40, 40)] + [(width, 150)]
+        draw.polygon(far, fill=(96, 110 + index * 6 % 40, 140))
+        near = [(0, 170)] + [(x, 128 + (x * (index + 7)) % 29) for x in range(0, width + 30, 30)] + [(width, 170)]
+        draw.polygon(near, fill=(52, 96 + index * 5 % 50, 70))
+        draw.rectangle((0, 170, width, height), fill=(60, 110, 150 + index * 4 % 50))  # the lake
+        for x in range(8 + index * 11 % 40, width, 70):  # pines on the shore
+            draw.polygon([(x, 176), (x + 9, 140 - index % 3 * 6), (x + 18, 176)], fill=(24, 60, 40))
+        name = folder / f"lake{index:02d}.{'jpg' if index % 4 == 0 else 'png'}"
+        image.save(name, **({"quality": 92} if name.suffix == ".jpg" else {}))
+    return folder
+
+
+def apply_preset(page, kind: str, name: str) -> None:
+    """Pick a preset by name in the API or save picker and click its Apply."""
+    picker = "[data-testid=api-preset]" if kind == "api" else "#save-preset"
+    page.wait_for_function("([picker, name]) => [...document.querySelectorAll(`${picker} option`)]"
+                           ".some((o) => o.value === name)", arg=[picker, name], timeout=WAIT_MS)
+    page.select_option(picker, name)
+    page.click("[data-testid=api-preset-apply]" if kind == "api" else "#save-preset-apply")
+
+
+def test_i_example_presets_then_a_review_for_the_readme(page, server, fake, tmp_path):
+    """Import web_data/'s examples with Import config, start from a preset, review, save; the README's screenshot."""
+    key = "sk-live-Readme2026"
+    url = fake.url(f"restyle.refuse=4.key={key}", CHAT)
+    for example in ("settings.example.json", "presets.example.json"):
+        with page.expect_response(lambda r: r.url.endswith("/api/config/import")) as answer:
+            page.set_input_files("#config-import", str(ROOT / "web_data" / example))
+        assert answer.value.status == 200, answer.value.text()
+    open_profile(page)
+    page.wait_for_function("document.querySelector('[data-testid=api-url]').value === 'http://127.0.0.1:8000/v1'")
+    with page.expect_response(lambda r: r.url.endswith("/apply") and r.request.method == "POST") as answer:
+        apply_preset(page, "api", "grok2api chat (local)")
+    assert answer.value.status == 200, answer.value.text()
+    assert page.input_value("[data-testid=api-model]") == "grok-imagine-image-edit"
+    page.fill("[data-testid=api-url]", url)  # the example's gateway address, changed to where mine listens
+    page.fill("[data-testid=api-key]", key)
+    save_settings(page)
+    assert stored_key(server) == key
+    folder = make_landscapes(tmp_path / "lakes", 12)
+    pick_folder(page, folder, 12)
+    run_id = start_run(page, "make the sky purple at dusk")
+    final = wait_settled(page, server, run_id)
+    assert (final["progress"]["done"], final["progress"]["failed"]) == (11, 1), final["progress"]
+    failed = cards(page, "failed").first
+    assert "safety system" in failed.inner_text() and "400" in failed.inner_text()
+    # Review with the keyboard: pick a result in the first four tasks (the third gets its second version).
+    page.locator("[data-testid=task-card]").first.locator("[data-testid=result-image]").first.click()
+    page.locator("[data-testid=viewer]").wait_for(state="visible")
+    for number in range(4):
+        if number == 2:
+            page.keyboard.press("ArrowDown")
+        page.keyboard.press(" ")
+        page.wait_for_function("document.querySelector('.viewer-result-info').textContent.includes('✓')",
+                               timeout=WAIT_MS)
+        page.keyboard.press("ArrowRight")
+    page.keyboard.press("Escape")
+    page.locator("[data-testid=viewer]").wait_for(state="hidden")
+    page.set_viewport_size({"width": 1600, "height": 1000})
+    page.mouse.move(0, 0)
+    page.evaluate("() => document.querySelector('aside.sidebar').scrollTo(0, 0)")  # the form from its top
+    dismiss_toasts(page)
+    page.wait_for_function("[...document.querySelectorAll('[data-testid=result-image]')].slice(0, 12)"
+                           ".every((img) => img.complete && img.naturalWidth > 0)", timeout=WAIT_MS)
+    DOCS.mkdir(exist_ok=True)
+    page.screenshot(path=str(DOCS / "screenshot.png"))  # the README's picture: mid-review, one refusal on screen
+    # Retry the refused one, then save the chosen pairs with the example's ai-toolkit save preset.
+    click_run_button(page, "retry-failed")
+    wait_all_done(page, server, run_id, 12)
+    page.click("#open-save")
+    apply_preset(page, "save", "ai-toolkit Kontext, Qwen-Image-Edit")
+    form = page.locator("#save-form")
+    assert form.locator("[name=layout]").input_value() == "aitoolkit_edit"
+    out = tmp_path / "datasets"
+    form.locator("[name=output_dir]").fill(str(out))
+    form.locator("[type=submit]").click()
+    target = out / "my_edit_dataset_target"
+    wait_until(lambda: len(list(target.glob("*.png"))) == 4, what="the four chosen pairs on disk")
+    stems = sorted(p.stem for p in folder.iterdir())[:4]
+    assert sorted(p.stem for p in target.glob("*.png")) == stems
+    assert sorted(p.stem for p in (out / "my_edit_dataset_control").iterdir()) == stems
+    assert (target / f"{stems[0]}.txt").read_text(encoding="utf-8").strip() == "make the sky purple at dusk"
+    assert gateway_keys(fake) == [f"Bearer {key}"]
+
+
+# --------------------------------------------------------------------------- prompt sources (issue 10)
+
+
+def sent_chat(call) -> tuple[str, list[bytes]]:
+    """(prompt, input images) of a chat call the gateway received."""
+    import base64
+
+    content = call.json["messages"][-1]["content"]
+    if isinstance(content, str):
+        return content, []
+    text = next(part["text"] for part in content if part["type"] == "text")
+    return text, [base64.b64decode(p["image_url"]["url"].split(",", 1)[1]) for p in content if p["type"] == "image_url"]
+
+
+def choose_mode(page, mode: str) -> None:
+    """Click a mode of the run form's switch (edit / generate / table)."""
+    page.click(f"[data-testid=mode-switch] label:has([value={mode}])")
+    page.wait_for_function("(m) => document.querySelector('#run-form').dataset.mode === m", arg=mode)
+
+
+def output_text(page, testid: str, contains: str) -> str:
+    """Wait until an output box shows `contains`; return its text."""
+    page.wait_for_function("([id, text]) => { const o = document.querySelector(`[data-testid=${id}]`);"
+                           " return o && !o.hidden && o.textContent.includes(text); }", arg=[testid, contains],
+                           timeout=WAIT_MS)
+    return page.inner_text(f"[data-testid={testid}]")
+
+
+def click_start(page, status: int = 201):
+    """Click Start run; return the server's answer (status checked)."""
+    with page.expect_response(lambda r: r.url.endswith("/api/runs") and r.request.method == "POST") as answer:
+        page.click("[data-testid=start-run]")
+    assert answer.value.status == status, answer.value.text()
+    return answer.value.json()
+
+
+def test_sources_edit_with_captions_and_reference_folder(page, server, fake, tmp_path):
+    folder = make_photos(tmp_path / "photos", MIXED[:4])
+    refs = make_photos(tmp_path / "refs", [(40, 40)] * 4)  # same stems: photo01 … photo04
+    names = sorted(p.stem for p in folder.iterdir())
+    for stem in names[:3]:
+        (folder / f"{stem}.txt").write_text(f"a photo called {stem}", encoding="utf-8")
+    fill_profile(page, fake.url("g3_stream_dataurl", CHAT), None)
+    page.fill("[data-testid=path-input]", str(folder))
+    page.fill("[data-testid=prompt-input]", "{caption}, as a watercolour")
+    page.fill("[data-testid=reference-dirs]", str(refs))
+    page.click("#scan")
+    text = output_text(page, "scan-output", "with a caption")
+    assert "4 images found" in text and "3 of 4 with a caption (.txt)" in text, text
+    assert f"these would be refused: {names[3]}" in text and "References: 4 of 4 matched in 1 folder(s)" in text, text
+    refused = click_start(page, 400)
+    assert [f["name"] for f in refused["files"]] == [p.name for p in sorted(folder.glob(f"{names[3]}.*"))]
+    assert names[3] in output_text(page, "scan-output", "no usable sidecar") and image_calls(fake) == []
+    (folder / f"{names[3]}.txt").write_text("the last one", encoding="utf-8")  # the user writes the missing caption
+    page.click("#scan")
+    output_text(page, "scan-output", "4 of 4 with a caption")
+    run_id = click_start(page)["run_id"]
+    wait_all_done(page, server, run_id, 4)
+    sources = sorted(p for p in folder.iterdir() if p.suffix != ".txt")
+    expected = {(f"a photo called {p.stem}" if p.stem != names[3] else "the last one") + ", as a watercolour":
+                [p.read_bytes(), next(refs.glob(f"{p.stem}.*")).read_bytes()] for p in sources}
+    assert dict(sent_chat(call) for call in image_calls(fake)) == expected
+    assert page.locator("[data-testid=ref-thumb]").count() == 4  # each card shows its reference
+    page.locator("[data-testid=task-card]").first.locator("[data-testid=result-image]").first.click()
+    page.locator("[data-testid=viewer]").wait_for(state="visible")
+    assert page.inner_text("[data-testid=caption-source]") == "Source"
+    assert "Made with: a photo called photo01, as a watercolour" in page.inner_text("[data-testid=result-prompt]")
+    page.keyboard.press("i")  # the next input image: the reference
+    page.wait_for_function("document.querySelector('[data-testid=caption-source]').textContent === 'Reference 1'")
+    page.wait_for_function("document.querySelector('[data-testid=viewer-source]').naturalWidth === 40")
+    assert page.locator("[data-testid=viewer-inputs] img").count() == 2
+
+
+def test_sources_generate_with_variables_and_a_count(page, server, fake, tmp_path):
+    fill_profile(page, fake.url("images_g3_json", "/v1/images/generations"), None, model="grok-imagine-image")
+    choose_mode(page, "generate")
+    assert not page.locator("[data-testid=path-input]").is_visible()
+    page.click("[data-testid=prompt-input]")
+    page.keyboard.type("a {animal} in the {weather}")  # typed: each {name} gets its row
+    rows = page.locator("[data-testid=variable-row]")
+    rows.nth(1).wait_for()
+    assert [rows.nth(i).locator(".var-name").input_value() for i in range(2)] == ["animal", "weather"]
+    rows.nth(0).locator(".var-values").click()
+    page.keyboard.type("cat, dog")
+    page.keyboard.press("Tab")  # to the row's ✕, then on to the next row's name and values
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    page.keyboard.type("snow，rain, fog")  # a Chinese comma separates values too
+    assert "No values yet" not in page.inner_text("[data-testid=task-count]")
+    page.fill("[data-testid=count-input]", "2")
+    assert output_text(page, "task-count", "12 tasks").startswith("12 tasks (2 × 3 × 2)")
+    run_id = click_start(page)["run_id"]
+    wait_all_done(page, server, run_id, 12)
+    prompts = sorted(call.json["prompt"] for call in image_calls(fake))
+    assert prompts == sorted(f"a {a} in the {w}" for a in ("cat", "dog") for w in ("snow", "rain", "fog") for _ in (1, 2))
+    tasks = listing(server, run_id)["tasks"]
+    assert [t["source_name"] for t in tasks][:4] == ["cat_snow_1", "cat_snow_2", "cat_rain_1", "cat_rain_2"]
+    assert all(t["output_name"] == t["source_name"] for t in tasks)
+    assert page.locator("[data-testid=task-card] .name").first.inner_text() == "cat_snow_1"
+    assert "a {animal} in the {weather}" in page.inner_text("#run-title")
+
+
+def test_sources_table_with_bad_rows_then_a_good_one_and_export(page, server, fake, tmp_path):
+    from openpyxl import Workbook, load_workbook
+
+    photos = make_photos(tmp_path / "photos", MIXED[:2])
+    first, second = sorted(photos.iterdir())
+    refs = make_photos(tmp_path / "refs", [(40, 40)])
+    ref = next(refs.iterdir())
+
+    def workbook(path: Path, rows: list[list]) -> Path:
+        book = Workbook()
+        for row in rows:
+            book.active.append(row)
+        book.save(path)
+        return path
+
+    header = ["源图", "提示词", "数量", "文件名", "参考图"]
+    bad = workbook(tmp_path / "bad.xlsx", [header, [str(first), "把天空改成紫色", 1, "sky", ""],
+                                           ["photos/missing.png", "x", 1, "", ""], ["", "", 1, "", ""],
+                                           ["", "a fox", 101, "sky", ""]])
+    fill_profile(page, fake.url("g3_stream_dataurl", CHAT), None)
+    choose_mode(page, "table")
+    assert not page.locator("[data-testid=prompt-input]").is_visible()
+    page.fill("[data-testid=table-path]", str(bad))
+    page.click("[data-testid=table-check]")
+    text = output_text(page, "table-output", "Row 5")
+    assert f"Row 3: source image not found: {tmp_path / 'photos' / 'missing.png'}" in text, text
+    assert "Row 4: empty prompt" in text and "count 101 is out of range (1-100); duplicate output name 'sky'" in text
+    refused = click_start(page, 400)  # Start refuses the same rows: nothing runs
+    assert [row["row"] for row in refused["rows"]] == [3, 4, 5] and image_calls(fake) == []
+    good = workbook(tmp_path / "good.xlsx", [header, [str(first), "把天空改成紫色", 1, "sky", ""],
+                                             [str(second), "hold the cup", 2, "", str(ref)], ["", "a fox", 1, "fox", ""]])
+    page.fill("[data-testid=table-path]", str(good))
+    page.click("[data-testid=table-check]")
+    assert "3 rows → 4 tasks, ready to start" in output_text(page, "table-output", "ready to start")
+    run_id = click_start(page)["run_id"]
+    wait_all_done(page, server, run_id, 4)
+    sent = sorted(sent_chat(call) for call in image_calls(fake))
+    assert sent == sorted([("把天空改成紫色", [first.read_bytes()]), ("hold the cup", [second.read_bytes(), ref.read_bytes()]),
+                           ("hold the cup", [second.read_bytes(), ref.read_bytes()]), ("a fox", [])])
+    assert page.inner_text("#run-title") == "Table: good.xlsx"
+    with page.expect_download() as download:
+        page.click("[data-testid=export-xlsx]")
+    exported = tmp_path / "exported.xlsx"
+    download.value.save_as(exported)
+    rows = [[cell.value for cell in row] for row in load_workbook(exported).active.iter_rows()]
+    assert rows[0][-3:] == ["status", "error", "results"]
+    assert [(row[3], row[-3]) for row in rows[1:]] == [("sky", "done"), (f"{second.stem}_1", "done"),
+                                                        (f"{second.stem}_2", "done"), ("fox", "done")]
+    assert rows[1][-1] == "sky_1.jpg; sky_2.png"  # the names the run's ZIP gives its results (orange JPEG, red PNG)
+    with page.expect_download() as template:
+        page.click("[data-testid=template-xlsx]")
+    assert template.value.suggested_filename == "prompt-table-template.xlsx"
+
+
+def test_sources_reprompt_then_continue_from_a_result(page, server, fake, tmp_path):
+    folder = make_photos(tmp_path / "photos", MIXED[:2])
+    fill_profile(page, fake.url("latency_jpeg.s=0.unique=1", CHAT), None)
+    pick_folder(page, folder, 2)
+    run_id = start_run(page, "make it blue")
+    wait_all_done(page, server, run_id, 2)
+    card = page.locator("[data-testid=task-card]").first
+    card.locator("[data-action=reprompt]").click()  # the card's Edit prompt opens the viewer at the prompt
+    page.locator("[data-testid=viewer]").wait_for(state="visible")
+    box = page.locator("[data-testid=viewer-prompt]")
+    page.wait_for_function("document.activeElement === document.querySelector('[data-testid=viewer-prompt]')")
+    assert box.input_value() == "make it blue"
+    page.keyboard.press("Control+A")
+    page.keyboard.type("make it green")
+    page.click("[data-testid=viewer-reprompt]")
+    page.wait_for_function("document.querySelector('.viewer-result-info').textContent.startsWith('1/2')", timeout=WAIT_MS)
+    task = listing(server, run_id)["tasks"][0]
+    assert task["prompt"] == "make it green" and [r["prompt"] for r in task["results"]] == ["make it blue", "make it green"]
+    assert sent_chat(image_calls(fake)[-1])[0] == "make it green"
+    page.keyboard.press("ArrowDown")  # the second result: made with the new prompt
+    page.wait_for_function("document.querySelector('[data-testid=result-prompt]').textContent === 'Made with: make it green'")
+    page.keyboard.press("ArrowUp")  # the first: the old prompt, marked as older
+    page.wait_for_function("document.querySelector('[data-testid=result-prompt]').textContent === 'Made with: make it blue'")
+    assert "is-older" in page.get_attribute("[data-testid=result-prompt]", "class")
+    second = task["results"][1]
+    page.keyboard.press("ArrowDown")
+    box.fill("now add snow")
+    page.click("[data-testid=viewer-continue]")
+    # The viewer moves to the new task at the end of the run; its source is the result.
+    page.wait_for_function("document.querySelector('.viewer-title').textContent.includes('_step2')", timeout=WAIT_MS)
+    final = wait_all_done(page, server, run_id, 3)
+    step = final["tasks"][-1]
+    assert step["source_name"] == f"{Path(task['source_name']).stem}_step2.jpg" and step["parent"]["result_id"] == second["id"]
+    image = server.get(f"/api/results/{second['id']}/image").content
+    assert sent_chat(image_calls(fake)[-1]) == ("now add snow", [image])
+    page.keyboard.press("Escape")
+    assert cards(page).count() == 3 and page.locator("[data-testid=task-card] .origin").nth(2).inner_text() == "↳"
+
+
+def test_sources_saved_prompts_move_to_the_server(page, server, fake, tmp_path):
+    page.evaluate("localStorage.setItem('ibc.snippets', JSON.stringify({'old retro': 'make it look like 1970'}))")
+    page.reload()  # an older version left this browser's saved prompts in localStorage
+    page.wait_for_selector("body[data-ready=true]", timeout=10_000)
+    page.wait_for_function("[...document.querySelectorAll('#snippets option')].some((o) => o.value === 'old retro')",
+                           timeout=WAIT_MS)
+    assert "1 saved prompt moved from this browser to the console" in " ".join(toasts(page, "ok"))
+    assert page.evaluate("localStorage.getItem('ibc.snippets')") is None
+    assert server.get("/api/snippets").json()["snippets"] == [{"name": "old retro", "text": "make it look like 1970"}]
+    page.fill("[data-testid=prompt-input]", "make it blue")
+    page.watch.prompt_answer = "blue"
+    page.click("[data-testid=snippet-save]")
+    page.wait_for_function("document.querySelector('#snippets').value === 'blue'", timeout=WAIT_MS)
+    page.select_option("[data-testid=snippets]", "old retro")
+    assert page.input_value("[data-testid=prompt-input]") == "make it look like 1970"
+    page.fill("[data-testid=prompt-input]", "make it look like 1975")  # edit: save again under the same name
+    page.watch.prompt_answer = "old retro"
+    page.click("[data-testid=snippet-save]")
+    wait_until(lambda: {"name": "old retro", "text": "make it look like 1975"} in server.get("/api/snippets").json()["snippets"],
+               what="the edited prompt on the server")
+    page.watch.prompt_answer = "retro"
+    page.click("[data-testid=snippet-rename]")
+    page.wait_for_function("document.querySelector('#snippets').value === 'retro'", timeout=WAIT_MS)
+    page.select_option("[data-testid=snippets]", "blue")
+    page.click("[data-testid=snippet-delete]")
+    wait_until(lambda: [s["name"] for s in server.get("/api/snippets").json()["snippets"]] == ["retro"],
+               what="the deleted prompt gone")
+    exported = server.get("/api/config/export").json()
+    assert exported["snippets"] == {"retro": "make it look like 1975"}
+    page.reload()  # still there: they live on the server now
+    page.wait_for_selector("body[data-ready=true]", timeout=10_000)
+    page.wait_for_function("[...document.querySelectorAll('#snippets option')].map((o) => o.value).join() === ',retro'",
+                           timeout=WAIT_MS)
+
+
+# --------------------------------------------------------------------------- rate limits (issue 12)
+
+
+def test_rate_limits_slow_the_run_and_an_exhausted_quota_pauses_it_until_resumed(page, server, fake, tmp_path):
+    key = "sk-live-Quota777"
+    url = fake.url(f"ratelimited.every=3.retry_after=0.3.quota_after=8.key={key}", CHAT)
+    folder = make_photos(tmp_path / "photos", MIXED[:6] + MIXED[:6], prefix="batch")
+    fill_profile(page, url, key, concurrency=3)
+    save_settings(page)
+    pick_folder(page, folder, 12)
+    run_id = start_run(page)
+    final = idle(server, run_id)
+    progress = final["progress"]
+    assert progress["failed"] == 0 and progress["done"] >= 8 and progress["done"] + progress["stopped"] == 12, progress
+    page.wait_for_function("document.querySelector('[data-testid=cooling]')?.textContent.includes('upstream_quota_exhausted')",
+                           timeout=WAIT_MS)
+    shown = page.inner_text("[data-testid=cooling]")
+    assert shown.startswith("Paused — 429 from the gateway (upstream_quota_exhausted)"), shown
+    wait_chip(page, "stopped", progress["stopped"])
+    page.screenshot(path=str(ARTIFACTS / "journey_quota_paused.png"))
+    fake.reset()  # the next morning: the quota is back
+    click_run_button(page, "resume")
+    wait_all_done(page, server, run_id, 12)
+    page.wait_for_function("document.querySelector('[data-testid=cooling]').hidden", timeout=WAIT_MS)
+    assert gateway_keys(fake) == [f"Bearer {key}"]
+    assert_no_crash_text(page)
+
+
+# --------------------------------------------------------------------------- saving (issue 11)
+
+
+def make_squares(folder: Path, names: list[str]) -> Path:
+    """Write small square PNG pictures (a disc on a coloured ground), each one different."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, name in enumerate(names):
+        image = Image.new("RGB", (64, 64), (20 + index * 37 % 200, 90 + index * 13 % 120, 160))
+        ImageDraw.Draw(image).ellipse((12 + index % 9, 12, 52, 52 - index % 7), fill=(240, 210, 60))
+        image.save(folder / name)
+    return folder
+
+
+def files_and_times(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+def save_now(page, count_text: str) -> None:
+    """Click Save now and wait for the report's counts to start with `count_text` ("2 saved")."""
+    page.locator("#save-form [type=submit]").click()
+    page.wait_for_function("(text) => document.querySelector('[data-testid=save-report] .report-counts')"
+                           "?.textContent.startsWith(text)", arg=count_text, timeout=WAIT_MS)
+
+
+def test_saving_an_older_console_preset_never_twice_with_the_saved_mark(page, server, fake, tmp_path):
+    """A user of the older console saves start→end pairs with its preset; saving again writes nothing."""
+    key = "sk-live-Saving11"
+    fill_profile(page, fake.url(f"latency.s=0.key={key}", CHAT), key)
+    save_settings(page)
+    names = [f"{n:03d}_start.png" for n in range(1, 7)]
+    folder = make_squares(tmp_path / "pairs", names)
+    pick_folder(page, folder, 6)
+    run_id = start_run(page, "turn the disc into a moon")
+    wait_all_done(page, server, run_id, 6)
+    # Select the first two results with the keyboard, as the older console's users review.
+    page.locator("[data-testid=task-card]").first.locator("[data-testid=result-image]").first.click()
+    page.locator("[data-testid=viewer]").wait_for(state="visible")
+    for _ in range(2):
+        page.keyboard.press(" ")
+        page.wait_for_function("document.querySelector('.viewer-result-info').textContent.includes('✓')",
+                               timeout=WAIT_MS)
+        page.keyboard.press("ArrowRight")
+    page.keyboard.press("Escape")
+    page.click("#open-save")
+    page.wait_for_function("document.querySelectorAll('[data-testid=save-builtin] option').length === 6")
+    page.select_option("[data-testid=save-builtin]", label="AI-Toolkit edit (start→end, no txt)")
+    page.click("[data-testid=save-builtin-apply]")
+    form = page.locator("#save-form")
+    assert form.locator("[name=template]").input_value() == "{src_stem}"
+    assert (form.locator("[name=replace_from]").input_value(), form.locator("[name=replace_to]").input_value()) == (
+        "start", "end")
+    form.locator("[name=output_dir]").fill(str(folder))  # next to the sources, as its users did
+    save_now(page, "2 saved")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(names + ["001_end.png", "002_end.png", "manifest.jsonl"])
+    page.wait_for_function("document.querySelectorAll('[data-testid=saved-mark]').length === 2", timeout=WAIT_MS)
+    before = files_and_times(folder)
+    save_now(page, "0 saved")  # again: nothing is written twice
+    report = page.locator("[data-testid=save-report]")
+    remembered = report.locator("[data-reason=saved_before]")
+    assert remembered.locator("li b").all_inner_texts() == ["001_start.png", "002_start.png"]
+    assert "001_end.png" in remembered.inner_text() and "Save again" in remembered.inner_text()
+    assert files_and_times(folder) == before
+    report.screenshot(path=str(ARTIFACTS / "journey_saving_never_twice_report.png"))
+    page.click("#save-close")
+    # The filter shows what no save has written yet; ticked with the keyboard.
+    page.focus("[data-testid=filter-unsaved]")
+    page.keyboard.press(" ")
+    page.wait_for_function("document.querySelectorAll('[data-testid=task-card]').length === 4", timeout=WAIT_MS)
+    shown = sorted(page.locator("[data-testid=task-card] .name").all_inner_texts())
+    assert shown == names[2:]
+    assert gateway_keys(fake) == [f"Bearer {key}"]
+
+
+def test_saving_a_big_save_shows_progress_cancels_cleanly_and_goes_on(page, server, fake, tmp_path):
+    """A long save (WebP, fal's layout) shows its progress; Cancel leaves whole pairs only; saving again finishes."""
+    from tests.trainers import read_fal, read_musubi
+
+    fill_profile(page, fake.url("latency.s=0", CHAT), None, concurrency=16)
+    save_settings(page)
+    count = 120
+    folder = make_squares(tmp_path / "photos", [f"p{n:03d}.png" for n in range(1, count + 1)])
+    pick_folder(page, folder, count)
+    run_id = start_run(page, "paint it in watercolour")
+    wait_all_done(page, server, run_id, count, timeout=120)
+    page.click("#open-save")
+    form = page.locator("#save-form")
+    out = tmp_path / "datasets"
+    form.locator("[name=output_dir]").fill(str(out))
+    form.locator("[name=layout]").select_option("fal_start_end")
+    form.locator("[name=name]").fill("watercolour")
+    form.locator("[name=format]").select_option("webp")  # slow to encode: a save long enough to watch
+    form.locator("[name=conform]").select_option("pad")
+    form.locator("[name=only_selected]").uncheck()
+    form.locator("[type=submit]").click()
+    progress = page.locator("[data-testid=save-progress]")
+    page.wait_for_function("/Writing [1-9]/.test(document.querySelector('[data-testid=save-progress]')?.textContent)",
+                           timeout=WAIT_MS)
+    progress.screenshot(path=str(ARTIFACTS / "journey_saving_progress.png"))
+    page.click("[data-testid=save-cancel]")
+    page.locator("[data-testid=save-cancelled]").wait_for(timeout=WAIT_MS)
+    assert progress.is_hidden()
+    dataset = out / "watercolour"
+    first = read_fal(dataset)
+    lines = (out / "manifest.jsonl").read_text("utf-8").splitlines()
+    assert first.problems == [] and 0 < len(first.samples) == len(lines) < count  # whole pairs only
+    assert not [p for p in dataset.iterdir() if p.name.startswith(".tmp-")]
+    assert f"{count - len(lines)} items not written" in page.inner_text("[data-testid=save-cancelled]")
+    save_now(page, f"{count - len(lines)} saved")  # saving again goes on where it stopped
+    remembered = page.locator("[data-testid=save-report] [data-reason=saved_before] h4").inner_text()
+    assert f"({len(lines)})" in remembered
+    done = read_fal(dataset)
+    assert done.problems == [] and len(done.samples) == count
+    assert all(s.caption == "paint it in watercolour" for s in done.samples)
+    # A backward dataset: the result as the control, the source as the target, for musubi.
+    form.locator("[name=layout]").select_option("musubi")
+    form.locator("[name=name]").fill("backward")
+    form.locator("[name=format]").select_option("png")
+    form.locator("[name=role_swap]").check()
+    save_now(page, f"{count} saved")
+    swapped = read_musubi(out / "backward/image", out / "backward/control")
+    assert swapped.problems == [] and len(swapped.samples) == count
+    sample = swapped.by_target_stem()["p001"]
+    with Image.open(sample.target) as target, Image.open(folder / "p001.png") as source:
+        assert target.size == source.size and target.convert("RGB").tobytes() == source.convert("RGB").tobytes()
+    page.locator("[data-testid=save-report]").screenshot(path=str(ARTIFACTS / "journey_saving_after_cancel.png"))
+
+
+# --------------------------------------------------------------------------- more upstreams: Gemini, Seedream, a proxy (issue 12)
+
+
+def result_images(server: ServerProcess, listed: dict) -> list[bytes]:
+    """The bytes of every result of the listed tasks, as the server serves them."""
+    return [server.get(f"/api/results/{r['id']}/image").content for task in listed["tasks"] for r in task["results"]]
+
+
+def test_gemini_run_from_the_page(page, server, fake, tmp_path):
+    key = "AIza-Journey-Gemini-1"
+    folder = make_photos(tmp_path / "photos", MIXED[:4])
+    open_profile(page)
+    page.select_option("[data-testid=api-mode]", "gemini")  # the empty fields now show Gemini's examples
+    assert page.get_attribute("[data-testid=api-url]", "placeholder") == "https://generativelanguage.googleapis.com/v1beta"
+    assert page.get_attribute("[data-testid=api-model]", "placeholder") == "gemini-2.5-flash-image"
+    fill_profile(page, fake.url(f"gemini.gkey={key}.edit=1", "/v1beta"), None, model="gemini-2.5-flash-image")
+    page.click("[data-testid=api-key]")
+    page.keyboard.type(key)
+    open_advanced(page)
+    page.fill("#api-form [name=size]", "4:3")
+    saved = save_settings(page)
+    assert saved["api"]["api_mode"] == "gemini" and saved["api"]["api_key"] == MASK and stored_key(server) == key
+    listed = test_connection(page)
+    assert "gemini-2.5-flash-image" in listed and "gemini-3-pro-image-preview" in listed, listed
+    pick_folder(page, folder, 4)
+    run_id = start_run(page, "make it dusk")
+    final = wait_all_done(page, server, run_id, 4)
+    page.locator("[data-testid=result-image]").first.wait_for(timeout=WAIT_MS)
+    assert page.locator("[data-testid=result-image]").count() == 4
+    calls = image_calls(fake)
+    assert len(calls) == 4 and all(r.path.endswith("/v1beta/models/gemini-2.5-flash-image:streamGenerateContent")
+                                   for r in calls)
+    assert all(r.headers.get("x-goog-api-key") == key and "authorization" not in r.headers for r in fake.requests)
+    assert all(r.json["generationConfig"]["imageConfig"] == {"aspectRatio": "4:3"} for r in calls)
+    assert calls[0].json["contents"][0]["parts"][0] == {"text": "make it dusk"}
+    images = result_images(server, final)
+    assert len(set(images)) == 4  # each source came back as its own edited picture
+    page.screenshot(path=str(ARTIFACTS / "journey_gemini_results.png"))
+    assert_no_crash_text(page)
+
+
+def test_seedream_json_image_run_through_a_proxy_from_the_page(page, server, fake, tmp_path):
+    from tests.proxy_server import HttpProxy, Use
+
+    key = "ark-journey-key-1"
+    folder = make_photos(tmp_path / "photos", MIXED[:3])
+    with HttpProxy() as proxy:
+        fill_profile(page, fake.url("seedream.edit=1.images=3.fail=2", "/v1/images/generations"), key,
+                     model="doubao-seedream-4-0-250828")
+        page.select_option("[data-testid=api-mode]", "images")
+        open_advanced(page)
+        page.select_option("#api-form [name=edit_format]", "json_image")
+        page.fill("#api-form [name=size]", "2K")
+        page.fill("#api-form [name=response_format]", "b64_json")
+        page.fill("[data-testid=proxy-url]", proxy.url)
+        saved = save_settings(page)
+        assert saved["api"]["edit_format"] == "json_image" and saved["api"]["proxy_url"] == proxy.url
+        pick_folder(page, folder, 3)
+        run_id = start_run(page, "make it blue hour")
+        final = wait_all_done(page, server, run_id, 3)
+        calls = image_calls(fake)
+        assert proxy.uses == [Use("POST", f"127.0.0.1:{fake.port}")] * 3  # every call went through the proxy
+    assert len(calls) == 3 and all(isinstance(r.json["image"], str) and r.json["image"].startswith("data:image/")
+                                   for r in calls)
+    assert {r.json["size"] for r in calls} == {"2K"} and all(r.headers["authorization"] == f"Bearer {key}" for r in calls)
+    assert [len(task["results"]) for task in final["tasks"]] == [2, 2, 2]  # image 2 of each failed: a warning
+    warning = page.locator("[data-testid=task-card] .warning").first
+    warning.wait_for(timeout=WAIT_MS)
+    assert warning.inner_text().startswith("image 2 failed: The request failed because the output image may contain")
+    assert len(set(result_images(server, final))) == 6
+    page.screenshot(path=str(ARTIFACTS / "journey_seedream_results.png"))
+    assert_no_crash_text(page)
+
+
+def test_exposed_on_the_network_the_page_opens_with_its_link(browser, fake, tmp_path):
+    # Issue 13: bound to every address, the console asks for the token it printed. The user opens
+    # the printed link, works as usual, and after a restart (a new token) the page says what to do.
+    data = tmp_path / "data"
+    server = ServerProcess(data, host="0.0.0.0")
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US")
+    tab = context.new_page()
+    server_errors: list[str] = []
+    tab.on("response", lambda r: r.status >= 500 and server_errors.append(f"{r.status} {r.url}"))
+    key = "sk-live-I4j5K6"
+    try:
+        assert tab.goto(server.url).status == 401  # the bare address: no console, a short explanation
+        assert "needs its access link" in tab.inner_text("body") and "访问链接" in tab.inner_text("body")
+        tab.screenshot(path=str(ARTIFACTS / "journey_exposed_without_the_link.png"))
+        tab.goto(f"{server.url}?token={server.token}")  # the link the terminal printed
+        tab.wait_for_selector("body[data-ready=true]", timeout=10_000)
+        assert tab.url == server.url  # the token left the address bar (and the history)
+        fill_profile(tab, fake.url(f"g3_stream_dataurl.key={key}", CHAT), key)
+        save_settings(tab)
+        folder = make_photos(tmp_path / "photos", MIXED[:3])
+        pick_folder(tab, folder, 3)
+        run_id = start_run(tab)
+        wait_all_done(tab, server, run_id, 3)
+        tab.wait_for_function("[...document.querySelectorAll('.task-card img')].length >= 6 && "
+                              "[...document.querySelectorAll('.task-card img')].every((i) => i.complete && i.naturalWidth > 0)",
+                              timeout=WAIT_MS)  # images come with the cookie too
+        stranger = browser.new_context().new_page()
+        assert stranger.goto(server.url + "api/settings").status == 401  # another browser, without the link
+        stranger.context.close()
+
+        port = server.port
+        server.stop()
+        server = ServerProcess(data, host="0.0.0.0", port=port)  # a new start: a new token
+        banner = tab.locator("[data-testid=access-banner]")
+        banner.wait_for(state="visible", timeout=WAIT_MS)
+        assert banner.inner_text().startswith("This console needs its access link")
+        tab.screenshot(path=str(ARTIFACTS / "journey_exposed_after_a_restart.png"))
+        tab.goto(f"{server.url}?token={server.token}")
+        tab.wait_for_selector("body[data-ready=true]", timeout=10_000)
+        wait_chip(tab, "done", 3)
+        assert not banner.is_visible()
+        assert key not in tab.content() and all(key not in tab.input_value(f"#{i}") for i in
+                                                tab.eval_on_selector_all("input[id]", "els => els.map(e => e.id)"))
+        tab.screenshot(path=str(ARTIFACTS / "journey_exposed_with_the_link.png"))
+        assert_no_crash_text(tab)
+    finally:
+        context.close()
+        server.stop()
+    assert server_errors == []

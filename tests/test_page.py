@@ -540,9 +540,10 @@ def test_save_report_leads_with_counts_and_groups_refusals(page, fake, server, t
     skipped = report.locator("[data-reason=unselected]")
     assert "Untick" in skipped.inner_text() or "untick" in skipped.inner_text()
     assert sorted(skipped.locator("li b").all_inner_texts()) == ["img2.png", "square.png"]
-    page.click("#save-form [type=submit]")  # again: the files exist now
-    page.wait_for_function("document.querySelector('[data-testid=save-report] [data-reason=exists]')")
-    assert "img1.png" in report.locator("[data-reason=exists] li b").first.inner_text()
+    page.click("#save-form [type=submit]")  # again: saved here before, so nothing is written twice (issue 11)
+    page.wait_for_function("document.querySelector('[data-testid=save-report] [data-reason=saved_before]')")
+    assert "img1.png" in report.locator("[data-reason=saved_before] li b").first.inner_text()
+    assert "img1.png" in report.locator("[data-reason=saved_before] li .muted").first.inner_text()  # its files
     shot(page, "save-report-saved")
 
 

@@ -72,3 +72,20 @@ def test_collect_reads_busy_runs_first(tmp_path, fake):
     assert [run.prompt for run in snapshot.runs] == ["first", "second"]
     assert snapshot.runs[0].running and snapshot.runs[0].id == busy and snapshot.runs[0].progress["total"] == 1
     engine.stop_all()
+
+
+def test_a_rate_limited_run_says_until_when_and_why_and_a_paused_one_why():
+    import time
+
+    until = time.time() + 600
+    runs = (RunLine("r2", "blue", True, progress(running=2), {"until": until, "reason": "429 from the gateway",
+                                                              "concurrency": 2, "target": 8}),
+            RunLine("r1", "red", True, progress(running=4), {"until": 0, "reason": "429 from the gateway",
+                                                             "concurrency": 4, "target": 8}),
+            RunLine("r0", "green", False, progress(done=3, stopped=7),
+                    {"paused": "paused: 429 from the gateway (upstream_quota_exhausted)"}))
+    text = text_of(Snapshot("0.1.0", "http://x/", "/d", 1, runs), width=180)
+    rows = {run: next(line for line in text.splitlines() if f" {run} " in line) for run in ("r0", "r1", "r2")}
+    assert f"cooling until {time.strftime('%H:%M:%S', time.localtime(until))} (429 from the gateway)" in rows["r2"]
+    assert "running, 4/8 at once after 429s" in rows["r1"]
+    assert "paused: 429 from the gateway (upstream_quota_exhausted)" in rows["r0"]

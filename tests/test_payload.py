@@ -10,7 +10,7 @@ import pytest
 from console.profile import ApiProfile
 from console.upstream.errors import ProfileProblem
 from console.upstream.payload import Source, build, deep_merge, endpoint, resolve_mode
-from tests.images import JPEG, data_url
+from tests.images import JPEG, PNG, data_url
 
 SOURCE = Source("photos/cat.jpeg", JPEG, "image/jpeg")
 
@@ -139,3 +139,59 @@ def test_config_errors(fields, message):
     unchecked = dataclasses.replace(profile(), **fields)
     with pytest.raises(ProfileProblem, match=message):
         build(unchecked, "p", None)
+
+
+# -- several input images (issue 10) ------------------------------------------------------------
+
+REFS = [Source(f"refs/r{n}.png", PNG, "image/png") for n in range(1, 4)]
+
+
+def test_chat_and_responses_carry_every_input_image_in_order():
+    chat = body(build(profile(), "combine", SOURCE, REFS[:2]))["messages"][0]["content"]
+    assert [part["type"] for part in chat] == ["text", "image_url", "image_url", "image_url"]
+    assert [part["image_url"]["url"] for part in chat[1:]] == [data_url(JPEG, "image/jpeg"), data_url(PNG), data_url(PNG)]
+    responses = body(build(profile(api_mode="responses"), "combine", SOURCE, REFS[:1]))["input"][0]["content"]
+    assert responses == [{"type": "input_text", "text": "combine"},
+                         {"type": "input_image", "image_url": data_url(JPEG, "image/jpeg")},
+                         {"type": "input_image", "image_url": data_url(PNG)}]
+
+
+def test_generate_with_references_only_is_an_edit_of_the_references():
+    request = build(profile(api_mode="images", edit_format="json"), "a fox", None, REFS[:2])
+    assert request.url.endswith("/images/edits") and body(request)["images"] == [{"url": data_url(PNG)}] * 2
+    chat = body(build(profile(), "a fox", None, REFS[:1]))["messages"][0]["content"]
+    assert [part["type"] for part in chat] == ["text", "image_url"]
+
+
+@pytest.mark.parametrize("edit_format", ["multipart", "multipart_array"])
+def test_multipart_edits_send_several_files_as_image_array(edit_format):
+    request = build(profile(api_mode="images", edit_format=edit_format), "combine", SOURCE, REFS)
+    assert [(name, file[0], file[2]) for name, file in request.files] == [
+        ("image[]", "cat.jpg", "image/jpeg"), ("image[]", "r1.png", "image/png"), ("image[]", "r2.png", "image/png"),
+        ("image[]", "r3.png", "image/png")]
+    assert len(request.summary["image[]"]) == 4
+
+
+@pytest.mark.parametrize("fields, limit", [
+    ({}, 8), ({"api_mode": "responses"}, 8), ({"api_mode": "images", "edit_format": "json"}, 8),
+    ({"api_mode": "images"}, 16), ({"api_mode": "images", "edit_format": "multipart_array"}, 16),
+])
+def test_each_form_refuses_more_images_than_it_takes(fields, limit):
+    many = [Source(f"r{n}.png", PNG, "image/png") for n in range(limit)]
+    assert build(profile(**fields), "p", None, many)  # exactly the limit goes
+    with pytest.raises(ProfileProblem, match=f"{limit + 1} input images .* takes at most {limit}: use fewer references"):
+        build(profile(**fields), "p", SOURCE, many)
+
+
+def test_bodies_with_spliced_data_urls_are_exactly_what_json_dumps_gives():
+    import json
+
+    from console.upstream.payload import Source, dumps
+
+    images = [Source(f"{n}.png", bytes(range(256)) * (n + 1), "image/png") for n in range(12)]
+    body = {"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": 'édit "quoted" \\u0000 \x00 猫'},
+        *({"type": "image_url", "image_url": {"url": image.data_url()}} for image in images)]}],
+        "extra": {"nested": [images[0].data_url(), 1.5, None, True]}, "stream": True}
+    assert dumps(body) == json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    assert dumps({"prompt": "no images"}) == b'{"prompt":"no images"}'

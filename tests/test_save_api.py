@@ -102,12 +102,12 @@ def test_aitoolkit_edit_several_results_per_task_get_their_own_controls(client, 
                          "dataset_target/img2.jpg", "dataset_target/img2_2.jpg", "manifest.jsonl"]
 
 
-def test_aitoolkit_multi_writes_control_1_only_and_says_so(client, run, tmp_path):
+def test_aitoolkit_multi_without_references_writes_control_1_only_and_says_so(client, run, tmp_path):
     run_id, _ = run
     out = tmp_path / "out"
     answer = save(client, run_id, out, layout="aitoolkit_multi")
     assert {p.name for p in out.iterdir()} == {"dataset_target", "dataset_control", "manifest.jsonl"}
-    assert any("dataset_control2/" in note for note in answer["report"]["notes"])
+    assert any("only the first control folder" in note for note in answer["report"]["notes"])
     assert answer["report"]["trainer_ready"] is True
 
 
@@ -120,7 +120,7 @@ def test_musubi_tree_and_dataset_jsonl(client, run, tmp_path):
     lines = [json.loads(line) for line in (out / "set/dataset.jsonl").read_text("utf-8").splitlines()]
     assert lines == [{"image_path": str(out / f"set/image/img{i}.png"), "control_path": str(out / f"set/control/img{i}.png"),
                       "caption": "ohwx make it blue"} for i in (1, 2)]
-    save(client, run_id, out, layout="musubi", name="set", conflict="overwrite")  # rewritten, not duplicated
+    save(client, run_id, out, layout="musubi", name="set", conflict="overwrite", resave=True)  # not duplicated
     assert len((out / "set/dataset.jsonl").read_text("utf-8").splitlines()) == 2
 
 
@@ -130,7 +130,7 @@ def test_flat_pairs_names_and_not_trainer_ready(client, run, tmp_path):
     answer = save(client, run_id, out, layout="flat_pairs")
     assert tree(out) == ["img1_end.jpg", "img1_start.png", "img2_end.jpg", "img2_start.png", "manifest.jsonl"]
     assert answer["report"]["trainer_ready"] is False and answer["report"]["validation"]["pairs"] == 2
-    assert any("not trainer-ready" in note for note in answer["report"]["notes"])
+    assert any("for people to browse" in note for note in answer["report"]["notes"])
 
 
 def test_sequential_stems_and_shared_source_stems(client, fake, tmp_path):
@@ -149,7 +149,7 @@ def test_sequential_stems_and_shared_source_stems(client, fake, tmp_path):
     out = tmp_path / "seq"
     save(client, run_id, out, layout="aitoolkit_edit", sequential=True)
     assert tree(out / "dataset_control") == ["0001.png", "0002.png"]
-    save(client, run_id, out, layout="aitoolkit_edit", sequential=True)  # a second save continues the numbers
+    save(client, run_id, out, layout="aitoolkit_edit", sequential=True, resave=True)  # again: the numbers go on
     assert tree(out / "dataset_target") == [f"000{i}.{e}" for i in range(1, 5) for e in ("png", "txt")]
 
 
@@ -171,12 +171,12 @@ def test_conflict_skip_overwrite_rename(client, run, tmp_path):
     out = tmp_path / "out"
     save(client, run_id, out, layout="aitoolkit_edit")
     (out / "dataset_target/img1.txt").write_text("hand-edited", "utf-8")
-    skipped = save(client, run_id, out, layout="aitoolkit_edit")
+    skipped = save(client, run_id, out, layout="aitoolkit_edit", resave=True)
     assert skipped["saved"] == [] and [s["reason"].split(":")[0] for s in skipped["skipped"]] == ["exists", "exists"]
     assert (out / "dataset_target/img1.txt").read_text("utf-8") == "hand-edited"
-    overwritten = save(client, run_id, out, layout="aitoolkit_edit", conflict="overwrite")
+    overwritten = save(client, run_id, out, layout="aitoolkit_edit", conflict="overwrite", resave=True)
     assert len(overwritten["saved"]) == 2 and (out / "dataset_target/img1.txt").read_text("utf-8") == "make it blue"
-    renamed = save(client, run_id, out, layout="aitoolkit_edit", conflict="rename")
+    renamed = save(client, run_id, out, layout="aitoolkit_edit", conflict="rename", resave=True)
     assert renamed["saved"][0]["paths"] == [str(out / "dataset_control/img1-2.png"), str(out / "dataset_target/img1-2.txt"),
                                             str(out / "dataset_target/img1-2.png")]
     assert tree(out / "dataset_control") == ["img1-2.png", "img1.png", "img2-2.png", "img2.png"]
@@ -187,7 +187,7 @@ def test_overwrite_replaces_a_same_stem_image_of_another_format(client, run, tmp
     run_id, _ = run
     out = tmp_path / "out"
     save(client, run_id, out, layout="aitoolkit_edit", format="jpeg")
-    save(client, run_id, out, layout="aitoolkit_edit", format="png", conflict="overwrite")
+    save(client, run_id, out, layout="aitoolkit_edit", format="png", conflict="overwrite", resave=True)
     assert tree(out / "dataset_control") == ["img1.png", "img2.png"]  # never two files with one stem
 
 
@@ -196,18 +196,24 @@ def test_only_selected_skips_tasks_without_a_selection(client, fake, tmp_path):
     client.patch(f"/api/results/{tasks[0]['results'][1]['id']}", json={"selected": True})
     answer = save(client, run_id, tmp_path / "out")
     assert tree(tmp_path / "out") == ["img1_2.png", "manifest.jsonl"]  # {n} is the result's place in its task
-    assert answer["skipped"] == [{"task_id": tasks[1]["id"], "source_name": "img2.png", "kind": "unselected",
-                                  "reason": "no selected result", "fix": "select a result, or untick 'only selected'"}]
+    assert answer["skipped"] == [{"task_id": tasks[1]["id"], "source_name": "img2.png",
+                                  "source_path": str(tmp_path / "src/img2.png"), "kind": "unselected",
+                                  "reason": "no selected result", "fix": "select a result, or untick 'only selected'",
+                                  "paths": []}]
 
 
 def test_every_report_entry_names_its_source_file(client, fake, tmp_path):
     # Issue 8: a person reads the report; an internal id alone tells them nothing.
     run_id, tasks = finished_run(client, fake, make_sources(tmp_path / "src", 2))
     first = save(client, run_id, tmp_path / "out", layout="aitoolkit_edit", only_selected=False)
-    again = save(client, run_id, tmp_path / "out", layout="aitoolkit_edit", only_selected=False, conflict="skip")
+    again = save(client, run_id, tmp_path / "out", layout="aitoolkit_edit", only_selected=False, conflict="skip",
+                 resave=True)
     entries = first["saved"] + again["skipped"]
     assert entries and all(entry["source_name"] in ("img1.png", "img2.png") for entry in entries)
     assert all(entry["kind"] == "exists" and "rename" in entry["fix"] for entry in again["skipped"])
+    # Issue 11: every entry also names the files written (or that would have been).
+    assert [e["paths"] for e in again["skipped"]] == [e["paths"] for e in first["saved"]]
+    assert all(len(entry["paths"]) == 3 and entry["source_path"].endswith(entry["source_name"]) for entry in entries)
 
 
 # -- aspect ratios ------------------------------------------------------------------------------
@@ -268,7 +274,7 @@ def test_manifest_records_provenance_and_no_key_is_written_anywhere(client, run,
     for path in out.rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
-    save(client, run_id, out, layout="musubi", conflict="overwrite")
+    save(client, run_id, out, layout="musubi", conflict="overwrite", resave=True)
     assert len((out / "manifest.jsonl").read_text("utf-8").splitlines()) == 4  # appended
 
 
@@ -290,7 +296,8 @@ def test_missing_cache_file_is_an_error_and_the_rest_goes_on(client, app, run, t
     answer = save(client, run_id, tmp_path / "out", only_selected=False)
     missing = "the result image is missing from the cache"
     assert answer["errors"] == [{"result_id": t["results"][1]["id"], "task_id": t["id"], "source_name": t["source_name"],
-                                 "kind": "missing", "error": missing} for t in tasks]
+                                 "source_path": t["source_path"], "kind": "missing", "error": missing, "paths": []}
+                                for t in tasks]
     assert tree(tmp_path / "out") == ["img1_1.jpg", "img2_1.jpg", "manifest.jsonl"]
 
 
@@ -365,7 +372,37 @@ def test_flat_rename_keeps_subfolders_and_captions_together(client, run, tmp_pat
     out = tmp_path / "out"
     rule = {"template": "sub/{stem}", "caption": "prompt", "conflict": "rename"}
     save(client, run_id, out, **rule)
-    again = save(client, run_id, out, **rule)
+    again = save(client, run_id, out, **rule, resave=True)
     assert again["saved"][0]["paths"] == [str(out / "sub/img1-2.txt"), str(out / "sub/img1-2.jpg")]
     assert tree(out / "sub") == ["img1-2.jpg", "img1-2.txt", "img1.jpg", "img1.txt", "img2-2.jpg", "img2-2.txt",
                                  "img2.jpg", "img2.txt"]
+
+
+def test_every_entry_and_every_refusal_names_the_source_and_the_files(client, fake, tmp_path):
+    # Issue 11: saved, skipped, errors and the report's lists all say which source file and which files.
+    folder = tmp_path / "src"
+    for sub in ("a", "b"):
+        (folder / sub).mkdir(parents=True)
+        (folder / sub / "cat.png").write_bytes(make("PNG", (32, 24), (10, 20, 30) if sub == "a" else (30, 20, 10)))
+    (folder / "sq.png").write_bytes(make("PNG", (32, 32)))
+    answer = client.post("/api/runs", json={"input_path": str(folder), "recursive": True, "prompt": "make it blue",
+                                            "api": {"api_url": fake.url("g3_stream_dataurl", "/v1/chat/completions"),
+                                                    "model": "m", "allow_private_api": True, "max_retries": 0}})
+    run_id = answer.json["run_id"]
+    wait_idle(client, run_id)
+    out = tmp_path / "out"
+    first = save(client, run_id, out, layout="aitoolkit_edit", only_selected=False)
+    again = save(client, run_id, out, layout="aitoolkit_edit", only_selected=False, resave=True, conflict="rename")
+    report_lists = [entry for answer in (first, again) for key in ("aspect_refused", "duplicate_stems", "conflicts",
+                                                                   "missing_controls") for entry in answer["report"][key]]
+    entries = [e for answer in (first, again) for key in ("saved", "skipped", "errors") for e in answer[key]]
+    assert {e["source_name"] for e in entries + report_lists} == {"a/cat.png", "b/cat.png", "sq.png"}
+    assert all(isinstance(e["paths"], list) and e["source_path"].startswith(str(folder)) for e in entries + report_lists)
+    assert {e["kind"] for e in first["skipped"]} == {"aspect"} and all(e["paths"] == [] for e in first["skipped"])
+    doubles = first["report"]["duplicate_stems"]  # b/cat.png's results could not be named "cat": a/cat.png is
+    assert [(d["source_name"], d["as"], [Path(p).name for p in d["paths"]]) for d in doubles] == [
+        ("b/cat.png", "cat_3", ["cat_3.png", "cat_3.txt", "cat_3.png"]),
+        ("b/cat.png", "cat_4", ["cat_4.png", "cat_4.txt", "cat_4.png"])]
+    renamed = again["report"]["conflicts"]
+    assert renamed and all(c["action"] == "renamed" and c["paths"] == c["as"] for c in renamed)
+    assert all(Path(c["paths"][-1]).stem.endswith("-2") for c in renamed), [c["paths"][-1] for c in renamed]

@@ -117,3 +117,25 @@ def test_a_version_1_database_gains_the_new_columns_and_keeps_its_runs(tmp_path)
     assert store.run("r1")["mode"] == "edit"
     task = store.task("t1")
     assert task["references"] == [] and task["output_name"] is None and task["overrides"] == {}
+
+
+def test_results_keep_their_prompt_and_an_appended_continuation_keeps_its_source_bytes(tmp_path):
+    from console.store import NewResult, NewTask
+
+    store = Store(tmp_path / "x.db")
+    run_id = store.create_run("/in", False, "p", {}, [("a.png", "/in/a.png")])
+    (task_id,) = store.task_ids(run_id, ["pending"])
+    store.finish_task(task_id, "done", results=[NewResult("a" * 64, "png", 1, 1, 1, "base64", prompt="make it blue")])
+    store.set_task_prompt(task_id, "make it green")
+    store.finish_task(task_id, "done", results=[NewResult("b" * 64, "png", 1, 1, 1, "base64", prompt="make it green")])
+    task = store.task(task_id)
+    assert task["prompt"] == "make it green" and [r["prompt"] for r in task["results"]] == ["make it blue", "make it green"]
+    step = store.append_task(run_id, NewTask("a_step2.png", "/cache/aa.png", prompt="snow", output_name="a_step2"),
+                             source_sha="a" * 64, parent={"task_id": task_id, "step": 2})
+    appended = store.task(step)
+    assert appended["index"] == 1 and appended["parent"] == {"task_id": task_id, "step": 2}
+    assert store.run(run_id)["task_count"] == 2 and appended["status"] == "pending"
+    store.delete_result(task["results"][0]["id"])
+    assert store.is_referenced("a" * 64)  # the continuation still reads it
+    store.delete_task(step)
+    assert not store.is_referenced("a" * 64)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from .snippets import checked_snippets
 from .store import ConfigStore
 from .validation import ConfigError, NotFound
 
-__all__ = ["ConfigError", "ConfigStore", "NotFound"]
+__all__ = ["ConfigError", "ConfigStore", "NotFound", "checked_snippets"]

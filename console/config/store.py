@@ -14,6 +14,7 @@ from typing import Any, Mapping
 from .. import atomic
 from ..profile import ApiProfile
 from .legacy import read_legacy_presets
+from .snippets import Snippets, checked_snippets
 from .validation import (
     EXPORT_FORMAT, EXPORT_VERSION, KINDS, SETTINGS_SECTIONS, ConfigError, NotFound, _at, _check_document,
     _is_json_object, _json_object, _kind, _lenient_preset, _lenient_profile, _preset_name, _profile,
@@ -34,6 +35,7 @@ class ConfigStore:
         self._lock = threading.RLock()
         self._api, self._save = self._load_settings()
         self._presets = self._load_presets()
+        self.snippets = Snippets(self._dir / "snippets.json", _read_object, _write_json)  # issue 10
 
     # Reading.
 
@@ -65,7 +67,8 @@ class ConfigStore:
         if not include_secrets:
             for profile in [settings["api"], *presets["api"].values()]:
                 profile["api_key"] = ""
-        return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "settings": settings, "presets": presets}
+        return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "settings": settings, "presets": presets,
+                "snippets": self.snippets.all()}
 
     # Changing.
 
@@ -117,14 +120,18 @@ class ConfigStore:
                 settings = self._patched_settings(data["settings"], empty_keeps=True, where="settings")
             if "presets" in data:
                 presets = self._imported_presets(data["presets"])
+            snippets = checked_snippets(data["snippets"]) if data.get("snippets") is not None else {}
             # Nothing is written until every part has been validated.
             if settings is not None:
                 self._write_settings(*settings)
             if presets is not None:
                 self._write_presets(presets)
+            if snippets:
+                self.snippets.merge(snippets, replace=True)
         section = data.get("presets") or {}
         return {"ok": True, "settings": settings is not None,
-                "api_presets": len(section.get("api") or {}), "save_presets": len(section.get("save") or {})}
+                "api_presets": len(section.get("api") or {}), "save_presets": len(section.get("save") or {}),
+                "snippets": len(snippets)}
 
     def import_legacy(self) -> int:
         """Import the older console's API presets once, when we have none; return how many."""

@@ -78,8 +78,8 @@ def _check_document(data: Any) -> None:
         raise ConfigError(f"not an Image Batch Console config export (format {data['format']!r})")
     if data.get("version", EXPORT_VERSION) != EXPORT_VERSION:
         raise ConfigError(f"unsupported config version {data['version']!r}; this console reads version 1")
-    if "settings" not in data and "presets" not in data:
-        raise ConfigError('nothing to import: expected "settings" and/or "presets"')
+    if "settings" not in data and "presets" not in data and "snippets" not in data:
+        raise ConfigError('nothing to import: expected "settings", "presets" and/or "snippets"')
 
 
 # Lenient checks of our own files: keep every good field, report the rest.

@@ -7,16 +7,24 @@ loop, where the scheduler queues tasks and the task runner executes them (DESIGN
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import threading
+from pathlib import PurePosixPath
 from typing import Any, Callable
+
+from .. import sources
 
 from ..cache import ImageCache
 from ..config import ConfigStore
 from ..profile import ApiProfile, ProfileError
 from ..scan import ScanError, ScanResult, scan
 from ..settings import Settings
-from ..store import Store
-from ..upstream import ProfileProblem, UpstreamClient, UpstreamError, make_http_client
+from ..imaging import EXTENSION
+from ..sources import Plan, RunSpec, SourceProblem
+from ..store import NewTask, Store
+from ..upstream import (ProfileProblem, UpstreamClient, UpstreamError, input_limit, make_http_client,
+                        too_many_images)
 from .bridge import LoopBridge
 from .errors import Conflict, EngineError, NotFound
 from .scheduler import STOP_WAIT_S, Scheduler
@@ -29,6 +37,16 @@ STOP_TIMEOUT_S = STOP_WAIT_S + 5
 CONCURRENCY = (1, 64)
 
 
+def _one_control_at_a_time(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a control (stop, resume, retry, delete) while no other runs: a stop's last writes land
+    before a resume that follows it reads and queues the stopped tasks (issue 13, controls under load)."""
+    @functools.wraps(method)
+    def controlled(self: "Engine", *args: Any, **kw: Any) -> Any:
+        with self._control:
+            return method(self, *args, **kw)
+    return controlled
+
+
 class Engine:
     """Runs and tasks; thread-safe public methods, all scheduling state owned by the loop thread."""
 
@@ -38,6 +56,7 @@ class Engine:
         self.configs = configs
         self._http_factory = http_factory
         self._bridge = LoopBridge()
+        self._control = threading.RLock()  # see _one_control_at_a_time
         self._scheduler: Scheduler | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -79,8 +98,8 @@ class Engine:
                 log.exception("cache eviction failed")
             await asyncio.sleep(HOUSEKEEPING_EVERY_S)
 
-    async def _mark_stopped(self, task_ids: list[str]) -> int:
-        return await self._bridge.db(self.store.set_status, task_ids, "stopped", error="stopped",
+    async def _mark_stopped(self, task_ids: list[str], reason: str) -> int:
+        return await self._bridge.db(self.store.set_status, task_ids, "stopped", error=reason,
                                      only_from=("pending",))
 
     # -- profiles and runs --------------------------------------------------------------------
@@ -117,29 +136,112 @@ class Engine:
     def create_run(self, input_path: str, recursive: bool, prompt: str,
                    overrides: dict[str, Any] | None = None) -> tuple[str, int]:
         """Store a run with one task per image found (stored profile + `overrides`) and start it; return (id, count)."""
-        if not prompt.strip():
-            raise EngineError("the prompt is empty")
+        run_id, count, _ = self.start_run(RunSpec(input_path=input_path, recursive=recursive, prompt=prompt), overrides)
+        return run_id, count
+
+    def start_run(self, spec: RunSpec, overrides: dict[str, Any] | None = None) -> tuple[str, int, dict[str, Any]]:
+        """Make the tasks `spec` describes (edit, generate or table), store the run and start it.
+
+        Every source is checked before anything is stored or sent: a bad row, a missing sidecar
+        or reference, or a task with more input images than the profile's mode takes refuses
+        the whole run, each one listed (issue 10). Return (run id, task count, notes).
+        """
         profile = self.profile_for(overrides)
         self.check_profile(profile)
-        found = self.scan(input_path, recursive)
-        sources = [(str(path.relative_to(found.root)), str(path)) for path in found.files]
-        run_id = self.store.create_run(input_path, recursive, prompt, profile.to_dict(mask_key=False), sources)
+        plan = self.plan(spec)
+        _check_image_counts(plan, profile)
+        run_id = self.store.create_run(plan.input_path, spec.recursive, plan.prompt, profile.to_dict(mask_key=False),
+                                       plan.tasks, mode=spec.mode, spec=plan.spec)
         self._enqueue(run_id, self.store.task_ids(run_id, ["pending"]), profile)
-        return run_id, len(sources)
+        return run_id, len(plan.tasks), plan.notes
+
+    @staticmethod
+    def plan(spec: RunSpec) -> Plan:
+        """Return the tasks `spec` makes, without storing them; EngineError lists every bad row or file."""
+        try:
+            return sources.plan(spec)
+        except SourceProblem as exc:
+            raise EngineError(str(exc), **exc.details) from None
+
+    @staticmethod
+    def preview_sources(found: ScanResult, prompt: str, sidecar: str, reference_dirs: list[str],
+                        recursive: bool) -> dict[str, Any]:
+        """Return the sidecar (and reference) summary of a scan preview."""
+        try:
+            return sources.preview(found, prompt, sidecar, reference_dirs, recursive)
+        except SourceProblem as exc:
+            raise EngineError(str(exc), **exc.details) from None
+
+    @_one_control_at_a_time
+    def continue_from(self, result_id: str, prompt: str | None = None,
+                      overrides: dict[str, Any] | None = None) -> str:
+        """Queue a new task whose source is a result, for a second adjustment; return its id.
+
+        It is appended to the result's run: the chain stays in the grid, the save and the export
+        it started from, and runs with the run's profile (issue 10).
+        """
+        result = self.store.result(result_id)
+        if result is None:
+            raise NotFound(f"no result {result_id}")
+        parent = self.store.task(result["task_id"])
+        if parent is None:
+            raise NotFound(f"no task {result['task_id']}")
+        prompt = parent["prompt"] if prompt is None else prompt
+        if not prompt.strip():
+            raise EngineError("the prompt is empty")
+        try:
+            path = self.cache.path(result["sha256"], result["format"])
+        except FileNotFoundError:
+            raise EngineError("the result's image is no longer in the cache") from None
+        run_id = parent["run_id"]
+        task, origin = self._continuation(parent, result, str(path), prompt)
+        profile = self._use_overrides(run_id, overrides)
+        task_id = self.store.append_task(run_id, task, source_sha=result["sha256"], parent=origin)
+        self._enqueue(run_id, [task_id], profile)
+        return task_id
+
+    def _continuation(self, parent: dict[str, Any], result: dict[str, Any], path: str,
+                      prompt: str) -> tuple[NewTask, dict[str, Any]]:
+        """Name the continuation `<root>_step<N>` (unique in the run) and say where it came from."""
+        before = parent["parent"] or {}
+        root = before.get("root") or parent["output_name"] or PurePosixPath(parent["source_name"]).stem
+        step = before.get("step", 1) + 1
+        taken = {PurePosixPath(t["source_name"]).stem.casefold()
+                 for t in self.store.tasks_since(parent["run_id"], q=f"{root}_step")["tasks"]}
+        name = f"{root}_step{step}"
+        suffix = 2
+        while name.casefold() in taken:
+            name, suffix = f"{root}_step{step}-{suffix}", suffix + 1
+        number = next(n for n, r in enumerate(parent["results"], start=1) if r["id"] == result["id"])
+        origin = {"task_id": parent["id"], "result_id": result["id"], "name": parent["source_name"],
+                  "number": number, "step": step, "root": root}
+        task = NewTask(name + EXTENSION[result["format"]], path, prompt=prompt, output_name=name,
+                       overrides=parent["overrides"] or None)
+        return task, origin
 
     def is_running(self, run_id: str) -> bool:
         """Return True while a run has tasks queued or in flight."""
         return self._scheduler is not None and run_id in self._scheduler.busy
 
+    def cooling(self, run_id: str) -> dict[str, Any] | None:
+        """What holds a run back (a rate-limit cooldown, or why it paused itself), or None.
+
+        Plain reads of loop-owned state, like `is_running`: safe from any thread.
+        """
+        return self._scheduler.cooling(run_id) if self._scheduler is not None else None
+
+    @_one_control_at_a_time
     def stop_run(self, run_id: str) -> int:
         """Stop one run: queued tasks and in-flight calls become stopped; return how many."""
         self._require_run(run_id)
         return self._bridge.call(self._scheduler.stop(run_id), timeout=STOP_TIMEOUT_S)
 
+    @_one_control_at_a_time
     def stop_all(self) -> int:
         """Stop every run."""
         return self._bridge.call(self._scheduler.stop_all(), timeout=STOP_TIMEOUT_S)
 
+    @_one_control_at_a_time
     def resume(self, run_id: str, overrides: dict[str, Any] | None = None) -> int:
         """Queue a run's pending and stopped tasks again (with the overridden profile, if any); return how many."""
         self._require_run(run_id)
@@ -148,6 +250,7 @@ class Engine:
         self.store.set_status(ids, "pending", only_from=("pending", "stopped"))
         return self._enqueue(run_id, ids, profile)
 
+    @_one_control_at_a_time
     def retry_failed(self, run_id: str, overrides: dict[str, Any] | None = None) -> int:
         """Queue a run's failed tasks again, results kept (with the overridden profile, if any); return how many."""
         self._require_run(run_id)
@@ -156,14 +259,23 @@ class Engine:
         self.store.set_status(ids, "pending", only_from=("failed",))
         return self._enqueue(run_id, ids, profile)
 
-    def retry_task(self, task_id: str, keep_results: bool = True, overrides: dict[str, Any] | None = None) -> None:
-        """Queue one task again, keeping or clearing its results; Conflict while it is running."""
+    @_one_control_at_a_time
+    def retry_task(self, task_id: str, keep_results: bool = True, overrides: dict[str, Any] | None = None,
+                   prompt: str | None = None) -> None:
+        """Queue one task again, keeping or clearing its results, with a new prompt if given; Conflict while it is running.
+
+        The new prompt stays the task's prompt; each result keeps the prompt that made it.
+        """
         task = self.store.task(task_id)
         if task is None:
             raise NotFound(f"no task {task_id}")
         if task["status"] == "running":
             raise Conflict("the task is running; stop it or wait for it to finish")
+        if prompt is not None and not prompt.strip():
+            raise EngineError("the prompt is empty")
         profile = self._use_overrides(task["run_id"], overrides)
+        if prompt is not None and prompt != task["prompt"]:
+            self.store.set_task_prompt(task_id, prompt)
         if not keep_results:
             self._release(self.store.clear_results(task_id))
         if task["status"] != "pending":
@@ -180,6 +292,7 @@ class Engine:
 
     # -- deleting -----------------------------------------------------------------------------
 
+    @_one_control_at_a_time
     def delete_task(self, task_id: str) -> None:
         """Delete a task (cancelling it first if it is in flight) and free its files."""
         run_id = self.store.task_run(task_id)
@@ -188,6 +301,7 @@ class Engine:
         self._bridge.call(self._scheduler.cancel(run_id, task_id), timeout=STOP_TIMEOUT_S)
         self._release(self.store.delete_task(task_id))
 
+    @_one_control_at_a_time
     def delete_run(self, run_id: str) -> None:
         """Stop a run, delete it and free its files."""
         self.stop_run(run_id)
@@ -212,8 +326,11 @@ class Engine:
             self.cache.release(sha256, fmt, self.store.is_referenced)
 
     def _stored_profile(self, run_id: str) -> ApiProfile:
+        stored = self.store.run_profile(run_id)
+        if not stored:
+            raise NotFound(f"no run {run_id}")  # deleted meanwhile
         try:
-            return ApiProfile.from_dict(self.store.run_profile(run_id))
+            return ApiProfile.from_dict(stored)
         except ProfileError as exc:  # a run stored before input was checked at the door (issue 8)
             raise EngineError(f"this run's stored API profile cannot be used ({exc}); "
                               "resume or retry it from the page, which sends the current profile") from None
@@ -247,3 +364,16 @@ class Engine:
     async def _on_loop_call(func: Callable[..., Any], *args: Any) -> Any:
         return func(*args)
 
+
+
+def _check_image_counts(plan: Plan, profile: ApiProfile) -> None:
+    """Refuse a run when any task would send more input images than the profile's request form takes."""
+    limit, form = input_limit(profile)
+    over = [task for task in plan.tasks if bool(task.path) + len(task.references) > limit]
+    if over:
+        count = bool(over[0].path) + len(over[0].references)
+        names = ", ".join(task.name for task in over[:10]) + (" …" if len(over) > 10 else "")
+        reason = too_many_images(count, limit, form)
+        raise EngineError(f"{len(over)} task(s) refused ({names}): {reason}", summary=reason,
+                          files=[{"name": task.name, "error": f"{bool(task.path) + len(task.references)} input images"}
+                                 for task in over])

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class EngineError(Exception):
-    """An engine action that cannot be done as asked; str(e) is a readable message."""
+    """An engine action that cannot be done as asked; str(e) is a readable message.
+
+    `details` are further fields of the answer, e.g. every bad table row (issue 10).
+    """
+
+    def __init__(self, message: str = "", **details: Any) -> None:
+        super().__init__(message)
+        self.details = details
 
 
 class NotFound(EngineError):

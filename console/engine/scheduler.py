@@ -11,12 +11,15 @@ and database work (issue 9: that gap cost about 20 ms of every slot per task).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from ..profile import ApiProfile
+from .throttle import PAUSE, RETRY, Throttle
 
+log = logging.getLogger("console.engine")
 STOP_WAIT_S = 5.0
 LOOKAHEAD = 4  # tasks prepared ahead per run; each holds one request body in memory
 
@@ -78,14 +81,25 @@ class RunState:
     run_id: str
     profile: ApiProfile
     limiter: Limiter
+    throttle: Throttle
     queue: deque[str] = field(default_factory=deque)
     ready: dict[str, asyncio.Future] = field(default_factory=dict)  # prepared ahead, in queue order
     inflight: dict[str, asyncio.Task] = field(default_factory=dict)
     dispatcher: asyncio.Task | None = None
+    paused: str | None = None  # why the run stopped itself (quota), until it is queued again
+    halted: str | None = None  # set while stopping or paused: a rate-limited task then ends stopped with this
+    writes: set[asyncio.Future] = field(default_factory=set)  # store writes started from callbacks
+    endings: set[asyncio.Future] = field(default_factory=set)  # tasks' final writes, outliving a cancel
 
     @property
     def busy(self) -> bool:
-        return bool(self.queue or self.ready or self.inflight or self.dispatcher is not None)
+        return bool(self.queue or self.ready or self.inflight or self.writes or self.dispatching)
+
+    @property
+    def dispatching(self) -> bool:
+        """True while a dispatcher task is alive and not being cancelled (a stop cancels it; a resume
+        racing that stop must start a new one, and one cancelled before it ran never clears itself)."""
+        return self.dispatcher is not None and not self.dispatcher.done() and not self.dispatcher.cancelling()
 
     def waiting(self) -> list[str]:
         """Task ids not started yet, prepared ones first."""
@@ -93,8 +107,8 @@ class RunState:
 
 
 Prepare = Callable[[RunState, str], Awaitable[Any]]
-Execute = Callable[[RunState, str, "asyncio.Future[Any]", Slot], Awaitable[None]]
-MarkStopped = Callable[[list[str]], Awaitable[int]]
+Execute = Callable[[RunState, str, "asyncio.Future[Any]", Slot], Awaitable["str | None"]]
+MarkStopped = Callable[[list[str], str], Awaitable[int]]
 
 
 class Scheduler:
@@ -118,10 +132,19 @@ class Scheduler:
             return 0
         state = self._runs.get(run_id)
         if state is None:
-            state = self._runs[run_id] = RunState(run_id, profile, Limiter(profile.concurrency))
+            limiter = Limiter(profile.concurrency)
+            state = self._runs[run_id] = RunState(run_id, profile, limiter, Throttle(limiter, profile.rate_limit_wait_s))
+        if state.paused:  # resumed after a pause: the quota is back, start afresh
+            state.paused = None
+            state.throttle.reset()
+        state.halted = None
         queued = set(state.queue) | set(state.ready) | set(state.inflight)
         state.queue.extend(tid for tid in task_ids if tid not in queued)
-        if state.dispatcher is None:
+        for task_id in task_ids:  # queued again while prepared (a new prompt): prepare it afresh
+            if task_id in state.ready:
+                _discard(state.ready[task_id])
+                state.ready[task_id] = asyncio.ensure_future(self._prepare(state, task_id))
+        if not state.dispatching:
             state.dispatcher = asyncio.create_task(self._dispatch(state))
         self.busy.add(run_id)
         return len(task_ids)
@@ -131,24 +154,27 @@ class Scheduler:
         state = self._runs.get(run_id)
         if state is not None:
             state.profile = profile
-            state.limiter.set_limit(profile.concurrency)
+            state.throttle.set_target(profile.concurrency, profile.rate_limit_wait_s)
 
     async def stop(self, run_id: str) -> int:
         """Stop a run: its queue becomes stopped, its calls are cancelled; return how many."""
         state = self._runs.get(run_id)
         if state is None:
             return 0
-        queued = state.waiting()
+        state.halted = "stopped"
+        queued, jobs = state.waiting(), list(state.inflight.values())
         self._drop_prepared(state)
         state.queue.clear()
         if state.dispatcher is not None:
             state.dispatcher.cancel()
-        stopped = await self._mark_stopped(queued) if queued else 0
-        jobs = list(state.inflight.values())
         for job in jobs:
             job.cancel()
+        stopped = await self._mark_stopped(queued, "stopped") if queued else 0
         if jobs:
             await asyncio.wait(jobs, timeout=STOP_WAIT_S)
+        pending = state.writes | state.endings  # tasks' last writes, and those ended rate limited meanwhile
+        if pending:
+            await asyncio.wait(pending, timeout=STOP_WAIT_S)
         self._update_busy(state)
         return stopped + len(jobs)
 
@@ -171,6 +197,16 @@ class Scheduler:
             await asyncio.wait([job], timeout=STOP_WAIT_S)
         self._update_busy(state)
 
+    def cooling(self, run_id: str) -> dict[str, Any] | None:
+        """What holds a run back now: a rate-limit cooldown, or the reason it paused itself; None if nothing."""
+        state = self._runs.get(run_id)
+        if state is None:
+            return None
+        if state.paused:
+            return {"paused": state.paused}
+        cooling = state.throttle.cooling() if state.busy else None
+        return cooling.to_dict() if cooling else None
+
     def forget(self, run_id: str) -> None:
         """Drop a (stopped) run's state."""
         self._runs.pop(run_id, None)
@@ -181,6 +217,11 @@ class Scheduler:
             while state.queue or state.ready:
                 self._prepare_ahead(state)
                 await state.limiter.acquire()
+                try:
+                    await state.throttle.wait()  # a rate-limited run starts nothing before the gateway allows
+                except asyncio.CancelledError:
+                    state.limiter.release()
+                    raise
                 self._prepare_ahead(state)
                 if not state.ready:
                     state.limiter.release()
@@ -190,9 +231,10 @@ class Scheduler:
                 slot = Slot(state.limiter)
                 job = asyncio.create_task(self._execute(state, task_id, prepared, slot))
                 state.inflight[task_id] = job
-                job.add_done_callback(lambda _, tid=task_id, held=slot: self._finished(state, tid, held))
+                job.add_done_callback(lambda done, tid=task_id, held=slot: self._finished(state, tid, held, done))
         finally:
-            state.dispatcher = None
+            if state.dispatcher is asyncio.current_task():
+                state.dispatcher = None
             self._update_busy(state)
 
     def _prepare_ahead(self, state: RunState) -> None:
@@ -206,10 +248,48 @@ class Scheduler:
             _discard(prepared)
         state.ready.clear()
 
-    def _finished(self, state: RunState, task_id: str, slot: Slot) -> None:
+    def _finished(self, state: RunState, task_id: str, slot: Slot, job: asyncio.Task) -> None:
         state.inflight.pop(task_id, None)
         slot.release()
+        failure = None if job.cancelled() else job.exception()
+        if failure is not None:  # the runner records every end itself; reaching here is a bug
+            log.error("task %s: the task runner failed", task_id, exc_info=failure)
+        verdict = None if job.cancelled() or failure is not None else job.result()
+        if verdict in (RETRY, PAUSE) and self._runs.get(state.run_id) is state:
+            if verdict == PAUSE and not state.paused:
+                self._pause(state, f"paused: {state.throttle.reason}; resume when the quota is back")
+            if state.halted:  # calls that were in flight when the run stopped or paused end up with it
+                self._later(state, self._mark_stopped([task_id], state.halted))
+            else:
+                state.queue.appendleft(task_id)  # rate limited: first in line again
+                if not state.dispatching:
+                    state.dispatcher = asyncio.create_task(self._dispatch(state))
         self._update_busy(state)
+
+    def _pause(self, state: RunState, reason: str) -> None:
+        """Stop starting calls (quota gone): waiting tasks become stopped with `reason`; calls in
+        flight finish, since they may still bring back what was paid for."""
+        state.paused = state.halted = reason
+        waiting = state.waiting()
+        self._drop_prepared(state)
+        state.queue.clear()
+        if state.dispatcher is not None:
+            state.dispatcher.cancel()
+        if waiting:
+            self._later(state, self._mark_stopped(waiting, reason))
+
+    def _later(self, state: RunState, write: Awaitable[Any]) -> None:
+        """Run a store write started from a callback; the run counts as busy until it is done."""
+        future = asyncio.ensure_future(write)
+        state.writes.add(future)
+
+        def done(_: asyncio.Future) -> None:
+            state.writes.discard(future)
+            if not future.cancelled() and future.exception() is not None:
+                log.error("run %s: could not mark tasks stopped: %s", state.run_id, future.exception())
+            self._update_busy(state)
+
+        future.add_done_callback(done)
 
     def _update_busy(self, state: RunState) -> None:
         if state.busy:

@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable
 
 from .. import imaging
 from ..cache import ImageCache
 from ..logs import LOG_HINT
-from ..profile import ApiProfile
+from ..profile import ApiProfile, ProfileError
 from ..settings import Settings
 from ..store import NewResult, Store
-from ..upstream import CallOutcome, DebugLog, Request, Source, UpstreamClient, UpstreamError
+from ..upstream import DebugLog, Request, ResultImage, Source, UpstreamClient, UpstreamError, is_rate_limit
 from .bridge import LoopBridge
 from .scheduler import RunState, Slot
+from .throttle import FAIL, RETRY
 
 log = logging.getLogger("console.engine")
 
@@ -74,65 +76,101 @@ class TaskRunner:
         """
         return await self.bridge.off(self._prepare, task_id, state.profile)
 
-    async def run(self, state: RunState, task_id: str, prepared: asyncio.Future, slot: Slot) -> None:
+    async def run(self, state: RunState, task_id: str, prepared: asyncio.Future, slot: Slot) -> str | None:
         """Run one task to a final status, whatever happens.
 
         Two hand-offs and two store transactions per task when all goes well (bench, issue 9):
         the start transaction (its source and request were prepared while it waited), the call,
         then the files into the cache, after which the slot is free for the next call, and the
         results with the final status in one transaction.
+
+        A rate-limited call does not end its task: it goes back to the queue (RETRY) or the run
+        stops (PAUSE), as the run's throttle decides; the scheduler acts on that answer.
         """
         profile = state.profile
         debug = DebugLog([profile.api_key], self.settings.debug_log_bytes)
         attempts = Attempts(self.bridge, self.store, task_id)
         name = f"task {task_id}"  # how the terminal names the task in its one line per failure
+        started: asyncio.Future | None = None
         try:
             ready = await prepared
             if ready is not None and ready.profile is not profile:  # the run's profile changed meanwhile
                 ready = await self.prepare(state, task_id)
-            if ready is None or not await self.bridge.db(self._start, task_id, ready):
+            if ready is None:
+                return  # stopped or deleted while it waited in the queue
+            # Shielded: a stop must not leave the start transaction running on its own in the pool,
+            # or it could mark the task running after the stop (and a resume) recorded otherwise.
+            started = self.bridge.db(self._start, task_id, ready)
+            if not await asyncio.shield(started):
                 return  # stopped or deleted while it waited in the queue
             name = f"{state.run_id} · {ready.task['source_name']}"
-            outcome = await self.client.send(profile, ready.request, debug=debug, on_attempt=attempts.record)
-            await attempts.settled()
-            # The slot is held until the images are on disk: releasing it earlier let a fast
-            # upstream pile up finished answers in memory faster than they were written.
-            with contextlib.ExitStack() as pins:  # pinned until referenced: eviction must not take them
-                results = await self.bridge.off(self._store_files, outcome, pins)
+            # Each image goes into the cache as soon as it is verified, in the same pool call, and
+            # stays pinned until the store references it (eviction must not take it). The slot is
+            # held until then: releasing it earlier let a fast upstream pile up finished answers in
+            # memory faster than they were written.
+            with contextlib.ExitStack() as pins:
+                outcome = await self.client.send(profile, ready.request, debug=debug, on_attempt=attempts.record,
+                                                rate_limits=False, keep=functools.partial(self._keep_file, pins))
                 slot.release()
-                await self._finish(task_id, "done", debug, http_status=outcome.http_status,
+                state.throttle.succeeded()
+                await attempts.settled()
+                prompt = ready.task["prompt"]
+                results = [NewResult(i.sha256, i.format, i.width, i.height, len(i.data), i.origin, i.url, prompt)
+                           for i in outcome.images]  # each keeps the prompt that made it (issue 10)
+                await self._finish(state, task_id, "done", debug, http_status=outcome.http_status,
                                    warning="; ".join(outcome.warnings) or None, results=results)
         except asyncio.CancelledError:
             debug.note("stopped by the user")
-            await self._record_stop(task_id, debug)
+            await self._record_stop(state, task_id, debug, started)
             raise
         except (imaging.SourceError, UpstreamError) as exc:
+            if isinstance(exc, UpstreamError) and is_rate_limit(exc):
+                verdict = await self._held_back(state, task_id, exc, attempts)
+                if verdict != FAIL:
+                    return verdict
+                exc = UpstreamError(f"rate limited for longer than {state.throttle.max_wait_s:g}s without a "
+                                    f"call getting through; last: {exc}", http_status=exc.http_status)
             log.warning("%s failed: %s", name, exc)  # one line in the terminal panel (issue 8)
             await attempts.settled()
-            await self._finish(task_id, "failed", debug, error=str(exc), http_status=getattr(exc, "http_status", None),
+            await self._finish(state, task_id, "failed", debug, error=str(exc), http_status=getattr(exc, "http_status", None),
                                only_from=("pending", "running"))
         except Exception as exc:  # a bug must not leave the task running forever
             log.exception("%s crashed", name)
             debug.note(f"console bug: {exc!r}")
             await attempts.settled()
-            await self._finish(task_id, "failed", debug,
+            await self._finish(state, task_id, "failed", debug,
                                error=f"the console hit a bug ({type(exc).__name__}: {exc}); the details are in {LOG_HINT}")
 
-    async def _finish(self, task_id: str, status: str, debug: DebugLog, **fields: Any) -> None:
-        await self.bridge.db(self._write_end, task_id, status, debug, **fields)
+    async def _held_back(self, state: RunState, task_id: str, exc: UpstreamError, attempts: "Attempts") -> str:
+        """A rate limit: tell the run's throttle and, unless the task must fail, put it back to pending."""
+        verdict = state.throttle.hit(exc)
+        await attempts.settled()
+        if verdict != FAIL:
+            await self.bridge.db(self.store.set_status, [task_id], "pending", only_from=("running",))
+            if verdict == RETRY:
+                log.info("%s · rate limited (%s); back in the queue", state.run_id, exc)
+        return verdict
+
+    async def _finish(self, state: RunState, task_id: str, status: str, debug: DebugLog, **fields: Any) -> None:
+        """Record a task's end; the write lands even if the task is cancelled while it waits."""
+        await _lasting(state, self.bridge.db(self._write_end, task_id, status, debug, **fields))
 
     def _write_end(self, task_id: str, status: str, debug: DebugLog, **fields: Any) -> None:
         """Record a task's end with its debug log (rendering the log is regex work: off the loop)."""
         self.store.finish_task(task_id, status, debug_log=debug.text(), **fields)
 
-    async def _record_stop(self, task_id: str, debug: DebugLog) -> None:
-        # The start may still be finishing in the pool: stop the task whether it got to "running"
-        # or is still "pending", but never overwrite a final status. Shielded, so a second
-        # cancellation cannot skip the write; the write runs in the store pool either way.
-        write = self.bridge.db(self._write_end, task_id, "stopped", debug, error="stopped",
-                               only_from=("pending", "running"))
+    async def _record_stop(self, state: RunState, task_id: str, debug: DebugLog, started: asyncio.Future | None) -> None:
+        """Record a stopped task: after its start transaction, if one was sent, so the start cannot
+        land later and leave it running; never over a final status; lasting, so a second
+        cancellation (a run stop and an emergency stop) cannot skip the write."""
+        async def write() -> None:
+            if started is not None:
+                await asyncio.wait([started])
+            await self.bridge.db(self._write_end, task_id, "stopped", debug, error="stopped",
+                                 only_from=("pending", "running"))
+
         try:
-            await asyncio.shield(write)
+            await _lasting(state, write())
         except asyncio.CancelledError:
             pass
 
@@ -141,10 +179,25 @@ class TaskRunner:
         if task is None or task["status"] != "pending":
             return None
         try:
-            source = self._read_source(task["source_path"], profile)
-            return Prepared(task, profile, self.client.prepare(profile, task["prompt"], source))
+            # A table row's size / n apply to its own request; the run's profile still decides
+            # the call itself (timeouts, retries, URL policy), so `Prepared.profile` stays the run's.
+            own = ApiProfile.from_dict(task["overrides"], base=profile) if task["overrides"] else profile
+            # Generate-mode tasks have no source (path ""): their references, if any, are the input.
+            source = self._read_source(task["source_path"], own) if task["source_path"] else None
+            references = [self._read_reference(number, path, own)
+                          for number, path in enumerate(task["references"], start=1)]
+            return Prepared(task, profile, self.client.prepare(own, task["prompt"], source, references))
         except (imaging.SourceError, UpstreamError) as exc:
             return Prepared(task, profile, problem=exc)
+        except ProfileError as exc:  # a stored override the profile rules refuse now
+            return Prepared(task, profile, problem=imaging.SourceError(f"this task's own settings cannot be used: {exc}"))
+
+    def _read_reference(self, number: int, path: str, profile: ApiProfile) -> Source:
+        """Read a reference image like a source; SourceError names which one could not be read."""
+        try:
+            return self._read_source(path, profile)
+        except imaging.SourceError as exc:
+            raise imaging.SourceError(f"reference image {number} ({Path(path).name}): {exc}") from None
 
     def _start(self, task_id: str, ready: Prepared) -> bool:
         """Mark a prepared task running with its first attempt; False if it is no longer pending.
@@ -163,9 +216,21 @@ class TaskRunner:
                                          max_source_bytes=self.settings.max_source_bytes)
         return Source(Path(path).name, data, mime)
 
-    def _store_files(self, outcome: CallOutcome, pins: contextlib.ExitStack) -> list[NewResult]:
-        """Write the images to the cache (pinned in `pins` until recorded); return them as results to record."""
-        for image in outcome.images:
-            pins.enter_context(self.cache.pinned(image.sha256))
-            self.cache.put(image.data, image.format, image.sha256)
-        return [NewResult(i.sha256, i.format, i.width, i.height, len(i.data), i.origin, i.url) for i in outcome.images]
+    def _keep_file(self, pins: contextlib.ExitStack, image: ResultImage) -> None:
+        """Write a verified image to the cache, pinned in `pins` until the store references it (pool thread)."""
+        pins.enter_context(self.cache.pinned(image.sha256))
+        self.cache.put(image.data, image.format, image.sha256)
+
+
+async def _lasting(state: RunState, write: Awaitable[Any]) -> None:
+    """Await a task's final store write so that cancelling the task cannot cancel the write.
+
+    A stop that lands while a task's end (done, failed, stopped) waits for the store pool would
+    otherwise drop the write from the pool's queue: a paid result lost, or the task left
+    `running` for ever (issue 13, controls under load). The run's stop waits for these writes
+    (`RunState.endings`) before a resume can read the tasks again.
+    """
+    future = asyncio.ensure_future(write)
+    state.endings.add(future)
+    future.add_done_callback(state.endings.discard)
+    await asyncio.shield(future)

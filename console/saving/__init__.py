@@ -1,61 +1,91 @@
 """Save chosen results into the dataset layouts trainers read (DATASETS.md): rule, plan, write, manifest.
 
-`SaveRule.from_dict` validates a rule, `candidates_*` pick the results, `plan` decides every file
-(names, formats, captions, conflicts, aspect checks) without touching the disk, and `execute`
-writes the plan with atomic writes, appends `manifest.jsonl` and returns the answer of DESIGN §5.
-Every written path is checked against the resolved `output_dir` (DESIGN §7).
+`SaveRule.from_dict` validates a rule, `run_candidates` / `result_candidate` pick the results,
+`plan` decides every file (names, inputs, formats, captions, conflicts, aspect checks, what an
+earlier save already wrote there) without touching the disk, and `execute` writes the plan item
+by item, appends `manifest.jsonl`, marks the results saved in the store and returns the answer
+of DESIGN §5. A `SaveJob` follows a save and cancels it between items. Every written path is
+checked against the resolved `output_dir` (DESIGN §7).
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..cache import ImageCache
 from ..export import iter_tasks
 from ..store import Store
-from .layout import IMAGE_SUFFIXES, aspect_difference, caption_text, folders, notes, pair_paths
-from .manifest import MANIFEST, MUSUBI_JSONL, append_jsonl, manifest_line, merge_musubi, run_provenance
-from .planning import (
-    Candidate, Plan, PlannedFile, PlannedItem, plan, prepare_root, result_candidate, run_candidates,
+from .layout import (
+    IMAGE_SUFFIXES, LAYOUT_INFO, NOTE_TEXT, LayoutInfo, aspect_difference, caption_path, caption_text, control_paths,
+    folders, note, notes, target_path,
 )
+from .manifest import MUSUBI_JSONL, append_jsonl, manifest_line, merge_musubi, run_provenance
+from .memory import MANIFEST, Memory, SavedBefore, destination
+from .names import base_stem, caption_values, name_values, source_stem
+from .planning import Plan, PlannedFile, PlannedItem, file_sha256, plan, prepare_root
+from .presets import LEGACY_PRESETS, builtin_presets
+from .progress import SaveJob, SaveJobs
 from .rule import (
-    CAPTION_VARIABLES, CAPTIONS, CONFLICTS, CONFORMS, LAYOUTS, NAME_VARIABLES, OUTPUT_FORMATS, PAIR_LAYOUTS,
-    TRAINER_FORMATS, TRAINER_LAYOUTS, RuleError, SaveRule, check_template, inside, relative_name, render, resolved_path,
+    CAPTION_VARIABLES, CAPTIONS, CONFLICTS, CONFORMS, LAYOUT_FORMATS, LAYOUTS, NAME_VARIABLES, NAMED_LAYOUTS,
+    OUTPUT_FORMATS, PAIR_LAYOUTS, TRAINER_FORMATS, TRAINER_LAYOUTS, Resolver, RuleError, SaveRule, check_template, inside,
+    relative_name, render, resolved_path,
 )
+from .selection import Candidate, Selection, protected_paths, result_candidate, run_candidates, task_inputs
 from .validation import CONTROL_LOOKUP, SHOWN, validate
-from .write import execute, image_bytes, write_item
+from .write import execute, folder_lock, image_bytes, write_item
 
 __all__ = [
-    "LAYOUTS", "TRAINER_LAYOUTS", "PAIR_LAYOUTS", "OUTPUT_FORMATS", "TRAINER_FORMATS", "CAPTIONS", "CONFLICTS",
-    "CONFORMS", "NAME_VARIABLES", "CAPTION_VARIABLES", "IMAGE_SUFFIXES", "CONTROL_LOOKUP", "MANIFEST", "MUSUBI_JSONL",
-    "SHOWN", "RuleError", "SaveRule", "check_template", "render", "relative_name",
-    "inside", "resolved_path", "Candidate", "run_candidates", "result_candidate", "PlannedFile", "PlannedItem", "Plan",
-    "prepare_root", "folders", "plan", "pair_paths", "caption_text", "aspect_difference", "notes",
-    "save_run", "save_result", "execute", "write_item", "image_bytes", "run_provenance",
-    "manifest_line", "append_jsonl", "merge_musubi", "validate",
+    "append_jsonl", "aspect_difference", "base_stem", "builtin_presets", "Candidate", "caption_path", "caption_text",
+    "caption_values", "CAPTION_VARIABLES", "CAPTIONS", "check_template", "CONFLICTS", "CONFORMS", "CONTROL_LOOKUP",
+    "control_paths", "destination", "execute", "file_sha256", "folder_lock", "folders", "image_bytes",
+    "IMAGE_SUFFIXES", "inside", "LAYOUT_FORMATS", "LAYOUT_INFO", "LayoutInfo", "LAYOUTS", "LEGACY_PRESETS",
+    "MANIFEST", "manifest_line", "Memory", "merge_musubi", "MUSUBI_JSONL", "name_values", "NAME_VARIABLES",
+    "NAMED_LAYOUTS", "note", "NOTE_TEXT", "notes", "OUTPUT_FORMATS", "PAIR_LAYOUTS", "Plan", "plan", "PlannedFile",
+    "PlannedItem", "prepare_root", "protected_paths", "relative_name", "render", "resolved_path", "Resolver",
+    "result_candidate", "RuleError", "run_candidates", "run_provenance", "save_result", "save_run", "SavedBefore",
+    "SaveJob", "SaveJobs", "SaveRule", "Selection", "SHOWN", "source_stem", "target_path", "task_inputs",
+    "TRAINER_FORMATS", "TRAINER_LAYOUTS", "validate", "write_item",
 ]
 
 
-def save_run(store: Store, cache: ImageCache, run_id: str, rule: SaveRule) -> dict[str, Any]:
-    """Save a run's chosen results by `rule`; return {"saved", "skipped", "errors", "report", "dry_run"}."""
-    candidates, skipped, sources = run_candidates(store, run_id, rule.only_selected)
-    return _save(store, cache, rule, run_id, candidates, skipped, sources)
+def save_run(store: Store, cache: ImageCache, run_id: str, rule: SaveRule, job: SaveJob | None = None) -> dict[str, Any]:
+    """Save a run's chosen results by `rule`; return {"saved", "skipped", "errors", "report", "dry_run", "cancelled"}."""
+    job = job or SaveJob()
+    with _finishing(job):
+        chosen = run_candidates(store, run_id, rule)
+        answer = _save(store, cache, rule, run_id, chosen.candidates, chosen.skipped, chosen.protected, job)
+        answer["report"]["counts"]["left_by_first_only"] = chosen.left_by_first_only
+        return answer
 
 
-def save_result(store: Store, cache: ImageCache, result_id: str, rule: SaveRule) -> dict[str, Any] | None:
-    """Save one result by `rule` (only_selected does not apply); None when the result is unknown."""
-    candidate = result_candidate(store, result_id)
-    if candidate is None:
-        return None
-    run_id = candidate.task["run_id"]
-    sources = {resolved_path(Path(task["source_path"])) for task in iter_tasks(store, run_id)}
-    return _save(store, cache, rule, run_id, [candidate], [], sources)
+def save_result(store: Store, cache: ImageCache, result_id: str, rule: SaveRule,
+                job: SaveJob | None = None) -> dict[str, Any] | None:
+    """Save one result by `rule` (only_selected and first_only do not apply); None when the result is unknown."""
+    job = job or SaveJob()
+    with _finishing(job):
+        candidate = result_candidate(store, result_id)
+        if candidate is None:
+            return None
+        run_id = candidate.task["run_id"]
+        protected = protected_paths(iter_tasks(store, run_id))
+        return _save(store, cache, rule, run_id, [candidate], [], protected, job)
+
+
+@contextmanager
+def _finishing(job: SaveJob) -> Iterator[None]:
+    """Mark the job done however the save ends (a refused output_dir included)."""
+    try:
+        yield
+    finally:
+        job.step("done", job.done, job.total)
 
 
 def _save(store: Store, cache: ImageCache, rule: SaveRule, run_id: str, candidates: list[Candidate],
-          skipped: list[dict], sources: set[Path]) -> dict[str, Any]:
+          skipped: list[dict], protected: set[Path], job: SaveJob) -> dict[str, Any]:
     root = prepare_root(rule)
-    planned = plan(cache, rule, root, run_id, candidates, sources)
-    planned.skipped[:0] = skipped
-    return execute(store, planned)
+    with nullcontext() if rule.dry_run else folder_lock(root):
+        planned = plan(cache, rule, root, run_id, candidates, protected, job)
+        planned.skipped[:0] = skipped
+        return execute(store, planned, job)

@@ -11,10 +11,11 @@ from urllib.parse import urlsplit
 
 from .. import atomic
 from ..store import Store
+from .memory import destination
+from .names import result_prompt
 from .planning import PlannedItem
 from .rule import SaveRule
 
-MANIFEST = "manifest.jsonl"
 MUSUBI_JSONL = "dataset.jsonl"
 
 
@@ -34,11 +35,12 @@ def run_provenance(store: Store, run_id: str) -> dict[str, Any]:
 def manifest_line(rule: SaveRule, item: PlannedItem, source_sha: str | None, provenance: dict[str, Any]) -> dict:
     """Return one manifest.jsonl record for a written item."""
     task, result = item.candidate.task, item.candidate.result
-    return {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "layout": rule.layout, "run_id": task["run_id"],
-            "task_id": task["id"], "result_id": result["id"], "source_path": task["source_path"],
-            "source_sha256": source_sha, "result_sha256": result["sha256"], **provenance,
-            "prompt": task["prompt"], "caption": item.caption, "request_id": None,
-            "paths": [str(f.path) for f in item.files]}
+    return {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "layout": rule.layout, "name": rule.name,
+            "destination": destination(rule), "role_swap": rule.swapped, "run_id": task["run_id"],
+            "task_id": task["id"], "result_id": result["id"], "source_name": task["source_name"],
+            "source_path": task["source_path"], "source_sha256": source_sha, "references": task.get("references") or [],
+            "output_name": task.get("output_name"), "result_sha256": result["sha256"], **provenance,
+            "prompt": result_prompt(task, result), "caption": item.caption, "request_id": None, "paths": item.paths}
 
 
 def append_jsonl(path: Path, records: Iterable[dict]) -> None:
@@ -56,8 +58,7 @@ def append_jsonl(path: Path, records: Iterable[dict]) -> None:
 
 def merge_musubi(path: Path, items: list[PlannedItem]) -> None:
     """Rewrite musubi's dataset.jsonl: earlier lines kept unless their image was rewritten, new ones added."""
-    records = [{"image_path": str(i.files[-1].path), "control_path": str(i.files[0].path), "caption": i.caption or ""}
-               for i in items]
+    records = [_musubi_record(item) for item in items]
     fresh = {r["image_path"] for r in records}
     kept: list[str] = []
     try:
@@ -73,3 +74,15 @@ def merge_musubi(path: Path, items: list[PlannedItem]) -> None:
     text = "".join(line + "\n" for line in kept) + "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     atomic.write_bytes(path, text.encode("utf-8"))
     os.chmod(path, 0o644)
+
+
+def _musubi_record(item: PlannedItem) -> dict[str, str]:
+    """Return musubi's JSONL line: `control_path` for one input, `control_path_0`, `_1` … for several."""
+    controls = [str(f.path) for f in item.files if f.role.startswith("control")]
+    record = {"image_path": str(item.files[-1].path)}
+    if len(controls) == 1:
+        record["control_path"] = controls[0]
+    else:
+        record.update({f"control_path_{n}": path for n, path in enumerate(controls)})
+    record["caption"] = item.caption or ""
+    return record

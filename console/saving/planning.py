@@ -1,62 +1,29 @@
-"""Choose the results to save and plan every file (names, formats, conflicts, aspect checks) without writing."""
+"""Plan every file of a save (names, inputs, formats, conflicts, aspect checks, earlier saves) without writing."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from ..cache import ImageCache
-from ..export import iter_tasks
 from ..imaging import EXTENSION, source_info
-from ..store import Store
-from .layout import IMAGE_SUFFIXES, aspect_difference, caption_text, folders, notes, pair_paths
-from .rule import TRAINER_FORMATS, TRAINER_LAYOUTS, RuleError, SaveRule, inside, relative_name, render, resolved_path
-
-# -- choosing results -------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Candidate:
-    """One result to save, with its task and its 1-based number among the task's results."""
-
-    task: dict[str, Any]
-    result: dict[str, Any]
-    number: int
-
-    def names(self) -> dict[str, Any]:
-        """Return the ids and the source file name every report entry about this result carries."""
-        return {"result_id": self.result["id"], "task_id": self.task["id"], "source_name": self.task["source_name"]}
-
-
-def run_candidates(store: Store, run_id: str, only_selected: bool) -> tuple[list[Candidate], list[dict], set[Path]]:
-    """Return a run's chosen results, the tasks skipped, and every source path (never overwritten)."""
-    chosen: list[Candidate] = []
-    skipped: list[dict] = []
-    sources: set[Path | None] = set()
-    for task in iter_tasks(store, run_id):
-        sources.add(resolved_path(Path(task["source_path"])))
-        picked = [Candidate(task, r, n) for n, r in enumerate(task["results"], 1) if r["selected"] or not only_selected]
-        if picked:
-            chosen.extend(picked)
-        else:
-            if task["results"]:
-                kind, reason, fix = "unselected", "no selected result", "select a result, or untick 'only selected'"
-            else:
-                kind, reason, fix = "no_results", f"no results (task {task['status']})", "retry the task"
-            skipped.append({"task_id": task["id"], "source_name": task["source_name"], "kind": kind, "reason": reason,
-                            "fix": fix})
-    return chosen, skipped, sources
-
-
-def result_candidate(store: Store, result_id: str) -> Candidate | None:
-    """Return one result as a candidate, or None when it is unknown."""
-    result = store.result(result_id)
-    task = store.task(result["task_id"]) if result else None
-    found = [(n, r) for n, r in enumerate(task["results"], 1) if r["id"] == result_id] if task else []
-    return Candidate(task, found[0][1], found[0][0]) if found else None
+from .claims import Claims
+from .layout import (
+    IMAGE_SUFFIXES, LAYOUT_INFO, aspect_difference, caption_path, caption_text, control_paths, control_role, folders,
+    note, notes, pair_stem, target_path,
+)
+from .memory import Memory
+from .names import base_stem, caption_values, name_values, result_prompt
+from .progress import SaveJob
+from .rule import (
+    LAYOUT_FORMATS, TRAINER_FORMATS, TRAINER_LAYOUTS, Resolver, RuleError, SaveRule, relative_name, render,
+)
+from .selection import Candidate, task_inputs
 
 
 # -- the plan ---------------------------------------------------------------------------------
@@ -66,12 +33,12 @@ class PlannedFile:
     """One file to write: image bytes from `origin` (converted when needed) or caption `text`."""
 
     path: Path
-    role: str  # image | target | control | caption
+    role: str  # image | target | control | control2 … | caption
     origin: Path | None = None
     origin_format: str | None = None
     format: str | None = None
     text: str | None = None
-    conform: tuple[str, int, int] | None = None  # (mode, width, height) for a control
+    conform: tuple[str, int, int] | None = None  # (mode, width, height) for the first control
 
     @property
     def converted(self) -> bool:
@@ -85,7 +52,12 @@ class PlannedItem:
     candidate: Candidate
     files: list[PlannedFile]
     caption: str | None
+    values: dict[str, Any] = field(default_factory=dict)  # the name variables, for the caption
     replaces: list[Path] = field(default_factory=list)  # same-stem images removed by "overwrite"
+
+    @property
+    def paths(self) -> list[str]:
+        return [str(f.path) for f in self.files]
 
 
 @dataclass
@@ -99,6 +71,8 @@ class Plan:
     skipped: list[dict] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
+    remembered: list[Candidate] = field(default_factory=list)  # skipped as saved here before
+    cancelled: bool = False
 
     @property
     def files(self) -> list[PlannedFile]:
@@ -124,62 +98,98 @@ def prepare_root(rule: SaveRule) -> Path:
     return root.resolve()
 
 
-def plan(cache: ImageCache, rule: SaveRule, root: Path, run_id: str,
-         candidates: list[Candidate], protected: set[Path]) -> Plan:
-    """Decide every file to write for `candidates` without writing anything."""
+def plan(cache: ImageCache, rule: SaveRule, root: Path, run_id: str, candidates: list[Candidate],
+         protected: set[Path], job: SaveJob | None = None) -> Plan:
+    """Decide every file to write for `candidates` without writing anything; stop early when `job` is cancelled."""
+    job = job or SaveJob()
     result = Plan(rule, root, run_id)
     planner = _Planner(rule, root, result, protected, len(candidates))
-    for candidate in candidates:
+    for done, candidate in enumerate(candidates):
+        if job.cancelled:
+            result.cancelled = True
+            break
+        job.step("planning", done, len(candidates))
         planner.add(cache, candidate)
     result.report = planner.report()
     return result
 
 
+def file_sha256(path: str) -> str | None:
+    """Return the SHA-256 of a file, or None when there is no such readable file."""
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as file:
+            return hashlib.file_digest(file, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+class _Refused(Exception):
+    """An item the planner refuses: its report entry is ready."""
+
+
+@dataclass(frozen=True)
+class _Image:
+    """An image a pair is made of: where its bytes are, their format and its displayed size."""
+
+    origin: Path
+    format: str
+    size: tuple[int, int]
+
+
 class _Planner:
-    """Plan items one by one, keeping stems unique and recording what the report needs."""
+    """Plan items one by one, keeping names unique and recording what the report needs."""
 
     def __init__(self, rule: SaveRule, root: Path, out: Plan, protected: set[Path], count: int) -> None:
         self.rule, self.root, self.out, self.protected = rule, root, out, protected
         self.folders = folders(rule, root)
-        self.existing: dict[Path, dict[str, str]] = {}  # folder -> casefolded name -> name
-        self.claimed: dict[str, str] = {}  # casefolded stem or flat name -> task id that claimed it
+        self.memory = Memory(root, rule)
+        self.resolve = Resolver()
+        self.hashes: dict[str, str | None] = {}
+        self.claims = Claims(musubi=rule.layout == "musubi")
         self.findings: dict[str, list] = {k: [] for k in ("aspect_refused", "conformed", "missing_controls",
                                                           "duplicate_stems", "conflicts")}
         self.count = count
+        self.with_references = 0
         self.next_number = self._first_number() if rule.sequential and rule.pairs else 1
         self.width = max(4, len(str(self.next_number + count - 1)))  # 0001…, wider only past 9999
         self.date = time.strftime("%Y%m%d")
+        if rule.layout == "musubi":
+            for name in self.claims.names(self.folders["target"]).values():
+                if Path(name).suffix.lower() in IMAGE_SUFFIXES:
+                    self.claims.note_target(Path(name).stem)
 
     # names ------------------------------------------------------------------------------
 
-    def _names(self, folder: Path) -> dict[str, str]:
-        if folder not in self.existing:
-            try:
-                self.existing[folder] = {e.name.casefold(): e.name for e in os.scandir(folder)}
-            except OSError:
-                self.existing[folder] = {}
-        return self.existing[folder]
-
     def _first_number(self) -> int:
-        stems = [Path(n).stem.removesuffix("_end") for n in self._names(self.folders["target"]).values()]
+        stems = [pair_stem(self.rule, Path(n)) for n in self.claims.names(self.folders["target"]).values()]
         return max((int(s) for s in stems if s.isdigit() and s.isascii()), default=0) + 1
 
-    def _claim(self, stem: str, task_id: str) -> str:
-        """Return `stem`, or `stem_2`, `stem_3`… when this save already used it (stems are dataset-wide)."""
-        chosen, number = stem, 2
-        while chosen.casefold() in self.claimed:
-            chosen, number = f"{stem}_{number}", number + 1
-        owner = self.claimed.get(stem.casefold())
-        if chosen != stem and owner != task_id:
-            self.findings["duplicate_stems"].append({"task_id": task_id, "stem": stem, "as": chosen})
-        self.claimed[chosen.casefold()] = task_id
-        return chosen
+    def _free(self, item: PlannedItem) -> bool:
+        return self.claims.free(_images(item), self._item_stem(item))
 
-    def _taken(self, path: Path, image: bool) -> list[Path]:
-        """Return existing files that `path` would clash with (any image with its stem, or the same caption)."""
-        names = self._names(path.parent)
-        wanted = [path.stem + s for s in IMAGE_SUFFIXES] if image else [path.name]
-        return [path.parent / names[w.casefold()] for w in wanted if w.casefold() in names]
+    def _claim(self, item: PlannedItem, task_id: str) -> None:
+        """Give the item the first free stem: its own, else `stem_2`, `stem_3`… (`-2` for musubi: see Claims)."""
+        stem = current = self._item_stem(item)
+        owners = self.claims.owners(_images(item))
+        joint = "-" if self.rule.layout == "musubi" else "_"
+        number = 2
+        while not self._free(item):
+            nxt = f"{stem}{joint}{number}"
+            self._restem(item, current, nxt)
+            current, number = nxt, number + 1
+        if current != stem and owners != {task_id}:  # another task's stem (not a second result)
+            self.findings["duplicate_stems"].append({**item.candidate.names(), "stem": stem, "as": current,
+                                                     "paths": item.paths})
+        self._take(item, task_id)
+
+    def _take(self, item: PlannedItem, task_id: str) -> None:
+        self.claims.take(_images(item), self._item_stem(item) if self.rule.pairs else None, task_id)
+
+    def _item_stem(self, item: PlannedItem) -> str:
+        """Return the stem the item's file names share (the image or target file comes last)."""
+        return pair_stem(self.rule, item.files[-1].path) if self.rule.pairs else item.files[-1].path.stem
 
     # items ------------------------------------------------------------------------------
 
@@ -187,79 +197,145 @@ class _Planner:
         try:
             origin = cache.path(c.result["sha256"], c.result["format"])
         except (FileNotFoundError, ValueError):
-            self.out.errors.append({**c.names(), "kind": "missing", "error": "the result image is missing from the cache"})
+            self.out.errors.append({**c.names(), "kind": "missing", "error": "the result image is missing from the cache",
+                                    "paths": []})
+            return
+        values = name_values(c.task, c.result, c.number, c.global_index, self.rule, self.date)
+        if self._saved_before(c):
             return
         try:
-            item = self._pair(c, origin) if self.rule.pairs else self._flat(c, origin)
-        except RuleError as exc:
-            self.out.errors.append({**c.names(), "kind": "rule", "error": str(exc)})
+            item = self._pair(c, origin, values) if self.rule.pairs else self._flat(c, origin, values)
+        except _Refused:
             return
+        except RuleError as exc:
+            self.out.errors.append({**c.names(), "kind": "rule", "error": str(exc), "paths": []})
+            return
+        self._claim(item, c.task["id"])
         # Checked before the conflict rule looks into folders, and again after it renamed files.
-        if item is not None and self._guard(item) and self._resolve_conflict(item) and self._guard(item):
+        if self._guard(item) and self._resolve_conflict(item) and self._guard(item):
+            self._finish_caption(item)
             self.out.items.append(item)
 
-    def _flat(self, c: Candidate, origin: Path) -> PlannedItem:
-        values = {"stem": _source_stem(c.task), "n": c.number, "index": c.task["index"] + 1, "run": c.task["run_id"],
-                  "task": c.task["id"], "result": c.result["id"], "sha8": c.result["sha256"][:8], "date": self.date}
+    def _saved_before(self, c: Candidate) -> bool:
+        """Skip a result an earlier save already wrote to this place (unless the rule says resave)."""
+        if self.rule.resave or not self.memory.knows(c.result["sha256"]):
+            return False
+        path = c.task["source_path"]
+        if path not in self.hashes:
+            self.hashes[path] = file_sha256(path)
+        before = self.memory.find(self.hashes[path], c.result["sha256"])
+        if before is None:
+            return False
+        self.out.remembered.append(c)
+        self.out.skipped.append({**c.names(), "kind": "saved_before", "paths": before.paths,
+                                 "reason": f"saved here before ({before.timestamp or 'time unknown'})",
+                                 "fix": "tick 'Save again' (resave) to write it once more"})
+        return True
+
+    def _flat(self, c: Candidate, origin: Path, values: dict[str, Any]) -> PlannedItem:
         name = str(relative_name(render(self.rule.template, values, "template"), "template"))
-        name = self._claim(name, c.task["id"])
         fmt = self._format(c.result["format"])
         image = PlannedFile(self.root / f"{name}{EXTENSION[fmt]}", "image", origin, c.result["format"], fmt)
-        return self._with_caption(c, [image], values["stem"], image.path.with_suffix(".txt"))
+        return self._with_caption(c, [image], values, image.path.with_suffix(".txt"))
 
-    def _pair(self, c: Candidate, origin: Path) -> PlannedItem | None:
-        source = Path(c.task["source_path"])
-        try:
-            src_format, width, height = source_info(source)
-        except ValueError as exc:
-            self.out.errors.append({**c.names(), "kind": "missing", "error": str(exc)})
-            self.findings["missing_controls"].append({**c.names(), "source_path": str(source), "error": str(exc)})
-            return None
-        size, target_size = (width, height), (c.result["width"], c.result["height"])
+    def _pair(self, c: Candidate, origin: Path, values: dict[str, Any]) -> PlannedItem:
+        """Plan a pair: the task's inputs as controls and the result as target, or the other way round (role swap)."""
+        task, result = c.task, c.result
+        stem = base_stem(task, self.rule)
+        if task.get("references"):
+            self.with_references += 1
+        result_file = _Image(origin, result["format"], (result["width"], result["height"]))
+        if self.rule.swapped:
+            if not task["source_path"]:
+                self._refuse(c, "no_source", "role swap needs a source image to be the target: this task was "
+                             "generated from the prompt alone", "save it with the flat layout, or untick role swap")
+            target = self._inputs(c, [task["source_path"]])[0]
+            inputs = [result_file, *self._inputs(c, task.get("references") or [])]
+        else:
+            inputs = self._inputs(c, task_inputs(task))
+            target = result_file
+            if not inputs:
+                self._refuse(c, "no_source", "no input image: this task was generated from the prompt alone",
+                             "save it with the flat layout (pair layouts need a control)")
+        self._check_count(c, len(inputs))
+        size, target_size = inputs[0].size, target.size
         conform = None
         if size != target_size and self.rule.conform != "none":
             conform = (self.rule.conform, *target_size)
             self.findings["conformed"].append({**c.names(), "mode": self.rule.conform,
                                                "from": list(size), "to": list(target_size)})
         elif not self._aspect_ok(c, size, target_size):
-            return None
+            raise _Refused
         if self.rule.sequential:
-            stem = self._claim(f"{self.next_number:0{self.width}d}", c.task["id"])
+            stem = f"{self.next_number:0{self.width}d}"
             self.next_number += 1
-        else:
-            stem = self._claim(_source_stem(c.task), c.task["id"])
-        control = PlannedFile(source, "control", source, src_format, self._format(src_format), conform=conform)
-        target = PlannedFile(source, "target", origin, c.result["format"], self._format(c.result["format"]))
-        return self._name_pair(c, control, target, stem)
+        formats = [self._format(image.format) for image in inputs]
+        paths = control_paths(self.rule, self.folders, stem, formats)
+        controls = [PlannedFile(path, control_role(i), image.origin, image.format, fmt, conform=conform if i == 1 else None)
+                    for i, (image, fmt, path) in enumerate(zip(inputs, formats, paths), 1)]
+        target_format = self._format(target.format)
+        target_file = PlannedFile(target_path(self.rule, self.folders, stem, target_format), "target", target.origin,
+                                  target.format, target_format)
+        return self._with_caption(c, [*controls, target_file], values, caption_path(self.rule, self.folders, stem))
 
-    def _name_pair(self, c: Candidate, control: PlannedFile, target: PlannedFile, stem: str) -> PlannedItem:
-        """Place control and target of `stem` in the layout's folders and add the caption."""
-        control.path, target.path, caption = pair_paths(self.rule, self.folders, stem, control.format, target.format)
-        return self._with_caption(c, [control, target], stem, caption)
+    def _inputs(self, c: Candidate, paths: list[str]) -> list[_Image]:
+        """Return the input images at `paths`; refuse the item when one is unreadable."""
+        found = []
+        for path in paths:
+            try:
+                fmt, width, height = source_info(Path(path))
+            except ValueError as exc:
+                self.findings["missing_controls"].append({**c.names(), "input_path": path, "error": str(exc), "paths": []})
+                self.out.errors.append({**c.names(), "kind": "missing", "error": str(exc), "paths": []})
+                raise _Refused from None
+            found.append(_Image(Path(path), fmt, (width, height)))
+        return found
 
-    def _with_caption(self, c: Candidate, images: list[PlannedFile], stem: str, path: Path) -> PlannedItem:
-        text = caption_text(self.rule, c.task["prompt"], stem)
+    def _check_count(self, c: Candidate, count: int) -> None:
+        limit = LAYOUT_INFO[self.rule.layout].max_inputs
+        if limit is not None and count > limit:
+            self._refuse(c, "inputs", f"{count} input images (the source and its references); the {self.rule.layout} "
+                         f"layout holds {limit}", "choose aitoolkit_multi or civitai_edit (3 inputs), fal_start_end "
+                         "(4) or musubi (any number)")
+
+    def _refuse(self, c: Candidate, kind: str, reason: str, fix: str) -> None:
+        self.out.errors.append({**c.names(), "kind": kind, "error": f"refused: {reason}", "fix": fix, "paths": []})
+        raise _Refused
+
+    def _with_caption(self, c: Candidate, images: list[PlannedFile], values: dict[str, Any], path: Path) -> PlannedItem:
+        prompt = result_prompt(c.task, c.result)
+        text = caption_text(self.rule, prompt, caption_values(values, prompt, self.rule, images[-1].path))
         files = images[:-1] + ([PlannedFile(path, "caption", text=text)] if text else []) + images[-1:]
-        return PlannedItem(c, files, text)  # written in this order: the target comes last
+        return PlannedItem(c, files, text, values)  # written in this order: the target comes last
+
+    def _finish_caption(self, item: PlannedItem) -> None:
+        """Render the caption again once the image's final name is known ({image_name}, {image_path})."""
+        caption = next((f for f in item.files if f.role == "caption"), None)
+        if caption is not None:
+            prompt = result_prompt(item.candidate.task, item.candidate.result)
+            caption.text = item.caption = caption_text(self.rule, prompt, caption_values(
+                item.values, prompt, self.rule, item.files[-1].path)) or caption.text
 
     def _aspect_ok(self, c: Candidate, size: tuple[int, int], target: tuple[int, int]) -> bool:
         difference = aspect_difference(size, target)
         if difference <= self.rule.aspect_tolerance:
             return True
-        entry = {**c.names(), "source_size": list(size), "result_size": list(target),
-                 "difference": round(difference, 4)}
+        source, result = (target, size) if self.rule.swapped else (size, target)
+        entry = {**c.names(), "source_size": list(source), "result_size": list(result),
+                 "difference": round(difference, 4), "paths": []}
         self.findings["aspect_refused"].append(entry)
-        self.out.skipped.append({**entry, "kind": "aspect", "reason": f"aspect ratio differs: source {size[0]}x{size[1]}, result "
-                                 f"{target[0]}x{target[1]} ({difference:.1%} > {self.rule.aspect_tolerance:.1%}); "
-                                 "set conform to pad, crop or resize",
+        self.out.skipped.append({**entry, "kind": "aspect", "reason": f"aspect ratio differs: control "
+                                 f"{size[0]}x{size[1]}, target {target[0]}x{target[1]} ({difference:.1%} > "
+                                 f"{self.rule.aspect_tolerance:.1%}); set conform to pad, crop or resize",
                                  "fix": "set conform to pad, crop or resize (the control is made to match the "
-                                        f"result), or raise the aspect tolerance to {math.ceil(difference * 100) / 100:g}"})
+                                        f"target), or raise the aspect tolerance to {math.ceil(difference * 100) / 100:g}"})
         return False
 
     def _format(self, origin_format: str) -> str:
         if self.rule.format != "keep":
             return self.rule.format
-        if self.rule.layout in TRAINER_LAYOUTS and origin_format not in TRAINER_FORMATS:
+        accepted = LAYOUT_FORMATS.get(self.rule.layout, TRAINER_FORMATS)
+        if self.rule.layout in TRAINER_LAYOUTS and origin_format not in accepted:
             return "png"
         return origin_format
 
@@ -272,39 +348,35 @@ class _Planner:
         if not clashes:
             return True
         if self.rule.conflict == "skip":
-            self.findings["conflicts"].append({**names, "path": str(clashes[0]), "action": "skipped"})
-            self.out.skipped.append({**names, "kind": "exists", "reason": f"exists: {clashes[0]}",
+            self.findings["conflicts"].append({**names, "path": str(clashes[0]), "action": "skipped", "paths": item.paths})
+            self.out.skipped.append({**names, "kind": "exists", "reason": f"exists: {clashes[0]}", "paths": item.paths,
                                      "fix": "choose 'rename' or 'overwrite' for existing files, or another folder"})
             return False
         if self.rule.conflict == "overwrite":
             item.replaces = [p for p in clashes if p not in {f.path for f in item.files}]
-            self.findings["conflicts"].append({**names, "path": str(clashes[0]), "action": "overwritten"})
+            self.findings["conflicts"].append({**names, "path": str(clashes[0]), "action": "overwritten",
+                                               "paths": item.paths})
             return True
         self._rename(item, clashes[0])
         return True
 
     def _clashes(self, item: PlannedItem) -> list[Path]:
-        return [p for f in item.files for p in self._taken(f.path, f.role != "caption")]
+        return [p for f in item.files for p in self.claims.on_disk(f.path, f.role != "caption")]
 
     def _rename(self, item: PlannedItem, clash: Path) -> None:
         """Append -2, -3… to the item's stem until none of its files exists or was planned."""
-        base = current = _item_stem(self.rule, item)
+        base = current = self._item_stem(item)
+        task_id = item.candidate.task["id"]
+        # The clashing stem stays claimed, so this task's next result is named as in the first save (x_2-2).
         for number in range(2, 100_000):
             stem = f"{base}-{number}"
             self._restem(item, current, stem)
             current = stem
-            key = self._key(item)
-            if key.casefold() not in self.claimed and not self._clashes(item):
-                self.claimed[key.casefold()] = item.candidate.task["id"]
+            if self._free(item) and not self._clashes(item):
                 break
+        self._take(item, task_id)
         self.findings["conflicts"].append({**item.candidate.names(), "path": str(clash),
-                                           "action": "renamed", "as": [str(f.path) for f in item.files]})
-
-    def _key(self, item: PlannedItem) -> str:
-        """Return what `_claim` keys an item by: the flat name relative to the root, or the pair stem."""
-        if self.rule.layout == "flat":
-            return item.files[-1].path.relative_to(self.root).with_suffix("").as_posix()
-        return _item_stem(self.rule, item)
+                                           "action": "renamed", "as": item.paths, "paths": item.paths})
 
     @staticmethod
     def _restem(item: PlannedItem, old: str, new: str) -> None:
@@ -312,14 +384,15 @@ class _Planner:
             f.path = f.path.with_name(new + f.path.name[len(old):])
 
     def _guard(self, item: PlannedItem) -> bool:
-        """Refuse an item that would leave output_dir, or overwrite or remove a source image of the run."""
+        """Refuse an item that would leave output_dir, or overwrite or remove an input image of the run."""
         for path in [f.path for f in item.files] + item.replaces:
-            if resolved_path(path) in self.protected:
-                self.out.errors.append({**item.candidate.names(), "kind": "source",
+            resolved = self.resolve(path)
+            if resolved in self.protected:
+                self.out.errors.append({**item.candidate.names(), "kind": "source", "paths": item.paths,
                                         "error": f"refused: {path} is a source image of this run"})
                 return False
-            if not inside(self.root, path):
-                self.out.errors.append({**item.candidate.names(), "kind": "source",
+            if resolved is None or not resolved.is_relative_to(self.root):
+                self.out.errors.append({**item.candidate.names(), "kind": "source", "paths": item.paths,
                                         "error": f"refused: {path} is outside output_dir"})
                 return False
         return True
@@ -328,18 +401,20 @@ class _Planner:
 
     def report(self) -> dict[str, Any]:
         rule = self.rule
-        return {"layout": rule.layout, "output_dir": str(self.root),
+        remarks = notes(rule)
+        if rule.layout in ("aitoolkit_multi", "civitai_edit") and not self.with_references:
+            remarks.append(note("no_references"))
+        if rule.layout == "aitoolkit_edit" and self.with_references:
+            remarks.append(note("references_refused"))
+        return {"layout": rule.layout, "output_dir": str(self.root), "role_swap": rule.swapped,
                 "folders": {k: str(v) for k, v in self.folders.items()} if rule.pairs else {"images": str(self.root)},
                 "counts": {"results": self.count, "planned": len(self.out.items),
-                           "files": sum(len(i.files) for i in self.out.items)},
-                **self.findings, "trainer_ready": rule.layout in TRAINER_LAYOUTS, "notes": notes(rule)}
+                           "files": sum(len(i.files) for i in self.out.items),
+                           "saved_before": len(self.out.remembered)},
+                **self.findings, "trainer_ready": rule.layout in TRAINER_LAYOUTS,
+                "notes": [remark["text"] for remark in remarks],
+                "note_codes": [{"code": remark["code"], "vars": remark["vars"]} for remark in remarks]}
 
 
-def _source_stem(task: dict[str, Any]) -> str:
-    return PurePosixPath(task["source_name"].replace("\\", "/")).stem or "image"
-
-
-def _item_stem(rule: SaveRule, item: PlannedItem) -> str:
-    """Return the stem the item's file names share (the image or target file comes last)."""
-    stem = item.files[-1].path.stem
-    return stem.removesuffix("_end") if rule.layout == "flat_pairs" else stem
+def _images(item: PlannedItem) -> list[Path]:
+    return [f.path for f in item.files if f.role != "caption"]

@@ -5,23 +5,32 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 import string
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
 
-LAYOUTS = ("flat", "aitoolkit_edit", "aitoolkit_multi", "musubi", "flat_pairs")
-TRAINER_LAYOUTS = ("aitoolkit_edit", "aitoolkit_multi", "musubi")
+LAYOUTS = ("flat", "aitoolkit_edit", "aitoolkit_multi", "musubi", "fal_start_end", "civitai_edit", "flat_pairs")
+TRAINER_LAYOUTS = ("aitoolkit_edit", "aitoolkit_multi", "musubi", "fal_start_end", "civitai_edit")
 PAIR_LAYOUTS = (*TRAINER_LAYOUTS, "flat_pairs")
+NAMED_LAYOUTS = ("aitoolkit_edit", "aitoolkit_multi", "musubi", "fal_start_end", "civitai_edit")  # use `name`
 OUTPUT_FORMATS = ("png", "jpeg", "webp", "keep")
 TRAINER_FORMATS = ("png", "jpeg", "webp")  # ai-toolkit finds controls as .jpg .jpeg .png .webp only
+# Civitai's dataset guidelines accept .png, .jpg and .jpeg images only.
+LAYOUT_FORMATS = {"civitai_edit": ("png", "jpeg")}
 CAPTIONS = ("none", "prompt", "template")
 CONFLICTS = ("skip", "overwrite", "rename")
 CONFORMS = ("none", "pad", "crop", "resize")
-NAME_VARIABLES = ("stem", "n", "index", "run", "task", "result", "sha8", "date")
-CAPTION_VARIABLES = ("prompt", "stem", "trigger")
+# Ours first, then the older console's names for the same things and the ones it added (issue 11).
+NAME_VARIABLES = ("stem", "n", "index", "run", "task", "result", "sha8", "date",
+                  "src_stem", "src_name", "src_ext", "task_id", "result_id", "result_index", "global_index")
+CAPTION_VARIABLES = ("prompt", "trigger", *NAME_VARIABLES, "image_name", "image_path")
+STEM_LIMIT = 200  # characters of replace_from / replace_to
 _SAMPLE = {"stem": "image", "n": 1, "index": 1, "run": "r0", "task": "t0", "result": "i0", "sha8": "0123abcd",
-           "date": "20250101", "prompt": "prompt", "trigger": "trigger"}
+           "date": "20250101", "src_stem": "image", "src_name": "image.png", "src_ext": "png", "task_id": "t0",
+           "result_id": "i0", "result_index": 1, "global_index": 1, "prompt": "prompt", "trigger": "trigger",
+           "image_name": "image.png", "image_path": "/out/image.png"}
 _FORMATTER = string.Formatter()
 
 
@@ -48,11 +57,21 @@ class SaveRule:
     conflict: str = "skip"
     aspect_tolerance: float = 0.02
     conform: str = "none"
+    replace_from: str = ""
+    replace_to: str = ""
+    first_only: bool = False
+    role_swap: bool = False
+    resave: bool = False
     dry_run: bool = False
 
     @property
     def pairs(self) -> bool:
         return self.layout in PAIR_LAYOUTS
+
+    @property
+    def swapped(self) -> bool:
+        """True when the result is the control and the source the target (pair layouts only)."""
+        return self.role_swap and self.pairs
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "SaveRule":
@@ -69,7 +88,7 @@ class SaveRule:
             name=_dataset_name(_get(data, "name", str, "") or "dataset"),
             template=_get(data, "template", str, "") or "{stem}_{n}",
             sequential=_get(data, "sequential", bool, False),
-            format=_choice(data, "format", OUTPUT_FORMATS, "png" if trainer else "keep"),
+            format=_format(data, layout, "png" if trainer else "keep"),
             caption=_choice(data, "caption", CAPTIONS, "prompt" if trainer else "none"),
             caption_template=_get(data, "caption_template", str, "") or "{prompt}",
             trigger=_get(data, "trigger", str, "").strip(),
@@ -77,12 +96,20 @@ class SaveRule:
             conflict=_choice(data, "conflict", CONFLICTS, "skip"),
             aspect_tolerance=_tolerance(_get(data, "aspect_tolerance", float, 0.02)),
             conform=_choice(data, "conform", CONFORMS, "none"),
+            replace_from=_stem_text(data, "replace_from"), replace_to=_stem_text(data, "replace_to"),
+            first_only=_get(data, "first_only", bool, False),
+            role_swap=_get(data, "role_swap", bool, False),
+            resave=_get(data, "resave", bool, False),
             dry_run=_get(data, "dry_run", bool, False),
         )
         check_template(rule.template, NAME_VARIABLES, "template")
         relative_name(render(rule.template, _SAMPLE, "template"), "template")
         check_template(rule.caption_template, CAPTION_VARIABLES, "caption_template")
         return rule
+
+    def replaced(self, stem: str) -> str:
+        """Return `stem` with replace_from turned into replace_to (every occurrence), as the older console did."""
+        return stem.replace(self.replace_from, self.replace_to) if self.replace_from else stem
 
 
 _KINDS = {str: "a string", bool: "true or false", float: "a number"}
@@ -108,6 +135,14 @@ def _choice(data: Mapping[str, Any], name: str, choices: tuple[str, ...], defaul
     return value
 
 
+def _format(data: Mapping[str, Any], layout: str, default: str) -> str:
+    value = _choice(data, "format", OUTPUT_FORMATS, default)
+    accepted = LAYOUT_FORMATS.get(layout)
+    if accepted and value != "keep" and value not in accepted:
+        raise RuleError(f"'format' {value} does not suit the {layout} layout: it takes {', '.join(accepted)}")
+    return value
+
+
 def _output_dir(value: Any) -> Path:
     if value is None or value == "":
         raise RuleError("'output_dir' is required")
@@ -121,6 +156,16 @@ def _output_dir(value: Any) -> Path:
 def _dataset_name(value: str) -> str:
     if not value or value in (".", "..") or any(c in value for c in "/\\\0") or value.startswith("."):
         raise RuleError(f"'name' must be a plain folder name (no slashes, not hidden), not {value[:80]!r}")
+    return value
+
+
+def _stem_text(data: Mapping[str, Any], name: str) -> str:
+    """Return replace_from / replace_to: text for a file stem, without slashes or control characters."""
+    value = _get(data, name, str, "")
+    if len(value) > STEM_LIMIT:
+        raise RuleError(f"'{name}' is longer than {STEM_LIMIT} characters")
+    if any(c in value for c in "/\\") or any(ord(c) < 32 for c in value):
+        raise RuleError(f"'{name}' must not hold slashes or control characters: {value[:80]!r}")
     return value
 
 
@@ -178,3 +223,25 @@ def resolved_path(path: Path) -> Path | None:
         return path.resolve()
     except (OSError, RuntimeError):
         return None
+
+
+class Resolver:
+    """Resolve many paths in few folders fast: each folder once, then one lstat per file (a symlinked file in full)."""
+
+    def __init__(self) -> None:
+        self._folders: dict[Path, Path | None] = {}
+
+    def __call__(self, path: Path) -> Path | None:
+        """Return `path` with symlinks resolved (as resolved_path), or None."""
+        if path.parent not in self._folders:
+            self._folders[path.parent] = resolved_path(path.parent)
+        folder = self._folders[path.parent]
+        if folder is None or path.name in ("", ".", ".."):
+            return resolved_path(path)
+        try:
+            mode = os.lstat(folder / path.name).st_mode
+        except FileNotFoundError:
+            return folder / path.name
+        except OSError:
+            return None
+        return resolved_path(path) if stat.S_ISLNK(mode) else folder / path.name

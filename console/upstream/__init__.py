@@ -23,14 +23,19 @@ from .errors import (
     UpstreamError,
 )
 from .fetch import ResultImage
-from .payload import Request, Source
+from .payload import Request, Source, input_limit, too_many_images
 from .policy import check_profile
+from .retry import backoff_s, is_quota, is_rate_limit
 
 __all__ = [
+    "backoff_s",
     "BlockedURLError",
     "CallOutcome",
     "check_profile",
     "DebugLog",
+    "input_limit",
+    "is_quota",
+    "is_rate_limit",
     "make_http_client",
     "ProfileProblem",
     "Request",
@@ -40,6 +45,7 @@ __all__ = [
     "StatusError",
     "StreamError",
     "TimeoutError_",
+    "too_many_images",
     "TooLargeError",
     "TransportError",
     "UpstreamClient",

@@ -24,14 +24,19 @@ from . import DebugLog, Source, UpstreamClient, UpstreamError, make_http_client
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(prog="python -m console.upstream", description=__doc__.split("\n")[0])
-    parser.add_argument("--api-url", required=True, help="API base (…/v1) or full endpoint URL")
+    parser.add_argument("--api-url", required=True,
+                        help="API base (…/v1) or full endpoint URL (Gemini: …/v1beta or …/models/X:generateContent)")
     parser.add_argument("--image", type=Path, help="source image; omit to generate from the prompt alone")
     parser.add_argument("--prompt", required=True)
     parser.add_argument("--model", default="grok-imagine-1.0-edit")
     parser.add_argument("--mode", choices=API_MODES, default="auto")
     parser.add_argument("--api-key", default="", help="or set API_KEY in the environment")
     parser.add_argument("--no-stream", action="store_true", help="ask for a whole answer instead of SSE")
-    parser.add_argument("--edit-format", choices=EDIT_FORMATS, default="multipart", help="images/edits transport")
+    parser.add_argument("--edit-format", choices=EDIT_FORMATS, default="multipart",
+                        help="how the images API gets the inputs (json_image: Seedream's `image` field)")
+    parser.add_argument("--size", default="", help="e.g. 1024x1024, 2K; Gemini: an aspect ratio 16:9 and/or 1K/2K/4K")
+    parser.add_argument("--proxy", default="", help="proxy URL (http://, https://, socks5://host:port) or 'direct'; "
+                        "PROXY_URL in the environment is used otherwise (HTTPS_PROXY never is)")
     parser.add_argument("--max-retries", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per attempt")
     parser.add_argument("--out", type=Path, required=True, help="folder for the images")
@@ -45,7 +50,7 @@ async def run(args: argparse.Namespace, environ: dict[str, str]) -> dict[str, An
     api_key = args.api_key or environ.get("API_KEY", "")
     profile = ApiProfile.from_dict({
         "api_url": args.api_url, "api_key": api_key, "model": args.model, "api_mode": args.mode,
-        "stream": not args.no_stream, "edit_format": args.edit_format,
+        "stream": not args.no_stream, "edit_format": args.edit_format, "size": args.size, "proxy_url": args.proxy,
         "max_retries": args.max_retries, "timeout_s": args.timeout,
     })
     source = None

@@ -1,8 +1,9 @@
 """Fold the JSON payloads of any answer shape into text, image references and errors.
 
-One parser serves every endpoint and framing (PROTOCOL.md §3): chat completions (whole or
+One parser serves every endpoint and framing (PROTOCOL.md §3, §6): chat completions (whole or
 chunked), the Responses API (official image tool and grok2api text deltas), the images API
-(JSON and stream events) and Grok's NDJSON tokens. `id` and `choices[].index` are unstable
+(JSON and stream events, Seedream's included), Gemini's `GenerateContentResponse` and Grok's
+NDJSON tokens. `id` and `choices[].index` are unstable
 across chunks (§5.8), so all content is accumulated in arrival order and images are looked for
 in the whole text at the end (an image may be split across deltas, §5.9).
 """
@@ -11,11 +12,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import StreamError
+from . import gemini
+from .errors import ResponseError, StreamError
 from .extract import ImageRef, ref_from_field, refs_from_text, unique
 
 _PARTIAL_STAGES = ("preview", "medium")
+MAX_IMAGE_REFS = 64  # images one answer may bring (n is at most 10; gateways repeat some)
 _FAILED_TYPES = ("response.failed", "response.error", "error")
+# Seedream: one image of several failed; the others may still come (PROTOCOL §6.3).
+_IMAGE_FAILED = "image_generation.partial_failed"
 
 
 class AnswerParser:
@@ -30,6 +35,8 @@ class AnswerParser:
         self.partial_images = 0
         self.payloads = 0
         self.notes: list[str] = []
+        self.warnings: list[str] = []  # images the API says failed, while others may have come
+        self.refusal: tuple[str, str] | None = None  # Gemini: (reason code, message) when it declined
 
     def feed(self, obj: Any, event: str | None = None) -> None:
         """Take one decoded JSON payload; raise StreamError if it reports a failure."""
@@ -37,10 +44,15 @@ class AnswerParser:
         if not isinstance(obj, dict):
             self.notes.append(f"ignored a non-object payload ({type(obj).__name__})")
             return
-        _raise_if_error(obj, event)
         kind = obj.get("type")
+        if kind == _IMAGE_FAILED or event == _IMAGE_FAILED:
+            self._image_failed(obj)
+            return
+        _raise_if_error(obj, event)
         if isinstance(kind, str) and kind:
             self._typed(kind, obj)
+        elif gemini.is_chunk(obj):
+            self._gemini(obj)
         elif obj.get("object") == "response" or isinstance(obj.get("output"), list):
             self._response(obj)
         elif isinstance(obj.get("choices"), list):
@@ -65,8 +77,16 @@ class AnswerParser:
         return "".join(self._reasoning)
 
     def refs(self) -> list[ImageRef]:
-        """Return every final image reference: fields first, then those in the text."""
-        return unique([*self._field_refs, *refs_from_text(self.text())])
+        """Return every final image reference: fields first, then those in the text.
+
+        More than MAX_IMAGE_REFS is refused (ResponseError): no gateway answers one call with
+        that many images, and fetching 10,000 links would hold the task for minutes (issue 13).
+        """
+        refs = unique([*self._field_refs, *refs_from_text(self.text())])
+        if len(refs) > MAX_IMAGE_REFS:
+            raise ResponseError(f"the answer holds {len(refs)} image references, more than the {MAX_IMAGE_REFS} "
+                                "one answer may have; none was fetched")
+        return refs
 
     # -- shapes ---------------------------------------------------------------------------
 
@@ -83,6 +103,8 @@ class AnswerParser:
             self._response(obj.get("response") or {})
         elif kind.endswith("partial_image"):
             self.partial_images += 1  # previews are never results (PROTOCOL §5.12)
+        elif kind.endswith("partial_succeeded"):
+            self._image_object(obj)  # Seedream: each one a finished image, not a preview (§6.3)
         elif kind.endswith(".completed") and ("b64_json" in obj or "url" in obj):
             self._image_object(obj)
         elif isinstance(obj.get("choices"), list):
@@ -127,13 +149,16 @@ class AnswerParser:
             self._add_ref(ref_from_field(part.get("data"), base64_field=True))
 
     def _images_list(self, items: list) -> None:
-        for item in items:
+        for index, item in enumerate(items):
             if isinstance(item, dict):
-                self._image_object(item)
+                self._image_object(item, index)
 
-    def _image_object(self, item: dict) -> None:
+    def _image_object(self, item: dict, index: int | None = None) -> None:
         if item.get("stage") in _PARTIAL_STAGES:
             self.partial_images += 1
+            return
+        if isinstance(item.get("error"), dict):  # Seedream lists a failed image among the good ones
+            self._image_failed(item, index)
             return
         self._add_ref(ref_from_field(item.get("b64_json"), base64_field=True))
         self._add_ref(ref_from_field(item.get("url"), base64_field=False))
@@ -163,6 +188,24 @@ class AnswerParser:
         if key:
             self._items_seen.add(key)
 
+    def _image_failed(self, obj: dict, position: int | None = None) -> None:
+        error = obj.get("error") if isinstance(obj.get("error"), dict) else {}
+        index = obj.get("image_index", position)
+        which = f"image {index}" if isinstance(index, int) else "an image"
+        said = _stream_error(error, "no reason given")
+        self.warnings.append(f"{which} failed: {said}")
+        if self.refusal is None:
+            self.refusal = (said.code or said.kind or "image_failed", f"{which} failed: {said}")
+
+    def _gemini(self, obj: dict) -> None:
+        chunk = gemini.read(obj)
+        self._text.extend(chunk.text)
+        self._field_refs.extend(chunk.refs)
+        self._reasoning.extend(chunk.thoughts)
+        self.partial_images += chunk.thought_images
+        if chunk.refusal is not None:
+            self.refusal = chunk.refusal
+
     def _grok_token(self, result: dict) -> None:
         response = result.get("response")
         if isinstance(response, dict):
@@ -190,7 +233,7 @@ def _raise_if_error(obj: dict, event: str | None) -> None:
 def _stream_error(error: Any, fallback: str) -> StreamError:
     if isinstance(error, dict):
         message = error.get("message") or error.get("detail") or fallback
-        kind = str(error.get("type") or "")
+        kind = str(error.get("type") or error.get("status") or "")  # Google: {"code": 500, "status": "INTERNAL"}
         code = str(error.get("code") or "")
         return StreamError(_label(str(message), kind, code), kind=kind, code=code)
     if isinstance(error, str) and error:

@@ -6,7 +6,7 @@ import asyncio
 import json
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Sequence
 from urllib.parse import urlsplit
 
 import httpx
@@ -14,20 +14,22 @@ import httpx
 from ..netguard import UrlPolicy, check_url
 from ..profile import ApiProfile
 from ..settings import Settings
-from . import policy
+from ..proxyurl import describe as describe_proxy
+from . import gemini, policy
 from .answer import AnswerParser
 from .debuglog import DebugLog
-from .errors import ResponseError, StatusError, TimeoutError_, TooLargeError, TransportError, UpstreamError
+from .errors import (ProfileProblem, ResponseError, StatusError, TimeoutError_, TooLargeError, TransportError,
+                     UpstreamError)
 from .extract import ImageRef
-from .fetch import Downloader, ResultImage, absolute_url, decode_inline, read_capped, verify
-from .payload import Request, Source, build, build_headers, split_api_url
+from .faults import ERROR_BODY_BYTES, read_error
+from .fetch import Downloader, ResultImage, absolute_url, decode_inline, read_capped, read_head, verify
+from .payload import Request, Source, build, build_headers, resolve_mode, split_api_url
+from .proxy import HttpClients, proxy_for
 from .retry import parse_retry_after, retrying
 from .sse import SSEDecoder
-from .transport import PinnedTransport
 
 CONNECT_TIMEOUT_S = 15.0
 WRITE_TIMEOUT_S = 120.0
-ERROR_BODY_BYTES = 64 * 1024
 OFF_LOOP_BYTES = 256 * 1024  # JSON payloads larger than this are parsed in the thread pool
 
 
@@ -45,9 +47,10 @@ class CallOutcome:
 
 def make_http_client(max_connections: int = 256) -> httpx.AsyncClient:
     """Return the shared httpx client: no environment proxies, no automatic redirects, and
-    connections only to the addresses the network policy checked (PinnedTransport, issue 13)."""
+    connections only to the addresses the network policy checked (PinnedTransport, issue 13);
+    profiles with a proxy get a client of their own from it (`HttpClients.through`, issue 12)."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=64)
-    return httpx.AsyncClient(transport=PinnedTransport(limits), trust_env=False, follow_redirects=False, timeout=None)
+    return HttpClients(limits)
 
 
 class UpstreamClient:
@@ -71,17 +74,19 @@ class UpstreamClient:
         prompt: str,
         source: Source | None = None,
         *,
+        references: Sequence[Source] = (),
         debug: DebugLog | None = None,
         on_attempt: Callable[[int], Any] | None = None,
     ) -> CallOutcome:
-        """Send the request, retrying per the policy; raise an UpstreamError when it fails."""
-        request = await self._off_loop(build, profile, prompt, source)
+        """Send the request (the source, then any references), retrying per the policy; raise an UpstreamError when it fails."""
+        request = await self._off_loop(build, profile, prompt, source, references)
         return await self.send(profile, request, debug=debug, on_attempt=on_attempt)
 
     @staticmethod
-    def prepare(profile: ApiProfile, prompt: str, source: Source | None = None) -> Request:
+    def prepare(profile: ApiProfile, prompt: str, source: Source | None = None,
+                references: Sequence[Source] = ()) -> Request:
         """Build the request `call` would send (blocking work: run it off the loop); ProfileProblem if none can be."""
-        return build(profile, prompt, source)
+        return build(profile, prompt, source, references)
 
     async def send(
         self,
@@ -90,8 +95,16 @@ class UpstreamClient:
         *,
         debug: DebugLog | None = None,
         on_attempt: Callable[[int], Any] | None = None,
+        rate_limits: bool = True,
+        keep: Callable[[ResultImage], Any] | None = None,
     ) -> CallOutcome:
-        """Send a prepared request, retrying per the policy; raise an UpstreamError when it fails."""
+        """Send a prepared request, retrying per the policy; raise an UpstreamError when it fails.
+
+        With `rate_limits` False a rate-limit error is raised at once instead of retried: the
+        engine slows the whole run down rather than each task sitting out its own 429.
+        `keep(image)` runs in the thread pool right after each image is verified, in the same
+        hand-off (the engine writes it to its cache there, saving a hop per task).
+        """
         debug = debug or DebugLog([profile.api_key])
         api_policy = self.api_policy(profile)
 
@@ -99,7 +112,7 @@ class UpstreamClient:
             if on_attempt:
                 on_attempt(attempt)
             await check_url(request.url, api_policy)
-            outcome = await self._attempt(request, profile, debug)
+            outcome = await self._attempt(request, profile, debug, keep)
             outcome.attempts = attempt
             return outcome
 
@@ -108,34 +121,58 @@ class UpstreamClient:
             if wait is not None:
                 debug.note(f"retrying in {wait:.2f}s")
 
-        return await retrying(once, profile.max_retries, self._sleep, failed)
+        try:
+            return await retrying(once, profile.max_retries, self._sleep, failed, rate_limits=rate_limits)
+        except UpstreamError as exc:
+            _redact(exc, debug)  # a gateway may quote the Authorization header back (issue 13)
+            raise
 
     async def check_profile(self, profile: ApiProfile) -> str:
         """Return the URL a call would POST to, or raise ProfileProblem saying why no call can be made."""
         return await policy.check_profile(profile, self._settings)
 
     async def models(self, profile: ApiProfile) -> tuple[int, list[str]]:
-        """GET <api base>/models once (no retries): return (HTTP status, model ids)."""
+        """GET <api base>/models once (no retries): return (HTTP status, model ids).
+
+        Gemini lists them at `{root}/models` as `{"models": [{"name": "models/…"}]}`.
+        """
+        is_gemini = resolve_mode(profile) == "gemini"
         base, _ = split_api_url(profile.api_url)
-        url = base.rstrip("/") + "/models"
+        url = gemini.models_url(profile.api_url) if is_gemini else base.rstrip("/") + "/models"
         await check_url(url, self.api_policy(profile))
         headers = {key: value for key, value in build_headers(profile).items() if key != "Accept"}
         try:
-            answer = await self._http.get(url, headers=headers, timeout=httpx.Timeout(min(profile.timeout_s, 30.0)))
+            answer = await self.http_for(profile).get(url, headers=headers,
+                                                      timeout=httpx.Timeout(min(profile.timeout_s, 30.0)))
         except httpx.TimeoutException:
             raise TimeoutError_(f"{url} did not answer in time") from None
         except httpx.HTTPError as exc:
             raise TransportError(f"connection to {urlsplit(url).netloc} failed: {_describe(exc)}") from None
         if answer.status_code >= 400:
-            raise StatusError(f"HTTP {answer.status_code}: {error_message(answer.content[:ERROR_BODY_BYTES], answer.status_code)}",
-                              http_status=answer.status_code)
+            said = read_error(answer.content[:ERROR_BODY_BYTES], answer.status_code, answer.headers)
+            raise _redact(StatusError(f"HTTP {answer.status_code}: {said.message}", http_status=answer.status_code,
+                                      kind=said.kind, code=said.code), DebugLog([profile.api_key]))
         data = _loads(answer.text)
         items = data.get("data") if isinstance(data, dict) else None
+        names = gemini.model_names(data) if is_gemini else None
+        if names is not None:
+            return answer.status_code, names
         if not isinstance(items, list):
             raise ResponseError(f"{url} did not answer with a model list", http_status=answer.status_code)
         return answer.status_code, [str(item.get("id")) for item in items if isinstance(item, dict) and item.get("id")]
 
-    async def _attempt(self, request: Request, profile: ApiProfile, debug: DebugLog) -> CallOutcome:
+    def http_for(self, profile: ApiProfile) -> httpx.AsyncClient:
+        """Return the client for this profile's calls and downloads: direct, or through its proxy."""
+        proxy = proxy_for(profile, self._settings)
+        if not proxy:
+            return self._http
+        through = getattr(self._http, "through", None)
+        if through is None:
+            raise ProfileProblem("a proxy is set, but this HTTP client cannot use one (make it with make_http_client)")
+        return through(proxy)
+
+    async def _attempt(self, request: Request, profile: ApiProfile, debug: DebugLog,
+                       keep: Callable[[ResultImage], Any] | None = None) -> CallOutcome:
         try:
             async with asyncio.timeout(profile.timeout_s):
                 parser, status = await self._send(request, profile, debug)
@@ -147,15 +184,23 @@ class UpstreamClient:
         for note in parser.notes[:20]:
             debug.note(f"  parse: {note}")
         if not refs:
-            raise ResponseError(_no_image_message(parser), http_status=status)
-        images, warnings = await self._materialize(refs, request.url, profile, debug)
-        return CallOutcome(images, parser.text(), status, 0, request.url, warnings)
+            # A refusal (Gemini's blockReason or finishReason, Seedream's failed images) is final: not retried.
+            reason = parser.refusal[0] if parser.refusal else ""
+            raise ResponseError(_no_image_message(parser), http_status=status, kind="refusal" if reason else "",
+                                code=reason)
+        images, warnings = await self._materialize(refs, request.url, profile, debug, keep)
+        said = parser.warnings or ([parser.refusal[1]] if parser.refusal else [])
+        return CallOutcome(images, parser.text(), status, 0, request.url, said + warnings)
 
     async def _send(self, request: Request, profile: ApiProfile, debug: DebugLog) -> tuple[AnswerParser, int]:
         debug.request("POST", request.url, request.headers, request.summary)
+        proxy = proxy_for(profile, self._settings)
+        if proxy:
+            debug.note(f"through the proxy {describe_proxy(proxy)}")
         timeout = httpx.Timeout(profile.timeout_s, connect=CONNECT_TIMEOUT_S, write=WRITE_TIMEOUT_S)
+        http = self.http_for(profile)
         try:
-            async with self._http.stream(
+            async with http.stream(
                 "POST", request.url, headers=request.headers, content=request.content,
                 files=request.files or None, data=request.form or None, timeout=timeout,
             ) as answer:
@@ -175,16 +220,18 @@ class UpstreamClient:
             return
         body = b""
         try:
-            body = await read_capped(answer, ERROR_BODY_BYTES, "error body")
-        except (TooLargeError, httpx.HTTPError):
+            body = await read_head(answer, ERROR_BODY_BYTES)
+        except httpx.HTTPError:
             pass
         debug.raw(body)
         if 300 <= status < 400:
             where = answer.headers.get("location", "?")
             raise ResponseError(f"HTTP {status}: the API redirected to {where}; put the final URL in the profile",
                                 http_status=status)
-        raise StatusError(f"HTTP {status}: {error_message(body, status)}", http_status=status,
-                          retry_after=parse_retry_after(answer.headers.get("retry-after")))
+        said = read_error(body, status, answer.headers)
+        raise StatusError(f"HTTP {status}: {said.message}", http_status=status,
+                          retry_after=parse_retry_after(answer.headers.get("retry-after")),
+                          kind=said.kind, code=said.code, not_submitted=said.not_submitted)
 
     async def _read_answer(self, answer: httpx.Response, parser: AnswerParser, debug: DebugLog) -> None:
         """Branch on Content-Type, not on the request's stream flag (PROTOCOL §5.15)."""
@@ -220,6 +267,8 @@ class UpstreamClient:
             if await self._events(decoder.feed(chunk), parser):
                 await _drain(chunks)
                 return
+        if total == 0:  # grok2api may answer 200 and close at once (PROTOCOL §6.4): a fault, retried
+            raise TransportError("the API answered HTTP 200 and closed the stream without sending anything")
         await self._events(decoder.finish(), parser)
 
     async def _events(self, events: list, parser: AnswerParser) -> bool:
@@ -240,13 +289,14 @@ class UpstreamClient:
         return _loads(text)
 
     async def _materialize(
-        self, refs: list[ImageRef], api_url: str, profile: ApiProfile, debug: DebugLog
+        self, refs: list[ImageRef], api_url: str, profile: ApiProfile, debug: DebugLog,
+        keep: Callable[[ResultImage], Any] | None = None,
     ) -> tuple[list[ResultImage], list[str]]:
         downloads = await policy.download_policy(profile, self._settings)
-        downloader = Downloader(self._http, downloads, self._settings.max_download_bytes, profile.timeout_s, debug,
+        downloader = Downloader(self.http_for(profile), downloads, self._settings.max_download_bytes, profile.timeout_s, debug,
                                 self._sleep)
         results = await asyncio.gather(
-            *(self._one_image(ref, api_url, profile, downloader) for ref in refs), return_exceptions=True
+            *(self._one_image(ref, api_url, profile, downloader, keep) for ref in refs), return_exceptions=True
         )
         images: list[ResultImage] = []
         warnings: list[str] = []
@@ -264,13 +314,14 @@ class UpstreamClient:
             raise ResponseError("no usable image in the answer: " + "; ".join(warnings))
         return images, warnings
 
-    async def _one_image(self, ref: ImageRef, api_url: str, profile: ApiProfile, downloader: Downloader) -> ResultImage:
+    async def _one_image(self, ref: ImageRef, api_url: str, profile: ApiProfile, downloader: Downloader,
+                         keep: Callable[[ResultImage], Any] | None = None) -> ResultImage:
         max_pixels = self._settings.max_image_pixels
         if ref.origin != "url":
-            return await self._off_loop(decode_inline, ref, self._settings.max_download_bytes, max_pixels)
+            return await self._off_loop(_kept, keep, decode_inline, ref, self._settings.max_download_bytes, max_pixels)
         url = absolute_url(ref.value, api_url, profile.rewrite_result_host)
         data = await downloader.get(url)
-        return await self._off_loop(verify, data, "url", max_pixels, url)
+        return await self._off_loop(_kept, keep, verify, data, "url", max_pixels, url)
 
     def api_policy(self, profile: ApiProfile) -> UrlPolicy:
         """Return the network policy for calling this profile's API URL."""
@@ -281,6 +332,21 @@ class UpstreamClient:
 
 
 _NOT_JSON = object()
+
+
+def _redact(error: UpstreamError, debug: DebugLog) -> UpstreamError:
+    """Take the profile's key (and any bearer token) out of an error's message; return the error."""
+    error.message = debug.redact(error.message)
+    error.args = (error.message,)
+    return error
+
+
+def _kept(keep: Callable[[ResultImage], Any] | None, check: Callable[..., ResultImage], *args: Any) -> ResultImage:
+    """Decode and verify an image (`check`), then hand it to `keep` in the same pool call."""
+    image = check(*args)
+    if keep is not None:
+        keep(image)
+    return image
 DRAIN_BYTES = 64 * 1024
 DRAIN_TIMEOUT_S = 0.2
 
@@ -305,35 +371,18 @@ def _loads(text: str) -> Any:
         return _NOT_JSON
 
 
-def error_message(body: bytes, status: int) -> str:
-    """Return the upstream's own error message from an error body (any gateway's shape)."""
-    text = body.decode("utf-8", errors="replace").strip()
-    obj = _loads(text) if text else None
-    if isinstance(obj, dict):
-        error = obj.get("error", obj)
-        if isinstance(error, dict):
-            message = error.get("message") or error.get("detail") or error.get("msg")
-            tags = ", ".join(str(error[k]) for k in ("type", "code") if error.get(k))
-            if isinstance(message, list):  # FastAPI validation: [{"loc":…, "msg":…}]
-                message = "; ".join(str(item.get("msg", item)) if isinstance(item, dict) else str(item) for item in message)
-            if message:
-                return f"{message} ({tags})" if tags else str(message)
-        if isinstance(error, str) and error:
-            return error
-    if not text:
-        return httpx.codes.get_reason_phrase(status) or "no message"
-    if text.lower().startswith(("<!doctype", "<html")):
-        return f"{httpx.codes.get_reason_phrase(status)} (an HTML error page)"
-    return text[:500]
-
-
 def _no_image_message(parser: AnswerParser) -> str:
     text = parser.text().strip()
+    refused = "; ".join(parser.warnings) or (parser.refusal[1] if parser.refusal else "")
     if not text:
+        if refused:
+            return refused
         if parser.partial_images:
             return f"the answer held only {parser.partial_images} partial preview image(s), no final image"
         return "the answer was empty: no text and no image"
     excerpt = text if len(text) <= 500 else text[:500] + "…"
+    if refused:
+        return f"{refused.rstrip('.')}; the API said: {excerpt}"
     return f"no image in the answer; the API said: {excerpt}"
 
 

@@ -21,11 +21,15 @@ from ..netguard import BlockedURL
 class UpstreamError(Exception):
     """A failed upstream call, with what the task shows the user."""
 
-    def __init__(self, message: str, *, http_status: int | None = None, retry_after: float | None = None):
+    def __init__(self, message: str, *, http_status: int | None = None, retry_after: float | None = None,
+                 kind: str = "", code: str = "", not_submitted: bool = False):
         super().__init__(message)
         self.message = message
         self.http_status = http_status
         self.retry_after = retry_after
+        self.kind = kind  # the answer's machine-readable error type and code, when it had them
+        self.code = code
+        self.not_submitted = not_submitted  # the gateway says nothing reached the provider (not billed)
         self.attempts = 0  # set by the retry loop when it gives up
 
     def __str__(self) -> str:
@@ -40,9 +44,7 @@ class StreamError(UpstreamError):
     """The API sent an error inside a successful (HTTP 200) answer."""
 
     def __init__(self, message: str, *, kind: str = "", code: str = "", http_status: int | None = 200):
-        super().__init__(message, http_status=http_status)
-        self.kind = kind
-        self.code = code
+        super().__init__(message, http_status=http_status, kind=kind, code=code)
 
 
 class TransportError(UpstreamError):

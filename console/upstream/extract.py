@@ -8,10 +8,11 @@ linear: data URLs are cut out first so a 24 MB payload is scanned once.
 
 from __future__ import annotations
 
+import bisect
 import html
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 Origin = Literal["url", "data_url", "base64"]
 
@@ -74,13 +75,35 @@ def _url_refs(text: str) -> list[tuple[int, ImageRef]]:
             if url and url != DATA_PLACEHOLDER and not _is_padding(url):
                 found.append((match.start(), ImageRef("url", url)))
             taken.append(match.span())
+    inside_taken = _span_lookup(taken)
     for match in _BARE_URL.finditer(text):
-        if not any(start <= match.start() < end for start, end in taken):
+        if not inside_taken(match.start()):
             found.append((match.start(), ImageRef("url", clean_url(match.group(0)))))
     stripped = text.strip()
     if _RELATIVE_LINE.match(stripped) and not taken and not _looks_base64(stripped):
         found.append((text.find(stripped), ImageRef("url", clean_url(stripped))))
     return found
+
+
+def _span_lookup(spans: list[tuple[int, int]]) -> Callable[[int], bool]:
+    """Return a test of whether a position falls in one of `spans`, in log time.
+
+    A scan of every span per URL was quadratic: an answer with 10,000 markdown images held the
+    event loop for over 15 s (issue 13).
+    """
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    starts = [start for start, _ in merged]
+
+    def inside(position: int) -> bool:
+        index = bisect.bisect_right(starts, position) - 1
+        return index >= 0 and position < merged[index][1]
+
+    return inside
 
 
 def _base64_refs(text: str) -> list[tuple[int, ImageRef]]:

@@ -159,6 +159,16 @@ class Downloader:
             raise TransportError(f"download of {url} failed: {exc or type(exc).__name__}") from None
 
 
+async def read_head(answer: httpx.Response, max_bytes: int) -> bytes:
+    """Read at most the first `max_bytes` of a streamed body and stop (the rest is never read)."""
+    head = bytearray()
+    async for chunk in answer.aiter_bytes():
+        head += chunk[: max_bytes - len(head)]
+        if len(head) >= max_bytes:
+            break
+    return bytes(head)
+
+
 async def read_capped(answer: httpx.Response, max_bytes: int, what: str) -> bytes:
     """Read a whole streamed body, refusing more than `max_bytes`."""
     declared = answer.headers.get("content-length", "")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from .. import __version__
 from ..profile import ApiProfile
+from . import gemini
 from .errors import ProfileProblem
 
 # Endpoint path suffixes, longest first so "/images/edits" wins over a shorter match.
@@ -20,7 +22,18 @@ ENDPOINTS = {
     "images_generations": "/images/generations",
     "images_edits": "/images/edits",
 }
-_DEFAULT_TOKEN_FIELD = {"chat_completions": "max_tokens", "responses": "max_output_tokens", "images": None}
+_DEFAULT_TOKEN_FIELD = {"chat_completions": "max_tokens", "responses": "max_output_tokens", "images": None,
+                       "gemini": "maxOutputTokens"}
+# Input images one request may carry (source + references, issue 10; PROTOCOL §2, §6.4): grok2api's
+# current line reads up to 8 from chat, Responses and JSON edits (older lines use only the last 3
+# or 7, silently); OpenAI's /images/edits takes up to 16 files. Above these a task is refused.
+# Seedream takes up to 10 reference images in `image` (PROTOCOL §6.3); Gemini see gemini.py.
+INPUT_IMAGE_LIMITS = {"chat_completions": 8, "responses": 8, "images_json": 8, "images_multipart": 16,
+                      "images_json_image": 10, "gemini": gemini.INPUT_IMAGE_LIMIT}
+FORM_NAMES = {"chat_completions": "chat completions", "responses": "the Responses API",
+              "images_json": "a JSON images edit", "images_multipart": "a multipart images edit",
+              "images_json_image": "a JSON `image` field (Seedream)", "gemini": "Gemini"}
+MULTIPART_FORMATS = ("multipart", "multipart_array")
 
 
 @dataclass(frozen=True)
@@ -33,14 +46,26 @@ class Source:
 
     def data_url(self) -> str:
         """Return the image as a base64 data URL."""
-        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+        return DataURL(f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}")
+
+    def base64(self) -> str:
+        """Return the image as bare base64 (Gemini's `inline_data.data`), spliced like a data URL."""
+        return DataURL(base64.b64encode(self.data).decode("ascii"))
+
+
+class DataURL(str):
+    """A data URL (or bare base64) made here from image bytes: base64 text that JSON never needs to escape.
+
+    `dumps` splices these into the serialised body instead of passing megabytes of base64
+    through the JSON encoder (3–9 ms of held GIL per 512 px source; issue 9).
+    """
 
 
 @dataclass
 class Request:
     """Everything needed to send one call; `content` XOR `files`/`form`."""
 
-    mode: str  # chat_completions | responses | images
+    mode: str  # chat_completions | responses | images | gemini
     url: str
     headers: dict[str, str]
     stream: bool
@@ -65,61 +90,116 @@ def split_api_url(api_url: str) -> tuple[str, str | None]:
     return urlunsplit(parts._replace(path=path)), None
 
 
+def named_endpoint(api_url: str) -> str | None:
+    """Return the ENDPOINTS name the URL ends with (`images_edits`, …), or None for a root."""
+    path = urlsplit(api_url.strip()).path.rstrip("/")
+    return next((name for name, suffix in ENDPOINTS.items() if path.endswith(suffix)), None)
+
+
 def resolve_mode(profile: ApiProfile) -> str:
-    """Return the concrete mode: the profile's, or for `auto` the one the URL names (else chat)."""
+    """Return the concrete mode: the profile's, or for `auto` the one the URL names (else chat).
+
+    `auto` picks Gemini for a `:generateContent` URL or Google's API host (issue 12).
+    """
     _, named = split_api_url(profile.api_url)
     if profile.api_mode != "auto":
         return profile.api_mode
+    if gemini.names_gemini(profile.api_url):
+        return "gemini"
     return named or "chat_completions"
 
 
 def endpoint(profile: ApiProfile, mode: str, has_source: bool) -> str:
-    """Return the URL to POST to for `mode`."""
+    """Return the URL to POST to for `mode`.
+
+    Images: `/images/edits` with inputs, `/images/generations` without; Seedream-style
+    `json_image` edits go to `/images/generations` (Ark has no edits endpoint) unless the URL
+    itself names `/images/edits`.
+    """
+    if mode == "gemini":
+        return gemini.endpoint(profile.api_url, profile.model, profile.stream)
     base, _ = split_api_url(profile.api_url)
-    name = mode if mode != "images" else ("images_edits" if has_source else "images_generations")
+    name = mode
+    if mode == "images":
+        named = named_endpoint(profile.api_url)
+        edits = has_source and (profile.edit_format != "json_image" or named == "images_edits")
+        name = "images_edits" if edits else "images_generations"
     parts = urlsplit(base)
     return urlunsplit(parts._replace(path=parts.path + ENDPOINTS[name]))
 
 
-def build(profile: ApiProfile, prompt: str, source: Source | None) -> Request:
-    """Return the request for `profile`, `prompt` and an optional source image."""
+def build(profile: ApiProfile, prompt: str, source: Source | None,
+          references: Sequence[Source] = ()) -> Request:
+    """Return the request for `profile`, `prompt` and the input images: an optional source, then references.
+
+    Several images go in one request, in the form each mode takes (issue 10): chat `image_url`
+    parts, Responses `input_image` parts, images edits `image[]` files or JSON `images[]`.
+    """
     if not profile.api_url:
         raise ProfileProblem("no API URL set in the profile")
     if not profile.model:
         raise ProfileProblem("no model set in the profile")
     mode = resolve_mode(profile)
-    url = endpoint(profile, mode, source is not None)
+    images = ([source] if source is not None else []) + list(references)
+    limit, form = input_limit(profile)
+    if len(images) > limit:
+        raise ProfileProblem(too_many_images(len(images), limit, form))
+    url = endpoint(profile, mode, bool(images))
     headers = build_headers(profile)
-    if mode == "images" and source is not None and profile.edit_format != "json":
-        return _multipart_edit(profile, prompt, source, url, headers)
-    body = {"chat_completions": _chat, "responses": _responses, "images": _images}[mode](profile, prompt, source)
+    if mode == "images" and images and profile.edit_format in MULTIPART_FORMATS:
+        return _multipart_edit(profile, prompt, images, url, headers)
+    body = _BODIES[mode](profile, prompt, images)
     body = deep_merge(body, profile.extra_body)
     headers["Content-Type"] = "application/json"
-    content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return Request(mode, url, headers, bool(body.get("stream")), content=content, summary=summarize(body))
+    content = dumps(body)
+    stream = profile.stream if mode == "gemini" else bool(body.get("stream"))  # Gemini: by the URL's method
+    return Request(mode, url, headers, stream, content=content, summary=summarize(body))
+
+
+def input_limit(profile: ApiProfile) -> tuple[int, str]:
+    """Return (the most input images one request of this profile takes, the form they go in)."""
+    mode = resolve_mode(profile)
+    form = mode
+    if mode == "images":
+        form = "images_multipart" if profile.edit_format in MULTIPART_FORMATS else f"images_{profile.edit_format}"
+    return INPUT_IMAGE_LIMITS[form], form
+
+
+def too_many_images(count: int, limit: int, form: str) -> str:
+    """Return the message for a task with more input images than its request form takes."""
+    better = "" if form in ("images_multipart", "images_json_image", "gemini") else (
+        f"; the images API with a multipart upload takes up to {INPUT_IMAGE_LIMITS['images_multipart']}")
+    return (f"{count} input images (source and references) in one request, but {FORM_NAMES[form]} takes "
+            f"at most {limit}: use fewer references{better}")
 
 
 def build_headers(profile: ApiProfile) -> dict[str, str]:
-    """Return the headers every request of this profile carries (auth, extra headers)."""
+    """Return the headers every request of this profile carries (auth, extra headers).
+
+    The key goes as `Authorization: Bearer …`, or for Gemini in `x-goog-api-key` (and nothing else).
+    """
     headers = {
         "Accept": "text/event-stream, application/json" if profile.stream else "application/json",
         "User-Agent": f"image-batch-console/{__version__}",
     }
-    if profile.api_key:
+    if profile.api_key and resolve_mode(profile) == "gemini":
+        headers["x-goog-api-key"] = profile.api_key
+    elif profile.api_key:
         headers["Authorization"] = f"Bearer {profile.api_key}"
     headers.update(profile.extra_headers)
     return headers
 
 
-def _chat(profile: ApiProfile, prompt: str, source: Source | None) -> dict[str, Any]:
+def _chat(profile: ApiProfile, prompt: str, images: list[Source]) -> dict[str, Any]:
     messages: list[dict[str, Any]] = []
     if profile.system_prompt.strip():
         messages.append({"role": "system", "content": profile.system_prompt})
-    if source is None:
+    if not images:
         # grok2api G2 reads the prompt only from string content (PROTOCOL §2).
         messages.append({"role": "user", "content": prompt})
     else:
-        parts = [{"type": "text", "text": prompt}, {"type": "image_url", "image_url": {"url": source.data_url()}}]
+        parts = [{"type": "text", "text": prompt}]
+        parts += [{"type": "image_url", "image_url": {"url": image.data_url()}} for image in images]
         messages.append({"role": "user", "content": parts})
     body: dict[str, Any] = {"model": profile.model, "messages": messages, "stream": profile.stream}
     _sampling(body, profile, "chat_completions")
@@ -129,14 +209,13 @@ def _chat(profile: ApiProfile, prompt: str, source: Source | None) -> dict[str, 
     return body
 
 
-def _responses(profile: ApiProfile, prompt: str, source: Source | None) -> dict[str, Any]:
-    if source is None:
+def _responses(profile: ApiProfile, prompt: str, images: list[Source]) -> dict[str, Any]:
+    if not images:
         user_input: Any = prompt
     else:
-        user_input = [{"role": "user", "content": [
-            {"type": "input_text", "text": prompt},
-            {"type": "input_image", "image_url": source.data_url()},
-        ]}]
+        content = [{"type": "input_text", "text": prompt}]
+        content += [{"type": "input_image", "image_url": image.data_url()} for image in images]
+        user_input = [{"role": "user", "content": content}]
     body: dict[str, Any] = {"model": profile.model, "input": user_input, "stream": profile.stream}
     if profile.system_prompt.strip():
         body["instructions"] = profile.system_prompt
@@ -144,27 +223,46 @@ def _responses(profile: ApiProfile, prompt: str, source: Source | None) -> dict[
     return body
 
 
-def _images(profile: ApiProfile, prompt: str, source: Source | None) -> dict[str, Any]:
+def _images(profile: ApiProfile, prompt: str, images: list[Source]) -> dict[str, Any]:
     body: dict[str, Any] = {"model": profile.model, "prompt": prompt, **_image_options(profile)}
-    if source is not None:
-        body["images"] = [{"url": source.data_url()}]  # grok2api G3 JSON edits
+    if images and profile.edit_format == "json_image":
+        # Seedream (Volcengine Ark): one input as a string, several as a list (PROTOCOL §6.3).
+        urls = [image.data_url() for image in images]
+        body["image"] = urls[0] if len(urls) == 1 else urls
+    elif images:
+        body["images"] = [{"url": image.data_url()} for image in images]  # grok2api G3 JSON edits
     if profile.stream:
         body["stream"] = True  # sent only when on: older images APIs reject the field
     return body
 
 
-def _multipart_edit(profile: ApiProfile, prompt: str, source: Source, url: str, headers: dict[str, str]) -> Request:
+def _gemini(profile: ApiProfile, prompt: str, images: list[Source]) -> dict[str, Any]:
+    # `n` and `response_format` have no Gemini twin: its image models answer one candidate, inline.
+    max_tokens = profile.max_tokens if token_field(profile, "gemini") else None
+    return gemini.body(prompt, images, size=profile.size, system_prompt=profile.system_prompt,
+                       temperature=profile.temperature, max_tokens=max_tokens)
+
+
+_BODIES = {"chat_completions": _chat, "responses": _responses, "images": _images, "gemini": _gemini}
+
+
+def _multipart_edit(profile: ApiProfile, prompt: str, images: list[Source], url: str,
+                    headers: dict[str, str]) -> Request:
     fields: dict[str, Any] = {"model": profile.model, "prompt": prompt, **_image_options(profile)}
     if profile.stream:
         fields["stream"] = True
     fields = deep_merge(fields, profile.extra_body)
     form = {key: _form_value(value) for key, value in fields.items()}
     # OpenAI's SDK sends one file as `image`, several as `image[]`; grok2api G1.6 accepts only
-    # the first form and G2 only the second (PROTOCOL §2), so the profile chooses.
-    field_name = "image[]" if profile.edit_format == "multipart_array" else "image"
-    filename = _upload_name(source)
-    files = [(field_name, (filename, source.data, source.mime))]
-    summary = {**fields, field_name: f"<file {filename}, {source.mime}, {len(source.data)} bytes>"}
+    # the first form and G2 only the second (PROTOCOL §2), so the profile chooses. `multipart`
+    # follows the SDK: one image as `image`, several as `image[]` (OpenAI's documented form).
+    field_name = "image[]" if profile.edit_format == "multipart_array" or len(images) > 1 else "image"
+    files, described = [], []
+    for image in images:
+        filename = _upload_name(image)
+        files.append((field_name, (filename, image.data, image.mime)))
+        described.append(f"<file {filename}, {image.mime}, {len(image.data)} bytes>")
+    summary = {**fields, field_name: described[0] if len(described) == 1 else described}
     return Request("images", url, headers, bool(fields.get("stream")), files=files, form=form, summary=summary)
 
 
@@ -208,6 +306,35 @@ def _image_options(profile: ApiProfile) -> dict[str, Any]:
     if profile.response_format:
         options["response_format"] = profile.response_format
     return options
+
+
+def dumps(body: dict[str, Any]) -> bytes:
+    """Serialise a request body as compact UTF-8 JSON, splicing its DataURLs in unencoded.
+
+    Byte for byte what `json.dumps(body, ensure_ascii=False, separators=(",", ":"))` gives.
+    """
+    blobs: list[str] = []
+    marker = f"\x00{secrets.token_hex(8)}:"
+
+    def swap(value: Any) -> Any:
+        if isinstance(value, DataURL):
+            blobs.append(value)
+            return f"{marker}{len(blobs) - 1}\x00"
+        if isinstance(value, dict):
+            return {key: swap(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [swap(item) for item in value]
+        return value
+
+    text = json.dumps(swap(body), ensure_ascii=False, separators=(",", ":"))
+    if not blobs:
+        return text.encode("utf-8")
+    out: list[bytes] = []
+    for index, blob in enumerate(blobs):
+        head, text = text.split(json.dumps(f"{marker}{index}\x00")[1:-1], 1)
+        out += (head.encode("utf-8"), blob.encode("ascii"))
+    out.append(text.encode("utf-8"))
+    return b"".join(out)
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

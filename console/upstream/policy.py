@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from ..netguard import UrlPolicy, check_url, resolve
 from ..profile import ApiProfile
 from ..settings import Settings
+from . import gemini
 from .errors import BlockedURLError, ProfileProblem, UpstreamError
 from .payload import endpoint, resolve_mode
 
@@ -51,7 +52,10 @@ async def check_profile(profile: ApiProfile, settings: Settings) -> str:
     if not profile.model:
         raise ProfileProblem(NO_MODEL)
     try:
-        url = endpoint(profile, resolve_mode(profile), True)
+        mode = resolve_mode(profile)
+        if mode == "gemini":
+            gemini.image_config(profile.size)  # a size Gemini cannot take refuses the run, not each task
+        url = endpoint(profile, mode, True)
         await check_url(url, api_policy(profile, settings))
     except ProfileProblem:
         raise

@@ -30,8 +30,33 @@ T = TypeVar("T")
 OnFailure = Callable[[UpstreamError, int, "float | None"], Any]
 
 
+# Words in an error's type or code that name a rate limit or a cooldown (PROTOCOL §4, §6.4), and
+# an exhausted quota or bill: waiting a little does not help those, the run stops instead.
+RATE_LIMIT_WORDS = ("rate_limit", "cooling", "too_many_requests")
+QUOTA_WORDS = ("quota", "billing", "insufficient_balance")
+
+
+def is_rate_limit(error: UpstreamError) -> bool:
+    """Return True when the upstream refused the call for its rate, not for what was asked."""
+    if isinstance(error, StatusError) and error.http_status == 429:
+        return True
+    words = f"{error.kind} {error.code}".lower()
+    return isinstance(error, (StatusError, StreamError)) and any(word in words for word in RATE_LIMIT_WORDS + QUOTA_WORDS)
+
+
+def is_quota(error: UpstreamError) -> bool:
+    """Return True when the account's quota or balance is used up (OpenAI insufficient_quota, grok2api
+    upstream_quota_exhausted, billing_limit_exceeded)."""
+    words = f"{error.kind} {error.code}".lower()
+    return any(word in words for word in QUOTA_WORDS)
+
+
 def is_retryable(error: UpstreamError) -> bool:
     """Return True when `error` is transient: trying again may succeed."""
+    if is_quota(error):
+        return False
+    if error.not_submitted:
+        return True  # nothing reached the provider: a retry is free (grok2api upstream_not_submitted)
     if isinstance(error, StatusError):
         status = error.http_status or 0
         return status in RETRY_STATUSES or status >= 500
@@ -44,6 +69,11 @@ def is_retryable(error: UpstreamError) -> bool:
 def should_retry(error: UpstreamError, retries_done: int, max_retries: int) -> bool:
     """Return True when `error` is transient and retries are left."""
     return retries_done < max_retries and is_retryable(error)
+
+
+def backoff_s(streak: int) -> float:
+    """Return the wait after `streak` failures in a row when the server named none (jittered, capped)."""
+    return delay_s(streak)
 
 
 def delay_s(retries_done: int, retry_after: float | None = None, rand: random.Random | None = None) -> float:
@@ -59,11 +89,14 @@ async def retrying(
     max_retries: int,
     sleep: Callable[[float], Awaitable[Any]],
     on_failure: OnFailure | None = None,
+    *,
+    rate_limits: bool = True,
 ) -> T:
     """Await `once(attempt)` (attempt = 1, 2, …) until it succeeds or fails for good.
 
     `on_failure(error, attempt, wait)` hears of every failed attempt; `wait` is None when the
-    loop gives up, after which the error is raised with `attempts` set.
+    loop gives up, after which the error is raised with `attempts` set. With `rate_limits`
+    False a rate-limit error is raised at once, for a caller that slows down a whole run.
     """
     attempt = 0
     while True:
@@ -71,7 +104,8 @@ async def retrying(
         try:
             return await once(attempt)
         except UpstreamError as exc:
-            wait = delay_s(attempt - 1, exc.retry_after) if should_retry(exc, attempt - 1, max_retries) else None
+            retry = should_retry(exc, attempt - 1, max_retries) and (rate_limits or not is_rate_limit(exc))
+            wait = delay_s(attempt - 1, exc.retry_after) if retry else None
             if on_failure:
                 on_failure(exc, attempt, wait)
             if wait is None:

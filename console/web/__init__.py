@@ -13,7 +13,7 @@ from ..config import ConfigStore
 from ..engine import Engine
 from ..settings import Settings, data_dir, resolve
 from ..store import Store
-from . import config_api, errors, guards, runs_api, save_api, services
+from . import config_api, errors, guards, runs_api, save_api, services, sources_api
 
 DB_NAME = "console.db"
 
@@ -41,6 +41,7 @@ def create_app(config: Mapping[str, Any] | None = None, settings: Settings | Non
     config_api.init_app(app)
     runs_api.init_app(app)
     save_api.init_app(app)
+    sources_api.init_app(app)
 
     @app.get("/api/health")
     def health():

@@ -6,7 +6,7 @@ import json
 
 from flask import Blueprint, Flask, Response, current_app
 
-from ..config import ConfigError, ConfigStore, NotFound
+from ..config import ConfigError, ConfigStore, NotFound, checked_snippets
 from . import services
 from .errors import ApiError, answer_as
 from .guards import json_body
@@ -94,3 +94,37 @@ def export_config():
 def import_config():
     """Import an export file without wiping a stored key."""
     return _store().import_config(json_body())
+
+
+# -- saved prompts (issue 10: on the server, no longer in the browser) ---------------------------
+
+@bp.get("/snippets")
+def get_snippets():
+    """Return every saved prompt: [{"name", "text"}], by name."""
+    items = _store().snippets.all()
+    return {"snippets": [{"name": name, "text": items[name]} for name in sorted(items, key=str.casefold)]}
+
+
+@bp.put("/snippets/<name>")
+def put_snippet(name: str):
+    """Create or replace one saved prompt: {"text"}."""
+    return {"ok": True, "name": _store().snippets.put(name, json_body().get("text"))}
+
+
+@bp.post("/snippets/<name>/rename")
+def rename_snippet(name: str):
+    """Rename one saved prompt: {"name": new name}."""
+    return {"ok": True, "name": _store().snippets.rename(name, json_body().get("name"))}
+
+
+@bp.delete("/snippets/<name>")
+def delete_snippet(name: str):
+    """Delete one saved prompt."""
+    _store().snippets.delete(name)
+    return {"ok": True}
+
+
+@bp.post("/snippets/migrate")
+def migrate_snippets():
+    """Take the saved prompts a page kept in its browser ({"snippets": {name: text}}), never losing one."""
+    return {"ok": True, **_store().snippets.merge(checked_snippets(json_body().get("snippets")), replace=False)}

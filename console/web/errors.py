@@ -25,7 +25,7 @@ def answer_as(app: Flask, error: type[Exception], status: int | Callable[[Except
 
     def handle(exc: Exception):
         code = status(exc) if callable(status) else status
-        return jsonify(ok=False, error=str(exc)), code
+        return jsonify(ok=False, error=str(exc), **getattr(exc, "details", {})), code
 
     app.register_error_handler(error, handle)
 

@@ -1,4 +1,4 @@
-"""Guard every request (DESIGN §7): Host allowlist, cross-site refusal, JSON bodies, CORS for allowed origins."""
+"""Guard every request (DESIGN §7): Host allowlist, access token, cross-site refusal, JSON bodies, CORS."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from flask import Flask, Request, Response, current_app, request
 
 from ..settings import Settings
-from . import services
+from . import access, services
 from .errors import ApiError
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -23,6 +23,15 @@ SHOWN_CHARS = 200  # of a client-supplied value quoted in an error message
 
 class JsonRequest(Request):
     """A request whose get_json() failures are readable API errors instead of a bare 400."""
+
+    def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
+        """Parse the body as JSON; a document nested too deeply for the parser is a 400, not a crash (issue 13)."""
+        try:
+            return super().get_json(force=force, silent=silent, cache=cache)
+        except RecursionError:
+            if silent:
+                return None
+            raise ApiError("invalid JSON: nested too deeply", 400) from None
 
     def on_json_loading_failed(self, e: ValueError | None) -> Any:
         """Raise 415 for a body that is not JSON, 400 for JSON that does not parse."""
@@ -66,7 +75,11 @@ def _guard() -> Response | None:
     origin = request.headers.get("Origin")
     allowed = origin is not None and _allowed_origin(origin, settings)
     if request.method == "OPTIONS" and allowed and "Access-Control-Request-Method" in request.headers:
-        return _preflight()
+        return _preflight()  # a preflight carries no credentials and changes nothing
+    if access.required(settings):
+        refused = access.check(settings)
+        if refused is not None:
+            return refused
     if request.method in STATE_CHANGING:
         if not allowed:
             _check_same_origin(origin)
@@ -93,6 +106,10 @@ def _host_allowed(name: str, settings: Settings) -> bool:
         return True
     configured = settings.host.strip().strip("[]").lower()
     if configured not in WILDCARD_HOSTS and name == _canonical_host(configured):
+        return True
+    if configured in WILDCARD_HOSTS and access.required(settings) and _ip_literal(name):
+        # Listening on every address behind the token: other machines come by this one's IP.
+        # Rebinding needs a name the attacker controls, so an address in Host is no such attack.
         return True
     return any(key[1] == name for key in _allowed_keys(settings))
 
@@ -184,6 +201,14 @@ def _canonical_host(name: str) -> str:
         return ipaddress.ip_address(name).compressed
     except ValueError:
         return name
+
+
+def _ip_literal(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _loopback_address(text: str) -> bool:

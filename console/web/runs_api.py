@@ -10,6 +10,7 @@ from flask import Blueprint, Flask, jsonify, request, send_file
 
 from ..export import write_zip
 from ..store import STATUSES
+from . import sources_api
 from .errors import ApiError
 from .guards import is_local_request, json_body
 from .services import cache, engine, settings, store
@@ -70,25 +71,35 @@ def _found(item: dict[str, Any] | None, kind: str, key: str) -> dict[str, Any]:
 @bp.post("/api/scan")
 def scan_preview():
     body = json_body()
-    found = engine().scan(_field(body, "input_path", str, required=True), _field(body, "recursive", bool, False))
+    recursive = _field(body, "recursive", bool, False)
+    found = engine().scan(_field(body, "input_path", str, required=True), recursive)
     names = [str(path.relative_to(found.root)) for path in found.files[:SAMPLE_NAMES]]
-    skipped = [{"name": name, "reason": reason} for name, reason in found.skipped[:SKIPPED_SHOWN]]
-    return {"count": len(found.files), "sample": names, "skipped": skipped, "skipped_count": len(found.skipped)}
+    # Sidecar captions are not images, but they are not skipped either: they are counted below.
+    stems = {str(path.relative_to(found.root).with_suffix("")) for path in found.files}
+    passed = [(name, reason) for name, reason in found.skipped
+              if not (name.lower().endswith(".txt") and name[:-4] in stems)]
+    skipped = [{"name": name, "reason": reason} for name, reason in passed[:SKIPPED_SHOWN]]
+    sources = engine().preview_sources(found, _field(body, "prompt", str, ""), _field(body, "sidecar", str, "off"),
+                                       list(sources_api.path_list(body, "reference_dirs")),
+                                       recursive)
+    return {"count": len(found.files), "sample": names, "skipped": skipped, "skipped_count": len(passed), **sources}
 
 
 @bp.post("/api/runs")
 def create_run():
     body = json_body()
-    run_id, count = engine().create_run(
-        _field(body, "input_path", str, required=True), _field(body, "recursive", bool, False),
-        _field(body, "prompt", str, required=True), _overrides(body))
-    return {"run_id": run_id, "task_count": count}, 201
+    run_id, count, notes = engine().start_run(sources_api.run_spec(body), _overrides(body))
+    return {"run_id": run_id, "task_count": count, **notes}, 201
 
 
 @bp.get("/api/runs")
 def list_runs():
-    running = engine().is_running
-    return jsonify([{**run, "running": running(run["id"])} for run in store().runs()])
+    return jsonify([{**run, **_live(run["id"])} for run in store().runs()])
+
+
+def _live(run_id: str) -> dict[str, Any]:
+    """What the engine knows of a run beyond the store: is it running, and is it held back (rate limits)."""
+    return {"running": engine().is_running(run_id), "cooling": engine().cooling(run_id)}
 
 
 def _run_or_404(run_id: str) -> dict[str, Any]:
@@ -97,14 +108,15 @@ def _run_or_404(run_id: str) -> dict[str, Any]:
 
 @bp.get("/api/runs/<run_id>")
 def get_run(run_id: str):
-    return {**_run_or_404(run_id), "running": engine().is_running(run_id)}
+    live = _live(run_id)  # read first, as in run_tasks
+    return {**_run_or_404(run_id), **live}
 
 
 @bp.patch("/api/runs/<run_id>")
 def update_run(run_id: str):
     _run_or_404(run_id)
     engine().set_concurrency(run_id, _field(json_body(), "concurrency", int, required=True))
-    return {**_run_or_404(run_id), "running": engine().is_running(run_id)}
+    return {**_run_or_404(run_id), **_live(run_id)}
 
 
 @bp.get("/api/runs/<run_id>/tasks")
@@ -113,11 +125,12 @@ def run_tasks(run_id: str):
     status = request.args.get("status") or None
     if status is not None and status not in STATUSES:
         raise ApiError(f"query 'status' must be one of {', '.join(STATUSES)}")
+    live = _live(run_id)  # read first: "not running" then means every task listed below is final
     answer = store().tasks_since(
         run_id, since=_query_int("since", 0), status=status, q=request.args.get("q") or None,
         offset=_query_int("offset", 0), limit=_query_int("limit", None, low=1),
     )
-    answer["running"] = engine().is_running(run_id)
+    answer.update(live)
     answer["progress"] = store().progress(run_id)
     return answer
 
@@ -183,13 +196,16 @@ def delete_task(task_id: str):
 @bp.post("/api/tasks/<task_id>/retry")
 def retry_task(task_id: str):
     body = json_body(required=False)
-    engine().retry_task(task_id, keep_results=_field(body, "keep_results", bool, True), overrides=_overrides(body))
+    engine().retry_task(task_id, keep_results=_field(body, "keep_results", bool, True), overrides=_overrides(body),
+                        prompt=_field(body, "prompt", str))
     return {"ok": True}
 
 
 @bp.get("/api/tasks/<task_id>/source")
 def task_source(task_id: str):
     path = _task_or_404(task_id)["source_path"]
+    if not path:
+        raise ApiError("this task has no source image: it generates from its prompt", 404)
     try:
         if request.args.get("thumb") == "1":
             return send_file(cache().source_thumbnail(Path(path)), max_age=0)
@@ -218,7 +234,7 @@ def _result_or_404(result_id: str) -> dict[str, Any]:
 def update_result(result_id: str):
     _result_or_404(result_id)
     selected = _field(json_body(), "selected", bool, required=True)
-    return store().set_selected(result_id, selected)
+    return _found(store().set_selected(result_id, selected), "result", result_id)  # deleted meanwhile: 404
 
 
 @bp.delete("/api/results/<result_id>")

@@ -2,9 +2,10 @@
 
 /** An error answer from the API, carrying the server's readable message. */
 export class ApiError extends Error {
-  constructor(message, status) {
+  constructor(message, status, data = null) {
     super(message);
     this.status = status;
+    this.data = data; // the whole answer: a refusal may list bad rows or files (issue 10)
   }
 }
 
@@ -13,6 +14,13 @@ const connectionListeners = [];
 /** Call `listener(answered)` after every request: true when the server answered, false when it did not. */
 export function onConnection(listener) {
   connectionListeners.push(listener);
+}
+
+const accessListeners = [];
+
+/** Call `listener(allowed)` after every answer: false when the server wants its access token (401, issue 13). */
+export function onAccess(listener) {
+  accessListeners.push(listener);
 }
 
 function tellConnection(answered) {
@@ -34,9 +42,10 @@ export async function fetchJSON(url, { method = "GET", body } = {}) {
     throw new ApiError(`network error: ${err.message}`, 0);
   }
   tellConnection(true);
+  for (const listener of accessListeners) listener(answer.status !== 401);
   const data = await answer.json().catch(() => null);
   if (!answer.ok) {
-    throw new ApiError((data && data.error) || `HTTP ${answer.status}`, answer.status);
+    throw new ApiError((data && data.error) || `HTTP ${answer.status}`, answer.status, data);
   }
   return data;
 }
@@ -57,5 +66,7 @@ export const urls = {
   result: (resultId) => `/api/results/${encodeURIComponent(resultId)}`,
   image: (resultId, thumb) => `/api/results/${encodeURIComponent(resultId)}/image${thumb ? "?thumb=1" : ""}`,
   preset: (kind, name) => `/api/presets/${kind}/${encodeURIComponent(name)}`,
+  table: (runId, kind) => `/api/runs/${encodeURIComponent(runId)}/export.${kind}`,
+  reference: (taskId, number, thumb) => `/api/tasks/${encodeURIComponent(taskId)}/references/${number}${thumb ? "?thumb=1" : ""}`,
   zip: (runId, onlySelected) => `/api/runs/${encodeURIComponent(runId)}/export.zip${onlySelected ? "?only_selected=1" : ""}`,
 };

@@ -36,6 +36,7 @@ export function matches(task, filters) {
   if (filters.hasResults && task.results.length === 0) return false;
   if (filters.selection === "selected" && !task.results.some((r) => r.selected)) return false;
   if (filters.selection === "unselected" && task.results.some((r) => r.selected)) return false;
+  if (filters.unsaved && (task.results.length === 0 || task.results.some((r) => r.saved))) return false;
   return true;
 }
 

@@ -14,6 +14,10 @@ export const CARD_SIZES = {
   large: { thumb: 160, row: 244, minWidth: 560 },
 };
 const GAP = 6;
+const REFS_SHOWN = 3;
+// The mark of a task that generates from its prompt alone (no source image): a sparkle.
+const GENERATED = "data:image/svg+xml," + encodeURIComponent(
+  '<svg xmlns="http://www.w3.org/2000/svg" width="32" height="32" viewBox="0 0 24 24"><path fill="#94a3b8" d="M12 2l2.4 7.6L22 12l-7.6 2.4L12 22l-2.4-7.6L2 12l7.6-2.4z"/></svg>');
 const PAD = 10;
 const BUFFER_ROWS = 3;
 
@@ -154,23 +158,33 @@ function cardButton(action, key, className = "small") {
   return el;
 }
 
+/** A card action shown as a symbol only (its label is the tooltip): cards have little room. */
+function iconButton(action, symbol, key) {
+  const el = button(action, symbol, "small");
+  el.title = t(key);
+  el.setAttribute("aria-label", t(key));
+  return el;
+}
+
 /** Build a card's fixed structure once; fillCard puts the task's data in it. */
 function buildCard(task) {
   const card = element("article", "task-card");
   card.setAttribute("data-testid", "task-card");
   const head = element("div", "task-head");
-  head.append(element("span", "badge"), element("span", "name"), element("span", "attempts"));
+  head.append(element("span", "badge"), element("span", "origin"), element("span", "name"), element("span", "attempts"));
   const source = element("img", "thumb source-thumb");
   source.loading = "lazy";
   source.alt = "";
   source.dataset.action = "open-source";
+  const inputs = element("div", "inputs"); // the source, with the task's reference images under it (issue 10)
+  inputs.append(source, element("div", "ref-strip"));
   const notes = element("div", "notes");
   notes.append(element("div", "error"), element("div", "warning"));
   const body = element("div", "task-body");
-  body.append(source, element("div", "results"), notes);
+  body.append(inputs, element("div", "results"), notes);
   const actions = element("div", "task-actions");
   actions.append(cardButton("retry-keep", "retry_keep"), cardButton("retry-clear", "retry_clear"),
-    cardButton("debug", "debug"), cardButton("delete-task", "delete", "small danger"));
+    iconButton("reprompt", "✎", "reprompt"), cardButton("debug", "debug"), cardButton("delete-task", "delete", "small danger"));
   card.append(head, body, actions);
   fillCard(card, task);
   return card;
@@ -181,9 +195,15 @@ export function fillCard(card, task) {
   card.dataset.taskId = task.id;
   card.dataset.status = task.status;
   const source = card.querySelector(".source-thumb");
-  const sourceUrl = urls.source(task.id, true);
+  // A generate task has no source: a mark says so, and its references (if any) show under it.
+  const sourceUrl = task.source_path ? urls.source(task.id, true) : GENERATED;
   if (source.getAttribute("src") !== sourceUrl) source.src = sourceUrl;
-  source.title = task.source_name;
+  source.classList.toggle("is-generated", !task.source_path);
+  source.title = task.source_path ? task.source_name : t("generated_task");
+  fillReferences(card.querySelector(".ref-strip"), task);
+  const origin = card.querySelector(".origin");
+  origin.textContent = task.parent ? "↳" : "";
+  origin.title = task.parent ? t("continued_from", { name: task.parent.name, number: task.parent.number }) : "";
   const badge = card.querySelector(".badge");
   badge.textContent = t(task.status);
   badge.className = `badge status-${task.status}`;
@@ -201,16 +221,38 @@ export function fillCard(card, task) {
   fillResults(card.querySelector(".results"), task);
 }
 
-function fillResults(strip, task) {
-  const signature = task.results.map((r) => `${r.id}:${r.selected ? 1 : 0}`).join(",");
+/** The task's reference images as small thumbnails under its source (a count past the first few). */
+function fillReferences(strip, task) {
+  const refs = task.references || [];
+  const signature = `${task.id}:${refs.length}`;
   if (strip.dataset.signature === signature) return;
   strip.dataset.signature = signature;
+  const shown = refs.slice(0, REFS_SHOWN).map((path, index) => {
+    const img = element("img", "ref-thumb");
+    img.loading = "lazy";
+    img.alt = "";
+    img.src = urls.reference(task.id, index + 1, true);
+    img.title = `${t("reference_n", { n: index + 1 })}: ${path}`;
+    img.dataset.action = "open-source";
+    img.setAttribute("data-testid", "ref-thumb");
+    return img;
+  });
+  if (refs.length > REFS_SHOWN) shown.push(element("span", "ref-more", `+${refs.length - REFS_SHOWN}`));
+  strip.replaceChildren(...shown);
+  strip.hidden = !refs.length;
+}
+
+function fillResults(strip, task) {
+  const signature = task.results.map((r) => `${r.id}:${r.selected ? 1 : 0}${r.saved ? "s" : ""}`).join(",");
+  if (strip.dataset.signature === signature) return;
+  strip.dataset.signature = signature;
+  strip.closest(".task-card").dataset.saved = String(task.results.some((r) => r.saved)); // issue 11
   strip.replaceChildren(...task.results.map((result, number) => resultTile(result, number)));
   if (!task.results.length) strip.append(element("div", "no-results", t("no_results")));
 }
 
 function resultTile(result, number) {
-  const tile = element("figure", `result${result.selected ? " is-selected" : ""}`);
+  const tile = element("figure", `result${result.selected ? " is-selected" : ""}${result.saved ? " is-saved" : ""}`);
   tile.dataset.resultId = result.id;
   tile.title = `${result.width}×${result.height} ${result.format}`;
   const img = element("img", "thumb");
@@ -233,5 +275,11 @@ function resultTile(result, number) {
   bar.querySelector("[data-action=save-result]").title = t("save");
   bar.querySelector("[data-action=delete-result]").title = t("delete");
   tile.append(img, bar);
+  if (result.saved) { // written into a dataset already (issue 11)
+    const mark = element("span", "saved-mark", "✓");
+    mark.title = t("saved_mark");
+    mark.setAttribute("data-testid", "saved-mark");
+    tile.append(mark);
+  }
   return tile;
 }

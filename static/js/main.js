@@ -1,14 +1,15 @@
 // The review page: state of the current run, incremental polling (?since=), the grid, the
 // viewer and the run bar. Panels live in their own modules.
 
-import { fetchJSON, onConnection, urls } from "./api.js";
+import { fetchJSON, onAccess, onConnection, urls } from "./api.js";
 import { duration, insertSorted, matches, oneDecimal, unreviewed } from "./format.js";
 import { CARD_SIZES, TaskGrid } from "./grid.js";
 import { initGuide } from "./guide.js";
 import { LANGUAGES, language, setLanguage, t, translate, pickLanguage } from "./i18n.js";
 import { initProfilePanel, readProfile } from "./profile.js";
 import { initRunPanel, showHistory } from "./runpanel.js";
-import { initSavePanel, openSave } from "./savepanel.js";
+import { initSavePanel, openSave, translateSavePanel } from "./savepanel.js";
+import { runTitle } from "./sources.js";
 import { $, attempt, confirmed, toast } from "./ui.js";
 import { Viewer } from "./viewer.js";
 
@@ -33,7 +34,7 @@ const state = {
   running: false,
   progress: null,
   runs: [],
-  filters: { status: "", q: "", selection: "", hasResults: false },
+  filters: { status: "", q: "", selection: "", hasResults: false, unsaved: false },
   pollTimer: null,
   generation: 0, // bumps when the run changes, so stale answers are dropped
 };
@@ -55,6 +56,8 @@ const viewer = new Viewer($("viewer"), {
   toggle: (result) => setSelected(result.id, !result.selected),
   retry: (task) => retryTask(task.id, true),
   remove: (result) => deleteResult(result.id),
+  reprompt: (task, prompt) => repromptTask(task.id, prompt),
+  continueFrom: (result, prompt) => continueFrom(result.id, prompt),
 });
 
 // -- loading and polling ------------------------------------------------------------------
@@ -79,7 +82,9 @@ async function selectRun(runId) {
     if (offset + PAGE >= page.total) break;
   }
   const run = state.runs.find((r) => r.id === runId);
-  $("run-title").textContent = run ? run.prompt : "";
+  $("run-title").textContent = runTitle(run);
+  $("table-link-xlsx").href = urls.table(runId, "xlsx");
+  $("table-link-csv").href = urls.table(runId, "csv");
   $("run-concurrency").value = run ? run.concurrency : "";
   $("zip-link").href = urls.zip(runId, false);
   schedulePoll(0);
@@ -119,6 +124,10 @@ function merge(changed, removed) {
   for (const id of removed) {
     if (state.tasks.delete(id)) state.order.splice(state.order.indexOf(id), 1);
   }
+  if (state.openWhenSeen && state.tasks.has(state.openWhenSeen)) {
+    viewer.open(state.openWhenSeen); // a continuation: show the new task, its source the chosen result
+    state.openWhenSeen = null;
+  }
   if (membership || filtersActive()) refilter();
   else grid.update(changed.map((task) => task.id));
   if (viewer.isOpen) viewer.show();
@@ -126,7 +135,7 @@ function merge(changed, removed) {
 
 function filtersActive() {
   const f = state.filters;
-  return Boolean(f.status || f.q || f.selection || f.hasResults);
+  return Boolean(f.status || f.q || f.selection || f.hasResults || f.unsaved);
 }
 
 function refilter() {
@@ -164,7 +173,21 @@ function showProgress(answer) {
   const rate = p.rate_per_min ? t("rate", { rate: oneDecimal(p.rate_per_min) }) : "";
   const eta = answer.running && p.eta_s !== null ? t("eta", { eta: duration(p.eta_s, durationUnits()) }) : "";
   $("rate").textContent = [`${oneDecimal(p.percent)}%`, rate, eta].filter(Boolean).join(" · ");
+  showCooling(answer.cooling, answer.running);
   if (wasRunning !== answer.running) refreshRuns();
+}
+
+/** What holds the run back: a 429 cooldown with fewer calls at once, or a pause on an exhausted quota. */
+function showCooling(cooling, running) {
+  const box = $("cooling");
+  let text = "";
+  if (cooling?.paused) text = t("run_paused", { reason: cooling.paused.replace(/^paused: /, "") });
+  else if (cooling && running && cooling.until * 1000 > Date.now()) {
+    const until = new Date(cooling.until * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    text = t("cooling_until", { time: until, reason: cooling.reason, now: cooling.concurrency, target: cooling.target });
+  } else if (cooling && running) text = t("cooling_slower", { now: cooling.concurrency, target: cooling.target });
+  box.textContent = text;
+  box.hidden = !text;
 }
 
 async function refreshRuns() {
@@ -216,6 +239,22 @@ async function retryTask(taskId, keepResults) {
   schedulePoll(0);
 }
 
+// Re-prompt: the task keeps the new prompt; its results keep the prompts that made them (issue 10).
+async function repromptTask(taskId, prompt) {
+  await attempt(() => fetchJSON(urls.taskAction(taskId, "retry"), {
+    method: "POST", body: { keep_results: true, prompt, api: readProfile() } }), t("reprompted"));
+  schedulePoll(0);
+}
+
+// Continue: a new task at the end of the run whose source is this result, for a second adjustment.
+async function continueFrom(resultId, prompt) {
+  const answer = await attempt(() => fetchJSON(`${urls.result(resultId)}/continue`, {
+    method: "POST", body: { prompt, api: readProfile() } }), t("continued"));
+  if (!answer) return;
+  state.openWhenSeen = answer.task_id;
+  schedulePoll(0);
+}
+
 async function deleteTask(taskId) {
   if (!confirmed("confirm_delete_task")) return;
   await attempt(() => fetchJSON(urls.task(taskId), { method: "DELETE" }), t("deleted"));
@@ -243,6 +282,7 @@ function onGridClick(event) {
     "delete-result": () => deleteResult(resultId),
     "retry-keep": () => retryTask(taskId, true),
     "retry-clear": () => retryTask(taskId, false),
+    reprompt: () => viewer.open(taskId, 0, { editPrompt: true }),
     "delete-task": () => deleteTask(taskId),
     debug: () => showDebug(taskId),
   };
@@ -269,6 +309,10 @@ function wireFilters() {
   });
   $("filter-has-results").addEventListener("change", (event) => {
     state.filters.hasResults = event.target.checked;
+    refilter();
+  });
+  $("filter-unsaved").addEventListener("change", (event) => { // issue 11: what no save has written yet
+    state.filters.unsaved = event.target.checked;
     refilter();
   });
 }
@@ -340,6 +384,7 @@ function wireCardSize() {
 
 function retranslate() {
   translate();
+  translateSavePanel();
   grid.setView(state.view);
   for (const card of document.querySelectorAll(".task-card")) card.remove();
   grid.cards.clear();
@@ -357,6 +402,7 @@ async function main() {
   wireRunBar();
   wireCardSize();
   onConnection(setOnline);
+  onAccess((allowed) => ($("access-banner").hidden = allowed)); // a new start made a new token (issue 13)
   fetchJSON("/api/health").then((health) => ($("version").textContent = health.version)).catch(() => {});
   const settings = await initProfilePanel();
   initGuide(settings);

@@ -6,7 +6,7 @@ import { t } from "./i18n.js";
 import { PresetPicker } from "./presets.js";
 import { $, attempt, confirmed, toast } from "./ui.js";
 
-const NUMBERS = ["temperature", "max_tokens", "n", "concurrency", "max_retries", "timeout_s", "source_max_side", "source_max_bytes"];
+const NUMBERS = ["temperature", "max_tokens", "n", "concurrency", "max_retries", "timeout_s", "rate_limit_wait_s", "source_max_side", "source_max_bytes"];
 const OPTIONAL_NUMBERS = new Set(["temperature", "max_tokens", "n"]);
 const OBJECTS = ["extra_headers", "extra_body"];
 const FLAGS = ["stream", "allow_private_api", "allow_private_downloads", "rewrite_result_host"];
@@ -61,9 +61,23 @@ function showKeyState(input, stored) {
   input.closest("label").classList.toggle("key-stored", stored);
 }
 
+// The example URL and model the empty fields show, by API mode (issue 12: Gemini's look different).
+const EXAMPLES = {
+  gemini: ["https://generativelanguage.googleapis.com/v1beta", "gemini-2.5-flash-image"],
+  other: ["http://127.0.0.1:8000/v1", "grok-imagine-1.0-edit"],
+};
+
+function showExamples() {
+  const form = $("api-form");
+  const [url, model] = EXAMPLES[form.elements.api_mode.value] || EXAMPLES.other;
+  form.elements.api_url.placeholder = url;
+  form.elements.model.placeholder = model;
+}
+
 /** Show settings the server answered, and tell the page (the guided start listens). */
 function showSettings(settings) {
   writeProfile(settings.api);
+  showExamples();
   document.dispatchEvent(new CustomEvent("ibc:settings", { detail: settings }));
   return settings;
 }
@@ -121,6 +135,7 @@ async function importConfig(event) {
     }
     await fetchJSON("/api/config/import", { method: "POST", body: data });
     await Promise.all([loadSettings(), presets.load()]);
+    document.dispatchEvent(new CustomEvent("ibc:config-imported")); // saved prompts come with it (issue 10)
   }, t("imported"));
 }
 
@@ -133,6 +148,7 @@ function revealInvalid(event) {
 export async function initProfilePanel() {
   $("api-form").addEventListener("submit", saveSettings);
   $("api-form").addEventListener("invalid", revealInvalid, true);
+  $("api-form").elements.api_mode.addEventListener("change", showExamples);
   presets = new PresetPicker("api", $("api-preset"), { read: () => readProfile(), apply: applyPreset });
   presets.wire($("api-preset-apply"), $("api-preset-save"), $("api-preset-delete"));
   $("key-toggle").addEventListener("click", toggleKey);

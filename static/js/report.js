@@ -2,7 +2,7 @@
 // fix), and group planned files by folder. No DOM here.
 
 // Reasons a person must act on ("refused") versus the rule's own choices ("skipped").
-const REFUSED = new Set(["aspect", "missing", "source", "rule", "write", "other_error"]);
+const REFUSED = new Set(["aspect", "missing", "source", "rule", "write", "inputs", "no_source", "other_error"]);
 
 /** Return the reason kind of a skipped or error entry of the save answer (the server names it). */
 export function reasonKind(entry) {
@@ -67,13 +67,31 @@ export function groupByFolder(saved, root) {
   return [...folders].sort(([a], [b]) => a.localeCompare(b));
 }
 
-/** Return the detail shown after an entry's source name. */
-export function entryDetail(entry, kind) {
+/** Return an entry's files relative to the output folder ("a_target/a.png, a_target/a.txt"), at most `shown`. */
+export function fileNames(paths, root = "", shown = 4) {
+  const names = (paths || []).map((path) => {
+    const [folder, file] = splitPath(path);
+    return relativeFolder(folder, root) + file;
+  });
+  return names.length > shown ? `${names.slice(0, shown).join(", ")}, …` : names.join(", ");
+}
+
+/** Return the detail shown after an entry's source name; `earlier(files)` words the files of an earlier save. */
+export function entryDetail(entry, kind, earlier = (files) => files, root = "") {
   if (kind === "aspect" && entry.source_size && entry.result_size) {
     const percent = typeof entry.difference === "number" ? ` (${Math.round(entry.difference * 1000) / 10}%)` : "";
     return `${entry.source_size.join("×")} → ${entry.result_size.join("×")}${percent}`;
   }
   if (kind === "exists") return (entry.reason || "").replace(/^exists:\s*/, "");
+  if (kind === "saved_before") return entry.paths && entry.paths.length ? earlier(fileNames(entry.paths, root)) : "";
   if (kind === "unselected") return "";
-  return entry.reason || entry.error || "";
+  return (entry.reason || entry.error || "").replace(/^refused:\s*/, "");
+}
+
+/** Return how to show a save job's progress: the i18n key, its values and the bar's percent. */
+export function progressLine(job) {
+  const total = job.total || 0;
+  const percent = total ? Math.min(100, Math.round((100 * job.done) / total)) : 0;
+  const key = job.phase === "planning" ? "save_planning" : "save_writing";
+  return { key, vars: { done: job.done, total, saved: job.saved }, percent: job.phase === "planning" ? 0 : percent };
 }

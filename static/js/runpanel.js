@@ -1,60 +1,96 @@
-// The run panel (path, scan preview, prompt and saved prompts, start) and the run history.
+// The run panel (the mode switch and its sources, scan preview, prompt and saved prompts, start)
+// and the run history. Saved prompts live on the server (issue 10); the ones an older version
+// kept in this browser's localStorage are handed over once.
 
 import { fetchJSON } from "./api.js";
 import { when } from "./format.js";
 import { t } from "./i18n.js";
 import { readProfile } from "./profile.js";
+import { currentMode, initSources, problemLines, runTitle, showTable, sidecarLines, sourceFields, updateTaskCount } from "./sources.js";
 import { $, attempt, confirmed, fillSelect, toast } from "./ui.js";
 
-const SNIPPETS_KEY = "ibc.snippets";
+const LEGACY_SNIPPETS_KEY = "ibc.snippets";
+let snippets = {}; // name -> text, as the server has them
 
-function snippets() {
-  try {
-    return JSON.parse(localStorage.getItem(SNIPPETS_KEY)) || {};
-  } catch {
-    return {};
-  }
-}
-
-function showSnippets() {
-  fillSelect($("snippets"), Object.keys(snippets()).map((name) => [name, name]), t("snippets"));
+async function loadSnippets() {
+  const answer = await fetchJSON("/api/snippets").catch(() => null);
+  if (!answer) return;
+  snippets = Object.fromEntries(answer.snippets.map((item) => [item.name, item.text]));
+  fillSelect($("snippets"), answer.snippets.map((item) => [item.name, item.name]), t("snippets"));
   $("snippets").options[0].dataset.i18n = "snippets"; // so a language switch renames it
 }
 
-function saveSnippet() {
-  const text = $("run-form").elements.prompt.value.trim();
-  if (!text) return;
-  const name = window.prompt(t("snippet_name"), text.slice(0, 40));
-  if (!name) return;
-  localStorage.setItem(SNIPPETS_KEY, JSON.stringify({ ...snippets(), [name]: text }));
-  showSnippets();
-  $("snippets").value = name;
-  toast(t("saved"));
+/** Hand the prompts an older version kept in this browser to the server, once; then forget them here. */
+async function migrateSnippets() {
+  let legacy = null;
+  try {
+    legacy = JSON.parse(localStorage.getItem(LEGACY_SNIPPETS_KEY));
+  } catch {
+    legacy = null;
+  }
+  if (!legacy || typeof legacy !== "object" || !Object.keys(legacy).length) return;
+  const kept = Object.fromEntries(Object.entries(legacy).filter(([name, text]) => name.trim() && typeof text === "string" && text.trim()));
+  const answer = await attempt(() => fetchJSON("/api/snippets/migrate", { method: "POST", body: { snippets: kept } }));
+  if (!answer) return; // kept in the browser: the next start tries again
+  localStorage.removeItem(LEGACY_SNIPPETS_KEY);
+  if (answer.added) toast(t("snippets_moved", { count: answer.added }));
 }
 
-function deleteSnippet() {
+async function saveSnippet() {
+  const text = $("run-form").elements.prompt.value.trim();
+  if (!text) return;
+  const current = $("snippets").value;
+  const name = window.prompt(t("snippet_name"), current || text.slice(0, 40));
+  if (!name || !name.trim()) return;
+  if (name.trim() !== current && snippets[name.trim()] !== undefined && !confirmed("confirm_replace_snippet", { name })) return;
+  const answer = await attempt(() => fetchJSON(`/api/snippets/${encodeURIComponent(name.trim())}`, { method: "PUT", body: { text } }), t("saved"));
+  if (!answer) return;
+  await loadSnippets();
+  $("snippets").value = answer.name;
+}
+
+async function renameSnippet() {
+  const name = $("snippets").value;
+  if (!name) return;
+  const next = window.prompt(t("snippet_name"), name);
+  if (!next || !next.trim() || next.trim() === name) return;
+  const answer = await attempt(() => fetchJSON(`/api/snippets/${encodeURIComponent(name)}/rename`, { method: "POST", body: { name: next } }), t("saved"));
+  if (!answer) return;
+  await loadSnippets();
+  $("snippets").value = answer.name;
+}
+
+async function deleteSnippet() {
   const name = $("snippets").value;
   if (!name || !confirmed("confirm_delete_preset", { name })) return;
-  const all = snippets();
-  delete all[name];
-  localStorage.setItem(SNIPPETS_KEY, JSON.stringify(all));
-  showSnippets();
+  await attempt(() => fetchJSON(`/api/snippets/${encodeURIComponent(name)}`, { method: "DELETE" }), t("deleted"));
+  await loadSnippets();
 }
 
 function useSnippet() {
-  const text = snippets()[$("snippets").value];
-  if (text) $("run-form").elements.prompt.value = text;
+  const text = snippets[$("snippets").value];
+  if (text === undefined) return;
+  const prompt = $("run-form").elements.prompt;
+  prompt.value = text;
+  prompt.dispatchEvent(new Event("input")); // generate mode follows the prompt's {variables}
 }
 
 async function scanPreview() {
-  const form = $("run-form");
   const output = $("scan-output");
-  const answer = await attempt(() => fetchJSON("/api/scan", {
-    method: "POST", body: { input_path: form.elements.input_path.value.trim(), recursive: form.elements.recursive.checked },
-  }));
-  output.hidden = !answer;
-  if (!answer) return;
+  const fields = sourceFields("edit");
+  let failure = null;
+  const answer = await fetchJSON("/api/scan", {
+    method: "POST", body: { input_path: fields.input_path, recursive: fields.recursive, prompt: fields.prompt,
+                            sidecar: fields.sidecar, reference_dirs: fields.reference_dirs },
+  }).catch((err) => { failure = err; return null; });
+  output.hidden = false;
+  output.classList.toggle("is-error", Boolean(failure));
+  if (failure) {
+    output.textContent = [(failure.data && failure.data.summary) || failure.message, ...problemLines(failure.data)].join("\n");
+    return;
+  }
   const lines = [t("count_found", { count: answer.count }), ...answer.sample.slice(0, 8).map((name) => `· ${name}`)];
+  lines.push(...sidecarLines(answer));
   if (answer.skipped_count) {
     lines.push(t("skipped", { count: answer.skipped_count }));
     lines.push(...answer.skipped.slice(0, 5).map((s) => `× ${s.name}: ${s.reason}`));
@@ -62,22 +98,49 @@ async function scanPreview() {
   output.textContent = lines.join("\n");
 }
 
+async function checkTable() {
+  const fields = sourceFields("table");
+  try {
+    showTable(await fetchJSON("/api/tables/check", { method: "POST", body: fields }), null);
+  } catch (err) {
+    showTable(null, err);
+  }
+}
+
+/** Show a refused start where the user looks: the rows or files next to the part of the form they came from. */
+function showRefusal(mode, err) {
+  const lines = problemLines(err.data);
+  if (mode === "table") return showTable(null, err);
+  const box = mode === "generate" ? $("task-count") : $("scan-output");
+  if (!lines.length && mode === "generate") return updateTaskCount();
+  if (!lines.length) return;
+  box.hidden = false;
+  box.classList.add("is-error");
+  box.textContent = [(err.data && err.data.summary) || err.message, ...lines].join("\n");
+}
+
 /** Wire the run panel; `onStarted(runId)` is called after a run is created. */
 export function initRunPanel(onStarted) {
   const form = $("run-form");
-  showSnippets();
+  initSources();
+  migrateSnippets().then(loadSnippets);
   $("snippets").addEventListener("change", useSnippet);
   $("snippet-save").addEventListener("click", saveSnippet);
+  $("snippet-rename").addEventListener("click", renameSnippet);
   $("snippet-delete").addEventListener("click", deleteSnippet);
   $("scan").addEventListener("click", scanPreview);
+  $("table-check").addEventListener("click", checkTable);
+  document.addEventListener("ibc:config-imported", loadSnippets);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const button = form.querySelector("[type=submit]");
+    const mode = currentMode();
     button.disabled = true;
     const answer = await attempt(() => fetchJSON("/api/runs", {
-      method: "POST",
-      body: { input_path: form.elements.input_path.value.trim(), recursive: form.elements.recursive.checked,
-              prompt: form.elements.prompt.value, api: readProfile() },
+      method: "POST", body: { ...sourceFields(mode), api: readProfile() },
+    }).catch((err) => {
+      showRefusal(mode, err);
+      throw err;
     }), (run) => t("started", { count: run.task_count }));
     button.disabled = false;
     if (answer) onStarted(answer.run_id);
@@ -101,8 +164,9 @@ export function showHistory(runs, currentId, onSelect, onDelete) {
     const title = document.createElement("button");
     title.type = "button";
     title.className = "link";
-    title.textContent = run.prompt.length > 60 ? run.prompt.slice(0, 60) + "…" : run.prompt;
-    title.title = run.prompt;
+    const name = runTitle(run);
+    title.textContent = name.length > 60 ? name.slice(0, 60) + "…" : name;
+    title.title = name;
     title.addEventListener("click", () => onSelect(run.id));
     const meta = document.createElement("div");
     meta.className = "muted small";

@@ -1,17 +1,25 @@
-// The save drawer: a save rule (presets, output folder, layout, template, captions), a dry-run
-// preview of the files to be written, save selected or all, and the validation report.
+// The save drawer: a save rule (presets, the older console's presets, output folder, layout,
+// templates, captions), a dry-run preview of the files to be written, the save itself with its
+// progress and a cancel button, and the report.
 
 import { fetchJSON, urls } from "./api.js";
 import { t } from "./i18n.js";
 import { PresetPicker } from "./presets.js";
-import { entryDetail, groupByFolder, groupByReason, isRefused, reportCounts } from "./report.js";
-import { $, attempt, toast } from "./ui.js";
+import { entryDetail, groupByFolder, groupByReason, isRefused, progressLine, reportCounts } from "./report.js";
+import { $, attempt, fillSelect, toast } from "./ui.js";
 
-const VARIABLES = ["{stem}", "{n}", "{index:04d}", "{run}", "{task}", "{result}", "{sha8}", "{date}"];
-const FLAGS = ["only_selected", "sequential"];
+// Ours first, then the older console's names (issue 11); the caption template sees the written image too.
+const VARIABLES = ["{stem}", "{n}", "{index:04d}", "{run}", "{task}", "{result}", "{sha8}", "{date}",
+  "{src_stem}", "{src_name}", "{src_ext}", "{task_id}", "{result_id}", "{result_index}", "{global_index:04d}"];
+const CAPTION_VARIABLES = ["{prompt}", "{trigger}", "{image_name}", "{image_path}", "{src_name}", "{src_stem}", "{task_id}"];
+const FLAGS = ["only_selected", "sequential", "first_only", "role_swap", "resave"];
+const NOT_KEPT = ["resave"]; // asked for one save at a time: never stored in settings or presets
+const POLL_MS = 250;
 let presets = null;
+let builtins = [];
 let target = null; // {runId} or {resultId}
 let tasksOnPage = () => []; // the page's tasks, to name report entries by their source file
+let running = null; // the job id of the save under way
 
 function readRule() {
   const rule = {};
@@ -24,6 +32,13 @@ function readRule() {
   return rule;
 }
 
+/** The rule as settings and presets keep it: without the one-off switches. */
+function keptRule() {
+  const rule = readRule();
+  for (const name of NOT_KEPT) delete rule[name];
+  return rule;
+}
+
 function writeRule(rule) {
   for (const el of $("save-form").elements) {
     if (!el.name || !(el.name in rule)) continue;
@@ -32,8 +47,9 @@ function writeRule(rule) {
   }
 }
 
-function endpoint() {
-  return target.resultId ? `${urls.result(target.resultId)}/save` : `${urls.run(target.runId)}/save`;
+function endpoint(job) {
+  const path = target.resultId ? `${urls.result(target.resultId)}/save` : `${urls.run(target.runId)}/save`;
+  return `${path}?job=${encodeURIComponent(job)}`;
 }
 
 const SHOWN = 100; // entries listed per group; the rest are counted
@@ -71,7 +87,7 @@ function listItems(items, draw) {
   return list;
 }
 
-function reasonGroup(kind, entries, index) {
+function reasonGroup(kind, entries, index, root) {
   const refused = isRefused(kind);
   const group = element("section", `report-group ${refused ? "is-refused" : "is-skipped"}`);
   group.dataset.reason = kind;
@@ -81,7 +97,7 @@ function reasonGroup(kind, entries, index) {
   group.append(listItems(entries, (entry) => {
     const item = element("li");
     item.append(element("b", "", sourceName(entry, index)));
-    const detail = entryDetail(entry, kind);
+    const detail = entryDetail(entry, kind, (files) => t("report_earlier", { files }), root);
     if (detail) item.append(" ", element("span", "muted", detail));
     return item;
   }));
@@ -100,6 +116,12 @@ function folderGroup(folder, files, root, index) {
   return group;
 }
 
+/** Return a report remark in the page's language (the server's English text when the code is unknown here). */
+function noteText(code, english) {
+  const key = code ? `note_${code.code}` : "";
+  return key && t(key) !== key ? t(key, code.vars || {}) : english;
+}
+
 function countsLine(answer, dryRun) {
   const counts = reportCounts(answer);
   const line = element("p", "report-counts", t(dryRun ? "report_counts_dry" : "report_counts", counts));
@@ -116,11 +138,16 @@ function showReport(answer, dryRun) {
   const report = answer.report || {};
   const root = report.output_dir || "";
   const files = answer.saved.flatMap((item) => item.paths || []);
-  const parts = [countsLine(answer, dryRun),
-    element("p", "muted", dryRun ? `${t("report_dry")} ${t("will_write", { count: files.length })}` : t("report_written", { count: files.length }))];
+  const parts = [countsLine(answer, dryRun)];
+  if (answer.cancelled) {
+    const cancelled = element("p", "report-cancelled", t("save_cancelled", { count: report.counts?.not_written ?? 0 }));
+    cancelled.setAttribute("data-testid", "save-cancelled");
+    parts.push(cancelled);
+  }
+  parts.push(element("p", "muted", dryRun ? `${t("report_dry")} ${t("will_write", { count: files.length })}` : t("report_written", { count: files.length })));
   const groups = groupByReason([...answer.errors, ...answer.skipped]);
   groups.sort(([a], [b]) => Number(isRefused(b)) - Number(isRefused(a)));
-  parts.push(...groups.map(([kind, entries]) => reasonGroup(kind, entries, index)));
+  parts.push(...groups.map(([kind, entries]) => reasonGroup(kind, entries, index, root)));
   const folders = groupByFolder(answer.saved, root);
   if (folders.length) {
     const section = element("section", "report-files");
@@ -130,7 +157,8 @@ function showReport(answer, dryRun) {
   }
   if (report.notes && report.notes.length) {
     const notes = element("section", "report-notes");
-    notes.append(element("h4", "", t("report_notes")), listItems(report.notes, (note) => element("li", "", note)));
+    const texts = report.notes.map((text, at) => noteText(report.note_codes?.[at], text));
+    notes.append(element("h4", "", t("report_notes")), listItems(texts, (note) => element("li", "", note)));
     parts.push(notes);
   }
   output.replaceChildren(...parts);
@@ -139,50 +167,135 @@ function showReport(answer, dryRun) {
   output.scrollIntoView({ block: "nearest" });
 }
 
-async function save(dryRun) {
-  const answer = await attempt(() => fetchJSON(endpoint(), { method: "POST", body: { ...readRule(), dry_run: dryRun } }));
-  if (answer) {
-    showReport(answer, dryRun);
-    if (!dryRun) toast(t("wrote", { count: answer.saved.length }), answer.errors.length ? "error" : "ok");
+// -- the save under way ---------------------------------------------------------------------
+
+function showProgress(job) {
+  const box = $("save-progress");
+  const line = progressLine(job);
+  box.hidden = false;
+  box.querySelector(".bar-done").style.width = `${line.percent}%`;
+  box.querySelector(".save-progress-text").textContent = t(line.key, line.vars);
+  box.dataset.phase = job.phase;
+}
+
+/** Ask how far the save got until it ends (the POST answers then). */
+async function follow(job) {
+  while (running === job) {
+    const state = await fetchJSON(`/api/save-jobs/${encodeURIComponent(job)}`).catch(() => null);
+    if (running !== job) return;
+    if (state) showProgress(state);
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
 }
 
-function insertVariable(variable) {
-  const input = $("save-form").elements.template;
+function setBusy(busy) {
+  $("save-preview").disabled = busy;
+  $("save-submit").disabled = busy;
+  $("save-cancel").disabled = !busy;
+  if (!busy) $("save-progress").hidden = true;
+}
+
+async function save(dryRun) {
+  if (running) return;
+  running = "reserving";
+  setBusy(true);
+  try {
+    // The server names the job first, so following it never asks about an id it has not heard of.
+    const job = (await attempt(() => fetchJSON("/api/save-jobs", { method: "POST", body: {} })))?.job;
+    if (!job) return undefined;
+    running = job;
+    follow(job);
+    const answer = await attempt(() => fetchJSON(endpoint(job), { method: "POST", body: { ...readRule(), dry_run: dryRun } }));
+    if (answer) {
+      showReport(answer, dryRun);
+      if (!dryRun) toast(t("wrote", { count: answer.saved.length }), answer.errors.length ? "error" : "ok");
+    }
+    return answer;
+  } finally {
+    running = null;
+    setBusy(false);
+  }
+}
+
+async function cancel() {
+  if (!running || running === "reserving") return;
+  $("save-cancel").disabled = true;
+  await attempt(() => fetchJSON(`/api/save-jobs/${encodeURIComponent(running)}/cancel`, { method: "POST", body: {} }));
+}
+
+// -- templates and presets --------------------------------------------------------------------
+
+function insertVariable(input, variable) {
   const at = input.selectionStart ?? input.value.length;
   input.value = input.value.slice(0, at) + variable + input.value.slice(input.selectionEnd ?? at);
   input.focus();
   input.setSelectionRange(at + variable.length, at + variable.length);
 }
 
+function variableButtons(box, input, variables) {
+  box.replaceChildren(...variables.map((variable) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "small";
+    button.textContent = variable;
+    button.addEventListener("click", () => insertVariable(input, variable));
+    return button;
+  }));
+}
+
+/** Return a built-in preset's label in the page's language (the server's English one when there is none). */
+function builtinLabel(preset) {
+  const key = `preset_${preset.id}`;
+  return t(key) === key ? preset.label : t(key);
+}
+
+/** The older console's presets: labelled in the page's language, applied into the form (output folder kept). */
+async function loadBuiltins() {
+  builtins = (await fetchJSON("/api/save-presets")).builtin;
+  fillSelect($("save-builtin"), builtins.map((p) => [p.id, builtinLabel(p)]), "—");
+}
+
+function applyBuiltin() {
+  const preset = builtins.find((p) => p.id === $("save-builtin").value);
+  if (!preset) return;
+  writeRule(preset.rule);
+  toast(t("builtin_applied", { name: builtinLabel(preset) }));
+}
+
 /** Open the drawer for a whole run or for one result. */
 export function openSave(what) {
   target = what;
   $("save-output").hidden = true;
-  $("save-form").elements.only_selected.disabled = Boolean(what.resultId);
+  const single = Boolean(what.resultId);
+  $("save-form").elements.only_selected.disabled = single;
+  $("save-form").elements.first_only.disabled = single;
   $("save-drawer").hidden = false;
+  presets.load().catch((err) => toast(err.message, "error")); // an Import config may have brought new ones
+}
+
+/** Re-label what the drawer draws itself (the language changed). */
+export function translateSavePanel() {
+  if (builtins.length) fillSelect($("save-builtin"), builtins.map((p) => [p.id, builtinLabel(p)]), "—");
 }
 
 /** Wire the drawer; restore the last rule from the stored "save" settings; `tasks()` lists the page's tasks. */
 export async function initSavePanel(savedRule, tasks) {
   tasksOnPage = tasks;
-  $("template-vars").replaceChildren(...VARIABLES.map((variable) => {
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = "small";
-    button.textContent = variable;
-    button.addEventListener("click", () => insertVariable(variable));
-    return button;
-  }));
+  const form = $("save-form");
+  variableButtons($("template-vars"), form.elements.template, VARIABLES);
+  variableButtons($("caption-vars"), form.elements.caption_template, CAPTION_VARIABLES);
   if (savedRule && Object.keys(savedRule).length) writeRule(savedRule);
+  form.elements.resave.checked = false;
   $("save-close").addEventListener("click", () => ($("save-drawer").hidden = true));
   $("save-preview").addEventListener("click", () => save(true));
-  $("save-form").addEventListener("submit", async (event) => {
+  $("save-cancel").addEventListener("click", cancel);
+  $("save-builtin-apply").addEventListener("click", applyBuiltin);
+  form.addEventListener("submit", async (event) => {
     event.preventDefault();
     await save(false);
-    fetchJSON("/api/settings", { method: "PUT", body: { save: readRule() } }).catch(() => {});
+    fetchJSON("/api/settings", { method: "PUT", body: { save: keptRule() } }).catch(() => {});
   });
-  presets = new PresetPicker("save", $("save-preset"), { read: readRule, write: writeRule });
+  presets = new PresetPicker("save", $("save-preset"), { read: keptRule, write: writeRule });
   presets.wire($("save-preset-apply"), $("save-preset-save"), $("save-preset-delete"));
-  await presets.load().catch((err) => toast(err.message, "error"));
+  await Promise.all([presets.load(), loadBuiltins()]).catch((err) => toast(err.message, "error"));
 }

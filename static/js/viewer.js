@@ -7,12 +7,16 @@ import { t } from "./i18n.js";
 const ZOOM_STEP = 1.25;
 
 export class Viewer {
-  /** `actions` has: task(id), move(delta) -> id|null, nextUnreviewed() -> id|null, toggle, retry, remove. */
+  /** `actions` has: task(id), move(delta) -> id|null, nextUnreviewed() -> id|null, toggle, retry, remove,
+   * reprompt(task, prompt) and continueFrom(result, prompt) (issue 10). */
   constructor(root, actions) {
     this.root = root;
     this.actions = actions;
     this.taskId = null;
     this.number = 0;
+    this.input = 0; // which input image the left side shows: the source, then each reference
+    this.promptFor = null; // the task whose prompt the box holds (a poll must not overwrite typing)
+    this.promptBox = root.querySelector("#viewer-prompt");
     this.zoom = 1;
     this.pan = { x: 0, y: 0 };
     this.mode = "side";
@@ -31,14 +35,16 @@ export class Viewer {
     return !this.root.hidden;
   }
 
-  /** Open on a task, showing its result `number` (0-based). */
-  open(taskId, number = 0) {
+  /** Open on a task, showing its result `number` (0-based); `editPrompt` puts the cursor in its prompt. */
+  open(taskId, number = 0, { editPrompt = false } = {}) {
     this.taskId = taskId;
     this.number = number;
+    this.input = 0;
     this.zoom = 1;
     this.pan = { x: 0, y: 0 };
     this.root.hidden = false;
     this.show();
+    if (editPrompt) this.promptBox.focus();
   }
 
   close() {
@@ -55,7 +61,8 @@ export class Viewer {
     const result = results[this.number];
     this.root.querySelector(".viewer-title").textContent = `${task.index + 1}. ${task.source_name}`;
     this.root.querySelector(".viewer-status").textContent = t(task.status);
-    setSrc(this.sourceImg, urls.source(task.id, false));
+    this.showInputs(task);
+    this.showPrompt(task, result);
     setSrc(this.resultImg, result ? urls.image(result.id, false) : "");
     this.resultImg.hidden = !result;
     this.root.querySelector(".viewer-empty").hidden = Boolean(result);
@@ -67,6 +74,45 @@ export class Viewer {
     this.root.querySelector("[data-viewer=mode]").textContent = t(this.mode === "slider" ? "side_by_side" : "compare");
     this.applyZoom();
     this.applySlider();
+  }
+
+  /** The left side: the source or one of the references (a generate task may have none), with the strip to pick. */
+  showInputs(task) {
+    const inputs = inputsOf(task);
+    this.input = Math.min(this.input, Math.max(0, inputs.length - 1));
+    const shown = inputs[this.input];
+    setSrc(this.sourceImg, shown ? shown.url : "");
+    this.sourceImg.hidden = !shown;
+    this.root.querySelector(".viewer-source figcaption").textContent = shown ? shown.label : t("no_source");
+    const strip = this.root.querySelector(".viewer-inputs");
+    const signature = `${task.id}:${inputs.length}:${this.input}`;
+    if (strip.dataset.signature === signature) return;
+    strip.dataset.signature = signature;
+    strip.replaceChildren(...(inputs.length > 1 ? inputs.map((input, index) => {
+      const pick = document.createElement("button");
+      pick.type = "button";
+      pick.className = `viewer-input${index === this.input ? " is-current" : ""}`;
+      pick.title = input.label;
+      pick.dataset.input = String(index);
+      const img = document.createElement("img");
+      img.src = input.thumb;
+      img.alt = input.label;
+      pick.append(img);
+      return pick;
+    }) : []));
+  }
+
+  /** The prompt box (the task's prompt, to edit) and the prompt that made the result shown. */
+  showPrompt(task, result) {
+    if (this.promptFor !== task.id) {
+      this.promptFor = task.id;
+      this.promptBox.value = task.prompt;
+    }
+    const made = this.root.querySelector(".viewer-made");
+    made.textContent = result && result.prompt ? t("made_with", { prompt: result.prompt }) : "";
+    made.classList.toggle("is-older", Boolean(result && result.prompt && result.prompt !== task.prompt));
+    this.root.querySelector("[data-viewer=continue]").disabled = !result;
+    this.root.querySelector("[data-viewer=reprompt]").disabled = task.status === "running";
   }
 
   currentResult() {
@@ -113,8 +159,17 @@ export class Viewer {
   }
 
   onClick(event) {
+    const pick = event.target.closest("[data-input]");
+    if (pick) {
+      this.input = Number(pick.dataset.input);
+      return this.show();
+    }
     const action = event.target.closest("[data-viewer]")?.dataset.viewer;
     if (!action) return;
+    const task = this.actions.task(this.taskId);
+    const prompt = this.promptBox.value;
+    if (action === "reprompt" && task) return void this.actions.reprompt(task, prompt);
+    if (action === "continue" && this.currentResult()) return void this.actions.continueFrom(this.currentResult(), prompt);
     if (action === "close") this.close();
     else if (action === "zoom-in") this.zoom *= ZOOM_STEP;
     else if (action === "zoom-out") this.zoom /= ZOOM_STEP;
@@ -130,6 +185,7 @@ export class Viewer {
     if (id) {
       this.taskId = id;
       this.number = 0;
+      this.input = 0;
     }
   }
 
@@ -148,6 +204,7 @@ export class Viewer {
     else if (key === " " && this.currentResult()) this.actions.toggle(this.currentResult());
     else if ((key === "r" || key === "R") && task) this.actions.retry(task);
     else if (key === "Delete" && this.currentResult()) this.actions.remove(this.currentResult());
+    else if ((key === "i" || key === "I") && task) this.input = (this.input + 1) % Math.max(1, inputsOf(task).length);
     else if (key === "n" || key === "N") {
       const id = this.actions.nextUnreviewed(this.taskId);
       if (id) {
@@ -160,6 +217,17 @@ export class Viewer {
       if (this.isOpen) this.show();
     }
   }
+}
+
+/** Return a task's input images for the viewer: its source (when it has one), then each reference. */
+function inputsOf(task) {
+  const inputs = task.source_path
+    ? [{ label: t("source"), url: urls.source(task.id, false), thumb: urls.source(task.id, true) }] : [];
+  (task.references || []).forEach((path, index) => inputs.push({
+    label: t("reference_n", { n: index + 1 }), url: urls.reference(task.id, index + 1, false),
+    thumb: urls.reference(task.id, index + 1, true),
+  }));
+  return inputs;
 }
 
 function setSrc(img, url) {

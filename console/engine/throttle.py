@@ -1,0 +1,107 @@
+"""A run's answer to rate limits: fewer calls at once, a pause when the gateway asks, a stop on quota.
+
+A 429 (or an in-stream rate-limit error) does not fail its task: the task goes back to the
+front of the queue, the run's concurrency halves, and no new call starts before the gateway's
+`Retry-After` (or a backoff) has passed. Calls that succeed raise the concurrency again, one
+step per `limit` successes, up to the run's own setting. A task fails for rate limits only when
+the run has been held back for longer than the profile's `rate_limit_wait_s` without a single
+success; an exhausted quota (or a wait longer than that) stops the run with its reason, so the
+rest of the batch is not burnt and a resume picks it up (issue 12).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from ..upstream import UpstreamError, backoff_s, is_quota
+
+if TYPE_CHECKING:
+    from .scheduler import Limiter
+
+RETRY = "retry"  # back to the queue
+PAUSE = "pause"  # stop the run: quota exhausted or a wait too long to sit out
+FAIL = "fail"  # held back for longer than allowed: the task fails
+
+
+@dataclass(frozen=True)
+class Cooling:
+    """What the page and the panel show while a run is held back."""
+
+    until: float  # wall clock; no new call before
+    reason: str
+    concurrency: int  # the limit now
+    target: int  # the run's own setting
+
+    def to_dict(self) -> dict[str, object]:
+        return {"until": self.until, "reason": self.reason, "concurrency": self.concurrency, "target": self.target}
+
+
+class Throttle:
+    """One run's rate-limit state; lives on the loop thread next to its limiter."""
+
+    def __init__(self, limiter: Limiter, max_wait_s: float, clock: Callable[[], float] = time.time) -> None:
+        self.limiter = limiter
+        self.target = limiter.limit
+        self.max_wait_s = max_wait_s
+        self._clock = clock
+        self.until = 0.0
+        self.reason = ""
+        self._since: float | None = None  # first rate limit since the last success
+        self._streak = 0  # rate limits since the last success
+        self._successes = 0
+
+    def set_target(self, limit: int, max_wait_s: float) -> None:
+        """The run's concurrency setting (and allowed wait) changed: follow it, lower if cooling."""
+        self.target, self.max_wait_s = limit, max_wait_s
+        self.limiter.set_limit(min(limit, self.limiter.limit) if self._streak else limit)
+
+    def reset(self) -> None:
+        """Forget the rate limits seen so far (a paused run resumed): full concurrency, no wait."""
+        self.until, self.reason = 0.0, ""
+        self._since, self._streak, self._successes = None, 0, 0
+        self.limiter.set_limit(self.target)
+
+    def hit(self, error: UpstreamError) -> str:
+        """A call was rate limited: hold the run back; return RETRY, PAUSE or FAIL for its task."""
+        now = self._clock()
+        wait = error.retry_after if error.retry_after is not None else backoff_s(self._streak)
+        self.reason = f"{error.http_status or 'rate limit'} from the gateway" + (f" ({error.code})" if error.code else "")
+        if is_quota(error) or wait > self.max_wait_s:
+            return PAUSE
+        if self._since is None:
+            self._since = now
+        self._streak += 1
+        self._successes = 0
+        self.until = max(self.until, now + wait)
+        self.limiter.set_limit(max(1, self.limiter.limit // 2))
+        if now - self._since > self.max_wait_s:
+            return FAIL
+        return RETRY
+
+    def succeeded(self) -> None:
+        """A call came through: the wait is over; climb back towards the run's setting."""
+        self._since, self._streak = None, 0
+        if self.limiter.limit >= self.target:
+            return
+        self._successes += 1
+        if self._successes >= self.limiter.limit:
+            self._successes = 0
+            self.limiter.set_limit(self.limiter.limit + 1)
+
+    async def wait(self) -> None:
+        """Return when new calls may start."""
+        while (left := self.until - self._clock()) > 0:
+            await asyncio.sleep(min(left, 1.0))
+
+    @property
+    def held_since(self) -> float | None:
+        return self._since
+
+    def cooling(self) -> Cooling | None:
+        """What to show while the run is paused or slowed down; None when it runs freely."""
+        if self.until <= self._clock() and self.limiter.limit >= self.target:
+            return None
+        return Cooling(self.until, self.reason, self.limiter.limit, self.target)

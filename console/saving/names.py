@@ -1,0 +1,51 @@
+"""The values name and caption templates see for one result, in our words and the older console's."""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .rule import SaveRule
+
+FALLBACK_STEM = "image"
+
+
+def source_stem(task: dict[str, Any]) -> str:
+    """Return the stem of the task's source file name (its last part), or "image" when it has none."""
+    return PurePosixPath(task["source_name"].replace("\\", "/")).stem or FALLBACK_STEM
+
+
+def base_stem(task: dict[str, Any], rule: SaveRule) -> str:
+    """Return the stem a save names this task's files after: its output name, else its source's, replaced.
+
+    A task's `output_name` (a generated or table task, issue 10) stands in for the source stem;
+    replace_from → replace_to applies to either. The result is one plain file name.
+    """
+    stem = rule.replaced(task.get("output_name") or source_stem(task))
+    stem = "".join("_" if c in "/\\" or ord(c) < 32 else c for c in stem).strip()
+    return stem if stem not in ("", ".", "..") else FALLBACK_STEM
+
+
+def name_values(task: dict[str, Any], result: dict[str, Any], number: int, global_index: int,
+                rule: SaveRule, date: str) -> dict[str, Any]:
+    """Return every name variable for one result: ours ({stem}, {n}, …) and the older console's ({src_stem}, …).
+
+    `number` is the result's 1-based place among its task's results ({n}, {result_index});
+    `global_index` its 1-based place among the results this save chose.
+    """
+    stem = base_stem(task, rule)
+    name = PurePosixPath(task["source_name"].replace("\\", "/")).name
+    return {"stem": stem, "src_stem": stem, "src_name": name, "src_ext": PurePosixPath(name).suffix[1:],
+            "n": number, "result_index": number, "index": task["index"] + 1, "global_index": global_index,
+            "run": task["run_id"], "task": task["id"], "task_id": task["id"], "result": result["id"],
+            "result_id": result["id"], "sha8": result["sha256"][:8], "date": date}
+
+
+def caption_values(values: dict[str, Any], prompt: str, rule: SaveRule, image: Path) -> dict[str, Any]:
+    """Return the caption template's variables: the name variables, the prompt, the trigger and the image written."""
+    return {**values, "prompt": prompt, "trigger": rule.trigger, "image_name": image.name, "image_path": str(image)}
+
+
+def result_prompt(task: dict[str, Any], result: dict[str, Any]) -> str:
+    """Return the prompt that made this result (a task's prompt can change since: issue 10), else the task's."""
+    return result.get("prompt") or task["prompt"]

@@ -1,0 +1,100 @@
+"""Further input images: matched by stem from reference folders, or listed by path."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from pathlib import Path, PurePosixPath
+
+from ..scan import IMAGE_EXTENSIONS
+from .problems import SourceProblem
+
+MAX_REFERENCE_DIRS = 15  # with the source, 16 images: the most any mode takes (OpenAI edits)
+
+
+class ReferenceIndex:
+    """The images of one reference folder, by relative stem (`sub/001`), for matching sources."""
+
+    def __init__(self, folder: Path, recursive: bool) -> None:
+        self.folder = folder
+        self._by_stem: dict[str, list[Path]] = defaultdict(list)
+        self._walk(folder, "", recursive)
+
+    def _walk(self, folder: Path, prefix: str, recursive: bool) -> None:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir() and recursive:
+                self._walk(Path(entry.path), f"{prefix}{entry.name}/", recursive)
+            elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS and entry.is_file():
+                self._by_stem[prefix + os.path.splitext(entry.name)[0]].append(Path(entry.path))
+
+    def match(self, source_name: str) -> tuple[Path | None, str | None]:
+        """Return (the image with the source's relative stem, or the bare stem at the top; why none)."""
+        rel = PurePosixPath(source_name.replace("\\", "/"))
+        stems = [str(rel.with_suffix(""))]
+        if len(rel.parts) > 1:
+            stems.append(rel.stem)  # sub/001.png may pair with ref/001.png
+        for stem in stems:
+            hits = self._by_stem.get(stem)
+            if hits and len(hits) > 1:
+                names = ", ".join(sorted(path.name for path in hits))
+                return None, f"more than one image named {stem} in {self.folder} ({names})"
+            if hits:
+                return hits[0], None
+        return None, f"no {stems[-1]}.* in {self.folder}"
+
+
+def checked_folders(raw: list[str], field: str, input_root: Path | None = None) -> list[Path]:
+    """Return the reference folders as absolute paths; SourceProblem names the bad one."""
+    if len(raw) > MAX_REFERENCE_DIRS:
+        raise SourceProblem(f"'{field}' lists {len(raw)} folders; at most {MAX_REFERENCE_DIRS}")
+    folders: list[Path] = []
+    for number, text in enumerate(raw, start=1):
+        folder = absolute(text, f"{field}[{number}]")
+        if not folder.is_dir():
+            raise SourceProblem(f"{field}[{number}]: {folder} is not a folder")
+        if input_root is not None and _same(folder, input_root):
+            raise SourceProblem(f"{field}[{number}]: {folder} is the source folder itself; "
+                                "references come from another folder")
+        if any(_same(folder, other) for other in folders):
+            raise SourceProblem(f"{field}[{number}]: {folder} is listed twice")
+        folders.append(folder)
+    return folders
+
+
+def checked_image(text: str, what: str, base: Path | None = None) -> tuple[Path | None, str | None]:
+    """Return (an image file's absolute path, None) or (None, why it cannot be used)."""
+    path = Path(os.path.expanduser(text.strip()))
+    if not path.is_absolute():
+        if base is None:
+            return None, f"{what} must be an absolute path: {text}"
+        path = base / path
+    if os.path.splitext(path.name)[1].lower() not in IMAGE_EXTENSIONS:
+        return None, f"{what} is not an image file: {path}"
+    if not path.is_file():
+        return None, f"{what} not found: {path}"
+    if not os.access(path, os.R_OK):
+        return None, f"{what} cannot be read: {path}"
+    return path, None
+
+
+def absolute(text: str, field: str) -> Path:
+    """Return a path typed by the user (`~` expanded); SourceProblem unless it is absolute."""
+    if not isinstance(text, str) or not text.strip() or "\x00" in text:
+        raise SourceProblem(f"{field} must be the absolute path of a folder")
+    path = Path(os.path.expanduser(text.strip()))
+    if not path.is_absolute():
+        raise SourceProblem(f"{field} must be an absolute path: {text}")
+    return path
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False

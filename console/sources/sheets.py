@@ -1,0 +1,162 @@
+"""Read and write task tables as CSV or XLSX: rows of cell texts with their spreadsheet row numbers."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import zipfile
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from .problems import SourceProblem
+
+MAX_TABLE_BYTES = 16 * 1024 * 1024
+MAX_UNPACKED_BYTES = 256 * 1024 * 1024
+MAX_ROWS = 100_000
+MAX_COLUMNS = 64
+CELL_MAX = 20_000
+FORMATS = ("csv", "xlsx")
+Row = tuple[int, list[str]]  # (row number as a spreadsheet shows it, cell texts)
+
+
+def table_format(path: Path) -> str:
+    """Return "csv" or "xlsx" from the file name; SourceProblem for anything else."""
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv", ".txt"):
+        return "csv"
+    if suffix in (".xlsx", ".xlsm"):
+        return "xlsx"
+    if suffix == ".xls":
+        raise SourceProblem(f"{path.name} is an old Excel 97-2003 file; save it as .xlsx or .csv")
+    raise SourceProblem(f"{path.name} is not a table: use a .csv or .xlsx file")
+
+
+def read_rows(path: Path) -> list[Row]:
+    """Return the non-blank rows of the table's first sheet; SourceProblem when it cannot be read."""
+    kind = table_format(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise SourceProblem(f"the table cannot be read: {path}: {exc.strerror or exc}") from None
+    if not path.is_file():
+        raise SourceProblem(f"the table is not a file: {path}")
+    if size > MAX_TABLE_BYTES:
+        raise SourceProblem(f"the table is {size} bytes; at most {MAX_TABLE_BYTES // (1024 * 1024)} MiB")
+    rows = _csv_rows(path) if kind == "csv" else _xlsx_rows(path)
+    kept: list[Row] = []
+    for number, cells in rows:
+        if len(kept) > MAX_ROWS:
+            raise SourceProblem(f"the table has more than {MAX_ROWS} rows")
+        if len(cells) > MAX_COLUMNS and any(cells[MAX_COLUMNS:]):
+            raise SourceProblem(f"row {number} has more than {MAX_COLUMNS} columns")
+        texts = [text[:CELL_MAX] for text in cells[:MAX_COLUMNS]]
+        if any(texts):
+            kept.append((number, texts))
+    return kept
+
+
+def _csv_rows(path: Path) -> Iterator[Row]:
+    with path.open("rb") as file:
+        data = file.read(MAX_TABLE_BYTES + 1)  # it may have grown since stat()
+    if len(data) > MAX_TABLE_BYTES:
+        raise SourceProblem(f"the table is over {MAX_TABLE_BYTES // (1024 * 1024)} MiB")
+    text = _decoded(data)
+    sample = text[:8192]
+    try:
+        dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+    try:
+        for number, cells in enumerate(reader, start=1):  # a record is a row, even with line breaks in a cell
+            yield number, [cell.strip() for cell in cells]
+    except csv.Error as exc:
+        raise SourceProblem(f"the CSV cannot be read near line {reader.line_num}: {exc}") from None
+
+
+def _decoded(data: bytes) -> str:
+    """UTF-8 (BOM or not; Excel's "CSV UTF-8"), UTF-16 with a BOM, else GB18030 (Excel's CSV on Chinese Windows)."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16", errors="replace")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("gb18030")
+    except UnicodeDecodeError:
+        raise SourceProblem("the CSV is not UTF-8 text: save it as \"CSV UTF-8\"") from None
+
+
+def _xlsx_rows(path: Path) -> Iterator[Row]:
+    from openpyxl import load_workbook  # only tables need it: the server starts without the import
+
+    try:
+        _check_unpacked_size(path)
+        book = load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise SourceProblem(f"{path.name} is not a readable .xlsx file ({exc})") from None
+    try:
+        sheet = book.worksheets[0]
+        # Some writers store a wrong size (A1:A1) that read-only mode would trust; rows are
+        # numbered from 1 with blank ones filled in, as the spreadsheet shows them.
+        sheet.reset_dimensions()
+        for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+            yield number, [cell_text(value) for value in values]
+    finally:
+        book.close()
+
+
+def _check_unpacked_size(path: Path) -> None:
+    """Refuse an .xlsx whose parts unpack to more than MAX_UNPACKED_BYTES (a zip bomb: openpyxl
+    reads the shared strings whole, even in read-only mode)."""
+    with zipfile.ZipFile(path) as archive:
+        unpacked = sum(item.file_size for item in archive.infolist())
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise SourceProblem(f"{path.name} unpacks to {unpacked} bytes; at most {MAX_UNPACKED_BYTES // (1024 * 1024)} MiB")
+
+
+def cell_text(value: Any) -> str:
+    """Return a cell as text: whole numbers without `.0`, dates as ISO, None as empty."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def write_csv(header: list[str], rows: Iterable[list[Any]]) -> bytes:
+    """Return the table as UTF-8 CSV with a BOM (so Excel reads the Chinese headers right)."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if cell is None else cell for cell in row])
+    return codecs.BOM_UTF8 + buffer.getvalue().encode("utf-8")
+
+
+def write_xlsx(header: list[str], rows: Iterable[list[Any]], widths: list[int] | None = None) -> bytes:
+    """Return the table as an .xlsx workbook: a bold, frozen header row, then the rows."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "tasks"
+    sheet.append(header)
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for row in rows:
+        sheet.append(list(row))
+    sheet.freeze_panes = "A2"
+    for index, width in enumerate(widths or [], start=1):
+        sheet.column_dimensions[sheet.cell(row=1, column=index).column_letter].width = width
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()

@@ -1,0 +1,110 @@
+"""Generate mode: one prompt with `{name}` variables, every combination of their values, `count` each."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from typing import Any, Mapping
+
+from ..store import NewTask
+from .names import safe_part, unique
+from .problems import SourceProblem
+from .prompts import fill, placeholders
+from .references import checked_image
+from .spec import MAX_TASKS, Plan, RunSpec
+
+COUNT = (1, 100)
+MAX_VARIABLES = 10
+MAX_VALUES = 1000
+VALUE_MAX = 2000
+NAME = re.compile(r"\w{1,40}")
+UNNAMED = "image"  # the stem of tasks when there are no variables
+
+
+def checked_variables(raw: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Return the variables as {name: [value text]}; SourceProblem names the bad one."""
+    if len(raw) > MAX_VARIABLES:
+        raise SourceProblem(f"'variables' has {len(raw)} names; at most {MAX_VARIABLES}")
+    variables: dict[str, list[str]] = {}
+    for name, values in raw.items():
+        where = f"variables.{name}"
+        if not isinstance(name, str) or not NAME.fullmatch(name):
+            raise SourceProblem(f"variable name {name!r} must be 1-40 letters, digits or _ (used as {{name}})")
+        if not isinstance(values, list) or not values:
+            raise SourceProblem(f"{where} must be a non-empty list of values")
+        if len(values) > MAX_VALUES:
+            raise SourceProblem(f"{where} has {len(values)} values; at most {MAX_VALUES}")
+        variables[name] = _values(values, where)
+    return variables
+
+
+def _values(values: list[Any], where: str) -> list[str]:
+    texts: list[str] = []
+    for number, value in enumerate(values, start=1):
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise SourceProblem(f"{where}[{number}] must be text or a number")
+        text = value.strip() if isinstance(value, str) else format(value, "g")
+        if not text:
+            raise SourceProblem(f"{where}[{number}] is blank")
+        if len(text) > VALUE_MAX:
+            raise SourceProblem(f"{where}[{number}] is longer than {VALUE_MAX} characters")
+        if text in texts:
+            raise SourceProblem(f"{where} lists {text!r} twice")
+        texts.append(text)
+    return texts
+
+
+def task_count(variables: Mapping[str, list[str]], count: int) -> int:
+    """Return how many tasks the combinations times `count` make."""
+    return math.prod(len(values) for values in variables.values()) * count
+
+
+def plan_generate(spec: RunSpec) -> Plan:
+    """Return the tasks of a generate run: every combination of values, `count` times, named by values."""
+    prompt = spec.prompt.strip()
+    if not prompt:
+        raise SourceProblem("the prompt is empty")
+    low, high = COUNT
+    if isinstance(spec.count, bool) or not isinstance(spec.count, int) or not low <= spec.count <= high:
+        raise SourceProblem(f"'count' must be a whole number between {low} and {high}")
+    variables = checked_variables(spec.variables)
+    unknown = [name for name in placeholders(prompt) if name not in variables]
+    if unknown:
+        defined = ", ".join(variables) or "none"
+        raise SourceProblem(f"the prompt uses {', '.join('{' + n + '}' for n in unknown)}, which 'variables' "
+                            f"does not define (defined: {defined})")
+    total = task_count(variables, spec.count)
+    if total > MAX_TASKS:
+        raise SourceProblem(f"these variables and count make {total} tasks; at most {MAX_TASKS} per run")
+    references = shared_references(spec.reference_paths)
+    tasks = list(_tasks(prompt, variables, spec.count, references))
+    run_spec = {"variables": variables, "count": spec.count, "reference_paths": [str(p) for p in references]}
+    return Plan("", prompt, tasks, run_spec)
+
+
+def shared_references(paths: tuple[str, ...]) -> tuple[str, ...]:
+    """Return `reference_paths` checked (absolute image files); SourceProblem lists the bad ones."""
+    checked: list[str] = []
+    bad: list[dict[str, str]] = []
+    for number, text in enumerate(paths, start=1):
+        path, problem = checked_image(text, f"reference_paths[{number}]")
+        if problem:
+            bad.append({"name": text, "error": problem})
+        else:
+            checked.append(str(path))
+    if bad:
+        raise SourceProblem("; ".join(item["error"] for item in bad), files=bad)
+    return tuple(checked)
+
+
+def _tasks(prompt: str, variables: dict[str, list[str]], count: int, references: tuple[str, ...]):
+    taken: set[str] = set()
+    names = list(variables)
+    for combination in itertools.product(*variables.values()):
+        values = dict(zip(names, combination))
+        stem = "_".join(part for part in (safe_part(v) for v in combination) if part) or UNNAMED
+        text = fill(prompt, values)
+        for copy in range(1, count + 1):
+            name = unique(f"{stem}_{copy}" if count > 1 else stem, taken)
+            yield NewTask(name, "", prompt=text, references=references, output_name=name)

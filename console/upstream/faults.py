@@ -1,0 +1,100 @@
+"""What an HTTP error answer says: the upstream's own message, its code, and whether a call was billed.
+
+Gateways wrap errors in several shapes (PROTOCOL §4, §6.4, §6.5); the message is shown verbatim,
+in whatever language it comes, and only the machine-readable `type` / `code` words are read.
+Only the first `ERROR_BODY_BYTES` of a body are kept: a proxy may embed a whole answer (LiteLLM
+sent 605 KB), and its message is still found at the start of a cut-off JSON document.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+ERROR_BODY_BYTES = 64 * 1024
+# grok2api: nothing reached the provider, so nothing was billed and a retry is free (PROTOCOL §6.4).
+NOT_SUBMITTED_HEADER = "x-upstream-request-disposition"
+NOT_SUBMITTED_CODE = "upstream_not_submitted"
+_MESSAGE = re.compile(r'"(?:message|detail|msg)"\s*:\s*"((?:[^"\\]|\\.)*)"')
+_TAG = re.compile(r'"(type|code)"\s*:\s*"((?:[^"\\]|\\.){1,100})"')
+
+
+@dataclass(frozen=True)
+class ErrorAnswer:
+    """An HTTP error answer, read: the message to show, its type and code words, and billing."""
+
+    message: str
+    kind: str = ""
+    code: str = ""
+    not_submitted: bool = False
+
+
+def read_error(body: bytes, status: int, headers: httpx.Headers | dict[str, str] | None = None) -> ErrorAnswer:
+    """Read an error body (any gateway's shape, possibly cut off) and the headers that matter."""
+    text = body.decode("utf-8", errors="replace").strip()
+    answer = _from_json(text) or _from_cut_json(text) or ErrorAnswer(_plain(text, status))
+    disposition = (headers or {}).get(NOT_SUBMITTED_HEADER, "").strip().lower()
+    if disposition == "not-submitted" or answer.code == NOT_SUBMITTED_CODE:
+        answer = ErrorAnswer(answer.message, answer.kind, answer.code or NOT_SUBMITTED_CODE, True)
+    return answer
+
+
+def _from_json(text: str) -> ErrorAnswer | None:
+    try:
+        obj: Any = json.loads(text) if text else None
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    error = obj.get("error", obj)
+    if isinstance(error, str) and error:
+        return ErrorAnswer(error)
+    if not isinstance(error, dict):
+        return None
+    message = error.get("message") or error.get("detail") or error.get("msg")
+    if isinstance(message, list):  # FastAPI validation: [{"loc":…, "msg":…}]
+        message = "; ".join(str(item.get("msg", item)) if isinstance(item, dict) else str(item) for item in message)
+    if not message:
+        return None
+    kind, code = (str(error.get(key) or "") for key in ("type", "code"))
+    kind = kind or str(error.get("status") or "")  # Google: {"code": 400, "status": "INVALID_ARGUMENT"} (issue 12)
+    return ErrorAnswer(_label(str(message), kind, code), kind, code)
+
+
+def _from_cut_json(text: str) -> ErrorAnswer | None:
+    """A JSON body cut at the size limit: take the first message and type/code found in it."""
+    if not text.startswith("{"):
+        return None
+    found = _MESSAGE.search(text)
+    if found is None:
+        return None
+    message = _unescape(found.group(1))
+    tags = {}
+    for key, value in _TAG.findall(text[: found.start()] + text[found.end() : found.end() + 2000]):
+        tags.setdefault(key, _unescape(value))
+    kind, code = tags.get("type", ""), tags.get("code", "")
+    return ErrorAnswer(_label(message[:2000], kind, code), kind, code)
+
+
+def _plain(text: str, status: int) -> str:
+    if not text:
+        return httpx.codes.get_reason_phrase(status) or "no message"
+    if text.lower().startswith(("<!doctype", "<html")):
+        return f"{httpx.codes.get_reason_phrase(status)} (an HTML error page)"
+    return text[:500]
+
+
+def _unescape(value: str) -> str:
+    try:
+        return json.loads(f'"{value}"')
+    except ValueError:
+        return value
+
+
+def _label(message: str, kind: str, code: str) -> str:
+    tags = ", ".join(tag for tag in (kind, code) if tag)
+    return f"{message} ({tags})" if tags else message

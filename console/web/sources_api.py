@@ -1,0 +1,152 @@
+"""HTTP routes for prompt sources (issue 10): run specs, table checks, templates and exports, continuations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask, Response, request, send_file
+
+from ..sources import LANGUAGES, RUN_MODES, RunSpec, export_run, template
+from .errors import ApiError
+from .guards import json_body
+from .services import cache, engine, store
+
+bp = Blueprint("sources_api", __name__)
+TABLE_KINDS = {"csv": "text/csv; charset=utf-8",
+               "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+LIST_MAX = 1000
+
+
+def init_app(app: Flask) -> None:
+    """Register the routes."""
+    app.register_blueprint(bp)
+
+
+# -- reading a run spec ------------------------------------------------------------------------
+
+def _string(body: dict[str, Any], name: str, default: str = "") -> str:
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise ApiError(f"'{name}' must be a string")
+    return value
+
+
+def path_list(body: dict[str, Any], name: str) -> tuple[str, ...]:
+    """Return a body's list of paths (blank ones dropped); 400 unless it is a list of strings."""
+    value = body.get(name)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ApiError(f"'{name}' must be a list of paths (strings)")
+    if len(value) > LIST_MAX:
+        raise ApiError(f"'{name}' lists {len(value)} paths; at most {LIST_MAX}")
+    return tuple(item for item in value if item.strip())
+
+
+def run_spec(body: dict[str, Any]) -> RunSpec:
+    """Return the run spec of a `POST /api/runs` body, its types checked (400 naming the field)."""
+    mode = _string(body, "mode", "edit")
+    if mode not in RUN_MODES:
+        raise ApiError(f"'mode' must be one of {', '.join(RUN_MODES)}; got {mode!r}")
+    recursive = body.get("recursive", False)
+    if not isinstance(recursive, bool):
+        raise ApiError("'recursive' must be true or false")
+    variables = body.get("variables") or {}
+    if not isinstance(variables, dict):
+        raise ApiError("'variables' must be an object of name to a list of values")
+    count = body.get("count", 1)
+    if isinstance(count, bool) or not isinstance(count, int):
+        raise ApiError("'count' must be a whole number")
+    if mode == "edit" and not _string(body, "input_path").strip():
+        raise ApiError("'input_path' is required")
+    if mode == "table" and not _string(body, "table_path").strip():
+        raise ApiError("'table_path' is required (a .csv or .xlsx file)")
+    if mode != "table" and body.get("prompt") is None:
+        raise ApiError("'prompt' is required")
+    return RunSpec(mode=mode, input_path=_string(body, "input_path"), recursive=recursive,
+                   prompt=_string(body, "prompt"), sidecar=_string(body, "sidecar", "off"),
+                   reference_dirs=path_list(body, "reference_dirs"), variables=variables, count=count,
+                   reference_paths=path_list(body, "reference_paths"), table_path=_string(body, "table_path"))
+
+
+# -- tables ------------------------------------------------------------------------------------
+
+def _lang() -> str:
+    lang = request.args.get("lang") or "en"
+    if lang not in LANGUAGES:
+        raise ApiError(f"query 'lang' must be one of {', '.join(LANGUAGES)}")
+    return lang
+
+
+def _download(data: bytes, kind: str, name: str) -> Response:
+    answer = Response(data, mimetype=TABLE_KINDS[kind])
+    answer.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    answer.headers["Cache-Control"] = "no-store"
+    return answer
+
+
+@bp.post("/api/tables/check")
+def check_table():
+    """Read a table as a run would, without starting anything: its task count, or every bad row (400)."""
+    body = json_body()
+    spec = run_spec({**body, "mode": "table"})
+    plan = engine().plan(spec)
+    return {"ok": True, "task_count": len(plan.tasks), "rows": plan.spec["rows"],
+            "ignored_columns": plan.notes.get("ignored_columns", []),
+            "sample": [{"name": t.name, "prompt": t.prompt, "source": t.path, "references": len(t.references)}
+                       for t in plan.tasks[:20]]}
+
+
+@bp.get("/api/tables/template.csv", defaults={"kind": "csv"})
+@bp.get("/api/tables/template.xlsx", defaults={"kind": "xlsx"})
+def table_template(kind: str):
+    """Download the table template (headers in English, or Chinese with ?lang=zh, and example rows)."""
+    lang = _lang()
+    return _download(template(kind, lang), kind, f"prompt-table-template{'-zh' if lang == 'zh' else ''}.{kind}")
+
+
+@bp.get("/api/runs/<run_id>/export.csv", defaults={"kind": "csv"})
+@bp.get("/api/runs/<run_id>/export.xlsx", defaults={"kind": "xlsx"})
+def export_table(run_id: str, kind: str):
+    """Download a run as a table: each task's source, prompt, references, status and result files."""
+    if store().run(run_id) is None:
+        raise ApiError(f"no run {run_id}", 404)
+    return _download(export_run(store(), run_id, kind, _lang()), kind, f"{run_id}.{kind}")
+
+
+# -- tasks: references and continuations -------------------------------------------------------------
+
+@bp.get("/api/tasks/<task_id>/references/<int:number>")
+def task_reference(task_id: str, number: int):
+    """Serve a task's reference image `number` (1-based), by id and position, never by a client's path."""
+    task = store().task(task_id)
+    if task is None:
+        raise ApiError(f"no task {task_id}", 404)
+    if not 1 <= number <= len(task["references"]):
+        raise ApiError(f"task {task_id} has {len(task['references'])} reference image(s), not {number}", 404)
+    path = Path(task["references"][number - 1])
+    try:
+        if request.args.get("thumb") == "1":
+            return send_file(cache().source_thumbnail(path), max_age=0)
+        return send_file(path, max_age=0, conditional=True)
+    except FileNotFoundError:
+        raise ApiError(f"the reference image is gone: {path}", 404) from None
+    except (OSError, ValueError) as exc:
+        raise ApiError(f"cannot read the reference image: {exc}", 422) from None
+
+
+@bp.post("/api/results/<result_id>/continue")
+def continue_result(result_id: str):
+    """Start a new task (at the end of the run) whose source is this result, with the body's prompt."""
+    body = json_body(required=False)
+    prompt = body.get("prompt")
+    if prompt is not None and not isinstance(prompt, str):
+        raise ApiError("'prompt' must be a string")
+    overrides = body.get("api")
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ApiError("'api' must be an object")
+    task_id = engine().continue_from(result_id, prompt, overrides)
+    return {"ok": True, "task_id": task_id}, 201
