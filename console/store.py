@@ -20,68 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
+from .schema import MIGRATIONS
+
 log = logging.getLogger(__name__)
 STATUSES = ("pending", "running", "done", "failed", "stopped")
 FINISHED = ("done", "failed", "stopped")
 RATE_WINDOW_S = 300.0
 CACHE_KIB = 512  # SQLite page cache per connection
 
-MIGRATIONS: tuple[tuple[int, str], ...] = (
-    (1, """
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-    INSERT INTO meta VALUES ('rev', 0);
-    CREATE TABLE runs (
-        id TEXT PRIMARY KEY, created_at REAL NOT NULL, input_path TEXT NOT NULL, recursive INTEGER NOT NULL,
-        prompt TEXT NOT NULL, profile TEXT NOT NULL, task_count INTEGER NOT NULL, started_at REAL
-    );
-    CREATE TABLE tasks (
-        id TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-        idx INTEGER NOT NULL, source_name TEXT NOT NULL, source_path TEXT NOT NULL, prompt TEXT NOT NULL,
-        status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0, http_status INTEGER,
-        error TEXT, warning TEXT, rev INTEGER NOT NULL, started_at REAL, finished_at REAL, debug_log TEXT
-    );
-    CREATE INDEX tasks_by_run_rev ON tasks(run_id, rev);
-    CREATE INDEX tasks_by_run_idx ON tasks(run_id, idx);
-    CREATE INDEX tasks_by_run_status ON tasks(run_id, status);
-    CREATE TABLE results (
-        id TEXT PRIMARY KEY, task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
-        sha256 TEXT NOT NULL, format TEXT NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL,
-        bytes INTEGER NOT NULL, origin TEXT NOT NULL, url TEXT, selected INTEGER NOT NULL DEFAULT 0,
-        created_at REAL NOT NULL
-    );
-    CREATE INDEX results_by_task ON results(task_id);
-    CREATE INDEX results_by_sha ON results(sha256);
-    CREATE TABLE attempts (
-        id INTEGER PRIMARY KEY, task_id TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
-        number INTEGER NOT NULL, started_at REAL NOT NULL
-    );
-    CREATE INDEX attempts_by_task ON attempts(task_id);
-    CREATE TABLE removed (run_id TEXT NOT NULL, task_id TEXT NOT NULL, rev INTEGER NOT NULL);
-    CREATE INDEX removed_by_run_rev ON removed(run_id, rev);
-    """),
-    (2, """
-    ALTER TABLE runs ADD COLUMN mode TEXT NOT NULL DEFAULT 'edit';
-    ALTER TABLE runs ADD COLUMN spec TEXT;
-    ALTER TABLE tasks ADD COLUMN refs TEXT;
-    ALTER TABLE tasks ADD COLUMN output_name TEXT;
-    ALTER TABLE tasks ADD COLUMN overrides TEXT;
-    ALTER TABLE results ADD COLUMN prompt TEXT;
-    """),
-    # 3: where each result was saved (issue 11: the "saved" mark and the "not yet saved" filter).
-    (3, """
-    CREATE TABLE IF NOT EXISTS saves (
-        result_id TEXT NOT NULL REFERENCES results(id) ON DELETE CASCADE, output_dir TEXT NOT NULL,
-        layout TEXT NOT NULL, saved_at REAL NOT NULL, PRIMARY KEY (result_id, output_dir, layout)
-    ) WITHOUT ROWID;
-    """),
-    # 4: a task continued from a result (issue 10) keeps that result's bytes as its source
-    # (`source_sha`, so the cache keeps the file) and where it came from (`parent`).
-    (4, """
-    ALTER TABLE tasks ADD COLUMN source_sha TEXT;
-    ALTER TABLE tasks ADD COLUMN parent TEXT;
-    CREATE INDEX tasks_by_source_sha ON tasks(source_sha) WHERE source_sha IS NOT NULL;
-    """),
-)
 RUN_MODES = ("edit", "generate", "table")
 
 _TASK_COLUMNS = ("id, run_id, idx, source_name, source_path, prompt, status, attempts, http_status, error, warning, rev, "
