@@ -14,13 +14,12 @@ from pathlib import PurePosixPath
 from typing import Any, Callable
 
 from .. import sources
-
 from ..cache import ImageCache
 from ..config import ConfigStore
+from ..imaging import EXTENSION
 from ..profile import ApiProfile, ProfileError
 from ..scan import ScanError, ScanResult, scan
 from ..settings import Settings
-from ..imaging import EXTENSION
 from ..sources import Plan, RunSpec, SourceProblem
 from ..store import NewTask, Store
 from ..upstream import (ProfileProblem, UpstreamClient, UpstreamError, input_limit, make_http_client,
@@ -363,7 +362,6 @@ class Engine:
     @staticmethod
     async def _on_loop_call(func: Callable[..., Any], *args: Any) -> Any:
         return func(*args)
-
 
 
 def _check_image_counts(plan: Plan, profile: ApiProfile) -> None:
