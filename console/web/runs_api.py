@@ -206,14 +206,7 @@ def task_source(task_id: str):
     path = _task_or_404(task_id)["source_path"]
     if not path:
         raise ApiError("this task has no source image: it generates from its prompt", 404)
-    try:
-        if request.args.get("thumb") == "1":
-            return send_file(cache().source_thumbnail(Path(path)), max_age=0)
-        return send_file(path, max_age=0, conditional=True)
-    except FileNotFoundError:
-        raise ApiError(f"the source file is gone: {path}", 404) from None
-    except (OSError, ValueError) as exc:
-        raise ApiError(f"cannot read the source: {exc}", 422) from None
+    return sources_api.send_input_image(Path(path), "source file")
 
 
 @bp.get("/api/tasks/<task_id>/debug")

@@ -127,15 +127,19 @@ def task_reference(task_id: str, number: int):
         raise ApiError(f"no task {task_id}", 404)
     if not 1 <= number <= len(task["references"]):
         raise ApiError(f"task {task_id} has {len(task['references'])} reference image(s), not {number}", 404)
-    path = Path(task["references"][number - 1])
+    return send_input_image(Path(task["references"][number - 1]), "reference image")
+
+
+def send_input_image(path: Path, what: str) -> Response:
+    """Send a task's input image (its source or a reference) as is, or its thumbnail with `?thumb=1`."""
     try:
         if request.args.get("thumb") == "1":
             return send_file(cache().source_thumbnail(path), max_age=0)
         return send_file(path, max_age=0, conditional=True)
     except FileNotFoundError:
-        raise ApiError(f"the reference image is gone: {path}", 404) from None
+        raise ApiError(f"the {what} is gone: {path}", 404) from None
     except (OSError, ValueError) as exc:
-        raise ApiError(f"cannot read the reference image: {exc}", 422) from None
+        raise ApiError(f"cannot read the {what}: {exc}", 422) from None
 
 
 @bp.post("/api/results/<result_id>/continue")
