@@ -184,3 +184,12 @@ def test_a_refused_save_still_ends_its_job(client, run, tmp_path):
     answer = client.post(f"/api/runs/{run_id}/save?job=bad", json={"output_dir": str(blocker / "out")})
     assert answer.status_code == 400
     assert client.get("/api/save-jobs/bad").json["finished"] is True
+
+
+def test_a_finished_jobs_clock_stops(monkeypatch):
+    from console.saving import progress
+    clock = iter([100.0, 101.5, 500.0])
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    job = progress.SaveJob("j")
+    job.step("done", 1, 1, saved=1)
+    assert job.snapshot()["elapsed_s"] == 1.5

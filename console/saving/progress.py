@@ -25,7 +25,8 @@ class SaveJob:
         self.done = 0
         self.total = 0
         self.saved = 0
-        self.started = time.time()
+        self.started = time.monotonic()
+        self.ended: float | None = None  # the clock stops when the save is done
         self._cancel = threading.Event()
         self._lock = threading.Lock()
 
@@ -35,6 +36,8 @@ class SaveJob:
             self.phase, self.done, self.total = phase, done, total
             if saved is not None:
                 self.saved = saved
+            if phase == "done" and self.ended is None:
+                self.ended = time.monotonic()
 
     def cancel(self) -> None:
         """Ask the save to stop after the item it is on."""
@@ -49,7 +52,7 @@ class SaveJob:
         with self._lock:
             return {"job": self.id, "phase": self.phase, "done": self.done, "total": self.total, "saved": self.saved,
                     "cancelled": self.cancelled, "finished": self.phase == "done",
-                    "elapsed_s": round(time.time() - self.started, 2)}
+                    "elapsed_s": round((self.ended or time.monotonic()) - self.started, 2)}
 
 
 class SaveJobs:
@@ -72,6 +75,7 @@ class SaveJobs:
             old = self._jobs.get(job_id)
             if old is not None and old.phase == "waiting":
                 old.step("planning", 0, 0)
+                old.started = time.monotonic()  # the save starts now, not when the page reserved it
                 return old
             if old is not None and old.phase != "done":
                 return None
@@ -84,7 +88,7 @@ class SaveJobs:
         self._jobs.move_to_end(job.id)
         finished = [key for key, value in self._jobs.items() if value.phase == "done"]
         stale = [key for key, value in self._jobs.items()
-                 if value.phase == "waiting" and time.time() - value.started > WAITING_S]
+                 if value.phase == "waiting" and time.monotonic() - value.started > WAITING_S]
         for key in finished[: max(0, len(finished) - KEEP_FINISHED)] + stale:
             del self._jobs[key]
 
