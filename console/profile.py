@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from .proxyurl import check_proxy_url
@@ -18,6 +18,8 @@ TOKEN_FIELDS = ("auto", "max_tokens", "max_completion_tokens", "max_output_token
 EDIT_FORMATS = ("multipart", "multipart_array", "json", "json_image")
 MASK = "••••••••"
 MASK_CHAR = MASK[0]
+POOL_HINT_MIN = 16  # a pooled key this long shows its last 4 characters in its mask
+POOL_MAX = 32  # keys in one pool beside the profile's own
 # RFC 9110 §5.1: a header name is a token.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Headers the HTTP client must set itself; a value from the profile would break the request.
@@ -58,6 +60,9 @@ class ApiProfile:
     source_max_bytes: int = 0
     rewrite_result_host: bool = False
     proxy_url: str = ""  # "" = the server's PROXY_URL (if any), "direct" = none (issue 12)
+    # More keys beside `api_key` (issue 12): [{"api_key", "api_url" ("" = the profile's), "concurrency"
+    # (None = no cap of its own)}]; calls are spread over all of them, each cooled and parked on its own.
+    key_pool: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], base: "ApiProfile | None" = None) -> "ApiProfile":
@@ -71,15 +76,20 @@ class ApiProfile:
             raise ProfileError(f"unknown API profile field(s): {', '.join(unknown)}")
         for name, value in data.items():
             values[name] = _CHECKS[name](name, value)
+        for number, entry in enumerate(values["key_pool"], start=2):
+            if entry["api_key"] == values["api_key"] and (entry["api_url"] or values["api_url"]) == values["api_url"]:
+                raise ProfileError(f"key_pool: key {number} repeats the profile's own key (key 1)")
         return cls(**values)
 
     @classmethod
-    def from_input(cls, data: Any, base: "ApiProfile", stored_key: str, *, empty_keeps: bool = False) -> "ApiProfile":
+    def from_input(cls, data: Any, base: "ApiProfile", stored_key: str, *, empty_keeps: bool = False,
+                   stored_pool: Sequence[Mapping[str, Any]] = ()) -> "ApiProfile":
         """Validate fields sent by a user over `base`, applying the one rule for the API key.
 
         A masked key (the `MASK` this server hands out) or an absent one means "keep the key I
         have": `stored_key` is used. On import (`empty_keeps`) an empty key keeps it too, because
         exports without secrets carry "" (issue 8: the masked key never replaces a stored one).
+        The same rule holds for every key of `key_pool`, matched against `stored_pool` by its mask.
         """
         if not isinstance(data, Mapping):
             raise ProfileError("the API profile must be a JSON object")
@@ -87,6 +97,8 @@ class ApiProfile:
         key = data.get("api_key")
         if "api_key" not in data or is_masked(key) or (empty_keeps and key in ("", None)):
             data["api_key"] = stored_key
+        if isinstance(data.get("key_pool"), list):
+            data["key_pool"] = _unmasked_pool(data["key_pool"], stored_pool, empty_keeps=empty_keeps)
         return cls.from_dict(data, base=base)
 
     def to_dict(self, *, mask_key: bool = True) -> dict[str, Any]:
@@ -94,12 +106,57 @@ class ApiProfile:
         data = asdict(self)
         if mask_key:
             data["api_key"] = mask(self.api_key)
+            for entry in data["key_pool"]:
+                entry["api_key"] = pool_mask(entry["api_key"])
         return data
+
+    def lanes(self) -> list["ApiProfile"]:
+        """Return one profile per key: this one, then one per `key_pool` entry with its key, URL and concurrency."""
+        own = [replace(self, api_key=entry["api_key"], api_url=entry["api_url"] or self.api_url,
+                       concurrency=entry["concurrency"] or self.concurrency, key_pool=[])
+               for entry in self.key_pool]
+        return [replace(self, key_pool=[]), *own] if own else [self]
+
+    def secrets(self) -> list[str]:
+        """Return every key of the profile (for redaction)."""
+        return [self.api_key, *(entry["api_key"] for entry in self.key_pool)]
 
 
 def mask(secret: str) -> str:
     """Return a fixed mask for a set secret and '' for an unset one."""
     return MASK if secret else ""
+
+
+def pool_mask(secret: str) -> str:
+    """Return the mask of a pooled key: the fixed mask and, for a key long enough that it gives little
+    away, its last four characters, so a person can tell the keys apart (`••••••••Q7xZ`)."""
+    if not secret:
+        return ""
+    return MASK + secret[-4:] if len(secret) >= POOL_HINT_MIN else MASK
+
+
+def _unmasked_pool(entries: list[Any], stored: Sequence[Mapping[str, Any]], *, empty_keeps: bool) -> list[Any]:
+    """Put the stored keys back in place of their masks, so deleting or reordering keys keeps the right ones.
+
+    A masked entry keeps the first unused stored key with that mask, one with the same API URL
+    first. On import an empty key keeps the stored key at its place. A mask that stands for no
+    stored key is left as it is, and the validation names it.
+    """
+    unused = [dict(entry) for entry in stored]
+    kept = []
+    for index, entry in enumerate(entries):
+        if isinstance(entry, Mapping):
+            entry, key = dict(entry), entry.get("api_key")
+            if isinstance(key, str) and key.strip().startswith(MASK_CHAR):
+                same = [old for old in unused if pool_mask(old["api_key"]) == key.strip()]
+                match = next((old for old in same if old["api_url"] == (entry.get("api_url") or "").strip()), None)
+                if match or same:
+                    entry["api_key"] = (match or same[0])["api_key"]
+                    unused.remove(match or same[0])
+            elif empty_keeps and key in ("", None) and index < len(stored):
+                entry["api_key"] = stored[index]["api_key"]
+        kept.append(entry)
+    return kept
 
 
 def is_masked(value: Any) -> bool:
@@ -138,7 +195,7 @@ def _url(name: str, value: Any) -> str:
 def _header_text(name: str, value: Any) -> str:
     """Return a value that can be sent in an HTTP header: trimmed, visible ASCII (spaces inside)."""
     text = _text(name, value).strip()
-    bad = _first_bad(text, allow_space=name != "api_key")
+    bad = _first_bad(text, allow_space=not name.endswith("api_key"))
     if bad is not None:
         raise ProfileError(_bad_char_message(name, text, bad))
     return text
@@ -243,6 +300,40 @@ def _object(name: str, value: Any) -> dict[str, Any]:
         raise ProfileError(f"{name} is not plain JSON: {exc}") from None
 
 
+def _key_pool(name: str, value: Any) -> list[dict[str, Any]]:
+    """Check every pooled key like the profile's own: visible ASCII, never the mask; a URL like api_url."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ProfileError(f"{name} must be a list of keys, each {{\"api_key\": …, \"api_url\": …, \"concurrency\": …}}")
+    if len(value) > POOL_MAX:
+        raise ProfileError(f"{name} holds {len(value)} keys; at most {POOL_MAX} fit beside the profile's own")
+    pool: list[dict[str, Any]] = []
+    seen: dict[tuple[str, str], int] = {}
+    for number, entry in enumerate(value, start=2):  # the profile's own key is key 1
+        where = f"{name}: key {number}"
+        if isinstance(entry, str):
+            entry = {"api_key": entry}
+        if not isinstance(entry, Mapping):
+            raise ProfileError(f"{where} must be an object with api_key (and optionally api_url, concurrency)")
+        unknown = sorted(set(entry) - {"api_key", "api_url", "concurrency"})
+        if unknown:
+            raise ProfileError(f"{where}: unknown field(s) {', '.join(unknown)} (expected api_key, api_url, concurrency)")
+        raw = entry.get("api_key")
+        if isinstance(raw, str) and raw.strip().startswith(MASK_CHAR):
+            raise ProfileError(f"{where}: the mask {raw.strip()} stands for no stored key; type the key itself")
+        key = _header_text(f"{where} api_key", raw)
+        if not key:
+            raise ProfileError(f"{where} has no api_key; type the key or remove the row")
+        url = _url(f"{where} api_url", entry.get("api_url"))
+        concurrency = _number(int, 1, 64, optional=True)(f"{where} concurrency", entry.get("concurrency"))
+        if (key, url) in seen:
+            raise ProfileError(f"{where} repeats key {seen[key, url]} (same key{' and URL' if url else ''})")
+        seen[key, url] = number
+        pool.append({"api_key": key, "api_url": url, "concurrency": concurrency})
+    return pool
+
+
 _CHECKS = {
     "api_url": _url,
     "api_key": _header_text,
@@ -269,4 +360,5 @@ _CHECKS = {
     "source_max_bytes": _number(int, 0, 1 << 30),
     "rewrite_result_host": _flag,
     "proxy_url": _proxy,
+    "key_pool": _key_pool,
 }

@@ -64,6 +64,31 @@ def app(tmp_path):
 
 
 @pytest.fixture
+def parts(tmp_path):
+    """A store, cache, settings and config store on a fresh data dir: what an Engine is made of."""
+    from console.cache import ImageCache
+    from console.config import ConfigStore
+    from console.settings import resolve
+    from console.store import Store
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    settings = resolve({"APP_DATA_DIR": str(folder)})
+    return Store(folder / "console.db"), ImageCache(folder, 168, 1 << 30), settings, ConfigStore(folder)
+
+
+@pytest.fixture
+def engine(parts):
+    """An Engine without Flask, started (closed at the end)."""
+    from console.engine import Engine
+
+    engine = Engine(*parts)
+    engine.start()
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
 def client(app):
     """A test client of `app`."""
     return app.test_client()

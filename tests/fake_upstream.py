@@ -583,6 +583,8 @@ class _Handler(BaseHTTPRequestHandler):
                 ctx.source = fake._note_source(segment, source_digest(rec))
             if "key" in options and _refuse_key(ctx):
                 return
+            if ("busy_key" in options or "spent_key" in options) and _hold_key(ctx):
+                return
             if self.command == "GET" and endpoint == "/v1/models" and not known.models_error:
                 ctx.send_json(200, _models_json())
             elif (self.command, endpoint) not in _API_ROUTES and not gemini_route(self.command, endpoint):
@@ -655,6 +657,28 @@ def _refuse_key(ctx: "Ctx") -> bool:
     ctx.send_json(401, compact_json({"error": {"message": message, "type": "invalid_request_error",
                                                "code": "invalid_api_key"}}))
     return True
+
+
+def _hold_key(ctx: "Ctx") -> bool:
+    """Answer 429 to image calls made with some keys; True if it did (issue 12, key pools).
+
+    `busy_key=K1~K2`: those keys are cooling (`upstream_cooling`, `Retry-After: busy_s`, default 30);
+    `spent_key=K`: those keys' quota is used up (`upstream_quota_exhausted`, `Retry-After: 3600`).
+    """
+    header = ctx.req.headers.get("authorization", "")
+    given = header[len("Bearer "):] if header.startswith("Bearer ") else None
+    if ctx.req.method != "POST" or ctx.endpoint not in API_ENDPOINTS or given is None:
+        return False
+    if given in ctx.opts.get("spent_key", "").split("~"):
+        error = {"error": {"message": "上游账号额度已用尽 (quota exhausted)", "type": "rate_limit_error",
+                           "code": "upstream_quota_exhausted"}}
+        ctx.send_json(429, compact_json(error), [("Retry-After", "3600")])
+        return True
+    if given in ctx.opts.get("busy_key", "").split("~"):
+        error = {"error": {"message": "上游冷却中，请稍后再试", "type": "rate_limit_error", "code": "upstream_cooling"}}
+        ctx.send_json(429, compact_json(error), [("Retry-After", ctx.opts.get("busy_s", "30"))])
+        return True
+    return False
 
 
 def source_digest(rec: Recorded) -> str:

@@ -8,29 +8,8 @@ import time
 
 import pytest
 
-from console.cache import ImageCache
-from console.config import ConfigStore
 from console.engine import Busy, Conflict, Engine, EngineError, Limiter, NotFound
-from console.settings import resolve
-from console.store import Store
 from tests.helpers import api, make_sources, wait_for
-
-
-@pytest.fixture
-def parts(tmp_path):
-    folder = tmp_path / "data"
-    folder.mkdir()
-    settings = resolve({"APP_DATA_DIR": str(folder)})
-    return Store(folder / "console.db"), ImageCache(folder, 168, 1 << 30), settings, ConfigStore(folder)
-
-
-@pytest.fixture
-def engine(parts):
-    store, cache, settings, configs = parts
-    engine = Engine(store, cache, settings, configs)
-    engine.start()
-    yield engine
-    engine.close()
 
 
 def wait_idle(engine: Engine, run_id: str) -> dict:

@@ -58,7 +58,7 @@ class ConfigStore:
     def profile_with(self, overrides: Any) -> ApiProfile:
         """Return the stored profile with a request's overrides applied (a masked or absent key keeps the stored one)."""
         with self._lock:
-            return _profile(overrides, self._api, self._api.api_key, empty_keeps=False, where="")
+            return _profile(overrides, self._api, self._api, empty_keeps=False, where="")
 
     def export(self, include_secrets: bool) -> dict:
         """Return everything as one export document; keys are blank unless `include_secrets`."""
@@ -67,6 +67,8 @@ class ConfigStore:
         if not include_secrets:
             for profile in [settings["api"], *presets["api"].values()]:
                 profile["api_key"] = ""
+                for entry in profile["key_pool"]:
+                    entry["api_key"] = ""
         return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "settings": settings, "presets": presets,
                 "snippets": self.snippets.all()}
 
@@ -156,7 +158,7 @@ class ConfigStore:
             raise ConfigError(_at(where, f"unknown section(s): {', '.join(unknown)} (expected api, save)"))
         api = self._api
         if "api" in patch:
-            api = _profile(patch["api"], self._api, self._api.api_key, empty_keeps=empty_keeps,
+            api = _profile(patch["api"], self._api, self._api, empty_keeps=empty_keeps,
                            where=where and f"{where}.api")
         save = self._save
         if "save" in patch:
@@ -169,8 +171,8 @@ class ConfigStore:
         stored = self._presets["api"].get(name)
         # A masked or absent key keeps the preset's own key; a new preset saved from the page
         # takes the key the form stands for, the stored settings' one. An import never borrows it.
-        stored_key = stored.api_key if stored else ("" if empty_keeps else self._api.api_key)
-        return _profile(data, ApiProfile(), stored_key, empty_keeps=empty_keeps, where=where)
+        keys_of = stored or (ApiProfile() if empty_keeps else self._api)
+        return _profile(data, ApiProfile(), keys_of, empty_keeps=empty_keeps, where=where)
 
     def _imported_presets(self, section: Any) -> dict:
         if not isinstance(section, Mapping):

@@ -40,10 +40,10 @@ def _preset_name(name: Any, where: str = "") -> str:
     return name
 
 
-def _profile(data: Any, base: ApiProfile, stored_key: str, *, empty_keeps: bool, where: str) -> ApiProfile:
-    """Validate `data` over `base`; a masked or absent key (or empty, on import) keeps `stored_key`."""
+def _profile(data: Any, base: ApiProfile, stored: ApiProfile, *, empty_keeps: bool, where: str) -> ApiProfile:
+    """Validate `data` over `base`; a masked or absent key (or empty, on import) keeps `stored`'s keys."""
     try:
-        return ApiProfile.from_input(data, base, stored_key, empty_keeps=empty_keeps)
+        return ApiProfile.from_input(data, base, stored.api_key, empty_keeps=empty_keeps, stored_pool=stored.key_pool)
     except ProfileError as exc:
         raise ConfigError(_at(where, str(exc))) from None
 

@@ -229,6 +229,10 @@ class Engine:
         """
         return self._scheduler.cooling(run_id) if self._scheduler is not None else None
 
+    def keys(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's keys (masked) with their calls, errors and state since the server started; plain reads too."""
+        return self._scheduler.keys(run_id) if self._scheduler is not None else []
+
     @_one_control_at_a_time
     def stop_run(self, run_id: str) -> int:
         """Stop one run: queued tasks and in-flight calls become stopped; return how many."""

@@ -17,60 +17,27 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from ..profile import ApiProfile
-from .throttle import PAUSE, RETRY, Throttle
+from .lanes import Lane, Lanes
+from .throttle import PAUSE, RETRY, Limiter
 
 log = logging.getLogger("console.engine")
 STOP_WAIT_S = 5.0
 LOOKAHEAD = 4  # tasks prepared ahead per run; each holds one request body in memory
 
 
-class Limiter:
-    """A counting semaphore whose limit can change while it is in use."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
-        self._waiters: deque[asyncio.Future] = deque()
-
-    async def acquire(self) -> None:
-        """Wait for a free slot and take it."""
-        while self.used >= self.limit:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
-        self.used += 1
-
-    def release(self) -> None:
-        """Give a slot back."""
-        self.used -= 1
-        self._wake()
-
-    def set_limit(self, limit: int) -> None:
-        """Change the limit; a larger one starts waiting work at once."""
-        self.limit = limit
-        self._wake()
-
-    def _wake(self) -> None:
-        while self._waiters and self.used < self.limit:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-
-
 class Slot:
-    """One task's hold on its run's limiter; released once, by whichever comes first."""
+    """One task's hold on its run's limiter and on the key it calls with; released once, by whichever comes first."""
 
-    def __init__(self, limiter: Limiter) -> None:
+    def __init__(self, limiter: Limiter, lanes: Lanes, lane: Lane) -> None:
         self._limiter: Limiter | None = limiter
+        self._lanes = lanes
+        self.lane = lane
 
     def release(self) -> None:
         """Free the slot (a task does so as soon as its images are on disk); later calls do nothing."""
         if self._limiter is not None:
             self._limiter.release()
+            self._lanes.release(self.lane)
             self._limiter = None
 
 
@@ -80,8 +47,8 @@ class RunState:
 
     run_id: str
     profile: ApiProfile
-    limiter: Limiter
-    throttle: Throttle
+    limiter: Limiter  # the run's concurrency, over all its keys
+    lanes: Lanes  # its keys, each with its own concurrency and rate-limit state
     queue: deque[str] = field(default_factory=deque)
     ready: dict[str, asyncio.Future] = field(default_factory=dict)  # prepared ahead, in queue order
     inflight: dict[str, asyncio.Task] = field(default_factory=dict)
@@ -132,11 +99,10 @@ class Scheduler:
             return 0
         state = self._runs.get(run_id)
         if state is None:
-            limiter = Limiter(profile.concurrency)
-            state = self._runs[run_id] = RunState(run_id, profile, limiter, Throttle(limiter, profile.rate_limit_wait_s))
+            state = self._runs[run_id] = RunState(run_id, profile, Limiter(profile.concurrency), Lanes(profile))
         if state.paused:  # resumed after a pause: the quota is back, start afresh
             state.paused = None
-            state.throttle.reset()
+            state.lanes.reset()
         state.halted = None
         queued = set(state.queue) | set(state.ready) | set(state.inflight)
         state.queue.extend(tid for tid in task_ids if tid not in queued)
@@ -154,7 +120,8 @@ class Scheduler:
         state = self._runs.get(run_id)
         if state is not None:
             state.profile = profile
-            state.throttle.set_target(profile.concurrency, profile.rate_limit_wait_s)
+            state.limiter.set_limit(profile.concurrency)
+            state.lanes.use_profile(profile)
 
     async def stop(self, run_id: str) -> int:
         """Stop a run: its queue becomes stopped, its calls are cancelled; return how many."""
@@ -204,8 +171,14 @@ class Scheduler:
             return None
         if state.paused:
             return {"paused": state.paused}
-        cooling = state.throttle.cooling() if state.busy else None
+        cooling = state.lanes.cooling() if state.busy else None
         return cooling.to_dict() if cooling else None
+
+    def keys(self, run_id: str) -> list[dict[str, Any]]:
+        """A key pool's keys with their calls, errors and state (masked); [] without a pool, or for a run
+        not queued since the server started."""
+        state = self._runs.get(run_id)
+        return state.lanes.describe() if state is not None and state.lanes.pooled else []
 
     def forget(self, run_id: str) -> None:
         """Drop a (stopped) run's state."""
@@ -217,18 +190,23 @@ class Scheduler:
             while state.queue or state.ready:
                 self._prepare_ahead(state)
                 await state.limiter.acquire()
-                try:
-                    await state.throttle.wait()  # a rate-limited run starts nothing before the gateway allows
+                try:  # a key that is cooling starts nothing before the gateway allows
+                    lane = await state.lanes.take()
                 except asyncio.CancelledError:
                     state.limiter.release()
                     raise
+                if lane is None:  # every key is parked
+                    state.limiter.release()
+                    if not state.paused:
+                        self._pause(state, state.lanes.pause_reason())
+                    break
+                slot = Slot(state.limiter, state.lanes, lane)
                 self._prepare_ahead(state)
                 if not state.ready:
-                    state.limiter.release()
+                    slot.release()
                     break
                 task_id = next(iter(state.ready))
                 prepared = state.ready.pop(task_id)
-                slot = Slot(state.limiter)
                 job = asyncio.create_task(self._execute(state, task_id, prepared, slot))
                 state.inflight[task_id] = job
                 job.add_done_callback(lambda done, tid=task_id, held=slot: self._finished(state, tid, held, done))
@@ -257,7 +235,7 @@ class Scheduler:
         verdict = None if job.cancelled() or failure is not None else job.result()
         if verdict in (RETRY, PAUSE) and self._runs.get(state.run_id) is state:
             if verdict == PAUSE and not state.paused:
-                self._pause(state, f"paused: {state.throttle.reason}; resume when the quota is back")
+                self._pause(state, state.lanes.pause_reason())
             if state.halted:  # calls that were in flight when the run stopped or paused end up with it
                 self._later(state, self._mark_stopped([task_id], state.halted))
             else:

@@ -20,10 +20,11 @@ from ..logs import LOG_HINT
 from ..profile import ApiProfile, ProfileError
 from ..settings import Settings
 from ..store import NewResult, Store
-from ..upstream import DebugLog, Request, ResultImage, Source, UpstreamClient, UpstreamError, is_rate_limit
+from ..upstream import DebugLog, Request, ResultImage, Source, UpstreamClient, UpstreamError
 from .bridge import LoopBridge
+from .lanes import Lane
 from .scheduler import RunState, Slot
-from .throttle import FAIL, RETRY
+from .throttle import FAIL, PAUSE, RETRY
 
 log = logging.getLogger("console.engine")
 
@@ -85,13 +86,15 @@ class TaskRunner:
         results with the final status in one transaction.
 
         A rate-limited call does not end its task: it goes back to the queue (RETRY) or the run
-        stops (PAUSE), as the run's throttle decides; the scheduler acts on that answer.
+        stops (PAUSE), as the run's keys decide (`Lanes.failed`); the scheduler acts on that answer.
+        A key the upstream refuses in a key pool is parked and its task goes back to the queue too.
         """
         profile = state.profile
-        debug = DebugLog([profile.api_key], self.settings.debug_log_bytes)
+        debug = DebugLog(profile.secrets(), self.settings.debug_log_bytes)
         attempts = Attempts(self.bridge, self.store, task_id)
         name = f"task {task_id}"  # how the terminal names the task in its one line per failure
         started: asyncio.Future | None = None
+        lane, calling = slot.lane, False
         try:
             ready = await prepared
             if ready is not None and ready.profile is not profile:  # the run's profile changed meanwhile
@@ -108,11 +111,18 @@ class TaskRunner:
             # stays pinned until the store references it (eviction must not take it). The slot is
             # held until then: releasing it earlier let a fast upstream pile up finished answers in
             # memory faster than they were written.
+            # A key pool's other keys get the request with their own key (and URL): `lane.profile`.
+            request = ready.request if lane.identity == (profile.api_key, profile.api_url) else \
+                ready.request.with_key(lane.profile)
+            if state.lanes.pooled:
+                debug.note(f"with key {lane.number} of the key pool")
             with contextlib.ExitStack() as pins:
-                outcome = await self.client.send(profile, ready.request, debug=debug, on_attempt=attempts.record,
+                calling = True
+                outcome = await self.client.send(lane.profile, request, debug=debug, on_attempt=attempts.record,
                                                 rate_limits=False, keep=functools.partial(self._keep_file, pins))
+                calling = False
                 slot.release()
-                state.throttle.succeeded()
+                state.lanes.succeeded(lane)
                 await attempts.settled()
                 prompt = ready.task["prompt"]
                 results = [NewResult(i.sha256, i.format, i.width, i.height, len(i.data), i.origin, i.url, prompt)
@@ -124,12 +134,13 @@ class TaskRunner:
             await self._record_stop(state, task_id, debug, started)
             raise
         except (imaging.SourceError, UpstreamError) as exc:
-            if isinstance(exc, UpstreamError) and is_rate_limit(exc):
-                verdict = await self._held_back(state, task_id, exc, attempts)
-                if verdict != FAIL:
-                    return verdict
-                exc = UpstreamError(f"rate limited for longer than {state.throttle.max_wait_s:g}s without a "
-                                    f"call getting through; last: {exc}", http_status=exc.http_status)
+            verdict = state.lanes.failed(lane, exc) if calling and isinstance(exc, UpstreamError) else None
+            if verdict in (RETRY, PAUSE):
+                await self._held_back(state, task_id, exc, attempts, lane, verdict)
+                return verdict
+            if verdict == FAIL:
+                exc = UpstreamError(f"rate limited for longer than {lane.throttle.max_wait_s:g}s without a "
+                                    f"call getting through; last: {exc}", http_status=getattr(exc, "http_status", None))
             log.warning("%s failed: %s", name, exc)  # one line in the terminal panel (issue 8)
             await attempts.settled()
             await self._finish(state, task_id, "failed", debug, error=str(exc), http_status=getattr(exc, "http_status", None),
@@ -141,15 +152,15 @@ class TaskRunner:
             await self._finish(state, task_id, "failed", debug,
                                error=f"the console hit a bug ({type(exc).__name__}: {exc}); the details are in {LOG_HINT}")
 
-    async def _held_back(self, state: RunState, task_id: str, exc: UpstreamError, attempts: "Attempts") -> str:
-        """A rate limit: tell the run's throttle and, unless the task must fail, put it back to pending."""
-        verdict = state.throttle.hit(exc)
+    async def _held_back(self, state: RunState, task_id: str, exc: UpstreamError, attempts: "Attempts",
+                         lane: Lane, verdict: str) -> None:
+        """A rate limit or a parked key: the task goes back to pending, for the queue (RETRY) or a paused run."""
         await attempts.settled()
-        if verdict != FAIL:
-            await self.bridge.db(self.store.set_status, [task_id], "pending", only_from=("running",))
-            if verdict == RETRY:
-                log.info("%s · rate limited (%s); back in the queue", state.run_id, exc)
-        return verdict
+        await self.bridge.db(self.store.set_status, [task_id], "pending", only_from=("running",))
+        if lane.parked:
+            log.warning("%s · key %d parked (%s); its task goes to another key", state.run_id, lane.number, lane.parked)
+        elif verdict == RETRY:
+            log.info("%s · rate limited (%s); back in the queue", state.run_id, exc)
 
     async def _finish(self, state: RunState, task_id: str, status: str, debug: DebugLog, **fields: Any) -> None:
         """Record a task's end; the write lands even if the task is cancelled while it waits."""

@@ -14,16 +14,51 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from collections import deque
+from typing import Callable
 
 from ..upstream import UpstreamError, backoff_s, is_quota
-
-if TYPE_CHECKING:
-    from .scheduler import Limiter
 
 RETRY = "retry"  # back to the queue
 PAUSE = "pause"  # stop the run: quota exhausted or a wait too long to sit out
 FAIL = "fail"  # held back for longer than allowed: the task fails
+
+
+class Limiter:
+    """A counting semaphore whose limit can change while it is in use."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._waiters: deque[asyncio.Future] = deque()
+
+    async def acquire(self) -> None:
+        """Wait for a free slot and take it."""
+        while self.used >= self.limit:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        self.used += 1
+
+    def release(self) -> None:
+        """Give a slot back."""
+        self.used -= 1
+        self._wake()
+
+    def set_limit(self, limit: int) -> None:
+        """Change the limit; a larger one starts waiting work at once."""
+        self.limit = limit
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self.used < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from .errors import (
 from .fetch import ResultImage
 from .payload import Request, Source, input_limit, too_many_images
 from .policy import check_profile
-from .retry import backoff_s, is_quota, is_rate_limit
+from .retry import backoff_s, is_key_refused, is_quota, is_rate_limit
 
 __all__ = [
     "backoff_s",
@@ -34,6 +34,7 @@ __all__ = [
     "check_profile",
     "DebugLog",
     "input_limit",
+    "is_key_refused",
     "is_quota",
     "is_rate_limit",
     "make_http_client",

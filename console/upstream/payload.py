@@ -6,7 +6,7 @@ import base64
 import copy
 import json
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
@@ -34,6 +34,7 @@ FORM_NAMES = {"chat_completions": "chat completions", "responses": "the Response
               "images_json": "a JSON images edit", "images_multipart": "a multipart images edit",
               "images_json_image": "a JSON `image` field (Seedream)", "gemini": "Gemini"}
 MULTIPART_FORMATS = ("multipart", "multipart_array")
+AUTH_HEADERS = ("Authorization", "x-goog-api-key")
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,13 @@ class Request:
     files: list[tuple[str, tuple[str, bytes, str]]] = field(default_factory=list)
     form: dict[str, str] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)  # the body without payloads, for logs
+    has_inputs: bool = False  # input images go with it (images mode: an edit, not a generation)
+
+    def with_key(self, profile: ApiProfile) -> "Request":
+        """Return this request as sent with another key (and API URL) of the profile's key pool."""
+        headers = {name: value for name, value in self.headers.items() if name not in AUTH_HEADERS}
+        headers.update(_auth(profile))
+        return replace(self, url=endpoint(profile, self.mode, self.has_inputs), headers=headers)
 
 
 def split_api_url(api_url: str) -> tuple[str, str | None]:
@@ -153,7 +161,7 @@ def build(profile: ApiProfile, prompt: str, source: Source | None,
     headers["Content-Type"] = "application/json"
     content = dumps(body)
     stream = profile.stream if mode == "gemini" else bool(body.get("stream"))  # Gemini: by the URL's method
-    return Request(mode, url, headers, stream, content=content, summary=summarize(body))
+    return Request(mode, url, headers, stream, content=content, summary=summarize(body), has_inputs=bool(images))
 
 
 def input_limit(profile: ApiProfile) -> tuple[int, str]:
@@ -182,12 +190,17 @@ def build_headers(profile: ApiProfile) -> dict[str, str]:
         "Accept": "text/event-stream, application/json" if profile.stream else "application/json",
         "User-Agent": f"image-batch-console/{__version__}",
     }
-    if profile.api_key and resolve_mode(profile) == "gemini":
-        headers["x-goog-api-key"] = profile.api_key
-    elif profile.api_key:
-        headers["Authorization"] = f"Bearer {profile.api_key}"
+    headers.update(_auth(profile))
     headers.update(profile.extra_headers)
     return headers
+
+
+def _auth(profile: ApiProfile) -> dict[str, str]:
+    if not profile.api_key:
+        return {}
+    if resolve_mode(profile) == "gemini":
+        return {"x-goog-api-key": profile.api_key}
+    return {"Authorization": f"Bearer {profile.api_key}"}
 
 
 def _chat(profile: ApiProfile, prompt: str, images: list[Source]) -> dict[str, Any]:
@@ -263,7 +276,8 @@ def _multipart_edit(profile: ApiProfile, prompt: str, images: list[Source], url:
         files.append((field_name, (filename, image.data, image.mime)))
         described.append(f"<file {filename}, {image.mime}, {len(image.data)} bytes>")
     summary = {**fields, field_name: described[0] if len(described) == 1 else described}
-    return Request("images", url, headers, bool(fields.get("stream")), files=files, form=form, summary=summary)
+    return Request("images", url, headers, bool(fields.get("stream")), files=files, form=form, summary=summary,
+                   has_inputs=True)
 
 
 def _upload_name(source: Source) -> str:

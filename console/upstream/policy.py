@@ -46,7 +46,26 @@ async def download_policy(profile: ApiProfile, settings: Settings) -> UrlPolicy:
 
 
 async def check_profile(profile: ApiProfile, settings: Settings) -> str:
-    """Return the URL a call would POST to, or raise ProfileProblem saying why no call can be made."""
+    """Return the URL a call would POST to, or raise ProfileProblem saying why no call can be made.
+
+    Every key of a key pool with its own API URL is checked the same way, and must reach the same
+    kind of endpoint as the profile's own (a pool spreads one request over several keys).
+    """
+    url = await _check_one(profile, settings)
+    mode = resolve_mode(profile)
+    for number, lane in enumerate(profile.lanes()[1:], start=2):
+        if lane.api_url == profile.api_url:
+            continue
+        try:
+            if resolve_mode(lane) != mode:
+                raise ProfileProblem(f"its API URL calls {resolve_mode(lane)}, the profile's calls {mode}")
+            await _check_one(lane, settings)
+        except ProfileProblem as exc:
+            raise ProfileProblem(f"key {number} of the key pool: {exc}") from None
+    return url
+
+
+async def _check_one(profile: ApiProfile, settings: Settings) -> str:
     if not profile.api_url:
         raise ProfileProblem(NO_API_URL)
     if not profile.model:

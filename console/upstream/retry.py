@@ -51,6 +51,14 @@ def is_quota(error: UpstreamError) -> bool:
     return any(word in words for word in QUOTA_WORDS)
 
 
+def is_key_refused(error: UpstreamError) -> bool:
+    """Return True when the upstream refused the key itself (401, or an `invalid_api_key` code): a key
+    pool parks that key and the task goes to another one."""
+    if isinstance(error, StatusError) and error.http_status == 401:
+        return True
+    return "invalid_api_key" in f"{error.kind} {error.code}".lower()
+
+
 def is_retryable(error: UpstreamError) -> bool:
     """Return True when `error` is transient: trying again may succeed."""
     if is_quota(error):

@@ -98,8 +98,9 @@ def list_runs():
 
 
 def _live(run_id: str) -> dict[str, Any]:
-    """What the engine knows of a run beyond the store: is it running, and is it held back (rate limits)."""
-    return {"running": engine().is_running(run_id), "cooling": engine().cooling(run_id)}
+    """What the engine knows of a run beyond the store: is it running, is it held back (rate limits),
+    and for a key pool how each key fares (masked)."""
+    return {"running": engine().is_running(run_id), "cooling": engine().cooling(run_id), "keys": engine().keys(run_id)}
 
 
 def _run_or_404(run_id: str) -> dict[str, Any]:
