@@ -32,6 +32,7 @@ class RunLine:
     running: bool
     progress: dict[str, Any]
     cooling: dict[str, Any] | None = None  # Engine.cooling: a rate-limit cooldown, or why it paused
+    keys: tuple[dict[str, Any], ...] = ()  # Engine.keys: a key pool's keys, masked
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ def render(snapshot: Snapshot) -> RenderableType:
                          f"  up {_duration(snapshot.uptime_s)}")
     parts: list[RenderableType] = [head, Text(f"data: {snapshot.data_dir}", style="dim")]
     parts.append(_runs_table(snapshot.runs) if snapshot.runs else Text("No runs yet: open the page to start one."))
+    parts.extend(_keys(run) for run in snapshot.runs if run.keys and run.running)
     if snapshot.events:
         parts.append(Text("\n".join(snapshot.events), style="dim"))
     return Panel(Group(*parts), title="status", border_style="blue")
@@ -85,6 +87,29 @@ def _state(run: RunLine) -> Text:
     return Text("running", style="green") if run.running else Text("idle", style="dim")
 
 
+def _keys(run: RunLine) -> Text:
+    """A key pool's keys, one line each: "r1 key 2 ••••••••BBBB  12 calls, 1 error  parked: refused …"."""
+    lines = Text()
+    for key in run.keys:
+        if lines:
+            lines.append("\n")
+        calls, errors = _count(key["calls"], "call"), _count(key["errors"], "error")
+        lines.append(f"{run.id} key {key['number']} {key['key']}  {calls}, {errors}  "
+                     f"{key['in_flight']}/{key['concurrency']} at once  ", style="dim")
+        if key["state"] == "parked":
+            lines.append(f"parked: {key['reason']}", style="red")
+        elif key["state"] == "cooling" and (key["until"] or 0) > time.time():
+            until = time.strftime("%H:%M:%S", time.localtime(key["until"]))
+            lines.append(f"cooling until {until} ({key['reason']})", style="yellow")
+        else:
+            lines.append(key["state"], style="green")
+    return lines
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _duration(seconds: float) -> str:
     seconds = int(seconds)
     if seconds < 60:
@@ -112,7 +137,7 @@ def collect(app: Any, url: str, started: float, events: EventBuffer | None = Non
     ids = sorted(store.run_ids(), key=lambda run_id: not engine.is_running(run_id))[:RUNS_SHOWN]
     runs = [run for run in map(store.run, ids) if run is not None]  # progress only for those shown
     lines = tuple(RunLine(run["id"], run["prompt"].replace("\n", " ")[:60], engine.is_running(run["id"]),
-                          run["progress"], engine.cooling(run["id"])) for run in runs)
+                          run["progress"], engine.cooling(run["id"]), tuple(engine.keys(run["id"]))) for run in runs)
     return Snapshot(__version__, url, str(app.extensions["console.settings"].data_dir), time.time() - started, lines,
                     tuple(events.lines) if events else ())
 

@@ -1244,3 +1244,59 @@ def test_exposed_on_the_network_the_page_opens_with_its_link(browser, fake, tmp_
         context.close()
         server.stop()
     assert server_errors == []
+
+
+# --------------------------------------------------------------------------- key pools (issue 12)
+
+
+def add_pool_key(page, key: str) -> None:
+    """Unfold "More keys", click Add a key and type it into the new row."""
+    pool = page.locator("[data-testid=key-pool]")
+    if pool.get_attribute("open") is None:
+        pool.locator("summary").click()
+    page.click("[data-testid=key-pool-add]")
+    page.keyboard.type(key)  # the new row's key field has the focus
+
+
+def test_a_key_pool_spreads_the_run_and_parks_a_revoked_key(page, server, fake, tmp_path):
+    first, revoked, second = "sk-live-first-0001-AAAA", "sk-live-revoked-0002-BBBB", "sk-live-second-0003-CCCC"
+    url = fake.url(f"latency.s=0.2.key={first}~{second}", CHAT)
+    fill_profile(page, url, first, concurrency=3)
+    add_pool_key(page, revoked)
+    add_pool_key(page, second)
+    assert page.inner_text("#key-pool-count") == "· 2 more keys"
+    tested = test_connection(page)
+    assert "Key 1 ••••••••AAAA: OK (HTTP 200)" in tested and "Key 3 ••••••••CCCC: OK (HTTP 200)" in tested, tested
+    assert "Key 2 ••••••••BBBB: failed — HTTP 401: Incorrect API key provided" in tested, tested
+    saved = save_settings(page)
+    assert [entry["api_key"] for entry in saved["api"]["key_pool"]] == ["••••••••BBBB", "••••••••CCCC"]
+    stored = json.loads((server.data_dir / "settings.json").read_text())["api"]["key_pool"]
+    assert [entry["api_key"] for entry in stored] == [revoked, second]
+
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    open_profile(page)
+    rows = page.locator("[data-testid=pool-row] input[data-field=api_key]")
+    assert rows.count() == 2 and rows.nth(0).input_value() == ""  # the page never holds a stored key
+    assert rows.nth(0).get_attribute("placeholder") == "••••••••BBBB stored — type to replace"
+    page.locator("[data-testid=key-pool] summary").click()
+    page.locator("#api-form").screenshot(path=str(ARTIFACTS / "journey_key_pool_profile.png"))
+
+    folder = make_photos(tmp_path / "photos", MIXED + MIXED[:2], prefix="pool")
+    pick_folder(page, folder, 12)
+    run_id = start_run(page)
+    wait_all_done(page, server, run_id, 12)
+    table = page.locator("[data-testid=keys]")
+    table.wait_for(state="visible", timeout=WAIT_MS)
+    page.wait_for_function("document.querySelectorAll('[data-testid=keys] tbody tr').length === 3", timeout=WAIT_MS)
+    rows = [row.split("\t") for row in table.locator("tbody tr").all_inner_texts()]
+    assert [row[1] for row in rows] == ["••••••••AAAA", "••••••••BBBB", "••••••••CCCC"]
+    assert rows[1][5].startswith("parked: refused by the gateway: HTTP 401: Incorrect API key provided"), rows[1]
+    assert rows[0][5] == rows[2][5] == "ready"
+    calls = {row[1]: int(row[2]) for row in rows}
+    assert calls["••••••••AAAA"] >= 4 and calls["••••••••CCCC"] >= 4 and calls["••••••••BBBB"] <= 3
+    used = [call.headers.get("authorization") for call in image_calls(fake)]
+    assert {f"Bearer {first}", f"Bearer {second}", f"Bearer {revoked}"} == set(used)
+    page.screenshot(path=str(ARTIFACTS / "journey_key_pool.png"), full_page=True)
+    assert all(key not in page.content() for key in (first, revoked, second))
+    assert_no_crash_text(page)

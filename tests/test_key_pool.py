@@ -151,3 +151,15 @@ def test_a_run_whose_pooled_url_is_not_allowed_is_refused_before_it_starts(clien
                                                           {"api_key": OTHER, "api_url": "http://127.0.0.1:9/v1/images/generations"})})
     assert answer.status_code == 400
     assert answer.json["error"].startswith("key 2 of the key pool: its API URL calls images, the profile's calls chat_completions")
+
+
+def test_test_connection_tries_every_key_and_says_which_one_fails(client, fake):
+    answer = client.post("/api/test-connection", json={"api": pooled(fake, f"g3_stream_dataurl.key={GOOD}~{OTHER}",
+                                                                     OTHER, BAD)}).json
+    assert answer["ok"] is False and answer["http_status"] == 200 and "grok-imagine-1.0-edit" in answer["models"]
+    assert [(k["number"], k["key"], k["ok"], k["http_status"]) for k in answer["keys"]] == [
+        (1, "••••••••AAAA", True, 200), (2, "••••••••BBBB", True, 200), (3, "••••••••CCCC", False, 401)]
+    assert answer["keys"][2]["error"].startswith("HTTP 401: Incorrect API key provided")
+    assert BAD not in json.dumps(answer)
+    single = client.post("/api/test-connection", json={"api": api(fake, "g3_stream_dataurl", api_key=GOOD)}).json
+    assert single["ok"] is True and "keys" not in single

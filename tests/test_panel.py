@@ -89,3 +89,22 @@ def test_a_rate_limited_run_says_until_when_and_why_and_a_paused_one_why():
     assert f"cooling until {time.strftime('%H:%M:%S', time.localtime(until))} (429 from the gateway)" in rows["r2"]
     assert "running, 4/8 at once after 429s" in rows["r1"]
     assert "paused: 429 from the gateway (upstream_quota_exhausted)" in rows["r0"]
+
+
+def test_a_key_pool_shows_each_key_masked_with_its_calls_and_state():
+    import time
+
+    until = time.time() + 60
+    keys = ({"number": 1, "key": "••••••••AAAA", "calls": 12, "errors": 0, "in_flight": 3, "concurrency": 4,
+             "state": "ready", "until": None, "reason": ""},
+            {"number": 2, "key": "••••••••BBBB", "calls": 3, "errors": 1, "in_flight": 0, "concurrency": 2,
+             "state": "cooling", "until": until, "reason": "429 from the gateway (upstream_cooling)"},
+            {"number": 3, "key": "••••••••", "calls": 1, "errors": 1, "in_flight": 0, "concurrency": 4,
+             "state": "parked", "until": None, "reason": "refused by the gateway: HTTP 401: bad key"})
+    runs = (RunLine("r1", "blue", True, progress(running=3), None, keys),
+            RunLine("r0", "old", False, progress(done=3), None, keys))
+    lines = [line for line in text_of(Snapshot("0.1.0", "http://x/", "/d", 1, runs), width=200).splitlines() if " key " in line]
+    assert len(lines) == 3  # the idle run's keys are not repeated
+    assert "r1 key 1 ••••••••AAAA  12 calls, 0 errors  3/4 at once  ready" in lines[0]
+    assert f"cooling until {time.strftime('%H:%M:%S', time.localtime(until))} (429 from the gateway (upstream_cooling))" in lines[1]
+    assert "r1 key 3 ••••••••  1 call, 1 error  0/4 at once  parked: refused by the gateway: HTTP 401: bad key" in lines[2]

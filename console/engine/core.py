@@ -17,7 +17,7 @@ from .. import sources
 from ..cache import ImageCache
 from ..config import ConfigStore
 from ..imaging import EXTENSION
-from ..profile import ApiProfile, ProfileError
+from ..profile import ApiProfile, ProfileError, pool_mask
 from ..scan import ScanError, ScanResult, scan
 from ..settings import Settings
 from ..sources import Plan, RunSpec, SourceProblem
@@ -115,11 +115,25 @@ class Engine:
             raise EngineError(str(exc)) from None
 
     def test_connection(self, profile: ApiProfile) -> dict[str, Any]:
-        """List the upstream's models with this profile; report the outcome, never raise for upstream errors."""
+        """List the upstream's models with this profile; report the outcome, never raise for upstream errors.
+
+        With a key pool every key is tried (at once) and `keys` says how each fared (masked).
+        """
         if not profile.api_url:
             raise EngineError("no API URL set")
+        lanes = profile.lanes()
+        answers = self._bridge.call(_all(*(self._models(lane) for lane in lanes)))
+        first = next((answer for answer in answers if answer["ok"]), answers[0])
+        if len(lanes) == 1:
+            return first
+        keys = [{"number": number, "key": pool_mask(lane.api_key) or "(no key)", "ok": answer["ok"],
+                 "http_status": answer["http_status"], "error": answer["error"]}
+                for number, (lane, answer) in enumerate(zip(lanes, answers), start=1)]
+        return {**first, "ok": all(answer["ok"] for answer in answers), "keys": keys}
+
+    async def _models(self, profile: ApiProfile) -> dict[str, Any]:
         try:
-            status, models = self._bridge.call(self._client.models(profile))
+            status, models = await self._client.models(profile)
         except UpstreamError as exc:
             return {"ok": False, "http_status": exc.http_status, "models": [], "error": str(exc)}
         return {"ok": True, "http_status": status, "models": models, "error": None}
@@ -366,6 +380,10 @@ class Engine:
     @staticmethod
     async def _on_loop_call(func: Callable[..., Any], *args: Any) -> Any:
         return func(*args)
+
+
+async def _all(*calls: Any) -> list[Any]:
+    return list(await asyncio.gather(*calls))
 
 
 def _check_image_counts(plan: Plan, profile: ApiProfile) -> None:

@@ -29,6 +29,11 @@ export function when(timestamp) {
   return date.toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
 }
 
+/** Return the wall-clock time (hh:mm:ss) of a Unix time in seconds: "cooling until 14:32:05". */
+export function clockTime(seconds) {
+  return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
 /** Return true when `task` passes the grid filters. */
 export function matches(task, filters) {
   if (filters.status && task.status !== filters.status) return false;

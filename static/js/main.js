@@ -2,7 +2,7 @@
 // viewer and the run bar. Panels live in their own modules.
 
 import { fetchJSON, onAccess, onConnection, urls } from "./api.js";
-import { duration, insertSorted, matches, oneDecimal, unreviewed } from "./format.js";
+import { clockTime, duration, insertSorted, matches, oneDecimal, unreviewed } from "./format.js";
 import { CARD_SIZES, TaskGrid } from "./grid.js";
 import { initGuide } from "./guide.js";
 import { LANGUAGES, language, setLanguage, t, translate, pickLanguage } from "./i18n.js";
@@ -174,6 +174,7 @@ function showProgress(answer) {
   const eta = answer.running && p.eta_s !== null ? t("eta", { eta: duration(p.eta_s, durationUnits()) }) : "";
   $("rate").textContent = [`${oneDecimal(p.percent)}%`, rate, eta].filter(Boolean).join(" · ");
   showCooling(answer.cooling, answer.running);
+  showKeys(answer.keys || []);
   if (wasRunning !== answer.running) refreshRuns();
 }
 
@@ -183,11 +184,34 @@ function showCooling(cooling, running) {
   let text = "";
   if (cooling?.paused) text = t("run_paused", { reason: cooling.paused.replace(/^paused: /, "") });
   else if (cooling && running && cooling.until * 1000 > Date.now()) {
-    const until = new Date(cooling.until * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-    text = t("cooling_until", { time: until, reason: cooling.reason, now: cooling.concurrency, target: cooling.target });
+    text = t("cooling_until", { time: clockTime(cooling.until), reason: cooling.reason, now: cooling.concurrency, target: cooling.target });
   } else if (cooling && running) text = t("cooling_slower", { now: cooling.concurrency, target: cooling.target });
   box.textContent = text;
   box.hidden = !text;
+}
+
+/** A key pool's keys (masked) with their calls, errors, calls at once and state (issue 12). */
+function showKeys(keys) {
+  const table = $("keys");
+  table.hidden = !keys.length;
+  table.tBodies[0].replaceChildren(...keys.map((key) => {
+    const row = document.createElement("tr");
+    row.dataset.state = key.state;
+    const cells = [key.number, key.key, key.calls, key.errors, `${key.in_flight}/${key.concurrency}`, keyState(key)];
+    cells.forEach((value, index) => {
+      const cell = row.insertCell();
+      cell.textContent = value;
+      if (index >= 2 && index <= 4) cell.className = "num";
+    });
+    row.lastChild.className = `key-${key.state}`;
+    return row;
+  }));
+}
+
+function keyState(key) {
+  if (key.state === "parked") return t("key_parked", { reason: key.reason });
+  if (key.state === "cooling" && key.until * 1000 > Date.now()) return t("key_cooling", { time: clockTime(key.until), reason: key.reason });
+  return t(key.state === "cooling" ? "key_slower" : "key_ready");
 }
 
 async function refreshRuns() {

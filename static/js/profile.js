@@ -27,7 +27,68 @@ export function readProfile(form = $("api-form")) {
     else data[el.name] = el.value;
   }
   for (const key of Object.keys(data)) if (data[key] === undefined) delete data[key];
+  if (form === $("api-form")) data.key_pool = readPool();
   return data;
+}
+
+// The key pool (issue 12): a row per extra key. Its inputs have no `name`, so the loops over the
+// form's fields leave them alone. A stored key shows only its mask; an untouched row sends the
+// mask back, which the server reads as "keep this stored key".
+
+function readPool() {
+  return [...$("key-pool-rows").children].map((row) => {
+    const field = (name) => row.querySelector(`[data-field=${name}]`).value.trim();
+    const concurrency = field("concurrency");
+    return { api_key: field("api_key") || row.dataset.masked || "", api_url: field("api_url"),
+             concurrency: concurrency === "" ? null : Number(concurrency) };
+  });
+}
+
+function writePool(entries = []) {
+  $("key-pool-rows").replaceChildren(...entries.map(poolRow));
+  countPool();
+}
+
+function poolRow(entry = {}) {
+  const row = document.createElement("div");
+  row.className = "pool-row";
+  row.dataset.testid = "pool-row";
+  row.dataset.masked = entry.api_key || "";
+  const input = (field, type, label, extra = {}) => {
+    const el = Object.assign(document.createElement("input"), { type, spellcheck: false, autocomplete: "off", ...extra });
+    el.dataset.field = field;
+    el.setAttribute("aria-label", t(label));
+    el.placeholder = t(label);
+    return el;
+  };
+  const key = input("api_key", "password", "key_pool_key", { autocomplete: "new-password" });
+  if (entry.api_key) key.placeholder = t("key_pool_stored", { mask: entry.api_key });
+  const url = input("api_url", "text", "key_pool_url", { value: entry.api_url || "" });
+  const concurrency = input("concurrency", "number", "key_pool_concurrency", { min: 1, max: 64, value: entry.concurrency ?? "" });
+  const remove = Object.assign(document.createElement("button"), { type: "button", className: "small danger", textContent: "✕" });
+  remove.title = t("key_pool_remove");
+  remove.addEventListener("click", () => {
+    row.remove();
+    countPool();
+  });
+  const line = () => Object.assign(document.createElement("div"), { className: "row" });
+  const first = line(), second = line();
+  first.append(key, remove);
+  second.append(url, concurrency);
+  row.append(first, second);
+  return row;
+}
+
+function addPoolKey() {
+  const row = poolRow();
+  $("key-pool-rows").append(row);
+  countPool();
+  row.querySelector("input").focus();
+}
+
+function countPool() {
+  const count = $("key-pool-rows").children.length;
+  $("key-pool-count").textContent = count ? t("key_pool_count", { count }) : "";
 }
 
 function parseObject(name, text) {
@@ -51,6 +112,7 @@ export function writeProfile(profile, form = $("api-form")) {
     else if (OBJECTS.includes(el.name)) el.value = value && Object.keys(value).length ? JSON.stringify(value, null, 1) : "";
     else el.value = value ?? "";
   }
+  if (form === $("api-form") && "key_pool" in profile) writePool(profile.key_pool);
 }
 
 /** Empty the key field (never the mask) and let its placeholder tell whether a key is stored. */
@@ -114,9 +176,11 @@ async function testConnection() {
   output.textContent = "…";
   const answer = await attempt(() => fetchJSON("/api/test-connection", { method: "POST", body: { api: readProfile() } }));
   if (!answer) return (output.hidden = true);
-  output.textContent = answer.ok
+  const first = answer.models.length || !answer.keys
     ? t("connection_ok", { status: answer.http_status, count: answer.models.length, models: answer.models.slice(0, 20).join(", ") })
-    : t("connection_failed", { error: answer.error });
+    : "";
+  const keys = (answer.keys || []).map((key) => t(key.ok ? "key_test_ok" : "key_test_failed", { ...key, status: key.http_status }));
+  output.textContent = answer.ok || answer.keys ? [first, ...keys].filter(Boolean).join("\n") : t("connection_failed", { error: answer.error });
   output.classList.toggle("is-error", !answer.ok);
   document.dispatchEvent(new CustomEvent("ibc:connection", { detail: { ok: answer.ok } }));
   $("model-list").replaceChildren(...answer.models.map((id) => new Option(id)));
@@ -153,6 +217,7 @@ export async function initProfilePanel() {
   presets.wire($("api-preset-apply"), $("api-preset-save"), $("api-preset-delete"));
   $("key-toggle").addEventListener("click", toggleKey);
   $("key-clear").addEventListener("click", clearKey);
+  $("key-pool-add").addEventListener("click", addPoolKey);
   $("test-connection").addEventListener("click", testConnection);
   $("config-export").addEventListener("click", () => (window.location.href = "/api/config/export"));
   $("config-import").addEventListener("change", importConfig);
