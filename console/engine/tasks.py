@@ -35,11 +35,21 @@ class Attempts:
     def __init__(self, bridge: LoopBridge, store: Store, task_id: str) -> None:
         self._bridge, self._store, self._task_id = bridge, store, task_id
         self._writes: list[asyncio.Future] = []
+        self._started: asyncio.Future | None = None
+
+    def after(self, started: asyncio.Future) -> None:
+        """Write every later attempt only once the task's start transaction (which counts the first) is done."""
+        self._started = started
 
     def record(self, number: int) -> None:
         """Called by the client as each attempt starts; the first was counted when the task started."""
         if number > 1:
-            self._writes.append(self._bridge.db(self._store.add_attempt, self._task_id, number))
+            self._writes.append(asyncio.ensure_future(self._add(number)))
+
+    async def _add(self, number: int) -> None:
+        if self._started is not None:
+            await asyncio.wait([self._started])
+        await self._bridge.db(self._store.add_attempt, self._task_id, number)
 
     async def settled(self) -> None:
         """Wait for the writes so far; a failed one is logged, never lost silently."""
@@ -101,11 +111,16 @@ class TaskRunner:
                 ready = await self.prepare(state, task_id)
             if ready is None:
                 return  # stopped or deleted while it waited in the queue
-            # Shielded: a stop must not leave the start transaction running on its own in the pool,
-            # or it could mark the task running after the stop (and a resume) recorded otherwise.
+            # The start transaction (running, attempt 1) goes to the store while the call goes out:
+            # a freed slot does not wait for the store, which is busiest just then, when a wave of
+            # tasks ends together (issue 9: 15–40 ms of every slot). Every later write of the task
+            # waits for it, so it can never land after them; a stop waits for it too (shielded: it
+            # must not be left running on its own in the pool). An unusable source fails here, from
+            # pending, before any call.
             started = self.bridge.db(self._start, task_id, ready)
-            if not await asyncio.shield(started):
-                return  # stopped or deleted while it waited in the queue
+            attempts.after(started)
+            if ready.problem is not None:
+                await asyncio.shield(started)
             name = f"{state.run_id} · {ready.task['source_name']}"
             # Each image goes into the cache as soon as it is verified, in the same pool call, and
             # stays pinned until the store references it (eviction must not take it). The slot is
@@ -118,11 +133,18 @@ class TaskRunner:
                 debug.note(f"with key {lane.number} of the key pool")
             with contextlib.ExitStack() as pins:
                 calling = True
-                outcome = await self.client.send(lane.profile, request, debug=debug, on_attempt=attempts.record,
-                                                rate_limits=False, keep=functools.partial(self._keep_file, pins))
+                try:
+                    outcome = await self.client.send(lane.profile, request, debug=debug, on_attempt=attempts.record,
+                                                    rate_limits=False, keep=functools.partial(self._keep_file, pins))
+                except UpstreamError:
+                    await asyncio.shield(started)  # the failure is recorded after the start
+                    raise
                 calling = False
                 slot.release()
                 state.lanes.succeeded(lane)
+                if not await asyncio.shield(started):  # stopped or deleted behind the scheduler's back
+                    log.warning("%s: no longer pending when its call went out; its answer is not kept", name)
+                    return
                 await attempts.settled()
                 prompt = ready.task["prompt"]
                 results = [NewResult(i.sha256, i.format, i.width, i.height, len(i.data), i.origin, i.url, prompt)
