@@ -140,9 +140,12 @@ class TaskRunner:
                     await asyncio.shield(started)  # the failure is recorded after the start
                     raise
                 calling = False
+                # The slot waits for the start transaction too: with a fast upstream, calls would
+                # otherwise outrun the store and finished answers pile up in memory (bench: RSS +27 %).
+                kept = await asyncio.shield(started)
                 slot.release()
                 state.lanes.succeeded(lane)
-                if not await asyncio.shield(started):  # stopped or deleted behind the scheduler's back
+                if not kept:  # stopped or deleted behind the scheduler's back
                     log.warning("%s: no longer pending when its call went out; its answer is not kept", name)
                     return
                 await attempts.settled()

@@ -81,7 +81,8 @@ class DebugLog:
         """Remove secrets and shorten long base64 runs."""
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
-        text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+        if "bearer" in text.lower():  # the case-blind pattern is slow: 1.3 ms on a 64 KB body (bench, issue 9)
+            text = _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
         return _BASE64_RUN.sub(lambda m: f"{m.group(0)[:24]}…<{len(m.group(0))} base64 chars>", text)
 
     def _flush_raw(self) -> None:
