@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import os
 import contextvars
 import shutil
 import statistics
@@ -87,6 +88,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--side", type=int, default=128, help="source side in px (results: 256 for 128, else the same)")
+    parser.add_argument("--engine-only", action="store_true",
+                        help="time the minimal client on the warm-up folder only (e.g. to attach strace to the engine)")
     args = parser.parse_args()
     result_side = 256 if args.side == 128 else args.side
     ideal = args.tasks * LATENCY / CONCURRENCY
@@ -98,7 +101,9 @@ def main() -> int:
             warm = make_photo_sources(root / "warm", CONCURRENCY, args.side)
             url = fake.url(f"latency_jpeg.s={LATENCY:g}.side={result_side}.unique=1", "/v1/chat/completions")
             minimal_client.run(url, warm, root / "warm-out", CONCURRENCY)
-            minimal = minimal_client.run(url, folder, root / "minimal-out", CONCURRENCY)
+            start = os.times()
+            minimal = minimal_client.run(url, folder if not args.engine_only else warm, root / "minimal-out", CONCURRENCY)
+            end = os.times()
             data = root / "data"
             data.mkdir()
             engine = Engine(Store(data / "console.db"), ImageCache(data, 168, 1 << 34),
@@ -109,13 +114,19 @@ def main() -> int:
                            "concurrency": CONCURRENCY}
                 _run(engine, str(warm), profile, CONCURRENCY)
                 _marks.clear()
+                before = os.times()
                 wall = _run(engine, str(folder), profile, args.tasks)
+                after = os.times()
             finally:
                 engine.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print(f"minimal client {minimal.wall_s:.2f} s ({minimal.wall_s / ideal:.3f}× ideal); engine {wall:.2f} s "
           f"({wall / ideal:.3f}× ideal); engine / minimal {wall / minimal.wall_s:.3f}")
+    per_task = lambda a, b, field: (getattr(b, field) - getattr(a, field)) / args.tasks * 1000  # noqa: E731
+    print(f"  CPU per task (user / system): minimal client {per_task(start, end, 'user'):.1f} / "
+          f"{per_task(start, end, 'system'):.1f} ms; engine {per_task(before, after, 'user'):.1f} / "
+          f"{per_task(before, after, 'system'):.1f} ms")
     for start, end, label in PHASES:
         spans = [m[end] - m[start] for m in _marks.values() if start in m and end in m]
         print(f"  {label:<42} median {statistics.median(spans) * 1000:7.2f} ms   mean {statistics.mean(spans) * 1000:7.2f} ms")
@@ -130,7 +141,10 @@ def main() -> int:
 def _run(engine: Engine, folder: str, profile: dict[str, Any], tasks: int) -> float:
     started = time.perf_counter()
     run_id, _ = engine.create_run(folder, False, "make it blue", profile)
-    while (lambda p: p["done"] + p["failed"])(engine.store.progress(run_id)) < tasks:
+    finished = lambda: (lambda p: p["done"] + p["failed"])(engine.store.progress(run_id))  # noqa: E731
+    while finished() < tasks - CONCURRENCY:  # slowly, as the bench polls; finely near the end
+        time.sleep(0.25)
+    while finished() < tasks:
         time.sleep(0.01)
     return time.perf_counter() - started
 
