@@ -1235,6 +1235,19 @@ def google_error(status: int, word: str, message: str) -> str:
     return compact_json({"error": {"code": status, "message": message, "status": word}})
 
 
+def gemini_quota_error(per: str) -> str:
+    """Google's 429 for a free tier's requests per minute or per day, as Gemini sends it (no Retry-After header)."""
+    quota = "GenerateRequestsPerDayPerProjectPerModel-FreeTier" if per == "day" else \
+        "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"
+    return compact_json({"error": {
+        "code": 429, "status": "RESOURCE_EXHAUSTED",
+        "message": "You exceeded your current quota, please check your plan and billing details.",
+        "details": [{"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                     "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                                     "quotaId": quota}]},
+                    {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "37s"}]}})
+
+
 def gemini_key_refused(ctx: Ctx) -> bool:
     """Answer like Google unless `x-goog-api-key` is exactly `gkey` and no Authorization came; True if refused."""
     given = ctx.req.headers.get("x-goog-api-key")
@@ -1308,11 +1321,14 @@ def gemini(ctx: Ctx) -> None:
 
     `gkey=K` checks `x-goog-api-key` (Google's 400/403 otherwise); GET …/models lists Gemini models.
     `relay=md` puts the image in a text part as a markdown data URL, `relay=url` as a hosted link,
-    `thought=1` sends a draft image marked `thought` first. `edit=1` answers a recoloured copy of the
+    `thought=1` sends a draft image marked `thought` first. `quota=minute` / `quota=day` answers every
+    image call with Google's 429 RESOURCE_EXHAUSTED (its wait in RetryInfo, the quota in QuotaFailure). `edit=1` answers a recoloured copy of the
     first input image instead of the fixed one (a real edit, for the journeys).
     """
     if gemini_key_refused(ctx):
         return
+    if ctx.req.method == "POST" and ctx.opts.get("quota") in ("minute", "day"):
+        return ctx.send_json(429, gemini_quota_error(ctx.opts["quota"]))
     if ctx.req.method == "GET":
         models = [{"name": f"models/{m}", "displayName": m, "supportedGenerationMethods": ["generateContent"]}
                   for m in GEMINI_MODELS]

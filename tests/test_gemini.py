@@ -201,3 +201,27 @@ def test_the_debug_log_never_shows_the_key_header():
     headers = build(profile(api_key="AIz"), "p", None).headers
     log.request("POST", "https://x/v1beta/models/m:generateContent", headers, {})
     assert '"x-goog-api-key": "[redacted]"' in log.text() and "AIz\"" not in log.text()
+
+
+@pytest.mark.parametrize("per, code, quota", [("minute", "429", False), ("day", "daily_quota_exhausted", True)])
+def test_a_resource_exhausted_429_waits_as_google_says_and_a_daily_quota_is_a_quota(fake, per, code, quota):
+    from console.upstream import is_quota
+    with pytest.raises(StatusError) as caught:
+        call(fake, f"gemini.quota={per}", max_retries=0)
+    error = caught.value
+    assert error.http_status == 429 and is_rate_limit(error) and is_quota(error) is quota
+    assert error.retry_after == 37.0 and error.code == code and error.kind == "RESOURCE_EXHAUSTED"
+    assert str(error) == f"HTTP 429: You exceeded your current quota, please check your plan and billing details. " \
+                         f"(RESOURCE_EXHAUSTED, {code})"
+
+
+def test_a_gemini_run_out_of_its_daily_quota_pauses_instead_of_failing(engine, fake, tmp_path):
+    from tests.helpers import make_sources, wait_for
+    run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 4)), False, "edit", {
+        "api_url": fake.url("gemini.quota=day", "/v1beta"), "api_mode": "gemini", "model": "gemini-2.5-flash-image",
+        "api_key": "AIza-good", "allow_private_api": True, "max_retries": 0, "concurrency": 2})
+    wait_for(lambda: not engine.is_running(run_id), timeout=30)
+    progress = engine.store.progress(run_id)
+    assert progress["failed"] == 0 and progress["stopped"] == 4
+    assert engine.cooling(run_id)["paused"].startswith(
+        "paused: 429 from the gateway (daily_quota_exhausted); resume when the quota is back")

@@ -230,7 +230,8 @@ class UpstreamClient:
                                 http_status=status)
         said = read_error(body, status, answer.headers)
         raise StatusError(f"HTTP {status}: {said.message}", http_status=status,
-                          retry_after=parse_retry_after(answer.headers.get("retry-after")),
+                          retry_after=parse_retry_after(answer.headers.get("retry-after")) if "retry-after" in
+                          answer.headers else said.retry_after,
                           kind=said.kind, code=said.code, not_submitted=said.not_submitted)
 
     async def _read_answer(self, answer: httpx.Response, parser: AnswerParser, debug: DebugLog) -> None:

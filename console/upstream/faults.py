@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -20,6 +20,8 @@ ERROR_BODY_BYTES = 64 * 1024
 NOT_SUBMITTED_HEADER = "x-upstream-request-disposition"
 NOT_SUBMITTED_CODE = "upstream_not_submitted"
 _MESSAGE = re.compile(r'"(?:message|detail|msg)"\s*:\s*"((?:[^"\\]|\\.)*)"')
+_SECONDS = re.compile(r"(\d+(?:\.\d+)?)s")
+DAILY_QUOTA_CODE = "daily_quota_exhausted"
 _TAG = re.compile(r'"(type|code)"\s*:\s*"((?:[^"\\]|\\.){1,100})"')
 
 
@@ -31,6 +33,7 @@ class ErrorAnswer:
     kind: str = ""
     code: str = ""
     not_submitted: bool = False
+    retry_after: float | None = None  # the wait the body asks for (Google's RetryInfo), when no header does
 
 
 def read_error(body: bytes, status: int, headers: httpx.Headers | dict[str, str] | None = None) -> ErrorAnswer:
@@ -39,7 +42,7 @@ def read_error(body: bytes, status: int, headers: httpx.Headers | dict[str, str]
     answer = _from_json(text) or _from_cut_json(text) or ErrorAnswer(_plain(text, status))
     disposition = (headers or {}).get(NOT_SUBMITTED_HEADER, "").strip().lower()
     if disposition == "not-submitted" or answer.code == NOT_SUBMITTED_CODE:
-        answer = ErrorAnswer(answer.message, answer.kind, answer.code or NOT_SUBMITTED_CODE, True)
+        answer = replace(answer, code=answer.code or NOT_SUBMITTED_CODE, not_submitted=True)
     return answer
 
 
@@ -62,7 +65,28 @@ def _from_json(text: str) -> ErrorAnswer | None:
         return None
     kind, code = (str(error.get(key) or "") for key in ("type", "code"))
     kind = kind or str(error.get("status") or "")  # Google: {"code": 400, "status": "INVALID_ARGUMENT"} (issue 12)
-    return ErrorAnswer(_label(str(message), kind, code), kind, code)
+    wait, daily = _google_details(error.get("details"))
+    if daily:  # a free tier's requests per day are gone: waiting a minute will not help, the run pauses
+        code = DAILY_QUOTA_CODE
+    return ErrorAnswer(_label(str(message), kind, code), kind, code, retry_after=wait)
+
+
+def _google_details(details: Any) -> tuple[float | None, bool]:
+    """Read Google's error details: RetryInfo's `retryDelay` ("37s"), and whether a QuotaFailure is a
+    per-day quota (`quotaId` …PerDay…), as Gemini answers a 429 RESOURCE_EXHAUSTED."""
+    wait, daily = None, False
+    for detail in details if isinstance(details, list) else ():
+        if not isinstance(detail, dict):
+            continue
+        kind = str(detail.get("@type", ""))
+        if kind.endswith("RetryInfo"):
+            delay = _SECONDS.fullmatch(str(detail.get("retryDelay", "")).strip())
+            wait = float(delay.group(1)) if delay else wait
+        elif kind.endswith("QuotaFailure"):
+            violations = detail.get("violations")
+            daily = daily or any("perday" in str(v.get("quotaId", "")).lower()
+                                 for v in (violations if isinstance(violations, list) else ()) if isinstance(v, dict))
+    return wait, daily
 
 
 def _from_cut_json(text: str) -> ErrorAnswer | None:
