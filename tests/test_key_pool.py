@@ -163,3 +163,17 @@ def test_test_connection_tries_every_key_and_says_which_one_fails(client, fake):
     assert BAD not in json.dumps(answer)
     single = client.post("/api/test-connection", json={"api": api(fake, "g3_stream_dataurl", api_key=GOOD)}).json
     assert single["ok"] is True and "keys" not in single
+
+
+def test_presets_and_imports_keep_pooled_keys_by_the_same_rule(client):
+    client.put("/api/settings", json={"api": {"api_key": GOOD, "key_pool": [OTHER]}})
+    shown = client.get("/api/settings").json["api"]
+    assert client.put("/api/presets/api/two keys", json=shown).status_code == 200  # as the page saves a preset
+    presets = client.application.extensions["console.config"]
+    assert [entry["api_key"] for entry in presets._presets["api"]["two keys"].key_pool] == [OTHER]
+    assert client.get("/api/presets").json["api"]["two keys"]["key_pool"][0]["api_key"] == "••••••••BBBB"
+    exported = client.get("/api/config/export").json  # without secrets: every key blank
+    assert exported["settings"]["api"]["key_pool"][0]["api_key"] == ""
+    assert client.post("/api/config/import", json=exported).status_code == 200  # blank keeps the stored key
+    assert [entry["api_key"] for entry in presets.profile().key_pool] == [OTHER]
+    assert [entry["api_key"] for entry in presets._presets["api"]["two keys"].key_pool] == [OTHER]
