@@ -46,8 +46,8 @@ def test_reading_sidecars_reports_why_each_cannot_be_used(tmp_path):
     (folder / "img3.txt").write_text("   \n", encoding="utf-8")
     (folder / "img4.txt").write_bytes(b"caf\xe9")
     (folder / "img5.txt").write_bytes(b"x" * (SIDECAR_MAX_BYTES + 1))
-    found = read_all(sorted(folder.glob("*.png")))
-    by_name = {path.name: sidecar for path, sidecar in found.items()}
+    sources = sorted(folder.glob("*.png"))
+    by_name = {path.name: sidecar for path, sidecar in zip(sources, read_all(sources))}
     assert by_name["img1.png"].text == "a red car" and by_name["img2.png"].text == "a blue car"
     assert by_name["img3.png"].problem == "img3.txt is empty"
     assert "not UTF-8" in by_name["img4.png"].problem and "over 64 KiB" in by_name["img5.png"].problem

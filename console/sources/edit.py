@@ -39,8 +39,8 @@ def plan_edit(spec: RunSpec, found: ScanResult | None = None) -> Plan:
     found = found or scanned(spec.input_path, spec.recursive)
     if len(found.files) > MAX_TASKS:
         raise SourceProblem(f"{len(found.files)} images found; at most {MAX_TASKS} per run")
-    names = [str(path.relative_to(found.root)) for path in found.files]
-    prompts = _prompts(spec.prompt, mode, found.files, names)
+    names = found.names
+    prompts = _prompts(spec.prompt, mode, str(found.root), names)
     references = _references(spec, found, names)
     tasks = [NewTask(name, str(path), prompt=prompt, references=refs)
              for name, path, prompt, refs in zip(names, found.files, prompts, references)]
@@ -48,13 +48,12 @@ def plan_edit(spec: RunSpec, found: ScanResult | None = None) -> Plan:
     return Plan(spec.input_path, spec.prompt, tasks, run_spec)
 
 
-def _prompts(template: str, mode: str, files: list[Path], names: list[str]) -> list[str]:
-    captions = sidecars.read_all(files) if wants_sidecar(template, mode) else {}
+def _prompts(template: str, mode: str, root: str, names: list[str]) -> list[str]:
+    captions = sidecars.read_all(names, root=root) if wants_sidecar(template, mode) else [None] * len(names)
     required = needs_sidecar(template, mode)
     prompts: list[str] = []
     bad: list[dict[str, str]] = []
-    for path, name in zip(files, names):
-        sidecar = captions.get(path)
+    for name, sidecar in zip(names, captions):
         if required and not sidecar.usable:
             bad.append({"name": name, "error": sidecar.problem})
             continue
@@ -64,7 +63,7 @@ def _prompts(template: str, mode: str, files: list[Path], names: list[str]) -> l
         prompts.append(prompt)
     if bad:
         why = "{caption} needs" if "{caption}" in template else "sidecar mode '%s' needs" % mode
-        raise file_problem(f"{len(bad)} of {len(files)} sources have no usable sidecar ({why} one)", bad)
+        raise file_problem(f"{len(bad)} of {len(names)} sources have no usable sidecar ({why} one)", bad)
     return prompts
 
 
@@ -103,10 +102,9 @@ def match_all(indexes: list[ReferenceIndex], name: str) -> tuple[tuple[str, ...]
 
 def preview(found: ScanResult, prompt: str, mode: str, reference_dirs: list[str], recursive: bool) -> dict[str, Any]:
     """Return what a scan preview adds for sidecars and references: counts and the names missing one."""
-    names = [str(path.relative_to(found.root)) for path in found.files]
-    captions = sidecars.read_all(found.files)
-    missing = [{"name": name, "error": captions[path].problem} for name, path in zip(names, found.files)
-               if not captions[path].usable]
+    names = found.names
+    captions = sidecars.read_all(names, root=str(found.root))  # names, not 100,000 Paths: seconds saved
+    missing = [{"name": name, "error": caption.problem} for name, caption in zip(names, captions) if not caption.usable]
     answer: dict[str, Any] = {"sidecars": {
         "count": len(names) - len(missing), "missing_count": len(missing), "missing": missing[:PREVIEW_MISSING],
         "required": needs_sidecar(prompt, checked_mode(mode)), "used": wants_sidecar(prompt, mode),

@@ -183,7 +183,7 @@ def _prompt(text: str, source: Path | None, errors: list[str]) -> str:
     if source is None:
         errors.append("{caption} needs a source image (its sidecar .txt)")
         return ""
-    sidecar = sidecars.read(source, sidecars.find([source])[source])
+    sidecar = sidecars.read_all([source])[0]
     if not sidecar.usable:
         errors.append(f"{{caption}}: {sidecar.problem}")
         return ""

@@ -73,9 +73,10 @@ def scan_preview():
     body = json_body()
     recursive = _field(body, "recursive", bool, False)
     found = engine().scan(_field(body, "input_path", str, required=True), recursive)
-    names = [str(path.relative_to(found.root)) for path in found.files[:SAMPLE_NAMES]]
+    names = found.names[:SAMPLE_NAMES]
     # Sidecar captions are not images, but they are not skipped either: they are counted below.
-    stems = {str(path.relative_to(found.root).with_suffix("")) for path in found.files}
+    captions = [name for name, _ in found.skipped if name.lower().endswith(".txt")]
+    stems = {name.rpartition(".")[0] for name in found.names} if captions else set()
     passed = [(name, reason) for name, reason in found.skipped
               if not (name.lower().endswith(".txt") and name[:-4] in stems)]
     skipped = [{"name": name, "reason": reason} for name, reason in passed[:SKIPPED_SHOWN]]
