@@ -202,6 +202,8 @@ class TaskRunner:
         async def write() -> None:
             if started is not None:
                 await asyncio.wait([started])
+                if not started.cancelled():
+                    started.exception()  # an unusable source's problem: the stop is what is recorded
             await self.bridge.db(self._write_end, task_id, "stopped", debug, error="stopped",
                                  only_from=("pending", "running"))
 
