@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 
 from console.engine.scheduler import Limiter
 from console.engine.throttle import FAIL, PAUSE, RETRY, Throttle
@@ -75,14 +74,3 @@ def test_a_new_concurrency_setting_is_followed_but_not_above_the_cooled_limit():
     throttle.set_target(20, 600)
     assert limiter.limit == 6 and throttle.target == 20
 
-
-def test_wait_returns_once_the_pause_is_over():
-    async def scenario() -> float:
-        loop = asyncio.get_running_loop()
-        throttle = Throttle(Limiter(2), max_wait_s=600, clock=loop.time)
-        throttle.hit(too_many(retry_after=0.2))
-        start = loop.time()
-        await throttle.wait()
-        return loop.time() - start
-
-    assert asyncio.run(scenario()) >= 0.19

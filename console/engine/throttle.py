@@ -1,20 +1,22 @@
-"""A run's answer to rate limits: fewer calls at once, a pause when the gateway asks, a stop on quota.
+"""One key's answer to rate limits: fewer calls at once, a pause when the gateway asks, a stop on quota.
 
-A 429 (or an in-stream rate-limit error) does not fail its task: the task goes back to the
-front of the queue, the run's concurrency halves, and no new call starts before the gateway's
-`Retry-After` (or a backoff) has passed. Calls that succeed raise the concurrency again, one
-step per `limit` successes, up to the run's own setting. A task fails for rate limits only when
-the run has been held back for longer than the profile's `rate_limit_wait_s` without a single
-success; an exhausted quota (or a wait longer than that) stops the run with its reason, so the
-rest of the batch is not burnt and a resume picks it up (issue 12).
+Each key of a run (the profile's own, and each of its key pool: `lanes.py`) has a throttle and
+the adjustable `Limiter` it turns. A 429 (or an in-stream rate-limit error) does not fail its
+task: the task goes back to the front of the queue, the key's concurrency halves, and no new
+call starts on it before the gateway's `Retry-After` (or a backoff) has passed. Calls that
+succeed raise the concurrency again, one step per `limit` successes, up to the key's own
+setting. A task fails for rate limits only when the key has been held back for longer than the
+profile's `rate_limit_wait_s` without a single success; an exhausted quota (or a wait longer
+than that) stops the run with its reason (a pooled key is parked instead), so the rest of the
+batch is not burnt and a resume picks it up (issue 12).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from collections import deque
+from dataclasses import dataclass
 from typing import Callable
 
 from ..upstream import UpstreamError, backoff_s, is_quota
@@ -125,15 +127,6 @@ class Throttle:
         if self._successes >= self.limiter.limit:
             self._successes = 0
             self.limiter.set_limit(self.limiter.limit + 1)
-
-    async def wait(self) -> None:
-        """Return when new calls may start."""
-        while (left := self.until - self._clock()) > 0:
-            await asyncio.sleep(min(left, 1.0))
-
-    @property
-    def held_since(self) -> float | None:
-        return self._since
 
     def cooling(self) -> Cooling | None:
         """What to show while the run is paused or slowed down; None when it runs freely."""
