@@ -43,6 +43,17 @@ def browser():
 
 
 @pytest.fixture
+def page(browser, server):
+    """A tab on the server's page (closed at the end); the test fails on any console error it did not expect."""
+    from tests.browser import open_tab
+
+    tab = open_tab(browser, server.url)
+    yield tab
+    tab.context.close()
+    assert tab.console_errors == [], tab.console_errors
+
+
+@pytest.fixture
 def server(tmp_path):
     """The console as a real process on a fresh data dir (stopped at the end)."""
     from tests.server_process import ServerProcess

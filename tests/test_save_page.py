@@ -7,19 +7,11 @@ import re
 import pytest
 
 from tests.helpers import make_sources
-from tests.test_page import ARTIFACTS, open_tab, shot, start_run, wait_count
+from tests.browser import ARTIFACTS, open_tab, shot, start_run, wait_count
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.browser
 RAW_KEY = re.compile(r"\b(preset|reason|fix|layout|save)_[a-z_]+\b")  # an i18n key shown instead of its words
-
-
-@pytest.fixture
-def page(browser, server):
-    tab = open_tab(browser, server.url)
-    yield tab
-    tab.context.close()
-    assert tab.console_errors == [], tab.console_errors
 
 
 def test_report_helpers(page):
