@@ -21,6 +21,7 @@ from typing import AsyncIterator, Callable
 import httpx
 
 from ..netguard import DEFAULT_PORTS, pinned
+from .netbackend import direct_transport
 
 TLS_HOSTS = 16  # TLS host names with their own pool before idle ones are closed
 NOT_CHECKED = "{host}:{port} was not checked by the network policy in this task; refused"
@@ -86,7 +87,7 @@ class PinnedTransport(httpx.AsyncBaseTransport):
             await self._tls.pop(name).transport.aclose()  # out of the map first: no one else gets it
 
     def _new_transport(self) -> httpx.AsyncHTTPTransport:
-        return httpx.AsyncHTTPTransport(verify=self._ssl, limits=self._limits, trust_env=False)
+        return direct_transport(self._limits, self._ssl)
 
     async def aclose(self) -> None:
         """Close every pool."""
