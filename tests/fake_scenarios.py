@@ -1047,11 +1047,13 @@ def link_to(ctx: Ctx) -> None:
     """A markdown image on `http://<ip>:<port>/<path>` (defaults: 127.0.0.2, this fake's port, the G3 purple path).
 
     For SSRF tests: the address is any loopback one a test serves (a canary), given as options;
-    `via=redirect` links to this fake's 302 to it instead, so only a followed redirect reaches it.
+    `via=redirect` links to this fake's 302 to it instead, so only a followed redirect reaches it;
+    `slow=red_png` links to this fake's slow copy of that image (`/files/slow/red_png`).
     """
     ip = ctx.opts.get("ip", "127.0.0.2")
     port = ctx.opts.get("port", str(ctx.fake.port))
-    target = f"http://{ip}:{port}{g3_path('purple_png')}"
+    path = f"/files/slow/{ctx.opts['slow']}" if "slow" in ctx.opts else g3_path("purple_png")
+    target = f"http://{ip}:{port}{path}"
     if ctx.opts.get("via") == "redirect":  # this fake's own 302, so the first hop is the API's host
         target = ctx.abs("/files/redirect?to=" + quote(target, safe=""))
     answer_g3(ctx, md(target))

@@ -266,3 +266,45 @@ def test_a_task_re_prompted_while_prepared_is_sent_with_its_new_prompt(engine, f
     wait_for(lambda: not engine.is_running(run_id), timeout=20)
     prompts = [r.json["messages"][0]["content"][0]["text"] for r in fake.requests if r.method == "POST"]
     assert prompts == ["old prompt", "old prompt", "new prompt"]
+
+
+# -- the call's place and the answers being checked (issue 9) ---------------------------------------
+
+
+def _chat_calls(fake) -> int:
+    return sum(1 for r in fake.requests if r.path.endswith("/chat/completions"))
+
+
+def test_the_next_call_goes_out_while_an_answer_is_still_being_stored(engine, fake, tmp_path, monkeypatch):
+    """Concurrency 1: the first answer's images are held up on their way to disk, yet the second call
+    goes out; the second answer then waits for a place among the answers being checked (as many as
+    calls), so its call's place stays taken and no third call goes out until the first is stored."""
+    from console.engine.tasks import TaskRunner
+
+    held = threading.Event()
+    keep = TaskRunner._keep_file
+
+    def slow_keep(self, pins, image):
+        held.wait(20)
+        return keep(self, pins, image)
+
+    monkeypatch.setattr(TaskRunner, "_keep_file", slow_keep)
+    run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 3)), False, "edit",
+                                  api(fake, "g16_stream_dataurl", concurrency=1))
+    wait_for(lambda: _chat_calls(fake) == 2)
+    time.sleep(0.5)
+    assert _chat_calls(fake) == 2  # the second answer holds its call's place: memory stays bounded
+    assert engine.store.progress(run_id)["done"] == 0
+    held.set()
+    assert wait_idle(engine, run_id)["done"] == 3
+    assert fake.max_in_flight == 1  # never two calls at once
+
+
+def test_an_answer_with_images_to_download_keeps_its_place_until_they_are_fetched(engine, fake, tmp_path):
+    """The download is another call to the gateway: the call's place is held through it."""
+    run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 2)), False, "edit",
+                                  api(fake, f"link_to.ip=127.0.0.1.port={fake.port}.slow=red_png", concurrency=1))
+    wait_for(lambda: any(r.path == "/files/slow/red_png" for r in fake.requests))
+    time.sleep(0.5)  # the slow file takes 2 s
+    assert _chat_calls(fake) == 1
+    assert wait_idle(engine, run_id)["done"] == 2

@@ -26,15 +26,38 @@ LOOKAHEAD = 4  # tasks prepared ahead per run; each holds one request body in me
 
 
 class Slot:
-    """One task's hold on its run's limiter and on the key it calls with; released once, by whichever comes first."""
+    """One task's place among its run's calls (and on the key it calls with), then among the answers
+    being checked; each is given back once, by whichever comes first.
 
-    def __init__(self, limiter: Limiter, lanes: Lanes, lane: Lane) -> None:
+    The call's place is free as soon as the answer has been read (`answered`): decoding and
+    storing its images no longer delays the next call (bench: 4–40 ms of every slot, issue 9).
+    The answers still being checked have places of their own, as many as the run's concurrency,
+    so a fast upstream cannot pile answers up in memory faster than they are checked.
+    """
+
+    def __init__(self, limiter: Limiter, lanes: Lanes, lane: Lane, checking: Limiter) -> None:
         self._limiter: Limiter | None = limiter
         self._lanes = lanes
+        self._checking: Limiter | None = None
+        self._checks = checking
         self.lane = lane
 
+    async def answered(self) -> None:
+        """The call is over: wait for a place among the answers being checked, then free the call's place."""
+        if self._limiter is None:
+            return
+        await self._checks.acquire()
+        self._checking = self._checks
+        self._free_call()
+
     def release(self) -> None:
-        """Free the slot (a task does so as soon as its images are on disk); later calls do nothing."""
+        """Give back whatever the task still holds (once its images are on disk, or at its end)."""
+        self._free_call()
+        if self._checking is not None:
+            self._checking.release()
+            self._checking = None
+
+    def _free_call(self) -> None:
         if self._limiter is not None:
             self._limiter.release()
             self._lanes.release(self.lane)
@@ -49,6 +72,7 @@ class RunState:
     profile: ApiProfile
     limiter: Limiter  # the run's concurrency, over all its keys
     lanes: Lanes  # its keys, each with its own concurrency and rate-limit state
+    checking: Limiter  # answers read whose images are still being checked and stored (as many as calls)
     queue: deque[str] = field(default_factory=deque)
     ready: dict[str, asyncio.Future] = field(default_factory=dict)  # prepared ahead, in queue order
     inflight: dict[str, asyncio.Task] = field(default_factory=dict)
@@ -99,7 +123,8 @@ class Scheduler:
             return 0
         state = self._runs.get(run_id)
         if state is None:
-            state = self._runs[run_id] = RunState(run_id, profile, Limiter(profile.concurrency), Lanes(profile))
+            state = self._runs[run_id] = RunState(run_id, profile, Limiter(profile.concurrency), Lanes(profile),
+                                                  Limiter(profile.concurrency))
         if state.paused:  # resumed after a pause: the quota is back, start afresh
             state.paused = None
             state.lanes.reset()
@@ -121,6 +146,7 @@ class Scheduler:
         if state is not None:
             state.profile = profile
             state.limiter.set_limit(profile.concurrency)
+            state.checking.set_limit(profile.concurrency)
             state.lanes.use_profile(profile)
 
     async def stop(self, run_id: str) -> int:
@@ -200,7 +226,7 @@ class Scheduler:
                     if not state.paused:
                         self._pause(state, state.lanes.pause_reason())
                     break
-                slot = Slot(state.limiter, state.lanes, lane)
+                slot = Slot(state.limiter, state.lanes, lane, state.checking)
                 self._prepare_ahead(state)
                 if not state.ready:
                     slot.release()

@@ -92,8 +92,8 @@ class TaskRunner:
 
         Two hand-offs and two store transactions per task when all goes well (bench, issue 9):
         the start transaction (its source and request were prepared while it waited), the call,
-        then the files into the cache, after which the slot is free for the next call, and the
-        results with the final status in one transaction.
+        after whose answer the call's place is free for the next task, then the files into the
+        cache, and the results with the final status in one transaction.
 
         A rate-limited call does not end its task: it goes back to the queue (RETRY) or the run
         stops (PAUSE), as the run's keys decide (`Lanes.failed`); the scheduler acts on that answer.
@@ -123,9 +123,10 @@ class TaskRunner:
                 await asyncio.shield(started)
             name = f"{state.run_id} · {ready.task['source_name']}"
             # Each image goes into the cache as soon as it is verified, in the same pool call, and
-            # stays pinned until the store references it (eviction must not take it). The slot is
-            # held until then: releasing it earlier let a fast upstream pile up finished answers in
-            # memory faster than they were written.
+            # stays pinned until the store references it (eviction must not take it). The call's
+            # place goes to the next task once the answer is read (`_answered`); the task keeps a
+            # place among the answers being checked until its images are on disk, so a fast
+            # upstream cannot pile up answers in memory faster than they are written.
             # A key pool's other keys get the request with their own key (and URL): `lane.profile`.
             request = ready.request if lane.identity == (profile.api_key, profile.api_url) else \
                 ready.request.with_key(lane.profile)
@@ -135,13 +136,12 @@ class TaskRunner:
                 calling = True
                 try:
                     outcome = await self.client.send(lane.profile, request, debug=debug, on_attempt=attempts.record,
-                                                    rate_limits=False, keep=functools.partial(self._keep_file, pins))
+                                                    rate_limits=False, keep=functools.partial(self._keep_file, pins),
+                                                    answered=functools.partial(self._answered, started, slot))
                 except UpstreamError:
                     await asyncio.shield(started)  # the failure is recorded after the start
                     raise
                 calling = False
-                # The slot waits for the start transaction too: with a fast upstream, calls would
-                # otherwise outrun the store and finished answers pile up in memory (bench: RSS +27 %).
                 kept = await asyncio.shield(started)
                 slot.release()
                 state.lanes.succeeded(lane)
@@ -176,6 +176,14 @@ class TaskRunner:
             await attempts.settled()
             await self._finish(state, task_id, "failed", debug,
                                error=f"the console hit a bug ({type(exc).__name__}: {exc}); the details are in {LOG_HINT}")
+
+    @staticmethod
+    async def _answered(started: asyncio.Future, slot: Slot) -> None:
+        """The call's answer is read and its images need no more calls: free the call's place for the
+        next task. Not before the start transaction is done: with a fast upstream, calls would
+        otherwise outrun the store and finished answers pile up in memory (bench: RSS +27 %)."""
+        await asyncio.wait([started])
+        await slot.answered()
 
     async def _held_back(self, state: RunState, task_id: str, exc: UpstreamError, attempts: "Attempts",
                          lane: Lane, verdict: str) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import json
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 from urllib.parse import urlsplit
 
 import httpx
@@ -97,6 +97,7 @@ class UpstreamClient:
         on_attempt: Callable[[int], Any] | None = None,
         rate_limits: bool = True,
         keep: Callable[[ResultImage], Any] | None = None,
+        answered: Callable[[], Awaitable[Any]] | None = None,
     ) -> CallOutcome:
         """Send a prepared request, retrying per the policy; raise an UpstreamError when it fails.
 
@@ -104,6 +105,10 @@ class UpstreamClient:
         engine slows the whole run down rather than each task sitting out its own 429.
         `keep(image)` runs in the thread pool right after each image is verified, in the same
         hand-off (the engine writes it to its cache there, saving a hop per task).
+        `await answered()` once the answer is read, when its images are all inline (none to
+        download): the call is over, and the engine gives its place to the next call while the
+        images are checked. Nothing is called again after it: what can still fail is the images
+        themselves (a ResponseError), which the retry policy never retries.
         """
         debug = debug or DebugLog([profile.api_key])
         api_policy = self.api_policy(profile)
@@ -112,7 +117,7 @@ class UpstreamClient:
             if on_attempt:
                 on_attempt(attempt)
             await check_url(request.url, api_policy)
-            outcome = await self._attempt(request, profile, debug, keep)
+            outcome = await self._attempt(request, profile, debug, keep, answered)
             outcome.attempts = attempt
             return outcome
 
@@ -172,7 +177,8 @@ class UpstreamClient:
         return through(proxy)
 
     async def _attempt(self, request: Request, profile: ApiProfile, debug: DebugLog,
-                       keep: Callable[[ResultImage], Any] | None = None) -> CallOutcome:
+                       keep: Callable[[ResultImage], Any] | None = None,
+                       answered: Callable[[], Awaitable[Any]] | None = None) -> CallOutcome:
         try:
             async with asyncio.timeout(profile.timeout_s):
                 parser, status = await self._send(request, profile, debug)
@@ -188,6 +194,8 @@ class UpstreamClient:
             reason = parser.refusal[0] if parser.refusal else ""
             raise ResponseError(_no_image_message(parser), http_status=status, kind="refusal" if reason else "",
                                 code=reason)
+        if answered is not None and all(ref.origin != "url" for ref in refs):
+            await answered()
         images, warnings = await self._materialize(refs, request.url, profile, debug, keep)
         said = parser.warnings or ([parser.refusal[1]] if parser.refusal else [])
         return CallOutcome(images, parser.text(), status, 0, request.url, said + warnings)
