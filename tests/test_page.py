@@ -606,3 +606,35 @@ def test_a_refused_field_under_advanced_unfolds(page):
     page.wait_for_function("document.activeElement && document.activeElement.name === 'temperature'")
     assert page.locator("[data-testid=advanced]").get_attribute("open") is not None
     assert page.locator("#api-form [name=temperature]").is_visible()
+
+
+def test_the_guide_follows_the_run_forms_mode(browser, server, fake, tmp_path):
+    """Step 2 asks for what the mode needs (a folder, a prompt, a table) and step 3 follows that field."""
+    tab = open_tab(browser, server.url)
+    fill_profile(tab, fake, "g3_stream_dataurl")
+    tab.click("[data-testid=test-connection]")
+    step2, step3 = tab.locator("[data-step='2']"), tab.locator("[data-step='3']")
+    tab.wait_for_selector("[data-step='2'].is-current")
+    assert "Pick a folder" in step2.inner_text()
+    tab.click("[data-testid=mode-switch] label:has([value=generate])")
+    tab.wait_for_function("document.querySelector(\"[data-step='2']\").innerText.includes('Describe the pictures')")
+    assert "is-current" in step2.get_attribute("class")
+    tab.click("[data-guide='2']")
+    assert tab.evaluate("document.activeElement.name") == "prompt"
+    tab.keyboard.type("a {animal} in the snow")
+    tab.wait_for_selector("[data-step='3'].is-current")
+    assert "Check the task count" in step3.inner_text()
+    tab.click("[data-guide='3']")
+    assert tab.evaluate("document.activeElement.dataset.testid") == "start-run"
+    tab.click("[data-testid=mode-switch] label:has([value=table])")
+    tab.wait_for_selector("[data-step='2'].is-current")
+    assert "Pick a table" in step2.inner_text()
+    tab.click("[data-guide='2']")
+    assert tab.evaluate("document.activeElement.name") == "table_path"
+    tab.keyboard.type(str(tmp_path / "tasks.csv"))
+    tab.wait_for_selector("[data-step='3'].is-current")
+    tab.click("[data-testid=lang-switch]")
+    assert "选择表格" in step2.inner_text() and "检查表格" in step3.inner_text()
+    shot(tab, "guide-table-mode-zh")
+    tab.context.close()
+    assert tab.console_errors == []

@@ -1,15 +1,31 @@
 // The guided start: three numbered steps shown while no API URL is stored (issue 8). It follows
-// what the person does (connection tested, folder typed) and goes away once a URL is saved.
+// what the person does (connection tested, folder, prompt or table typed, in the run form's
+// mode) and goes away once a URL is saved.
 
+import { translate } from "./i18n.js";
+import { currentMode } from "./sources.js";
 import { $ } from "./ui.js";
 
 const DISMISSED_KEY = "ibc.guide.dismissed";
 const state = { connected: false, stored: false };
 
-/** Return the step to do next: 1 connect, 2 pick a folder, 3 prompt and start (pure). */
-export function currentStep({ connected, path }) {
+// Per mode of the run form: the field step 2 fills, the one step 3 goes to, and the steps' words.
+const STEPS = {
+  edit: { fill: "input_path", then: "prompt", words: ["guide_2", "guide_2_text", "guide_3", "guide_3_text"] },
+  generate: { fill: "prompt", then: null, words: ["guide_2_generate", "guide_2_generate_text", "guide_3_start",
+    "guide_3_generate_text"] },
+  table: { fill: "table_path", then: null, words: ["guide_2_table", "guide_2_table_text", "guide_3_start",
+    "guide_3_table_text"] },
+};
+
+/** Return the step to do next: 1 connect, 2 fill the mode's field, 3 start (pure). */
+export function currentStep({ connected, filled }) {
   if (!connected) return 1;
-  return path ? 3 : 2;
+  return filled ? 3 : 2;
+}
+
+function steps() {
+  return STEPS[currentMode()] || STEPS.edit;
 }
 
 function dismissed() {
@@ -21,7 +37,11 @@ function showGuide() {
   const guide = $("guided-start");
   guide.hidden = state.stored || dismissed();
   if (guide.hidden) return;
-  const step = currentStep({ connected: state.connected, path: $("run-form").elements.input_path.value.trim() });
+  const { fill, words } = steps();
+  const step = currentStep({ connected: state.connected, filled: $("run-form").elements[fill].value.trim() });
+  const labels = guide.querySelectorAll("[data-step='2'] [data-i18n], [data-step='3'] [data-i18n]");
+  labels.forEach((label, index) => { label.dataset.i18n = words[index]; });
+  translate(guide);
   for (const item of guide.querySelectorAll("[data-step]")) {
     const number = Number(item.dataset.step);
     item.classList.toggle("is-current", number === step);
@@ -40,7 +60,9 @@ function goToStep(step) {
     (empty || $("test-connection")).focus();
   } else {
     $("run-panel").open = true;
-    $("run-form").elements[step === 2 ? "input_path" : "prompt"].focus();
+    const { fill, then } = steps();
+    const form = $("run-form");
+    (step === 2 ? form.elements[fill] : then ? form.elements[then] : form.querySelector("[data-testid=start-run]")).focus();
   }
 }
 
@@ -61,7 +83,8 @@ export function initGuide(settings) {
     showGuide();
   });
   document.addEventListener("ibc:run-started", dismiss);
-  $("run-form").elements.input_path.addEventListener("input", showGuide);
+  $("run-form").addEventListener("input", showGuide); // the mode's field, or the mode itself
+  $("run-form").addEventListener("change", showGuide);
   $("guide-close").addEventListener("click", dismiss);
   for (const button of document.querySelectorAll("[data-guide]")) {
     button.addEventListener("click", () => goToStep(Number(button.dataset.guide)));
