@@ -255,14 +255,18 @@ class Store:
         finished = counts["done"] + counts["failed"]
         now = time.time() if now is None else now
         started = db.execute("SELECT started_at FROM runs WHERE id = ?", (run_id,)).fetchone()
+        left = counts["pending"] + counts["running"]
+        if not left and finished:  # nothing left to do: the rate is the run's own, frozen at its last end
+            last = max((db.execute("SELECT MAX(finished_at) FROM tasks WHERE run_id = ? AND status = ?",
+                                   (run_id, status)).fetchone()[0] or 0.0 for status in ("done", "failed")))
+            now = min(now, last) if last else now
         rate = eta = None
         if started and started[0]:
             since = max(now - RATE_WINDOW_S, started[0])
-            recent = db.execute("SELECT COUNT(*) FROM tasks WHERE run_id = ? AND finished_at >= ? AND status IN ('done', 'failed')",
-                                (run_id, since)).fetchone()[0]
+            recent = sum(db.execute("SELECT COUNT(*) FROM tasks WHERE run_id = ? AND status = ? AND finished_at >= ?",
+                                    (run_id, status, since)).fetchone()[0] for status in ("done", "failed"))
             if recent and now > since:
                 rate = round(recent / ((now - since) / 60), 2)
-                left = counts["pending"] + counts["running"]
                 eta = round(left / rate * 60, 1) if left else 0.0
         percent = round(100 * finished / total, 1) if total else 100.0
         return {"total": total, **counts, "percent": percent, "rate_per_min": rate, "eta_s": eta}

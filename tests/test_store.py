@@ -139,3 +139,45 @@ def test_results_keep_their_prompt_and_an_appended_continuation_keeps_its_source
     assert store.is_referenced("a" * 64)  # the continuation still reads it
     store.delete_task(step)
     assert not store.is_referenced("a" * 64)
+
+
+def test_the_rate_follows_the_clock_while_tasks_are_left_and_stops_at_a_finished_runs_last_end(tmp_path):
+    """Started at t=1000, three tasks done at 1030, 1060, 1090 and one pending: 3 in 120 s at t=1120;
+    once the last is done at 1120 the rate stays what it was then, however late the page asks."""
+    store = Store(tmp_path / "x.db")
+    run_id = store.create_run("/in", False, "p", {}, [(f"{n}.png", f"/in/{n}.png") for n in range(4)])
+    ids = store.task_ids(run_id, ["pending"])
+    with store._tx() as db:  # a run whose clock the test sets
+        db.execute("UPDATE runs SET started_at = 1000 WHERE id = ?", (run_id,))
+        for task_id, at in zip(ids, (1030, 1060, 1090)):
+            db.execute("UPDATE tasks SET status = 'done', finished_at = ? WHERE id = ?", (at, task_id))
+    running = store.progress(run_id, now=1120)
+    assert (running["rate_per_min"], running["eta_s"]) == (1.5, 40.0)
+    assert store.progress(run_id, now=1240)["rate_per_min"] == 0.75  # still going, and slower
+    with store._tx() as db:
+        db.execute("UPDATE tasks SET status = 'failed', finished_at = 1120 WHERE id = ?", (ids[3],))
+    finished = [store.progress(run_id, now=now) for now in (1120, 1500, 90_000)]
+    assert [(p["rate_per_min"], p["eta_s"]) for p in finished] == [(2.0, 0.0)] * 3
+    store.close()
+
+
+def test_a_version_4_database_gets_the_finish_time_index_and_the_same_progress(tmp_path):
+    import sqlite3
+
+    from console.schema import MIGRATIONS
+
+    path = tmp_path / "x.db"
+    with sqlite3.connect(path) as db:  # the schema as the previous release left it
+        for number, script in MIGRATIONS:
+            if number <= 4:
+                db.executescript(script)
+        db.execute("PRAGMA user_version = 4")
+        db.execute("INSERT INTO runs (id, created_at, input_path, recursive, prompt, profile, task_count, started_at) "
+                   "VALUES ('r1', 0, '/in', 0, 'p', '{}', 1, 1000)")
+        db.execute("INSERT INTO tasks (id, run_id, idx, source_name, source_path, prompt, status, rev, finished_at) "
+                   "VALUES ('t1', 'r1', 0, 'a.png', '/in/a.png', 'p', 'done', 1, 1060)")
+    store = Store(path)
+    indexes = {row[0] for row in store._db().execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "tasks_by_run_status_finished" in indexes and "tasks_by_run_status" not in indexes
+    assert store.progress("r1", now=5000)["rate_per_min"] == 1.0
+    store.close()
