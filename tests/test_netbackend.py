@@ -37,6 +37,16 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
     return await reader.readexactly(length)
 
 
+def _request(handler, method: str = "GET", content: bytes | None = None, **timeouts: float) -> bytes:
+    """Serve `handler` on loopback, send it one request and return the answer's body."""
+    async def main() -> bytes:
+        server, url = await _serve(handler)
+        async with server, _client(**timeouts) as client:
+            return (await client.request(method, url, content=content)).content
+
+    return asyncio.run(main())
+
+
 def _answer(body: bytes, *extra: bytes) -> bytes:
     return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), b"".join(extra), body)
 
@@ -123,12 +133,7 @@ def test_a_large_request_body_is_sent_whole_to_a_slow_reader():
         await writer.drain()
         writer.close()
 
-    async def main():
-        server, url = await _serve(handler)
-        async with server, _client() as client:
-            return (await client.post(url, content=body)).content
-
-    assert asyncio.run(main()) == b"ok"
+    assert _request(handler, "POST", body) == b"ok"
     assert seen["body"] == body
 
 
@@ -137,13 +142,8 @@ def test_a_server_that_never_reads_gives_a_write_timeout():
         await asyncio.sleep(3)  # never reads; the client's send buffer fills
         writer.close()
 
-    async def main():
-        server, url = await _serve(handler)
-        async with server, _client(write=0.5) as client:
-            await client.post(url, content=b"x" * (64 * 1024 * 1024))
-
     with pytest.raises(httpx.WriteTimeout):
-        asyncio.run(main())
+        _request(handler, "POST", b"x" * (64 * 1024 * 1024), write=0.5)
 
 
 def test_a_stalled_answer_gives_a_read_timeout():
@@ -154,13 +154,8 @@ def test_a_stalled_answer_gives_a_read_timeout():
         await asyncio.sleep(3)
         writer.close()
 
-    async def main():
-        server, url = await _serve(handler)
-        async with server, _client(read=0.3) as client:
-            await client.get(url)
-
     with pytest.raises(httpx.ReadTimeout):
-        asyncio.run(main())
+        _request(handler, read=0.3)
 
 
 def test_a_reset_in_the_middle_of_an_answer_is_a_transport_error():
@@ -172,13 +167,8 @@ def test_a_reset_in_the_middle_of_an_answer_is_a_transport_error():
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         writer.transport.abort()  # RST, not FIN
 
-    async def main():
-        server, url = await _serve(handler)
-        async with server, _client() as client:
-            await client.get(url)
-
     with pytest.raises((httpx.ReadError, httpx.RemoteProtocolError)):
-        asyncio.run(main())
+        _request(handler)
 
 
 def test_an_answer_cut_short_by_a_close_is_an_incomplete_answer():
@@ -188,13 +178,8 @@ def test_an_answer_cut_short_by_a_close_is_an_incomplete_answer():
         await writer.drain()
         writer.close()
 
-    async def main():
-        server, url = await _serve(handler)
-        async with server, _client() as client:
-            await client.get(url)
-
     with pytest.raises(httpx.RemoteProtocolError):
-        asyncio.run(main())
+        _request(handler)
 
 
 def test_a_closed_port_is_a_connect_error():
