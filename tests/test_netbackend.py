@@ -7,6 +7,8 @@ upstream test goes through it too; here are the socket-level cases those do not 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import hashlib
 import socket
 
@@ -219,3 +221,28 @@ def test_a_server_that_talks_out_of_turn_makes_an_idle_connection_unusable():
         return len(connections)
 
     assert asyncio.run(main()) == 2
+
+
+def test_a_request_stopped_while_its_body_is_sent_lets_go_of_its_socket():
+    """A stop during a large upload to a gateway that does not read: the socket and the unsent body
+    go at once (a gentle close would keep both until the gateway read everything)."""
+    async def handler(reader, writer):
+        await asyncio.sleep(3)  # never reads
+        writer.close()
+
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    async def main():
+        server, url = await _serve(handler)
+        async with server, _client() as client:
+            before = open_fds()
+            upload = asyncio.create_task(client.post(url, content=b"x" * (64 * 1024 * 1024)))
+            await asyncio.sleep(0.5)  # the send buffers are full by now
+            upload.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await upload
+            await asyncio.sleep(0.1)
+            return open_fds() - before
+
+    assert asyncio.run(main()) <= 1  # the server's side of the connection, still sleeping

@@ -131,7 +131,10 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.WriteError(_describe(self._connection.lost))
 
     async def aclose(self) -> None:
-        self._transport.close()
+        if self._transport.get_write_buffer_size():
+            self._transport.abort()  # a request cut short (a stop): a gentle close would hold the socket
+        else:  # and the unsent body until a peer that may never read has read it all
+            self._transport.close()
 
     async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
                         timeout: float | None = None) -> httpcore.AsyncNetworkStream:
