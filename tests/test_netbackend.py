@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import hashlib
+import os
 import socket
 
 import httpx
