@@ -308,3 +308,38 @@ def test_an_answer_with_images_to_download_keeps_its_place_until_they_are_fetche
     time.sleep(0.5)  # the slow file takes 2 s
     assert _chat_calls(fake) == 1
     assert wait_idle(engine, run_id)["done"] == 2
+
+
+def test_a_stop_keeps_answers_that_have_already_come_back(engine, fake, tmp_path, monkeypatch):
+    """Concurrency 1. The stop lands while the first answer's image is on its way to disk and the
+    second answer, read, waits for its turn to be checked: both calls are over and paid for, so both
+    tasks end done with their images; the queued ones are stopped."""
+    from console.engine.tasks import TaskRunner
+
+    held, holding = threading.Event(), threading.Event()
+    keep = TaskRunner._keep_file
+
+    def slow_keep(self, pins, image):
+        if not held.is_set():
+            holding.set()
+            held.wait(20)
+        return keep(self, pins, image)
+
+    monkeypatch.setattr(TaskRunner, "_keep_file", slow_keep)
+    run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 5)), False, "edit",
+                                  api(fake, "g16_stream_dataurl", concurrency=1))
+    assert holding.wait(20)
+    wait_for(lambda: _chat_calls(fake) == 2 and fake.in_flight == 0)  # the second answer is read
+    stopped: list[int] = []
+    stopping = threading.Thread(target=lambda: stopped.append(engine.stop_run(run_id)))
+    stopping.start()
+    time.sleep(0.3)
+    held.set()  # the first image reaches the disk after the stop began
+    stopping.join(20)
+    assert stopped == [3]  # the queued tasks
+    tasks = engine.store.tasks_since(run_id)["tasks"]
+    assert sorted(t["status"] for t in tasks) == ["done", "done", "stopped", "stopped", "stopped"]
+    for task in tasks:
+        if task["status"] == "done":
+            assert [engine.cache.path(r["sha256"], r["format"]).is_file() for r in task["results"]] == [True]
+    assert _chat_calls(fake) == 2

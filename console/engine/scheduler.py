@@ -40,10 +40,17 @@ class Slot:
         self._lanes = lanes
         self._checking: Limiter | None = None
         self._checks = checking
+        self._answered = False
         self.lane = lane
+
+    @property
+    def has_answer(self) -> bool:
+        """True once the call's answer has been read: what is left is checking and storing it (a stop lets it finish)."""
+        return self._answered
 
     async def answered(self) -> None:
         """The call is over: wait for a place among the answers being checked, then free the call's place."""
+        self._answered = True
         if self._limiter is None:
             return
         await self._checks.acquire()
@@ -76,6 +83,7 @@ class RunState:
     queue: deque[str] = field(default_factory=deque)
     ready: dict[str, asyncio.Future] = field(default_factory=dict)  # prepared ahead, in queue order
     inflight: dict[str, asyncio.Task] = field(default_factory=dict)
+    slots: dict[str, Slot] = field(default_factory=dict)  # what each task in flight holds
     dispatcher: asyncio.Task | None = None
     paused: str | None = None  # why the run stopped itself (quota), until it is queued again
     halted: str | None = None  # set while stopping or paused: a rate-limited task then ends stopped with this
@@ -150,7 +158,12 @@ class Scheduler:
             state.lanes.use_profile(profile)
 
     async def stop(self, run_id: str) -> int:
-        """Stop a run: its queue becomes stopped, its calls are cancelled; return how many."""
+        """Stop a run: its queue becomes stopped, its calls are cancelled; return how many.
+
+        A task whose answer has already come back is not cancelled: the call is over and paid
+        for, and storing its images takes a moment, so it ends done (or failed) and the stop
+        waits for it like for the others.
+        """
         state = self._runs.get(run_id)
         if state is None:
             return 0
@@ -160,7 +173,9 @@ class Scheduler:
         state.queue.clear()
         if state.dispatcher is not None:
             state.dispatcher.cancel()
-        for job in jobs:
+        calling = [job for task_id, job in state.inflight.items()
+                   if not (task_id in state.slots and state.slots[task_id].has_answer)]
+        for job in calling:
             job.cancel()
         stopped = await self._mark_stopped(queued, "stopped") if queued else 0
         if jobs:
@@ -169,7 +184,7 @@ class Scheduler:
         if pending:
             await asyncio.wait(pending, timeout=STOP_WAIT_S)
         self._update_busy(state)
-        return stopped + len(jobs)
+        return stopped + len(calling)
 
     async def stop_all(self) -> int:
         """Stop every run; return how many tasks were stopped."""
@@ -234,7 +249,7 @@ class Scheduler:
                 task_id = next(iter(state.ready))
                 prepared = state.ready.pop(task_id)
                 job = asyncio.create_task(self._execute(state, task_id, prepared, slot))
-                state.inflight[task_id] = job
+                state.inflight[task_id], state.slots[task_id] = job, slot
                 job.add_done_callback(lambda done, tid=task_id, held=slot: self._finished(state, tid, held, done))
         finally:
             if state.dispatcher is asyncio.current_task():
@@ -254,6 +269,7 @@ class Scheduler:
 
     def _finished(self, state: RunState, task_id: str, slot: Slot, job: asyncio.Task) -> None:
         state.inflight.pop(task_id, None)
+        state.slots.pop(task_id, None)
         slot.release()
         failure = None if job.cancelled() else job.exception()
         if failure is not None:  # the runner records every end itself; reaching here is a bug
