@@ -635,6 +635,7 @@ def test_the_guide_follows_the_run_forms_mode(browser, server, fake, tmp_path):
     tab.wait_for_selector("[data-step='3'].is-current")
     tab.click("[data-testid=lang-switch]")
     assert "选择表格" in step2.inner_text() and "检查表格" in step3.inner_text()
+    assert tab.locator("#connection-output").inner_text().startswith("连接成功：HTTP 200")  # said again in Chinese
     shot(tab, "guide-table-mode-zh")
     tab.context.close()
     assert tab.console_errors == []

@@ -6,7 +6,7 @@ import { clockTime, duration, insertSorted, matches, oneDecimal, unreviewed } fr
 import { CARD_SIZES, TaskGrid } from "./grid.js";
 import { initGuide } from "./guide.js";
 import { LANGUAGES, language, setLanguage, t, translate, pickLanguage } from "./i18n.js";
-import { initProfilePanel, readProfile } from "./profile.js";
+import { initProfilePanel, readProfile, retranslateProfile } from "./profile.js";
 import { initRunPanel, showHistory } from "./runpanel.js";
 import { initSavePanel, openSave, translateSavePanel } from "./savepanel.js";
 import { runTitle } from "./sources.js";
@@ -409,6 +409,7 @@ function wireCardSize() {
 function retranslate() {
   translate();
   translateSavePanel();
+  retranslateProfile();
   grid.setView(state.view);
   for (const card of document.querySelectorAll(".task-card")) card.remove();
   grid.cards.clear();

@@ -170,20 +170,34 @@ async function clearKey() {
   await attempt(async () => showSettings(await fetchJSON("/api/settings", { method: "PUT", body: { api: { api_key: "" } } })), t("saved"));
 }
 
+let lastConnection = null; // the last Test connection answer, shown again in a new language
+
 async function testConnection() {
   const output = $("connection-output");
   output.hidden = false;
   output.textContent = "…";
   const answer = await attempt(() => fetchJSON("/api/test-connection", { method: "POST", body: { api: readProfile() } }));
   if (!answer) return (output.hidden = true);
+  lastConnection = answer;
+  showConnection(answer);
+  document.dispatchEvent(new CustomEvent("ibc:connection", { detail: { ok: answer.ok } }));
+  $("model-list").replaceChildren(...answer.models.map((id) => new Option(id)));
+}
+
+/** Show a Test connection answer in the page's language. */
+function showConnection(answer) {
+  const output = $("connection-output");
   const first = answer.models.length || !answer.keys
     ? t("connection_ok", { status: answer.http_status, count: answer.models.length, models: answer.models.slice(0, 20).join(", ") })
     : "";
   const keys = (answer.keys || []).map((key) => t(key.ok ? "key_test_ok" : "key_test_failed", { ...key, status: key.http_status }));
   output.textContent = answer.ok || answer.keys ? [first, ...keys].filter(Boolean).join("\n") : t("connection_failed", { error: answer.error });
   output.classList.toggle("is-error", !answer.ok);
-  document.dispatchEvent(new CustomEvent("ibc:connection", { detail: { ok: answer.ok } }));
-  $("model-list").replaceChildren(...answer.models.map((id) => new Option(id)));
+}
+
+/** Show what the profile panel words itself (not from the page's markup) in the language just chosen. */
+export function retranslateProfile() {
+  if (lastConnection && !$("connection-output").hidden) showConnection(lastConnection);
 }
 
 async function importConfig(event) {
