@@ -292,10 +292,12 @@ class Store:
         removed = [row[0] for row in db.execute("SELECT task_id FROM removed WHERE run_id = ? AND rev > ?", (run_id, since))] if since else []
         return {"rev": rev, "total": total, "tasks": self._with_results(rows), "removed": removed}
 
-    def task(self, task_id: str) -> dict[str, Any] | None:
-        """Return one task with its results, or None."""
+    def task(self, task_id: str, *, results: bool = True) -> dict[str, Any] | None:
+        """Return one task with its results (an empty list with `results` False), or None."""
         row = self._db().execute(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
-        return self._with_results([row])[0] if row else None
+        if row is None:
+            return None
+        return self._with_results([row])[0] if results else _task(row)
 
     def _with_results(self, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
         tasks = [_task(row) for row in rows]

@@ -181,3 +181,16 @@ def test_a_version_4_database_gets_the_finish_time_index_and_the_same_progress(t
     assert "tasks_by_run_status_finished" in indexes and "tasks_by_run_status" not in indexes
     assert store.progress("r1", now=5000)["rate_per_min"] == 1.0
     store.close()
+
+
+def test_a_task_can_be_read_without_its_results(tmp_path):
+    from console.store import NewResult
+
+    store = Store(tmp_path / "x.db")
+    run_id = store.create_run("/in", False, "p", {}, [("a.png", "/in/a.png")])
+    task_id = store.task_ids(run_id, ["pending"])[0]
+    store.finish_task(task_id, "done", results=[NewResult("a" * 64, "png", 1, 1, 1, "base64")])
+    assert [r["sha256"] for r in store.task(task_id)["results"]] == ["a" * 64]
+    bare = store.task(task_id, results=False)
+    assert bare["results"] == [] and bare["status"] == "done" and bare["source_path"] == "/in/a.png"
+    store.close()

@@ -221,7 +221,7 @@ class TaskRunner:
             pass
 
     def _prepare(self, task_id: str, profile: ApiProfile) -> Prepared | None:
-        task = self.store.task(task_id)
+        task = self.store.task(task_id, results=False)  # what it sends, not what it brought
         if task is None or task["status"] != "pending":
             return None
         try:
