@@ -74,6 +74,10 @@ class _Connection(asyncio.Protocol):
         finally:
             self._reader = None
 
+    @property
+    def writing_paused(self) -> bool:
+        return self._drained is not None
+
     async def wait_drained(self) -> None:
         if self._drained is not None:
             await asyncio.shield(self._drained)
@@ -122,11 +126,12 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.WriteError(_describe(self._connection.lost) if self._connection.lost else
                                       "the connection is closed")
         self._transport.write(buffer)
-        try:
-            async with asyncio.timeout(timeout):
-                await self._connection.wait_drained()
-        except TimeoutError:
-            raise httpcore.WriteTimeout(f"could not send within {timeout:g}s") from None
+        if self._connection.writing_paused:  # the socket's buffer is full: wait until it drains
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._connection.wait_drained()
+            except TimeoutError:
+                raise httpcore.WriteTimeout(f"could not send within {timeout:g}s") from None
         if self._connection.lost is not None:
             raise httpcore.WriteError(_describe(self._connection.lost))
 
