@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -55,3 +56,30 @@ def test_missing_image_file_is_a_clean_error(tmp_path):
     code, report, _ = run(["--api-url", "http://127.0.0.1:9/v1", "--image", str(tmp_path / "nope.png"),
                            "--prompt", "p", "--out", str(tmp_path)])
     assert code == 1 and "nope.png" in report["error"] and report["attempts"] == 0
+
+
+def test_reference_images_are_sent_after_the_source_in_order(fake, tmp_path):
+    from tests.images import make
+
+    paths = []
+    for number, color in enumerate(((200, 0, 0), (0, 200, 0), (0, 0, 200))):
+        path = tmp_path / f"input{number}.png"
+        path.write_bytes(make("PNG", (40, 30), color))
+        paths.append(path)
+    code, report, _ = run(["--api-url", fake.api_base("g3_stream_dataurl"), "--image", str(paths[0]),
+                           "--reference", str(paths[1]), "--reference", str(paths[2]), "--prompt", "put them together",
+                           "--out", str(tmp_path / "out")], ALLOW_PRIVATE_API_URL="1")
+    assert code == 0 and report["ok"] is True
+    content = fake.requests[0].json["messages"][0]["content"]
+    sent = [base64.b64decode(part["image_url"]["url"].split(",", 1)[1]) for part in content if part["type"] == "image_url"]
+    assert sent == [path.read_bytes() for path in paths]
+
+
+def test_more_references_than_the_mode_takes_is_a_clean_error_before_any_call(fake, tmp_path):
+    source = tmp_path / "cat.jpg"
+    source.write_bytes(JPEG)
+    code, report, _ = run(["--api-url", fake.api_base("g3_stream_dataurl"), "--image", str(source),
+                           *[arg for _ in range(8) for arg in ("--reference", str(source))],
+                           "--prompt", "p", "--out", str(tmp_path / "out")], ALLOW_PRIVATE_API_URL="1")
+    assert code == 1 and report["ok"] is False and "9" in report["error"] and report["attempts"] == 0
+    assert fake.requests == []

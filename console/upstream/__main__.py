@@ -1,6 +1,6 @@
 """Check a real gateway by hand: one call (with retries), images written to a folder.
 
-    python -m console.upstream --api-url URL --image PATH --prompt TEXT --out DIR
+    python -m console.upstream --api-url URL --image PATH [--reference PATH ...] --prompt TEXT --out DIR
 
 Prints one JSON line: {"ok", "images", "error", "http_status", "attempts"}; exit 0 when ok.
 """
@@ -27,6 +27,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--api-url", required=True,
                         help="API base (…/v1) or full endpoint URL (Gemini: …/v1beta or …/models/X:generateContent)")
     parser.add_argument("--image", type=Path, help="source image; omit to generate from the prompt alone")
+    parser.add_argument("--reference", type=Path, action="append", default=[], metavar="PATH",
+                        help="a further input image sent after the source (repeatable, in order)")
     parser.add_argument("--prompt", required=True)
     parser.add_argument("--model", default="grok-imagine-1.0-edit")
     parser.add_argument("--mode", choices=API_MODES, default="auto")
@@ -53,16 +55,14 @@ async def run(args: argparse.Namespace, environ: dict[str, str]) -> dict[str, An
         "stream": not args.no_stream, "edit_format": args.edit_format, "size": args.size, "proxy_url": args.proxy,
         "max_retries": args.max_retries, "timeout_s": args.timeout,
     })
-    source = None
-    if args.image is not None:
-        data = args.image.read_bytes()
-        prepared, mime = imaging.prepare_source(data)
-        source = Source(args.image.name, prepared, mime)
+    source = read_image(args.image) if args.image is not None else None
+    references = [read_image(path) for path in args.reference]
     debug = DebugLog([api_key], settings.debug_log_bytes)
     report: dict[str, Any] = {"ok": False, "images": [], "error": None, "http_status": None, "attempts": 0}
     async with make_http_client() as http:
         try:
-            outcome = await UpstreamClient(http, settings).call(profile, args.prompt, source, debug=debug)
+            outcome = await UpstreamClient(http, settings).call(profile, args.prompt, source, references=references,
+                                                                debug=debug)
         except UpstreamError as exc:
             report.update(error=str(exc), http_status=exc.http_status, attempts=exc.attempts)
         else:
@@ -74,6 +74,12 @@ async def run(args: argparse.Namespace, environ: dict[str, str]) -> dict[str, An
     if args.debug:
         print(debug.text(), file=sys.stderr)
     return report
+
+
+def read_image(path: Path) -> Source:
+    """Read an input image as the console sends it (turned upright by its EXIF orientation)."""
+    prepared, mime = imaging.prepare_source(path.read_bytes())
+    return Source(path.name, prepared, mime)
 
 
 def write_image(folder: Path, data: bytes, fmt: str, sha256: str) -> Path:
