@@ -38,31 +38,26 @@ class Slot:
     def __init__(self, limiter: Limiter, lanes: Lanes, lane: Lane, checking: Limiter) -> None:
         self._limiter: Limiter | None = limiter
         self._lanes = lanes
-        self._checking: Limiter | None = None
         self._checks = checking
-        self._answered = False
+        self._checking = False  # holds a place among the answers being checked
         self.lane = lane
-
-    @property
-    def has_answer(self) -> bool:
-        """True once the call's answer has been read: what is left is checking and storing it (a stop lets it finish)."""
-        return self._answered
+        self.has_answer = False  # the answer is read: what is left is checking and storing it (a stop lets it finish)
 
     async def answered(self) -> None:
         """The call is over: wait for a place among the answers being checked, then free the call's place."""
-        self._answered = True
+        self.has_answer = True
         if self._limiter is None:
             return
         await self._checks.acquire()
-        self._checking = self._checks
+        self._checking = True
         self._free_call()
 
     def release(self) -> None:
         """Give back whatever the task still holds (once its images are on disk, or at its end)."""
         self._free_call()
-        if self._checking is not None:
-            self._checking.release()
-            self._checking = None
+        if self._checking:
+            self._checks.release()
+            self._checking = False
 
     def _free_call(self) -> None:
         if self._limiter is not None:

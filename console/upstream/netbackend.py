@@ -31,7 +31,7 @@ class _Connection(asyncio.Protocol):
     """One socket's state as the loop sees it: unread bytes, whether it ended, and who waits."""
 
     def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]  # set by connection_made, then by start_tls
         self.buffer = bytearray()
         self.ended = False  # the peer closed its side, or the connection is gone
         self.lost: BaseException | None = None  # why the connection was lost, if not cleanly
@@ -44,7 +44,7 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        if len(self.buffer) > PAUSE_AT and not self.reading_paused and self.transport is not None:
+        if len(self.buffer) > PAUSE_AT and not self.reading_paused:
             self.transport.pause_reading()
             self.reading_paused = True
         _wake(self._reader)
@@ -91,9 +91,12 @@ def _wake(waiter: asyncio.Future[None] | None) -> None:
 class AsyncioStream(httpcore.AsyncNetworkStream):
     """A connected socket (plain or TLS) for httpcore, read and written through its `_Connection`."""
 
-    def __init__(self, connection: _Connection, transport: asyncio.Transport) -> None:
+    def __init__(self, connection: _Connection) -> None:
         self._connection = connection
-        self._transport = transport
+
+    @property
+    def _transport(self) -> asyncio.Transport:
+        return self._connection.transport  # the TLS one once start_tls has run
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         connection = self._connection
@@ -157,7 +160,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         if transport is None:  # the connection closed during the handshake
             raise httpcore.ConnectError("the connection closed during the TLS handshake")
         self._connection.transport = transport  # type: ignore[assignment]
-        return AsyncioStream(self._connection, transport)  # type: ignore[arg-type]
+        return AsyncioStream(self._connection)
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":  # asked of idle connections: anything unread, or an end, makes one unusable
@@ -189,19 +192,19 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
     async def _connect(open_: Any, timeout: float | None, socket_options: Iterable[Any] | None) -> AsyncioStream:
         try:
             async with asyncio.timeout(timeout):
-                transport, connection = await open_()
+                _, connection = await open_()
         except TimeoutError:
             raise httpcore.ConnectTimeout(f"no connection within {timeout:g}s") from None
         except OSError as exc:
             raise httpcore.ConnectError(_describe(exc)) from exc
         try:
-            sock = transport.get_extra_info("socket")
+            sock = connection.transport.get_extra_info("socket")
             for option in socket_options or ():
                 sock.setsockopt(*option)
         except OSError as exc:
-            transport.abort()
+            connection.transport.abort()
             raise httpcore.ConnectError(_describe(exc)) from exc
-        return AsyncioStream(connection, transport)
+        return AsyncioStream(connection)
 
 
 def _describe(exc: BaseException) -> str:
