@@ -11,7 +11,7 @@ import pytest
 
 from console.profile import ApiProfile
 from console.settings import resolve
-from console.upstream import ProfileProblem, ResponseError, StatusError, check_profile
+from console.upstream import ProfileProblem, ResponseError, StatusError, check_profile, gemini
 from console.upstream.client import CallOutcome, UpstreamClient, make_http_client
 from console.upstream.debuglog import DebugLog
 from console.upstream.payload import Source, build, endpoint, input_limit, resolve_mode
@@ -225,3 +225,12 @@ def test_a_gemini_run_out_of_its_daily_quota_pauses_instead_of_failing(engine, f
     assert progress["failed"] == 0 and progress["stopped"] == 4
     assert engine.cooling(run_id)["paused"].startswith(
         "paused: 429 from the gateway (daily_quota_exhausted); resume when the quota is back")
+
+
+def test_a_relays_query_stays_after_every_path_and_ours_are_not_doubled():
+    relay = "https://relay.example.com/v1beta/models/m:streamGenerateContent?alt=sse&tenant=7"
+    assert endpoint(profile(relay), "gemini", True) == \
+        f"https://relay.example.com/v1beta/models/{MODEL}:streamGenerateContent?tenant=7&alt=sse"
+    assert endpoint(profile(relay, stream=False), "gemini", True) == \
+        f"https://relay.example.com/v1beta/models/{MODEL}:generateContent?tenant=7"
+    assert gemini.models_url(relay) == "https://relay.example.com/v1beta/models?tenant=7&pageSize=1000"

@@ -195,3 +195,14 @@ def test_bodies_with_spliced_data_urls_are_exactly_what_json_dumps_gives():
         "extra": {"nested": [images[0].data_url(), 1.5, None, True]}, "stream": True}
     assert dumps(body) == json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     assert dumps({"prompt": "no images"}) == b'{"prompt":"no images"}'
+
+
+@pytest.mark.parametrize("url, mode, expected", [
+    ("https://r.openai.azure.com/openai/v1?api-version=2025-04-01-preview", "images",
+     "https://r.openai.azure.com/openai/v1/images/generations?api-version=2025-04-01-preview"),
+    ("https://r.openai.azure.com/openai/v1/chat/completions?api-version=1", "chat_completions",
+     "https://r.openai.azure.com/openai/v1/chat/completions?api-version=1"),
+    ("http://127.0.0.1:8000/?api-version=2", "responses", "http://127.0.0.1:8000/v1/responses?api-version=2"),
+])
+def test_the_urls_query_stays_after_the_endpoint_path(url, mode, expected):
+    assert endpoint(profile(api_url=url), mode, False) == expected

@@ -23,7 +23,7 @@ from .errors import (ProfileProblem, ResponseError, StatusError, TimeoutError_, 
 from .extract import ImageRef
 from .faults import ERROR_BODY_BYTES, read_error
 from .fetch import Downloader, ResultImage, absolute_url, decode_inline, read_capped, read_head, verify
-from .payload import Request, Source, build, build_headers, resolve_mode, split_api_url
+from .payload import Request, Source, build, build_headers, resolve_mode, split_api_url, with_path
 from .proxy import HttpClients, proxy_for
 from .retry import parse_retry_after, retrying
 from .sse import SSEDecoder
@@ -143,7 +143,7 @@ class UpstreamClient:
         """
         is_gemini = resolve_mode(profile) == "gemini"
         base, _ = split_api_url(profile.api_url)
-        url = gemini.models_url(profile.api_url) if is_gemini else base.rstrip("/") + "/models"
+        url = gemini.models_url(profile.api_url) if is_gemini else with_path(base, "/models")
         await check_url(url, self.api_policy(profile))
         headers = {key: value for key, value in build_headers(profile).items() if key != "Accept"}
         try:

@@ -48,7 +48,7 @@ def root(api_url: str) -> str:
     elif path.endswith("/models"):
         path = path[: -len("/models")]
     path = path.rstrip("/") or ROOT_PATH
-    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+    return urlunsplit((parts.scheme, parts.netloc, path, _own_query(parts.query), ""))
 
 
 def model_path(model: str) -> str:
@@ -59,13 +59,27 @@ def model_path(model: str) -> str:
 
 def endpoint(api_url: str, model: str, stream: bool) -> str:
     """Return the URL to POST to: `:streamGenerateContent?alt=sse` when streaming, else `:generateContent`."""
-    method = ":streamGenerateContent?alt=sse" if stream else ":generateContent"
-    return f"{root(api_url)}/models/{model_path(model)}{method}"
+    if stream:
+        return _under_root(api_url, f"/models/{model_path(model)}:streamGenerateContent", "alt=sse")
+    return _under_root(api_url, f"/models/{model_path(model)}:generateContent")
 
 
 def models_url(api_url: str) -> str:
     """Return the URL that lists the models (`GET {root}/models`)."""
-    return f"{root(api_url)}/models?pageSize={MODELS_PAGE}"
+    return _under_root(api_url, "/models", f"pageSize={MODELS_PAGE}")
+
+
+def _under_root(api_url: str, suffix: str, query: str = "") -> str:
+    """Return a URL under the API root: the root's own query (a relay's `?key=`) stays, then `query`."""
+    parts = urlsplit(root(api_url))
+    joined = "&".join(part for part in (parts.query, query) if part)
+    return urlunsplit(parts._replace(path=parts.path + suffix, query=joined))
+
+
+def _own_query(query: str) -> str:
+    """Return the query of a pasted URL without what this module adds itself (`alt`, `pageSize`)."""
+    kept = [pair for pair in query.split("&") if pair and pair.split("=", 1)[0] not in ("alt", "pageSize")]
+    return "&".join(kept)
 
 
 def model_names(data: Any) -> list[str] | None:

@@ -132,8 +132,13 @@ def endpoint(profile: ApiProfile, mode: str, has_source: bool) -> str:
         named = named_endpoint(profile.api_url)
         edits = has_source and (profile.edit_format != "json_image" or named == "images_edits")
         name = "images_edits" if edits else "images_generations"
+    return with_path(base, ENDPOINTS[name])
+
+
+def with_path(base: str, suffix: str) -> str:
+    """Return `base` with `suffix` added to its path; its query (Azure's `?api-version=`) stays after it."""
     parts = urlsplit(base)
-    return urlunsplit(parts._replace(path=parts.path + ENDPOINTS[name]))
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + suffix))
 
 
 def build(profile: ApiProfile, prompt: str, source: Source | None,
