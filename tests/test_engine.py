@@ -284,9 +284,9 @@ def test_the_next_call_goes_out_while_an_answer_is_still_being_stored(engine, fa
     held = threading.Event()
     keep = TaskRunner._keep_file
 
-    def slow_keep(self, pins, image):
+    def slow_keep(self, pins, unkept, image):
         held.wait(20)
-        return keep(self, pins, image)
+        return keep(self, pins, unkept, image)
 
     monkeypatch.setattr(TaskRunner, "_keep_file", slow_keep)
     run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 3)), False, "edit",
@@ -319,11 +319,11 @@ def test_a_stop_keeps_answers_that_have_already_come_back(engine, fake, tmp_path
     held, holding = threading.Event(), threading.Event()
     keep = TaskRunner._keep_file
 
-    def slow_keep(self, pins, image):
+    def slow_keep(self, pins, unkept, image):
         if not held.is_set():
             holding.set()
             held.wait(20)
-        return keep(self, pins, image)
+        return keep(self, pins, unkept, image)
 
     monkeypatch.setattr(TaskRunner, "_keep_file", slow_keep)
     run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 5)), False, "edit",

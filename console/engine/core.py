@@ -16,6 +16,7 @@ from typing import Any, Callable
 from .. import sources
 from ..cache import ImageCache
 from ..config import ConfigStore
+from ..diskfault import DataFolder
 from ..imaging import EXTENSION
 from ..profile import ApiProfile, ProfileError, pool_mask
 from ..scan import ScanError, ScanResult, scan
@@ -26,6 +27,7 @@ from ..upstream import (ProfileProblem, UpstreamClient, UpstreamError, input_lim
                         too_many_images)
 from .bridge import LoopBridge
 from .errors import Conflict, EngineError, NotFound
+from .held import HeldAnswers
 from .scheduler import STOP_WAIT_S, Scheduler
 from .tasks import TaskRunner
 
@@ -50,9 +52,11 @@ class Engine:
     """Runs and tasks; thread-safe public methods, all scheduling state owned by the loop thread."""
 
     def __init__(self, store: Store, cache: ImageCache, settings: Settings, configs: ConfigStore,
-                 http_factory: Callable[[], Any] = make_http_client) -> None:
+                 http_factory: Callable[[], Any] = make_http_client, folder: DataFolder | None = None) -> None:
         self.store, self.cache, self.settings = store, cache, settings
         self.configs = configs
+        self.folder = folder or DataFolder(store.path.parent)
+        self.held = HeldAnswers()  # answers paid for that the data folder could not take yet
         self._http_factory = http_factory
         self._bridge = LoopBridge()
         self._control = threading.RLock()  # see _one_control_at_a_time
@@ -70,7 +74,7 @@ class Engine:
     def _on_loop(self) -> None:
         self._http = self._http_factory()
         self._client = UpstreamClient(self._http, self.settings, executor=self._bridge.work)
-        runner = TaskRunner(self.store, self.cache, self.settings, self._bridge, self._client)
+        runner = TaskRunner(self.store, self.cache, self.settings, self._bridge, self._client, self.folder, self.held)
         self._scheduler = Scheduler(runner.prepare, runner.run, self._mark_stopped)
         self._housekeeping = self._bridge.loop.create_task(self._keep_cache_tidy())
 
@@ -161,6 +165,7 @@ class Engine:
         """
         profile = self.profile_for(overrides)
         self.check_profile(profile)
+        self._room_to_write()
         plan = self.plan(spec)
         _check_image_counts(plan, profile)
         run_id = self.store.create_run(plan.input_path, spec.recursive, plan.prompt, profile.to_dict(mask_key=False),
@@ -202,6 +207,7 @@ class Engine:
         prompt = parent["prompt"] if prompt is None else prompt
         if not prompt.strip():
             raise EngineError("the prompt is empty")
+        self._room_to_write()
         try:
             path = self.cache.path(result["sha256"], result["format"])
         except FileNotFoundError:
@@ -262,6 +268,7 @@ class Engine:
     def resume(self, run_id: str, overrides: dict[str, Any] | None = None) -> int:
         """Queue a run's pending and stopped tasks again (with the overridden profile, if any); return how many."""
         self._require_run(run_id)
+        self._room_to_write()
         profile = self._use_overrides(run_id, overrides)
         ids = self.store.task_ids(run_id, ["pending", "stopped"])
         self.store.set_status(ids, "pending", only_from=("pending", "stopped"))
@@ -271,6 +278,7 @@ class Engine:
     def retry_failed(self, run_id: str, overrides: dict[str, Any] | None = None) -> int:
         """Queue a run's failed tasks again, results kept (with the overridden profile, if any); return how many."""
         self._require_run(run_id)
+        self._room_to_write()
         profile = self._use_overrides(run_id, overrides)
         ids = self.store.task_ids(run_id, ["failed"])
         self.store.set_status(ids, "pending", only_from=("failed",))
@@ -290,6 +298,7 @@ class Engine:
             raise Conflict("the task is running; stop it or wait for it to finish")
         if prompt is not None and not prompt.strip():
             raise EngineError("the prompt is empty")
+        self._room_to_write()
         profile = self._use_overrides(task["run_id"], overrides)
         if prompt is not None and prompt != task["prompt"]:
             self.store.set_task_prompt(task_id, prompt)
@@ -317,6 +326,7 @@ class Engine:
             raise NotFound(f"no task {task_id}")
         self._bridge.call(self._scheduler.cancel(run_id, task_id), timeout=STOP_TIMEOUT_S)
         self._release(self.store.delete_task(task_id))
+        self.held.release(task_id)
 
     @_one_control_at_a_time
     def delete_run(self, run_id: str) -> None:
@@ -324,6 +334,7 @@ class Engine:
         self.stop_run(run_id)
         self._bridge.call(self._forget(run_id))
         self._release(self.store.delete_run(run_id))
+        self.held.release_run(run_id)
 
     def delete_result(self, result_id: str) -> None:
         """Delete one result and free its file when nothing else uses it."""
@@ -333,6 +344,14 @@ class Engine:
         self._release([freed])
 
     # -- helpers (caller's thread) --------------------------------------------------------------
+
+    def _room_to_write(self) -> None:
+        """Start nothing while the data folder cannot take the results: StorageFault (507) says why.
+
+        Taking the folder's reserve back is the test: it fails while the disk is still full.
+        """
+        self.folder.check()
+        self.folder.take_reserve()
 
     def _require_run(self, run_id: str) -> None:
         if self.store.run(run_id) is None:

@@ -80,7 +80,8 @@ class RunState:
     inflight: dict[str, asyncio.Task] = field(default_factory=dict)
     slots: dict[str, Slot] = field(default_factory=dict)  # what each task in flight holds
     dispatcher: asyncio.Task | None = None
-    paused: str | None = None  # why the run stopped itself (quota), until it is queued again
+    paused: str | None = None  # why the run stopped itself (quota, disk), until it is queued again
+    fault: str | None = None  # the data folder could not take a write: the run pauses with this reason
     halted: str | None = None  # set while stopping or paused: a rate-limited task then ends stopped with this
     writes: set[asyncio.Future] = field(default_factory=set)  # store writes started from callbacks
     endings: set[asyncio.Future] = field(default_factory=set)  # tasks' final writes, outliving a cancel
@@ -128,8 +129,8 @@ class Scheduler:
         if state is None:
             state = self._runs[run_id] = RunState(run_id, profile, Limiter(profile.concurrency), Lanes(profile),
                                                   Limiter(profile.concurrency))
-        if state.paused:  # resumed after a pause: the quota is back, start afresh
-            state.paused = None
+        if state.paused:  # resumed after a pause: the quota (or the disk space) is back, start afresh
+            state.paused = state.fault = None
             state.lanes.reset()
         state.halted = None
         queued = set(state.queue) | set(state.ready) | set(state.inflight)
@@ -272,7 +273,7 @@ class Scheduler:
         verdict = None if job.cancelled() or failure is not None else job.result()
         if verdict in (RETRY, PAUSE) and self._runs.get(state.run_id) is state:
             if verdict == PAUSE and not state.paused:
-                self._pause(state, state.lanes.pause_reason())
+                self._pause(state, state.fault or state.lanes.pause_reason())
             if state.halted:  # calls that were in flight when the run stopped or paused end up with it
                 self._later(state, self._mark_stopped([task_id], state.halted))
             else:

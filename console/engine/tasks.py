@@ -12,16 +12,18 @@ import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable
+from typing import Any, Awaitable, Callable
 
 from .. import imaging
 from ..cache import ImageCache
+from ..diskfault import FULL, DataFolder, StorageFault
 from ..logs import LOG_HINT
 from ..profile import ApiProfile, ProfileError
 from ..settings import Settings
 from ..store import NewResult, Store
-from ..upstream import DebugLog, Request, ResultImage, Source, UpstreamClient, UpstreamError
+from ..upstream import CallOutcome, DebugLog, Request, ResultImage, Source, UpstreamClient, UpstreamError
 from .bridge import LoopBridge
+from .held import HeldAnswers
 from .lanes import Lane
 from .scheduler import RunState, Slot
 from .throttle import FAIL, PAUSE, RETRY
@@ -63,22 +65,25 @@ class Attempts:
 class Prepared:
     """A pending task made ready to send: its row, the profile its request was built for, and the request.
 
-    `problem` instead of a request when the source cannot be used (the task fails without a call).
+    `problem` instead of a request when the source cannot be used (the task fails without a call);
+    `held` when its answer was paid for before the disk filled up (it is stored without a call).
     """
 
     task: dict[str, Any]
     profile: ApiProfile
     request: Request | None = None
     problem: Exception | None = None
+    held: CallOutcome | None = None
 
 
 class TaskRunner:
     """Execute tasks with the shared upstream client; one `run` call per task."""
 
     def __init__(self, store: Store, cache: ImageCache, settings: Settings, bridge: LoopBridge,
-                 client: UpstreamClient) -> None:
+                 client: UpstreamClient, folder: DataFolder, held: HeldAnswers) -> None:
         self.store, self.cache, self.settings = store, cache, settings
         self.bridge, self.client = bridge, client
+        self.folder, self.held = folder, held
 
     async def prepare(self, state: RunState, task_id: str) -> Prepared | None:
         """Read a pending task and its source and build its request, changing nothing; None if not pending.
@@ -98,6 +103,8 @@ class TaskRunner:
         A rate-limited call does not end its task: it goes back to the queue (RETRY) or the run
         stops (PAUSE), as the run's keys decide (`Lanes.failed`); the scheduler acts on that answer.
         A key the upstream refuses in a key pool is parked and its task goes back to the queue too.
+        A data folder that cannot take the answer (disk full, read-only, gone) pauses the run and
+        the answer is held for the next run of the task (`_storage_fault`).
         """
         profile = state.profile
         debug = DebugLog(profile.secrets(), self.settings.debug_log_bytes)
@@ -105,6 +112,8 @@ class TaskRunner:
         name = f"task {task_id}"  # how the terminal names the task in its one line per failure
         started: asyncio.Future | None = None
         lane, calling = slot.lane, False
+        outcome: CallOutcome | None = None
+        unkept: list[StorageFault] = []  # images the data folder could not take
         try:
             ready = await prepared
             if ready is not None and ready.profile is not profile:  # the run's profile changed meanwhile
@@ -128,32 +137,41 @@ class TaskRunner:
             # place among the answers being checked until its images are on disk, so a fast
             # upstream cannot pile up answers in memory faster than they are written.
             # A key pool's other keys get the request with their own key (and URL): `lane.profile`.
-            request = ready.request if lane.identity == (profile.api_key, profile.api_url) else \
-                ready.request.with_key(lane.profile)
-            if state.lanes.pooled:
-                debug.note(f"with key {lane.number} of the key pool")
             with contextlib.ExitStack() as pins:
-                calling = True
-                try:
-                    outcome = await self.client.send(lane.profile, request, debug=debug, on_attempt=attempts.record,
-                                                    rate_limits=False, keep=functools.partial(self._keep_file, pins),
-                                                    answered=functools.partial(self._answered, started, slot))
-                except UpstreamError:
-                    await asyncio.shield(started)  # the failure is recorded after the start
-                    raise
-                calling = False
+                keep = functools.partial(self._keep_file, pins, unkept)
+                if ready.held is not None:  # paid for before the disk filled up: stored now, no call
+                    outcome = ready.held
+                    debug.note("the answer received before the data folder filled up is stored now, without a call")
+                    await self.bridge.off(_each, keep, outcome.images)
+                else:
+                    request = ready.request if lane.identity == (profile.api_key, profile.api_url) else \
+                        ready.request.with_key(lane.profile)
+                    if state.lanes.pooled:
+                        debug.note(f"with key {lane.number} of the key pool")
+                    calling = True
+                    try:
+                        outcome = await self.client.send(lane.profile, request, debug=debug, on_attempt=attempts.record,
+                                                        rate_limits=False, keep=keep,
+                                                        answered=functools.partial(self._answered, started, slot))
+                    except UpstreamError:
+                        await asyncio.shield(started)  # the failure is recorded after the start
+                        raise
+                    calling = False
+                    state.lanes.succeeded(lane)
                 kept = await asyncio.shield(started)
                 slot.release()
-                state.lanes.succeeded(lane)
                 if not kept:  # stopped or deleted behind the scheduler's back
                     log.warning("%s: no longer pending when its call went out; its answer is not kept", name)
                     return
+                if unkept:
+                    raise unkept[0]
                 await attempts.settled()
                 prompt = ready.task["prompt"]
                 results = [NewResult(i.sha256, i.format, i.width, i.height, len(i.data), i.origin, i.url, prompt)
                            for i in outcome.images]  # each keeps the prompt that made it (issue 10)
                 await self._finish(state, task_id, "done", debug, http_status=outcome.http_status,
                                    warning="; ".join(outcome.warnings) or None, results=results)
+                self.held.release(task_id)
         except asyncio.CancelledError:
             debug.note("stopped by the user")
             await self._record_stop(state, task_id, debug, started)
@@ -170,7 +188,10 @@ class TaskRunner:
             await attempts.settled()
             await self._finish(state, task_id, "failed", debug, error=str(exc), http_status=getattr(exc, "http_status", None),
                                only_from=("pending", "running"))
-        except Exception as exc:  # a bug must not leave the task running forever
+        except Exception as exc:  # a full disk, or a bug: neither may leave the task running forever
+            fault = self.folder.fault(exc)
+            if fault is not None:
+                return await self._storage_fault(state, task_id, fault, outcome, attempts, name)
             log.exception("%s crashed", name)
             debug.note(f"console bug: {exc!r}")
             await attempts.settled()
@@ -194,6 +215,31 @@ class TaskRunner:
             log.warning("%s · key %d parked (%s); its task goes to another key", state.run_id, lane.number, lane.parked)
         elif verdict == RETRY:
             log.info("%s · rate limited (%s); back in the queue", state.run_id, exc)
+
+    async def _storage_fault(self, state: RunState, task_id: str, fault: StorageFault, outcome: CallOutcome | None,
+                             attempts: "Attempts", name: str) -> str:
+        """The data folder could not take a write: pause the run with the reason, hold the answer.
+
+        The answer is paid for, so it is kept in memory (bounded) and stored by the task's next run
+        without a call. On a full disk the folder's reserve is given back first, so the writes that
+        record the pause still fit. The task is stopped with the reason; nothing is left running.
+        """
+        if fault.kind == FULL:
+            self.folder.give_reserve()
+        reason = str(fault)
+        state.fault = state.fault or reason
+        if outcome is not None:
+            held = self.held.hold(state.run_id, task_id, outcome)
+            reason += ("; its answer is kept and stored on resume, without a new call" if held else
+                       "; its answer could not be kept (too much is held in memory): it will be called again")
+        log.warning("%s: %s", name, reason)
+        await attempts.settled()
+        try:
+            await _lasting(state, self.bridge.db(self.store.set_status, [task_id], "stopped", error=reason,
+                                                 only_from=("pending", "running")))
+        except Exception as exc:  # the reserve was not enough: the restart marks it interrupted
+            log.error("%s: could not record its stop: %s", name, exc)
+        return PAUSE
 
     async def _finish(self, state: RunState, task_id: str, status: str, debug: DebugLog, **fields: Any) -> None:
         """Record a task's end; the write lands even if the task is cancelled while it waits."""
@@ -224,6 +270,9 @@ class TaskRunner:
         task = self.store.task(task_id, results=False)  # what it sends, not what it brought
         if task is None or task["status"] != "pending":
             return None
+        held = self.held.peek(task_id)
+        if held is not None:
+            return Prepared(task, profile, held=held)
         try:
             # A table row's size / n apply to its own request; the run's profile still decides
             # the call itself (timeouts, retries, URL policy), so `Prepared.profile` stays the run's.
@@ -253,7 +302,7 @@ class TaskRunner:
         """
         if ready.problem is not None:
             raise ready.problem
-        return self.store.start_task(task_id, first_attempt=True)
+        return self.store.start_task(task_id, first_attempt=ready.held is None)
 
     def _read_source(self, path: str, profile: ApiProfile) -> Source:
         """Read (and optionally shrink) a source within the size and pixel limits; SourceError says why not."""
@@ -262,10 +311,21 @@ class TaskRunner:
                                          max_source_bytes=self.settings.max_source_bytes)
         return Source(Path(path).name, data, mime)
 
-    def _keep_file(self, pins: contextlib.ExitStack, image: ResultImage) -> None:
-        """Write a verified image to the cache, pinned in `pins` until the store references it (pool thread)."""
+    def _keep_file(self, pins: contextlib.ExitStack, unkept: list[StorageFault], image: ResultImage) -> None:
+        """Write a verified image to the cache, pinned in `pins` until the store references it (pool thread).
+
+        A data folder that cannot take it is noted in `unkept`, not raised: the answer is still whole
+        and paid for, and the task holds it (`_storage_fault`) instead of losing it.
+        """
         pins.enter_context(self.cache.pinned(image.sha256))
-        self.cache.put(image.data, image.format, image.sha256)
+        try:
+            self.folder.check()
+            self.cache.put(image.data, image.format, image.sha256)
+        except Exception as exc:
+            fault = self.folder.fault(exc)
+            if fault is None:
+                raise
+            unkept.append(fault)
 
 
 async def _lasting(state: RunState, write: Awaitable[Any]) -> None:
@@ -280,3 +340,9 @@ async def _lasting(state: RunState, write: Awaitable[Any]) -> None:
     state.endings.add(future)
     future.add_done_callback(state.endings.discard)
     await asyncio.shield(future)
+
+
+def _each(func: Callable[[Any], Any], items: list[Any]) -> None:
+    """Call `func` on each item (one hand-off to the pool for all of them)."""
+    for item in items:
+        func(item)

@@ -7,8 +7,10 @@ from typing import Callable
 from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from ..diskfault import StorageFault
 from ..engine import Busy, Conflict, EngineError, NotFound
 from ..logs import LOG_HINT
+from . import services
 
 
 class ApiError(Exception):
@@ -30,8 +32,10 @@ def answer_as(app: Flask, error: type[Exception], status: int | Callable[[Except
     app.register_error_handler(error, handle)
 
 
-# The engine's domain errors and their statuses (DESIGN §5: bad input is a 4xx).
-ENGINE_STATUSES = ((NotFound, 404), (Conflict, 409), (Busy, 503), (EngineError, 400))
+# The engine's domain errors and their statuses (bad input is a 4xx; docs/api.md). A data folder
+# that cannot take a write answers 507 Insufficient Storage, naming the folder and what to do.
+ENGINE_STATUSES = ((NotFound, 404), (Conflict, 409), (Busy, 503), (EngineError, 400), (StorageFault, 507))
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def init_app(app: Flask) -> None:
@@ -47,8 +51,19 @@ def init_app(app: Flask) -> None:
     def http_error(exc: HTTPException):
         return jsonify(ok=False, error=exc.description or exc.name), exc.code or 500
 
+    @app.before_request
+    def data_folder_present():
+        # A write into a removed data folder would not fail: it would recreate the folder, or go to
+        # a deleted database file, and be lost at the next start.
+        if request.method in WRITES:
+            services.engine().folder.check()
+
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
+        fault = services.engine().folder.fault(exc)
+        if fault is not None:  # a full or read-only disk is the machine's state, not a bug
+            current_app.logger.warning("%s %s: %s", request.method, request.path, fault)
+            return jsonify(ok=False, error=str(fault), **fault.details), 507
         # Every input must be answered with a 4xx before it gets here (issue 8); this is a bug.
         current_app.logger.exception("unhandled error in %s %s", request.method, request.path)
         return jsonify(ok=False, error=f"the console hit a bug ({type(exc).__name__}: {exc}); "

@@ -1,0 +1,67 @@
+"""Real faulty disks for tests: a small tmpfs that can be filled up, made read-only, or emptied again."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+FILLER = ".filler"
+
+
+class SmallDisk:
+    """A tmpfs of `size_mib` mounted at `path` (root only; unmounted by the fixture)."""
+
+    def __init__(self, path: Path, size_mib: int) -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        _mount("-t", "tmpfs", "-o", f"size={size_mib}m,mode=0700", "tmpfs", str(path))
+
+    def fill(self) -> int:
+        """Write a filler file until the disk is full (again); return how many bytes it took."""
+        written = 0
+        with open(self.path / FILLER, "ab", buffering=0) as filler:
+            for size in (1024 * 1024, 64 * 1024, 4096, 512, 1):
+                try:
+                    while True:
+                        written += filler.write(b"\0" * size)
+                except OSError:
+                    continue
+        return written
+
+    def free(self) -> int:
+        """Remove the filler; return the bytes free now."""
+        (self.path / FILLER).unlink(missing_ok=True)
+        return self.available()
+
+    def available(self) -> int:
+        stats = os.statvfs(self.path)
+        return stats.f_bavail * stats.f_frsize
+
+    def read_only(self, on: bool = True) -> None:
+        """Remount the disk read-only (or writable again)."""
+        _mount("-o", f"remount,{'ro' if on else 'rw'}", str(self.path))
+
+    def unmount(self) -> None:
+        subprocess.run(["umount", "-l", str(self.path)], check=False, capture_output=True)
+
+
+def _mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True, capture_output=True, text=True)
+
+
+def can_mount() -> bool:
+    """True when this process may mount a tmpfs (root, and the sandbox allows it)."""
+    return os.geteuid() == 0
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 24 MiB tmpfs for a data folder that a test fills up, makes read-only or frees."""
+    if not can_mount():
+        pytest.skip("mounting a tmpfs needs root")
+    disk = SmallDisk(tmp_path / "disk", 24)
+    yield disk
+    disk.unmount()

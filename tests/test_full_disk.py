@@ -1,0 +1,86 @@
+"""A data folder that fills up, turns read-only or disappears while a run goes on (real tmpfs, real server).
+
+A full disk is an expected condition, not a bug: the run pauses at the first write that fails,
+nothing more is sent, no task is left running, answers already received are kept in memory and
+stored on Resume without a new call, and settings writes answer 507 naming the disk.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+
+from tests.disks import small_disk  # noqa: F401  (fixture)
+from tests.fake_scenarios import call_log
+from tests.figures import record
+from tests.helpers import CHAT, make_sources
+from tests.run_checks import digest_of, integrity
+from tests.server_process import ServerProcess
+
+TASKS = 20
+
+
+def wait_paused(server: ServerProcess, run_id: str, timeout: float = 30) -> dict:
+    """Wait until the run has nothing in flight; return its answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = server.get(f"/api/runs/{run_id}").json()
+        if not run["running"]:
+            return run
+        time.sleep(0.05)
+    raise AssertionError(f"run still running: {run}")
+
+
+def wait_done_at_least(server: ServerProcess, run_id: str, count: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.get(f"/api/runs/{run_id}").json()["progress"]["done"] >= count:
+            return
+        time.sleep(0.02)
+    raise AssertionError("not enough tasks done")
+
+
+@pytest.mark.timeout(120)
+def test_a_disk_that_fills_mid_run_pauses_it_and_resume_finishes_it_paying_nothing_twice(small_disk, fake, tmp_path):
+    folder = make_sources(tmp_path / "src", TASKS)
+    names = {digest_of(path): path.name for path in folder.iterdir()}
+    segment = "paid.s=0.3"
+    server = ServerProcess(small_disk.path / "data")
+    try:
+        api = {"api_url": fake.url(segment, CHAT), "model": "m", "allow_private_api": True, "concurrency": 3,
+               "max_retries": 0, "timeout_s": 20}
+        run_id = server.post("/api/runs", {"input_path": str(folder), "prompt": "fill it", "api": api}).json()["run_id"]
+        wait_done_at_least(server, run_id, 4)
+        small_disk.fill()
+        run = wait_paused(server, run_id)
+        tasks = server.get(f"/api/runs/{run_id}/tasks").json()["tasks"]
+        statuses = Counter(task["status"] for task in tasks)
+        print(statuses, run.get("cooling"), [t["error"] for t in tasks if t["error"]][:5])
+        assert statuses["running"] == 0, statuses
+        assert statuses["failed"] == 0, [t["error"] for t in tasks if t["status"] == "failed"]
+        assert "full" in run["cooling"]["paused"], run
+        calls_when_paused = len(call_log(segment))
+        time.sleep(1)
+        assert len(call_log(segment)) == calls_when_paused  # nothing more is sent
+
+        small_disk.fill()  # the pause gave the folder's reserve back: take that too
+        settings = server.http.put("/api/settings", json={"api": {"model": "other"}})
+        assert settings.status_code == 507, settings.text
+        assert "is full" in settings.json()["error"] and str(small_disk.path) in settings.json()["error"]
+        refused = server.post(f"/api/runs/{run_id}/resume")
+        assert refused.status_code == 507 and "is full" in refused.json()["error"], refused.text
+
+        small_disk.free()
+        assert server.post(f"/api/runs/{run_id}/resume").status_code == 200
+        listing = server.wait_idle(run_id, timeout=60)
+        assert Counter(t["status"] for t in listing["tasks"]) == {"done": TASKS}
+        paid = Counter(entry["digest"] for entry in call_log(segment))
+        twice = sum(count - 1 for count in paid.values())
+        assert set(paid) == set(names)
+        assert twice == 0, paid
+        assert integrity(small_disk.path / "data" / "console.db") == "ok"
+        record("full_disk", tasks=TASKS, calls=sum(paid.values()), paid_twice=twice)
+    finally:
+        server.stop()
