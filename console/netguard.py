@@ -2,9 +2,10 @@
 
 Public addresses pass. Private, loopback, link-local and other non-global addresses pass only
 when the user allowed them (profile switch or server setting), when the host is on a configured
-allowlist, or, for downloads, when the URL is on the API's own host (a gateway on
-127.0.0.1:8000 serves its own images). The check is made on every address the name resolves
-to, not on the name alone, and callers repeat it for every redirect.
+allowlist, or, for downloads, when the URL is on the API's own host and port (a gateway on
+127.0.0.1:8000 serves its own images; another port of that host is another service). The check
+is made on every address the name resolves to, not on the name alone, and callers repeat it for
+every redirect. Whatever is allowed, the console never calls its own port on this machine.
 
 The checked addresses are pinned (issue 13): `check_url` records them for the current asyncio
 task, and the upstream transport (`console.upstream.transport`) connects to those addresses and
@@ -48,8 +49,9 @@ class UrlPolicy:
     purpose: str  # "API URL" or "download URL", for messages
     allow_private: bool = False
     allowlist: tuple[str, ...] = ()
-    trusted_hosts: frozenset[str] = field(default_factory=frozenset)  # names that always pass
-    trusted_addresses: frozenset[IPAddress] = field(default_factory=frozenset)
+    trusted_hosts: frozenset[PinKey] = field(default_factory=frozenset)  # (name, port) that always pass: `pin_key`
+    trusted_addresses: frozenset[tuple[IPAddress, int]] = field(default_factory=frozenset)  # (address, port)
+    own: PinKey | None = None  # the console's own (listening host, port): never reached, whatever is allowed
     switch_hint: str = ""  # how the user turns private addresses on
     error: type[BlockedURL] = BlockedURL  # what a refusal raises: callers plug in their own subclass
 
@@ -134,15 +136,18 @@ async def check_url(url: str, policy: UrlPolicy) -> set[IPAddress]:
     except ValueError:
         raise policy.error(f"{policy.purpose} has an invalid port: {_short(url)}") from None
     listed = any(host_matches(host, pattern) for pattern in policy.allowlist)
-    if policy.allowlist and not listed and host.lower() not in policy.trusted_hosts:
+    trusted = pin_key(host, port) in policy.trusted_hosts
+    if policy.allowlist and not listed and not trusted:
         raise policy.error(f"{policy.purpose} host {host} is not on the allowlist ({', '.join(policy.allowlist)})")
     ordered = await resolve_ordered(host, port, policy.error)
+    _refuse_own(url, ordered, port, policy)
     allowed = ordered
-    if not (listed or policy.allow_private or host.lower() in policy.trusted_hosts):
+    if not (listed or policy.allow_private or trusted):
         # Only public addresses and the API's own are ever connected to: a name that resolves to
         # the API's address and another private one is pinned to the API's alone.
-        allowed = tuple(a for a in ordered if is_public(a) or a in policy.trusted_addresses)
-        if len(allowed) < len(ordered) and not set(ordered) & policy.trusted_addresses:
+        own_api = {address for address, api_port in policy.trusted_addresses if api_port == port}
+        allowed = tuple(a for a in ordered if is_public(a) or a in own_api)
+        if len(allowed) < len(ordered) and not set(ordered) & own_api:
             private = sorted(str(address) for address in ordered if address not in allowed)
             hint = f"; {policy.switch_hint}" if policy.switch_hint else ""
             raise policy.error(
@@ -150,6 +155,29 @@ async def check_url(url: str, policy: UrlPolicy) -> set[IPAddress]:
             )
     pin(host, port, allowed)
     return set(ordered)
+
+
+def _is_own(address: IPAddress, port: int, own: PinKey | None) -> bool:
+    """Return True when `address:port` reaches the console itself: its port on loopback, on any
+    address when it listens on every one, or on the address it listens on."""
+    if own is None or port != own[1]:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    if address.is_loopback or address.is_unspecified:
+        return True
+    try:
+        listening = ipaddress.ip_address(own[0].strip("[]"))
+    except ValueError:
+        return own[0] in ("", "localhost")
+    return listening.is_unspecified or listening == address
+
+
+def _refuse_own(url: str, addresses: tuple[IPAddress, ...], port: int, policy: UrlPolicy) -> None:
+    """Raise `policy.error` when `url` reaches the console itself (its own API, its own files)."""
+    if any(_is_own(address, port, policy.own) for address in addresses):
+        raise policy.error(f"{policy.purpose} {_short(url)} points at this console itself (port {port}); "
+                           "the console never calls itself")
 
 
 def _short(url: str) -> str:

@@ -4,12 +4,18 @@ streams, image URLs on other loopback ports, and connections that never send a r
 from __future__ import annotations
 
 import asyncio
+from typing import Iterator
+
+import pytest
 
 from console.profile import ApiProfile
 from console.settings import resolve
 from console.upstream.client import UpstreamClient, make_http_client
+from console.upstream.errors import ResponseError
 from tests.fake_upstream import FakeUpstream
+from tests.loopback_servers import Target
 
+CHAT = "/v1/chat/completions"
 AZURE_QUERY = "api-version=2025-04-01-preview"
 
 
@@ -44,3 +50,31 @@ def test_a_run_keeps_the_query_after_the_endpoint_path(fake):
     sent = fake.requests[-1]
     assert (sent.method, sent.path) == ("POST", "/g3_stream_dataurl/v1/chat/completions")
     assert sent.query == {"api-version": "2025-04-01-preview"}
+
+
+# -- an image URL on another port of the API's host, or on the console's own ---------------------
+
+
+@pytest.fixture
+def neighbour() -> Iterator[Target]:
+    """Another service on the fake gateway's host (127.0.0.1), on a port of its own: it must stay dark."""
+    target = Target("127.0.0.1")
+    yield target
+    target.close()
+
+
+def test_an_image_url_on_another_port_of_the_apis_host_is_refused(fake, neighbour):
+    scenario = fake.url(f"link_to.ip=127.0.0.1.port={neighbour.port}", CHAT)
+    with pytest.raises(ResponseError, match="private or loopback address"):
+        _client_call(fake, scenario, max_retries=0)  # private API URLs allowed, private downloads not
+    assert neighbour.hits == 0
+    assert _client_call(fake, fake.url("link_to.ip=127.0.0.1", CHAT)).images  # the API's own port passes
+
+
+def test_an_image_url_on_the_consoles_own_port_is_refused_even_with_private_downloads_on(fake, neighbour):
+    settings = resolve({"ALLOW_PRIVATE_DOWNLOAD_URL": "1"}, overrides={"port": neighbour.port})
+    scenario = fake.url(f"link_to.ip=127.0.0.1.port={neighbour.port}", CHAT)
+    with pytest.raises(ResponseError, match="points at this console itself"):
+        _client_call(fake, scenario, settings)
+    assert neighbour.hits == 0
+    assert _client_call(fake, scenario, resolve({"ALLOW_PRIVATE_DOWNLOAD_URL": "1"})).images  # not ours: allowed

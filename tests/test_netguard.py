@@ -50,8 +50,38 @@ def test_allowlist_restricts_and_trusts():
 
 
 def test_trusted_host_and_addresses():
-    assert check("http://127.0.0.1:9/x", trusted_hosts=frozenset({"127.0.0.1"}))
-    assert check("http://localhost:9/x", trusted_addresses=frozenset({ipaddress.ip_address("127.0.0.1")}))
+    assert check("http://127.0.0.1:9/x", trusted_hosts=frozenset({("127.0.0.1", 9)}))
+    assert check("http://localhost:9/x", trusted_addresses=frozenset({(ipaddress.ip_address("127.0.0.1"), 9)}))
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:10/x", "http://localhost:10/x", "http://127.0.0.1/x"])
+def test_the_trusted_host_passes_only_on_its_own_port(url):
+    trusted = {"trusted_hosts": frozenset({("127.0.0.1", 9), ("localhost", 9)}),
+               "trusted_addresses": frozenset({(ipaddress.ip_address("127.0.0.1"), 9)})}
+    with pytest.raises(BlockedURL, match="private or loopback"):
+        check(url, **trusted)
+
+
+@pytest.mark.parametrize("url, own", [
+    ("http://127.0.0.1:12607/api/runs", ("127.0.0.1", 12607)),
+    ("http://localhost:12607/x", ("127.0.0.1", 12607)),
+    ("http://127.0.0.5:12607/x", ("127.0.0.1", 12607)),  # all of 127/8 is this machine
+    ("http://[::1]:12607/x", ("127.0.0.1", 12607)),
+    ("http://0.0.0.0:12607/x", ("127.0.0.1", 12607)),
+    ("http://10.1.2.3:12607/x", ("0.0.0.0", 12607)),  # listening on every address: this one too
+    ("http://10.1.2.3:12607/x", ("10.1.2.3", 12607)),
+])
+def test_the_console_never_calls_its_own_port_whatever_is_allowed(url, own):
+    with pytest.raises(BlockedURL, match="points at this console itself"):
+        check(url, own=own, allow_private=True, allowlist=("127.0.0.1", "localhost", "127.0.0.5", "::1", "0.0.0.0",
+                                                              "10.1.2.3"))
+
+
+def test_other_ports_and_other_machines_on_the_consoles_port_pass():
+    own = ("127.0.0.1", 12607)
+    assert check("http://127.0.0.1:12608/x", own=own, allow_private=True)
+    assert check("http://10.1.2.3:12607/x", own=own, allow_private=True)  # another machine's 12607
+    assert check("https://8.8.8.8:12607/x", own=own)
 
 
 @pytest.mark.parametrize("url, message", [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from ..netguard import UrlPolicy, check_url, resolve
+from ..netguard import DEFAULT_PORTS, UrlPolicy, check_url, pin_key, resolve
 from ..profile import ApiProfile
 from ..settings import Settings
 from . import gemini
@@ -21,25 +21,36 @@ def api_policy(profile: ApiProfile, settings: Settings) -> UrlPolicy:
         "API URL",
         allow_private=profile.allow_private_api or settings.allow_private_api_url,
         allowlist=settings.api_url_host_allowlist,
+        own=own_address(settings),
         switch_hint="turn on 'allow private API' in the profile or start with ALLOW_PRIVATE_API_URL=1",
         error=BlockedURLError,
     )
 
 
+def own_address(settings: Settings) -> tuple[str, int]:
+    """Return the console's own listening (host, port), which no call or download may reach."""
+    return settings.host, settings.port
+
+
 async def download_policy(profile: ApiProfile, settings: Settings) -> UrlPolicy:
-    """Return the network policy for downloading result images; the API's own host always passes."""
+    """Return the network policy for downloading result images; the API's own host and port always pass."""
     parts = urlsplit(profile.api_url)
     host = (parts.hostname or "").lower()
     try:
-        api_addresses = frozenset(await resolve(host, parts.port or 443, BlockedURLError))
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme, 443)
+    except ValueError:
+        port = 0  # the API URL itself is refused for that; nothing is trusted
+    try:
+        api_addresses = frozenset((address, port) for address in await resolve(host, port, BlockedURLError))
     except BlockedURLError:
         api_addresses = frozenset()
     return UrlPolicy(
         "download URL",
         allow_private=profile.allow_private_downloads or settings.allow_private_download_url,
         allowlist=settings.download_url_host_allowlist,
-        trusted_hosts=frozenset({host}),
+        trusted_hosts=frozenset({pin_key(host, port)}),
         trusted_addresses=api_addresses,
+        own=own_address(settings),
         switch_hint="turn on 'allow private downloads' in the profile or start with ALLOW_PRIVATE_DOWNLOAD_URL=1",
         error=BlockedURLError,
     )
