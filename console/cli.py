@@ -15,9 +15,8 @@ import webbrowser
 from typing import Sequence
 from urllib.parse import urlencode
 
-from werkzeug.serving import make_server
-
 from . import __version__, datadir, logs, ports
+from .httpserver import CappedServer
 from .panel import EventBuffer, StatusReporter, collect
 from .settings import Settings, SettingsError, data_dir, describe, is_exposed, resolve
 from .web import create_app
@@ -72,7 +71,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except datadir.DataDirBusy as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    app = create_app(settings=settings)
     try:
         listener = socket.create_server((settings.host, settings.port), family=_family(settings.host), backlog=128)
     except OSError as exc:
@@ -81,9 +79,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(f"error: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    # The port really listened on (PORT=0 picks one): the upstream client never calls it.
+    settings = settings.replace(port=listener.getsockname()[1])
+    app = create_app(settings=settings)
     # Bind ourselves so "port in use" gets our explanation, not werkzeug's exit(1).
-    server = make_server(settings.host, settings.port, app, threaded=True, fd=listener.fileno())
-    url = f"http://{_url_host(settings.host)}:{listener.getsockname()[1]}/"
+    server = CappedServer(settings.host, settings.port, app, fd=listener.fileno(),
+                          max_threads=settings.max_request_threads, header_timeout_s=settings.request_header_timeout_s)
+    url = f"http://{_url_host(settings.host)}:{settings.port}/"
     if settings.access_token:  # the only place the token is shown: never logged (issue 13)
         url += "?" + urlencode({"token": settings.access_token})
     print(f"Image Batch Console {__version__} on {url} (data: {folder})", flush=True)

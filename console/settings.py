@@ -79,6 +79,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("access_token", "", "ACCESS_TOKEN", "Token every request must carry (when HOST is not loopback, a new one is made at each start).", str,
             "none"),
     Setting("port", 12607, "PORT", "Port to listen on.", _port),
+    Setting("max_request_threads", 64, "MAX_REQUEST_THREADS", "Connections served at once; one more is answered 503 "
+            "at once (each holds a thread).", _positive(int)),
+    Setting("request_header_timeout_s", 10.0, "REQUEST_HEADER_TIMEOUT_S", "Longest wait for a request's line and "
+            "headers (an idle keep-alive connection included) before the connection is closed.", _positive(float)),
     Setting("data_dir", "", "APP_DATA_DIR", "Data directory (default: the user data dir).", str),
     Setting("open_browser", True, "OPEN_BROWSER", "Open the review page in a browser on start.", _bool),
     Setting("status_ui", "cli", "STATUS_UI", "Terminal status: 'cli' (Rich panel) or 'none' (log lines).", _status_ui),

@@ -4,8 +4,13 @@ streams, image URLs on other loopback ports, and connections that never send a r
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import time
+from pathlib import Path
 from typing import Iterator
 
+import httpx
 import pytest
 
 from console.profile import ApiProfile
@@ -13,7 +18,9 @@ from console.settings import resolve
 from console.upstream.client import UpstreamClient, make_http_client
 from console.upstream.errors import ResponseError
 from tests.fake_upstream import FakeUpstream
+from tests.figures import record
 from tests.loopback_servers import Target
+from tests.server_process import ServerProcess
 
 CHAT = "/v1/chat/completions"
 AZURE_QUERY = "api-version=2025-04-01-preview"
@@ -78,3 +85,64 @@ def test_an_image_url_on_the_consoles_own_port_is_refused_even_with_private_down
         _client_call(fake, scenario, settings)
     assert neighbour.hits == 0
     assert _client_call(fake, scenario, resolve({"ALLOW_PRIVATE_DOWNLOAD_URL": "1"})).images  # not ours: allowed
+
+
+def test_a_server_on_port_0_never_calls_itself(tmp_path):
+    server = ServerProcess(tmp_path / "data")
+    try:
+        api = {"api_url": f"http://127.0.0.1:{server.port}/v1", "allow_private_api": True}
+        answer = server.post("/api/test-connection", {"api": api}).json()
+        assert answer["ok"] is False and "points at this console itself" in answer["error"], answer
+    finally:
+        server.stop()
+
+
+# -- connections that never send a request ------------------------------------------------------
+
+HALF_OPEN = 600
+
+
+def _threads(pid: int) -> int:
+    """Return the process's thread count (`Threads:` in /proc/<pid>/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError("no Threads: line")
+
+
+def _open_silent(port: int, count: int) -> list[socket.socket]:
+    """Open `count` TCP connections to the port and send nothing on them."""
+    sockets = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", port))
+        sockets.append(sock)
+    return sockets
+
+
+def test_600_half_open_connections_hold_at_most_the_cap_of_threads(tmp_path):
+    env = {**os.environ, "REQUEST_HEADER_TIMEOUT_S": "2", "MAX_REQUEST_THREADS": "64"}
+    server = ServerProcess(tmp_path / "data", env=env)
+    sockets: list[socket.socket] = []
+    try:
+        assert server.get("/api/health").status_code == 200
+        before = _threads(server.process.pid)
+        sockets = _open_silent(server.port, HALF_OPEN)
+        peak = 0
+        for _ in range(10):
+            peak = max(peak, _threads(server.process.pid))
+            time.sleep(0.1)
+        assert peak <= before + 64, (before, peak)
+        busy = httpx.get(server.url + "api/health", timeout=10)  # over the cap: a fast answer, not a hang
+        assert busy.status_code in (200, 503)
+        time.sleep(2.5)  # the header deadline closes the silent ones
+        after = _threads(server.process.pid)
+        assert after <= before + 2, (before, after)
+        assert server.get("/api/health").status_code == 200
+        record("hostile_gateways", half_open_connections=HALF_OPEN, server_threads_before=before,
+               server_threads_peak_half_open=peak, server_threads_after_header_timeout=after, request_thread_cap=64)
+    finally:
+        for sock in sockets:
+            sock.close()
+        server.stop()
