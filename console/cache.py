@@ -35,6 +35,16 @@ class ThumbnailError(InvalidImage):
     """A file that cannot be decoded into a thumbnail; str(e) is a readable message."""
 
 
+class DamagedImage(ValueError):
+    """A cached image whose bytes no longer match its hash (cut short or changed on disk)."""
+
+
+def verify(data: bytes, sha256: str, name: str) -> None:
+    """Raise DamagedImage unless `data` hashes to `sha256`; `name` is the file the message names."""
+    if hashlib.sha256(data).hexdigest() != sha256.lower():
+        raise DamagedImage(f"{name} is damaged in the cache: its {len(data):,} bytes do not match the image received")
+
+
 @dataclass(frozen=True, slots=True)
 class _Cached:
     """One image file in the cache as seen by an eviction scan."""
@@ -83,6 +93,13 @@ class ImageCache:
         if not target.is_file():
             raise FileNotFoundError(f"image {sha256} is not in the cache")
         return target
+
+    def read_checked(self, sha256: str, fmt: str) -> bytes:
+        """Return a cached image's bytes once they match their hash; raise FileNotFoundError or DamagedImage."""
+        path = self.path(sha256, fmt)
+        data = path.read_bytes()
+        verify(data, sha256, path.name)
+        return data
 
     def total_bytes(self) -> int:
         """Return the size of everything under cache/ (what the cap is compared with)."""

@@ -296,8 +296,8 @@ def test_missing_cache_file_is_an_error_and_the_rest_goes_on(client, app, run, t
     answer = save(client, run_id, tmp_path / "out", only_selected=False)
     missing = "the result image is missing from the cache"
     assert answer["errors"] == [{"result_id": t["results"][1]["id"], "task_id": t["id"], "source_name": t["source_name"],
-                                 "source_path": t["source_path"], "kind": "missing", "error": missing, "paths": []}
-                                for t in tasks]
+                                 "source_path": t["source_path"], "kind": "missing", "error": missing, "paths": [],
+                                 "fix": "retry the task to fetch the image again"} for t in tasks]
     assert tree(tmp_path / "out") == ["img1_1.jpg", "img2_1.jpg", "manifest.jsonl"]
 
 

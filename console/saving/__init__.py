@@ -3,8 +3,9 @@
 `SaveRule.from_dict` validates a rule, `run_candidates` / `result_candidate` pick the results,
 `plan` decides every file (names, inputs, formats, captions, conflicts, aspect checks, what an
 earlier save already wrote there) without touching the disk, and `execute` writes the plan item
-by item, appends `manifest.jsonl`, marks the results saved in the store and returns the answer
-of DESIGN §5. A `SaveJob` follows a save and cancels it between items. Every written path is
+by item (each noted first in the save's journal), lists each in `manifest.jsonl`, then marks its
+result saved in the store, and returns the answer of DESIGN §5; `recover` first undoes what a
+killed save left half-done. A `SaveJob` follows a save and cancels it between items. Every written path is
 checked against the resolved `output_dir` (DESIGN §7).
 """
 
@@ -17,13 +18,15 @@ from typing import Any, Iterator
 from ..cache import ImageCache
 from ..export import iter_tasks
 from ..store import Store
+from .journal import JOURNAL, Journal, Recovery, new_save_id, recover
 from .layout import (
     IMAGE_SUFFIXES, LAYOUT_INFO, NOTE_TEXT, LayoutInfo, aspect_difference, caption_path, caption_text, control_paths,
     folders, note, notes, target_path,
 )
+from .listing import Listing
 from .manifest import MUSUBI_JSONL, append_jsonl, manifest_line, merge_musubi, run_provenance
-from .memory import MANIFEST, Memory, SavedBefore, destination
-from .names import base_stem, caption_values, name_values, source_stem
+from .memory import MANIFEST, Memory, SavedBefore, destination, manifest_lines
+from .names import NAME_MAX, base_stem, caption_values, fit_name, fit_parts, name_values, source_stem
 from .planning import Plan, PlannedFile, PlannedItem, file_sha256, plan, prepare_root
 from .presets import LEGACY_PRESETS, builtin_presets
 from .progress import SaveJob, SaveJobs
@@ -39,11 +42,12 @@ from .write import execute, folder_lock, image_bytes, write_item
 __all__ = [
     "append_jsonl", "aspect_difference", "base_stem", "builtin_presets", "Candidate", "caption_path", "caption_text",
     "caption_values", "CAPTION_VARIABLES", "CAPTIONS", "check_template", "CONFLICTS", "CONFORMS", "CONTROL_LOOKUP",
-    "control_paths", "destination", "execute", "file_sha256", "folder_lock", "folders", "image_bytes",
-    "IMAGE_SUFFIXES", "inside", "LAYOUT_FORMATS", "LAYOUT_INFO", "LayoutInfo", "LAYOUTS", "LEGACY_PRESETS",
-    "MANIFEST", "manifest_line", "Memory", "merge_musubi", "MUSUBI_JSONL", "name_values", "NAME_VARIABLES",
-    "NAMED_LAYOUTS", "note", "NOTE_TEXT", "notes", "OUTPUT_FORMATS", "PAIR_LAYOUTS", "Plan", "plan", "PlannedFile",
-    "PlannedItem", "prepare_root", "protected_paths", "relative_name", "render", "resolved_path", "Resolver",
+    "control_paths", "destination", "execute", "file_sha256", "fit_name", "fit_parts", "folder_lock", "folders",
+    "image_bytes", "IMAGE_SUFFIXES", "inside", "Journal", "JOURNAL", "LAYOUT_FORMATS", "LAYOUT_INFO", "LayoutInfo",
+    "LAYOUTS", "LEGACY_PRESETS", "Listing", "MANIFEST", "manifest_line", "manifest_lines", "Memory", "merge_musubi",
+    "MUSUBI_JSONL", "NAME_MAX", "name_values", "NAME_VARIABLES", "NAMED_LAYOUTS", "new_save_id", "note", "NOTE_TEXT",
+    "notes", "OUTPUT_FORMATS", "PAIR_LAYOUTS", "Plan", "plan", "PlannedFile", "PlannedItem", "prepare_root",
+    "protected_paths", "recover", "Recovery", "relative_name", "render", "resolved_path", "Resolver",
     "result_candidate", "RuleError", "run_candidates", "run_provenance", "save_result", "save_run", "SavedBefore",
     "SaveJob", "SaveJobs", "SaveRule", "Selection", "SHOWN", "source_stem", "target_path", "task_inputs",
     "TRAINER_FORMATS", "TRAINER_LAYOUTS", "validate", "write_item",
@@ -84,8 +88,11 @@ def _finishing(job: SaveJob) -> Iterator[None]:
 
 def _save(store: Store, cache: ImageCache, rule: SaveRule, run_id: str, candidates: list[Candidate],
           skipped: list[dict], protected: set[Path], job: SaveJob) -> dict[str, Any]:
-    root = prepare_root(rule)
+    root = prepare_root(rule, cache.images_dir.parent)
     with nullcontext() if rule.dry_run else folder_lock(root):
+        # What a killed save left half-done goes first, so that planning sees the folder as it was.
+        repaired = Recovery() if rule.dry_run else recover(root, folders(rule, root).values())
         planned = plan(cache, rule, root, run_id, candidates, protected, job)
         planned.skipped[:0] = skipped
+        planned.report["repaired"] = repaired.report()
         return execute(store, planned, job)

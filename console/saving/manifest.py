@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import urlsplit
@@ -32,28 +33,45 @@ def run_provenance(store: Store, run_id: str) -> dict[str, Any]:
     return {"provider": provider, "model": profile.get("model", ""), "params": params}
 
 
-def manifest_line(rule: SaveRule, item: PlannedItem, source_sha: str | None, provenance: dict[str, Any]) -> dict:
-    """Return one manifest.jsonl record for a written item."""
+def manifest_line(rule: SaveRule, item: PlannedItem, source_sha: str | None, provenance: dict[str, Any],
+                  save_id: str = "") -> dict:
+    """Return one manifest.jsonl record for a written item; `save_id` names the save that wrote it."""
     task, result = item.candidate.task, item.candidate.result
     return {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "layout": rule.layout, "name": rule.name,
             "destination": destination(rule), "role_swap": rule.swapped, "run_id": task["run_id"],
             "task_id": task["id"], "result_id": result["id"], "source_name": task["source_name"],
             "source_path": task["source_path"], "source_sha256": source_sha, "references": task.get("references") or [],
             "output_name": task.get("output_name"), "result_sha256": result["sha256"], **provenance,
-            "prompt": result_prompt(task, result), "caption": item.caption, "request_id": None, "paths": item.paths}
+            "prompt": result_prompt(task, result), "caption": item.caption, "request_id": None, "paths": item.paths,
+            "save_id": save_id}
 
 
 def append_jsonl(path: Path, records: Iterable[dict]) -> None:
-    """Append records to a JSONL file through an atomic rewrite (readers never see half a line)."""
-    try:
-        old = path.read_bytes()
-    except FileNotFoundError:
-        old = b""
-    if old and not old.endswith(b"\n"):
-        old += b"\n"
+    """Append records to a JSONL file in one write and make them durable before returning.
+
+    A write cut short (a killed process, a full disk) can leave part of a line at the end; readers
+    skip such a line, and the next append starts on a new line so its own lines stay whole.
+    """
     new = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
-    atomic.write_bytes(path, old + new)
-    os.chmod(path, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0),
+                 0o644)
+    try:
+        end = os.lseek(fd, 0, os.SEEK_END)
+        if end and os.pread(fd, 1, end - 1) != b"\n":
+            new = b"\n" + new
+        try:
+            view = memoryview(new)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError:
+            with suppress(OSError):  # take back a part-written line (a full disk); else readers skip it
+                os.ftruncate(fd, end)
+            raise
+        if not end:
+            os.fchmod(fd, 0o644)  # a dataset, not a secret, whatever the umask
+    finally:
+        os.close(fd)
 
 
 def merge_musubi(path: Path, items: list[PlannedItem]) -> None:

@@ -40,7 +40,7 @@ class Memory:
         self.place = destination(rule)
         self.saved: dict[tuple[str, str], SavedBefore] = {}
         self.results: set[str] = set()
-        for line in _lines(root / MANIFEST):
+        for line in manifest_lines(root / MANIFEST):
             if _destination(line) == self.place and isinstance(line.get("result_sha256"), str):
                 key = (line.get("source_sha256") or "", line["result_sha256"])
                 self.saved[key] = SavedBefore([str(p) for p in line.get("paths") or []], str(line.get("timestamp", "")))
@@ -55,7 +55,8 @@ class Memory:
         return self.saved.get((source_sha or "", result_sha))
 
 
-def _lines(path: Path) -> list[dict[str, Any]]:
+def manifest_lines(path: Path) -> list[dict[str, Any]]:
+    """Return the records of a manifest.jsonl, skipping lines that are not JSON objects (cut or hand-edited)."""
     try:
         text = path.read_text("utf-8")
     except FileNotFoundError:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..export import NAME_MAX, NAME_ROOM, fit_name
 from .rule import SaveRule
 
 FALLBACK_STEM = "image"
+SUFFIX_ROOM = 16  # bytes a save may add to a rendered flat name: -99999 and .jpeg
 
 
 def source_stem(task: dict[str, Any]) -> str:
@@ -23,7 +25,13 @@ def base_stem(task: dict[str, Any], rule: SaveRule) -> str:
     """
     stem = rule.replaced(task.get("output_name") or source_stem(task))
     stem = "".join("_" if c in "/\\" or ord(c) < 32 else c for c in stem).strip()
-    return stem if stem not in ("", ".", "..") else FALLBACK_STEM
+    return fit_name(stem) if stem not in ("", ".", "..") else FALLBACK_STEM
+
+
+def fit_parts(name: PurePosixPath, room: int = NAME_ROOM) -> PurePosixPath:
+    """Return a relative name whose folders fit a file name and whose last part leaves `room` bytes (see fit_name)."""
+    *folders, last = name.parts
+    return PurePosixPath(*[fit_name(part, 0) for part in folders], fit_name(last, room))
 
 
 def name_values(task: dict[str, Any], result: dict[str, Any], number: int, global_index: int,

@@ -18,7 +18,7 @@ from .layout import (
     note, notes, pair_stem, target_path,
 )
 from .memory import Memory
-from .names import base_stem, caption_values, name_values, result_prompt
+from .names import SUFFIX_ROOM, base_stem, caption_values, fit_parts, name_values, result_prompt
 from .progress import SaveJob
 from .rule import (
     LAYOUT_FORMATS, TRAINER_FORMATS, TRAINER_LAYOUTS, Resolver, RuleError, SaveRule, relative_name, render,
@@ -39,6 +39,7 @@ class PlannedFile:
     format: str | None = None
     text: str | None = None
     conform: tuple[str, int, int] | None = None  # (mode, width, height) for the first control
+    sha256: str | None = None  # what the origin's bytes hash to when it is a cached result (checked on writing)
 
     @property
     def converted(self) -> bool:
@@ -79,9 +80,15 @@ class Plan:
         return [f for item in self.items for f in item.files]
 
 
-def prepare_root(rule: SaveRule) -> Path:
-    """Create output_dir (not in a dry run) and return it resolved; raise RuleError naming it."""
+def prepare_root(rule: SaveRule, data_dir: Path | None = None) -> Path:
+    """Create output_dir (not in a dry run) and return it resolved; raise RuleError naming it.
+
+    An output_dir inside the console's `data_dir` is refused: the cache's eviction would delete it.
+    """
     root = rule.output_dir
+    if data_dir is not None and _within(root, data_dir):
+        raise RuleError(f"'output_dir' {root} is inside the console's data folder {data_dir}, whose files the "
+                        "console deletes when it tidies its cache: choose a folder outside it")
     probe = root
     if rule.dry_run:
         while not probe.exists() and probe != probe.parent:
@@ -114,6 +121,14 @@ def plan(cache: ImageCache, rule: SaveRule, root: Path, run_id: str, candidates:
     return result
 
 
+def _within(path: Path, folder: Path) -> bool:
+    """Return True when `path` is `folder` or lies below it, symlinks resolved (either may not exist yet)."""
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):
+        return False
+
+
 def file_sha256(path: str) -> str | None:
     """Return the SHA-256 of a file, or None when there is no such readable file."""
     if not path:
@@ -136,6 +151,7 @@ class _Image:
     origin: Path
     format: str
     size: tuple[int, int]
+    sha256: str | None = None  # a cached result's hash; None for the user's own files
 
 
 class _Planner:
@@ -198,7 +214,9 @@ class _Planner:
             origin = cache.path(c.result["sha256"], c.result["format"])
         except (FileNotFoundError, ValueError):
             self.out.errors.append({**c.names(), "kind": "missing", "error": "the result image is missing from the cache",
-                                    "paths": []})
+                                    "fix": "retry the task to fetch the image again", "paths": []})
+            return
+        if not self._whole(c, origin):
             return
         values = name_values(c.task, c.result, c.number, c.global_index, self.rule, self.date)
         if self._saved_before(c):
@@ -215,6 +233,20 @@ class _Planner:
         if self._guard(item) and self._resolve_conflict(item) and self._guard(item):
             self._finish_caption(item)
             self.out.items.append(item)
+
+    def _whole(self, c: Candidate, origin: Path) -> bool:
+        """Refuse a cached result whose file is not as long as the image received (its hash is checked on writing)."""
+        expected = c.result.get("bytes")
+        try:
+            size = origin.stat().st_size
+        except OSError:
+            size = None
+        if not isinstance(expected, int) or size == expected:
+            return True
+        self.out.errors.append({**c.names(), "kind": "damaged", "paths": [],
+                                "error": f"{origin.name} is damaged in the cache: {size} bytes instead of {expected:,}",
+                                "fix": "retry the task to fetch the image again"})
+        return False
 
     def _saved_before(self, c: Candidate) -> bool:
         """Skip a result an earlier save already wrote to this place (unless the rule says resave)."""
@@ -233,9 +265,10 @@ class _Planner:
         return True
 
     def _flat(self, c: Candidate, origin: Path, values: dict[str, Any]) -> PlannedItem:
-        name = str(relative_name(render(self.rule.template, values, "template"), "template"))
+        name = str(fit_parts(relative_name(render(self.rule.template, values, "template"), "template"), SUFFIX_ROOM))
         fmt = self._format(c.result["format"])
-        image = PlannedFile(self.root / f"{name}{EXTENSION[fmt]}", "image", origin, c.result["format"], fmt)
+        image = PlannedFile(self.root / f"{name}{EXTENSION[fmt]}", "image", origin, c.result["format"], fmt,
+                            sha256=c.result["sha256"])
         return self._with_caption(c, [image], values, image.path.with_suffix(".txt"))
 
     def _pair(self, c: Candidate, origin: Path, values: dict[str, Any]) -> PlannedItem:
@@ -244,7 +277,7 @@ class _Planner:
         stem = base_stem(task, self.rule)
         if task.get("references"):
             self.with_references += 1
-        result_file = _Image(origin, result["format"], (result["width"], result["height"]))
+        result_file = _Image(origin, result["format"], (result["width"], result["height"]), result["sha256"])
         if self.rule.swapped:
             if not task["source_path"]:
                 self._refuse(c, "no_source", "role swap needs a source image to be the target: this task was "
@@ -271,11 +304,12 @@ class _Planner:
             self.next_number += 1
         formats = [self._format(image.format) for image in inputs]
         paths = control_paths(self.rule, self.folders, stem, formats)
-        controls = [PlannedFile(path, control_role(i), image.origin, image.format, fmt, conform=conform if i == 1 else None)
+        controls = [PlannedFile(path, control_role(i), image.origin, image.format, fmt,
+                                conform=conform if i == 1 else None, sha256=image.sha256)
                     for i, (image, fmt, path) in enumerate(zip(inputs, formats, paths), 1)]
         target_format = self._format(target.format)
         target_file = PlannedFile(target_path(self.rule, self.folders, stem, target_format), "target", target.origin,
-                                  target.format, target_format)
+                                  target.format, target_format, sha256=target.sha256)
         return self._with_caption(c, [*controls, target_file], values, caption_path(self.rule, self.folders, stem))
 
     def _inputs(self, c: Candidate, paths: list[str]) -> list[_Image]:
@@ -391,7 +425,12 @@ class _Planner:
                 self.out.errors.append({**item.candidate.names(), "kind": "source", "paths": item.paths,
                                         "error": f"refused: {path} is a source image of this run"})
                 return False
-            if resolved is None or not resolved.is_relative_to(self.root):
+            if resolved is None:
+                self.out.errors.append({**item.candidate.names(), "kind": "source", "paths": item.paths,
+                                        "error": f"refused: {path} cannot be checked (a symbolic link loop, an "
+                                                 "unreadable folder or a name too long)"})
+                return False
+            if not resolved.is_relative_to(self.root):
                 self.out.errors.append({**item.candidate.names(), "kind": "source", "paths": item.paths,
                                         "error": f"refused: {path} is outside output_dir"})
                 return False

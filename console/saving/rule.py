@@ -27,6 +27,7 @@ NAME_VARIABLES = ("stem", "n", "index", "run", "task", "result", "sha8", "date",
                   "src_stem", "src_name", "src_ext", "task_id", "result_id", "result_index", "global_index")
 CAPTION_VARIABLES = ("prompt", "trigger", *NAME_VARIABLES, "image_name", "image_path")
 STEM_LIMIT = 200  # characters of replace_from / replace_to
+NAME_LIMIT = 200  # bytes of a dataset's folder name (a file name holds 255; layouts add _control3 …)
 _SAMPLE = {"stem": "image", "n": 1, "index": 1, "run": "r0", "task": "t0", "result": "i0", "sha8": "0123abcd",
            "date": "20250101", "src_stem": "image", "src_name": "image.png", "src_ext": "png", "task_id": "t0",
            "result_id": "i0", "result_index": 1, "global_index": 1, "prompt": "prompt", "trigger": "trigger",
@@ -156,6 +157,8 @@ def _output_dir(value: Any) -> Path:
 def _dataset_name(value: str) -> str:
     if not value or value in (".", "..") or any(c in value for c in "/\\\0") or value.startswith("."):
         raise RuleError(f"'name' must be a plain folder name (no slashes, not hidden), not {value[:80]!r}")
+    if len(value.encode("utf-8", "surrogateescape")) > NAME_LIMIT:
+        raise RuleError(f"'name' is longer than {NAME_LIMIT} bytes: a folder name holds 255 and layouts add to it")
     return value
 
 

@@ -11,14 +11,18 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .. import atomic, imaging
+from ..cache import DamagedImage, verify
 from ..store import Store
-from .manifest import MUSUBI_JSONL, append_jsonl, manifest_line, merge_musubi, run_provenance
-from .memory import MANIFEST
+from .journal import Journal, new_save_id
+from .listing import Listing
+from .manifest import MUSUBI_JSONL, merge_musubi, run_provenance
 from .planning import Plan, PlannedFile, PlannedItem, file_sha256
 from .progress import SaveJob
 from .validation import validate
 
 WRITERS = 4  # items written at once
+JOURNAL_CHUNK = 32  # items noted in the journal at once, ahead of their writing
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
 _LOCKS: dict[Path, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
@@ -35,8 +39,9 @@ def folder_lock(root: Path) -> Iterator[None]:
 def execute(store: Store, plan_: Plan, job: SaveJob | None = None) -> dict[str, Any]:
     """Write the plan (or only describe it in a dry run) and return the answer of the save routes.
 
-    Items are written in plan order, a few at once; a cancelled job starts no further item and
-    finishes those under way, so every item on disk is whole, in the manifest and marked saved.
+    Items are noted in the save's journal, written a few at once, and listed in the manifest in
+    plan order; a result is marked saved once its manifest line is on disk. A cancelled job starts
+    no further item and finishes those under way, so every item on disk is whole, listed and marked.
     """
     job = job or SaveJob()
     errors = list(plan_.errors)
@@ -44,24 +49,30 @@ def execute(store: Store, plan_: Plan, job: SaveJob | None = None) -> dict[str, 
         saved = [{**i.candidate.names(), "paths": i.paths} for i in plan_.items]
         job.step("done", len(plan_.items), len(plan_.items))
         return _answer(plan_, saved, errors, plan_.items, 0)
-    done, saved, started = _write_items(plan_, job, errors)
-    try:
-        _write_indexes(plan_, done, run_provenance(store, plan_.run_id))
-    except OSError as exc:
-        errors.append({"kind": "write", "error": f"cannot write {MANIFEST}: {exc}", "paths": [str(plan_.root / MANIFEST)]})
-    marked = [item.candidate.result["id"] for item, _ in done] + [c.result["id"] for c in plan_.remembered]
-    store.record_saves(marked, str(plan_.root), plan_.rule.layout)
-    job.step("done", len(done), len(plan_.items), saved=len(saved))
-    return _answer(plan_, saved, errors, [item for item, _ in done], len(plan_.items) - started)
+    save_id = new_save_id()
+    listing = Listing(store, plan_, run_provenance(store, plan_.run_id), save_id)
+    listing.mark([c.result["id"] for c in plan_.remembered])
+    journal = Journal(plan_.root, save_id)
+    started = _write_items(plan_, job, errors, journal, listing)
+    listing.flush()
+    journal.close()  # every item noted is listed, undone or never started
+    written = [item for item, _ in listing.listed]
+    errors += listing.undone_errors()
+    if listing.mark_error:
+        errors.append({"kind": "write", "error": f"saved, but not marked saved in the console: {listing.mark_error}",
+                       "paths": []})
+    _write_musubi(plan_, written, errors)
+    saved = [{**item.candidate.names(), "paths": item.paths} for item in written]
+    job.step("done", len(written), len(plan_.items), saved=len(saved))
+    return _answer(plan_, saved, errors, written, len(plan_.items) - started)
 
 
-def _write_items(plan_: Plan, job: SaveJob, errors: list[dict]) -> tuple[list[tuple[PlannedItem, str | None]], list[dict], int]:
+def _write_items(plan_: Plan, job: SaveJob, errors: list[dict], journal: Journal, listing: Listing) -> int:
     """Write the items WRITERS at a time (each file is fsynced; parallel fsyncs are ~3x faster), in plan order.
 
-    Return the items written with their source's hash, their answer entries, and how many were started.
+    Each item is noted in the journal before it starts and listed once it is written; return how
+    many items were started. A manifest or journal that cannot be written stops the save.
     """
-    done: list[tuple[PlannedItem, str | None]] = []
-    saved: list[dict] = []
     total = len(plan_.items)
     in_flight: deque[tuple[PlannedItem, Future]] = deque()
     started = 0
@@ -71,28 +82,46 @@ def _write_items(plan_: Plan, job: SaveJob, errors: list[dict]) -> tuple[list[tu
         try:
             source_sha = future.result()
         except (OSError, ValueError) as exc:  # imaging.InvalidImage is a ValueError
-            errors.append({**item.candidate.names(), "kind": "write", "error": f"cannot write: {exc}", "paths": item.paths})
+            errors.append(_write_error(item, exc))
         else:
-            done.append((item, source_sha))
-            saved.append({**item.candidate.names(), "paths": item.paths})
-        job.step("writing", started - len(in_flight), total, saved=len(saved))
+            listing.add(item, source_sha)
+        job.step("writing", started - len(in_flight), total, saved=len(listing.listed) + len(listing.pending))
 
-    pending = deque(plan_.items)
     job.step("writing", 0, total)
     with ThreadPoolExecutor(WRITERS, thread_name_prefix="save") as pool:
-        while pending:
+        for item in plan_.items:
             if job.cancelled:
                 plan_.cancelled = True
-                pending.clear()
                 break
-            item = pending.popleft()
+            if listing.failure is not None or not _noted(journal, plan_.items, started, errors):
+                break
             in_flight.append((item, pool.submit(write_item, item)))
             started += 1
             if len(in_flight) >= 2 * WRITERS:
                 collect()
         while in_flight:  # what was started is finished: never half an item on disk
             collect()
-    return done, saved, started
+    return started
+
+
+def _noted(journal: Journal, items: list[PlannedItem], started: int, errors: list[dict]) -> bool:
+    """Note the next items in the journal before the first of them starts; False when the journal cannot be written."""
+    if journal.noted > started:
+        return True
+    try:
+        journal.note(items[started:started + JOURNAL_CHUNK])
+    except OSError as exc:
+        errors.append({"kind": "write", "error": f"cannot write the save journal {journal.path}: {exc}",
+                       "fix": "free some disk space, then save again", "paths": []})
+        return False
+    return True
+
+
+def _write_error(item: PlannedItem, exc: Exception) -> dict[str, Any]:
+    if isinstance(exc, DamagedImage):
+        return {**item.candidate.names(), "kind": "damaged", "error": str(exc), "paths": item.paths,
+                "fix": "retry the task to fetch the image again"}
+    return {**item.candidate.names(), "kind": "write", "error": f"cannot write: {exc}", "paths": item.paths}
 
 
 def _answer(plan_: Plan, saved: list[dict], errors: list[dict], written: list[PlannedItem],
@@ -108,28 +137,54 @@ def _answer(plan_: Plan, saved: list[dict], errors: list[dict], written: list[Pl
 
 
 def write_item(item: PlannedItem) -> str | None:
-    """Write one item's files (controls, caption, then target); undo them all if one fails; return the source's hash."""
+    """Write one item's files, whole or not at all, and return the source's hash.
+
+    Every file is first written to a temp name and made durable; then they are renamed in plan
+    order (controls, caption, the target last), so a killed save leaves at most the first few
+    names of an item, never a target without its controls. The save's journal names them.
+    """
     source_sha = file_sha256(item.candidate.task["source_path"])
-    written: list[Path] = []
+    staged: list[tuple[Path, Path]] = []
+    renamed: list[Path] = []
     try:
         for path in item.replaces:
             path.unlink(missing_ok=True)
-        for f in item.files:
+        for number, f in enumerate(item.files):
             f.path.parent.mkdir(parents=True, exist_ok=True)  # usual modes (atomic.write_bytes would use 0700)
             data = f.text.encode("utf-8") if f.role == "caption" else image_bytes(f)
-            atomic.write_bytes(f.path, data)
-            os.chmod(f.path, 0o644)  # a dataset, not a secret: trainers may run as another user
-            written.append(f.path)
+            staged.append((_stage(f.path, data, number), f.path))
+        for temp, path in staged:
+            os.replace(temp, path)
+            renamed.append(path)
     except BaseException:
-        for path in written:
+        for path in [temp for temp, _ in staged] + renamed:
             path.unlink(missing_ok=True)
         raise
     return source_sha
 
 
+def _stage(path: Path, data: bytes, number: int) -> Path:
+    """Write `data` durably to a temp file beside `path` (this thread's own name) and return it."""
+    temp = path.with_name(f"{atomic.TEMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{number}")
+    temp.unlink(missing_ok=True)  # left by a killed process that had this pid and thread id
+    fd = os.open(temp, _CREATE, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fchmod(file.fileno(), 0o644)  # a dataset, not a secret: trainers may run as another user
+            os.fsync(file.fileno())
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return temp
+
+
 def image_bytes(f: PlannedFile) -> bytes:
     """Return the bytes to write: the origin unchanged, or decoded, conformed and re-encoded."""
     data = f.origin.read_bytes()
+    if f.sha256 is not None:
+        verify(data, f.sha256, f.origin.name)
     if not f.converted:
         return data
     try:
@@ -138,10 +193,11 @@ def image_bytes(f: PlannedFile) -> bytes:
         raise ValueError(f"{f.origin.name} cannot be decoded: {exc}") from None
 
 
-def _write_indexes(plan_: Plan, done: list[tuple[PlannedItem, str | None]], provenance: dict[str, Any]) -> None:
-    if not done:
+def _write_musubi(plan_: Plan, written: list[PlannedItem], errors: list[dict]) -> None:
+    if plan_.rule.layout != "musubi" or not written:
         return
-    lines = [manifest_line(plan_.rule, item, sha, provenance) for item, sha in done]
-    append_jsonl(plan_.root / MANIFEST, lines)
-    if plan_.rule.layout == "musubi":
-        merge_musubi(plan_.root / plan_.rule.name / MUSUBI_JSONL, [item for item, _ in done])
+    path = plan_.root / plan_.rule.name / MUSUBI_JSONL
+    try:
+        merge_musubi(path, written)
+    except OSError as exc:
+        errors.append({"kind": "write", "error": f"cannot write {path}: {exc}", "paths": [str(path)]})
