@@ -15,11 +15,11 @@ import webbrowser
 from typing import Sequence
 from urllib.parse import urlencode
 
-from . import __version__, datadir, logs, ports
+from . import __version__, datadir, diskfault, logs, ports
 from .httpserver import CappedServer
 from .panel import EventBuffer, StatusReporter, collect
 from .settings import Settings, SettingsError, data_dir, describe, is_exposed, resolve
-from .web import create_app
+from .web import RequestHandler, create_app
 
 log = logging.getLogger("console")
 TOKEN_BYTES = 24  # 32 URL-safe characters
@@ -62,7 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     folder = data_dir(settings)
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        diskfault.check_at_start(folder)
+    except diskfault.StorageFault as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     settings = with_access_token(settings.replace(data_dir=str(folder)))
     events = EventBuffer()
     logs.setup(folder, [events], terminal=settings.status_ui != "cli" or not sys.stderr.isatty())
@@ -84,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = create_app(settings=settings)
     # Bind ourselves so "port in use" gets our explanation, not werkzeug's exit(1).
     server = CappedServer(settings.host, settings.port, app, fd=listener.fileno(),
-                          max_threads=settings.max_request_threads, header_timeout_s=settings.request_header_timeout_s)
+                          max_threads=settings.max_request_threads, header_timeout_s=settings.request_header_timeout_s,
+                          request_handler=RequestHandler)  # no Server banner naming versions
     url = f"http://{_url_host(settings.host)}:{settings.port}/"
     if settings.access_token:  # the only place the token is shown: never logged (issue 13)
         url += "?" + urlencode({"token": settings.access_token})

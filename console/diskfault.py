@@ -31,8 +31,8 @@ _SQLITE_KINDS = (("disk is full", FULL), ("readonly database", READ_ONLY), ("una
 class StorageFault(Exception):
     """The data folder could not take a write: full, read-only, or removed while the console ran."""
 
-    def __init__(self, kind: str, folder: Path, free: int | None = None) -> None:
-        self.kind, self.folder, self.free = kind, folder, free
+    def __init__(self, kind: str, folder: Path, free: int | None = None, then: str = "resume") -> None:
+        self.kind, self.folder, self.free, self.then = kind, folder, free, then
         super().__init__(self.describe())
 
     @property
@@ -44,9 +44,10 @@ class StorageFault(Exception):
         """Say what happened and what to do, naming the folder."""
         if self.kind == FULL:
             room = f" ({human_bytes(self.free)} free)" if self.free is not None else ""
-            return f"the disk holding the data folder {self.folder} is full{room}; free some space, then resume"
+            return f"the disk holding the data folder {self.folder} is full{room}; free some space, then {self.then}"
         if self.kind == READ_ONLY:
-            return f"the data folder {self.folder} cannot be written (read-only or not allowed); make it writable, then resume"
+            return (f"the data folder {self.folder} cannot be written (read-only or not allowed); "
+                    f"make it writable, then {self.then}")
         return (f"the data folder {self.folder} was removed while the console was running; "
                 "restart the console (runs and results are in the data folder)")
 
@@ -58,7 +59,8 @@ class DataFolder:
         self.path = Path(path)
         self._identity = _identity(self.path)
         self._reserve_given = False
-        self.take_reserve()
+        with suppress(StorageFault):  # a disk nearly full at the start: starting a run says so
+            self.take_reserve()
 
     def check(self) -> None:
         """Raise StorageFault(GONE) if the folder was removed or replaced since the start.
@@ -122,23 +124,29 @@ class DataFolder:
                 raise fault from None
             raise
 
-    def writable(self) -> None:
-        """Raise StorageFault unless a file can be created in the folder now (checked at the start)."""
-        probe = self.path / f".probe-{os.getpid()}"
-        try:
-            probe.write_bytes(b"")
+
+
+def check_at_start(folder: Path) -> None:
+    """Create the data folder if needed and write a byte in it; StorageFault says why it cannot be used.
+
+    Checked before anything else touches the folder, so a read-only or full disk is one line at
+    the start instead of a traceback from whichever file came first (the log, the lock, the database).
+    """
+    probe = folder / f".probe-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(probe, "wb", buffering=0) as file:
+            file.write(b"\0")
+            os.fsync(file.fileno())
+    except OSError as exc:
+        kind = _kind(exc)
+        if not kind:
+            raise
+        free = shutil.disk_usage(folder).free if kind == FULL and folder.exists() else None
+        raise StorageFault(kind, folder, free, then="start the console again, or pick another folder with --data-dir") from None
+    finally:
+        with suppress(OSError):
             probe.unlink()
-        except OSError as exc:
-            raise self.fault(exc) or exc from None
-
-
-def fault_of(exc: BaseException, folder: Path) -> StorageFault | None:
-    """Return the StorageFault behind `exc` for a folder known only by its path (start-up, before the server runs)."""
-    kind = _kind(exc)
-    if not kind:
-        return None
-    free = shutil.disk_usage(folder).free if kind == FULL and folder.exists() else None
-    return StorageFault(kind, folder, free)
 
 
 def human_bytes(count: int | None) -> str:

@@ -17,6 +17,7 @@ class SmallDisk:
     def __init__(self, path: Path, size_mib: int) -> None:
         self.path = path
         path.mkdir(parents=True, exist_ok=True)
+        self._binds: list[Path] = []
         _mount("-t", "tmpfs", "-o", f"size={size_mib}m,mode=0700", "tmpfs", str(path))
 
     def fill(self) -> int:
@@ -44,7 +45,23 @@ class SmallDisk:
         """Remount the disk read-only (or writable again)."""
         _mount("-o", f"remount,{'ro' if on else 'rw'}", str(self.path))
 
+    def read_only_folder(self, folder: Path) -> None:
+        """Make one folder on the disk read-only (a read-only bind mount over itself), the rest writable.
+
+        A whole disk cannot be remounted read-only while a server holds its database open for
+        writing (the kernel refuses); the cache folder read-only is what a run trips on.
+        """
+        _mount("--bind", "-o", "ro", str(folder), str(folder))
+        self._binds.append(folder)
+
+    def writable_again(self) -> None:
+        """Undo `read_only_folder`."""
+        while self._binds:
+            subprocess.run(["umount", str(self._binds.pop())], check=True, capture_output=True)
+
     def unmount(self) -> None:
+        for folder in self._binds:
+            subprocess.run(["umount", "-l", str(folder)], check=False, capture_output=True)
         subprocess.run(["umount", "-l", str(self.path)], check=False, capture_output=True)
 
 

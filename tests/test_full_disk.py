@@ -7,6 +7,9 @@ stored on Resume without a new call, and settings writes answer 507 naming the d
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import time
 from collections import Counter
 
@@ -17,7 +20,7 @@ from tests.fake_scenarios import call_log
 from tests.figures import record
 from tests.helpers import CHAT, make_sources
 from tests.run_checks import digest_of, integrity
-from tests.server_process import ServerProcess
+from tests.server_process import ROOT, ServerProcess
 
 TASKS = 20
 
@@ -84,3 +87,86 @@ def test_a_disk_that_fills_mid_run_pauses_it_and_resume_finishes_it_paying_nothi
         record("full_disk", tasks=TASKS, calls=sum(paid.values()), paid_twice=twice)
     finally:
         server.stop()
+
+
+def start_paid_run(server: ServerProcess, fake, folder, segment: str) -> str:
+    api = {"api_url": fake.url(segment, CHAT), "model": "m", "allow_private_api": True, "concurrency": 3,
+           "max_retries": 0, "timeout_s": 20}
+    answer = server.post("/api/runs", {"input_path": str(folder), "prompt": "fill it", "api": api})
+    assert answer.status_code == 201, answer.text
+    return answer.json()["run_id"]
+
+
+@pytest.mark.timeout(120)
+def test_a_cache_folder_turned_read_only_mid_run_pauses_it_and_resume_finishes_it(small_disk, fake, tmp_path):
+    folder = make_sources(tmp_path / "src", TASKS)
+    segment = "paid.s=0.3.ro=1"
+    server = ServerProcess(small_disk.path / "data")
+    try:
+        run_id = start_paid_run(server, fake, folder, segment)
+        wait_done_at_least(server, run_id, 3)
+        small_disk.read_only_folder(small_disk.path / "data" / "cache")
+        run = wait_paused(server, run_id)
+        assert "cannot be written" in run["cooling"]["paused"], run
+        calls_when_paused = len(call_log(segment))
+        time.sleep(1)
+        assert len(call_log(segment)) == calls_when_paused  # nothing more is sent
+        tasks = server.get(f"/api/runs/{run_id}/tasks").json()["tasks"]
+        assert not [t["error"] for t in tasks if t["status"] == "failed"]
+        assert not any("bug" in (t["error"] or "") for t in tasks)
+
+        small_disk.writable_again()
+        assert server.post(f"/api/runs/{run_id}/resume").status_code == 200
+        listing = server.wait_idle(run_id, timeout=60)
+        assert Counter(t["status"] for t in listing["tasks"]) == {"done": TASKS}
+        paid = Counter(entry["digest"] for entry in call_log(segment))
+        twice = sum(count - 1 for count in paid.values())
+        assert twice == 0, paid
+        record("full_disk", read_only_tasks=TASKS, read_only_paid_twice=twice)
+    finally:
+        server.stop()
+
+
+@pytest.mark.timeout(120)
+def test_a_data_folder_removed_mid_run_pauses_it_and_says_to_restart(fake, tmp_path):
+    folder = make_sources(tmp_path / "src", TASKS)
+    segment = "paid.s=0.3.gone=1"
+    data = tmp_path / "data"
+    server = ServerProcess(data)
+    try:
+        run_id = start_paid_run(server, fake, folder, segment)
+        wait_done_at_least(server, run_id, 3)
+        shutil.rmtree(data)
+        time.sleep(1.5)  # the calls in flight come back and find the folder gone
+        calls_when_paused = len(call_log(segment))
+        time.sleep(1)
+        assert len(call_log(segment)) == calls_when_paused  # the run paused: nothing more is sent
+        assert calls_when_paused < TASKS
+        for answer in (server.get(f"/api/runs/{run_id}"),
+                       server.http.put("/api/settings", json={"api": {"model": "other"}}),
+                       server.post(f"/api/runs/{run_id}/resume")):
+            assert answer.status_code == 507 and "restart the console" in answer.json()["error"], answer.text
+        assert not data.exists()  # nothing recreated it behind the user's back
+    finally:
+        server.stop()
+
+
+def test_a_read_only_data_folder_at_start_is_one_clear_line_not_a_traceback(small_disk):
+    data = small_disk.path / "data"
+    data.mkdir()
+    small_disk.read_only()
+    done = subprocess.run([sys.executable, "app.py", "--port", "0", "--no-browser", "--status-ui", "none",
+                           "--data-dir", str(data)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done
+    assert "Traceback" not in done.stderr
+    assert f"the data folder {data} cannot be written" in done.stderr, done.stderr
+
+
+def test_a_full_disk_at_start_is_one_clear_line_not_a_traceback(small_disk):
+    small_disk.fill()
+    data = small_disk.path / "data"
+    done = subprocess.run([sys.executable, "app.py", "--port", "0", "--no-browser", "--status-ui", "none",
+                           "--data-dir", str(data)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done
+    assert "Traceback" not in done.stderr
+    assert "is full" in done.stderr, done.stderr

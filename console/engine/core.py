@@ -270,9 +270,17 @@ class Engine:
         self._require_run(run_id)
         self._room_to_write()
         profile = self._use_overrides(run_id, overrides)
-        ids = self.store.task_ids(run_id, ["pending", "stopped"])
-        self.store.set_status(ids, "pending", only_from=("pending", "stopped"))
+        ids = self.store.task_ids(run_id, ["pending", "stopped"]) + self._stranded(run_id)
+        self.store.set_status(ids, "pending", only_from=("pending", "stopped", "running"))
         return self._enqueue(run_id, ids, profile)
+
+    def _stranded(self, run_id: str) -> list[str]:
+        """Tasks recorded running that nothing runs: their stop could not be written (a read-only data folder)."""
+        running = self.store.task_ids(run_id, ["running"])
+        if not running:
+            return []
+        busy = self._bridge.call(self._on_loop_call(self._scheduler.in_flight, run_id))
+        return [task_id for task_id in running if task_id not in busy]
 
     @_one_control_at_a_time
     def retry_failed(self, run_id: str, overrides: dict[str, Any] | None = None) -> int:

@@ -211,6 +211,11 @@ class Scheduler:
         cooling = state.lanes.cooling() if state.busy else None
         return cooling.to_dict() if cooling else None
 
+    def in_flight(self, run_id: str) -> set[str]:
+        """The ids of a run's tasks that are queued or being run now."""
+        state = self._runs.get(run_id)
+        return set(state.inflight) | set(state.waiting()) if state is not None else set()
+
     def keys(self, run_id: str) -> list[dict[str, Any]]:
         """A key pool's keys with their calls, errors and state (masked); [] without a pool, or for a run
         not queued since the server started."""

@@ -93,6 +93,19 @@ class TaskRunner:
         return await self.bridge.off(self._prepare, task_id, state.profile)
 
     async def run(self, state: RunState, task_id: str, prepared: asyncio.Future, slot: Slot) -> str | None:
+        """Run one task to a final status, whatever happens (see `_run`).
+
+        A failure or a stop that the data folder could not record pauses the run all the same.
+        """
+        try:
+            return await self._run(state, task_id, prepared, slot)
+        except Exception as exc:
+            fault = self.folder.fault(exc)
+            if fault is None:
+                raise
+            return await self._storage_fault(state, task_id, fault, None, None, f"task {task_id}")
+
+    async def _run(self, state: RunState, task_id: str, prepared: asyncio.Future, slot: Slot) -> str | None:
         """Run one task to a final status, whatever happens.
 
         Two hand-offs and two store transactions per task when all goes well (bench, issue 9):
@@ -217,7 +230,7 @@ class TaskRunner:
             log.info("%s · rate limited (%s); back in the queue", state.run_id, exc)
 
     async def _storage_fault(self, state: RunState, task_id: str, fault: StorageFault, outcome: CallOutcome | None,
-                             attempts: "Attempts", name: str) -> str:
+                             attempts: "Attempts | None", name: str) -> str:
         """The data folder could not take a write: pause the run with the reason, hold the answer.
 
         The answer is paid for, so it is kept in memory (bounded) and stored by the task's next run
@@ -233,7 +246,8 @@ class TaskRunner:
             reason += ("; its answer is kept and stored on resume, without a new call" if held else
                        "; its answer could not be kept (too much is held in memory): it will be called again")
         log.warning("%s: %s", name, reason)
-        await attempts.settled()
+        if attempts is not None:
+            await attempts.settled()
         try:
             await _lasting(state, self.bridge.db(self.store.set_status, [task_id], "stopped", error=reason,
                                                  only_from=("pending", "running")))
