@@ -151,7 +151,8 @@ def test_never_a_wildcard():
 def test_safety_headers(client):
     answer = client.get("/api/echo")
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
-    assert answer.headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert answer.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
 
 
 # JSON bodies.

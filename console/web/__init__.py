@@ -14,8 +14,10 @@ from ..engine import Engine
 from ..settings import Settings, data_dir, resolve
 from ..store import Store
 from . import config_api, errors, guards, runs_api, save_api, services, sources_api
+from .handler import RequestHandler
 
 DB_NAME = "console.db"
+__all__ = ["create_app", "RequestHandler"]
 
 
 def create_app(config: Mapping[str, Any] | None = None, settings: Settings | None = None, *,

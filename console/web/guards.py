@@ -1,4 +1,4 @@
-"""Guard every request (DESIGN §7): Host allowlist, access token, cross-site refusal, JSON bodies, CORS."""
+"""Guard every request (DESIGN §7): Host allowlist, access token, cross-site refusal, JSON bodies, CORS, safety headers."""
 
 from __future__ import annotations
 
@@ -19,6 +19,12 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 CORS_MAX_AGE_S = 600
 SHOWN_CHARS = 200  # of a client-supplied value quoted in an error message
+# The page loads only its own scripts, styles and images (plus data: icons), talks only to this
+# server and may not be framed: an injected script or a framing page gets nothing to work with.
+CONTENT_SECURITY_POLICY = "; ".join((
+    "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "connect-src 'self'",
+    "object-src 'none'", "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'",
+))
 
 
 class JsonRequest(Request):
@@ -157,7 +163,8 @@ def _add_headers(response: Response) -> Response:
         response.vary.add("Origin")  # the answer depends on Origin, so caches must not mix them
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     # Clickjacking: a framed console page would send same-origin requests for the attacker.
-    response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     return response
 
 
