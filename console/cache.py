@@ -17,6 +17,7 @@ from typing import Callable, Iterator
 from PIL import Image, UnidentifiedImageError
 
 from . import atomic
+from .diskfault import out_of_room
 from .imaging import EXTENSION, FORMATS, OPEN_FORMATS, InvalidImage, orientation, upright
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -127,7 +128,12 @@ class ImageCache:
     def _make_thumbnail(self, image: Path, target: Path, size: int) -> Path:
         with self._stripes[hash(target.name) % _LOCK_STRIPES]:
             if not target.exists():  # another request may have made it while we waited
-                atomic.write_bytes(target, render_thumbnail(image, size))
+                try:
+                    atomic.write_bytes(target, render_thumbnail(image, size))
+                except OSError as exc:
+                    if not out_of_room(exc):
+                        raise
+                    return image  # a full or read-only disk: the image itself stands in for its thumbnail
         return target
 
     # -- pins, release and eviction -------------------------------------------------------------

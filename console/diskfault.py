@@ -149,6 +149,11 @@ def check_at_start(folder: Path) -> None:
             probe.unlink()
 
 
+def out_of_room(exc: BaseException) -> bool:
+    """True when `exc` says the disk is full or will not be written (a write that can be skipped then)."""
+    return _kind(exc) in (FULL, READ_ONLY)
+
+
 def human_bytes(count: int | None) -> str:
     """Say a byte count the way a person reads it (1.5 MB)."""
     value = float(count or 0)

@@ -18,6 +18,7 @@ from typing import Callable
 import pytest
 from PIL import Image, ImageDraw
 
+from tests.disks import small_disk  # noqa: F401  (fixture)
 from tests.fake_upstream import FakeUpstream
 from tests.server_process import ServerProcess
 
@@ -1300,3 +1301,61 @@ def test_a_key_pool_spreads_the_run_and_parks_a_revoked_key(page, server, fake, 
     page.screenshot(path=str(ARTIFACTS / "journey_key_pool.png"), full_page=True)
     assert all(key not in page.content() for key in (first, revoked, second))
     assert_no_crash_text(page)
+
+
+# --------------------------------------------------------------------------- a full data disk
+
+
+def test_a_full_disk_pauses_the_run_and_resume_after_freeing_space_finishes_it(browser, small_disk, fake, tmp_path):
+    # The data folder's disk fills up mid-run: the page says why the run paused and how much is
+    # free, Resume is refused while the disk is still full, and after freeing space Resume finishes
+    # the run with no source paid for twice.
+    from collections import Counter
+
+    from tests.fake_scenarios import call_log
+
+    server = ServerProcess(small_disk.path / "data")
+    # bypass_csp: Playwright's string predicates run through eval, which the page's policy forbids
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US", bypass_csp=True)
+    tab = context.new_page()
+    crashes: list[str] = []
+    tab.on("response", lambda r: r.status >= 500 and r.status != 507 and crashes.append(f"{r.status} {r.url}"))
+    segment = "paid.s=0.4.journey=disk"
+    try:
+        tab.goto(server.url)
+        tab.wait_for_selector("body[data-ready=true]", timeout=10_000)
+        fill_profile(tab, fake.url(segment, CHAT), "sk-disk-1234", concurrency=2)
+        save_settings(tab)
+        folder = make_photos(tmp_path / "photos", MIXED)
+        pick_folder(tab, folder, len(MIXED))
+        run_id = start_run(tab)
+        wait_until(lambda: listing(server, run_id)["progress"]["done"] >= 3, what="three results")
+        small_disk.fill()
+        tab.wait_for_function("document.querySelector('[data-testid=cooling]')?.textContent.includes('is full')",
+                              timeout=WAIT_MS)
+        shown = tab.inner_text("[data-testid=cooling]")
+        assert shown.startswith("Paused — the disk holding the data folder") and "free some space" in shown, shown
+        assert listing(server, run_id)["progress"]["running"] == 0
+        # the results stored before the disk filled up still show (no room for their thumbnails)
+        tab.wait_for_function("[...document.querySelectorAll('.task-card[data-status=done] .results img')]"
+                              ".every((i) => i.complete && i.naturalWidth > 0)", timeout=WAIT_MS)
+        tab.screenshot(path=str(ARTIFACTS / "journey_disk_full_paused.png"))
+
+        with tab.expect_response(lambda r: r.url.endswith("/resume")) as refused:
+            tab.click("[data-testid=resume]")
+        assert refused.value.status == 507
+        tab.wait_for_function("[...document.querySelectorAll('.toast-error')].some((t) => t.textContent.includes('is full'))",
+                              timeout=WAIT_MS)
+
+        small_disk.free()
+        click_run_button(tab, "resume")
+        wait_all_done(tab, server, run_id, len(MIXED))
+        tab.wait_for_function("document.querySelector('[data-testid=cooling]').hidden", timeout=WAIT_MS)
+        paid = Counter(entry["digest"] for entry in call_log(segment))
+        assert len(paid) == len(MIXED) and max(paid.values()) == 1, paid
+        assert_no_crash_text(tab)
+        assert crashes == []
+    finally:
+        tab.screenshot(path=str(ARTIFACTS / "journey_disk_full_resumed.png"))
+        context.close()
+        server.stop()
