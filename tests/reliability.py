@@ -25,7 +25,8 @@ from tests import figures
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "RELIABILITY.md"
 TESTS = ["test_faults.py", "test_crashes.py", "test_controls_load.py", "test_attacks.py", "test_ssrf.py",
-         "test_exposed.py", "test_hostile.py", "test_secrets.py", "test_fuzz_routes.py", "test_file_modes.py"]
+         "test_exposed.py", "test_hostile.py", "test_secrets.py", "test_fuzz_routes.py", "test_file_modes.py",
+         "test_full_disk.py"]
 COMMAND = ".venv/bin/python -m tests.reliability"
 
 
@@ -96,6 +97,10 @@ def render(found: dict[str, dict[str, Any]], outcomes: list[tuple[str, str, floa
         f"| duplicate paid calls after a crash (a task already done, called again) | "
         f"**{get('crashes', 'duplicate_paid_calls', '–')}** of {get('crashes', 'paid_calls')} calls |",
         f"| calls lost in flight by the kills, redone on resume | {get('crashes', 'calls_lost_in_flight')} |",
+        f"| a full data disk mid-run ({get('full_disk', 'tasks')} tasks, concurrency {get('full_disk', 'concurrency')}), "
+        f"resumed after freeing space | **{get('full_disk', 'paid_twice', '–')}** calls paid twice of "
+        f"{get('full_disk', 'calls')}; {get('full_disk', 'answers_held')} answers held in memory and stored on resume; "
+        f"a read-only cache folder: **{get('full_disk', 'read_only_paid_twice', '–')}** paid twice |",
         f"| partial files left by the kills, removed at the next start | {get('crashes', 'partial_files_swept')} |",
         f"| controls fired from {get('controls', 'threads')} threads for {get('controls', 'seconds')} s during runs | "
         f"{get('controls', 'requests')} requests, **{get('controls', 'deadlocks', '–')} deadlocks**, "

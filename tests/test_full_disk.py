@@ -60,18 +60,20 @@ def test_a_disk_that_fills_mid_run_pauses_it_and_resume_finishes_it_paying_nothi
         run = wait_paused(server, run_id)
         tasks = server.get(f"/api/runs/{run_id}/tasks").json()["tasks"]
         statuses = Counter(task["status"] for task in tasks)
-        print(statuses, run.get("cooling"), [t["error"] for t in tasks if t["error"]][:5])
         assert statuses["running"] == 0, statuses
         assert statuses["failed"] == 0, [t["error"] for t in tasks if t["status"] == "failed"]
         assert "full" in run["cooling"]["paused"], run
+        held = sum(1 for t in tasks if "its answer is kept" in (t["error"] or ""))
         calls_when_paused = len(call_log(segment))
         time.sleep(1)
         assert len(call_log(segment)) == calls_when_paused  # nothing more is sent
 
         small_disk.fill()  # the pause gave the folder's reserve back: take that too
-        settings = server.http.put("/api/settings", json={"api": {"model": "other"}})
-        assert settings.status_code == 507, settings.text
-        assert "is full" in settings.json()["error"] and str(small_disk.path) in settings.json()["error"]
+        for write in (server.http.put("/api/settings", json={"api": {"model": "other"}}),
+                      server.http.put("/api/presets/api/big", json={"api_url": "https://example.com/v1", "model": "m"}),
+                      server.post("/api/config/import", {"settings": {"api": {"model": "imported"}}})):
+            assert write.status_code == 507, write.text
+            assert "is full" in write.json()["error"] and str(small_disk.path) in write.json()["error"]
         refused = server.post(f"/api/runs/{run_id}/resume")
         assert refused.status_code == 507 and "is full" in refused.json()["error"], refused.text
 
@@ -84,7 +86,7 @@ def test_a_disk_that_fills_mid_run_pauses_it_and_resume_finishes_it_paying_nothi
         assert set(paid) == set(names)
         assert twice == 0, paid
         assert integrity(small_disk.path / "data" / "console.db") == "ok"
-        record("full_disk", tasks=TASKS, calls=sum(paid.values()), paid_twice=twice)
+        record("full_disk", tasks=TASKS, concurrency=3, calls=sum(paid.values()), paid_twice=twice, answers_held=held)
     finally:
         server.stop()
 
