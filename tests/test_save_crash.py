@@ -23,6 +23,7 @@ from PIL import Image
 
 from console.cache import ImageCache
 from console.store import NewResult, NewTask, Store
+from tests.disks import SmallDisk, can_mount
 from tests.figures import record
 from tests.server_process import ServerProcess
 
@@ -184,3 +185,54 @@ def test_a_save_killed_mid_way_is_completed_by_the_next_save_with_the_same_rule(
            temp_files_removed=repaired["temp_files"], written_by_resumed_save=len(answer["saved"]),
            kept_from_crashed_save=len(remembered), pairs_whole_after_resume=len(after["whole"]),
            temp_files_after_resume=len(temp_files(out)), manifest_lines=len(lines), saved_marks=len(marked))
+
+
+@pytest.mark.timeout(180)
+def test_a_manifest_on_a_full_disk_leaves_nothing_unlisted_and_the_next_save_writes_the_rest_once(tmp_path):
+    if not can_mount():
+        pytest.skip("mounting a tmpfs needs root")
+    data, out, count = tmp_path / "data", tmp_path / "out", 60
+    run_id, results = finished_run(data, tmp_path / "src", count)
+    disks = [SmallDisk(out, 1)]  # output_dir, where the manifest is: 1 MiB, filled during the save
+    try:
+        disks += [SmallDisk(out / f"{NAME}_{role}", 128) for role in ("target", "control")]  # the images' disks
+        server = ServerProcess(data)
+        try:
+            first: dict = {}
+            thread = threading.Thread(target=lambda: first.update(server.post(f"/api/runs/{run_id}/save?job=full",
+                                                                               rule(out)).json()))
+            thread.start()
+            wait_written(server, "full", 5)
+            disks[0].fill()
+            thread.join(60)
+            on_disk = sorted(str(p) for p in out.rglob("*") if p.is_file() and p.parent != out)
+            lines = manifest(out)
+            marked = {r["id"] for t in server.get(f"/api/runs/{run_id}/tasks").json()["tasks"] for r in t["results"]
+                      if r["saved"]}
+            disks[0].free()
+            second = server.post(f"/api/runs/{run_id}/save", rule(out)).json()
+            tasks = server.get(f"/api/runs/{run_id}/tasks").json()["tasks"]
+        finally:
+            server.stop()
+
+        # While the disk was full: what is on disk is exactly what the manifest lists and what is marked.
+        undone = [e for e in first["errors"] if e["error"].startswith("not kept: manifest.jsonl cannot be written")]
+        assert undone and all("No space left on device" in e["error"] for e in undone)
+        assert on_disk == sorted(p for line in lines for p in line["paths"])
+        assert marked == {line["result_id"] for line in lines} and len(first["saved"]) == len(lines)
+        assert temp_files(out) == []
+
+        # Once there is room again, the next save writes the rest, each result once and under its own name.
+        after = pairs_state(out)
+        assert after["whole"] == {Path(name).stem for name in results} and after["half"] == set()
+        assert Counter(line["result_id"] for line in manifest(out)) == Counter(set(results.values()))
+        assert len(second["saved"]) == count - len(lines) and second["errors"] == []
+        assert {r["id"] for t in tasks for r in t["results"] if r["saved"]} == set(results.values())
+        record("save_manifest_full", pairs=count, listed_when_full=len(lines), removed_unlisted=len(undone),
+               files_unlisted_when_full=len(set(on_disk) - {p for line in lines for p in line["paths"]}),
+               written_by_next_save=len(second["saved"]), written_twice=sum(
+                   n - 1 for n in Counter(line["result_id"] for line in manifest(out)).values()),
+               pairs_whole_at_end=len(after["whole"]))
+    finally:
+        for disk in reversed(disks):
+            disk.unmount()
