@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from .masking import redact_patterns
+
 LOG_DIR = "logs"
 LOG_FILE = "console.log"
 LOG_FILE_BYTES = 2 * 1024 * 1024
@@ -16,10 +18,18 @@ LOG_HINT = f"{LOG_DIR}/{LOG_FILE} in the data folder"  # where error messages se
 TERMINAL_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class RedactingFormatter(logging.Formatter):
+    """Format a record in full, tracebacks included, without the credentials it quotes (Bearer tokens, `?key=…`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_patterns(super().format(record))
+
+
 class OneLineFormatter(logging.Formatter):
     """Format a record on one line: the message, then the exception's type and text, no traceback.
 
-    The terminal shows what failed and why (issue 8); the traceback is for the log file.
+    The terminal shows what failed and why (issue 8); the traceback is for the log file. Credentials
+    the line quotes are redacted, as in the file.
     """
 
     def format(self, record: logging.LogRecord) -> str:
@@ -28,7 +38,7 @@ class OneLineFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
             line += f": {type(exc).__name__}: {exc}"
-        return " ".join(line.splitlines())
+        return redact_patterns(" ".join(line.splitlines()))
 
 
 def setup(data_dir: Path, extra: list[logging.Handler], *, terminal: bool) -> Path:
@@ -44,7 +54,7 @@ def setup(data_dir: Path, extra: list[logging.Handler], *, terminal: bool) -> Pa
                                                        backupCount=LOG_FILE_BACKUPS, encoding="utf-8")
     finally:
         os.umask(previous)
-    to_file.setFormatter(logging.Formatter(TERMINAL_FORMAT))
+    to_file.setFormatter(RedactingFormatter(TERMINAL_FORMAT))
     handlers: list[logging.Handler] = [to_file, *extra]
     if terminal:
         stream = logging.StreamHandler(sys.stderr)

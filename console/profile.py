@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
+from .masking import (
+    HINT_MIN, MASK, MASK_CHAR, blank_headers, blank_url, header_secrets, hint_mask, holds_mask, is_masked, keep_headers,
+    keep_url, mask, mask_headers, mask_url, url_secrets,
+)
 from .proxyurl import check_proxy_url
 
 API_MODES = ("auto", "chat_completions", "responses", "images", "gemini")
@@ -16,9 +20,7 @@ TOKEN_FIELDS = ("auto", "max_tokens", "max_completion_tokens", "max_output_token
 # `image` (OpenAI SDK with one file, grok2api G1.6) or `image[]` (grok2api G2).
 # `json_image`: Seedream's JSON `image` field (a data URL, a list for several inputs; issue 12).
 EDIT_FORMATS = ("multipart", "multipart_array", "json", "json_image")
-MASK = "••••••••"
-MASK_CHAR = MASK[0]
-POOL_HINT_MIN = 16  # a pooled key this long shows its last 4 characters in its mask
+POOL_HINT_MIN = HINT_MIN  # a pooled key this long shows its last 4 characters in its mask
 POOL_MAX = 32  # keys in one pool beside the profile's own
 # RFC 9110 §5.1: a header name is a token.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -82,32 +84,44 @@ class ApiProfile:
         return cls(**values)
 
     @classmethod
-    def from_input(cls, data: Any, base: "ApiProfile", stored_key: str, *, empty_keeps: bool = False,
-                   stored_pool: Sequence[Mapping[str, Any]] = ()) -> "ApiProfile":
-        """Validate fields sent by a user over `base`, applying the one rule for the API key.
+    def from_input(cls, data: Any, base: "ApiProfile", stored: "ApiProfile", *, empty_keeps: bool = False,
+                   fallback: "ApiProfile | None" = None) -> "ApiProfile":
+        """Validate fields sent by a user over `base`, applying the one rule for every secret of `stored`.
 
         A masked key (the `MASK` this server hands out) or an absent one means "keep the key I
-        have": `stored_key` is used. On import (`empty_keeps`) an empty key keeps it too, because
-        exports without secrets carry "" (issue 8: the masked key never replaces a stored one).
-        The same rule holds for every key of `key_pool`, matched against `stored_pool` by its mask.
+        have": `stored`'s key is used. On import (`empty_keeps`) an empty key keeps it too, because
+        exports without secrets carry "" (the masked key never replaces a stored one). The same
+        rule holds for every key of `key_pool`, matched against the stored pool by its mask, and
+        for the credentials in `extra_headers` and in the query of every API URL; a mask of those that
+        `stored` does not hold is looked up in `fallback` (a preset saved from the form of the settings).
         """
         if not isinstance(data, Mapping):
             raise ProfileError("the API profile must be a JSON object")
         data = dict(data)
         key = data.get("api_key")
         if "api_key" not in data or is_masked(key) or (empty_keeps and key in ("", None)):
-            data["api_key"] = stored_key
+            data["api_key"] = stored.api_key
+        others = [stored, *([fallback] if fallback else [])]
+        if "extra_headers" in data:
+            data["extra_headers"] = keep_headers(data["extra_headers"], [p.extra_headers for p in others],
+                                                 empty_keeps=empty_keeps)
+        if "api_url" in data:
+            data["api_url"] = keep_url(data["api_url"], [p.api_url for p in others], empty_keeps=empty_keeps)
         if isinstance(data.get("key_pool"), list):
-            data["key_pool"] = _unmasked_pool(data["key_pool"], stored_pool, empty_keeps=empty_keeps)
+            data["key_pool"] = _unmasked_pool(data["key_pool"], stored, empty_keeps=empty_keeps)
         return cls.from_dict(data, base=base)
 
-    def to_dict(self, *, mask_key: bool = True) -> dict[str, Any]:
-        """Return the profile as JSON-ready data, the key masked unless asked otherwise."""
+    def to_dict(self, *, mask_key: bool = True, blank_secrets: bool = False) -> dict[str, Any]:
+        """Return the profile as JSON-ready data, every secret masked unless asked otherwise.
+
+        Secrets are the keys, the credentials among `extra_headers` and those in API URL queries;
+        `blank_secrets` empties them instead (an export without secrets).
+        """
         data = asdict(self)
-        if mask_key:
-            data["api_key"] = mask(self.api_key)
-            for entry in data["key_pool"]:
-                entry["api_key"] = pool_mask(entry["api_key"])
+        if blank_secrets:
+            _hide_secrets(data, key=lambda key: "", headers=blank_headers, url=blank_url)
+        elif mask_key:
+            _hide_secrets(data, key=mask, headers=mask_headers, url=mask_url, pool_key=pool_mask)
         return data
 
     def lanes(self) -> list["ApiProfile"]:
@@ -118,50 +132,57 @@ class ApiProfile:
         return [replace(self, key_pool=[]), *own] if own else [self]
 
     def secrets(self) -> list[str]:
-        """Return every key of the profile (for redaction)."""
-        return [self.api_key, *(entry["api_key"] for entry in self.key_pool)]
-
-
-def mask(secret: str) -> str:
-    """Return a fixed mask for a set secret and '' for an unset one."""
-    return MASK if secret else ""
+        """Return every secret of the profile: keys, credential headers and URL query credentials (for redaction)."""
+        found = [self.api_key, *header_secrets(self.extra_headers), *url_secrets(self.api_url)]
+        for entry in self.key_pool:
+            found += [entry["api_key"], *url_secrets(entry["api_url"])]
+        return [secret for secret in found if secret]
 
 
 def pool_mask(secret: str) -> str:
     """Return the mask of a pooled key: the fixed mask and, for a key long enough that it gives little
     away, its last four characters, so a person can tell the keys apart (`••••••••Q7xZ`)."""
-    if not secret:
-        return ""
-    return MASK + secret[-4:] if len(secret) >= POOL_HINT_MIN else MASK
+    return hint_mask(secret)
 
 
-def _unmasked_pool(entries: list[Any], stored: Sequence[Mapping[str, Any]], *, empty_keeps: bool) -> list[Any]:
+def _hide_secrets(data: dict[str, Any], *, key: Callable[[str], str], headers: Callable, url: Callable[[str], str],
+                  pool_key: Callable[[str], str] | None = None) -> None:
+    """Replace every secret of a profile's data in place: keys, credential headers, URL query credentials."""
+    data["api_key"] = key(data["api_key"])
+    data["extra_headers"] = headers(data["extra_headers"])
+    data["api_url"] = url(data["api_url"])
+    for entry in data["key_pool"]:
+        entry["api_key"] = (pool_key or key)(entry["api_key"])
+        entry["api_url"] = url(entry["api_url"])
+
+
+def _unmasked_pool(entries: list[Any], stored: "ApiProfile", *, empty_keeps: bool) -> list[Any]:
     """Put the stored keys back in place of their masks, so deleting or reordering keys keeps the right ones.
 
     A masked entry keeps the first unused stored key with that mask, one with the same API URL
     first. On import an empty key keeps the stored key at its place. A mask that stands for no
-    stored key is left as it is, and the validation names it.
+    stored key is left as it is, and the validation names it. Masked credentials in an entry's
+    API URL are put back from the stored entry at its place, then any stored URL.
     """
-    unused = [dict(entry) for entry in stored]
+    unused = [dict(entry) for entry in stored.key_pool]
+    urls = [entry["api_url"] for entry in stored.key_pool] + [stored.api_url]
     kept = []
     for index, entry in enumerate(entries):
         if isinstance(entry, Mapping):
             entry, key = dict(entry), entry.get("api_key")
+            if "api_url" in entry:
+                here = urls[index:index + 1] if index < len(stored.key_pool) else []
+                entry["api_url"] = keep_url(entry["api_url"], [*here, *urls], empty_keeps=empty_keeps)
             if isinstance(key, str) and key.strip().startswith(MASK_CHAR):
                 same = [old for old in unused if pool_mask(old["api_key"]) == key.strip()]
                 match = next((old for old in same if old["api_url"] == (entry.get("api_url") or "").strip()), None)
                 if match or same:
                     entry["api_key"] = (match or same[0])["api_key"]
                     unused.remove(match or same[0])
-            elif empty_keeps and key in ("", None) and index < len(stored):
-                entry["api_key"] = stored[index]["api_key"]
+            elif empty_keeps and key in ("", None) and index < len(stored.key_pool):
+                entry["api_key"] = stored.key_pool[index]["api_key"]
         kept.append(entry)
     return kept
-
-
-def is_masked(value: Any) -> bool:
-    """Return True for the mask (any run of '•' with surrounding space), which stands for a stored key."""
-    return isinstance(value, str) and bool(value.strip()) and set(value.strip()) == {MASK_CHAR}
 
 
 def _text(name: str, value: Any) -> str:
@@ -176,6 +197,10 @@ def _url(name: str, value: Any) -> str:
     url = _text(name, value)
     if not url:
         return ""
+    shown = _shown_url(url)
+    if holds_mask(url):
+        raise ProfileError(f"{name}: a masked value (••••••••) in the query stands for no stored value; "
+                           f"type the value itself: {shown!r}")
     bad = _first_bad(url, allow_space=False)
     if bad is not None:
         raise ProfileError(_bad_char_message(name, url, bad))
@@ -184,12 +209,25 @@ def _url(name: str, value: Any) -> str:
         parts.port  # raises ValueError for a port that is not a number in range
     except ValueError as exc:
         reason = str(exc)
-        raise ProfileError(f"{name} is not a valid URL ({reason[:1].lower() + reason[1:]}): {url!r}") from None
+        raise ProfileError(f"{name} is not a valid URL ({reason[:1].lower() + reason[1:]}): {shown!r}") from None
     if parts.scheme.lower() not in ("http", "https"):
-        raise ProfileError(f"{name} must start with http:// or https://; got {url!r}")
+        raise ProfileError(f"{name} must start with http:// or https://; got {shown!r}")
     if not parts.hostname:
-        raise ProfileError(f"{name} has no host name: {url!r} (expected like https://api.example.com/v1)")
+        raise ProfileError(f"{name} has no host name: {shown!r} (expected like https://api.example.com/v1)")
+    if parts.username is not None or parts.password is not None:
+        raise ProfileError(f"{name} cannot hold a user name or password (profiles are shown on the page and exported); "
+                           "put the key in api_key or in an extra header instead")
     return url
+
+
+def _shown_url(url: str) -> str:
+    """Return a URL as an error message may quote it: its query credentials masked, without user name or password."""
+    masked = mask_url(url)
+    scheme, slashes, rest = masked.partition("://")
+    authority, slash, path = rest.partition("/")
+    if slashes and "@" in authority:
+        masked = f"{scheme}://{MASK}@{authority.rpartition('@')[2]}{slash}{path}"
+    return masked
 
 
 def _header_text(name: str, value: Any) -> str:
@@ -211,8 +249,10 @@ def _first_bad(text: str, *, allow_space: bool) -> int | None:
 
 def _bad_char_message(name: str, text: str, index: int) -> str:
     char = text[index]
-    if is_masked(text):
+    if is_masked(text) and name.endswith("api_key"):
         return f"{name}: the mask (••••••••) stands for a stored key and is not a key itself; type the real key"
+    if holds_mask(text) and not name.endswith("api_key"):
+        return f"{name}: the mask {text.strip()!r} stands for no stored value; type the value itself"
     if char in "\r\n":
         shown = "a line break"
     elif char.isspace():

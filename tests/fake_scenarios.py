@@ -1110,6 +1110,14 @@ def echo_key(ctx: Ctx) -> None:
                                                "code": "invalid_api_key"}}))
 
 
+@scenario("echo_request", models_error=True)
+def echo_request(ctx: Ctx) -> None:
+    """A careless gateway: a 401 whose message repeats the request target and every header it got."""
+    said = f"{ctx.req.method} {ctx.http.path} with {compact_json(ctx.req.headers)}"
+    ctx.send_json(401, compact_json({"error": {"message": f"Not authorized: {said}", "type": "authentication_error",
+                                               "code": "invalid_api_key"}}))
+
+
 # --------------------------------------------------------------------------- a gateway that really edits (issue 14)
 
 

@@ -26,7 +26,7 @@ FAST_SEGMENTS = {"slow_headers": "slow_headers.s=0.05", "latency": "latency.s=0.
                  "big_dataurl": "big_dataurl.mb=0.5"}
 ERROR_STATUS = {"err_401_g16": 401, "err_401_g2": 401, "err_403_g2": 403, "err_400_g16": 400, "err_429_g2": 429,
                 "err_502_g16": 502, "err_503_g3": 503, "err_400_g3_provider": 400, "err_text_plain_500": 500,
-                "fail_then_ok": 429, "g4_fault": 503, "echo_key": 401}
+                "fail_then_ok": 429, "g4_fault": 503, "echo_key": 401, "echo_request": 401}
 BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{100,}={0,2}")
 LOCAL_PATH = re.compile(r"(?:http://127\.0\.0\.1:\d+)?(/v1/files/image[^\s)\"\\]*|/v1/media/images/img_[\w-]{32}"
                         r"|/images/users-[\w-]+\.jpg|/files/redirect\?to=[^\s)\"\\]+)")

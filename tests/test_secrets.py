@@ -11,16 +11,20 @@ every saved file, and tests/artifacts (screenshots included, byte for byte).
 from __future__ import annotations
 
 import io
+import json
 import re
 import secrets
 import sqlite3
+import time
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 import httpx
 import pytest
 
 from console.datadir import secret_files
+from console.profile import ApiProfile
 from tests.figures import record
 from tests.helpers import CHAT, make_sources
 from tests.server_process import ServerProcess
@@ -67,11 +71,13 @@ def api(fake, scenario: str, **fields) -> dict:
             "timeout_s": 10, **fields}
 
 
-def exercise(server: ServerProcess, fake, tmp_path: Path, scenarios: list[str]) -> Path:
+def exercise(server: ServerProcess, fake, tmp_path: Path, scenarios: list[str],
+             profile: Callable[[str], dict] | None = None) -> Path:
     """Send the key down every path: settings, presets, runs that succeed and fail, retries, exports, saves."""
+    profile = profile or (lambda scenario: api(fake, scenario, api_key=KEY))
     http = server.http
-    assert http.put("/api/settings", json={"api": api(fake, scenarios[0], api_key=KEY)}).status_code == 200
-    assert http.put("/api/presets/api/canary", json=api(fake, scenarios[0], api_key=KEY)).status_code == 200
+    assert http.put("/api/settings", json={"api": profile(scenarios[0])}).status_code == 200
+    assert http.put("/api/presets/api/canary", json=profile(scenarios[0])).status_code == 200
     http.get("/api/settings")
     http.get("/api/presets")
     http.post("/api/presets/api/canary/apply")
@@ -79,8 +85,7 @@ def exercise(server: ServerProcess, fake, tmp_path: Path, scenarios: list[str]) 
     folder = make_sources(tmp_path / "src", 3)
     out = tmp_path / "out"
     for scenario in scenarios:
-        answer = http.post("/api/runs", json={"input_path": str(folder), "prompt": "p",
-                                              "api": api(fake, scenario, api_key=KEY)})
+        answer = http.post("/api/runs", json={"input_path": str(folder), "prompt": "p", "api": profile(scenario)})
         assert answer.status_code == 201, answer.text
         run_id = answer.json()["run_id"]
         listing = server.wait_idle(run_id)
@@ -178,3 +183,236 @@ def test_no_artifact_the_tests_left_holds_a_key():
     leaks = [(str(path), key) for path in files for key in keys if key.encode() in path.read_bytes()]
     assert leaks == []
     record("secrets", artifacts_checked=len(files), keys_searched=len(keys))
+
+
+# --------------------------------------------------------------------------- credentials in headers and URLs
+
+HEADER_BEARER = "hb-canary-" + secrets.token_hex(12)  # Authorization: Bearer …
+AZURE_KEY = secrets.token_hex(16)  # Azure's api-key header
+HEADER_TOKEN = "tk-canary-" + secrets.token_hex(12)  # X-Auth-Token
+COOKIE = "ck-canary-" + secrets.token_hex(12)  # Cookie: session=…
+QUERY_KEY = "AIza" + secrets.token_hex(18)[:35]  # Gemini's documented ?key=
+QUERY_TOKEN = "qt-canary-" + secrets.token_hex(12)  # ?access_token=
+POOL_QUERY = "pq-canary-" + secrets.token_hex(12)  # ?api_key= in a pooled key's URL
+SECRETS = {"Authorization": HEADER_BEARER, "api-key": AZURE_KEY, "X-Auth-Token": HEADER_TOKEN, "Cookie": COOKIE,
+           "?key=": QUERY_KEY, "?access_token=": QUERY_TOKEN, "pool ?api_key=": POOL_QUERY}
+HEADERS = {"Authorization": f"Bearer {HEADER_BEARER}", "api-key": AZURE_KEY, "X-Auth-Token": HEADER_TOKEN,
+           "Cookie": f"session={COOKIE}", "X-Title": "visible-title"}
+
+
+def with_query(url: str) -> str:
+    return f"{url}?alt=x&key={QUERY_KEY}&access_token={QUERY_TOKEN}"
+
+
+def credentialed(fake, scenario: str) -> dict:
+    """A profile whose credentials are in its extra headers and its URL's query, not only in api_key."""
+    return api(fake, scenario, api_key=KEY, api_url=with_query(fake.url(scenario, CHAT)), extra_headers=HEADERS)
+
+
+def leaked(text: str) -> list[str]:
+    return [name for name, secret in SECRETS.items() if secret in text]
+
+
+def test_header_and_query_credentials_are_in_no_answer_log_debug_log_export_or_saved_file(tmp_path, fake):
+    server = ServerProcess(tmp_path / "data")
+    recorder = recorded(server)
+    try:
+        out = exercise(server, fake, tmp_path, ["g3_stream_dataurl", "err_401_g16", "echo_request",
+                                                "fail_then_ok.status=503"], lambda s: credentialed(fake, s))
+    finally:
+        server.stop()
+    posts = [r for r in fake.requests if r.method == "POST" and r.scenario]
+    assert posts and all(r.headers["authorization"] == f"Bearer {HEADER_BEARER}" and r.headers["api-key"] == AZURE_KEY
+                         and r.query["key"] == QUERY_KEY and r.query["access_token"] == QUERY_TOKEN for r in posts)
+    assert any(b"Not authorized: POST" in body for _, body in recorder.bodies)  # the gateway's echo did arrive
+    leaks = [(name, where) for name, secret in SECRETS.items() for where in recorder.leaks(secret)]
+    leaks += [(name, path) for name, secret in SECRETS.items()
+              for path in files_with(tmp_path / "data", secret, KEY_STORES) + files_with(out, secret)]
+    db = sqlite3.connect(tmp_path / "data" / "console.db")
+    try:
+        rows = [repr(row) for table in ("tasks", "results", "attempts") for row in db.execute(f"SELECT * FROM {table}")]
+    finally:
+        db.close()
+    leaks += [(name, "console.db") for row in rows for name in leaked(row)]
+    record("secrets", header_query_kinds=len(SECRETS) - 1, header_query_answers_checked=len(recorder.bodies),
+           header_query_leaks=len(leaks))
+    assert leaks == []
+    assert HEADER_BEARER in (tmp_path / "data" / "settings.json").read_text()  # where it belongs, 0600
+
+
+@pytest.fixture
+def console(tmp_path):
+    """A test client of the app on a fresh data dir, secrets kept out of exports."""
+    from console.settings import resolve
+    from console.web import create_app
+
+    app = create_app(settings=resolve({"APP_DATA_DIR": str(tmp_path / "data")}))
+    yield app.test_client()
+    app.extensions["console.engine"].close()
+
+
+def gateway_profile() -> dict:
+    return {"api_url": "https://gw.example.com/v1beta?alt=sse&key=" + QUERY_KEY, "api_key": KEY, "model": "m",
+            "extra_headers": HEADERS,
+            "key_pool": [{"api_key": "sk-pool-" + "p" * 20, "api_url": "https://gw2.example.com/v1?api_key=" + POOL_QUERY}]}
+
+
+def hint(secret: str) -> str:
+    return "••••••••" + secret[-4:]
+
+
+def test_header_and_query_credentials_are_masked_like_the_key(console):
+    put = console.put("/api/settings", json={"api": gateway_profile()})
+    assert put.status_code == 200, put.get_json()
+    assert console.put("/api/presets/api/gw", json=gateway_profile()).status_code == 200
+    for shown in (put.get_json()["api"], console.get("/api/settings").get_json()["api"],
+                  console.get("/api/presets").get_json()["api"]["gw"]):
+        assert shown["extra_headers"] == {"Authorization": "Bearer " + hint(HEADER_BEARER), "api-key": hint(AZURE_KEY),
+                                          "X-Auth-Token": hint(HEADER_TOKEN), "Cookie": hint(COOKIE),
+                                          "X-Title": "visible-title"}
+        assert shown["api_url"] == "https://gw.example.com/v1beta?alt=sse&key=" + hint(QUERY_KEY)
+        assert shown["key_pool"][0]["api_url"] == "https://gw2.example.com/v1?api_key=" + hint(POOL_QUERY)
+    for path in ("/api/settings", "/api/presets", "/api/config/export"):
+        assert leaked(console.get(path).get_data(as_text=True)) == [], path
+    export = console.get("/api/config/export").get_json()
+    assert export["settings"]["api"]["extra_headers"] == {"Authorization": "", "api-key": "", "X-Auth-Token": "",
+                                                          "Cookie": "", "X-Title": "visible-title"}
+    assert export["settings"]["api"]["api_url"] == "https://gw.example.com/v1beta?alt=sse&key="
+    assert export["presets"]["api"]["gw"]["key_pool"][0]["api_url"] == "https://gw2.example.com/v1?api_key="
+
+
+def stored_api(tmp_path, file: str = "settings.json") -> dict:
+    data = json.loads((tmp_path / "data" / file).read_text())
+    return data["api"] if file == "settings.json" else data["api"]["gw"]
+
+
+def test_a_masked_header_or_url_sent_back_keeps_the_stored_value(console, tmp_path):
+    original = gateway_profile()
+    console.put("/api/settings", json={"api": original})
+    shown = console.get("/api/settings").get_json()["api"]
+    again = console.put("/api/settings", json={"api": {**shown, "model": "m2"}})  # the page saves its form unchanged
+    assert again.status_code == 200, again.get_json()
+    stored = stored_api(tmp_path)
+    assert stored["extra_headers"] == HEADERS and stored["api_url"] == original["api_url"]
+    assert stored["key_pool"][0]["api_url"] == original["key_pool"][0]["api_url"] and stored["model"] == "m2"
+    # A new preset saved from the form: its masks stand for the settings' values.
+    assert console.put("/api/presets/api/gw", json=shown).status_code == 200
+    assert stored_api(tmp_path, "presets.json")["extra_headers"] == HEADERS
+    # An export without secrets imported back keeps what is stored.
+    export = console.get("/api/config/export").get_json()
+    assert console.post("/api/config/import", json=export).status_code == 200
+    stored = stored_api(tmp_path)
+    assert stored["extra_headers"] == HEADERS and stored["api_url"] == original["api_url"]
+    assert stored["key_pool"][0]["api_url"] == original["key_pool"][0]["api_url"]
+    assert stored_api(tmp_path, "presets.json")["api_url"] == original["api_url"]
+
+
+def test_a_masked_url_and_headers_in_run_overrides_reach_the_upstream_as_stored(console, fake, tmp_path):
+    console.put("/api/settings", json={"api": credentialed(fake, "g3_stream_dataurl")})
+    form = console.get("/api/settings").get_json()["api"]
+    assert QUERY_KEY not in form["api_url"] and HEADER_BEARER not in json.dumps(form)
+    folder = make_sources(tmp_path / "src", 1)
+    answer = console.post("/api/runs", json={"input_path": str(folder), "prompt": "p", "api": form})
+    assert answer.status_code == 201, answer.get_json()
+    run_id = answer.get_json()["run_id"]
+    for _ in range(200):
+        run = console.get(f"/api/runs/{run_id}").get_json()
+        if not run["running"] and run["progress"]["done"] == 1:
+            break
+        time.sleep(0.05)
+    assert run["progress"]["done"] == 1, run
+    assert run["api_url"] == with_query(fake.url("g3_stream_dataurl", CHAT)).replace(QUERY_KEY, hint(QUERY_KEY)).replace(
+        QUERY_TOKEN, hint(QUERY_TOKEN))
+    assert leaked(console.get("/api/runs").get_data(as_text=True)) == []
+    posts = [r for r in fake.requests if r.method == "POST"]
+    assert [(r.headers["authorization"], r.headers["api-key"], r.headers["cookie"], r.query["key"]) for r in posts] == [
+        (f"Bearer {HEADER_BEARER}", AZURE_KEY, f"session={COOKIE}", QUERY_KEY)]
+
+
+def test_a_new_clear_value_replaces_the_stored_one_and_a_stray_mask_is_refused(console, tmp_path):
+    console.put("/api/settings", json={"api": gateway_profile()})
+    shown = console.get("/api/settings").get_json()["api"]
+    new_url = shown["api_url"].replace(hint(QUERY_KEY), "AIza-new-clear-value")
+    headers = {**shown["extra_headers"], "api-key": "new-azure-key"}
+    assert console.put("/api/settings", json={"api": {"api_url": new_url, "extra_headers": headers}}).status_code == 200
+    stored = stored_api(tmp_path)
+    assert stored["api_url"].endswith("key=AIza-new-clear-value") and stored["extra_headers"]["api-key"] == "new-azure-key"
+    assert stored["extra_headers"]["Authorization"] == f"Bearer {HEADER_BEARER}"
+    for field, value, named in (
+            ("api_url", "https://gw.example.com/v1beta?key=••••••••zzzz", "api_url"),
+            ("extra_headers", {"Authorization": "Bearer ••••••••zzzz"}, "extra_headers['Authorization']"),
+            ("extra_headers", {"X-Other": "••••••••"}, "extra_headers['X-Other']"),
+            ("key_pool", [{"api_key": "sk-pool-" + "q" * 20, "api_url": "https://gw2.example.com/v1?api_key=••••"}],
+             "key_pool: key 2 api_url")):
+        refused = console.put("/api/settings", json={"api": {field: value}})
+        assert refused.status_code == 400 and refused.get_json()["error"].startswith(named), refused.get_json()
+        assert "stands for no stored value" in refused.get_json()["error"]
+    assert stored_api(tmp_path)["api_url"].endswith("key=AIza-new-clear-value")
+
+
+@pytest.mark.parametrize("url", ["https://user:pw-canary-123@gw.example.com/v1?key=AIzaXYZ123456",
+                                 "https://tk-canary-123@gw.example.com/v1"])
+def test_a_user_name_or_password_in_the_api_url_is_refused(console, url):
+    for body in ({"api_url": url}, {"key_pool": [{"api_key": "sk-pool-" + "r" * 20, "api_url": url}]}):
+        refused = console.put("/api/settings", json={"api": body})
+        assert refused.status_code == 400
+        message = refused.get_json()["error"]
+        assert "cannot hold a user name or password" in message and "canary" not in message and "XYZ" not in message
+    assert console.post("/api/runs", json={"input_path": "/nowhere", "prompt": "p", "api": {"api_url": url}}
+                        ).status_code == 400
+
+
+def test_the_debug_log_redacts_headers_and_url_credentials_by_name_and_shape():
+    from console.upstream import DebugLog
+
+    profile = ApiProfile.from_dict(gateway_profile())
+    debug = DebugLog(profile.secrets())
+    debug.request("POST", profile.api_url, {**profile.extra_headers, "x-goog-api-key": "goog-key-value"}, {"p": 1})
+    debug.note("redirected to https://cdn.example.com/i.png?token=unknown-token-value&w=1")
+    debug.raw(f'{{"error": "bad key {QUERY_KEY} for {HEADER_TOKEN}", "cookie": "session={COOKIE}"}}'.encode())
+    text = debug.text()
+    assert leaked(text) == [] and "goog-key-value" not in text and "unknown-token-value" not in text
+    assert "visible-title" in text and "gw.example.com/v1beta?alt=sse&key=[redacted]" in text
+
+
+def test_the_terminal_and_file_logs_redact_url_and_bearer_credentials(tmp_path, capsys):
+    import logging
+
+    from console import logs
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        path = logs.setup(tmp_path, [], terminal=True)
+        try:
+            raise ValueError(f"upstream said no to https://gw.example.com/v1?key={QUERY_KEY}")
+        except ValueError:
+            logging.getLogger("console.test").exception("call failed with Authorization: Bearer %s", HEADER_BEARER)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        terminal, file = capsys.readouterr().err, path.read_text()
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:], root.level = saved
+    assert "call failed" in terminal and "call failed" in file and "Traceback" in file
+    assert leaked(terminal) == [] and leaked(file) == []
+
+
+def test_pages_forbid_framing_and_inline_code_and_name_no_server_version(tmp_path):
+    import socket
+
+    server = ServerProcess(tmp_path / "data")
+    try:
+        answers = [server.get(path) for path in ("/", "/static/js/main.js", "/api/health", "/api/nothing")]
+        with socket.create_connection(("127.0.0.1", server.port)) as raw:  # Werkzeug answers this one itself
+            raw.sendall(b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n")  # 414
+            refused = raw.recv(4096).decode("latin-1")
+    finally:
+        server.stop()
+    for answer in answers:
+        assert "server" not in answer.headers, (answer.url, answer.headers.get("server"))
+        policy = answer.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy and "unsafe-inline" not in policy
+        assert answer.headers["x-frame-options"] == "DENY"
+    assert refused.startswith("HTTP/1.1 414") and "\r\nserver:" not in refused.lower(), refused

@@ -40,7 +40,7 @@ class ConfigStore:
     # Reading.
 
     def settings(self, *, masked: bool = True) -> dict:
-        """Return {"api": profile, "save": rules}, the key masked unless asked otherwise."""
+        """Return {"api": profile, "save": rules}, secrets masked unless asked otherwise."""
         with self._lock:
             return {"api": self._api.to_dict(mask_key=masked), "save": copy.deepcopy(self._save)}
 
@@ -50,25 +50,25 @@ class ConfigStore:
             return copy.deepcopy(self._api)
 
     def presets(self, *, masked: bool = True) -> dict:
-        """Return {"api": {name: profile}, "save": {name: rules}}, keys masked unless asked otherwise."""
+        """Return {"api": {name: profile}, "save": {name: rules}}, secrets masked unless asked otherwise."""
         with self._lock:
             return {"api": {name: p.to_dict(mask_key=masked) for name, p in self._presets["api"].items()},
                     "save": copy.deepcopy(self._presets["save"])}
 
     def profile_with(self, overrides: Any) -> ApiProfile:
-        """Return the stored profile with a request's overrides applied (a masked or absent key keeps the stored one)."""
+        """Return the stored profile with a request's overrides applied (a masked or absent secret keeps the stored one)."""
         with self._lock:
             return _profile(overrides, self._api, self._api, empty_keeps=False, where="")
 
     def export(self, include_secrets: bool) -> dict:
-        """Return everything as one export document; keys are blank unless `include_secrets`."""
+        """Return everything as one export document; secrets (keys, credential headers, URL query
+        credentials) are blank unless `include_secrets`."""
+        blank = not include_secrets
         with self._lock:
-            settings, presets = self.settings(masked=False), self.presets(masked=False)
-        if not include_secrets:
-            for profile in [settings["api"], *presets["api"].values()]:
-                profile["api_key"] = ""
-                for entry in profile["key_pool"]:
-                    entry["api_key"] = ""
+            settings = {"api": self._api.to_dict(mask_key=False, blank_secrets=blank), "save": copy.deepcopy(self._save)}
+            presets = {"api": {name: p.to_dict(mask_key=False, blank_secrets=blank)
+                               for name, p in self._presets["api"].items()},
+                       "save": copy.deepcopy(self._presets["save"])}
         return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "settings": settings, "presets": presets,
                 "snippets": self.snippets.all()}
 
@@ -172,7 +172,10 @@ class ConfigStore:
         # A masked or absent key keeps the preset's own key; a new preset saved from the page
         # takes the key the form stands for, the stored settings' one. An import never borrows it.
         keys_of = stored or (ApiProfile() if empty_keeps else self._api)
-        return _profile(data, ApiProfile(), keys_of, empty_keeps=empty_keeps, where=where)
+        # The form shows the settings: a masked header or URL credential it sends over an existing
+        # preset may stand for the settings' value.
+        fallback = None if empty_keeps else self._api
+        return _profile(data, ApiProfile(), keys_of, empty_keeps=empty_keeps, where=where, fallback=fallback)
 
     def _imported_presets(self, section: Any) -> dict:
         if not isinstance(section, Mapping):

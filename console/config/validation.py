@@ -40,10 +40,11 @@ def _preset_name(name: Any, where: str = "") -> str:
     return name
 
 
-def _profile(data: Any, base: ApiProfile, stored: ApiProfile, *, empty_keeps: bool, where: str) -> ApiProfile:
-    """Validate `data` over `base`; a masked or absent key (or empty, on import) keeps `stored`'s keys."""
+def _profile(data: Any, base: ApiProfile, stored: ApiProfile, *, empty_keeps: bool, where: str,
+             fallback: ApiProfile | None = None) -> ApiProfile:
+    """Validate `data` over `base`; a masked or absent secret (or empty, on import) keeps `stored`'s."""
     try:
-        return ApiProfile.from_input(data, base, stored.api_key, empty_keeps=empty_keeps, stored_pool=stored.key_pool)
+        return ApiProfile.from_input(data, base, stored, empty_keeps=empty_keeps, fallback=fallback)
     except ProfileError as exc:
         raise ConfigError(_at(where, str(exc))) from None
 

@@ -57,7 +57,7 @@ async def run(args: argparse.Namespace, environ: dict[str, str]) -> dict[str, An
     })
     source = read_image(args.image) if args.image is not None else None
     references = [read_image(path) for path in args.reference]
-    debug = DebugLog([api_key], settings.debug_log_bytes)
+    debug = DebugLog(profile.secrets(), settings.debug_log_bytes)
     report: dict[str, Any] = {"ok": False, "images": [], "error": None, "http_status": None, "attempts": 0}
     async with make_http_client() as http:
         try:

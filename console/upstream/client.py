@@ -110,7 +110,7 @@ class UpstreamClient:
         images are checked. Nothing is called again after it: what can still fail is the images
         themselves (a ResponseError), which the retry policy never retries.
         """
-        debug = debug or DebugLog([profile.api_key])
+        debug = debug or DebugLog(profile.secrets())
         api_policy = self.api_policy(profile)
 
         async def once(attempt: int) -> CallOutcome:
@@ -156,7 +156,7 @@ class UpstreamClient:
         if answer.status_code >= 400:
             said = read_error(answer.content[:ERROR_BODY_BYTES], answer.status_code, answer.headers)
             raise _redact(StatusError(f"HTTP {answer.status_code}: {said.message}", http_status=answer.status_code,
-                                      kind=said.kind, code=said.code), DebugLog([profile.api_key]))
+                                      kind=said.kind, code=said.code), DebugLog(profile.secrets()))
         data = _loads(answer.text)
         items = data.get("data") if isinstance(data, dict) else None
         names = gemini.model_names(data) if is_gemini else None

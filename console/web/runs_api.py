@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, Flask, jsonify, request, send_file
 
 from ..export import write_zip
+from ..masking import mask_url
 from ..store import STATUSES
 from . import sources_api
 from .errors import ApiError
@@ -95,17 +96,23 @@ def create_run():
 
 @bp.get("/api/runs")
 def list_runs():
-    return jsonify([{**run, **_live(run["id"])} for run in store().runs()])
+    return jsonify([{**_shown(run), **_live(run["id"])} for run in store().runs()])
 
 
 def _live(run_id: str) -> dict[str, Any]:
     """What the engine knows of a run beyond the store: is it running, is it held back (rate limits),
     and for a key pool how each key fares (masked)."""
-    return {"running": engine().is_running(run_id), "cooling": engine().cooling(run_id), "keys": engine().keys(run_id)}
+    keys = [{**key, "api_url": mask_url(key.get("api_url") or "")} for key in engine().keys(run_id)]
+    return {"running": engine().is_running(run_id), "cooling": engine().cooling(run_id), "keys": keys}
+
+
+def _shown(run: dict[str, Any]) -> dict[str, Any]:
+    """Return a run as answers show it: the credentials in its API URL's query masked, like the settings'."""
+    return {**run, "api_url": mask_url(run.get("api_url") or "")}
 
 
 def _run_or_404(run_id: str) -> dict[str, Any]:
-    return _found(store().run(run_id), "run", run_id)
+    return _shown(_found(store().run(run_id), "run", run_id))
 
 
 @bp.get("/api/runs/<run_id>")
