@@ -113,8 +113,11 @@ class DataFolder:
                 self._reserve_given = False
                 return
         try:
-            with open(target, "wb") as reserve:
-                os.posix_fallocate(reserve.fileno(), 0, RESERVE_BYTES)
+            descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            try:
+                os.posix_fallocate(descriptor, 0, RESERVE_BYTES)
+            finally:
+                os.close(descriptor)
             self._reserve_given = False
         except OSError as exc:
             with suppress(OSError):
@@ -135,9 +138,12 @@ def check_at_start(folder: Path) -> None:
     probe = folder / f".probe-{os.getpid()}"
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(probe, "wb", buffering=0) as file:
-            file.write(b"\0")
-            os.fsync(file.fileno())
+        descriptor = os.open(probe, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            os.write(descriptor, b"\0")
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
     except OSError as exc:
         kind = _kind(exc)
         if not kind:
