@@ -172,3 +172,47 @@ def test_a_full_disk_at_start_is_one_clear_line_not_a_traceback(small_disk):
     assert done.returncode == 2, done
     assert "Traceback" not in done.stderr
     assert "is full" in done.stderr, done.stderr
+
+
+@pytest.mark.timeout(60)
+def test_a_held_answer_is_dropped_when_its_task_is_retried_with_a_new_prompt(small_disk, fake, tmp_path):
+    from console.cache import ImageCache
+    from console.config import ConfigStore
+    from console.engine import Engine
+    from console.settings import resolve
+    from console.store import Store
+    from tests.helpers import api
+
+    data = small_disk.path / "data"
+    data.mkdir()
+    engine = Engine(Store(data / "console.db"), ImageCache(data, 168, 1 << 30),
+                    resolve({"APP_DATA_DIR": str(data)}), ConfigStore(data))
+    engine.start()
+    try:
+        segment = "paid.s=0.5.held=reprompt"
+        folder = make_sources(tmp_path / "src", 2)
+        run_id, _ = engine.create_run(str(folder), False, "first prompt", api(fake, segment, concurrency=2))
+        small_disk.fill()  # both calls are in flight: their answers find the disk full
+        deadline = time.monotonic() + 20
+        while engine.is_running(run_id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        tasks = {t["source_name"]: t for t in engine.store.tasks_since(run_id)["tasks"]}
+        assert {t["status"] for t in tasks.values()} == {"stopped"}
+        assert engine.held.count(run_id) == 2
+
+        small_disk.free()
+        engine.retry_task(tasks["img1.png"]["id"], prompt="second prompt")  # a new prompt: a new call
+        engine.resume(run_id)  # img2's answer is stored without one
+        deadline = time.monotonic() + 20
+        while engine.is_running(run_id) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        tasks = {t["source_name"]: t for t in engine.store.tasks_since(run_id)["tasks"]}
+        assert {t["status"] for t in tasks.values()} == {"done"}
+        assert tasks["img1.png"]["attempts"] == 2 and tasks["img2.png"]["attempts"] == 1
+        assert engine.held.count(run_id) == 0 and engine.held.bytes == 0
+        names = {digest_of(path): path.name for path in folder.iterdir()}
+        paid = Counter(names[entry["digest"]] for entry in call_log(segment))
+        assert paid == {"img1.png": 2, "img2.png": 1}
+    finally:
+        engine.close()
+        engine.store.close()

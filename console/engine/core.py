@@ -310,8 +310,10 @@ class Engine:
         profile = self._use_overrides(task["run_id"], overrides)
         if prompt is not None and prompt != task["prompt"]:
             self.store.set_task_prompt(task_id, prompt)
+            self.held.release(task_id)  # an answer held for the old prompt is not what is asked now
         if not keep_results:
             self._release(self.store.clear_results(task_id))
+            self.held.release(task_id)  # a fresh start: a new call
         if task["status"] != "pending":
             self.store.set_status([task_id], "pending")
         self._enqueue(task["run_id"], [task_id], profile)
