@@ -1359,3 +1359,83 @@ def test_a_full_disk_pauses_the_run_and_resume_after_freeing_space_finishes_it(b
         tab.screenshot(path=str(ARTIFACTS / "journey_disk_full_resumed.png"))
         context.close()
         server.stop()
+
+
+# --------------------------------------------------------------------------- a save killed mid-way, then saved again
+
+
+def make_noise(folder: Path, names: list[str], side: int = 384) -> Path:
+    """Write square PNG pictures of random pixels: slow to convert, like photos."""
+    import os
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(folder / name, compress_level=1)
+    return folder
+
+
+def test_a_save_killed_by_a_crash_is_finished_by_saving_again_and_a_damaged_result_is_named(browser, fake, tmp_path):
+    # The console dies (kill -9) while it writes an ai-toolkit dataset. The user starts it again,
+    # saves with the same rule: the report says what it repaired, names the one result whose cached
+    # file was damaged meanwhile, and the dataset is whole: every pair complete, no temp file.
+    from tests.trainers import read_aitoolkit
+
+    count, data, out = 120, tmp_path / "data", tmp_path / "datasets"
+    server = ServerProcess(data)
+    # bypass_csp: Playwright's string predicates run through eval, which the page's policy forbids
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US", bypass_csp=True)
+    tab = context.new_page()
+    try:
+        tab.goto(server.url)
+        tab.wait_for_selector("body[data-ready=true]", timeout=10_000)
+        fill_profile(tab, fake.url("latency_jpeg.s=0.unique=1.side=512", CHAT), None, concurrency=16)
+        save_settings(tab)
+        folder = make_noise(tmp_path / "photos", [f"p{n:03d}.png" for n in range(1, count + 1)])
+        pick_folder(tab, folder, count)
+        run_id = start_run(tab, "turn night into day")
+        tasks = wait_all_done(tab, server, run_id, count, timeout=120)["tasks"]
+
+        def fill_rule() -> None:
+            form = tab.locator("#save-form")
+            form.locator("[name=output_dir]").fill(str(out))
+            form.locator("[name=layout]").select_option("aitoolkit_edit")
+            form.locator("[name=name]").fill("day")
+            form.locator("[name=format]").select_option("webp")  # slow to encode: the kill lands mid-save
+            form.locator("[name=only_selected]").uncheck()
+
+        tab.click("#open-save")
+        fill_rule()
+        tab.locator("#save-form [type=submit]").click()
+        tab.wait_for_function("/Writing [1-9]/.test(document.querySelector('[data-testid=save-progress]')?.textContent)",
+                              timeout=WAIT_MS)
+        port = server.port
+        server.kill()
+        listed = (out / "manifest.jsonl").read_text("utf-8").splitlines() if (out / "manifest.jsonl").exists() else []
+        assert len(listed) < count
+        last = next(t for t in tasks if t["source_name"] == f"p{count:03d}.png")["results"][0]
+        cached = data / "cache" / last["sha256"][:2] / f"{last['sha256']}.jpg"
+        cached.write_bytes(cached.read_bytes()[:1000])  # a disk fault while the console was down
+
+        server = ServerProcess(data, port=port)
+        tab.goto(server.url)  # the user reloads the page: it opens the same run
+        tab.wait_for_selector("body[data-ready=true]", timeout=10_000)
+        tab.locator("[data-testid=task-card]").first.wait_for(timeout=WAIT_MS)
+        tab.click("#open-save")
+        fill_rule()
+        save_now(tab, f"{count - len(listed) - 1} saved")
+        report = tab.locator("[data-testid=save-report]")
+        assert report.locator("[data-testid=save-repaired]").inner_text().startswith(
+            "Repaired first what an interrupted save left")
+        damaged = report.locator("[data-reason=damaged]")
+        assert damaged.locator("li b").all_inner_texts() == [f"p{count:03d}.png"]
+        assert "retry the task" in damaged.inner_text()
+        assert f"({len(listed)})" in report.locator("[data-reason=saved_before] h4").inner_text()
+        dataset = read_aitoolkit(out / "day_target", [out / "day_control"])
+        assert dataset.problems == [] and len(dataset.samples) == count - 1
+        assert [p for p in out.rglob(".*") if p.is_file()] == []  # no temp file, no journal
+        assert len((out / "manifest.jsonl").read_text("utf-8").splitlines()) == count - 1
+        assert_no_crash_text(tab)
+        report.screenshot(path=str(ARTIFACTS / "journey_save_after_crash_report.png"))
+    finally:
+        context.close()
+        server.stop()

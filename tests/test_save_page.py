@@ -78,3 +78,16 @@ def test_the_drawer_in_both_languages_applies_an_older_console_preset(browser, s
     finally:
         tab.context.close()
     assert tab.console_errors == [], tab.console_errors
+
+
+def test_report_helpers_for_damaged_results_and_repairs(page):
+    checks = page.evaluate("""async () => {
+        const r = await import('/static/js/report.js');
+        return [
+            r.isRefused('damaged'), r.reasonKind({ kind: 'damaged', error: 'x.png is damaged in the cache' }),
+            r.repairedLine({ repaired: { items: 2, files: 5, temp_files: 3, paths: [] } }),
+            r.repairedLine({ repaired: { items: 0, files: 0, temp_files: 0, paths: [] } }),
+            r.repairedLine({}),
+        ];
+    }""")
+    assert checks == [True, "damaged", {"items": 2, "files": 5, "temps": 3}, None, None]

@@ -2,7 +2,7 @@
 // fix), and group planned files by folder. No DOM here.
 
 // Reasons a person must act on ("refused") versus the rule's own choices ("skipped").
-const REFUSED = new Set(["aspect", "missing", "source", "rule", "write", "inputs", "no_source", "other_error"]);
+const REFUSED = new Set(["aspect", "missing", "damaged", "source", "rule", "write", "inputs", "no_source", "other_error"]);
 
 /** Return the reason kind of a skipped or error entry of the save answer (the server names it). */
 export function reasonKind(entry) {
@@ -86,6 +86,13 @@ export function entryDetail(entry, kind, earlier = (files) => files, root = "") 
   if (kind === "saved_before") return entry.paths && entry.paths.length ? earlier(fileNames(entry.paths, root)) : "";
   if (kind === "unselected") return "";
   return (entry.reason || entry.error || "").replace(/^refused:\s*/, "");
+}
+
+/** Return what a save repaired before writing (a killed save's half-written items, temp files), or null. */
+export function repairedLine(report) {
+  const repaired = report && report.repaired;
+  if (!repaired || !(repaired.items || repaired.temp_files)) return null;
+  return { items: repaired.items, files: repaired.files, temps: repaired.temp_files };
 }
 
 /** Return how to show a save job's progress: the i18n key, its values and the bar's percent. */

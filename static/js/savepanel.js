@@ -5,7 +5,7 @@
 import { fetchJSON, urls } from "./api.js";
 import { t } from "./i18n.js";
 import { PresetPicker } from "./presets.js";
-import { entryDetail, groupByFolder, groupByReason, isRefused, progressLine, reportCounts } from "./report.js";
+import { entryDetail, groupByFolder, groupByReason, isRefused, progressLine, repairedLine, reportCounts } from "./report.js";
 import { $, attempt, fillSelect, toast } from "./ui.js";
 
 // Ours first, then the older console's names (issue 11); the caption template sees the written image too.
@@ -143,6 +143,12 @@ function showReport(answer, dryRun) {
     const cancelled = element("p", "report-cancelled", t("save_cancelled", { count: report.counts?.not_written ?? 0 }));
     cancelled.setAttribute("data-testid", "save-cancelled");
     parts.push(cancelled);
+  }
+  const repaired = repairedLine(report);
+  if (repaired) {
+    const line = element("p", "report-repaired", t("report_repaired", repaired));
+    line.setAttribute("data-testid", "save-repaired");
+    parts.push(line);
   }
   parts.push(element("p", "muted", dryRun ? `${t("report_dry")} ${t("will_write", { count: files.length })}` : t("report_written", { count: files.length })));
   const groups = groupByReason([...answer.errors, ...answer.skipped]);
