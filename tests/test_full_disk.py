@@ -191,14 +191,15 @@ def test_a_held_answer_is_dropped_when_its_task_is_retried_with_a_new_prompt(sma
     try:
         segment = "paid.s=0.5.held=reprompt"
         folder = make_sources(tmp_path / "src", 2)
-        run_id, _ = engine.create_run(str(folder), False, "first prompt", api(fake, segment, concurrency=2))
-        small_disk.fill()  # both calls are in flight: their answers find the disk full
+        run_id, _ = engine.create_run(str(folder), False, "first prompt", api(fake, segment, concurrency=1))
+        small_disk.fill()  # img1's answer finds the disk full (img2's call went out as img1's answer was read,
+        # its answer is held too, or stored in the room the pause gave back)
         deadline = time.monotonic() + 20
         while engine.is_running(run_id) and time.monotonic() < deadline:
             time.sleep(0.05)
         tasks = {t["source_name"]: t for t in engine.store.tasks_since(run_id)["tasks"]}
-        assert {t["status"] for t in tasks.values()} == {"stopped"}
-        assert engine.held.count(run_id) == 2
+        assert tasks["img1.png"]["status"] == "stopped" and tasks["img2.png"]["status"] in ("stopped", "done")
+        assert engine.held.peek(tasks["img1.png"]["id"]) is not None
 
         small_disk.free()
         engine.retry_task(tasks["img1.png"]["id"], prompt="second prompt")  # a new prompt: a new call

@@ -22,6 +22,7 @@ class HeldAnswer:
 
     run_id: str
     outcome: CallOutcome
+    counted: bool  # its call was recorded as an attempt (the start transaction got through)
 
     @property
     def size(self) -> int:
@@ -37,9 +38,9 @@ class HeldAnswers:
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def hold(self, run_id: str, task_id: str, outcome: CallOutcome) -> bool:
+    def hold(self, run_id: str, task_id: str, outcome: CallOutcome, counted: bool = True) -> bool:
         """Keep a task's answer; False if it does not fit within the bound (it is not kept)."""
-        answer = HeldAnswer(run_id, outcome)
+        answer = HeldAnswer(run_id, outcome, counted)
         with self._lock:
             self._drop(task_id)
             if self._bytes + answer.size > self.max_bytes:
@@ -48,11 +49,10 @@ class HeldAnswers:
             self._bytes += answer.size
         return True
 
-    def peek(self, task_id: str) -> CallOutcome | None:
+    def peek(self, task_id: str) -> HeldAnswer | None:
         """Return a task's held answer without letting it go."""
         with self._lock:
-            answer = self._held.get(task_id)
-        return answer.outcome if answer else None
+            return self._held.get(task_id)
 
     def release(self, task_id: str) -> None:
         """Let a task's answer go (it is stored now, or its task was deleted)."""

@@ -23,7 +23,7 @@ from ..settings import Settings
 from ..store import NewResult, Store
 from ..upstream import CallOutcome, DebugLog, Request, ResultImage, Source, UpstreamClient, UpstreamError
 from .bridge import LoopBridge
-from .held import HeldAnswers
+from .held import HeldAnswer, HeldAnswers
 from .lanes import Lane
 from .scheduler import RunState, Slot
 from .throttle import FAIL, PAUSE, RETRY
@@ -73,7 +73,7 @@ class Prepared:
     profile: ApiProfile
     request: Request | None = None
     problem: Exception | None = None
-    held: CallOutcome | None = None
+    held: HeldAnswer | None = None
 
 
 class TaskRunner:
@@ -153,7 +153,7 @@ class TaskRunner:
             with contextlib.ExitStack() as pins:
                 keep = functools.partial(self._keep_file, pins, unkept)
                 if ready.held is not None:  # paid for before the disk filled up: stored now, no call
-                    outcome = ready.held
+                    outcome = ready.held.outcome
                     debug.note("the answer received before the data folder filled up is stored now, without a call")
                     await self.bridge.off(_each, keep, outcome.images)
                 else:
@@ -204,7 +204,7 @@ class TaskRunner:
         except Exception as exc:  # a full disk, or a bug: neither may leave the task running forever
             fault = self.folder.fault(exc)
             if fault is not None:
-                return await self._storage_fault(state, task_id, fault, outcome, attempts, name)
+                return await self._storage_fault(state, task_id, fault, outcome, attempts, name, _succeeded(started))
             log.exception("%s crashed", name)
             debug.note(f"console bug: {exc!r}")
             await attempts.settled()
@@ -230,7 +230,7 @@ class TaskRunner:
             log.info("%s · rate limited (%s); back in the queue", state.run_id, exc)
 
     async def _storage_fault(self, state: RunState, task_id: str, fault: StorageFault, outcome: CallOutcome | None,
-                             attempts: "Attempts | None", name: str) -> str:
+                             attempts: "Attempts | None", name: str, counted: bool = True) -> str:
         """The data folder could not take a write: pause the run with the reason, hold the answer.
 
         The answer is paid for, so it is kept in memory (bounded) and stored by the task's next run
@@ -242,7 +242,7 @@ class TaskRunner:
         reason = str(fault)
         state.fault = state.fault or reason
         if outcome is not None:
-            held = self.held.hold(state.run_id, task_id, outcome)
+            held = self.held.hold(state.run_id, task_id, outcome, counted)
             reason += ("; its answer is kept and stored on resume, without a new call" if held else
                        "; its answer could not be kept (too much is held in memory): it will be called again")
         log.warning("%s: %s", name, reason)
@@ -316,7 +316,7 @@ class TaskRunner:
         """
         if ready.problem is not None:
             raise ready.problem
-        return self.store.start_task(task_id, first_attempt=ready.held is None)
+        return self.store.start_task(task_id, first_attempt=ready.held is None or not ready.held.counted)
 
     def _read_source(self, path: str, profile: ApiProfile) -> Source:
         """Read (and optionally shrink) a source within the size and pixel limits; SourceError says why not."""
@@ -360,3 +360,9 @@ def _each(func: Callable[[Any], Any], items: list[Any]) -> None:
     """Call `func` on each item (one hand-off to the pool for all of them)."""
     for item in items:
         func(item)
+
+
+def _succeeded(started: asyncio.Future | None) -> bool:
+    """True when a task's start transaction went through (its first call was counted)."""
+    return started is not None and started.done() and not started.cancelled() and \
+        started.exception() is None and bool(started.result())
