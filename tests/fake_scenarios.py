@@ -14,6 +14,7 @@ import random
 import secrets
 import struct
 import threading
+import time
 import uuid
 from typing import Any, Callable
 from urllib.parse import quote
@@ -1228,6 +1229,56 @@ def g4_fault(ctx: Ctx) -> None:
         status, message, code, headers = G4_FAULTS[kind]
         type_ = "rate_limit_error" if status == 429 else "server_error"
         return ctx.send_json(status, g3_error(message, type_, code), list(headers))
+    then = ctx.opts.get("then", "g3_stream_dataurl")
+    SCENARIOS[then].handler(dataclasses.replace(ctx, name=then, opts={}))
+
+
+# LiteLLM's router (its RouterRateLimitError): once a deployment's call fails,
+# the deployment cools down and every call to its model group is refused with this text, which
+# the proxy (ProxyException) turns into a 429 with this body and no Retry-After.
+LITELLM_COOLDOWN = ("No deployments available for selected model, Try again in {seconds} seconds. Passed model={model}. "
+                    "pre-call-checks=False, cooldown_list=['{deployment}']")
+LITELLM_DEPLOYMENT = "7f4c2b9e0d1a6c3e5b8f2a4d9c1e0b7a6f3d2c1b0a9e8d7c6b5a4f3e2d1c0b9a"
+
+
+def litellm_error(message: str, status: int) -> str:
+    """Return the LiteLLM proxy's error body: its type and param are the string 'None', its code a string."""
+    return compact_json({"error": {"message": message, "type": "None", "param": "None", "code": str(status)}})
+
+
+@scenario("router_cooldown", _then_images)
+def router_cooldown(ctx: Ctx) -> None:
+    """A LiteLLM proxy in front of one broken deployment: a call that reaches it fails (500) and puts it in
+    cooldown for `cooldown` seconds (default 5, LiteLLM's), during which every call gets LiteLLM's 429
+    "No deployments available"; the next call after that reaches the deployment and fails again.
+
+    `fails=N` makes only the first N calls that reach the deployment fail (a flaky one), later ones act
+    as `then`; `limit=1` answers OpenAI's own "Rate limit reached" 429 (a true rate limit) on the
+    first call instead of a 500, so its cooldown follows a rate limit, not a failure.
+    """
+    if ctx.req.method != "POST":
+        return SCENARIOS["g3_stream_dataurl"].handler(ctx)
+    seconds = ctx.opt("cooldown", 5)
+    model = (ctx.req.json or {}).get("model", "gpt-image-1") if isinstance(ctx.req.json, dict) else "gpt-image-1"
+    with ctx.fake._lock:
+        now_ms = int(time.monotonic() * 1000)
+        cooling = now_ms < ctx.fake._counters.get(f"{ctx.segment}\0cool_until", 0)
+        reached = None if cooling else ctx.fake._counters.get(f"{ctx.segment}\0reached", 0)
+        if reached is not None:
+            ctx.fake._counters[f"{ctx.segment}\0reached"] = reached + 1
+            if reached < ctx.opt("fails", float("inf")):
+                ctx.fake._counters[f"{ctx.segment}\0cool_until"] = now_ms + int(seconds * 1000)
+    if cooling:
+        message = LITELLM_COOLDOWN.format(seconds=f"{seconds:g}", model=model, deployment=LITELLM_DEPLOYMENT)
+        return ctx.send_json(429, litellm_error(message, 429))
+    if reached < ctx.opt("fails", float("inf")):
+        if ctx.opts.get("limit") == "1" and reached == 0:
+            said = ("litellm.RateLimitError: RateLimitError: OpenAIException - Rate limit reached for gpt-image-1 "
+                    "in organization org-test on images per minute (IPM): Limit 5, Used 5, Requested 1.")
+            return ctx.send_json(429, litellm_error(said, 429))
+        said = ("litellm.InternalServerError: InternalServerError: OpenAIException - The server had an error "
+                "processing your request.")
+        return ctx.send_json(500, litellm_error(said, 500))
     then = ctx.opts.get("then", "g3_stream_dataurl")
     SCENARIOS[then].handler(dataclasses.replace(ctx, name=then, opts={}))
 

@@ -12,8 +12,8 @@ from console.profile import ApiProfile
 from console.settings import resolve
 from console.upstream.client import CallOutcome, UpstreamClient, make_http_client
 from console.upstream.debuglog import DebugLog
-from console.upstream.errors import (BlockedURLError, ResponseError, StatusError, StreamError, TimeoutError_,
-                                     TooLargeError, TransportError, UpstreamError)
+from console.upstream.errors import (BlockedURLError, CooldownError, ResponseError, StatusError, StreamError,
+                                     TimeoutError_, TooLargeError, TransportError, UpstreamError)
 from console.upstream.payload import Source
 from console.upstream.retry import is_quota, is_rate_limit, is_retryable
 from tests.fake_upstream import FakeUpstream
@@ -493,3 +493,56 @@ def test_a_huge_error_body_keeps_its_start_and_its_message(fake):
     error = fails(fake, "g4_fault.kind=huge_500.times=9", StatusError, max_retries=0)
     assert str(error) == ("HTTP 500: litellm.APIConnectionError: upstream answer could not be parsed "
                           "(api_connection_error, 500)")
+
+
+# -- a router's cooldown after a failure (LiteLLM) ------------------------------------------------
+
+
+def sends(fake: FakeUpstream, scenario: str, count: int,
+          **fields: Any) -> tuple[list[CallOutcome | UpstreamError], Sleeps]:
+    """Send `count` calls one after another through one client, as the engine does (`rate_limits=False`)."""
+    profile = ApiProfile.from_dict({"api_url": fake.url(scenario, CHAT), "model": "gpt-image-1",
+                                    "allow_private_api": True, "max_retries": 2, "timeout_s": 20, **fields})
+    sleeps = Sleeps()
+
+    async def go() -> list[CallOutcome | UpstreamError]:
+        async with make_http_client() as http:
+            client = UpstreamClient(http, SETTINGS, sleep=sleeps)
+            outcomes: list[CallOutcome | UpstreamError] = []
+            for _ in range(count):
+                try:
+                    request = client.prepare(profile, "p", SOURCE)
+                    outcomes.append(await client.send(profile, request, rate_limits=False))
+                except UpstreamError as exc:
+                    outcomes.append(exc)
+            return outcomes
+
+    return asyncio.run(go()), sleeps
+
+
+def test_a_routers_cooldown_after_a_failure_is_an_attempt_of_that_failure(fake):
+    (error, later), sleeps = sends(fake, "router_cooldown", 2)
+    assert isinstance(error, CooldownError) and error.attempts == 3  # 500, then two cooldown refusals
+    assert str(error).startswith("HTTP 500: litellm.InternalServerError: InternalServerError: OpenAIException")
+    assert "then the gateway's router held this deployment in cooldown: HTTP 429: No deployments available" \
+        in str(error)
+    assert error.http_status == 500 and not is_rate_limit(error) and not is_quota(error)
+    assert 0.75 <= sleeps[0] <= 1.0 and sleeps[1] == 5.0  # a backoff, then the cooldown the router named
+    assert isinstance(later, CooldownError) and later.attempts == 3  # the next call: its first refusal counts too
+    assert len([r for r in fake.requests if r.method == "POST"]) == 6
+
+
+def test_a_rate_limit_and_the_cooldown_after_it_stay_rate_limits(fake):
+    (first, second), sleeps = sends(fake, "router_cooldown.fails=1.limit=1", 2)
+    assert isinstance(first, StatusError) and "Rate limit reached" in str(first) and first.attempts == 1
+    assert isinstance(second, StatusError) and "No deployments available" in str(second) and second.attempts == 1
+    assert is_rate_limit(first) and is_rate_limit(second) and sleeps == []  # raised at once: the engine slows down
+
+
+def test_a_flaky_deployment_gets_through_once_the_cooldown_is_over(fake):
+    async def real_sleep(seconds: float) -> None:
+        await asyncio.sleep(min(seconds, 0.5))
+
+    outcome = call(fake, "router_cooldown.cooldown=0.3.fails=1", sleep=real_sleep, max_retries=3)
+    assert outcome.images and outcome.attempts in (2, 3)
+

@@ -21,7 +21,7 @@ from tests import images
 from tests.fake_upstream import FILES, IMAGES, SCENARIOS, FakeUpstream, g2_path, g3_path
 
 CHAT = {"model": "grok-imagine-image", "messages": [{"role": "user", "content": "a red fox"}], "stream": True}
-OWN_TESTS = {"stall", "oversize_stream", "reset_midstream"}  # endless or aborting: tested below
+OWN_TESTS = {"stall", "oversize_stream", "reset_midstream", "router_cooldown"}  # endless, aborting or timed: below
 FAST_SEGMENTS = {"slow_headers": "slow_headers.s=0.05", "latency": "latency.s=0.05",
                  "big_dataurl": "big_dataurl.mb=0.5"}
 ERROR_STATUS = {"err_401_g16": 401, "err_401_g2": 401, "err_403_g2": 403, "err_400_g16": 400, "err_429_g2": 429,
@@ -497,3 +497,35 @@ def test_picky_counts_calls_the_key_check_turned_away(fake: FakeUpstream, client
     assert retried.headers["content-type"].startswith("text/event-stream")  # not its first call: no refusal
     assert IMAGES["red_png"] in images_on_wire(client, fake, retried.text)
     assert fake.expected("picky.image=red_png") == [IMAGES["red_png"]]
+
+
+def test_router_cooldown_replays_litellms_cooldown_after_each_failure(fake: FakeUpstream,
+                                                                      client: httpx.Client) -> None:
+    url = fake.url("router_cooldown.cooldown=0.4", "/v1/chat/completions")
+    body = {**CHAT, "model": "gpt-image-1"}
+    failed = client.post(url, json=body)
+    assert failed.status_code == 500
+    said = failed.json()["error"]["message"]
+    assert said.startswith("litellm.InternalServerError: InternalServerError: OpenAIException")
+    cooling = [client.post(url, json=body) for _ in range(3)]
+    assert {answer.status_code for answer in cooling} == {429}
+    assert all("retry-after" not in answer.headers for answer in cooling)
+    assert cooling[0].text == (
+        '{"error":{"message":"No deployments available for selected model, Try again in 0.4 seconds. '
+        "Passed model=gpt-image-1. pre-call-checks=False, cooldown_list=['7f4c2b9e0d1a6c3e5b8f2a4d9c1e0b7a6f3d2c1b0a9e8d"
+        '7c6b5a4f3e2d1c0b9a\']","type":"None","param":"None","code":"429"}}')
+    time.sleep(0.5)
+    assert client.post(url, json=body).status_code == 500  # the cooldown is over: the broken deployment again
+    assert client.post(url, json=body).status_code == 429
+
+
+def test_router_cooldown_with_fails_recovers_and_limit_plays_a_true_rate_limit(fake: FakeUpstream,
+                                                                                client: httpx.Client) -> None:
+    flaky = fake.url("router_cooldown.cooldown=0.3.fails=1", "/v1/chat/completions")
+    assert [client.post(flaky, json=CHAT).status_code for _ in range(2)] == [500, 429]
+    time.sleep(0.4)
+    assert client.post(flaky, json=CHAT).status_code == 200
+    limited = fake.url("router_cooldown.cooldown=0.3.fails=1.limit=1", "/v1/chat/completions")
+    first = client.post(limited, json=CHAT)
+    assert first.status_code == 429 and "Rate limit reached" in first.json()["error"]["message"]
+    assert "No deployments available" in client.post(limited, json=CHAT).json()["error"]["message"]

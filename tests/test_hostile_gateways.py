@@ -19,6 +19,7 @@ from console.upstream.client import UpstreamClient, make_http_client
 from console.upstream.errors import ResponseError
 from tests.fake_upstream import FakeUpstream
 from tests.figures import record
+from tests.helpers import api, make_sources, wait_for
 from tests.loopback_servers import Target
 from tests.server_process import ServerProcess
 
@@ -36,6 +37,41 @@ def _client_call(fake: FakeUpstream, api_url: str, settings=None, **fields) -> o
             return await UpstreamClient(http, settings or resolve({})).call(profile, "make it blue")
 
     return asyncio.run(go())
+
+
+# -- a router's cooldown hides a broken deployment (LiteLLM) ------------------------------------
+
+
+def _tasks(engine, run_id: str) -> list[dict]:
+    return engine.store.tasks_since(run_id)["tasks"]
+
+
+def test_a_broken_deployment_behind_a_routers_cooldown_fails_its_tasks_with_the_real_error(engine, fake, tmp_path):
+    started = time.monotonic()
+    profile = api(fake, "router_cooldown.cooldown=0.5", model="gpt-image-1", max_retries=2, concurrency=2,
+                  rate_limit_wait_s=1800)
+    run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 4)), False, "edit", profile)
+    wait_for(lambda: not engine.is_running(run_id), timeout=40)  # not the 1800 s of a rate limit
+    took = time.monotonic() - started
+    tasks = _tasks(engine, run_id)
+    assert {task["status"] for task in tasks} == {"failed"}, [task["error"] for task in tasks]
+    assert all(task["error"].startswith("HTTP 500: litellm.InternalServerError") for task in tasks)
+    assert all(task["http_status"] == 500 and task["attempts"] <= 3 for task in tasks)
+    assert engine.cooling(run_id) is None
+    calls = len([r for r in fake.requests if r.method == "POST"])
+    assert calls <= 4 * 3
+    record("hostile_gateways", router_cooldown_tasks=4, router_cooldown_seconds_to_fail_all=round(took, 1),
+           router_cooldown_calls=calls, router_cooldown_rate_limit_wait_s=1800)
+
+
+def test_a_true_rate_limit_and_its_cooldown_still_hold_the_run_back_without_failing_tasks(engine, fake, tmp_path):
+    profile = api(fake, "router_cooldown.cooldown=0.5.fails=1.limit=1", model="gpt-image-1", max_retries=0,
+                  concurrency=2)
+    run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 4)), False, "edit", profile)
+    wait_for(lambda: not engine.is_running(run_id), timeout=40)
+    tasks = _tasks(engine, run_id)
+    assert {task["status"] for task in tasks} == {"done"}  # no retries allowed, yet no task failed: backpressure
+    assert sum(task["attempts"] for task in tasks) > 4  # the rate-limited ones went back to the queue
 
 
 # -- a URL with a query string (Azure OpenAI's ?api-version=) -------------------------------------
@@ -146,3 +182,4 @@ def test_600_half_open_connections_hold_at_most_the_cap_of_threads(tmp_path):
         for sock in sockets:
             sock.close()
         server.stop()
+

@@ -10,11 +10,12 @@ import pytest
 
 from console.netguard import UrlPolicy
 from console.upstream.debuglog import DebugLog
-from console.upstream.errors import (BlockedURLError, ProfileProblem, ResponseError, StatusError, StreamError,
-                                     TimeoutError_, TooLargeError, TransportError, UpstreamError)
+from console.upstream.cooldown import MAX_DEPLOYMENTS, Deployment, Deployments
+from console.upstream.errors import (BlockedURLError, CooldownError, ProfileProblem, ResponseError, StatusError,
+                                     StreamError, TimeoutError_, TooLargeError, TransportError, UpstreamError)
 from console.upstream.fetch import Downloader
 from console.upstream.retry import (BACKOFF_BASE_S, BACKOFF_CAP_S, DOWNLOAD_RETRIES, JITTER, RETRY_AFTER_CAP_S,
-                                    delay_s, is_retryable, parse_retry_after, retrying, should_retry)
+                                    delay_s, is_rate_limit, is_retryable, parse_retry_after, retrying, should_retry)
 from tests.images import JPEG
 
 
@@ -171,3 +172,84 @@ def test_a_download_gives_up_after_its_retries():
 def test_a_download_is_not_retried_after_a_permanent_status():
     error, sleeps, requests, _ = download([404])
     assert isinstance(error, StatusError) and len(requests) == 1 and sleeps == []
+
+
+# -- a router's cooldown after a failure (LiteLLM) ------------------------------------------------
+
+COOLDOWN_TEXT = ("HTTP 429: No deployments available for selected model, Try again in 5 seconds. Passed model=m. "
+                 "pre-call-checks=False, cooldown_list=['7f4c']")
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def refusal(text: str = COOLDOWN_TEXT, retry_after: float | None = None) -> StatusError:
+    return StatusError(text, http_status=429, retry_after=retry_after)
+
+
+def test_a_cooldown_refusal_after_a_failure_stands_for_that_failure():
+    clock = Clock()
+    deployment = Deployment(clock)
+    failure = StatusError("HTTP 500: the deployment is broken", http_status=500, kind="None", code="500")
+    deployment.failed(failure)
+    clock.now += 3
+    explained = deployment.explain(refusal())
+    assert isinstance(explained, CooldownError) and explained.cause is failure
+    assert str(explained).startswith("HTTP 500: the deployment is broken (then the gateway's router held this "
+                                     "deployment in cooldown: HTTP 429: No deployments available")
+    assert explained.http_status == 500 and explained.retry_after == 5.0
+    assert not is_rate_limit(explained) and is_retryable(explained)
+    assert delay_s(0, explained.retry_after) == 5.0  # the next attempt waits out the named cooldown
+    deployment.failed(explained)  # an echo does not restart the memory
+    clock.now += 56  # 59 s after the failure
+    assert isinstance(deployment.explain(refusal()), CooldownError)
+    clock.now += 1.5  # 60.5 s: too long ago to be what the router is cooling down from
+    assert not isinstance(deployment.explain(refusal()), CooldownError)
+
+
+@pytest.mark.parametrize("before, later", [
+    (None, refusal()),  # no failure before it
+    (StatusError("HTTP 500: broken", http_status=500), refusal(retry_after=3)),  # the gateway named its wait
+    (StatusError("HTTP 500: broken", http_status=500),
+     refusal("HTTP 429: Rate limit reached for gpt-image-1 in organization org-x on images per minute")),
+    (StatusError("HTTP 429: Rate limit reached", http_status=429), refusal()),  # it follows a rate limit
+    (StatusError("HTTP 429: quota", http_status=503, code="insufficient_quota"), refusal()),
+    (ResponseError("no image in the answer"), refusal()),  # the deployment answered
+])
+def test_a_true_rate_limit_stays_a_rate_limit(before, later):
+    deployment = Deployment(Clock())
+    if before is not None:
+        deployment.failed(before)
+    assert deployment.explain(later) is later and is_rate_limit(later)
+
+
+def test_a_success_forgets_the_failure_and_a_longer_named_cooldown_is_remembered_longer():
+    clock = Clock()
+    deployment = Deployment(clock)
+    deployment.failed(TransportError("connection reset"))
+    deployment.succeeded()
+    assert deployment.explain(refusal()).__class__ is StatusError
+    deployment.failed(TimeoutError_("read timeout after 120s"))
+    clock.now += 200
+    long = refusal(COOLDOWN_TEXT.replace("5 seconds", "300 seconds"))
+    assert isinstance(deployment.explain(long), CooldownError) and deployment.explain(long).retry_after == 300
+    assert not isinstance(deployment.explain(refusal()), CooldownError)  # 5 s named: the 60 s memory is over
+
+
+def test_each_deployment_has_its_own_memory_and_old_ones_are_forgotten():
+    known = Deployments(Clock())
+    first = known.get("http://gw/v1/chat/completions", "m", "sk-a")
+    first.failed(StatusError("HTTP 502: bad gateway", http_status=502))
+    assert known.get("http://gw/v1/chat/completions", "m", "sk-a") is first
+    assert not isinstance(known.get("http://gw/v1/chat/completions", "m", "sk-b").explain(refusal()), CooldownError)
+    assert not isinstance(known.get("http://gw/v1/chat/completions", "n", "sk-a").explain(refusal()), CooldownError)
+    for number in range(MAX_DEPLOYMENTS):
+        known.get(f"http://gw{number}/v1", "m", "k")
+    assert known.get("http://gw/v1/chat/completions", "m", "sk-a") is not first

@@ -13,6 +13,7 @@ from .client import CallOutcome, UpstreamClient, make_http_client
 from .debuglog import DebugLog
 from .errors import (
     BlockedURLError,
+    CooldownError,
     ProfileProblem,
     ResponseError,
     StatusError,
@@ -32,6 +33,7 @@ __all__ = [
     "BlockedURLError",
     "CallOutcome",
     "check_profile",
+    "CooldownError",
     "DebugLog",
     "input_limit",
     "is_key_refused",

@@ -17,6 +17,7 @@ from ..settings import Settings
 from ..proxyurl import describe as describe_proxy
 from . import gemini, policy
 from .answer import AnswerParser
+from .cooldown import Deployments
 from .debuglog import DebugLog
 from .errors import (ProfileProblem, ResponseError, StatusError, TimeoutError_, TooLargeError, TransportError,
                      UpstreamError)
@@ -67,6 +68,7 @@ class UpstreamClient:
         self._settings = settings
         self._executor = executor
         self._sleep = sleep
+        self._deployments = Deployments()  # what each deployment last did, across calls and runs
 
     async def call(
         self,
@@ -112,16 +114,22 @@ class UpstreamClient:
         """
         debug = debug or DebugLog(profile.secrets())
         api_policy = self.api_policy(profile)
+        deployment = self._deployments.get(request.url, profile.model, profile.api_key)
 
         async def once(attempt: int) -> CallOutcome:
             if on_attempt:
                 on_attempt(attempt)
             await check_url(request.url, api_policy)
-            outcome = await self._attempt(request, profile, debug, keep, answered)
+            try:
+                outcome = await self._attempt(request, profile, debug, keep, answered)
+            except UpstreamError as exc:
+                raise deployment.explain(exc) from None  # a router's cooldown stands for the failure before it
+            deployment.succeeded()
             outcome.attempts = attempt
             return outcome
 
         def failed(exc: UpstreamError, attempt: int, wait: float | None) -> None:
+            deployment.failed(exc)
             debug.note(f"attempt {attempt} failed: {type(exc).__name__}: {exc}")
             if wait is not None:
                 debug.note(f"retrying in {wait:.2f}s")

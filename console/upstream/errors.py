@@ -5,6 +5,7 @@ UpstreamError
 ├── StreamError         an error inside an HTTP 200 answer (event: error, response.failed, …)
 ├── TransportError      the connection failed, was reset, or the answer was malformed HTTP
 │   └── TimeoutError_   connect, read or total timeout
+├── CooldownError       a router refused the call because this deployment had just failed: that failure
 ├── ResponseError       the answer arrived but held no usable image (refusal, empty, garbage)
 ├── TooLargeError       the answer or a download passed its size cap
 ├── BlockedURLError     the SSRF policy refused a URL (also a netguard.BlockedURL)
@@ -53,6 +54,19 @@ class TransportError(UpstreamError):
 
 class TimeoutError_(TransportError):
     """The upstream did not answer (or went silent) within the time allowed."""
+
+
+class CooldownError(UpstreamError):
+    """A gateway's router refused the call because this deployment had just failed (LiteLLM's cooldown).
+
+    It stands for that failure, which it carries as `cause`: its status, words and retry rule are the
+    failure's, its message says both, and `retry_after` is the cooldown the router named.
+    """
+
+    def __init__(self, cause: UpstreamError, refusal: UpstreamError, retry_after: float | None) -> None:
+        super().__init__(f"{cause} (then the gateway's router held this deployment in cooldown: {refusal})",
+                         http_status=cause.http_status, retry_after=retry_after, kind=cause.kind, code=cause.code)
+        self.cause = cause
 
 
 class ResponseError(UpstreamError):

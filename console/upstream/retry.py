@@ -11,7 +11,7 @@ import random
 import time
 from typing import Any, Awaitable, Callable, TypeVar
 
-from .errors import StatusError, StreamError, TransportError, UpstreamError
+from .errors import CooldownError, StatusError, StreamError, TransportError, UpstreamError
 
 # What is retried (DESIGN §4): conflicts, throttling, timeouts and server errors are transient.
 RETRY_STATUSES = frozenset({408, 409, 425, 429})  # plus every status >= 500
@@ -61,6 +61,8 @@ def is_key_refused(error: UpstreamError) -> bool:
 
 def is_retryable(error: UpstreamError) -> bool:
     """Return True when `error` is transient: trying again may succeed."""
+    if isinstance(error, CooldownError):
+        return is_retryable(error.cause)  # a router's refusal after a failure is retried as that failure
     if is_quota(error):
         return False
     if error.not_submitted:
