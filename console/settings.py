@@ -99,6 +99,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cache_max_bytes", 2 * GiB, "CACHE_MAX_BYTES", "Cap on the image cache size in bytes.", _positive(int)),
     Setting("max_source_bytes", 50 * MiB, "MAX_SOURCE_BYTES", "Largest source image accepted.", _positive(int)),
     Setting("max_response_bytes", 256 * MiB, "MAX_RESPONSE_BYTES", "Largest upstream answer read (streams included).", _positive(int)),
+    Setting("max_answers_bytes", 512 * MiB, "MAX_ANSWERS_BYTES", "Most bytes of upstream answers held in memory at once, "
+            "across calls; a call that would pass it waits until others are done (the oldest always goes on).",
+            _positive(int)),
     Setting("max_download_bytes", 64 * MiB, "MAX_DOWNLOAD_BYTES", "Largest result image downloaded from a URL.", _positive(int)),
     Setting("max_image_pixels", 178_956_970, "MAX_IMAGE_PIXELS", "Decompression-bomb guard: largest image in pixels.", _positive(int)),
     Setting("debug_log_bytes", 256 * 1024, "DEBUG_LOG_BYTES", "Cap on one call's debug log.", _positive(int)),

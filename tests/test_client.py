@@ -10,6 +10,7 @@ import pytest
 
 from console.profile import ApiProfile
 from console.settings import resolve
+from console.upstream.budget import AnswerBudget
 from console.upstream.client import CallOutcome, UpstreamClient, make_http_client
 from console.upstream.debuglog import DebugLog
 from console.upstream.errors import (BlockedURLError, CooldownError, ResponseError, StatusError, StreamError,
@@ -546,3 +547,57 @@ def test_a_flaky_deployment_gets_through_once_the_cooldown_is_over(fake):
     outcome = call(fake, "router_cooldown.cooldown=0.3.fails=1", sleep=real_sleep, max_retries=3)
     assert outcome.images and outcome.attempts in (2, 3)
 
+
+# -- the memory budget of answers being read at once --------------------------------------------
+
+
+def test_a_younger_call_waits_for_room_while_the_oldest_always_goes_on():
+    async def go() -> list[str]:
+        budget = AnswerBudget(100)
+        said: list[str] = []
+        first_in, release_first = asyncio.Event(), asyncio.Event()
+
+        async def oldest() -> None:
+            async with budget.reading() as share:
+                await share.take(80)
+                first_in.set()
+                await share.take(60)  # over the budget, but the oldest call is never held back
+                said.append(f"oldest holds {budget.held}")
+                await release_first.wait()
+            said.append("oldest done")
+
+        async def younger() -> None:
+            await first_in.wait()
+            async with budget.reading() as share:
+                waiting = asyncio.create_task(share.take(30))
+                await asyncio.sleep(0.05)
+                said.append(f"younger waiting: {not waiting.done()}")
+                release_first.set()
+                await waiting
+                said.append(f"younger holds {budget.held}")
+            said.append(f"all given back: {budget.held == 0}, peak {budget.peak}")
+
+        await asyncio.gather(oldest(), younger())
+        return said
+
+    assert asyncio.run(go()) == ["oldest holds 140", "younger waiting: True", "oldest done", "younger holds 30",
+                                 "all given back: True, peak 140"]
+
+
+def test_the_budget_holds_every_call_but_the_oldest_to_its_limit():
+    async def go() -> int:
+        budget = AnswerBudget(1000)
+        worst = 0
+
+        async def call(number: int) -> None:
+            nonlocal worst
+            async with budget.reading() as share:
+                for _ in range(20):
+                    await share.take(50)
+                    worst = max(worst, budget.held)
+                    await asyncio.sleep(0)
+
+        await asyncio.gather(*(call(number) for number in range(16)))
+        return worst
+
+    assert asyncio.run(go()) <= 1000 + 20 * 50  # 16 calls of 1000 bytes: at most the budget plus one call

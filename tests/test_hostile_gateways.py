@@ -4,8 +4,11 @@ streams, image URLs on other loopback ports, and connections that never send a r
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Iterator
@@ -21,7 +24,7 @@ from tests.fake_upstream import FakeUpstream
 from tests.figures import record
 from tests.helpers import api, make_sources, wait_for
 from tests.loopback_servers import Target
-from tests.server_process import ServerProcess
+from tests.server_process import ROOT, ServerProcess
 
 CHAT = "/v1/chat/completions"
 AZURE_QUERY = "api-version=2025-04-01-preview"
@@ -183,3 +186,58 @@ def test_600_half_open_connections_hold_at_most_the_cap_of_threads(tmp_path):
             sock.close()
         server.stop()
 
+
+# -- answers streamed without a length, many at once --------------------------------------------
+
+STREAMS = 8
+STREAM_CAP_MIB = 32
+# Runs in a process of its own, so its peak RSS is the client's alone: STREAMS calls at once, each
+# to an endless data URL (no Content-Length), each read up to MAX_RESPONSE_BYTES before it fails.
+STREAMS_SCRIPT = """
+import asyncio, json, resource, sys
+from console.profile import ApiProfile
+from console.settings import resolve
+from console.upstream import UpstreamClient, UpstreamError, make_http_client
+
+url, count = sys.argv[1], int(sys.argv[2])
+profile = ApiProfile.from_dict({"api_url": url, "model": "m", "allow_private_api": True, "max_retries": 0,
+                                "timeout_s": 120})
+
+async def main():
+    async with make_http_client() as http:
+        client = UpstreamClient(http, resolve())
+        async def one():
+            try:
+                await client.call(profile, "p")
+                return "done"
+            except UpstreamError as exc:
+                return type(exc).__name__
+        outcomes = await asyncio.gather(*(one() for _ in range(count)))
+        return outcomes, client._budget.peak
+
+outcomes, peak = asyncio.run(main())
+print(json.dumps({"outcomes": outcomes, "peak_held": peak,
+                  "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _streams(fake: FakeUpstream, answers_mib: int) -> dict:
+    env = {**os.environ, "MAX_RESPONSE_BYTES": str(STREAM_CAP_MIB << 20), "MAX_ANSWERS_BYTES": str(answers_mib << 20)}
+    done = subprocess.run([sys.executable, "-c", STREAMS_SCRIPT, fake.url("oversize_stream", CHAT), str(STREAMS)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_answers_streamed_without_a_length_share_one_memory_budget(fake):
+    unbounded = _streams(fake, STREAMS * STREAM_CAP_MIB * 2)
+    bounded = _streams(fake, 2 * STREAM_CAP_MIB)
+    for measured in (unbounded, bounded):
+        assert measured["outcomes"] == ["TooLargeError"] * STREAMS  # each read up to its cap, none hung
+    assert unbounded["peak_held"] > 6 * (STREAM_CAP_MIB << 20)  # without a shared budget: nearly all at once
+    assert bounded["peak_held"] <= 3 * (STREAM_CAP_MIB << 20)  # the budget plus the oldest call's cap
+    assert bounded["max_rss_mib"] < unbounded["max_rss_mib"] * 0.6
+    record("hostile_gateways", streams_at_once=STREAMS, stream_cap_mib=STREAM_CAP_MIB,
+           unbounded_peak_held_mib=round(unbounded["peak_held"] / 2**20), unbounded_max_rss_mib=round(unbounded["max_rss_mib"]),
+           budget_mib=2 * STREAM_CAP_MIB, bounded_peak_held_mib=round(bounded["peak_held"] / 2**20),
+           bounded_max_rss_mib=round(bounded["max_rss_mib"]))

@@ -17,6 +17,7 @@ from ..settings import Settings
 from ..proxyurl import describe as describe_proxy
 from . import gemini, policy
 from .answer import AnswerParser
+from .budget import AnswerBudget, Share
 from .cooldown import Deployments
 from .debuglog import DebugLog
 from .errors import (ProfileProblem, ResponseError, StatusError, TimeoutError_, TooLargeError, TransportError,
@@ -69,6 +70,7 @@ class UpstreamClient:
         self._executor = executor
         self._sleep = sleep
         self._deployments = Deployments()  # what each deployment last did, across calls and runs
+        self._budget = AnswerBudget(settings.max_answers_bytes)  # answers held in memory at once, all calls
 
     async def call(
         self,
@@ -187,9 +189,16 @@ class UpstreamClient:
     async def _attempt(self, request: Request, profile: ApiProfile, debug: DebugLog,
                        keep: Callable[[ResultImage], Any] | None = None,
                        answered: Callable[[], Awaitable[Any]] | None = None) -> CallOutcome:
+        async with self._budget.reading() as share:
+            return await self._attempt_held(request, profile, debug, share, keep, answered)
+
+    async def _attempt_held(self, request: Request, profile: ApiProfile, debug: DebugLog, share: Share,
+                            keep: Callable[[ResultImage], Any] | None = None,
+                            answered: Callable[[], Awaitable[Any]] | None = None) -> CallOutcome:
+        """Make one attempt whose answer counts against the client's memory budget through `share`."""
         try:
             async with asyncio.timeout(profile.timeout_s):
-                parser, status = await self._send(request, profile, debug)
+                parser, status = await self._send(request, profile, debug, share)
         except TimeoutError:
             raise TimeoutError_(f"no complete answer within {profile.timeout_s:g}s") from None
         refs = parser.refs()
@@ -208,7 +217,8 @@ class UpstreamClient:
         said = parser.warnings or ([parser.refusal[1]] if parser.refusal else [])
         return CallOutcome(images, parser.text(), status, 0, request.url, said + warnings)
 
-    async def _send(self, request: Request, profile: ApiProfile, debug: DebugLog) -> tuple[AnswerParser, int]:
+    async def _send(self, request: Request, profile: ApiProfile, debug: DebugLog,
+                    share: Share) -> tuple[AnswerParser, int]:
         debug.request("POST", request.url, request.headers, request.summary)
         proxy = proxy_for(profile, self._settings)
         if proxy:
@@ -223,7 +233,7 @@ class UpstreamClient:
                 debug.response(answer.status_code, answer.headers)
                 await self._check_status(answer, debug)
                 parser = AnswerParser()
-                await self._read_answer(answer, parser, debug)
+                await self._read_answer(answer, parser, debug, share)
                 return parser, answer.status_code
         except httpx.TimeoutException as exc:
             raise TimeoutError_(f"{_timeout_kind(exc)} timeout after {profile.timeout_s:g}s") from None
@@ -250,12 +260,12 @@ class UpstreamClient:
                           answer.headers else said.retry_after,
                           kind=said.kind, code=said.code, not_submitted=said.not_submitted)
 
-    async def _read_answer(self, answer: httpx.Response, parser: AnswerParser, debug: DebugLog) -> None:
+    async def _read_answer(self, answer: httpx.Response, parser: AnswerParser, debug: DebugLog, share: Share) -> None:
         """Branch on Content-Type, not on the request's stream flag (PROTOCOL §5.15)."""
         kind = answer.headers.get("content-type", "").split(";")[0].strip().lower()
         cap = self._settings.max_response_bytes
         if kind.endswith("json") and "ndjson" not in kind:
-            body = await read_capped(answer, cap, "answer")
+            body = await read_capped(answer, cap, "answer", share.take)
             debug.raw(body)
             obj = await self._parse_json(body.decode("utf-8", errors="replace"))
             if obj is not _NOT_JSON:
@@ -266,13 +276,14 @@ class UpstreamClient:
             await self._events([*decoder.feed(body), *decoder.finish()], parser)
             return
         if kind.startswith("text/") and kind != "text/event-stream":
-            body = await read_capped(answer, cap, "answer")
+            body = await read_capped(answer, cap, "answer", share.take)
             debug.raw(body)
             parser.feed_text(body.decode("utf-8", errors="replace"))
             return
-        await self._read_stream(answer, parser, debug, cap)
+        await self._read_stream(answer, parser, debug, cap, share)
 
-    async def _read_stream(self, answer: httpx.Response, parser: AnswerParser, debug: DebugLog, cap: int) -> None:
+    async def _read_stream(self, answer: httpx.Response, parser: AnswerParser, debug: DebugLog, cap: int,
+                           share: Share) -> None:
         decoder = SSEDecoder()
         total = 0
         chunks = answer.aiter_bytes()
@@ -280,6 +291,7 @@ class UpstreamClient:
             total += len(chunk)
             if total > cap:
                 raise TooLargeError(f"the answer passed the cap of {cap} bytes")
+            await share.take(len(chunk))
             debug.raw(chunk)
             if await self._events(decoder.feed(chunk), parser):
                 await _drain(chunks)

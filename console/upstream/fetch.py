@@ -169,15 +169,18 @@ async def read_head(answer: httpx.Response, max_bytes: int) -> bytes:
     return bytes(head)
 
 
-async def read_capped(answer: httpx.Response, max_bytes: int, what: str) -> bytes:
-    """Read a whole streamed body, refusing more than `max_bytes`."""
+async def read_capped(answer: httpx.Response, max_bytes: int, what: str,
+                      take: Callable[[int], Awaitable[object]] | None = None) -> bytes:
+    """Read a whole streamed body, refusing more than `max_bytes`; `await take(n)` before keeping each chunk."""
     declared = answer.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise TooLargeError(f"{what}: {declared} bytes exceeds the cap of {max_bytes}")
     body = bytearray()
     async for chunk in answer.aiter_bytes():
-        body += chunk
-        if len(body) > max_bytes:
+        if len(body) + len(chunk) > max_bytes:
             raise TooLargeError(f"{what}: more than {max_bytes} bytes")
+        if take is not None:
+            await take(len(chunk))
+        body += chunk
     return bytes(body)
 
