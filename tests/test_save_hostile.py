@@ -179,3 +179,19 @@ def test_what_a_killed_save_left_is_written_again_and_the_users_own_files_are_ke
     assert (target / "b.png").read_bytes() == b"mine"  # conflict 'skip' still applies to the user's files
     assert [s["kind"] for s in answer["skipped"]] == ["exists"]
     assert not (out / ".console-save-journal.jsonl").exists() and not (control / ".tmp-999999999-1-2").exists()
+
+
+def test_musubis_dataset_jsonl_lost_to_a_kill_is_written_again_by_the_next_save(client, fake, tmp_path):
+    from tests.trainers import read_musubi_jsonl
+
+    run_id, _ = finished(client, fake, sources(tmp_path / "src", ["a.png", "b.png"]))
+    out = tmp_path / "out"
+    first = save(client, run_id, out, layout="musubi")
+    jsonl = out / "dataset" / "dataset.jsonl"
+    written = jsonl.read_text("utf-8")
+    jsonl.unlink()  # killed after the manifest listed the items, before dataset.jsonl was written
+    again = save(client, run_id, out, layout="musubi")
+    assert again["saved"] == [] and len(again["skipped"]) == len(first["saved"]) == 4
+    assert jsonl.read_text("utf-8") == written
+    reading = read_musubi_jsonl(jsonl)
+    assert reading.problems == [] and len(reading.samples) == 4

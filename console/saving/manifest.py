@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from .. import atomic
 from ..store import Store
-from .memory import destination
+from .memory import MANIFEST, destination, line_destination, manifest_lines
 from .names import result_prompt
 from .planning import PlannedItem
 from .rule import SaveRule
@@ -74,33 +74,51 @@ def append_jsonl(path: Path, records: Iterable[dict]) -> None:
         os.close(fd)
 
 
-def merge_musubi(path: Path, items: list[PlannedItem]) -> None:
-    """Rewrite musubi's dataset.jsonl: earlier lines kept unless their image was rewritten, new ones added."""
-    records = [_musubi_record(item) for item in items]
+def musubi_records(root: Path, rule: SaveRule) -> list[dict[str, str]]:
+    """Return musubi's JSONL lines for every item the manifest lists at this rule's destination, its target on disk.
+
+    Built from the manifest, so a save that was killed before it wrote dataset.jsonl is made good
+    by the next one, which lists the items the killed save finished as well as its own.
+    """
+    place = destination(rule)
+    found: dict[str, dict[str, str]] = {}
+    for line in manifest_lines(root / MANIFEST):
+        paths = [p for p in line.get("paths") or [] if isinstance(p, str)]
+        if not paths or line_destination(line) != place or not Path(paths[-1]).is_file():
+            continue
+        controls = [p for p in paths[:-1] if not p.endswith(".txt")]
+        found[paths[-1]] = _musubi_record(paths[-1], controls, line.get("caption"))
+    return list(found.values())
+
+
+def merge_musubi(path: Path, records: list[dict[str, str]]) -> None:
+    """Rewrite musubi's dataset.jsonl: earlier lines kept unless `records` has their image, then `records`."""
     fresh = {r["image_path"] for r in records}
     kept: list[str] = []
     try:
-        for line in path.read_text("utf-8").splitlines():
-            try:
-                old = json.loads(line)
-            except ValueError:
-                old = None
-            if line.strip() and not (isinstance(old, dict) and old.get("image_path") in fresh):
-                kept.append(line)
+        before = path.read_text("utf-8")
     except FileNotFoundError:
-        pass
+        before = ""
+    for line in before.splitlines():
+        try:
+            old = json.loads(line)
+        except ValueError:
+            old = None
+        if line.strip() and not (isinstance(old, dict) and old.get("image_path") in fresh):
+            kept.append(line)
     text = "".join(line + "\n" for line in kept) + "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    if text == before:
+        return  # nothing new: the file stays as it was, its time too
     atomic.write_bytes(path, text.encode("utf-8"))
     os.chmod(path, 0o644)
 
 
-def _musubi_record(item: PlannedItem) -> dict[str, str]:
+def _musubi_record(target: str, controls: list[str], caption: Any) -> dict[str, str]:
     """Return musubi's JSONL line: `control_path` for one input, `control_path_0`, `_1` … for several."""
-    controls = [str(f.path) for f in item.files if f.role.startswith("control")]
-    record = {"image_path": str(item.files[-1].path)}
+    record = {"image_path": target}
     if len(controls) == 1:
         record["control_path"] = controls[0]
     else:
         record.update({f"control_path_{n}": path for n, path in enumerate(controls)})
-    record["caption"] = item.caption or ""
+    record["caption"] = caption if isinstance(caption, str) else ""
     return record

@@ -41,7 +41,7 @@ class Memory:
         self.saved: dict[tuple[str, str], SavedBefore] = {}
         self.results: set[str] = set()
         for line in manifest_lines(root / MANIFEST):
-            if _destination(line) == self.place and isinstance(line.get("result_sha256"), str):
+            if line_destination(line) == self.place and isinstance(line.get("result_sha256"), str):
                 key = (line.get("source_sha256") or "", line["result_sha256"])
                 self.saved[key] = SavedBefore([str(p) for p in line.get("paths") or []], str(line.get("timestamp", "")))
                 self.results.add(line["result_sha256"])
@@ -75,7 +75,7 @@ def manifest_lines(path: Path) -> list[dict[str, Any]]:
     return found
 
 
-def _destination(line: dict[str, Any]) -> str | None:
+def line_destination(line: dict[str, Any]) -> str | None:
     """Return a line's destination; lines written before it was recorded get it from their layout and paths."""
     if isinstance(line.get("destination"), str):
         return line["destination"]

@@ -15,7 +15,7 @@ from ..cache import DamagedImage, verify
 from ..store import Store
 from .journal import Journal, new_save_id
 from .listing import Listing
-from .manifest import MUSUBI_JSONL, merge_musubi, run_provenance
+from .manifest import MUSUBI_JSONL, merge_musubi, musubi_records, run_provenance
 from .planning import Plan, PlannedFile, PlannedItem, file_sha256
 from .progress import SaveJob
 from .validation import validate
@@ -194,10 +194,10 @@ def image_bytes(f: PlannedFile) -> bytes:
 
 
 def _write_musubi(plan_: Plan, written: list[PlannedItem], errors: list[dict]) -> None:
-    if plan_.rule.layout != "musubi" or not written:
+    if plan_.rule.layout != "musubi" or not (written or plan_.remembered):
         return
     path = plan_.root / plan_.rule.name / MUSUBI_JSONL
     try:
-        merge_musubi(path, written)
+        merge_musubi(path, musubi_records(plan_.root, plan_.rule))
     except OSError as exc:
         errors.append({"kind": "write", "error": f"cannot write {path}: {exc}", "paths": [str(path)]})
