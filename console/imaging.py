@@ -5,11 +5,12 @@ from __future__ import annotations
 import io
 import os
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .userfiles import NotRegularFile, open_regular
 
 # Formats accepted as sources and results; anything else Pillow might open (e.g. EPS, ICO)
 # is refused so a "result" is always something a browser and a trainer can read.
@@ -33,6 +34,9 @@ _UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
             6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
 _SWAPS_SIDES = frozenset({5, 6, 7, 8})
 _ORIENTATION_INFO = ("exif", "Raw profile type exif", "XML:com.adobe.xmp", "xmp")
+# Bytes literals in an error message are the file's own bytes: never quoted (see _describe).
+_QUOTED_BYTES = re.compile(r"""(?<!\w)b(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
+REASON_MAX = 200
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
 
@@ -170,19 +174,30 @@ def inspect(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, *, decode: bool =
     except Image.DecompressionBombError as exc:
         raise TooManyPixels.from_pillow(exc) from None
     except _DECODE_ERRORS as exc:
-        raise InvalidImage(f"corrupt {sniff(data) or 'image'} data: {exc}") from None
+        raise InvalidImage(f"corrupt {sniff(data) or 'image'} data: {_pillow_reason(exc)}") from None
     return ImageInfo(fmt, *upright_size(width, height, turn), turn)
 
 
 def _describe(data: bytes) -> str:
+    """Say what kind of bytes these are, never quoting them: a source may be a link to a secret file."""
     head = data[:64].lstrip().lower()
     if head.startswith((b"<!doctype html", b"<html")):
         return "an HTML page"
     if head.startswith((b"{", b"[")):
         return "JSON text"
+    if head.startswith(b"%pdf"):
+        return "a PDF document"
+    if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif"):
+        return "a HEIC/AVIF image, which is not supported"
     if head.isascii():
-        return f"text starting {data[:40]!r}"
-    return f"{len(data)} bytes starting {data[:8].hex()}"
+        return f"text, {len(data)} bytes"
+    return f"{len(data)} bytes of an unknown format"
+
+
+def _pillow_reason(exc: BaseException) -> str:
+    """Return Pillow's message without the bytes it sometimes quotes (chunk names, tag values)."""
+    text = _QUOTED_BYTES.sub("…", str(exc))
+    return text if len(text) <= REASON_MAX else text[:REASON_MAX] + "…"
 
 
 # -- sources sent upstream ------------------------------------------------------------------------
@@ -208,15 +223,13 @@ def read_source(path: str | os.PathLike, *, max_bytes: int, max_pixels: int, max
 def _read_within(path: Path, limit: int) -> bytes:
     """Return the bytes of a regular file of at most `limit` bytes; raise SourceError."""
     try:
-        st = path.stat()
-        if not stat.S_ISREG(st.st_mode):  # a FIFO would block the reader, a folder cannot be read
-            raise SourceError("cannot read the source: not a regular file")
-        if st.st_size > limit:
-            raise SourceError(f"source is {st.st_size} bytes, over the limit of {limit} (MAX_SOURCE_BYTES)")
-        with path.open("rb") as file:
-            data = file.read(limit + 1)  # the file may have grown since stat()
-    except OSError as exc:
-        raise SourceError(f"cannot read the source: {exc.strerror or exc}") from None
+        with open_regular(path) as file:  # never blocks: a FIFO or a device is refused, not read
+            size = os.fstat(file.fileno()).st_size
+            if size > limit:
+                raise SourceError(f"source is {size} bytes, over the limit of {limit} (MAX_SOURCE_BYTES)")
+            data = file.read(limit + 1)  # the file may have grown since fstat()
+    except OSError as exc:  # NotRegularFile says "not a regular file (a FIFO)"
+        raise SourceError(f"cannot read the source: {exc.strerror or type(exc).__name__}") from None
     if len(data) > limit:
         raise SourceError(f"source is over the limit of {limit} bytes (MAX_SOURCE_BYTES)")
     return data
@@ -260,13 +273,17 @@ def _encode_within(image: Image.Image, max_bytes: int) -> tuple[bytes, str]:
 def source_info(path: Path) -> tuple[str, int, int]:
     """Return (format, width, height) of an image file as displayed (upright); raise InvalidImage."""
     try:
-        with Image.open(path, formats=OPEN_FORMATS) as image:
+        with open_regular(path) as file, Image.open(file, formats=OPEN_FORMATS) as image:
             fmt = FORMATS.get(image.format or "")
             width, height = upright_size(*image.size, orientation(image))
     except FileNotFoundError:
         raise InvalidImage(f"the source file is missing: {path}") from None
-    except (UnidentifiedImageError, *_DECODE_ERRORS) as exc:
-        raise InvalidImage(f"the source file cannot be read: {path}: {exc}") from None
+    except NotRegularFile as exc:
+        raise InvalidImage(f"the source file is {exc.kind}, not a regular file: {path}") from None
+    except UnidentifiedImageError:
+        raise InvalidImage(f"the source file cannot be read: {path}: not an image") from None
+    except _DECODE_ERRORS as exc:
+        raise InvalidImage(f"the source file cannot be read: {path}: {_pillow_reason(exc)}") from None
     if fmt is None:
         raise InvalidImage(f"the source file is not a supported image: {path}")
     return fmt, width, height

@@ -5,19 +5,46 @@ from __future__ import annotations
 import os
 import re
 import stat
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 _EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(_EXTENSIONS)  # compared lower-cased
 _EXTENSION_LIST = ", ".join(ext[1:] for ext in _EXTENSIONS)
 _DIGITS = re.compile(r"[0-9]+")
 _Folder = tuple[str, str, tuple[int, int]]  # (path, path relative to root + "/", (st_dev, st_ino))
+MAX_ENTRIES = 500_000  # entries a scan visits at most (SCAN_MAX_ENTRIES): a recursive scan of / stops
+MAX_SECONDS = 60.0  # and the time it takes at most (a slow network drive)
+CHECK_EVERY = 1024  # entries between looks at the clock and at `stop`
+NOT_UTF8 = "name is not valid UTF-8: rename it to include it"
+NOT_UTF8_FOLDER = "folder name is not valid UTF-8: rename it to include its images"
+_limits = {"entries": MAX_ENTRIES}
 
 
 class ScanError(ValueError):
     """A path that cannot be scanned; str(e) is a readable message for an HTTP 400."""
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Why a scan stopped before its end ("entries" or "time"), after visiting `visited` entries."""
+
+    reason: str
+    visited: int
+    limit: float
+
+    def stopped(self) -> str:
+        """Return where the scan stopped, naming the limit."""
+        if self.reason == "entries":
+            return f"the scan stopped after {self.visited} entries (SCAN_MAX_ENTRIES={int(self.limit)})"
+        return f"the scan stopped after {int(self.limit)} s"
+
+    def message(self) -> str:
+        """Return the note a preview shows."""
+        return f"{self.stopped()}; only the images found before that are listed"
 
 
 @dataclass(frozen=True)
@@ -28,6 +55,7 @@ class ScanResult:
     files: list[Path]
     skipped: list[tuple[str, str]]
     names: list[str] = field(default_factory=list, compare=False)  # `files` relative to `root`, as text
+    cut: Cut | None = field(default=None, compare=False)  # set when the scan stopped before its end
 
     def __post_init__(self) -> None:
         if len(self.names) != len(self.files):  # made by hand: derive them (the scan passes its own)
@@ -49,24 +77,92 @@ def _encode_number(match: re.Match[str]) -> str:
     return f"\x01{chr(0x20 + len(digits))}{digits}"
 
 
-def scan(input_path: str, recursive: bool = False) -> ScanResult:
-    """List the images at `input_path` (a folder, or one image file), natural-sorted."""
+def configure(max_entries: int) -> None:
+    """Set how many entries a scan visits at most (the SCAN_MAX_ENTRIES setting)."""
+    _limits["entries"] = max(1, max_entries)
+
+
+def scan(input_path: str, recursive: bool = False, stop: Callable[[], bool] | None = None) -> ScanResult:
+    """List the images at `input_path` (a folder, or one image file), natural-sorted.
+
+    A folder's scan visits at most SCAN_MAX_ENTRIES entries in MAX_SECONDS: past either it
+    stops, keeping what it found, with `cut` saying so. `stop()` is asked now and then (the
+    client went away): when true the scan is abandoned with a ScanError.
+    """
     path = _checked_path(input_path)
     st = _stat(path)
     if stat.S_ISREG(st.st_mode):
         return _single_file(path)
     if not stat.S_ISDIR(st.st_mode):
         raise ScanError(f"{path} is not a file or folder")
-    images, skipped = _walk(path, (st.st_dev, st.st_ino), recursive)
-    if not images:
-        others = f" ({len(skipped)} other files skipped)" if skipped else ""
-        raise ScanError(f"no images in {path}{others}")
+    found = listing(path, recursive, stop, (st.st_dev, st.st_ino))
+    if not found.files:
+        others = f" ({len(found.skipped)} other files skipped)" if found.skipped else ""
+        cut = f"; {found.cut.stopped()}" if found.cut else ""
+        raise ScanError(f"no images in {path}{others}{cut}")
+    return found
+
+
+def listing(path: str, recursive: bool, stop: Callable[[], bool] | None = None,
+            root_id: tuple[int, int] | None = None) -> ScanResult:
+    """List the images of the folder `path`, natural-sorted, even none; ScanError when it cannot be read."""
+    if root_id is None:
+        st = _stat(path)
+        root_id = (st.st_dev, st.st_ino)
+    budget = _Budget(_limits["entries"], MAX_SECONDS, stop)
+    images, skipped = _walk(path, root_id, recursive, budget)
     images.sort(key=natural_key)
     skipped.sort(key=lambda item: natural_key(item[0]))
     root = Path(path)
     # `/`: half the cost of Path(a, b); the relative names are kept, as pathlib's relative_to is
     # slow (3 s for 100,000 paths: the scan preview's budget is 3 s in all).
-    return ScanResult(root, [root / rel for rel in images], skipped, images)
+    return ScanResult(root, [root / rel for rel in images], skipped, images, budget.cut)
+
+
+def is_text(name: str) -> bool:
+    """Return True when a name is valid text (a name that is not UTF-8 holds lone surrogates here)."""
+    if name.isascii():
+        return True
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown(name: str) -> str:
+    """Return a name as text that can be stored and sent: bytes that are not UTF-8 written as \\xNN."""
+    if is_text(name):
+        return name
+    try:
+        raw = name.encode("utf-8", "surrogateescape")  # the bytes the file system holds
+    except UnicodeEncodeError:  # a surrogate no file name decodes to (JSON can carry one)
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+class _Budget:
+    """What a scan may still visit: entries, time, and whether anyone still waits for it."""
+
+    def __init__(self, entries: int, seconds: float, stop: Callable[[], bool] | None) -> None:
+        self.limit, self.seconds, self.stop = entries, seconds, stop
+        self.visited = 0
+        self.deadline = time.monotonic() + seconds
+        self.cut: Cut | None = None
+
+    def take(self) -> bool:
+        """Count one entry; return False when the scan must stop before it."""
+        self.visited += 1
+        if self.visited > self.limit:
+            self.cut = Cut("entries", self.limit, self.limit)
+            return False
+        if self.visited % CHECK_EVERY == 0:
+            if self.stop is not None and self.stop():
+                raise ScanError("the scan was cancelled: nobody waits for its answer any more")
+            if time.monotonic() > self.deadline:
+                self.cut = Cut("time", self.visited, self.seconds)
+                return False
+        return True
 
 
 def _checked_path(input_path: object) -> str:
@@ -77,6 +173,8 @@ def _checked_path(input_path: object) -> str:
         raise ScanError("input path is empty: give the absolute path of a folder or an image")
     if "\x00" in input_path:
         raise ScanError("input path contains a NUL character")
+    if not is_text(input_path):
+        raise ScanError(f"input path is not valid text: {shown(input_path)}")
     path = os.path.expanduser(input_path)
     if not os.path.isabs(path):
         raise ScanError(f"input path must be an absolute path: {input_path}")
@@ -106,8 +204,8 @@ def _single_file(path: str) -> ScanResult:
     return ScanResult(file.parent, [file], [])
 
 
-def _walk(root: str, root_id: tuple[int, int],
-          recursive: bool) -> tuple[list[str], list[tuple[str, str]]]:
+def _walk(root: str, root_id: tuple[int, int], recursive: bool,
+          budget: _Budget) -> tuple[list[str], list[tuple[str, str]]]:
     """Return (image paths, skipped entries) relative to `root`, in no particular order."""
     images: list[str] = []
     skipped: list[tuple[str, str]] = []
@@ -116,13 +214,13 @@ def _walk(root: str, root_id: tuple[int, int],
     # listed under its real path, and which path wins never depends on scandir's order.
     real: deque[_Folder] = deque([(root, "", root_id)])
     linked: deque[_Folder] = deque()
-    while real or linked:
+    while (real or linked) and budget.cut is None:
         folder, prefix, key = real.popleft() if real else linked.popleft()
         if key in visited:  # a symlink loop, or a second way into the same folder
             continue
         visited.add(key)
         try:
-            subfolders = _scan_folder(folder, prefix, images, skipped)
+            subfolders = _scan_folder(folder, prefix, images, skipped, budget)
         except OSError as exc:
             if not prefix:
                 raise ScanError(f"{root} cannot be read: {_reason(exc)}") from None
@@ -135,22 +233,26 @@ def _walk(root: str, root_id: tuple[int, int],
     return images, skipped
 
 
-def _scan_folder(folder: str, prefix: str, images: list[str],
-                 skipped: list[tuple[str, str]]) -> list[os.DirEntry]:
+def _scan_folder(folder: str, prefix: str, images: list[str], skipped: list[tuple[str, str]],
+                 budget: _Budget) -> list[os.DirEntry]:
     """Sort one folder's entries into `images` and `skipped`; return its subfolders."""
     subfolders: list[os.DirEntry] = []
     with os.scandir(folder) as entries:
         for entry in entries:
+            if not budget.take():
+                break
             name = entry.name
             if name[0] == ".":  # hidden files and folders are not the user's images
                 continue
             kind = _classify(entry)
-            if kind is None:
+            if kind is not None and kind != "folder":
+                skipped.append((prefix + shown(name), kind))
+            elif not is_text(name):  # it could never be stored, sent or shown as it is
+                skipped.append((prefix + shown(name), NOT_UTF8 if kind is None else NOT_UTF8_FOLDER))
+            elif kind is None:
                 images.append(prefix + name)
-            elif kind == "folder":
-                subfolders.append(entry)
             else:
-                skipped.append((prefix + name, kind))
+                subfolders.append(entry)
     return subfolders
 
 

@@ -1,7 +1,8 @@
 """Hostile files and answers (issue 13): each a clear error on its task, the server unharmed, memory bounded.
 
 Sources: a decompression bomb, a truncated image, one over MAX_SOURCE_BYTES, a link to /dev/zero,
-files rewritten while the run reads them. Answers: a decompression bomb, a truncated image, a
+files rewritten while the run reads them. Folders: a FIFO named like a caption, a name that is not
+UTF-8, a link to a private text file, a tree past SCAN_MAX_ENTRIES (and / itself). Answers: a decompression bomb, a truncated image, a
 stream past MAX_RESPONSE_BYTES, 10,000 image links. The server is a real process, so its peak
 memory (VmHWM) is what the kernel measured. Prompt sources: a 200 MB sidecar, a 200 MB CSV or
 XLSX table (sparse files) are refused before anything runs.
@@ -15,12 +16,14 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image
 
 from tests.fake_scenarios import bomb_png
 from tests.figures import record
 from tests.helpers import CHAT
+from tests.hostile_files import PROMPT_S, badly_named, fifo, release
 from tests.images import make
 from tests.server_process import ServerProcess
 
@@ -28,6 +31,7 @@ MiB = 1024 * 1024
 RESPONSE_CAP = 16 * MiB
 SOURCE_CAP = 8 * MiB
 MEMORY_BUDGET = 250 * MiB  # peak growth allowed over the idle server, whatever was thrown at it
+SCAN_CAP = 300  # entries one scan visits (SCAN_MAX_ENTRIES): every other folder here is far smaller
 
 
 def peak_rss(server: ServerProcess) -> int:
@@ -40,7 +44,8 @@ def peak_rss(server: ServerProcess) -> int:
 
 @pytest.fixture(scope="module")
 def hostile_server(tmp_path_factory):
-    env = {**os.environ, "MAX_RESPONSE_BYTES": str(RESPONSE_CAP), "MAX_SOURCE_BYTES": str(SOURCE_CAP)}
+    env = {**os.environ, "MAX_RESPONSE_BYTES": str(RESPONSE_CAP), "MAX_SOURCE_BYTES": str(SOURCE_CAP),
+           "SCAN_MAX_ENTRIES": str(SCAN_CAP)}
     server = ServerProcess(tmp_path_factory.mktemp("hostile") / "data", env=env)
     server.idle_peak = peak_rss(server)
     yield server
@@ -228,3 +233,90 @@ def test_a_200_mb_table_is_refused_before_anything_runs(hostile_server, fake, tm
     assert not [r for r in fake.requests if r.method == "POST"]
     assert hostile_server.get("/api/health").status_code == 200
     record("hostile", refused=1)
+
+
+# -- hostile folders ---------------------------------------------------------------------------------
+
+
+def api_of(fake) -> dict:
+    return {"api_url": fake.url("g3_stream_dataurl", CHAT), "model": "m", "allow_private_api": True, "max_retries": 0}
+
+
+def post_promptly(server: ServerProcess, path: str, body: dict, *fifos: Path) -> tuple[object, float]:
+    """POST and return (answer, seconds); a request stuck on a FIFO fails the test (and is released)."""
+    started = time.monotonic()
+    try:
+        answer = server.http.post(path, json=body, timeout=PROMPT_S)
+    except httpx.TimeoutException:
+        release(*fifos)
+        raise AssertionError(f"{path} did not answer within {PROMPT_S} s") from None
+    return answer, time.monotonic() - started
+
+
+def test_a_fifo_named_like_a_caption_never_hangs_the_preview_or_the_run(hostile_server, fake, tmp_path):
+    folder = one_source(tmp_path, "a.png", make("PNG"))
+    pipe = fifo(folder / "a.txt")
+    preview, seconds = post_promptly(hostile_server, "/api/scan", {"input_path": str(folder)}, pipe)
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["sidecars"]["missing"] == [
+        {"name": "a.png", "error": "a.txt cannot be read: not a regular file (a FIFO)"}]
+    refused, _ = post_promptly(hostile_server, "/api/runs", {"input_path": str(folder), "prompt": "{caption}",
+                                                             "api": api_of(fake)}, pipe)
+    assert refused.status_code == 400 and "a.txt cannot be read: not a regular file" in refused.text, refused.text
+    started, _ = post_promptly(hostile_server, "/api/runs", {"input_path": str(folder), "prompt": "p",
+                                                             "sidecar": "append", "api": api_of(fake)}, pipe)
+    assert started.status_code == 201, started.text
+    tasks = hostile_server.wait_idle(started.json()["run_id"])["tasks"]
+    assert [task["status"] for task in tasks] == ["done"]
+    record("hostile", fifo_caption_preview_seconds=round(seconds, 3))
+
+
+def test_a_file_named_in_bytes_that_are_not_utf8_is_skipped_and_the_rest_runs(hostile_server, fake, tmp_path):
+    folder = one_source(tmp_path, "ok.png", make("PNG"))
+    badly_named(folder, b"caf\xe9.png", make("PNG"))
+    preview = hostile_server.post("/api/scan", {"input_path": str(folder)})
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["count"] == 1 and preview.json()["skipped"] == [
+        {"name": "caf\\xe9.png", "reason": "name is not valid UTF-8: rename it to include it"}]
+    answer = hostile_server.post("/api/runs", {"input_path": str(folder), "prompt": "p", "api": api_of(fake)})
+    assert answer.status_code == 201 and answer.json()["task_count"] == 1, answer.text
+    tasks = hostile_server.wait_idle(answer.json()["run_id"])["tasks"]
+    assert [(task["source_name"], task["status"]) for task in tasks] == [("ok.png", "done")]
+    record("hostile", refused=1)
+
+
+def test_a_link_to_a_private_text_file_is_refused_without_quoting_it(hostile_server, fake, tmp_path):
+    secret = "s3cret-line-that-must-never-leave-its-file"
+    private = tmp_path / "private" / "passwd"
+    private.parent.mkdir()
+    private.write_text(f"root:x:0:0:{secret}:/root:/bin/sh\n")
+    folder = tmp_path / "linked"
+    folder.mkdir()
+    (folder / "passwd.png").symlink_to(private)
+    tasks = run_once(hostile_server, fake, folder, "g3_stream_dataurl")
+    failed_with(tasks, "not an image (text, 68 bytes)")
+    debug = hostile_server.get(f"/api/tasks/{tasks[0]['id']}/debug").json()["log"]
+    export = hostile_server.get(f"/api/runs/{tasks[0]['run_id']}/export.csv").content
+    seen = [tasks[0]["error"], debug, export.decode("utf-8-sig")]
+    seen += [path.read_bytes().decode("latin-1") for path in hostile_server.data_dir.rglob("*") if path.is_file()]
+    for text in seen:  # the answers, and every byte the console stored (database, its journal, logs)
+        assert secret not in text and "root:x" not in text
+
+
+def test_a_scan_past_the_entry_cap_stops_and_says_so_and_a_run_of_it_is_refused(hostile_server, fake, tmp_path):
+    for number in range(SCAN_CAP // 10 + 5):
+        sub = tmp_path / "tree" / f"f{number:03d}"
+        sub.mkdir(parents=True)
+        for index in range(10):
+            (sub / f"{index}.png").write_bytes(b"")
+    body = {"input_path": str(tmp_path / "tree"), "recursive": True}
+    preview, _ = post_promptly(hostile_server, "/api/scan", body)
+    assert preview.status_code == 200, preview.text
+    cut = preview.json()["truncated"]
+    assert cut["reason"] == "entries" and cut["visited"] == SCAN_CAP and preview.json()["count"] < SCAN_CAP
+    assert f"SCAN_MAX_ENTRIES={SCAN_CAP}" in cut["message"]
+    refused, _ = post_promptly(hostile_server, "/api/runs", {**body, "prompt": "p", "api": api_of(fake)})
+    assert refused.status_code == 400 and "a run takes every image" in refused.text, refused.text
+    whole, seconds = post_promptly(hostile_server, "/api/scan", {"input_path": "/", "recursive": True})
+    assert whole.status_code in (200, 400) and "stopped after" in whole.text, whole.text
+    record("hostile", scan_root_capped_seconds=round(seconds, 3))

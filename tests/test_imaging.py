@@ -11,6 +11,7 @@ from PIL import Image
 
 from console import imaging
 from console.cache import ImageCache
+from tests.hostile_files import PROMPT_S, fifo, within
 from tests.images import GIF, JPEG, PNG, WEBP, make
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
@@ -248,3 +249,55 @@ def test_convert_refuses_what_is_not_an_image():
         imaging.convert(b"not an image", "png")
     with pytest.raises(imaging.InvalidImage):
         imaging.convert(PNG[: len(PNG) // 2], "png")
+
+
+# -- hostile files -------------------------------------------------------------------------------------
+
+SECRET = "root:x:0:0:the-secret-line-of-a-private-file"
+
+
+@pytest.mark.parametrize("content, kind", [
+    (SECRET.encode() + b"\nmore\n", "text, 50 bytes"),
+    (b"\x00\xffsecret-binary" + bytes(range(255, 55, -1)), "215 bytes of an unknown format"),
+    (b"<html><body>" + SECRET.encode(), "an HTML page"),
+])
+def test_a_link_to_a_file_that_is_not_an_image_is_described_never_quoted(tmp_path, content, kind):
+    private = tmp_path / "private" / "secret.txt"
+    private.parent.mkdir()
+    private.write_bytes(content)
+    link = tmp_path / "passwd.png"
+    link.symlink_to(private)
+    with pytest.raises(imaging.SourceError) as refused:
+        imaging.read_source(link, **LIMITS)
+    assert str(refused.value) == f"the source is not a usable image: not an image ({kind})"
+    for part in ("secret", "root:x", "\\x00"):
+        assert part not in str(refused.value)
+
+
+def test_pillow_errors_lose_the_bytes_they_quote():
+    data = bytearray(PNG)
+    data[37 + 38 + 4: 37 + 38 + 8] = b"XXXX"  # the IDAT chunk's checksum: Pillow quotes the chunk's name
+    with pytest.raises(imaging.InvalidImage) as refused:
+        imaging.inspect(bytes(data), decode=False)  # verify() checks each chunk
+    assert str(refused.value) == "corrupt png data: broken PNG file (bad header checksum in …)"
+
+
+def test_a_file_swapped_for_a_fifo_after_its_check_is_refused_without_blocking(tmp_path, monkeypatch):
+    from console import userfiles
+
+    regular = tmp_path / "a.png"
+    regular.write_bytes(PNG)
+    pipe = fifo(tmp_path / "b.png")
+    real_stat = os.stat
+    def swapped(path, **kw):  # the check sees a file …
+        return real_stat(regular if str(path) == str(pipe) else path, **kw)
+
+    monkeypatch.setattr(userfiles.os, "stat", swapped)
+    with pytest.raises(imaging.SourceError, match=r"not a regular file \(a FIFO\)"):  # … the open a FIFO
+        within(PROMPT_S, lambda: imaging.read_source(pipe, **LIMITS), pipe)
+
+
+def test_source_info_never_blocks_on_a_fifo(tmp_path):
+    pipe = fifo(tmp_path / "a.png")
+    with pytest.raises(imaging.InvalidImage, match="is a FIFO, not a regular file"):
+        within(PROMPT_S, lambda: imaging.source_info(pipe), pipe)

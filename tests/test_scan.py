@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from console.scan import IMAGE_EXTENSIONS, ScanError, ScanResult, natural_key, scan
+import console.scan
+from console.scan import IMAGE_EXTENSIONS, Cut, ScanError, ScanResult, natural_key, scan
 
 AS_ROOT = os.geteuid() == 0  # root reads files whatever their mode says
 
@@ -286,3 +287,80 @@ def test_twenty_thousand_files(tmp_path):
     assert len(result.files) == 20_001
     assert result.files[:3] == [tmp_path / "frame_0.png", tmp_path / "frame_1.png", tmp_path / "frame_2.png"]
     assert result.files[-2:] == [tmp_path / "frame_19999.png", tmp_path / "sub" / "extra.png"]
+
+
+# -- hostile trees: names that are not UTF-8, a scan without end -------------------------------------
+
+def test_a_name_that_is_not_utf8_is_skipped_with_a_readable_name_and_a_reason(tmp_path):
+    touch(tmp_path, "ok.png")
+    root = os.fsencode(tmp_path)
+    Path(os.fsdecode(root + b"/caf\xe9.png")).write_bytes(b"")
+    os.makedirs(root + b"/d\xff/inner")
+    Path(os.fsdecode(root + b"/d\xff/inner/x.png")).write_bytes(b"")
+    result = scan(str(tmp_path), recursive=True)
+    assert relative(result) == ["ok.png"]
+    assert result.skipped == [("caf\\xe9.png", "name is not valid UTF-8: rename it to include it"),
+                              ("d\\xff", "folder name is not valid UTF-8: rename it to include its images")]
+    for name, reason in result.skipped:
+        name.encode("utf-8")  # storable and sendable as it is
+
+
+def test_an_input_path_that_is_not_text_is_refused(tmp_path):
+    folder = os.fsdecode(os.fsencode(tmp_path) + b"/\xff")
+    os.mkdir(folder)
+    touch(Path(folder), "a.png")
+    with pytest.raises(ScanError, match=r"input path is not valid text: .*/\\xff"):
+        scan(folder)
+
+
+def tree(root: Path, folders: int, files: int) -> Path:
+    for number in range(folders):
+        touch(root, *(f"f{number}/img{index}.png" for index in range(files)))
+    return root
+
+
+def test_a_scan_stops_at_the_entry_cap_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setitem(console.scan._limits, "entries", 50)
+    result = scan(str(tree(tmp_path, 10, 10)), recursive=True)
+    assert len(result.files) < 50 and result.files == sorted(result.files, key=lambda p: natural_key(str(p)))
+    assert result.cut == Cut("entries", 50, 50)
+    assert "stopped after 50 entries (SCAN_MAX_ENTRIES=50)" in result.cut.message()
+    assert scan(str(tmp_path / "f0")).cut is None  # 10 entries: under the cap
+
+
+def test_a_scan_with_nothing_found_before_the_cap_says_why(tmp_path, monkeypatch):
+    monkeypatch.setitem(console.scan._limits, "entries", 5)
+    touch(tmp_path, *(f"a/n{index}.txt" for index in range(10)), "z/img.png")
+    with pytest.raises(ScanError, match=r"no images in .*stopped after 5 entries"):
+        scan(str(tmp_path), recursive=True)
+
+
+def test_a_scan_stops_at_the_time_cap(tmp_path, monkeypatch):
+    monkeypatch.setattr(console.scan, "MAX_SECONDS", 0.0)
+    monkeypatch.setattr(console.scan, "CHECK_EVERY", 7)
+    result = scan(str(tree(tmp_path, 3, 10)), recursive=True)
+    assert result.cut is not None and result.cut.reason == "time" and result.cut.visited == 7
+    assert "stopped after 0 s" in result.cut.message()
+
+
+def test_a_scan_nobody_waits_for_is_abandoned(tmp_path, monkeypatch):
+    monkeypatch.setattr(console.scan, "CHECK_EVERY", 10)
+    asked = []
+
+    def gone() -> bool:
+        asked.append(1)
+        return True
+
+    with pytest.raises(ScanError, match="cancelled"):
+        scan(str(tree(tmp_path, 5, 10)), recursive=True, stop=gone)
+    assert asked == [1]
+
+
+def test_a_recursive_scan_of_the_file_system_root_ends_within_the_cap(monkeypatch):
+    monkeypatch.setitem(console.scan._limits, "entries", 20_000)
+    try:  # /proc and /sys included: loops, unreadable folders, devices
+        said = scan("/", recursive=True).cut.message()
+    except ScanError as exc:  # no image among the first 20,000 entries on this machine
+        said = str(exc)
+    assert "the scan stopped after 20000 entries (SCAN_MAX_ENTRIES=20000)" in said
+

@@ -9,10 +9,14 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import re
+import socket
 from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
+
+import console.scan
 
 from tests.helpers import api, make_sources, wait_idle
 from tests.images import make
@@ -300,3 +304,53 @@ def test_continue_from_a_result_appends_a_task_whose_source_is_that_result(clien
     assert client.delete(f"/api/results/{result['id']}").status_code == 200
     assert client.get(f"/api/tasks/{step['id']}/source").data == image
     assert client.post("/api/results/nope/continue", json={}).status_code == 404
+
+
+# -- hostile input --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field, value, message", [
+    ("prompt", "a \udcff cat", "'prompt' is not valid text"),
+    ("input_path", "SRC/\udcff", "'input_path' is not valid text"),
+    ("reference_dirs", ["SRC", "/x/\ud800"], r"'reference_dirs\[2\]' is not valid text"),
+])
+def test_text_with_a_lone_surrogate_is_refused_at_the_door(client, fake, tmp_path, field, value, message):
+    src = make_sources(tmp_path / "src", 1)
+    value = [v.replace("SRC", str(src)) for v in value] if isinstance(value, list) else value.replace("SRC", str(src))
+    body = {"input_path": str(src), "prompt": "p", "api": api(fake, "g3_stream_dataurl"), field: value}
+    refused = client.post("/api/runs", json=body)
+    assert refused.status_code == 400 and re.search(message, refused.json["error"]), refused.json
+    assert client.get("/api/runs").json == []
+
+
+def test_generate_values_and_scan_paths_with_a_lone_surrogate_are_refused(client, fake, tmp_path):
+    body = {"mode": "generate", "prompt": "a {animal}", "variables": {"animal": ["cat", "\udcffdog"]},
+            "api": api(fake, "g3_stream_dataurl")}
+    refused = client.post("/api/runs", json=body)
+    assert refused.status_code == 400 and "variables.animal[2] is not valid text" in refused.json["error"]
+    refused = client.post("/api/scan", json={"input_path": str(tmp_path) + "/\udcff"})
+    assert refused.status_code == 400 and "input path is not valid text" in refused.json["error"]
+
+
+def test_a_scan_preview_cut_short_says_so_and_the_run_is_refused(client, fake, tmp_path, monkeypatch):
+    src = make_sources(tmp_path / "src", 12)
+    assert client.post("/api/scan", json={"input_path": str(src)}).json["truncated"] is None
+    monkeypatch.setitem(console.scan._limits, "entries", 5)
+    answer = client.post("/api/scan", json={"input_path": str(src)}).json
+    assert answer["count"] == 5 and answer["truncated"] == {
+        "reason": "entries", "visited": 5, "limit": 5,
+        "message": "the scan stopped after 5 entries (SCAN_MAX_ENTRIES=5); only the images found before that are listed"}
+    refused = client.post("/api/runs", json={"input_path": str(src), "prompt": "p", "api": api(fake, "g3_stream_dataurl")})
+    assert refused.status_code == 400 and "a run takes every image" in refused.json["error"]
+    assert client.get("/api/runs").json == []
+
+
+def test_the_scan_route_knows_when_its_client_has_gone(app):
+    from console.web.sources_api import client_gone
+
+    ours, theirs = socket.socketpair()
+    with ours, app.test_request_context(environ_base={"werkzeug.socket": ours}):
+        assert client_gone() is False  # connected, nothing sent
+        theirs.close()
+        assert client_gone() is True
+    with app.test_request_context():
+        assert client_gone() is False  # no socket: the test client never goes away

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+import console.scan
 from console.sources import RunSpec, SourceProblem, plan_edit, preview, scanned
 from tests.helpers import make_sources
+from tests.hostile_files import PROMPT_S, badly_named, within
 
 
 def test_each_source_gets_the_same_stem_from_every_reference_folder(tmp_path):
@@ -54,3 +58,34 @@ def test_bad_reference_folders_are_refused(tmp_path, dirs, message):
     dirs = tuple(d.replace("SRC", str(src)).replace("REF", str(ref)) for d in dirs)
     with pytest.raises(SourceProblem, match=message):
         plan_edit(RunSpec(input_path=str(src), prompt="p", reference_dirs=dirs))
+
+
+def test_a_reference_folder_with_links_back_up_is_indexed_once(tmp_path):
+    # Two links back to the parent in one folder: followed blindly, the paths double at each level.
+    src = make_sources(tmp_path / "src", 1)
+    ref = make_sources(tmp_path / "ref", 1)
+    (ref / "a").mkdir()
+    (ref / "a" / "up1").symlink_to(ref)
+    (ref / "a" / "up2").symlink_to(ref)
+    plan = within(PROMPT_S, lambda: plan_edit(RunSpec(input_path=str(src), recursive=True, prompt="p",
+                                                      reference_dirs=(str(ref),))))
+    assert [t.references for t in plan.tasks] == [(str(ref / "img1.png"),)]
+
+
+def test_a_reference_folder_past_the_scan_cap_refuses_the_run(tmp_path, monkeypatch):
+    monkeypatch.setitem(console.scan._limits, "entries", 5)
+    src = make_sources(tmp_path / "src", 1)
+    ref = make_sources(tmp_path / "ref", 8)
+    with pytest.raises(SourceProblem, match=r"reference folder .*/ref: the scan stopped after 5 entries"):
+        plan_edit(RunSpec(input_path=str(src), prompt="p", reference_dirs=(str(ref),)))
+
+
+def test_reference_images_named_in_bytes_that_are_not_utf8_are_left_out(tmp_path):
+    src = make_sources(tmp_path / "src", 1)
+    ref = make_sources(tmp_path / "ref", 1)
+    badly_named(ref, b"img1\xff.png")
+    plan = plan_edit(RunSpec(input_path=str(src), prompt="p", reference_dirs=(str(ref),)))
+    assert [t.references for t in plan.tasks] == [(str(ref / "img1.png"),)]
+    bad_dir = os.fsdecode(os.fsencode(tmp_path) + b"/r\xff")
+    with pytest.raises(SourceProblem, match=r"reference_dirs\[1\] is not valid text: .*/r\\xff"):
+        plan_edit(RunSpec(input_path=str(src), prompt="p", reference_dirs=(bad_dir,)))

@@ -10,6 +10,7 @@ from console.sources import RunSpec, SourceProblem, plan_edit, preview, scanned,
 from console.sources.prompts import needs_sidecar, placeholders
 from console.sources.sidecars import SIDECAR_MAX_BYTES, decode, read_all
 from tests.helpers import make_sources
+from tests.hostile_files import PROMPT_S, fifo, within
 
 
 def test_template_fields_and_unknown_braces_left_as_typed():
@@ -92,3 +93,17 @@ def test_preview_counts_sidecars_and_lists_the_missing(tmp_path):
     answer = preview(found, "{caption}", "off", [], False)
     assert answer["sidecars"] == {"count": 1, "missing_count": 2, "required": True, "used": True, "missing": [
         {"name": "img1.png", "error": "no img1.txt"}, {"name": "img2.png", "error": "no img2.txt"}]}
+
+
+# -- hostile captions ----------------------------------------------------------------------------------
+
+def test_a_fifo_named_like_a_caption_is_refused_without_blocking(tmp_path):
+    folder = make_sources(tmp_path / "src", 2)
+    pipe = fifo(folder / "img1.txt")
+    (folder / "img2.txt").symlink_to("/dev/zero")
+    answer = within(PROMPT_S, lambda: preview(scanned(str(folder), False), "{caption}", "off", [], False), pipe)
+    assert answer["sidecars"]["missing"] == [
+        {"name": "img1.png", "error": "img1.txt cannot be read: not a regular file (a FIFO)"},
+        {"name": "img2.png", "error": "img2.txt cannot be read: not a regular file (a device)"}]
+    with pytest.raises(SourceProblem, match="not a regular file"):
+        within(PROMPT_S, lambda: plan_edit(RunSpec(input_path=str(folder), prompt="{caption}")), pipe)

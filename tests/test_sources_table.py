@@ -13,6 +13,7 @@ from console.sources import RunSpec, SourceProblem, plan_table, template
 from console.sources.sheets import read_rows
 from console.sources.table import read_header
 from tests.helpers import make_sources
+from tests.hostile_files import PROMPT_S, fifo, within
 
 
 def write_csv(path: Path, rows: list[list[str]], encoding: str = "utf-8-sig", delimiter: str = ",") -> Path:
@@ -181,3 +182,18 @@ def test_oversized_tables_are_refused_before_they_are_read(tmp_path, monkeypatch
     monkeypatch.setattr(sheets, "MAX_UNPACKED_BYTES", 4000)
     with pytest.raises(SourceProblem, match=r"big.xlsx unpacks to \d+ bytes"):
         table(book)
+
+
+@pytest.mark.parametrize("name", ["tasks.csv", "tasks.xlsx"])
+def test_a_fifo_named_like_a_table_is_refused_without_blocking(tmp_path, name):
+    pipe = fifo(tmp_path / name)
+    with pytest.raises(SourceProblem, match=f"the table is not a file: {pipe} is a FIFO"):
+        within(PROMPT_S, lambda: table(pipe), pipe)
+
+
+def test_a_fifo_named_like_a_reference_image_in_a_row_is_named_not_read(tmp_path):
+    src = make_sources(tmp_path / "src", 1)
+    pipe = fifo(tmp_path / "ref.png")
+    path = write_csv(tmp_path / "t.csv", [["source", "prompt", "reference"], [str(src / "img1.png"), "p", str(pipe)]])
+    with pytest.raises(SourceProblem, match=r"reference image 1 is a FIFO, not an image file"):
+        within(PROMPT_S, lambda: table(path), pipe)

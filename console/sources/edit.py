@@ -37,6 +37,9 @@ def plan_edit(spec: RunSpec, found: ScanResult | None = None) -> Plan:
     if not spec.prompt.strip() and mode == "off":
         raise SourceProblem("the prompt is empty")
     found = found or scanned(spec.input_path, spec.recursive)
+    if found.cut:  # a run takes every image: one cut short would leave the rest out unseen
+        raise SourceProblem(f"{found.root}: {found.cut.stopped()} before it saw every image; a run takes every "
+                            "image, so choose a smaller folder, turn off subfolders or raise SCAN_MAX_ENTRIES")
     if len(found.files) > MAX_TASKS:
         raise SourceProblem(f"{len(found.files)} images found; at most {MAX_TASKS} per run")
     names = found.names

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections import defaultdict
 from pathlib import Path, PurePosixPath
 
-from ..scan import IMAGE_EXTENSIONS
+from ..scan import IMAGE_EXTENSIONS, ScanError, is_text, listing, shown
+from ..userfiles import kind
 from .problems import SourceProblem
 
 MAX_REFERENCE_DIRS = 15  # with the source, 16 images: the most any mode takes (OpenAI edits)
@@ -18,20 +20,15 @@ class ReferenceIndex:
     def __init__(self, folder: Path, recursive: bool) -> None:
         self.folder = folder
         self._by_stem: dict[str, list[Path]] = defaultdict(list)
-        self._walk(folder, "", recursive)
-
-    def _walk(self, folder: Path, prefix: str, recursive: bool) -> None:
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            return
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            if entry.is_dir() and recursive:
-                self._walk(Path(entry.path), f"{prefix}{entry.name}/", recursive)
-            elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS and entry.is_file():
-                self._by_stem[prefix + os.path.splitext(entry.name)[0]].append(Path(entry.path))
+        try:  # the source scan's walk: symlink loops, unreadable subfolders and its caps handled alike
+            found = listing(str(folder), recursive)
+        except ScanError as exc:
+            raise SourceProblem(f"reference folder {exc}") from None
+        if found.cut:
+            raise SourceProblem(f"reference folder {folder}: {found.cut.stopped()} before it saw every image; "
+                                "choose a smaller folder so every source finds its match")
+        for name, path in zip(found.names, found.files):
+            self._by_stem[os.path.splitext(name)[0]].append(path)
 
     def match(self, source_name: str) -> tuple[Path | None, str | None]:
         """Return (the image with the source's relative stem, or the bare stem at the top; why none)."""
@@ -69,6 +66,8 @@ def checked_folders(raw: list[str], field: str, input_root: Path | None = None) 
 
 def checked_image(text: str, what: str, base: Path | None = None) -> tuple[Path | None, str | None]:
     """Return (an image file's absolute path, None) or (None, why it cannot be used)."""
+    if not is_text(text):
+        return None, f"{what} is not valid text: {shown(text)}"
     path = Path(os.path.expanduser(text.strip()))
     if not path.is_absolute():
         if base is None:
@@ -76,8 +75,12 @@ def checked_image(text: str, what: str, base: Path | None = None) -> tuple[Path 
         path = base / path
     if os.path.splitext(path.name)[1].lower() not in IMAGE_EXTENSIONS:
         return None, f"{what} is not an image file: {path}"
-    if not path.is_file():
+    try:
+        mode = path.stat().st_mode
+    except OSError:
         return None, f"{what} not found: {path}"
+    if not stat.S_ISREG(mode):
+        return None, f"{what} is {kind(mode)}, not an image file: {path}"
     if not os.access(path, os.R_OK):
         return None, f"{what} cannot be read: {path}"
     return path, None
@@ -87,6 +90,8 @@ def absolute(text: str, field: str) -> Path:
     """Return a path typed by the user (`~` expanded); SourceProblem unless it is absolute."""
     if not isinstance(text, str) or not text.strip() or "\x00" in text:
         raise SourceProblem(f"{field} must be the absolute path of a folder")
+    if not is_text(text):
+        raise SourceProblem(f"{field} is not valid text: {shown(text)}")
     path = Path(os.path.expanduser(text.strip()))
     if not path.is_absolute():
         raise SourceProblem(f"{field} must be an absolute path: {text}")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import os
 import zipfile
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, BinaryIO, Iterable, Iterator
 
+from ..userfiles import NotRegularFile, open_regular
 from .problems import SourceProblem
 
 MAX_TABLE_BYTES = 16 * 1024 * 1024
@@ -37,14 +39,20 @@ def read_rows(path: Path) -> list[Row]:
     """Return the non-blank rows of the table's first sheet; SourceProblem when it cannot be read."""
     kind = table_format(path)
     try:
-        size = path.stat().st_size
+        file = open_regular(path)  # a FIFO or a device named .csv must not hang the request
+    except NotRegularFile as exc:
+        raise SourceProblem(f"the table is not a file: {path} is {exc.kind}") from None
     except OSError as exc:
         raise SourceProblem(f"the table cannot be read: {path}: {exc.strerror or exc}") from None
-    if not path.is_file():
-        raise SourceProblem(f"the table is not a file: {path}")
-    if size > MAX_TABLE_BYTES:
-        raise SourceProblem(f"the table is {size} bytes; at most {MAX_TABLE_BYTES // (1024 * 1024)} MiB")
-    rows = _csv_rows(path) if kind == "csv" else _xlsx_rows(path)
+    with file:
+        size = os.fstat(file.fileno()).st_size
+        if size > MAX_TABLE_BYTES:
+            raise SourceProblem(f"the table is {size} bytes; at most {MAX_TABLE_BYTES // (1024 * 1024)} MiB")
+        return _kept(_csv_rows(file) if kind == "csv" else _xlsx_rows(file, path.name))
+
+
+def _kept(rows: Iterator[Row]) -> list[Row]:
+    """Return the non-blank rows, cut to MAX_COLUMNS and CELL_MAX; SourceProblem past MAX_ROWS (read lazily)."""
     kept: list[Row] = []
     for number, cells in rows:
         if len(kept) > MAX_ROWS:
@@ -57,9 +65,8 @@ def read_rows(path: Path) -> list[Row]:
     return kept
 
 
-def _csv_rows(path: Path) -> Iterator[Row]:
-    with path.open("rb") as file:
-        data = file.read(MAX_TABLE_BYTES + 1)  # it may have grown since stat()
+def _csv_rows(file: BinaryIO) -> Iterator[Row]:
+    data = file.read(MAX_TABLE_BYTES + 1)  # it may have grown since fstat()
     if len(data) > MAX_TABLE_BYTES:
         raise SourceProblem(f"the table is over {MAX_TABLE_BYTES // (1024 * 1024)} MiB")
     text = _decoded(data)
@@ -90,14 +97,15 @@ def _decoded(data: bytes) -> str:
         raise SourceProblem("the CSV is not UTF-8 text: save it as \"CSV UTF-8\"") from None
 
 
-def _xlsx_rows(path: Path) -> Iterator[Row]:
+def _xlsx_rows(file: BinaryIO, name: str) -> Iterator[Row]:
     from openpyxl import load_workbook  # only tables need it: the server starts without the import
 
     try:
-        _check_unpacked_size(path)
-        book = load_workbook(path, read_only=True, data_only=True)
+        _check_unpacked_size(file, name)
+        file.seek(0)
+        book = load_workbook(file, read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise SourceProblem(f"{path.name} is not a readable .xlsx file ({exc})") from None
+        raise SourceProblem(f"{name} is not a readable .xlsx file ({exc})") from None
     try:
         sheet = book.worksheets[0]
         # Some writers store a wrong size (A1:A1) that read-only mode would trust; rows are
@@ -109,13 +117,13 @@ def _xlsx_rows(path: Path) -> Iterator[Row]:
         book.close()
 
 
-def _check_unpacked_size(path: Path) -> None:
+def _check_unpacked_size(file: BinaryIO, name: str) -> None:
     """Refuse an .xlsx whose parts unpack to more than MAX_UNPACKED_BYTES (a zip bomb: openpyxl
     reads the shared strings whole, even in read-only mode)."""
-    with zipfile.ZipFile(path) as archive:
+    with zipfile.ZipFile(file) as archive:
         unpacked = sum(item.file_size for item in archive.infolist())
     if unpacked > MAX_UNPACKED_BYTES:
-        raise SourceProblem(f"{path.name} unpacks to {unpacked} bytes; at most {MAX_UNPACKED_BYTES // (1024 * 1024)} MiB")
+        raise SourceProblem(f"{name} unpacks to {unpacked} bytes; at most {MAX_UNPACKED_BYTES // (1024 * 1024)} MiB")
 
 
 def cell_text(value: Any) -> str:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ..userfiles import read_regular
+
 SIDECAR_MAX_BYTES = 64 * 1024  # a caption, not a document: a bigger file is a mistake
 
 
@@ -57,8 +59,7 @@ def _listing(folder: str) -> frozenset[str]:
 def read(path: Path) -> Sidecar:
     """Read one sidecar file: its stripped text, or the reason it cannot be used."""
     try:
-        with path.open("rb") as file:
-            data = file.read(SIDECAR_MAX_BYTES + 1)
+        data = read_regular(path, SIDECAR_MAX_BYTES)  # a FIFO named like a caption must not hang the scan
     except OSError as exc:
         return Sidecar(path, None, f"{path.name} cannot be read: {exc.strerror or exc}")
     if len(data) > SIDECAR_MAX_BYTES:

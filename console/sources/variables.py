@@ -7,6 +7,7 @@ import math
 import re
 from typing import Any, Mapping
 
+from ..scan import is_text
 from ..store import NewTask
 from .names import safe_part, unique
 from .problems import SourceProblem
@@ -45,6 +46,8 @@ def _values(values: list[Any], where: str) -> list[str]:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise SourceProblem(f"{where}[{number}] must be text or a number")
         text = value.strip() if isinstance(value, str) else format(value, "g")
+        if not is_text(text):
+            raise SourceProblem(f"{where}[{number}] is not valid text (it holds a lone surrogate)")
         if not text:
             raise SourceProblem(f"{where}[{number}] is blank")
         if len(text) > VALUE_MAX:

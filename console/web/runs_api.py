@@ -73,7 +73,7 @@ def _found(item: dict[str, Any] | None, kind: str, key: str) -> dict[str, Any]:
 def scan_preview():
     body = json_body()
     recursive = _field(body, "recursive", bool, False)
-    found = engine().scan(_field(body, "input_path", str, required=True), recursive)
+    found = sources_api.scan_folder(_field(body, "input_path", str, required=True), recursive)
     names = found.names[:SAMPLE_NAMES]
     # Sidecar captions are not images, but they are not skipped either: they are counted below.
     captions = [name for name, _ in found.skipped if name.lower().endswith(".txt")]
@@ -84,7 +84,8 @@ def scan_preview():
     sources = engine().preview_sources(found, _field(body, "prompt", str, ""), _field(body, "sidecar", str, "off"),
                                        list(sources_api.path_list(body, "reference_dirs")),
                                        recursive)
-    return {"count": len(found.files), "sample": names, "skipped": skipped, "skipped_count": len(passed), **sources}
+    return {"count": len(found.files), "sample": names, "skipped": skipped, "skipped_count": len(passed),
+            "truncated": sources_api.cut_note(found), **sources}
 
 
 @bp.post("/api/runs")

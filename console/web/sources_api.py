@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import select
+import socket
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, Response, request, send_file
 
+from ..scan import MAX_ENTRIES, ScanError, ScanResult, is_text, scan, shown
+from ..scan import configure as configure_scan
 from ..sources import LANGUAGES, RUN_MODES, RunSpec, export_run, template
 from .errors import ApiError
 from .guards import json_body
-from .services import cache, engine, store
+from .services import cache, engine, settings, store
 
 bp = Blueprint("sources_api", __name__)
 TABLE_KINDS = {"csv": "text/csv; charset=utf-8",
@@ -19,8 +23,23 @@ LIST_MAX = 1000
 
 
 def init_app(app: Flask) -> None:
-    """Register the routes."""
+    """Register the routes, and give the scans their cap (SCAN_MAX_ENTRIES)."""
     app.register_blueprint(bp)
+    with app.app_context():
+        configure_scan(getattr(settings(), "scan_max_entries", MAX_ENTRIES))
+
+
+def client_gone() -> bool:
+    """Return True when the client of the current request has closed its connection (a long scan then stops)."""
+    sock = request.environ.get("werkzeug.socket")
+    if sock is None:  # not the real server (a test client): nobody can go away
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        # A closed connection reads as end of file; a live one has nothing to say until we answer.
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
 
 
 # -- reading a run spec ------------------------------------------------------------------------
@@ -31,6 +50,13 @@ def _string(body: dict[str, Any], name: str, default: str = "") -> str:
         return default
     if not isinstance(value, str):
         raise ApiError(f"'{name}' must be a string")
+    return _text(value, name)
+
+
+def _text(value: str, name: str) -> str:
+    """Return `value`; 400 when it holds a lone surrogate (JSON allows the escape; nothing can store it)."""
+    if not is_text(value):
+        raise ApiError(f"'{name}' is not valid text: it holds a lone surrogate ({shown(value)[:200]})")
     return value
 
 
@@ -43,7 +69,7 @@ def path_list(body: dict[str, Any], name: str) -> tuple[str, ...]:
         raise ApiError(f"'{name}' must be a list of paths (strings)")
     if len(value) > LIST_MAX:
         raise ApiError(f"'{name}' lists {len(value)} paths; at most {LIST_MAX}")
-    return tuple(item for item in value if item.strip())
+    return tuple(_text(item, f"{name}[{number}]") for number, item in enumerate(value, start=1) if item.strip())
 
 
 def run_spec(body: dict[str, Any]) -> RunSpec:
@@ -70,6 +96,24 @@ def run_spec(body: dict[str, Any]) -> RunSpec:
                    prompt=_string(body, "prompt"), sidecar=_string(body, "sidecar", "off"),
                    reference_dirs=path_list(body, "reference_dirs"), variables=variables, count=count,
                    reference_paths=path_list(body, "reference_paths"), table_path=_string(body, "table_path"))
+
+
+# -- scans -------------------------------------------------------------------------------------
+
+def scan_folder(input_path: str, recursive: bool) -> ScanResult:
+    """Scan for a preview, abandoned when the client goes away; 400 saying why a path cannot be scanned."""
+    try:
+        return scan(input_path, recursive, stop=client_gone)
+    except ScanError as exc:
+        raise ApiError(str(exc)) from None
+
+
+def cut_note(found: ScanResult) -> dict[str, Any] | None:
+    """Return how a scan was cut short (`reason` "entries" or "time", `visited`, `limit`, `message`), or None."""
+    cut = found.cut
+    if cut is None:
+        return None
+    return {"reason": cut.reason, "visited": cut.visited, "limit": cut.limit, "message": cut.message()}
 
 
 # -- tables ------------------------------------------------------------------------------------

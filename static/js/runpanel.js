@@ -90,12 +90,18 @@ async function scanPreview() {
     return;
   }
   const lines = [t("count_found", { count: answer.count }), ...answer.sample.slice(0, 8).map((name) => `· ${name}`)];
+  if (answer.truncated) lines.splice(1, 0, `⚠ ${scanCutNote(answer.truncated)}`);
   lines.push(...sidecarLines(answer));
   if (answer.skipped_count) {
     lines.push(t("skipped", { count: answer.skipped_count }));
     lines.push(...answer.skipped.slice(0, 5).map((s) => `× ${s.name}: ${s.reason}`));
   }
   output.textContent = lines.join("\n");
+}
+
+/** Say that a scan stopped early (too many entries, or too long) and what a run needs instead. */
+function scanCutNote(cut) {
+  return cut.reason === "time" ? t("scan_cut_time", { seconds: cut.limit }) : t("scan_cut_entries", { visited: cut.visited });
 }
 
 async function checkTable() {
