@@ -1439,3 +1439,46 @@ def test_a_save_killed_by_a_crash_is_finished_by_saving_again_and_a_damaged_resu
     finally:
         context.close()
         server.stop()
+
+
+# --------------------------------------------------------------------------- a scan cut short
+
+
+def test_a_scan_past_its_cap_says_so_and_a_smaller_folder_runs(browser, fake, tmp_path):
+    # A folder bigger than SCAN_MAX_ENTRIES (here 20 files and folders): the preview says the scan
+    # stopped and what to do, Start is refused with the same advice, a smaller folder runs.
+    import os
+
+    archive = tmp_path / "archive"
+    for year in ("2024", "2025"):
+        make_photos(archive / year, [(24, 18)] * 12)
+    server = ServerProcess(tmp_path / "data", env={**os.environ, "SCAN_MAX_ENTRIES": "20"})
+    # bypass_csp: Playwright's string predicates run through eval, which the page's policy forbids
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US", bypass_csp=True)
+    tab = context.new_page()
+    crashes: list[str] = []
+    tab.on("response", lambda r: r.status >= 500 and crashes.append(f"{r.status} {r.url}"))
+    try:
+        tab.goto(server.url)
+        tab.wait_for_selector("body[data-ready=true]", timeout=10_000)
+        fill_profile(tab, fake.url("g3_stream_dataurl", CHAT), "sk-scan-cap-1234")
+        tab.fill("[data-testid=path-input]", str(archive))
+        tab.check("#run-form [name=recursive]")
+        tab.click("#scan")
+        text = output_text(tab, "scan-output", "The scan stopped after 20 files and folders (SCAN_MAX_ENTRIES)")
+        assert text.startswith("18 images found\n⚠ The scan stopped") and "pick a smaller one" in text, text
+        tab.fill("[data-testid=prompt-input]", "make the sky purple")
+        refused = click_start(tab, 400)
+        assert "a run takes every image" in refused["error"] and image_calls(fake) == []
+        tab.wait_for_function("[...document.querySelectorAll('.toast-error')]"
+                              ".some((t) => t.textContent.includes('a run takes every image'))", timeout=WAIT_MS)
+        tab.screenshot(path=str(ARTIFACTS / "journey_scan_cut_short.png"))
+        pick_folder(tab, archive / "2024", 12)
+        assert "stopped" not in tab.inner_text("[data-testid=scan-output]")
+        wait_all_done(tab, server, click_start(tab)["run_id"], 12)
+        assert len(image_calls(fake)) == 12
+        assert_no_crash_text(tab)
+        assert crashes == []
+    finally:
+        context.close()
+        server.stop()
