@@ -1,4 +1,4 @@
-"""Serve the app over HTTP: werkzeug's threaded server with a cap on request threads and a deadline for each request's head.
+"""Serve the app over HTTP: werkzeug's threaded server, with a cap on its threads and a deadline for each request's head.
 
 werkzeug's own threaded server starts a thread per connection, with no cap and no timeout: a
 client that opens connections and sends nothing holds a thread (and its stack) for each, for

@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -16,6 +17,7 @@ from typing import Iterator
 import httpx
 import pytest
 
+from console.httpserver import CappedServer
 from console.profile import ApiProfile
 from console.settings import resolve
 from console.upstream.client import UpstreamClient, make_http_client
@@ -160,6 +162,36 @@ def _open_silent(port: int, count: int) -> list[socket.socket]:
     return sockets
 
 
+def test_a_connection_over_the_cap_is_answered_503_at_once_and_a_silent_one_is_closed_at_the_deadline():
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    server = CappedServer("127.0.0.1", listener.getsockname()[1], app, fd=listener.fileno(), max_threads=2,
+                          header_timeout_s=0.5)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    silent: list[socket.socket] = []
+    try:
+        silent = _open_silent(server.port, 2)
+        time.sleep(0.2)  # both accepted: every thread is taken
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as extra:
+            answer = extra.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 503 ") and b"too many connections" in answer
+        assert time.monotonic() - started < 0.4 and server.refused == 1
+        for sock in silent:
+            assert sock.recv(1) == b""  # closed by the server once the header deadline passed
+        assert httpx.get(f"http://127.0.0.1:{server.port}/", timeout=5).text == "ok"
+    finally:
+        for sock in silent:
+            sock.close()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
 def test_600_half_open_connections_hold_at_most_the_cap_of_threads(tmp_path):
     env = {**os.environ, "REQUEST_HEADER_TIMEOUT_S": "2", "MAX_REQUEST_THREADS": "64"}
     server = ServerProcess(tmp_path / "data", env=env)
@@ -195,6 +227,7 @@ STREAM_CAP_MIB = 32
 # to an endless data URL (no Content-Length), each read up to MAX_RESPONSE_BYTES before it fails.
 STREAMS_SCRIPT = """
 import asyncio, json, resource, sys
+from console.httpserver import CappedServer
 from console.profile import ApiProfile
 from console.settings import resolve
 from console.upstream import UpstreamClient, UpstreamError, make_http_client
