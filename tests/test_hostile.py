@@ -320,3 +320,21 @@ def test_a_scan_past_the_entry_cap_stops_and_says_so_and_a_run_of_it_is_refused(
     whole, seconds = post_promptly(hostile_server, "/api/scan", {"input_path": "/", "recursive": True})
     assert whole.status_code in (200, 400) and "stopped after" in whole.text, whole.text
     record("hostile", scan_root_capped_seconds=round(seconds, 3))
+
+
+def test_a_source_swapped_for_a_fifo_after_its_run_is_refused_promptly_when_shown(hostile_server, fake, tmp_path):
+    folder = one_source(tmp_path, "a.png", make("PNG"))
+    answer = hostile_server.post("/api/runs", {"input_path": str(folder), "prompt": "p", "api": api_of(fake)})
+    task = hostile_server.wait_idle(answer.json()["run_id"])["tasks"][0]
+    assert hostile_server.get(f"/api/tasks/{task['id']}/source").content == (folder / "a.png").read_bytes()
+    (folder / "a.png").unlink()
+    pipe = fifo(folder / "a.png")
+    for query in ("", "?thumb=1"):
+        started = time.monotonic()
+        try:
+            shown = hostile_server.http.get(f"/api/tasks/{task['id']}/source{query}", timeout=PROMPT_S)
+        except httpx.TimeoutException:
+            release(pipe)
+            raise AssertionError("the source route blocked on a FIFO") from None
+        assert shown.status_code == 422 and "not a regular file (a FIFO)" in shown.json()["error"], shown.text
+        assert time.monotonic() - started < PROMPT_S

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import select
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from flask import Blueprint, Flask, Response, request, send_file
 
 from ..scan import MAX_ENTRIES, ScanError, ScanResult, is_text, scan, shown
 from ..scan import configure as configure_scan
 from ..sources import LANGUAGES, RUN_MODES, RunSpec, export_run, template
+from ..userfiles import open_regular
 from .errors import ApiError
 from .guards import json_body
 from .services import cache, engine, settings, store
@@ -177,13 +179,25 @@ def task_reference(task_id: str, number: int):
 def send_input_image(path: Path, what: str) -> Response:
     """Send a task's input image (its source or a reference) as is, or its thumbnail with `?thumb=1`."""
     try:
+        file = open_regular(path)  # a source swapped for a FIFO since the run must not hang the request
         if request.args.get("thumb") == "1":
+            file.close()
             return send_file(cache().source_thumbnail(path), max_age=0)
-        return send_file(path, max_age=0, conditional=True)
+        return _send_open(file, path.name)
     except FileNotFoundError:
         raise ApiError(f"the {what} is gone: {path}", 404) from None
     except (OSError, ValueError) as exc:
-        raise ApiError(f"cannot read the {what}: {exc}", 422) from None
+        raise ApiError(f"cannot read the {what}: {getattr(exc, 'strerror', None) or exc}", 422) from None
+
+
+def _send_open(file: BinaryIO, name: str) -> Response:
+    """Send an open regular file, conditional on its modification time and size as send_file does for a path."""
+    st = os.fstat(file.fileno())
+    answer = send_file(file, download_name=name, max_age=0, conditional=True, last_modified=st.st_mtime,
+                       etag=f"{st.st_mtime_ns:x}-{st.st_size:x}")
+    if answer.status_code == 200:
+        answer.content_length = st.st_size
+    return answer
 
 
 @bp.post("/api/results/<result_id>/continue")
