@@ -601,3 +601,18 @@ def test_the_budget_holds_every_call_but_the_oldest_to_its_limit():
         return worst
 
     assert asyncio.run(go()) <= 1000 + 20 * 50  # 16 calls of 1000 bytes: at most the budget plus one call
+
+
+def test_downloaded_images_count_against_the_budget_too(fake):
+    profile = ApiProfile.from_dict({"api_url": fake.url("g16_stream_url", CHAT), "model": "m",
+                                    "allow_private_api": True, "max_retries": 0, "timeout_s": 20})
+
+    async def go() -> tuple[CallOutcome, int, int]:
+        async with make_http_client() as http:
+            client = UpstreamClient(http, SETTINGS, sleep=Sleeps())
+            outcome = await client.call(profile, "p", SOURCE)
+            return outcome, client._budget.peak, client._budget.held
+
+    outcome, peak, held = asyncio.run(go())
+    downloaded = sum(len(image.data) for image in outcome.images if image.origin == "url")
+    assert downloaded and peak >= downloaded and held == 0

@@ -213,7 +213,7 @@ class UpstreamClient:
                                 code=reason)
         if answered is not None and all(ref.origin != "url" for ref in refs):
             await answered()
-        images, warnings = await self._materialize(refs, request.url, profile, debug, keep)
+        images, warnings = await self._materialize(refs, request.url, profile, debug, share, keep)
         said = parser.warnings or ([parser.refusal[1]] if parser.refusal else [])
         return CallOutcome(images, parser.text(), status, 0, request.url, said + warnings)
 
@@ -318,12 +318,12 @@ class UpstreamClient:
         return _loads(text)
 
     async def _materialize(
-        self, refs: list[ImageRef], api_url: str, profile: ApiProfile, debug: DebugLog,
+        self, refs: list[ImageRef], api_url: str, profile: ApiProfile, debug: DebugLog, share: Share,
         keep: Callable[[ResultImage], Any] | None = None,
     ) -> tuple[list[ResultImage], list[str]]:
         downloads = await policy.download_policy(profile, self._settings)
-        downloader = Downloader(self.http_for(profile), downloads, self._settings.max_download_bytes, profile.timeout_s, debug,
-                                self._sleep)
+        downloader = Downloader(self.http_for(profile), downloads, self._settings.max_download_bytes, profile.timeout_s,
+                                debug, self._sleep, take=share.take)  # downloaded images count against the budget
         results = await asyncio.gather(
             *(self._one_image(ref, api_url, profile, downloader, keep) for ref in refs), return_exceptions=True
         )

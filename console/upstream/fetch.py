@@ -112,8 +112,10 @@ class Downloader:
         timeout_s: float,
         debug: DebugLog,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        take: Callable[[int], Awaitable[object]] | None = None,
     ) -> None:
         self._http = http
+        self._take = take  # called before each chunk is kept: the caller's memory budget
         self._policy = policy
         self._max_bytes = max_bytes
         self._timeout = httpx.Timeout(timeout_s, connect=min(15.0, timeout_s))
@@ -152,7 +154,7 @@ class Downloader:
                         http_status=answer.status_code,
                         retry_after=parse_retry_after(answer.headers.get("retry-after")),
                     )
-                return await read_capped(answer, self._max_bytes, f"download {url}"), None
+                return await read_capped(answer, self._max_bytes, f"download {url}", self._take), None
         except httpx.TimeoutException:
             raise TimeoutError_(f"timed out downloading {url}") from None
         except httpx.HTTPError as exc:
