@@ -55,6 +55,7 @@ def test_defaults_depend_on_the_layout():
     ({"output_dir": OUT, "template": 3}, "'template' must be a string"),
     ({"output_dir": OUT, "name": "a/b"}, "'name' must be a plain folder name"),
     ({"output_dir": OUT, "name": ".."}, "'name' must be a plain folder name"),
+    ({"output_dir": OUT, "name": "n" * 201}, "'name' is longer than 200 bytes"),
     ({"output_dir": OUT, "template": "{stem}_{seed}"}, "'template': unknown variable {seed}"),
     ({"output_dir": OUT, "template": "{}"}, "'template': unknown variable {}"),
     ({"output_dir": OUT, "template": "{stem.__class__}"}, "unknown variable {stem.__class__}"),
