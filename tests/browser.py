@@ -13,7 +13,8 @@ CHAT = "/v1/chat/completions"
 
 def open_tab(browser, url: str, viewport: dict | None = None, locale: str = "en-US"):
     """Open the page in a new context; record console errors on `tab.console_errors`."""
-    context = browser.new_context(viewport=viewport or {"width": 1400, "height": 900}, locale=locale)
+    # bypass_csp: Playwright's string predicates run through eval, which the page's policy forbids
+    context = browser.new_context(viewport=viewport or {"width": 1400, "height": 900}, locale=locale, bypass_csp=True)
     tab = context.new_page()
     errors: list[str] = []
     tab.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)

@@ -290,7 +290,8 @@ def test_save_panel_preview_then_save_pairs(page, fake, server, tmp_path):
 
 
 def test_chinese_browser_gets_chinese(browser, server):
-    context = browser.new_context(locale="zh-CN")
+    # bypass_csp: Playwright's string predicates run through eval, which the page's policy forbids
+    context = browser.new_context(locale="zh-CN", bypass_csp=True)
     tab = context.new_page()
     tab.goto(server.url)
     tab.wait_for_selector("body[data-ready=true]", timeout=10_000)
@@ -639,3 +640,34 @@ def test_the_guide_follows_the_run_forms_mode(browser, server, fake, tmp_path):
     shot(tab, "guide-table-mode-zh")
     tab.context.close()
     assert tab.console_errors == []
+
+
+def test_the_page_works_under_its_content_security_policy(browser, server, fake, tmp_path):
+    # No bypass_csp here: the page runs under the policy it is served with, and every use of the
+    # page below must pass it (Playwright's eval-based waits are avoided for that reason).
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="en-US")
+    context.add_init_script("window.cspViolations = []; document.addEventListener('securitypolicyviolation', "
+                            "(e) => window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));")
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        answer = tab.goto(server.url)
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+        tab.wait_for_selector("body[data-ready=true]", timeout=10_000)
+        tab.click("[data-testid=lang-switch]")  # the whole page redrawn in Chinese, and back
+        tab.click("[data-testid=lang-switch]")
+        start_run(tab, fake, make_sources(tmp_path / "src", 2))
+        tab.locator("[data-testid=task-card][data-status=done]").nth(1).wait_for(timeout=30_000)
+        tab.locator("[data-testid=result-image]").first.click()  # the viewer: images, slider, zoom
+        tab.locator("[data-testid=viewer]").wait_for(state="visible")
+        tab.click("[data-viewer=mode]")
+        tab.keyboard.press("Escape")
+        tab.click("#open-save")
+        tab.locator("#save-drawer").wait_for(state="visible")
+        shot(tab, "page-under-csp")
+        assert tab.evaluate("window.cspViolations") == []
+    finally:
+        context.close()
+    assert errors == []
