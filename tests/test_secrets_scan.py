@@ -158,6 +158,28 @@ def test_a_bearer_token_in_extra_headers_is_caught(rules: Rules, tmp_path: Path)
     assert Finding("ibc-bearer-token", "presets.json", secret) in findings, findings
 
 
+@pytest.mark.parametrize("header, value, rule", [
+    ("api-key", token(random.Random(8), 32, "0123456789abcdef"), "ibc-settings-api-key"),  # Azure OpenAI
+    ("X-Auth-Token", token(random.Random(9), 40), "ibc-credential-header"),
+    ("Cookie", "session=" + token(random.Random(10), 40), "ibc-credential-header"),
+], ids=["azure api-key", "X-Auth-Token", "Cookie"])  # never the made-up secret in a test's name
+def test_a_credential_header_in_extra_headers_is_caught(rules: Rules, tmp_path: Path, header: str, value: str, rule: str):
+    store = ConfigStore(tmp_path)
+    store.update_settings({"api": {"api_url": "https://gw.example.com/v1", "extra_headers": {header: value}}})
+    findings = rules.scan("web_data/settings.json", (tmp_path / "settings.json").read_text())
+    assert Finding(rule, "web_data/settings.json", value) in findings, findings
+
+
+@pytest.mark.parametrize("param", ["key", "api_key", "api-key", "access_token", "token"])
+def test_a_credential_in_an_api_url_query_is_caught(rules: Rules, tmp_path: Path, param: str):
+    secret = token(random.Random(param), 39, string.ascii_letters + string.digits + "_-")
+    store = ConfigStore(tmp_path)
+    store.put_preset("api", "gw", {"api_url": f"https://gw.example.com/v1beta?alt=sse&{param}={secret}",
+                                   "key_pool": [{"api_key": "k" * 20, "api_url": f"https://gw2.example.com/v1?{param}={secret}2"}]})
+    findings = {(f.rule, f.secret) for f in rules.scan("presets.json", (tmp_path / "presets.json").read_text())}
+    assert {("ibc-url-query-key", secret), ("ibc-url-query-key", secret + "2")} <= findings, findings
+
+
 def test_a_key_pasted_into_a_script_is_caught(rules: Rules):
     key = PLANTED["openai"][0]
     script = f'#!/bin/sh\nexport OPENAI_API_KEY={key}\ncurl -H "Authorization: Bearer {key}" https://api.openai.com/v1/models\n'
@@ -168,9 +190,11 @@ def test_a_key_pasted_into_a_script_is_caught(rules: Rules):
     "", "••••••••", "sk-...", "sk-…", "sk-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "YOUR_API_KEY", "your-key-here",
     "sk-your-key", "$OPENAI_API_KEY", "${XAI_API_KEY}", "xai-xxxxxxxxxxxxxxxxxxxxxxxx", "placeholder-key",
     "t0ken-for-tests-only-0123456789abcde",  # as tests name them in reports (RELIABILITY.md)
+    "••••••••Q7xZ",  # the console's mask of a long secret, its last four characters shown
 ])
 def test_placeholders_and_the_mask_pass(rules: Rules, value: str):
-    text = json.dumps({"api": {"api_key": value, "extra_headers": {"Authorization": f"Bearer {value}"}}},
+    text = json.dumps({"api": {"api_key": value, "api_url": f"https://gw.example.com/v1?key={value}",
+                               "extra_headers": {"Authorization": f"Bearer {value}", "X-Auth-Token": value}}},
                       ensure_ascii=False)  # as the console writes its files
     assert rules.scan("web_data/settings.example.json", text) == []
 
