@@ -29,6 +29,8 @@ from types import MappingProxyType
 from typing import Mapping
 from urllib.parse import urlsplit
 
+from .masking import mask_url
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 PinKey = tuple[str, int]
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -181,4 +183,5 @@ def _refuse_own(url: str, addresses: tuple[IPAddress, ...], port: int, policy: U
 
 
 def _short(url: str) -> str:
+    url = mask_url(url)  # a refusal quotes the URL: never a ?key= credential in it
     return url if len(url) <= 120 else url[:120] + "…"

@@ -416,3 +416,16 @@ def test_pages_forbid_framing_and_inline_code_and_name_no_server_version(tmp_pat
         assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy and "unsafe-inline" not in policy
         assert answer.headers["x-frame-options"] == "DENY"
     assert refused.startswith("HTTP/1.1 414") and "\r\nserver:" not in refused.lower(), refused
+
+
+def test_a_refused_url_is_quoted_with_its_credentials_masked(console, tmp_path):
+    # The SSRF policy names the URL it refuses: a private address with the private switch off.
+    url = "http://10.0.0.1/v1/chat/completions?key=" + QUERY_KEY
+    assert console.put("/api/settings", json={"api": {"api_url": url, "model": "m"}}).status_code == 200
+    folder = make_sources(tmp_path / "src", 1)
+    answers = [console.post("/api/test-connection", json={}),
+               console.post("/api/runs", json={"input_path": str(folder), "prompt": "p"})]
+    texts = [answer.get_data(as_text=True) for answer in answers]
+    assert all("private or loopback" in text for text in texts), texts
+    assert all("key=" + hint(QUERY_KEY) in json.loads(text)["error"] for text in texts), texts
+    assert [leaked(text) for text in texts] == [[], []]
