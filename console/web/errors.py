@@ -7,7 +7,7 @@ from typing import Callable
 from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from ..diskfault import StorageFault
+from ..diskfault import DataFolder, StorageFault
 from ..engine import Busy, Conflict, EngineError, NotFound
 from ..logs import LOG_HINT
 from . import services
@@ -55,12 +55,14 @@ def init_app(app: Flask) -> None:
     def data_folder_present():
         # A write into a removed data folder would not fail: it would recreate the folder, or go to
         # a deleted database file, and be lost at the next start.
-        if request.method in WRITES:
-            services.engine().folder.check()
+        folder = _data_folder()
+        if folder is not None and request.method in WRITES:
+            folder.check()
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
-        fault = services.engine().folder.fault(exc)
+        folder = _data_folder()
+        fault = folder.fault(exc) if folder is not None else None
         if fault is not None:  # a full or read-only disk is the machine's state, not a bug
             current_app.logger.warning("%s %s: %s", request.method, request.path, fault)
             return jsonify(ok=False, error=str(fault), **fault.details), 507
@@ -68,3 +70,9 @@ def init_app(app: Flask) -> None:
         current_app.logger.exception("unhandled error in %s %s", request.method, request.path)
         return jsonify(ok=False, error=f"the console hit a bug ({type(exc).__name__}: {exc}); "
                                        f"the details are in {LOG_HINT}"), 500
+
+
+def _data_folder() -> "DataFolder | None":
+    """The data folder of the app's engine; None in an app without one (the guards' own tests)."""
+    engine = current_app.extensions.get(services.ENGINE)
+    return engine.folder if engine is not None else None

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from ..store import Store
 
 _PREFIX = "console."
+ENGINE = _PREFIX + "engine"  # the key errors.py looks up when an app may have no engine
 
 
 def init_app(app: Flask, *, settings: "Settings", config: "ConfigStore", store: "Store", cache: "ImageCache",
@@ -46,4 +47,4 @@ def cache() -> "ImageCache":
 
 def engine() -> "Engine":
     """Return the engine."""
-    return current_app.extensions[_PREFIX + "engine"]
+    return current_app.extensions[ENGINE]
