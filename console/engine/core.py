@@ -143,10 +143,11 @@ class Engine:
         return {"ok": True, "http_status": status, "models": models, "error": None}
 
     @staticmethod
-    def scan(input_path: str, recursive: bool) -> ScanResult:
-        """List the images a run of `input_path` would take; EngineError when the path cannot be scanned."""
+    def scan(input_path: str, recursive: bool, stop: Callable[[], bool] | None = None) -> ScanResult:
+        """List the images a run of `input_path` would take (abandoned once `stop()` is true, checked now
+        and then); EngineError when the path cannot be scanned."""
         try:
-            return scan(input_path, recursive)
+            return scan(input_path, recursive, stop=stop)
         except ScanError as exc:
             raise EngineError(str(exc)) from None
 

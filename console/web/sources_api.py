@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 
 from flask import Blueprint, Flask, Response, request, send_file
 
-from ..scan import MAX_ENTRIES, ScanError, ScanResult, is_text, scan, shown
+from ..scan import MAX_ENTRIES, ScanResult, is_text, shown
 from ..scan import configure as configure_scan
 from ..sources import LANGUAGES, RUN_MODES, RunSpec, export_run, template
 from ..userfiles import open_regular
@@ -103,11 +103,8 @@ def run_spec(body: dict[str, Any]) -> RunSpec:
 # -- scans -------------------------------------------------------------------------------------
 
 def scan_folder(input_path: str, recursive: bool) -> ScanResult:
-    """Scan for a preview, abandoned when the client goes away; 400 saying why a path cannot be scanned."""
-    try:
-        return scan(input_path, recursive, stop=client_gone)
-    except ScanError as exc:
-        raise ApiError(str(exc)) from None
+    """Scan for a preview, abandoned when the client goes away; 400 (EngineError) saying why a path cannot be scanned."""
+    return engine().scan(input_path, recursive, stop=client_gone)
 
 
 def cut_note(found: ScanResult) -> dict[str, Any] | None:
