@@ -298,6 +298,10 @@ def test_a_masked_header_or_url_sent_back_keeps_the_stored_value(console, tmp_pa
     # A new preset saved from the form: its masks stand for the settings' values.
     assert console.put("/api/presets/api/gw", json=shown).status_code == 200
     assert stored_api(tmp_path, "presets.json")["extra_headers"] == HEADERS
+    # The form saved over a preset whose own credentials differ: its masks still stand for the settings'.
+    console.put("/api/presets/api/other", json={**original, "extra_headers": {"Authorization": "Bearer other-" + "o" * 20}})
+    assert console.put("/api/presets/api/other", json=shown).status_code == 200
+    assert json.loads((tmp_path / "data" / "presets.json").read_text())["api"]["other"]["extra_headers"] == HEADERS
     # An export without secrets imported back keeps what is stored.
     export = console.get("/api/config/export").get_json()
     assert console.post("/api/config/import", json=export).status_code == 200
