@@ -433,3 +433,17 @@ def test_a_refused_url_is_quoted_with_its_credentials_masked(console, tmp_path):
     assert all("private or loopback" in text for text in texts), texts
     assert all("key=" + hint(QUERY_KEY) in json.loads(text)["error"] for text in texts), texts
     assert [leaked(text) for text in texts] == [[], []]
+
+
+def test_url_masks_touch_only_credential_values_and_come_back_to_what_they_stand_for():
+    from console.masking import blank_url, keep_url, mask_url
+
+    long, short = "AIza" + "x" * 30 + "WXYZ", "abc"
+    url = f"https://gw.example.com/v1beta?alt=sse&KEY={long}&api%5Fkey={short}&key=&keys=1&token#key={long}"
+    masked = mask_url(url)
+    assert masked == f"https://gw.example.com/v1beta?alt=sse&KEY=••••••••WXYZ&api%5Fkey=••••••••&key=&keys=1&token#key={long}"
+    assert keep_url(masked, [url], empty_keeps=False) == url
+    assert blank_url(url) == "https://gw.example.com/v1beta?alt=sse&KEY=&api%5Fkey=&key=&keys=1&token#key=" + long
+    assert keep_url(blank_url(url), [url], empty_keeps=True) == url.replace("&key=&", f"&key={long}&")
+    assert keep_url(masked.replace("WXYZ", "ABCD"), [url], empty_keeps=False).count("••••••••ABCD") == 1
+    assert mask_url("https://gw.example.com/v1") == "https://gw.example.com/v1" and mask_url("") == ""
