@@ -1410,10 +1410,11 @@ def test_a_save_killed_by_a_crash_is_finished_by_saving_again_and_a_damaged_resu
         tab.locator("#save-form [type=submit]").click()
         tab.wait_for_function("/Writing [1-9]/.test(document.querySelector('[data-testid=save-progress]')?.textContent)",
                               timeout=WAIT_MS)
+        wait_until(lambda: (out / "manifest.jsonl").exists(), what="the first items listed")
         port = server.port
         server.kill()
-        listed = (out / "manifest.jsonl").read_text("utf-8").splitlines() if (out / "manifest.jsonl").exists() else []
-        assert len(listed) < count
+        listed = (out / "manifest.jsonl").read_text("utf-8").splitlines()
+        assert 0 < len(listed) < count
         last = next(t for t in tasks if t["source_name"] == f"p{count:03d}.png")["results"][0]
         cached = data / "cache" / last["sha256"][:2] / f"{last['sha256']}.jpg"
         cached.write_bytes(cached.read_bytes()[:1000])  # a disk fault while the console was down
