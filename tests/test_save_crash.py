@@ -114,13 +114,16 @@ def manifest(out: Path) -> list[dict]:
 
 
 def pairs_state(out: Path) -> dict[str, set[str]]:
-    """Return the stems of whole pairs (target, control, caption and a manifest line) and of half-written ones."""
+    """Return the stems of whole pairs (target, control, caption and a manifest line) and of half-written ones:
+    some files missing (partial), or all there but without a manifest line (unlisted)."""
     targets = stems(out / f"{NAME}_target", ".png")
     controls = stems(out / f"{NAME}_control", ".png")
     captions = stems(out / f"{NAME}_target", ".txt")
     listed = {Path(line["paths"][-1]).stem for line in manifest(out)}
-    whole = targets & controls & captions & listed
-    return {"whole": whole, "half": (targets | controls | captions | listed) - whole, "listed": listed}
+    on_disk = targets & controls & captions
+    whole = on_disk & listed
+    return {"whole": whole, "half": (targets | controls | captions | listed) - whole, "listed": listed,
+            "partial": (targets | controls | captions) - on_disk, "unlisted": on_disk - listed}
 
 
 @pytest.mark.timeout(240)
@@ -180,7 +183,8 @@ def test_a_save_killed_mid_way_is_completed_by_the_next_save_with_the_same_rule(
 
     record("save_crash", pairs=PAIRS, written_when_killed=written_at_kill,
            pairs_whole_after_crash=len(crashed["whole"]), listed_after_crash=len(crashed["listed"]),
-           half_written_after_crash=len(crashed["half"]), temp_files_after_crash=len(left_temps),
+           half_written_after_crash=len(crashed["half"]), partial_items_after_crash=len(crashed["partial"]),
+           whole_but_unlisted_after_crash=len(crashed["unlisted"]), temp_files_after_crash=len(left_temps),
            half_written_repaired=repaired["items"], files_removed_by_repair=repaired["files"],
            temp_files_removed=repaired["temp_files"], written_by_resumed_save=len(answer["saved"]),
            kept_from_crashed_save=len(remembered), pairs_whole_after_resume=len(after["whole"]),
