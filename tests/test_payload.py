@@ -122,6 +122,12 @@ def test_extra_headers_and_deep_merged_extra_body():
     assert sent["image_config"] == {"n": 1, "size": "1280x720"} and sent["seed"] == 7
 
 
+def test_an_empty_extra_header_is_not_sent_and_keeps_the_keys_authorization():
+    # A config exported without secrets and imported elsewhere carries "Authorization": "".
+    request = build(profile(api_key="sk-abc", extra_headers={"Authorization": "", "X-Trace": "1"}), "p", None)
+    assert request.headers["Authorization"] == "Bearer sk-abc" and request.headers["X-Trace"] == "1"
+
+
 def test_deep_merge_does_not_mutate():
     base, extra = {"a": {"b": 1}}, {"a": {"c": [1]}}
     merged = deep_merge(base, extra)

@@ -196,7 +196,9 @@ def build_headers(profile: ApiProfile) -> dict[str, str]:
         "User-Agent": f"image-batch-console/{__version__}",
     }
     headers.update(_auth(profile))
-    headers.update(profile.extra_headers)
+    # An empty value is a secret header a config export left blank: sending it would replace the
+    # key's own Authorization with nothing, so it is left out.
+    headers.update({name: value for name, value in profile.extra_headers.items() if value})
     return headers
 
 
