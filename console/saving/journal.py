@@ -44,9 +44,12 @@ class Recovery:
     temp_files: int = 0  # stale temp files removed
     paths: list[str] | None = None  # the files removed
 
-    def report(self) -> dict[str, Any]:
-        """Return the save report's `repaired` entry."""
-        return {"items": self.items, "files": self.files, "temp_files": self.temp_files, "paths": self.paths or []}
+    def report(self, unfinished: list[list[str]] | None = None) -> dict[str, Any]:
+        """Return the save report's `repaired` entry, with the `unfinished` items planning found (their files)."""
+        unfinished = unfinished or []
+        files = [path for paths in unfinished for path in paths]
+        return {"items": self.items + len(unfinished), "files": self.files + len(files), "temp_files": self.temp_files,
+                "paths": (self.paths or []) + files}
 
 
 def recover(root: Path, folders: Iterable[Path]) -> Recovery:

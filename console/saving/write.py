@@ -1,4 +1,4 @@
-"""Write a plan to disk: image files (converted and conformed when needed), captions, then the indexes and marks."""
+"""Write a plan to disk item by item, whole or not at all (journalled, staged, renamed target last), then musubi's index."""
 
 from __future__ import annotations
 
