@@ -48,7 +48,8 @@ def write_zip(store: Store, cache: ImageCache, run_id: str, only_selected: bool,
                     data = cache.read_checked(result["sha256"], result["format"])
                 except (FileNotFoundError, ValueError) as exc:  # DamagedImage is a ValueError
                     reason = "missing from the cache" if isinstance(exc, FileNotFoundError) else str(exc)
-                    manifest.append(json.dumps({**_manifest_row(task, result, None), "skipped": reason}, ensure_ascii=False))
+                    row = {**_manifest_row(task, result, None), "skipped": reason}
+                    manifest.append(json.dumps(row, ensure_ascii=False))
                     skipped.append(f"{task['source_name']} (result {result['id']}): {reason}")
                     continue
                 name = entry_name(task["source_name"], number, result["format"], names)

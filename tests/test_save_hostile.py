@@ -79,9 +79,11 @@ def test_a_damaged_cached_result_is_refused_and_named_while_the_rest_is_saved(cl
     a, b = ("a", "b") if damage == "truncated" else ("a_2", "b_2")
     assert sorted(Path(s["paths"][-1]).name for s in answer["saved"]) == [f"{a}.png", f"{b}.png"]
     assert tree(out) == [f"dataset_control/{a}.png", f"dataset_control/{b}.png", f"dataset_target/{a}.png",
-                         f"dataset_target/{a}.txt", f"dataset_target/{b}.png", f"dataset_target/{b}.txt", "manifest.jsonl"]
+                         f"dataset_target/{a}.txt", f"dataset_target/{b}.png", f"dataset_target/{b}.txt",
+                         "manifest.jsonl"]
     assert {line["result_id"] for line in manifest(out)} == {t["results"][1]["id"] for t in tasks}
-    saved_marks = {r["id"]: r["saved"] for t in client.get(f"/api/runs/{run_id}/tasks").json["tasks"] for r in t["results"]}
+    listed = client.get(f"/api/runs/{run_id}/tasks").json["tasks"]
+    saved_marks = {r["id"]: r["saved"] for t in listed for r in t["results"]}
     assert [saved_marks[t["results"][0]["id"]] for t in tasks] == [False, False]
 
 
@@ -94,7 +96,8 @@ def test_the_zip_leaves_out_missing_and_damaged_results_and_lists_them(client, a
     archive = zipfile.ZipFile(io.BytesIO(answer.data))
     assert archive.namelist() == ["manifest.jsonl", "skipped.txt"]  # every result of the run was one of those two
     rows = [json.loads(line) for line in archive.read("manifest.jsonl").decode().splitlines()]
-    assert [(r["source_name"], r["file"]) for r in rows] == [("a.png", None), ("a.png", None), ("b.png", None), ("b.png", None)]
+    assert [(r["source_name"], r["file"]) for r in rows] == [("a.png", None), ("a.png", None), ("b.png", None),
+                                                              ("b.png", None)]
     assert [r["skipped"] for r in rows[::2]] == ["missing from the cache"] * 2
     assert all("is damaged in the cache" in r["skipped"] for r in rows[1::2])
     listed = archive.read("skipped.txt").decode()

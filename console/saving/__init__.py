@@ -26,7 +26,7 @@ from .layout import (
 from .listing import Listing
 from .manifest import MUSUBI_JSONL, append_jsonl, manifest_line, merge_musubi, musubi_records, run_provenance
 from .memory import MANIFEST, Memory, SavedBefore, destination, line_destination, manifest_lines
-from .names import NAME_MAX, base_stem, caption_values, fit_name, fit_parts, name_values, source_stem
+from .names import base_stem, caption_values, fit_name, fit_parts, name_values, source_stem
 from .planning import Plan, PlannedFile, PlannedItem, file_sha256, plan, prepare_root
 from .presets import LEGACY_PRESETS, builtin_presets
 from .progress import SaveJob, SaveJobs
@@ -45,9 +45,9 @@ __all__ = [
     "control_paths", "destination", "execute", "file_sha256", "fit_name", "fit_parts", "folder_lock", "folders",
     "image_bytes", "IMAGE_SUFFIXES", "inside", "Journal", "JOURNAL", "LAYOUT_FORMATS", "LAYOUT_INFO", "LayoutInfo",
     "LAYOUTS", "LEGACY_PRESETS", "line_destination", "Listing", "MANIFEST", "manifest_line", "manifest_lines",
-    "Memory", "merge_musubi", "MUSUBI_JSONL", "musubi_records", "NAME_MAX", "name_values", "NAME_VARIABLES",
-    "NAMED_LAYOUTS", "new_save_id", "note", "NOTE_TEXT", "notes", "OUTPUT_FORMATS", "PAIR_LAYOUTS", "plan", "Plan",
-    "PlannedFile", "PlannedItem", "prepare_root", "protected_paths", "recover", "Recovery", "relative_name", "render",
+    "Memory", "merge_musubi", "MUSUBI_JSONL", "musubi_records", "name_values", "NAME_VARIABLES", "NAMED_LAYOUTS",
+    "new_save_id", "note", "NOTE_TEXT", "notes", "OUTPUT_FORMATS", "PAIR_LAYOUTS", "plan", "Plan", "PlannedFile",
+    "PlannedItem", "prepare_root", "protected_paths", "recover", "Recovery", "relative_name", "render",
     "resolved_path", "Resolver", "result_candidate", "RuleError", "run_candidates", "run_provenance", "save_result",
     "save_run", "SavedBefore", "SaveJob", "SaveJobs", "SaveRule", "Selection", "SHOWN", "source_stem", "target_path",
     "task_inputs", "TRAINER_FORMATS", "TRAINER_LAYOUTS", "validate", "write_item",

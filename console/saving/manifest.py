@@ -18,6 +18,7 @@ from .planning import PlannedItem
 from .rule import SaveRule
 
 MUSUBI_JSONL = "dataset.jsonl"
+_APPEND = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 
 def run_provenance(store: Store, run_id: str) -> dict[str, Any]:
@@ -53,8 +54,7 @@ def append_jsonl(path: Path, records: Iterable[dict]) -> None:
     skip such a line, and the next append starts on a new line so its own lines stay whole.
     """
     new = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0),
-                 0o644)
+    fd = os.open(path, _APPEND, 0o644)
     try:
         end = os.lseek(fd, 0, os.SEEK_END)
         if end and os.pread(fd, 1, end - 1) != b"\n":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..export import NAME_MAX, NAME_ROOM, fit_name
+from ..export import NAME_ROOM, fit_name
 from .rule import SaveRule
 
 FALLBACK_STEM = "image"

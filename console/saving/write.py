@@ -1,4 +1,4 @@
-"""Write a plan to disk item by item, whole or not at all (journalled, staged, renamed target last), then musubi's index."""
+"""Write a plan to disk item by item, each whole or not at all (journalled, staged, renamed target last)."""
 
 from __future__ import annotations
 
