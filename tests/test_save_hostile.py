@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import time
 import zipfile
 from pathlib import Path
 
@@ -219,3 +221,21 @@ def test_a_half_written_pair_without_a_journal_is_completed_not_skipped_as_exist
     assert (control / "a.png").read_bytes() != b"half" and (target / "a.png").is_file()
     assert (target / "a.txt").read_text("utf-8") == "make it blue"
     assert [s["kind"] for s in answer["skipped"]] == ["exists"] and (target / "b.png").read_bytes() == b"mine"
+
+
+def test_a_file_older_than_the_killed_saves_note_is_kept(client, fake, tmp_path):
+    # A killed save with conflict 'overwrite' had noted b's pair but not reached it yet: the user's
+    # older file at that name is not the killed save's, so it stays (and 'skip' keeps it now).
+    run_id, tasks = finished(client, fake, sources(tmp_path / "src", ["a.png", "b.png"]))
+    out = tmp_path / "out"
+    target = out / "dataset_target"
+    target.mkdir(parents=True)
+    (target / "b.png").write_bytes(b"mine")
+    os.utime(target / "b.png", (time.time() - 3600, time.time() - 3600))
+    (out / ".console-save-journal.jsonl").write_text(json.dumps(
+        {"save_id": "dead", "result_id": tasks[1]["results"][0]["id"], "noted_at": time.time(),
+         "paths": [str(out / "dataset_control" / "b.png"), str(target / "b.txt"), str(target / "b.png")]}) + "\n",
+        "utf-8")
+    answer = save(client, run_id, out, layout="aitoolkit_edit")
+    assert answer["report"]["repaired"]["items"] == 0 and (target / "b.png").read_bytes() == b"mine"
+    assert [s["kind"] for s in answer["skipped"]] == ["exists"]

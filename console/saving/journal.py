@@ -14,7 +14,8 @@ import os
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from contextlib import suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -26,6 +27,7 @@ from .rule import inside
 
 JOURNAL = ".console-save-journal.jsonl"
 TEMP_MAX_AGE_S = 3600  # a temp file of a living process this old was left by a crashed write
+MTIME_SLACK_S = 2  # file systems with coarse timestamps may date a file written just after a note before it
 # Temp files of console.atomic (.tmp-<pid>-<thread>) and of a save's staged files (…-<n>).
 _TEMP = re.compile(re.escape(TEMP_PREFIX) + r"(\d+)-\d+(-\d+)?")
 
@@ -42,19 +44,19 @@ class Recovery:
     items: int = 0  # unfinished items whose files were removed
     files: int = 0  # their files removed
     temp_files: int = 0  # stale temp files removed
-    paths: list[str] | None = None  # the files removed
+    paths: list[str] = field(default_factory=list)  # the files removed
 
     def report(self, unfinished: list[list[str]] | None = None) -> dict[str, Any]:
         """Return the save report's `repaired` entry, with the `unfinished` items planning found (their files)."""
         unfinished = unfinished or []
         files = [path for paths in unfinished for path in paths]
         return {"items": self.items + len(unfinished), "files": self.files + len(files), "temp_files": self.temp_files,
-                "paths": (self.paths or []) + files}
+                "paths": self.paths + files}
 
 
 def recover(root: Path, folders: Iterable[Path]) -> Recovery:
     """Undo the unfinished items of a killed save in `root`, remove stale temp files, and drop the journal."""
-    found = Recovery(paths=[])
+    found = Recovery()
     journal = root / JOURNAL
     intents = manifest_lines(journal)
     finished = {(line.get("save_id"), line.get("result_id")) for line in manifest_lines(root / MANIFEST)}
@@ -64,14 +66,16 @@ def recover(root: Path, folders: Iterable[Path]) -> Recovery:
         swept.update(p.parent for p in paths)
         if (intent.get("save_id"), intent.get("result_id")) in finished:
             continue
-        removed = [p for p in paths if _remove(root, p)]
+        noted_at = intent.get("noted_at")
+        since = noted_at - MTIME_SLACK_S if isinstance(noted_at, (int, float)) else 0
+        removed = [p for p in paths if _remove(root, p, since)]
         if removed:
             found.items += 1
             found.files += len(removed)
             found.paths.extend(str(p) for p in removed)
     for folder in swept:
         found.temp_files += _sweep_temps(root, folder)
-    if intents or journal.exists():
+    with suppress(OSError):  # cannot go (a read-only folder): the next save tries again
         journal.unlink(missing_ok=True)
     return found
 
@@ -87,7 +91,8 @@ class Journal:
     def note(self, items: list[PlannedItem]) -> None:
         """Append these items (their result ids and every path they write or replace) and make it durable."""
         created = not self.path.exists()
-        append_jsonl(self.path, [{"save_id": self.save_id, "result_id": item.candidate.result["id"],
+        now = time.time()
+        append_jsonl(self.path, [{"save_id": self.save_id, "result_id": item.candidate.result["id"], "noted_at": now,
                                   "paths": [*item.paths, *map(str, item.replaces)]} for item in items])
         if created:
             fsync_folder(self.path.parent)
@@ -95,17 +100,20 @@ class Journal:
 
     def close(self) -> None:
         """Remove the journal: every item noted is now listed, undone or never started."""
-        try:
+        with suppress(OSError):  # a read-only folder: the next save cleans it up
             self.path.unlink(missing_ok=True)
-        except OSError:  # a read-only folder: the next save cleans it up
-            pass
 
 
-def _remove(root: Path, path: Path) -> bool:
-    """Remove one file a killed save may have written: a regular file inside root, never a folder or a link's target."""
+def _remove(root: Path, path: Path, since: float) -> bool:
+    """Remove one file a killed save may have written: a regular file inside root, changed since `since`.
+
+    An older file at that name (one an overwrite had not reached yet) stays; so do folders and links.
+    """
     if not inside(root, path.parent) or path.is_symlink() or not path.is_file():
         return False
     try:
+        if path.stat().st_mtime < since:
+            return False
         path.unlink()
     except OSError:
         return False
