@@ -170,8 +170,8 @@ def _is_own(address: IPAddress, port: int, own: PinKey | None) -> bool:
         return True
     try:
         listening = ipaddress.ip_address(own[0].strip("[]"))
-    except ValueError:
-        return own[0] in ("", "localhost")
+    except ValueError:  # every address (""), or a name: loopback for localhost, else maybe any of this machine's
+        return own[0].strip().lower() not in ("localhost", "localhost.", "ip6-localhost")
     return listening.is_unspecified or listening == address
 
 

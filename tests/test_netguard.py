@@ -82,6 +82,7 @@ def test_other_ports_and_other_machines_on_the_consoles_port_pass():
     assert check("http://127.0.0.1:12608/x", own=own, allow_private=True)
     assert check("http://10.1.2.3:12607/x", own=own, allow_private=True)  # another machine's 12607
     assert check("https://8.8.8.8:12607/x", own=own)
+    assert check("http://10.1.2.3:12607/x", own=("localhost", 12607), allow_private=True)  # not listened on
 
 
 @pytest.mark.parametrize("url, message", [
