@@ -61,6 +61,16 @@ def _positive(convert: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
+def _above_zero(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        value = convert(text)
+        if value <= 0:
+            raise ValueError(f"must be more than 0, got {value}")
+        return value
+
+    return parse
+
+
 @dataclass(frozen=True)
 class Setting:
     """One row of the settings table."""
@@ -80,9 +90,9 @@ SETTINGS: tuple[Setting, ...] = (
             "none"),
     Setting("port", 12607, "PORT", "Port to listen on.", _port),
     Setting("max_request_threads", 64, "MAX_REQUEST_THREADS", "Connections served at once; one more is answered 503 "
-            "at once (each holds a thread).", _positive(int)),
+            "at once (each holds a thread).", _above_zero(int)),
     Setting("request_header_timeout_s", 10.0, "REQUEST_HEADER_TIMEOUT_S", "Longest wait for a request's line and "
-            "headers (an idle keep-alive connection included) before the connection is closed.", _positive(float)),
+            "headers (an idle keep-alive connection included) before the connection is closed.", _above_zero(float)),
     Setting("data_dir", "", "APP_DATA_DIR", "Data directory (default: the user data dir).", str),
     Setting("open_browser", True, "OPEN_BROWSER", "Open the review page in a browser on start.", _bool),
     Setting("status_ui", "cli", "STATUS_UI", "Terminal status: 'cli' (Rich panel) or 'none' (log lines).", _status_ui),

@@ -19,7 +19,7 @@ import pytest
 
 from console.httpserver import CappedServer
 from console.profile import ApiProfile
-from console.settings import resolve
+from console.settings import SettingsError, resolve
 from console.upstream.client import UpstreamClient, make_http_client
 from console.upstream.errors import ResponseError
 from tests.fake_upstream import FakeUpstream
@@ -192,6 +192,13 @@ def test_a_connection_over_the_cap_is_answered_503_at_once_and_a_silent_one_is_c
         thread.join(5)
 
 
+@pytest.mark.parametrize("env", [{"MAX_REQUEST_THREADS": "0"}, {"REQUEST_HEADER_TIMEOUT_S": "0"},
+                                 {"MAX_REQUEST_THREADS": "-3"}])
+def test_a_server_that_could_serve_nothing_is_refused_at_start(env):
+    with pytest.raises(SettingsError, match=f"{next(iter(env))}=.*must be more than 0"):
+        resolve(env)
+
+
 def test_600_half_open_connections_hold_at_most_the_cap_of_threads(tmp_path):
     env = {**os.environ, "REQUEST_HEADER_TIMEOUT_S": "2", "MAX_REQUEST_THREADS": "64"}
     server = ServerProcess(tmp_path / "data", env=env)
@@ -229,7 +236,7 @@ STREAMS_SCRIPT = """
 import asyncio, json, resource, sys
 from console.httpserver import CappedServer
 from console.profile import ApiProfile
-from console.settings import resolve
+from console.settings import SettingsError, resolve
 from console.upstream import UpstreamClient, UpstreamError, make_http_client
 
 url, count = sys.argv[1], int(sys.argv[2])
