@@ -1,14 +1,13 @@
 """Bound the memory of the answers being read at once, across every call of a client.
 
 An answer is held in memory while it is read and parsed: up to `MAX_RESPONSE_BYTES` (256 MiB) per
-call, for a stream without a length as for any other. At concurrency 8 that was 2.2 GB, and 64
-calls may be in flight. So the calls of one client share `MAX_ANSWERS_BYTES` (512 MiB): each call
-counts the bytes of its answer, and of the images it downloads, as it reads them until the call is
-over, and a call whose next chunk would pass the total
-stops reading (the gateway is held back by TCP) until other calls are over and give theirs back.
-The oldest call still reading always goes on, up to its own cap, so the calls never all wait on
-each other: what is held is at most `MAX_ANSWERS_BYTES` plus one answer's cap. A call that waits
-here is still under its profile's timeout.
+call, for a stream without a length as for any other, which at concurrency 8 is 2 GB and at 64 far
+more. So the calls of one client share `MAX_ANSWERS_BYTES` (512 MiB): each call counts the bytes
+of its answer, and of the images it downloads, as it reads them, until the call is over; a call
+whose next chunk would pass the total stops reading (the gateway is held back by TCP) until other
+calls are over and give theirs back. The oldest call still reading always goes on, up to its own
+cap, so the calls never all wait on each other: what is held is at most `MAX_ANSWERS_BYTES` plus
+one answer's cap. A call that waits here is still under its profile's timeout.
 """
 
 from __future__ import annotations
