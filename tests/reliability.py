@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "RELIABILITY.md"
 TESTS = ["test_faults.py", "test_crashes.py", "test_controls_load.py", "test_attacks.py", "test_ssrf.py",
          "test_exposed.py", "test_hostile.py", "test_secrets.py", "test_fuzz_routes.py", "test_file_modes.py",
-         "test_full_disk.py"]
+         "test_full_disk.py", "test_save_crash.py", "test_save_hostile.py", "test_hostile_gateways.py"]
 COMMAND = ".venv/bin/python -m tests.reliability"
 
 
@@ -101,6 +101,15 @@ def render(found: dict[str, dict[str, Any]], outcomes: list[tuple[str, str, floa
         f"resumed after freeing space | **{get('full_disk', 'paid_twice', '–')}** calls paid twice of "
         f"{get('full_disk', 'calls')}; {get('full_disk', 'answers_held')} answers held in memory and stored on resume; "
         f"a read-only cache folder: **{get('full_disk', 'read_only_paid_twice', '–')}** paid twice |",
+        f"| `kill -9` during a save of {get('save_crash', 'pairs')} ai-toolkit pairs (after "
+        f"{get('save_crash', 'written_when_killed')} written), then the same save again | "
+        f"{get('save_crash', 'half_written_repaired')} half-done items repaired, {get('save_crash', 'temp_files_removed')} "
+        f"temporary files removed; **{get('save_crash', 'pairs_whole_after_resume')}** whole pairs, "
+        f"{get('save_crash', 'manifest_lines')} manifest lines, {get('save_crash', 'saved_marks')} saved marks, "
+        f"{get('save_crash', 'temp_files_after_resume')} temporary files left |",
+        f"| a manifest that cannot be written (full output disk) during a save of {get('save_manifest_full', 'pairs')} "
+        f"pairs | {get('save_manifest_full', 'files_unlisted_when_full')} files left unlisted; the next save wrote "
+        f"{get('save_manifest_full', 'written_by_next_save')}, **{get('save_manifest_full', 'written_twice', '–')}** twice |",
         f"| partial files left by the kills, removed at the next start | {get('crashes', 'partial_files_swept')} |",
         f"| controls fired from {get('controls', 'threads')} threads for {get('controls', 'seconds')} s during runs | "
         f"{get('controls', 'requests')} requests, **{get('controls', 'deadlocks', '–')} deadlocks**, "
@@ -113,8 +122,23 @@ def render(found: dict[str, dict[str, Any]], outcomes: list[tuple[str, str, floa
         f"| sources rewritten while read | {get('hostile', 'moving_sources')} tasks over "
         f"{get('hostile', 'moving_source_rewrites')} rewrites: {get('hostile', 'moving_sources_failed')} failed "
         "readably, the rest sent whole images |",
+        f"| a broken deployment behind a router's cooldown ({get('hostile_gateways', 'router_cooldown_tasks')} tasks, "
+        f"rate-limit patience {get('hostile_gateways', 'router_cooldown_rate_limit_wait_s')} s) | every task failed with "
+        f"the real error in {get('hostile_gateways', 'router_cooldown_seconds_to_fail_all')} s, "
+        f"{get('hostile_gateways', 'router_cooldown_calls')} calls |",
+        f"| {get('hostile_gateways', 'streams_at_once')} endless answers of {get('hostile_gateways', 'stream_cap_mib')} MiB "
+        f"each, answers' budget {get('hostile_gateways', 'budget_mib')} MiB | "
+        f"{get('hostile_gateways', 'bounded_peak_held_mib')} MiB held, peak RSS {get('hostile_gateways', 'bounded_max_rss_mib')} "
+        f"MiB (without the budget: {get('hostile_gateways', 'unbounded_peak_held_mib')} MiB held) |",
+        f"| {get('hostile_gateways', 'half_open_connections')} half-open connections, thread cap "
+        f"{get('hostile_gateways', 'request_thread_cap')} | server threads peak "
+        f"{get('hostile_gateways', 'server_threads_peak_half_open')}, "
+        f"{get('hostile_gateways', 'server_threads_after_header_timeout')} after the header deadline |",
         f"| fuzzed requests, every route | {get('fuzz', 'requests')} on {get('fuzz', 'routes')} routes, "
         f"**{get('fuzz', 'server_errors', '–')} 5xx** |",
+        f"| credentials in extra headers and URL queries ({get('secrets', 'header_query_kinds')} kinds) leaked | "
+        f"**{get('secrets', 'header_query_leaks', '–')}** in {get('secrets', 'header_query_answers_checked')} answers, "
+        "logs, debug logs and exports |",
         f"| key leaks (answers, logs, debug logs, exports, saved files, artifacts) | "
         f"**{get('secrets', 'leaks', '–')}** in {get('secrets', 'answers_checked')} answers, "
         f"{get('secrets', 'files_checked')} files, {get('secrets', 'artifacts_checked')} artifacts |",
