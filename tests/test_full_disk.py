@@ -25,15 +25,20 @@ from tests.server_process import ROOT, ServerProcess
 TASKS = 20
 
 
-def wait_paused(server: ServerProcess, run_id: str, timeout: float = 30) -> dict:
+def wait_paused(server: ServerProcess, run_id: str) -> dict:
     """Wait until the run has nothing in flight; return its answer."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = server.get(f"/api/runs/{run_id}").json()
-        if not run["running"]:
-            return run
-        time.sleep(0.05)
-    raise AssertionError(f"run still running: {run}")
+    server.wait_idle(run_id, timeout=30)
+    return server.get(f"/api/runs/{run_id}").json()
+
+
+def resume_to_the_end(server: ServerProcess, run_id: str, segment: str) -> int:
+    """Resume the run, wait for every task to be done; return how many calls paid for a source twice."""
+    assert server.post(f"/api/runs/{run_id}/resume").status_code == 200
+    listing = server.wait_idle(run_id, timeout=60)
+    assert Counter(t["status"] for t in listing["tasks"]) == {"done": TASKS}
+    paid = Counter(entry["digest"] for entry in call_log(segment))
+    assert len(paid) == TASKS
+    return sum(count - 1 for count in paid.values())
 
 
 def wait_done_at_least(server: ServerProcess, run_id: str, count: int, timeout: float = 30) -> None:
@@ -48,7 +53,6 @@ def wait_done_at_least(server: ServerProcess, run_id: str, count: int, timeout: 
 @pytest.mark.timeout(120)
 def test_a_disk_that_fills_mid_run_pauses_it_and_resume_finishes_it_paying_nothing_twice(small_disk, fake, tmp_path):
     folder = make_sources(tmp_path / "src", TASKS)
-    names = {digest_of(path): path.name for path in folder.iterdir()}
     segment = "paid.s=0.3"
     server = ServerProcess(small_disk.path / "data")
     try:
@@ -78,15 +82,10 @@ def test_a_disk_that_fills_mid_run_pauses_it_and_resume_finishes_it_paying_nothi
         assert refused.status_code == 507 and "is full" in refused.json()["error"], refused.text
 
         small_disk.free()
-        assert server.post(f"/api/runs/{run_id}/resume").status_code == 200
-        listing = server.wait_idle(run_id, timeout=60)
-        assert Counter(t["status"] for t in listing["tasks"]) == {"done": TASKS}
-        paid = Counter(entry["digest"] for entry in call_log(segment))
-        twice = sum(count - 1 for count in paid.values())
-        assert set(paid) == set(names)
-        assert twice == 0, paid
+        twice = resume_to_the_end(server, run_id, segment)
+        assert twice == 0
         assert integrity(small_disk.path / "data" / "console.db") == "ok"
-        record("full_disk", tasks=TASKS, concurrency=3, calls=sum(paid.values()), paid_twice=twice, answers_held=held)
+        record("full_disk", tasks=TASKS, concurrency=3, calls=len(call_log(segment)), paid_twice=twice, answers_held=held)
     finally:
         server.stop()
 
@@ -118,12 +117,8 @@ def test_a_cache_folder_turned_read_only_mid_run_pauses_it_and_resume_finishes_i
         assert not any("bug" in (t["error"] or "") for t in tasks)
 
         small_disk.writable_again()
-        assert server.post(f"/api/runs/{run_id}/resume").status_code == 200
-        listing = server.wait_idle(run_id, timeout=60)
-        assert Counter(t["status"] for t in listing["tasks"]) == {"done": TASKS}
-        paid = Counter(entry["digest"] for entry in call_log(segment))
-        twice = sum(count - 1 for count in paid.values())
-        assert twice == 0, paid
+        twice = resume_to_the_end(server, run_id, segment)
+        assert twice == 0
         record("full_disk", read_only_tasks=TASKS, read_only_paid_twice=twice)
     finally:
         server.stop()
