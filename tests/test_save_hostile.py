@@ -202,25 +202,21 @@ def test_musubis_dataset_jsonl_lost_to_a_kill_is_written_again_by_the_next_save(
     assert reading.problems == [] and len(reading.samples) == 4
 
 
-def test_a_half_written_pair_without_a_journal_is_completed_not_skipped_as_existing(client, fake, tmp_path):
-    # Left by a save of an older console (no journal): a control and a caption without their
-    # target, listed nowhere. The pair is written whole; a pair whose target exists is still skipped.
-    run_id, _ = finished(client, fake, sources(tmp_path / "src", ["a.png", "b.png"]))
+def test_files_without_a_journal_are_the_users_and_are_never_written_over(client, fake, tmp_path):
+    # A control and a caption without their target, listed nowhere and named by no journal, may be
+    # the user's own files (or an older console's leftovers): only a journal says a save wrote them,
+    # so they clash like any file and the conflict rule decides (skip: untouched).
+    run_id, _ = finished(client, fake, sources(tmp_path / "src", ["a.png"]))
     out = tmp_path / "out"
     control, target = out / "dataset_control", out / "dataset_target"
     control.mkdir(parents=True)
     target.mkdir()
-    (control / "a.png").write_bytes(b"half")
-    (target / "a.txt").write_text("half", "utf-8")
-    (target / "b.png").write_bytes(b"mine")
-    preview = save(client, run_id, out, layout="aitoolkit_edit", dry_run=True)
-    assert (control / "a.png").read_bytes() == b"half" and preview["report"]["repaired"]["items"] == 1
+    (control / "a.png").write_bytes(b"mine")
+    (target / "a.txt").write_text("my notes", "utf-8")
     answer = save(client, run_id, out, layout="aitoolkit_edit")
-    assert answer["report"]["repaired"] == {"items": 1, "files": 2, "temp_files": 0,
-                                            "paths": [str(control / "a.png"), str(target / "a.txt")]}
-    assert (control / "a.png").read_bytes() != b"half" and (target / "a.png").is_file()
-    assert (target / "a.txt").read_text("utf-8") == "make it blue"
-    assert [s["kind"] for s in answer["skipped"]] == ["exists"] and (target / "b.png").read_bytes() == b"mine"
+    assert answer["report"]["repaired"]["items"] == 0
+    assert [s["kind"] for s in answer["skipped"]] == ["exists"]
+    assert (control / "a.png").read_bytes() == b"mine" and (target / "a.txt").read_text("utf-8") == "my notes"
 
 
 def test_a_file_older_than_the_killed_saves_note_is_kept(client, fake, tmp_path):

@@ -94,5 +94,5 @@ def _save(store: Store, cache: ImageCache, rule: SaveRule, run_id: str, candidat
         repaired = Recovery() if rule.dry_run else recover(root, folders(rule, root).values())
         planned = plan(cache, rule, root, run_id, candidates, protected, job)
         planned.skipped[:0] = skipped
-        planned.report["repaired"] = repaired.report(planned.unfinished)
+        planned.report["repaired"] = repaired.report()
         return execute(store, planned, job)

@@ -46,12 +46,9 @@ class Recovery:
     temp_files: int = 0  # stale temp files removed
     paths: list[str] = field(default_factory=list)  # the files removed
 
-    def report(self, unfinished: list[list[str]] | None = None) -> dict[str, Any]:
-        """Return the save report's `repaired` entry, with the `unfinished` items planning found (their files)."""
-        unfinished = unfinished or []
-        files = [path for paths in unfinished for path in paths]
-        return {"items": self.items + len(unfinished), "files": self.files + len(files), "temp_files": self.temp_files,
-                "paths": self.paths + files}
+    def report(self) -> dict[str, Any]:
+        """Return the save report's `repaired` entry."""
+        return {"items": self.items, "files": self.files, "temp_files": self.temp_files, "paths": self.paths}
 
 
 def recover(root: Path, folders: Iterable[Path]) -> Recovery:

@@ -34,15 +34,13 @@ class SavedBefore:
 
 
 class Memory:
-    """The results an output folder's manifest says were saved to one destination, and every file it lists."""
+    """The results an output folder's manifest says were saved to one destination."""
 
     def __init__(self, root: Path, rule: SaveRule) -> None:
         self.place = destination(rule)
         self.saved: dict[tuple[str, str], SavedBefore] = {}
         self.results: set[str] = set()
-        self.listed: set[str] = set()  # every path of every line, whatever its destination
         for line in manifest_lines(root / MANIFEST):
-            self.listed.update(p for p in line.get("paths") or [] if isinstance(p, str))
             if line_destination(line) == self.place and isinstance(line.get("result_sha256"), str):
                 key = (line.get("source_sha256") or "", line["result_sha256"])
                 self.saved[key] = SavedBefore([str(p) for p in line.get("paths") or []], str(line.get("timestamp", "")))

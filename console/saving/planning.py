@@ -73,7 +73,6 @@ class Plan:
     errors: list[dict] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
     remembered: list[Candidate] = field(default_factory=list)  # skipped as saved here before
-    unfinished: list[list[str]] = field(default_factory=list)  # per half-written item, the files this save writes over
     cancelled: bool = False
 
     @property
@@ -382,9 +381,6 @@ class _Planner:
         names = item.candidate.names()
         if not clashes:
             return True
-        if self._unfinished(item, clashes):
-            self.out.unfinished.append([str(p) for p in clashes])
-            return True
         if self.rule.conflict == "skip":
             self.findings["conflicts"].append({**names, "path": str(clashes[0]), "action": "skipped", "paths": item.paths})
             self.out.skipped.append({**names, "kind": "exists", "reason": f"exists: {clashes[0]}", "paths": item.paths,
@@ -397,17 +393,6 @@ class _Planner:
             return True
         self._rename(item, clashes[0])
         return True
-
-    def _unfinished(self, item: PlannedItem, clashes: list[Path]) -> bool:
-        """Return True when the clashing files are this item's own names left half-written by an earlier save.
-
-        That is: each is one of the item's paths, its last file (the target) is not there under any
-        extension, and the manifest lists none of them (a save lists an item once it is whole).
-        Such an item is written whole whatever the conflict rule; other files are never touched.
-        """
-        own = {f.path for f in item.files}
-        return (set(clashes) <= own and not self.claims.on_disk(item.files[-1].path, True)
-                and not any(str(p) in self.memory.listed for p in clashes))
 
     def _clashes(self, item: PlannedItem) -> list[Path]:
         return [p for f in item.files for p in self.claims.on_disk(f.path, f.role != "caption")]
