@@ -53,7 +53,7 @@ def wait_done_at_least(server: ServerProcess, run_id: str, count: int, timeout: 
 @pytest.mark.timeout(120)
 def test_a_disk_that_fills_mid_run_pauses_it_and_resume_finishes_it_paying_nothing_twice(small_disk, fake, tmp_path):
     folder = make_sources(tmp_path / "src", TASKS)
-    segment = "paid.s=0.3"
+    segment = "paid.s=0.3.disk=full"
     server = ServerProcess(small_disk.path / "data")
     try:
         api = {"api_url": fake.url(segment, CHAT), "model": "m", "allow_private_api": True, "concurrency": 3,
