@@ -233,7 +233,7 @@ STREAM_CAP_MIB = 32
 # Runs in a process of its own, so its peak RSS is the client's alone: STREAMS calls at once, each
 # to an endless data URL (no Content-Length), each read up to MAX_RESPONSE_BYTES before it fails.
 STREAMS_SCRIPT = """
-import asyncio, json, resource, sys
+import asyncio, json, sys
 from console.httpserver import CappedServer
 from console.profile import ApiProfile
 from console.settings import SettingsError, resolve
@@ -256,8 +256,10 @@ async def main():
         return outcomes, client._budget.peak
 
 outcomes, peak = asyncio.run(main())
-print(json.dumps({"outcomes": outcomes, "peak_held": peak,
-                  "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# VmHWM, not getrusage's ru_maxrss: that one starts from the forking parent's size (pytest's, hundreds of MiB
+# late in a full run), so both measurements read the same; VmHWM belongs to this program's own memory.
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"outcomes": outcomes, "peak_held": peak, "max_rss_mib": hwm / 1024}))
 """
 
 
