@@ -61,10 +61,14 @@ def test_a_broken_deployment_behind_a_routers_cooldown_fails_its_tasks_with_the_
     tasks = _tasks(engine, run_id)
     assert {task["status"] for task in tasks} == {"failed"}, [task["error"] for task in tasks]
     assert all(task["error"].startswith("HTTP 500: litellm.InternalServerError") for task in tasks)
-    assert all(task["http_status"] == 500 and task["attempts"] <= 3 for task in tasks)
+    # At most one call more than the retries: the first two calls go out together, and the router's
+    # refusal of the second can be read before the failure of the first that it echoes; that one
+    # is a rate limit as far as anyone can tell, and its task goes back to the queue once.
+    assert all(task["http_status"] == 500 and task["attempts"] <= 4 for task in tasks), \
+        [(task["http_status"], task["attempts"]) for task in tasks]
     assert engine.cooling(run_id) is None
     calls = len([r for r in fake.requests if r.method == "POST"])
-    assert calls <= 4 * 3
+    assert calls <= 4 * 3 + 1  # the one race above
     record("hostile_gateways", router_cooldown_tasks=4, router_cooldown_seconds_to_fail_all=round(took, 1),
            router_cooldown_calls=calls, router_cooldown_rate_limit_wait_s=1800)
 
