@@ -28,7 +28,7 @@ class RedactingFormatter(logging.Formatter):
 class OneLineFormatter(logging.Formatter):
     """Format a record on one line: the message, then the exception's type and text, no traceback.
 
-    The terminal shows what failed and why (issue 8); the traceback is for the log file. Credentials
+    The terminal shows what failed and why; the traceback is for the log file. Credentials
     the line quotes are redacted, as in the file.
     """
 
