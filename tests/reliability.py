@@ -103,8 +103,10 @@ def render(found: dict[str, dict[str, Any]], outcomes: list[tuple[str, str, floa
         f"a read-only cache folder: **{get('full_disk', 'read_only_paid_twice', '–')}** paid twice |",
         f"| `kill -9` during a save of {get('save_crash', 'pairs')} ai-toolkit pairs (after "
         f"{get('save_crash', 'written_when_killed')} written), then the same save again | "
-        f"{get('save_crash', 'half_written_repaired')} half-done items repaired, {get('save_crash', 'temp_files_removed')} "
-        f"temporary files removed; **{get('save_crash', 'pairs_whole_after_resume')}** whole pairs, "
+        f"{get('save_crash', 'kept_from_crashed_save')} items kept (listed before the kill), "
+        f"{get('save_crash', 'half_written_repaired')} unlisted or half-written ones undone and written again, "
+        f"{get('save_crash', 'temp_files_removed')} temporary files removed; "
+        f"**{get('save_crash', 'pairs_whole_after_resume')}** whole pairs, "
         f"{get('save_crash', 'manifest_lines')} manifest lines, {get('save_crash', 'saved_marks')} saved marks, "
         f"{get('save_crash', 'temp_files_after_resume')} temporary files left |",
         f"| a manifest that cannot be written (full output disk) during a save of {get('save_manifest_full', 'pairs')} "
