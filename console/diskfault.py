@@ -22,6 +22,7 @@ from pathlib import Path
 FULL, READ_ONLY, GONE = "full", "read_only", "gone"
 RESERVE_NAME = "disk-reserve"
 RESERVE_BYTES = 2 * 1024 * 1024
+ROOMY_BYTES = 1024**3  # a disk with this much free is not the one that is full
 _ERRNO_KINDS = {errno.ENOSPC: FULL, errno.EDQUOT: FULL, errno.EROFS: READ_ONLY, errno.EACCES: READ_ONLY,
                 errno.EPERM: READ_ONLY, errno.ENOENT: GONE, errno.ESTALE: GONE}
 _SQLITE_KINDS = (("disk is full", FULL), ("readonly database", READ_ONLY), ("unable to open database", GONE),
@@ -76,7 +77,7 @@ class DataFolder:
         if isinstance(exc, StorageFault):
             return exc
         kind = _kind(exc)
-        if kind is None:
+        if kind is None or not self._about_me(exc):
             return None
         if _identity(self.path) != self._identity:
             kind = GONE
@@ -87,6 +88,18 @@ class DataFolder:
         elif kind == GONE:  # a file inside went missing, the folder itself is fine: not a storage fault
             return None
         return StorageFault(kind, self.path, self.available() if kind == FULL else None)
+
+    def _about_me(self, exc: BaseException) -> bool:
+        """False when the error is another folder's: it names a file outside the data folder (a save's
+        output), or it says "full" while the data folder's disk has plenty of room (an unnamed
+        temporary file on another disk)."""
+        named = getattr(exc, "filename", None)
+        if not isinstance(named, str | bytes | os.PathLike):
+            return _kind(exc) != FULL or (self.available() or 0) < ROOMY_BYTES
+        try:
+            return Path(os.fsdecode(named)).resolve().is_relative_to(self.path.resolve())
+        except (OSError, ValueError):
+            return True
 
     def available(self) -> int | None:
         """Bytes free on the folder's disk, not counting a reserve given back; None if it cannot be told."""

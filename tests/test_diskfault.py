@@ -25,7 +25,8 @@ def folder(tmp_path):
     (sqlite3.OperationalError("database or disk is full"), FULL),
     (sqlite3.OperationalError("attempt to write a readonly database"), READ_ONLY),
 ])
-def test_storage_errors_are_told_apart_by_kind(folder, exc, kind):
+def test_storage_errors_are_told_apart_by_kind(folder, exc, kind, monkeypatch):
+    monkeypatch.setattr(DataFolder, "available", lambda self: 4096)  # the data folder's disk is the full one
     fault = folder.fault(exc)
     assert fault is not None and fault.kind == kind
     assert str(folder.path) in str(fault)
@@ -83,3 +84,18 @@ def test_held_answers_stay_within_their_bound():
     assert held.peek("t1") is None and held.bytes == 40
     held.release("t3")
     assert held.bytes == 0
+
+
+def test_a_full_disk_elsewhere_is_not_the_data_folders(folder, tmp_path):
+    elsewhere = OSError(errno.ENOSPC, "No space left on device", "/mnt/usb/dataset/a.png")
+    inside = OSError(errno.ENOSPC, "No space left on device", str(folder.path / "cache" / "ab" / "x.png"))
+    assert folder.fault(elsewhere) is None
+    assert folder.fault(inside).kind == FULL
+
+
+def test_an_unnamed_full_disk_error_is_not_blamed_on_a_roomy_data_folder(folder, monkeypatch):
+    unnamed = OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(DataFolder, "available", lambda self: 80 * 1024**3)
+    assert folder.fault(unnamed) is None  # a temporary file on another disk
+    monkeypatch.setattr(DataFolder, "available", lambda self: 1024**2)
+    assert folder.fault(unnamed).kind == FULL

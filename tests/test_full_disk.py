@@ -7,6 +7,7 @@ stored on Resume without a new call, and settings writes answer 507 naming the d
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -212,3 +213,25 @@ def test_a_held_answer_is_dropped_when_its_task_is_retried_with_a_new_prompt(sma
     finally:
         engine.close()
         engine.store.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_zip_on_a_full_temporary_folder_answers_507_naming_that_folder(small_disk, fake, tmp_path):
+    spool = small_disk.path / "tmp"
+    spool.mkdir()
+    server = ServerProcess(tmp_path / "data", env={**os.environ, "TMPDIR": str(spool)})
+    try:
+        run_id = start_paid_run(server, fake, make_sources(tmp_path / "src", 3), "paid.s=0.05.zip=full")
+        server.wait_idle(run_id)
+        # a first export while there is room (Python settles on its temporary folder at the first use,
+        # and passes over one that is full then)
+        assert server.get(f"/api/runs/{run_id}/export.zip").status_code == 200
+        small_disk.fill()
+        answer = server.get(f"/api/runs/{run_id}/export.zip")
+        assert answer.status_code == 507, answer.text
+        assert f"the temporary folder {spool}" in answer.json()["error"]
+        assert "data folder" not in answer.json()["error"]  # the data folder has room: it is not blamed
+        small_disk.free()
+        assert server.get(f"/api/runs/{run_id}/export.zip").status_code == 200
+    finally:
+        server.stop()

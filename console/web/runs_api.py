@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import tempfile
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, jsonify, request, send_file
 
+from ..diskfault import out_of_room
 from ..export import write_zip
 from ..masking import mask_url
 from ..store import STATUSES
@@ -149,13 +151,19 @@ def run_tasks(run_id: str):
 def export_zip(run_id: str):
     _run_or_404(run_id)
     only_selected = request.args.get("only_selected") == "1"
-    spool = tempfile.TemporaryFile()  # deleted when Werkzeug closes it after sending
+    spool = None
     try:
-        write_zip(store(), cache(), run_id, only_selected, spool)
-    except FileNotFoundError as exc:
-        spool.close()
-        raise ApiError(f"a result file is missing from the cache: {exc.filename}", 410) from None
-    spool.seek(0)
+        spool = tempfile.TemporaryFile()  # deleted when Werkzeug closes it after sending
+        write_zip(store(), cache(), run_id, only_selected, spool)  # a missing or damaged file is listed, not fatal
+        spool.seek(0)  # writes what is still buffered
+    except OSError as exc:
+        if spool is not None:
+            with suppress(OSError):  # closing flushes what is buffered, which fails the same way
+                spool.close()
+        if out_of_room(exc):  # the spool lives in the temporary folder, not the data folder
+            raise ApiError(f"the ZIP cannot be written in the temporary folder {tempfile.gettempdir()} "
+                           f"({exc.strerror}); free some space there, or point TMPDIR elsewhere", 507) from None
+        raise
     suffix = "-selected" if only_selected else ""
     return send_file(spool, mimetype="application/zip", as_attachment=True, download_name=f"{run_id}{suffix}.zip")
 
