@@ -51,15 +51,21 @@ def wait_done_at_least(server: ServerProcess, run_id: str, count: int, timeout: 
     raise AssertionError("not enough tasks done")
 
 
+def start_paid_run(server: ServerProcess, fake, folder, segment: str) -> str:
+    api = {"api_url": fake.url(segment, CHAT), "model": "m", "allow_private_api": True, "concurrency": 3,
+           "max_retries": 0, "timeout_s": 20}
+    answer = server.post("/api/runs", {"input_path": str(folder), "prompt": "fill it", "api": api})
+    assert answer.status_code == 201, answer.text
+    return answer.json()["run_id"]
+
+
 @pytest.mark.timeout(120)
 def test_a_disk_that_fills_mid_run_pauses_it_and_resume_finishes_it_paying_nothing_twice(small_disk, fake, tmp_path):
     folder = make_sources(tmp_path / "src", TASKS)
     segment = "paid.s=0.3.disk=full"
     server = ServerProcess(small_disk.path / "data")
     try:
-        api = {"api_url": fake.url(segment, CHAT), "model": "m", "allow_private_api": True, "concurrency": 3,
-               "max_retries": 0, "timeout_s": 20}
-        run_id = server.post("/api/runs", {"input_path": str(folder), "prompt": "fill it", "api": api}).json()["run_id"]
+        run_id = start_paid_run(server, fake, folder, segment)
         wait_done_at_least(server, run_id, 4)
         small_disk.fill()
         run = wait_paused(server, run_id)
@@ -89,14 +95,6 @@ def test_a_disk_that_fills_mid_run_pauses_it_and_resume_finishes_it_paying_nothi
         record("full_disk", tasks=TASKS, concurrency=3, calls=len(call_log(segment)), paid_twice=twice, answers_held=held)
     finally:
         server.stop()
-
-
-def start_paid_run(server: ServerProcess, fake, folder, segment: str) -> str:
-    api = {"api_url": fake.url(segment, CHAT), "model": "m", "allow_private_api": True, "concurrency": 3,
-           "max_retries": 0, "timeout_s": 20}
-    answer = server.post("/api/runs", {"input_path": str(folder), "prompt": "fill it", "api": api})
-    assert answer.status_code == 201, answer.text
-    return answer.json()["run_id"]
 
 
 @pytest.mark.timeout(120)
