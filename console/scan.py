@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .typedpath import FORMS, typed_path
+
 _EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(_EXTENSIONS)  # compared lower-cased
 _EXTENSION_LIST = ", ".join(ext[1:] for ext in _EXTENSIONS)
@@ -175,9 +177,9 @@ def _checked_path(input_path: object) -> str:
         raise ScanError("input path contains a NUL character")
     if not is_text(input_path):
         raise ScanError(f"input path is not valid text: {shown(input_path)}")
-    path = os.path.expanduser(input_path)
+    path = typed_path(input_path)
     if not os.path.isabs(path):
-        raise ScanError(f"input path must be an absolute path: {input_path}")
+        raise ScanError(f"input path must be an absolute path: {input_path} ({FORMS})")
     return path
 
 

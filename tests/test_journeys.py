@@ -1515,3 +1515,27 @@ def test_a_scan_past_its_cap_says_so_and_a_smaller_folder_runs(browser, fake, tm
     finally:
         context.close()
         server.stop()
+
+
+# --------------------------------------------------------------------------- pasted paths
+
+
+def test_a_path_pasted_from_a_file_manager_in_quotes_or_as_a_file_url_previews(page, server, fake, tmp_path):
+    # "Copy path" in a file manager gives '/home/me/my photos' (quotes) or file:///home/me/my%20photos;
+    # both are what the person meant. A relative path is refused with the forms that work.
+    folder = make_photos(tmp_path / "my photos", MIXED[:3])
+    pick_folder(page, folder, 3)  # plain
+    for typed in (f"'{folder}'", "file://" + str(folder).replace(" ", "%20")):
+        page.fill("[data-testid=path-input]", "")
+        page.fill("[data-testid=path-input]", typed)
+        with page.expect_response(lambda r: r.url.endswith("/api/scan")) as answer:
+            page.click("#scan")
+        assert answer.value.status == 200 and answer.value.json()["count"] == 3, typed
+    page.fill("[data-testid=path-input]", "my photos")
+    with page.expect_response(lambda r: r.url.endswith("/api/scan")) as answer:
+        page.click("#scan")
+    assert answer.value.status == 400
+    page.wait_for_function("document.querySelector('#scan-output')?.textContent.includes('in quotes')", timeout=WAIT_MS)
+    shown = page.inner_text("#scan-output")
+    assert "must be an absolute path: my photos" in shown and "file:///home/me/photos" in shown, shown
+    assert_no_crash_text(page)

@@ -354,3 +354,23 @@ def test_the_scan_route_knows_when_its_client_has_gone(app):
         assert client_gone() is True
     with app.test_request_context():
         assert client_gone() is False  # no socket: the test client never goes away
+
+
+def test_paths_pasted_in_quotes_or_as_file_urls_are_understood_everywhere(client, fake, tmp_path):
+    folder = make_sources(tmp_path / "my photos", 2)
+    refs = make_sources(tmp_path / "refs", 2)
+    for typed in (f"'{folder}'", f'"{folder}"', "file://" + str(folder).replace(" ", "%20")):
+        answer = client.post("/api/scan", json={"input_path": typed})
+        assert answer.status_code == 200 and answer.json["count"] == 2, (typed, answer.json)
+    started = client.post("/api/runs", json={"input_path": f"'{folder}'", "prompt": "p",
+                                             "reference_dirs": [f"file://{refs}"], "api": api(fake, "g3_stream_dataurl")})
+    assert started.status_code == 201, started.json
+    run_id = started.json["run_id"]
+    wait_idle(client, run_id)
+    out = tmp_path / "out dir"
+    saved = client.post(f"/api/runs/{run_id}/save", json={"output_dir": f'"{out}"', "only_selected": False})
+    assert saved.status_code == 200 and len(saved.json["saved"]) == 4, saved.json  # two images a task
+    assert out.is_dir() and not (tmp_path / f'"{out}"').exists()
+    refused = client.post("/api/scan", json={"input_path": "photos/holiday"})
+    assert refused.status_code == 400
+    assert "accepted: /home/me/photos, ~/photos, either one in quotes, or file://" in refused.json["error"]

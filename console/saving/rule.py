@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
 
+from ..typedpath import FORMS, typed_path
+
 LAYOUTS = ("flat", "aitoolkit_edit", "aitoolkit_multi", "musubi", "fal_start_end", "civitai_edit", "flat_pairs")
 TRAINER_LAYOUTS = ("aitoolkit_edit", "aitoolkit_multi", "musubi", "fal_start_end", "civitai_edit")
 PAIR_LAYOUTS = (*TRAINER_LAYOUTS, "flat_pairs")
@@ -149,9 +151,10 @@ def _output_dir(value: Any) -> Path:
         raise RuleError("'output_dir' is required")
     if not isinstance(value, str) or "\0" in value:
         raise RuleError("'output_dir' must be a string")
-    if not os.path.isabs(value):
-        raise RuleError(f"'output_dir' must be an absolute path, not {value[:200]!r}")
-    return Path(value)
+    path = typed_path(value)
+    if not os.path.isabs(path):
+        raise RuleError(f"'output_dir' must be an absolute path, not {value[:200]!r} ({FORMS})")
+    return Path(path)
 
 
 def _dataset_name(value: str) -> str:

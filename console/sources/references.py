@@ -8,6 +8,7 @@ from collections import defaultdict
 from pathlib import Path, PurePosixPath
 
 from ..scan import IMAGE_EXTENSIONS, ScanError, is_text, listing, shown
+from ..typedpath import FORMS, typed_path
 from ..userfiles import kind
 from .problems import SourceProblem
 
@@ -68,10 +69,10 @@ def checked_image(text: str, what: str, base: Path | None = None) -> tuple[Path 
     """Return (an image file's absolute path, None) or (None, why it cannot be used)."""
     if not is_text(text):
         return None, f"{what} is not valid text: {shown(text)}"
-    path = Path(os.path.expanduser(text.strip()))
+    path = Path(typed_path(text))
     if not path.is_absolute():
         if base is None:
-            return None, f"{what} must be an absolute path: {text}"
+            return None, f"{what} must be an absolute path: {text} ({FORMS})"
         path = base / path
     if os.path.splitext(path.name)[1].lower() not in IMAGE_EXTENSIONS:
         return None, f"{what} is not an image file: {path}"
@@ -92,9 +93,9 @@ def absolute(text: str, field: str) -> Path:
         raise SourceProblem(f"{field} must be the absolute path of a folder")
     if not is_text(text):
         raise SourceProblem(f"{field} is not valid text: {shown(text)}")
-    path = Path(os.path.expanduser(text.strip()))
+    path = Path(typed_path(text))
     if not path.is_absolute():
-        raise SourceProblem(f"{field} must be an absolute path: {text}")
+        raise SourceProblem(f"{field} must be an absolute path: {text} ({FORMS})")
     return path
 
 

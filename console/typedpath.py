@@ -1,0 +1,24 @@
+"""Read a path the way people give it: `~`, in quotes (a file manager's "copy path"), or a file:// URL."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import unquote, urlsplit
+
+# What every "must be an absolute path" message lists, so the person knows what to paste instead.
+FORMS = "accepted: /home/me/photos, ~/photos, either one in quotes, or file:///home/me/photos"
+
+
+def typed_path(text: str) -> str:
+    """Return the path `text` names: trimmed, its quotes and a file:// URL's form taken off, `~` expanded.
+
+    Whether it is absolute is the caller's to check (a table's cells may be relative to the table).
+    """
+    value = text.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        value = value[1:-1].strip()
+    if value[:7].lower() == "file://":
+        parts = urlsplit(value)
+        local = parts.netloc.lower() in ("", "localhost")  # file://host/… is another machine's: left relative
+        value = unquote(parts.path if local else parts.netloc + parts.path, errors="surrogateescape")
+    return os.path.expanduser(value)
