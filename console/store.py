@@ -215,6 +215,7 @@ class Store:
             "mode": row["mode"], "spec": json.loads(row["spec"]) if row["spec"] else None,
             "model": profile.get("model", ""), "api_url": profile.get("api_url", ""),
             "concurrency": profile.get("concurrency", 1), "progress": self.progress(row["id"]),
+            "selected": self.selected_count(row["id"]),
         }
 
     def run_profile(self, run_id: str) -> dict[str, Any]:
@@ -278,14 +279,9 @@ class Store:
         """Return the tasks of a run changed after revision `since` (all when 0), filtered and paged."""
         db = self._db()
         rev = self.rev()  # read first: a change racing this query is sent again next time, never lost
-        where, args = ["run_id = ?", "rev > ?"], [run_id, since]
-        if status:
-            where.append("status = ?")
-            args.append(status)
-        if q:
-            where.append("source_name LIKE ? ESCAPE '\\'")
-            args.append("%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
-        clause = " AND ".join(where)
+        clause, args = _task_filter(run_id, status, q)
+        clause += " AND rev > ?"
+        args.append(since)
         total = db.execute(f"SELECT COUNT(*) FROM tasks WHERE {clause}", args).fetchone()[0]
         page = f" LIMIT {int(limit)} OFFSET {int(offset)}" if limit is not None else (f" LIMIT -1 OFFSET {int(offset)}" if offset else "")
         rows = db.execute(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE {clause} ORDER BY idx{page}", args).fetchall()
@@ -471,6 +467,36 @@ class Store:
             db.execute("UPDATE tasks SET rev = ? WHERE id = ?", (self._bump(db), row[0]))
         return self.result(result_id)
 
+    def bulk_select(self, run_id: str, action: str, status: str | None = None, q: str | None = None) -> int:
+        """Apply a bulk selection to the results of a run's tasks matching the filters; return the run's selected count.
+
+        `all`, `none` and `invert` act on every result of the matching tasks; `first` selects the
+        first result of each and unselects its others. Tasks whose marks changed get a new
+        revision, so an incremental listing sends them again.
+        """
+        if action not in SELECTION_ACTIONS:
+            raise ValueError(f"unknown selection action {action!r}")
+        clause, args = _task_filter(run_id, status, q)
+        change, wanted = _SELECTION_SQL[action]
+        matching = f"SELECT id FROM tasks WHERE {clause}"
+        with self._tx() as db:
+            rev = self._bump(db)
+            # Tasks first: once the results change, which tasks had a result to change is lost.
+            db.execute(f"UPDATE tasks SET rev = ? WHERE {clause} AND EXISTS "
+                       f"(SELECT 1 FROM results r WHERE r.task_id = tasks.id AND {change.format(r='r')})", (rev, *args))
+            db.execute(f"UPDATE results SET selected = {wanted.format(r='results')} "
+                       f"WHERE task_id IN ({matching}) AND {change.format(r='results')}", args)
+            return self._selected_count(db, run_id)
+
+    def selected_count(self, run_id: str) -> int:
+        """Return how many results of a run are selected."""
+        return self._selected_count(self._db(), run_id)
+
+    @staticmethod
+    def _selected_count(db: sqlite3.Connection, run_id: str) -> int:
+        return db.execute("SELECT COUNT(*) FROM results r JOIN tasks t ON t.id = r.task_id "
+                          "WHERE t.run_id = ? AND r.selected = 1", (run_id,)).fetchone()[0]
+
     def delete_result(self, result_id: str) -> tuple[str, str] | None:
         """Delete a result; return its (sha256, format), or None if unknown."""
         with self._tx() as db:
@@ -542,6 +568,30 @@ def _result(row: sqlite3.Row) -> dict[str, Any]:
     result["selected"] = bool(row["selected"])
     result["saved"] = bool(row["saved"])
     return result
+
+
+def _task_filter(run_id: str, status: str | None, q: str | None) -> tuple[str, list[Any]]:
+    """Return the WHERE clause and arguments of a run's tasks in `status` whose source name contains `q`."""
+    where, args = ["run_id = ?"], [run_id]
+    if status:
+        where.append("status = ?")
+        args.append(status)
+    if q:
+        where.append("source_name LIKE ? ESCAPE '\\'")
+        args.append("%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+    return " AND ".join(where), args
+
+
+# The first result of a task, in the order listings show results.
+_FIRST = "(SELECT f.id FROM results f WHERE f.task_id = {r}.task_id ORDER BY f.created_at, f.rowid LIMIT 1)"
+# Per action: which results change (a condition on alias {r}) and the mark they get.
+_SELECTION_SQL = {
+    "all": ("{r}.selected = 0", "1"),
+    "none": ("{r}.selected = 1", "0"),
+    "invert": ("1", "1 - selected"),
+    "first": ("{r}.selected != ({r}.id = " + _FIRST + ")", "(results.id = " + _FIRST.replace("{r}", "results") + ")"),
+}
+SELECTION_ACTIONS = tuple(_SELECTION_SQL)
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:

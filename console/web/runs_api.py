@@ -12,7 +12,7 @@ from flask import Blueprint, Flask, jsonify, request, send_file
 from ..diskfault import out_of_room
 from ..export import write_zip
 from ..masking import mask_url
-from ..store import STATUSES
+from ..store import SELECTION_ACTIONS, STATUSES
 from . import sources_api
 from .errors import ApiError
 from .guards import is_local_request, json_body
@@ -145,6 +145,27 @@ def run_tasks(run_id: str):
     answer.update(live)
     answer["progress"] = store().progress(run_id)
     return answer
+
+
+SELECTION_KEYS = ("action", "status", "q", "flag")
+
+
+@bp.post("/api/runs/<run_id>/selection")
+def bulk_selection(run_id: str):
+    _run_or_404(run_id)
+    body = json_body()
+    unknown = sorted(set(body) - set(SELECTION_KEYS))
+    if unknown:
+        raise ApiError(f"unknown field {unknown[0]!r}: a selection takes {', '.join(SELECTION_KEYS)}")
+    action = _field(body, "action", str, required=True)
+    if action not in SELECTION_ACTIONS:
+        raise ApiError(f"'action' must be one of {', '.join(SELECTION_ACTIONS)}, got {action!r}")
+    status = _field(body, "status", str) or None
+    if status is not None and status not in STATUSES:
+        raise ApiError(f"'status' must be one of {', '.join(STATUSES)}, got {status!r}")
+    if _field(body, "flag", str):
+        raise ApiError("'flag': flag filters are not available yet")
+    return {"selected": store().bulk_select(run_id, action, status=status, q=_field(body, "q", str) or None)}
 
 
 @bp.get("/api/runs/<run_id>/export.zip")
