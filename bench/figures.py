@@ -13,7 +13,9 @@ from pathlib import Path
 from bench import big_payload, minimal_client, pyspy
 from bench.fake_server import FakeProcess
 from bench.page import page_figures
-from bench.harness import CHAT, Row, Servers, Workspace, make_photo_sources, make_sources, median
+from bench.harness import CHAT, Row, Server, Servers, Workspace, make_photo_sources, make_sources, median
+from console.store import Store
+from console.web import DB_NAME
 from console.settings import resolve
 from tests.fake_upstream import FakeUpstream, big_png
 
@@ -411,6 +413,57 @@ def scan(cfg: Config) -> list[Row]:
     return [Row(f"scan: POST /api/scan of {files:,} files", _fmt_ms(t), "< 3 s", t < 3.0, f"{_spread(times)} s")]
 
 
+# --------------------------------------------------------------------------- 9: bulk selection
+
+SELECTION_STEPS = (("all", {}), ("invert", {"status": "done"}), ("first", {}), ("none", {"q": "img1"}),
+                   ("all", {"status": "failed"}), ("none", {}))
+
+
+def _selection_run(data_dir: Path, tasks: int) -> str:
+    """Write a finished run straight into a data folder's database: 2 results on two tasks of three, done and failed."""
+    store = Store(data_dir / DB_NAME)
+    run_id = store.create_run("/in", False, "edit", {"model": "m"},
+                              [(f"img{i:05d}.png", f"/in/img{i:05d}.png") for i in range(tasks)])
+    db, now = store._db(), time.time()
+    db.execute("BEGIN")
+    for i, task in enumerate(store.tasks_since(run_id)["tasks"]):
+        db.executemany("INSERT INTO results (id, task_id, sha256, format, width, height, bytes, origin, created_at) "
+                       "VALUES (?, ?, ?, 'png', 8, 8, 100, 'b64', ?)",
+                       [(f"i{i}x{k}", task["id"], f"{i:060d}{k:04d}", now + k) for k in range(2 if i % 3 else 0)])
+        db.execute("UPDATE tasks SET status = ?, finished_at = ? WHERE id = ?", ("done" if i % 2 else "failed", now, task["id"]))
+    db.execute("COMMIT")
+    store.close()
+    return run_id
+
+
+def bulk_selection(cfg: Config) -> list[Row]:
+    """POST /api/runs/<id>/selection on a finished 10,000-task run (6,666 with two results): each action, HTTP round trip."""
+    tasks = 2000 if cfg.quick else 10_000
+    times: dict[str, list[float]] = {}
+    with Workspace() as root, Servers(root) as servers:
+        data_dir = root / "data"
+        data_dir.mkdir()
+        run_id = _selection_run(data_dir, tasks)
+        server = Server(data_dir)
+        servers.started.append(server)
+        for _ in range(cfg.repeat):
+            for action, filters in SELECTION_STEPS:
+                t0 = time.perf_counter()
+                answer = server.post(f"/api/runs/{run_id}/selection", {"action": action, **filters})
+                times.setdefault(f"{action} {filters}" if filters else action, []).append(time.perf_counter() - t0)
+                if answer.status_code != 200:
+                    raise RuntimeError(f"selection answered {answer.status_code}: {answer.text[:200]}")
+        listing_s = time.perf_counter()
+        server.get(f"/api/runs/{run_id}")
+        run_s = time.perf_counter() - listing_s
+    medians = {name: median(values) for name, values in times.items()}
+    worst = max(medians, key=medians.get)
+    note = "; ".join(f"{name} {value * 1000:.0f} ms" for name, value in medians.items())
+    return [Row(f"bulk selection: {tasks:,}-task run, slowest action ({worst})", _fmt_ms(medians[worst]), "< 200 ms",
+                medians[worst] < 0.2, f"medians of {cfg.repeat}: {note}; GET the run (with its selected count) "
+                f"{run_s * 1000:.0f} ms")]
+
+
 FIGURES = {
     "throughput": throughput,
     "big_payload": big_payload_figure,
@@ -420,4 +473,5 @@ FIGURES = {
     "startup": startup,
     "scan": scan,
     "page": page_figures,
+    "selection": bulk_selection,
 }
