@@ -467,16 +467,21 @@ class Store:
             db.execute("UPDATE tasks SET rev = ? WHERE id = ?", (self._bump(db), row[0]))
         return self.result(result_id)
 
-    def bulk_select(self, run_id: str, action: str, status: str | None = None, q: str | None = None) -> int:
+    def bulk_select(self, run_id: str, action: str, status: str | None = None, q: str | None = None,
+                    task_ids: Sequence[str] | None = None) -> int:
         """Apply a bulk selection to the results of a run's tasks matching the filters; return the run's selected count.
 
         `all`, `none` and `invert` act on every result of the matching tasks; `first` selects the
-        first result of each and unselects its others. Tasks whose marks changed get a new
-        revision, so an incremental listing sends them again.
+        first result of each and unselects its others. `task_ids`, when given, narrows the match
+        to those tasks (a page range, or filters only the page knows). Tasks whose marks changed
+        get a new revision, so an incremental listing sends them again.
         """
         if action not in SELECTION_ACTIONS:
             raise ValueError(f"unknown selection action {action!r}")
         clause, args = _task_filter(run_id, status, q)
+        if task_ids is not None:  # one JSON parameter: SQLite caps the number of '?' in a statement
+            clause += " AND id IN (SELECT value FROM json_each(?))"
+            args.append(json.dumps(list(task_ids)))
         change, wanted = _SELECTION_SQL[action]
         matching = f"SELECT id FROM tasks WHERE {clause}"
         with self._tx() as db:

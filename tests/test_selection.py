@@ -61,6 +61,17 @@ def test_store_bulk_selection_leaves_other_runs_alone(tmp_path):
         store.bulk_select(first, "some")
 
 
+def test_store_bulk_selection_narrowed_to_listed_tasks(tmp_path):
+    store = Store(tmp_path / "x.db")
+    run_id, tasks, _ = _store_run(store)
+    other, other_tasks, _ = _store_run(store)
+    assert store.bulk_select(run_id, "all", task_ids=[tasks[0], tasks[3], other_tasks[1]]) == 5
+    assert _marks(store, run_id) == {"a.png": [True] * 3, "b.png": [False], "c.png": [], "ab.png": [True] * 2}
+    assert store.selected_count(other) == 0  # another run's task id is not this run's
+    assert store.bulk_select(run_id, "none", status="done", task_ids=[tasks[0], tasks[1]]) == 2
+    assert store.bulk_select(run_id, "invert", task_ids=[]) == 2
+
+
 def test_a_search_with_like_wildcards_matches_them_literally(tmp_path):
     store = Store(tmp_path / "x.db")
     run_id, _, _ = _store_run(store)
@@ -100,6 +111,9 @@ def test_selection_actions_follow_the_filters_and_show_in_run_answers(client, fa
     assert client.get(f"/api/runs/{run_id}").json["selected"] == 6
     assert [run["selected"] for run in client.get("/api/runs").json if run["id"] == run_id] == [6]
     assert _selection(client, run_id, action="none", status="", q="", flag="").json == {"selected": 0}
+    range_ids = [t["id"] for t in tasks[2:5]]
+    assert _selection(client, run_id, action="all", tasks=range_ids).json == {"selected": 6}  # a shift-click range
+    assert _selection(client, run_id, action="all", tasks=[]).json == {"selected": 6}
 
 
 @pytest.mark.parametrize("body, status, message", [
@@ -110,6 +124,8 @@ def test_selection_actions_follow_the_filters_and_show_in_run_answers(client, fa
     ({"action": "all", "colour": "red"}, 400, "unknown field 'colour'"),
     ({"action": "all", "q": 5}, 400, "'q' must be a string"),
     ({"action": "all", "flag": "blank"}, 400, "flag filters are not available yet"),
+    ({"action": "all", "tasks": "t1"}, 400, "'tasks' must be a list of task ids"),
+    ({"action": "all", "tasks": [1]}, 400, "'tasks' must be a list of task ids"),
 ])
 def test_bad_selection_requests_name_the_field(client, fake, tmp_path, body, status, message):
     run_id = start(client, fake, make_sources(tmp_path / "src", 1))

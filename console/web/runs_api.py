@@ -147,7 +147,8 @@ def run_tasks(run_id: str):
     return answer
 
 
-SELECTION_KEYS = ("action", "status", "q", "flag")
+SELECTION_KEYS = ("action", "status", "q", "flag", "tasks")
+SELECTION_TASKS_MAX = 100_000
 
 
 @bp.post("/api/runs/<run_id>/selection")
@@ -165,7 +166,20 @@ def bulk_selection(run_id: str):
         raise ApiError(f"'status' must be one of {', '.join(STATUSES)}, got {status!r}")
     if _field(body, "flag", str):
         raise ApiError("'flag': flag filters are not available yet")
-    return {"selected": store().bulk_select(run_id, action, status=status, q=_field(body, "q", str) or None)}
+    return {"selected": store().bulk_select(run_id, action, status=status, q=_field(body, "q", str) or None,
+                                            task_ids=_task_ids(body))}
+
+
+def _task_ids(body: dict[str, Any]) -> list[str] | None:
+    """Return the body's optional `tasks` (task ids the selection is narrowed to)."""
+    ids = body.get("tasks")
+    if ids is None:
+        return None
+    if not isinstance(ids, list) or not all(isinstance(item, str) for item in ids):
+        raise ApiError("'tasks' must be a list of task ids (strings)")
+    if len(ids) > SELECTION_TASKS_MAX:
+        raise ApiError(f"'tasks' lists {len(ids):,} ids; at most {SELECTION_TASKS_MAX:,} at once")
+    return ids
 
 
 @bp.get("/api/runs/<run_id>/export.zip")
