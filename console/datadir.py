@@ -15,6 +15,7 @@ import stat
 from contextlib import suppress
 from pathlib import Path
 
+from . import uploads
 from .atomic import TEMP_PREFIX
 
 try:  # POSIX; elsewhere two servers on one folder are not prevented
@@ -64,7 +65,7 @@ def prepare(folder: Path) -> DataDirLock:
         tighten(folder / name, FOLDER_MODE)
     for path in secret_files(folder):
         tighten(path, FILE_MODE)
-    removed = sweep_partial_files(folder)
+    removed = sweep_partial_files(folder) + uploads.sweep(folder)
     if removed:
         log.info("removed %d partial file(s) a stopped or killed session left behind", removed)
     return lock

@@ -13,7 +13,7 @@ import threading
 from pathlib import PurePosixPath
 from typing import Any, Callable
 
-from .. import sources
+from .. import sources, uploads
 from ..cache import ImageCache
 from ..config import ConfigStore
 from ..diskfault import DataFolder
@@ -341,11 +341,14 @@ class Engine:
 
     @_one_control_at_a_time
     def delete_run(self, run_id: str) -> None:
-        """Stop a run, delete it and free its files."""
+        """Stop a run, delete it and free its files (an uploaded folder goes with its last run)."""
         self.stop_run(run_id)
+        run = self.store.run(run_id)
         self._bridge.call(self._forget(run_id))
         self._release(self.store.delete_run(run_id))
         self.held.release_run(run_id)
+        if run is not None:
+            uploads.remove_if_unused(self.folder.path, run["input_path"], self.store)
 
     def delete_result(self, result_id: str) -> None:
         """Delete one result and free its file when nothing else uses it."""

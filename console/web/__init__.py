@@ -13,7 +13,7 @@ from ..config import ConfigStore
 from ..engine import Engine
 from ..settings import Settings, data_dir, resolve
 from ..store import Store
-from . import config_api, errors, guards, runs_api, save_api, services, sources_api
+from . import config_api, errors, guards, runs_api, save_api, services, sources_api, uploads_api
 from .handler import RequestHandler
 
 DB_NAME = "console.db"
@@ -44,6 +44,7 @@ def create_app(config: Mapping[str, Any] | None = None, settings: Settings | Non
     runs_api.init_app(app)
     save_api.init_app(app)
     sources_api.init_app(app)
+    uploads_api.init_app(app)
 
     @app.get("/api/health")
     def health():

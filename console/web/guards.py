@@ -19,6 +19,9 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 CORS_MAX_AGE_S = 600
 SHOWN_CHARS = 200  # of a client-supplied value quoted in an error message
+# The one route that takes multipart bodies (files from the page), and the header it requires with them.
+MULTIPART_ROUTES = frozenset({"/api/uploads"})
+UPLOAD_HEADER = "X-Console-Upload"
 # The page loads only its own scripts, styles and images (plus data: icons), talks only to this
 # server and may not be framed: an injected script or a framing page gets nothing to work with.
 CONTENT_SECURITY_POLICY = "; ".join((
@@ -138,9 +141,20 @@ def _check_content_type() -> None:
     # Browsers send application/json cross-origin only after a CORS preflight, which we refuse.
     chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
     if (request.content_length or 0) > 0 or chunked:
-        if request.mimetype != "application/json":
+        if request.mimetype != "application/json" and not _multipart_allowed():
             shown = (request.content_type or "none")[:SHOWN_CHARS]
+            if request.path in MULTIPART_ROUTES:
+                raise ApiError(f"expected Content-Type: application/json, or for files multipart/form-data with "
+                               f"the header '{UPLOAD_HEADER}: 1'; got {shown}"
+                               f"{'' if UPLOAD_HEADER in request.headers else ' without that header'}", 415)
             raise ApiError(f"expected Content-Type: application/json, got {shown}", 415)
+
+
+def _multipart_allowed() -> bool:
+    # Any page can post a multipart form across sites without asking first; a custom header it
+    # cannot send without a preflight, which only ALLOWED_ORIGINS pass (same-origin checks ran before).
+    return (request.path in MULTIPART_ROUTES and request.mimetype == "multipart/form-data"
+            and request.headers.get(UPLOAD_HEADER) == "1")
 
 
 def _preflight() -> Response:
