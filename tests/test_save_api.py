@@ -231,14 +231,14 @@ def square_run(client, fake, tmp_path):
 
 def test_aspect_mismatch_is_refused_with_both_sizes(client, square_run, tmp_path):
     run_id, tasks = square_run
-    answer = save(client, run_id, tmp_path / "out", layout="aitoolkit_edit")
+    answer = save(client, run_id, tmp_path / "out", layout="aitoolkit_edit", conform="none")
     assert answer["saved"] == [] and not (tmp_path / "out/dataset_target").exists()
     refused = answer["skipped"][0]
     assert refused["result_id"] == tasks[0]["results"][0]["id"]
     assert refused["source_size"] == [32, 32] and refused["result_size"] == [64, 48]
     assert "32x32" in refused["reason"] and "64x48" in refused["reason"]
     assert answer["report"]["aspect_refused"][0]["difference"] == pytest.approx(1 / 3, abs=1e-3)
-    loose = save(client, run_id, tmp_path / "loose", layout="aitoolkit_edit", aspect_tolerance=0.5)
+    loose = save(client, run_id, tmp_path / "loose", layout="aitoolkit_edit", conform="none", aspect_tolerance=0.5)
     assert len(loose["saved"]) == 1
 
 
@@ -252,6 +252,79 @@ def test_conform_makes_the_control_match_the_target(client, square_run, tmp_path
     with Image.open(out / "dataset_control/sq.png") as control:
         edge = control.convert("RGB").getpixel((0, 24))
     assert edge == ((0, 0, 0) if mode == "pad" else (255, 255, 255))
+
+
+def test_by_default_a_control_of_another_aspect_is_resized_to_its_target_not_refused(client, square_run, tmp_path):
+    run_id, tasks = square_run
+    out = tmp_path / "out"
+    answer = save(client, run_id, out, layout="aitoolkit_edit")
+    assert answer["skipped"] == answer["errors"] == [] and len(answer["saved"]) == 1
+    assert answer["report"]["conformed"][0]["mode"] == "resize" and answer["report"]["conformed"][0]["by_default"]
+    assert size(out / "dataset_control/sq.png") == size(out / "dataset_target/sq.png") == (64, 48)
+    with Image.open(out / "dataset_control/sq.png") as control:
+        assert control.convert("RGB").getpixel((0, 24)) == (255, 255, 255)  # stretched, no bars
+
+
+def test_by_default_a_control_within_the_tolerance_is_copied_as_it_is(client, run, tmp_path):
+    run_id, _ = run  # 16x12 sources, 64x48 results: the same aspect
+    answer = save(client, run_id, tmp_path / "out", layout="aitoolkit_edit")
+    assert answer["report"]["conformed"] == [] and size(tmp_path / "out/dataset_control/img1.png") == (16, 12)
+
+
+# -- names from the template in pair layouts ------------------------------------------------------
+
+@pytest.mark.parametrize("layout, files", [
+    ("aitoolkit_edit", ["dataset_control/wc_0001.png", "dataset_control/wc_0002.png", "dataset_target/wc_0001.png",
+                        "dataset_target/wc_0001.txt", "dataset_target/wc_0002.png", "dataset_target/wc_0002.txt"]),
+    ("musubi", ["dataset/control/wc_0001.png", "dataset/control/wc_0002.png", "dataset/dataset.jsonl",
+                "dataset/image/wc_0001.png", "dataset/image/wc_0001.txt", "dataset/image/wc_0002.png",
+                "dataset/image/wc_0002.txt"]),
+    ("fal_start_end", ["dataset/wc_0001.txt", "dataset/wc_0001_end.png", "dataset/wc_0001_start.png",
+                       "dataset/wc_0002.txt", "dataset/wc_0002_end.png", "dataset/wc_0002_start.png"]),
+])
+def test_pair_layouts_name_each_pair_with_the_template(client, run, tmp_path, layout, files):
+    run_id, _ = run
+    out = tmp_path / "out"
+    answer = save(client, run_id, out, layout=layout, template="wc_{global_index:04d}")
+    assert tree(out) == [*files, "manifest.jsonl"] and len(answer["saved"]) == 2
+
+
+def test_pair_layouts_keep_the_source_stem_without_a_template_and_refuse_folders_in_it(client, run, tmp_path):
+    run_id, _ = run
+    save(client, run_id, tmp_path / "out", layout="aitoolkit_edit", template="")
+    assert (tmp_path / "out/dataset_target/img1.png").exists() and (tmp_path / "out/dataset_control/img1.png").exists()
+    refused = save(client, run_id, tmp_path / "sub", 400, layout="aitoolkit_edit", template="x/{stem}")
+    assert "'template'" in refused["error"] and "plain" in refused["error"]
+
+
+# -- another run's dataset in the folder ----------------------------------------------------------
+
+def test_saving_into_another_runs_dataset_asks_for_append(client, fake, run, square_run, tmp_path):
+    first, _ = run
+    second, _ = square_run
+    out = tmp_path / "out"
+    save(client, first, out, layout="aitoolkit_edit")
+    before = tree(out)
+    for dry_run in (True, False):
+        asked = save(client, second, out, 409, layout="aitoolkit_edit", dry_run=dry_run)
+        assert asked["other_runs"] == [first] and "append" in asked["error"]
+        details = asked["other_run_details"][0]
+        assert (details["prompt"], details["items"]) == ("make it blue", 2) and details["created_at"]
+    assert tree(out) == before  # nothing written before the person said yes
+    appended = save(client, second, out, layout="aitoolkit_edit", append=True)
+    assert len(appended["saved"]) == 1 and "dataset_target/sq.png" in tree(out)
+    runs = {json.loads(line)["run_id"] for line in (out / "manifest.jsonl").read_text("utf-8").splitlines()}
+    assert runs == {first, second}
+    again = save(client, first, out, layout="aitoolkit_edit", append=True)  # the same run: never twice
+    assert again["saved"] == [] and {e["kind"] for e in again["skipped"]} == {"saved_before"}
+
+
+def test_the_same_run_saves_again_without_being_asked(client, run, tmp_path):
+    run_id, _ = run
+    out = tmp_path / "out"
+    save(client, run_id, out, layout="aitoolkit_edit")
+    again = save(client, run_id, out, layout="aitoolkit_edit")
+    assert again["saved"] == [] and {e["kind"] for e in again["skipped"]} == {"saved_before"}
 
 
 # -- manifest, secrets, failures ----------------------------------------------------------------
@@ -391,8 +464,9 @@ def test_every_entry_and_every_refusal_names_the_source_and_the_files(client, fa
     run_id = answer.json["run_id"]
     wait_idle(client, run_id)
     out = tmp_path / "out"
-    first = save(client, run_id, out, layout="aitoolkit_edit", only_selected=False)
-    again = save(client, run_id, out, layout="aitoolkit_edit", only_selected=False, resave=True, conflict="rename")
+    first = save(client, run_id, out, layout="aitoolkit_edit", only_selected=False, conform="none")
+    again = save(client, run_id, out, layout="aitoolkit_edit", only_selected=False, resave=True, conflict="rename",
+                 conform="none")
     report_lists = [entry for answer in (first, again) for key in ("aspect_refused", "duplicate_stems", "conflicts",
                                                                    "missing_controls") for entry in answer["report"][key]]
     entries = [e for answer in (first, again) for key in ("saved", "skipped", "errors") for e in answer[key]]

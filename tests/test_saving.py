@@ -248,3 +248,18 @@ def test_saving_leaves_pillow_to_imaging():
     users = {str(path.relative_to(root)) for path in root.rglob("*.py")
              if any(line.lstrip().startswith(("from PIL", "import PIL")) for line in path.read_text().splitlines())}
     assert users == {"imaging.py", "cache.py"}
+
+
+def test_pair_layouts_conform_by_default_and_flat_does_not():
+    assert rule(layout="aitoolkit_edit").conform == "auto" and rule(layout="aitoolkit_edit", conform="").conform == "auto"
+    assert rule(layout="aitoolkit_edit", conform="none").conform == "none" and rule().conform == "none"
+
+
+def test_a_template_is_given_only_when_the_body_names_one_and_append_is_a_flag():
+    assert rule(layout="musubi").template_given is False and rule(layout="musubi", template="").template_given is False
+    assert rule(layout="musubi", template="wc_{n}").template_given is True
+    assert rule(append=True).append is True and rule().append is False
+    with pytest.raises(RuleError, match="unknown save rule field"):
+        rule(template_given=True)
+    with pytest.raises(RuleError, match="'append' must be true or false"):
+        rule(append="yes")

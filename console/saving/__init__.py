@@ -25,7 +25,7 @@ from .layout import (
 )
 from .listing import Listing
 from .manifest import MUSUBI_JSONL, append_jsonl, manifest_line, merge_musubi, musubi_records, run_provenance
-from .memory import MANIFEST, Memory, SavedBefore, destination, line_destination, manifest_lines
+from .memory import MANIFEST, Memory, OtherRuns, SavedBefore, destination, line_destination, manifest_lines, other_runs
 from .names import base_stem, caption_values, fit_name, fit_parts, name_values, source_stem
 from .planning import Plan, PlannedFile, PlannedItem, file_sha256, plan, prepare_root
 from .presets import LEGACY_PRESETS, builtin_presets
@@ -45,7 +45,7 @@ __all__ = [
     "control_paths", "destination", "execute", "file_sha256", "fit_name", "fit_parts", "folder_lock", "folders",
     "image_bytes", "IMAGE_SUFFIXES", "inside", "Journal", "JOURNAL", "LAYOUT_FORMATS", "LAYOUT_INFO", "LayoutInfo",
     "LAYOUTS", "LEGACY_PRESETS", "line_destination", "Listing", "MANIFEST", "manifest_line", "manifest_lines",
-    "Memory", "merge_musubi", "MUSUBI_JSONL", "musubi_records", "name_values", "NAME_VARIABLES", "NAMED_LAYOUTS",
+    "Memory", "merge_musubi", "MUSUBI_JSONL", "musubi_records", "OtherRuns", "other_runs", "name_values", "NAME_VARIABLES", "NAMED_LAYOUTS",
     "new_save_id", "note", "NOTE_TEXT", "notes", "OUTPUT_FORMATS", "PAIR_LAYOUTS", "plan", "Plan", "PlannedFile",
     "PlannedItem", "prepare_root", "protected_paths", "recover", "Recovery", "relative_name", "render",
     "resolved_path", "Resolver", "result_candidate", "RuleError", "run_candidates", "run_provenance", "save_result",
@@ -77,6 +77,16 @@ def save_result(store: Store, cache: ImageCache, result_id: str, rule: SaveRule,
         return _save(store, cache, rule, run_id, [candidate], [], protected, job)
 
 
+def refuse_other_runs(store: Store, root: Path, run_id: str) -> None:
+    """Raise OtherRuns when the folder's manifest lists items another run saved there (append not asked for)."""
+    found = other_runs(root, run_id)
+    if found:
+        for entry in found:
+            run = store.run(entry["run_id"])
+            entry["created_at"] = run["created_at"] if run else None
+        raise OtherRuns(root, found)
+
+
 @contextmanager
 def _finishing(job: SaveJob) -> Iterator[None]:
     """Mark the job done however the save ends (a refused output_dir included)."""
@@ -90,6 +100,8 @@ def _save(store: Store, cache: ImageCache, rule: SaveRule, run_id: str, candidat
           skipped: list[dict], protected: set[Path], job: SaveJob) -> dict[str, Any]:
     root = prepare_root(rule, cache.images_dir.parent)
     with nullcontext() if rule.dry_run else folder_lock(root):
+        if not rule.append:
+            refuse_other_runs(store, root, run_id)
         # What a killed save left half-done goes first, so that planning sees the folder as it was.
         repaired = Recovery() if rule.dry_run else recover(root, folders(rule, root).values())
         planned = plan(cache, rule, root, run_id, candidates, protected, job)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .rule import NAMED_LAYOUTS, SaveRule
+from .rule import NAMED_LAYOUTS, RuleError, SaveRule
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.jsonl"
@@ -53,6 +53,30 @@ class Memory:
     def find(self, source_sha: str | None, result_sha: str) -> SavedBefore | None:
         """Return what an earlier save wrote for this pair of hashes, or None."""
         return self.saved.get((source_sha or "", result_sha))
+
+
+class OtherRuns(RuleError):
+    """A save into a folder that holds another run's dataset, without `append`; `details` name those runs."""
+
+    def __init__(self, root: Path, runs: list[dict[str, Any]]) -> None:
+        names = ", ".join(r["run_id"] for r in runs[:5]) + (" …" if len(runs) > 5 else "")
+        super().__init__(f"'output_dir' {root} holds the dataset of another run ({names}): choose a new folder, "
+                         "or send \"append\": true to add this run's items to it")
+        self.details = {"other_runs": [r["run_id"] for r in runs], "other_run_details": runs}
+
+
+def other_runs(root: Path, run_id: str) -> list[dict[str, Any]]:
+    """Return the other runs whose items the folder's manifest lists: run id, first prompt, items, last saved."""
+    found: dict[str, dict[str, Any]] = {}
+    for line in manifest_lines(root / MANIFEST):
+        other = line.get("run_id")
+        if not isinstance(other, str) or not other or other == run_id:
+            continue
+        entry = found.setdefault(other, {"run_id": other, "prompt": str(line.get("prompt") or "")[:200], "items": 0,
+                                         "saved_at": ""})
+        entry["items"] += 1
+        entry["saved_at"] = str(line.get("timestamp") or entry["saved_at"])
+    return list(found.values())
 
 
 def manifest_lines(path: Path) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..export import NAME_ROOM, fit_name
-from .rule import SaveRule
+from .rule import SaveRule, render
 
 FALLBACK_STEM = "image"
 SUFFIX_ROOM = 16  # bytes a save may add to a rendered flat name: -99999 and .jpeg
@@ -24,6 +24,13 @@ def base_stem(task: dict[str, Any], rule: SaveRule) -> str:
     replace_from → replace_to applies to either. The result is one plain file name.
     """
     stem = rule.replaced(task.get("output_name") or source_stem(task))
+    stem = "".join("_" if c in "/\\" or ord(c) < 32 else c for c in stem).strip()
+    return fit_name(stem) if stem not in ("", ".", "..") else FALLBACK_STEM
+
+
+def template_stem(rule: SaveRule, values: dict[str, Any]) -> str:
+    """Return a pair's stem from the rule's name template: one plain file name, as base_stem makes it."""
+    stem = render(rule.template, values, "template")
     stem = "".join("_" if c in "/\\" or ord(c) < 32 else c for c in stem).strip()
     return fit_name(stem) if stem not in ("", ".", "..") else FALLBACK_STEM
 

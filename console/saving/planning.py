@@ -18,10 +18,10 @@ from .layout import (
     note, notes, pair_stem, target_path,
 )
 from .memory import Memory
-from .names import SUFFIX_ROOM, base_stem, caption_values, fit_parts, name_values, result_prompt
+from .names import SUFFIX_ROOM, base_stem, caption_values, fit_parts, name_values, result_prompt, template_stem
 from .progress import SaveJob
 from .rule import (
-    LAYOUT_FORMATS, TRAINER_FORMATS, TRAINER_LAYOUTS, Resolver, RuleError, SaveRule, relative_name, render,
+    AUTO_CONFORM, LAYOUT_FORMATS, TRAINER_FORMATS, TRAINER_LAYOUTS, Resolver, RuleError, SaveRule, relative_name, render,
 )
 from .selection import Candidate, task_inputs
 
@@ -291,17 +291,12 @@ class _Planner:
                 self._refuse(c, "no_source", "no input image: this task was generated from the prompt alone",
                              "save it with the flat layout (pair layouts need a control)")
         self._check_count(c, len(inputs))
-        size, target_size = inputs[0].size, target.size
-        conform = None
-        if size != target_size and self.rule.conform != "none":
-            conform = (self.rule.conform, *target_size)
-            self.findings["conformed"].append({**c.names(), "mode": self.rule.conform,
-                                               "from": list(size), "to": list(target_size)})
-        elif not self._aspect_ok(c, size, target_size):
-            raise _Refused
+        conform = self._conform(c, inputs[0].size, target.size)
         if self.rule.sequential:
             stem = f"{self.next_number:0{self.width}d}"
             self.next_number += 1
+        elif self.rule.template_given:
+            stem = template_stem(self.rule, values)
         formats = [self._format(image.format) for image in inputs]
         paths = control_paths(self.rule, self.folders, stem, formats)
         controls = [PlannedFile(path, control_role(i), image.origin, image.format, fmt,
@@ -311,6 +306,25 @@ class _Planner:
         target_file = PlannedFile(target_path(self.rule, self.folders, stem, target_format), "target", target.origin,
                                   target.format, target_format, sha256=target.sha256)
         return self._with_caption(c, [*controls, target_file], values, caption_path(self.rule, self.folders, stem))
+
+    def _conform(self, c: Candidate, size: tuple[int, int], target: tuple[int, int]) -> tuple[str, int, int] | None:
+        """Return how the first control is made to fit its target, or None; refuse the item when it may not be.
+
+        `auto` leaves a control within the aspect tolerance as it is and resizes one beyond it to its
+        target's pixels; `none` refuses it; pad, crop and resize conform every control of another size.
+        """
+        mode = self.rule.conform
+        if size == target or mode == "none" or (mode == "auto" and self._within(size, target)):
+            if not self._aspect_ok(c, size, target):
+                raise _Refused
+            return None
+        used = AUTO_CONFORM if mode == "auto" else mode
+        self.findings["conformed"].append({**c.names(), "mode": used, "by_default": mode == "auto",
+                                           "from": list(size), "to": list(target)})
+        return (used, *target)
+
+    def _within(self, size: tuple[int, int], target: tuple[int, int]) -> bool:
+        return aspect_difference(size, target) <= self.rule.aspect_tolerance
 
     def _inputs(self, c: Candidate, paths: list[str]) -> list[_Image]:
         """Return the input images at `paths`; refuse the item when one is unreadable."""

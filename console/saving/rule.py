@@ -23,7 +23,11 @@ TRAINER_FORMATS = ("png", "jpeg", "webp")  # ai-toolkit finds controls as .jpg .
 LAYOUT_FORMATS = {"civitai_edit": ("png", "jpeg")}
 CAPTIONS = ("none", "prompt", "template")
 CONFLICTS = ("skip", "overwrite", "rename")
-CONFORMS = ("none", "pad", "crop", "resize")
+CONFORMS = ("auto", "none", "pad", "crop", "resize")
+# What `auto` (the pair layouts' default) does to a control whose aspect is beyond the tolerance: resized to its
+# target's pixels, as ai-toolkit (Kontext, Qwen-Image-Edit) and musubi do to every control while training anyway.
+AUTO_CONFORM = "resize"
+DEFAULT_TEMPLATE = "{stem}_{n}"
 # Ours first, then the older console's names for the same things and the ones it added (issue 11).
 NAME_VARIABLES = ("stem", "n", "index", "run", "task", "result", "sha8", "date",
                   "src_stem", "src_name", "src_ext", "task_id", "result_id", "result_index", "global_index")
@@ -66,6 +70,8 @@ class SaveRule:
     role_swap: bool = False
     resave: bool = False
     dry_run: bool = False
+    append: bool = False
+    template_given: bool = False  # set from the body: pair layouts keep the source's stem without a template
 
     @property
     def pairs(self) -> bool:
@@ -81,7 +87,7 @@ class SaveRule:
         """Return the rule in `data` with defaults per layout; raise RuleError naming a bad field."""
         if not isinstance(data, Mapping):
             raise RuleError("the save rule must be a JSON object")
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        unknown = sorted(set(data) - (set(cls.__dataclass_fields__) - _INTERNAL))
         if unknown:
             raise RuleError(f"unknown save rule field(s): {', '.join(unknown)}")
         layout = _choice(data, "layout", LAYOUTS, "flat")
@@ -89,7 +95,8 @@ class SaveRule:
         rule = cls(
             output_dir=_output_dir(data.get("output_dir")), layout=layout,
             name=_dataset_name(_get(data, "name", str, "") or "dataset"),
-            template=_get(data, "template", str, "") or "{stem}_{n}",
+            template=_get(data, "template", str, "") or DEFAULT_TEMPLATE,
+            template_given=bool(_get(data, "template", str, "")),
             sequential=_get(data, "sequential", bool, False),
             format=_format(data, layout, "png" if trainer else "keep"),
             caption=_choice(data, "caption", CAPTIONS, "prompt" if trainer else "none"),
@@ -98,15 +105,19 @@ class SaveRule:
             only_selected=_get(data, "only_selected", bool, True),
             conflict=_choice(data, "conflict", CONFLICTS, "skip"),
             aspect_tolerance=_tolerance(_get(data, "aspect_tolerance", float, 0.02)),
-            conform=_choice(data, "conform", CONFORMS, "none"),
+            conform=_choice(data, "conform", CONFORMS, "auto" if layout in PAIR_LAYOUTS else "none"),
             replace_from=_stem_text(data, "replace_from"), replace_to=_stem_text(data, "replace_to"),
             first_only=_get(data, "first_only", bool, False),
             role_swap=_get(data, "role_swap", bool, False),
             resave=_get(data, "resave", bool, False),
             dry_run=_get(data, "dry_run", bool, False),
+            append=_get(data, "append", bool, False),
         )
         check_template(rule.template, NAME_VARIABLES, "template")
-        relative_name(render(rule.template, _SAMPLE, "template"), "template")
+        sample = relative_name(render(rule.template, _SAMPLE, "template"), "template")
+        if rule.pairs and rule.template_given and len(sample.parts) > 1:
+            raise RuleError(f"'template' gives {str(sample)!r}: the {layout} layout names each pair with one plain "
+                            "stem (trainers match controls by file name), without folders")
         check_template(rule.caption_template, CAPTION_VARIABLES, "caption_template")
         return rule
 
@@ -115,6 +126,7 @@ class SaveRule:
         return stem.replace(self.replace_from, self.replace_to) if self.replace_from else stem
 
 
+_INTERNAL = {"template_given"}  # derived from the body, never sent
 _KINDS = {str: "a string", bool: "true or false", float: "a number"}
 
 

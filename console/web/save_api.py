@@ -12,7 +12,7 @@ import re
 
 from flask import Blueprint, Flask, current_app, request
 
-from ..saving import RuleError, SaveJob, SaveJobs, SaveRule, builtin_presets, save_result, save_run
+from ..saving import OtherRuns, RuleError, SaveJob, SaveJobs, SaveRule, builtin_presets, save_result, save_run
 from .errors import ApiError, answer_as
 from .guards import json_body
 from .services import cache, store
@@ -23,10 +23,11 @@ _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def init_app(app: Flask) -> None:
-    """Register the save routes; a RuleError is a 400 with its message."""
+    """Register the save routes; a RuleError is a 400 with its message, OtherRuns a 409 naming the runs."""
     app.register_blueprint(bp)
     app.extensions[_JOBS] = SaveJobs()
     answer_as(app, RuleError)
+    answer_as(app, OtherRuns, 409)  # the folder holds another run's dataset: the page asks, then sends append
 
 
 def _jobs() -> SaveJobs:
