@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -295,6 +296,29 @@ def test_pair_layouts_keep_the_source_stem_without_a_template_and_refuse_folders
     assert (tmp_path / "out/dataset_target/img1.png").exists() and (tmp_path / "out/dataset_control/img1.png").exists()
     refused = save(client, run_id, tmp_path / "sub", 400, layout="aitoolkit_edit", template="x/{stem}")
     assert "'template'" in refused["error"] and "plain" in refused["error"]
+
+
+# -- the trainer's config lines ------------------------------------------------------------------
+
+def test_the_report_ends_with_the_lines_ai_toolkit_needs(client, run, tmp_path):
+    run_id, _ = run
+    out = tmp_path / "o \"q\""  # a quote in the path stays one string in the YAML
+    snippet = save(client, run_id, out, layout="aitoolkit_edit", name="wc")["report"]["trainer_snippet"]
+    assert (snippet["trainer"], snippet["language"]) == ("ai-toolkit", "yaml")
+    lines = snippet["text"].splitlines()
+    assert lines[1] == f"  - folder_path: {json.dumps(str(out / 'wc_target'))}"
+    assert lines[2] == f"    control_path: {json.dumps(str(out / 'wc_control'))}"
+    assert json.loads(lines[1].split(": ", 1)[1]) == str(out / "wc_target") and (out / "wc_target/img1.png").exists()
+    assert save(client, run_id, tmp_path / "flat")["report"].get("trainer_snippet") is None
+
+
+def test_the_report_ends_with_musubis_dataset_toml(client, run, tmp_path):
+    run_id, _ = run
+    out = tmp_path / "out"
+    snippet = save(client, run_id, out, layout="musubi", name="wc")["report"]["trainer_snippet"]
+    config = tomllib.loads(snippet["text"])["datasets"][0]
+    assert config["image_directory"] == str(out / "wc/image") and config["control_directory"] == str(out / "wc/control")
+    assert (Path(config["image_directory"]) / "img1.png").exists() and (Path(config["control_directory"]) / "img1.png").exists()
 
 
 # -- another run's dataset in the folder ----------------------------------------------------------

@@ -14,6 +14,7 @@ Each layout follows its trainer's documented reading rules (DATASETS.md, issue 1
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -123,6 +124,32 @@ def aspect_difference(a: tuple[int, int], b: tuple[int, int]) -> float:
     return max(ra, rb) / min(ra, rb) - 1
 
 
+def trainer_snippet(rule: SaveRule, where: dict[str, Path], roles: set[str]) -> dict[str, str] | None:
+    """Return the lines a trainer's config needs to read this dataset (ai-toolkit YAML, musubi TOML), or None.
+
+    `roles` are the roles of the files planned, so that only control folders that get files are listed.
+    """
+    if rule.layout in ("aitoolkit_edit", "aitoolkit_multi"):
+        controls = [quote(where[role]) for role in ("control", "control2", "control3") if role in where and
+                    (role in roles or role == "control")]
+        control = controls[0] if len(controls) == 1 else f"[{', '.join(controls)}]"
+        lines = ["datasets:", f"  - folder_path: {quote(where['target'])}", f"    control_path: {control}",
+                 '    caption_ext: "txt"', "    resolution: [512, 768, 1024]"]
+        return {"trainer": "ai-toolkit", "language": "yaml", "text": "\n".join(lines) + "\n"}
+    if rule.layout == "musubi":
+        lines = ["[general]", "resolution = [1024, 1024]", 'caption_extension = ".txt"', "batch_size = 1",
+                 "enable_bucket = true", "", "[[datasets]]", f"image_directory = {quote(where['target'])}",
+                 f"control_directory = {quote(where['control'])}",
+                 f"cache_directory = {quote(where['target'].parent / 'cache')}"]
+        return {"trainer": "musubi-tuner", "language": "toml", "text": "\n".join(lines) + "\n"}
+    return None
+
+
+def quote(path: Path) -> str:
+    """Return a path as a double-quoted string that YAML and TOML both read (a JSON string)."""
+    return json.dumps(str(path), ensure_ascii=False)
+
+
 # The report's remarks by code; the page shows them in its language (note_<code>), these are the English ones.
 NOTE_TEXT = {
     "flat_pairs_for_people": "flat_pairs (<stem>_start / <stem>_end in output_dir) is for people to browse; "
@@ -138,6 +165,8 @@ NOTE_TEXT = {
                          "write the reverse instruction with a caption template",
     "no_references": "no task here has reference images: only the first control folder is written",
     "references_refused": "aitoolkit_edit holds one control: tasks with reference images are refused",
+    "conformed_by_default": "{count} control image(s) of another aspect were resized to their target's size "
+                            "(conform auto, what the trainers do to them anyway); choose none to refuse them instead",
 }
 
 

@@ -15,7 +15,7 @@ from ..imaging import EXTENSION, source_info
 from .claims import Claims
 from .layout import (
     IMAGE_SUFFIXES, LAYOUT_INFO, aspect_difference, caption_path, caption_text, control_paths, control_role, folders,
-    note, notes, pair_stem, target_path,
+    note, notes, pair_stem, target_path, trainer_snippet,
 )
 from .memory import Memory
 from .names import SUFFIX_ROOM, base_stem, caption_values, fit_parts, name_values, result_prompt, template_stem
@@ -459,6 +459,10 @@ class _Planner:
             remarks.append(note("no_references"))
         if rule.layout == "aitoolkit_edit" and self.with_references:
             remarks.append(note("references_refused"))
+        by_default = sum(1 for entry in self.findings["conformed"] if entry.get("by_default"))
+        if by_default:
+            remarks.append(note("conformed_by_default", count=str(by_default)))
+        roles = {f.role for f in self.out.files}
         return {"layout": rule.layout, "output_dir": str(self.root), "role_swap": rule.swapped,
                 "folders": {k: str(v) for k, v in self.folders.items()} if rule.pairs else {"images": str(self.root)},
                 "counts": {"results": self.count, "planned": len(self.out.items),
@@ -466,6 +470,7 @@ class _Planner:
                            "saved_before": len(self.out.remembered)},
                 **self.findings, "trainer_ready": rule.layout in TRAINER_LAYOUTS,
                 "notes": [remark["text"] for remark in remarks],
+                "trainer_snippet": trainer_snippet(rule, self.folders, roles) if rule.pairs else None,
                 "note_codes": [{"code": remark["code"], "vars": remark["vars"]} for remark in remarks]}
 
 
