@@ -1539,3 +1539,67 @@ def test_a_path_pasted_from_a_file_manager_in_quotes_or_as_a_file_url_previews(p
     shown = page.inner_text("#scan-output")
     assert "must be an absolute path: my photos" in shown and "file:///home/me/photos" in shown, shown
     assert_no_crash_text(page)
+
+
+# --------------------------------------------------------------------------- handing over files from the browser
+
+
+DROP_FILES = """async ({names, data}) => {
+  const bytes = Uint8Array.from(data);
+  const transfer = new DataTransfer();
+  for (const name of names) transfer.items.add(new File([bytes], name, {type: "image/png"}));
+  const zone = document.querySelector("[data-testid=drop-zone]");
+  zone.dispatchEvent(new DragEvent("dragenter", {bubbles: true, cancelable: true, dataTransfer: transfer}));
+  zone.dispatchEvent(new DragEvent("dragover", {bubbles: true, cancelable: true, dataTransfer: transfer}));
+  const highlighted = zone.classList.contains("is-dropping");
+  const drop = new DragEvent("drop", {bubbles: true, cancelable: true, dataTransfer: transfer});
+  zone.querySelector("[name=prompt]").dispatchEvent(drop);  // anywhere on the form
+  return {highlighted, handled: drop.defaultPrevented};
+}"""
+
+
+def wait_uploaded(page, count: int, before: str) -> str:
+    """Wait until an upload filled the folder field (a new value) and its preview counted `count` images."""
+    page.wait_for_function("(before) => document.querySelector('[data-testid=path-input]').value !== before",
+                           arg=before, timeout=WAIT_MS)
+    page.wait_for_function("(n) => document.querySelector('#scan-output')?.textContent.includes(`${n} image`)",
+                           arg=count, timeout=WAIT_MS)
+    return page.input_value("[data-testid=path-input]")
+
+
+def test_hand_over_a_folder_from_the_browser(page, server, fake, tmp_path):
+    folder = make_photos(tmp_path / "holiday", MIXED[:3])
+    make_photos(folder / "more", MIXED[3:5], prefix="extra")
+    (folder / "notes.pdf").write_bytes(b"%PDF-1.4")
+    uploads = server.data_dir / "uploads"
+    # The folder picker: the whole tree, sub-folder included; the folder field points at the copy.
+    page.set_input_files("[data-testid=upload-folder]", folder)
+    copy = wait_uploaded(page, 5, "")
+    assert copy.startswith(str(uploads.resolve())) and copy.endswith("/holiday"), copy
+    assert page.is_checked("#run-form [name=recursive]")
+    progress = page.locator("[data-testid=upload-progress]").inner_text()
+    assert "Uploaded 5 images" in progress and "notes.pdf: not an image" in progress, progress
+    assert sorted(p.name for p in Path(copy).rglob("*.*")) == sorted(p.name for p in folder.rglob("*.*") if p.suffix != ".pdf")
+    fill_profile(page, fake.url("g3_stream_dataurl", CHAT), None)
+    run_id = start_run(page)
+    wait_all_done(page, server, run_id, 5)
+    # A drop anywhere on the form (a synthetic one: the test cannot drag from a file manager).
+    png = (folder / "photo01.png").read_bytes()
+    dropped = page.evaluate(DROP_FILES, {"names": ["a.png", "b.png"], "data": list(png)})
+    assert dropped == {"highlighted": True, "handled": True}
+    second = wait_uploaded(page, 2, copy)
+    assert Path(second).parent == uploads.resolve() and not page.is_checked("#run-form [name=recursive]")
+    assert page.locator("[data-testid=drop-zone]").get_attribute("class") in (None, "")
+    # The file picker; then Start run works on that upload too.
+    page.set_input_files("[data-testid=upload-files]", [folder / "photo01.png", folder / "photo03.png"])
+    third = wait_uploaded(page, 2, second)
+    second_run = start_run(page, "make it green")
+    wait_all_done(page, server, second_run, 2)
+    assert server.get(f"/api/runs/{second_run}").json()["input_path"] == third
+    page.screenshot(path=str(ARTIFACTS / "journey_upload_form.png"))
+    # The copy lives as long as a run uses it.
+    assert Path(copy).is_dir()
+    assert page.request.delete(f"{server.url}api/runs/{run_id}").status == 200
+    wait_until(lambda: not Path(copy).exists(), what="the uploaded folder removed with its run")
+    assert Path(third).is_dir()
+    assert toasts(page) == []

@@ -8,6 +8,7 @@ import { t } from "./i18n.js";
 import { readProfile } from "./profile.js";
 import { currentMode, initSources, problemLines, runTitle, showTable, sidecarLines, sourceFields, updateTaskCount } from "./sources.js";
 import { $, attempt, confirmed, fillSelect, toast } from "./ui.js";
+import { initUpload } from "./upload.js";
 
 const LEGACY_SNIPPETS_KEY = "ibc.snippets";
 let snippets = {}; // name -> text, as the server has them
@@ -129,6 +130,7 @@ function showRefusal(mode, err) {
 export function initRunPanel(onStarted) {
   const form = $("run-form");
   initSources();
+  initUpload();
   migrateSnippets().then(loadSnippets);
   $("snippets").addEventListener("change", useSnippet);
   $("snippet-save").addEventListener("click", saveSnippet);
