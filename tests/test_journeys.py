@@ -1603,3 +1603,84 @@ def test_hand_over_a_folder_from_the_browser(page, server, fake, tmp_path):
     wait_until(lambda: not Path(copy).exists(), what="the uploaded folder removed with its run")
     assert Path(third).is_dir()
     assert toasts(page) == []
+
+# --------------------------------------------------------------------------- bulk selection
+
+
+def marks(server: ServerProcess, run_id: str) -> list[list[bool]]:
+    """Each task's results' selected marks, in source order (read through the API)."""
+    return [[r["selected"] for r in task["results"]] for task in listing(server, run_id)["tasks"]]
+
+
+def wait_count(page, count: int, total: int) -> None:
+    """Wait until the always-visible count says `count of total selected`."""
+    page.wait_for_function(
+        "([n, total]) => document.querySelector('[data-testid=selected-count]').textContent === `${n} of ${total} selected`",
+        arg=[count, total], timeout=WAIT_MS)
+
+
+def chip(page, status: str) -> None:
+    page.click(f"#counts [data-status='{status}']")
+
+
+def test_bulk_selection_with_the_mouse_and_the_keyboard(page, server, fake, tmp_path):
+    folder = make_photos(tmp_path / "photos", MIXED[:6])
+    fill_profile(page, fake.url("g3_stream_dataurl", CHAT), None)
+    pick_folder(page, folder, 6)
+    run_id = start_run(page)
+    ids = [task["id"] for task in wait_all_done(page, server, run_id, 6)["tasks"]]
+    card = lambda number: page.locator(f"[data-testid=task-card][data-task-id='{ids[number]}']")  # noqa: E731
+    wait_count(page, 0, 12)
+    # Two tasks fail a retry that keeps their results: the run mixes Done and Failed, two results each.
+    fill_profile(page, fake.url("err_401_g16", CHAT), None)
+    for number in (1, 4):
+        card(number).locator("[data-action=retry-keep]").click()
+    page.wait_for_function("document.querySelectorAll('[data-testid=task-card][data-status=failed]').length === 2",
+                           timeout=WAIT_MS)
+    chip(page, "failed")
+    page.click("[data-testid=select-all]")  # what the filter shows: the two failed tasks
+    wait_count(page, 4, 12)
+    assert marks(server, run_id) == [[False] * 2, [True] * 2, [False] * 2, [False] * 2, [True] * 2, [False] * 2]
+    chip(page, "done")
+    page.keyboard.press("v")  # invert the four done tasks
+    wait_count(page, 12, 12)
+    chip(page, "")
+    page.click("[data-testid=select-first]")
+    wait_count(page, 6, 12)
+    assert marks(server, run_id) == [[True, False]] * 6
+    page.keyboard.press("u")
+    wait_count(page, 0, 12)
+    page.fill("#filter-q", "photo0")  # the search box counts too: invert what it shows
+    page.click("[data-testid=select-invert]")
+    wait_count(page, 12, 12)
+    page.keyboard.press("Escape")
+    page.click("[data-testid=select-none]")
+    wait_count(page, 0, 12)
+    page.fill("#filter-q", "")
+    # A range: click the second card, Shift-click the fifth; Ctrl-click one result off again.
+    card(1).locator(".name").click()
+    card(4).locator(".name").click(modifiers=["Shift"])
+    wait_count(page, 8, 12)
+    assert marks(server, run_id) == [[False] * 2] + [[True] * 2] * 4 + [[False] * 2]
+    card(2).locator("[data-testid=result-image]").nth(1).click(modifiers=["Control"])
+    wait_count(page, 7, 12)
+    assert page.locator("[data-testid=viewer]").is_hidden()  # a modifier click does not open the viewer
+    assert marks(server, run_id)[2] == [True, False]
+    # The viewer: Space selects and moves on; the selection shows on the image.
+    card(0).locator("[data-testid=result-image]").first.click()
+    page.locator("[data-testid=viewer]").wait_for(state="visible")
+    assert page.locator("[data-testid=viewer-selected]").is_hidden()
+    page.keyboard.press(" ")
+    page.wait_for_function("document.querySelector('.viewer-title').textContent.startsWith('2.')")
+    wait_count(page, 8, 12)
+    page.locator("[data-testid=viewer-selected]").wait_for(state="visible")  # the second task's first result
+    page.screenshot(path=str(ARTIFACTS / "journey_bulk_selection_viewer.png"))
+    page.uncheck("[data-testid=viewer-advance]")  # stay: Space only toggles
+    page.keyboard.press(" ")
+    wait_count(page, 7, 12)
+    assert page.locator(".viewer-title").inner_text().startswith("2.")
+    assert page.locator("[data-testid=viewer-selected]").is_hidden()
+    assert "F first of each" in page.locator(".viewer-keys").inner_text()
+    page.keyboard.press("Escape")
+    assert marks(server, run_id) == [[True, False], [False, True], [True, False], [True] * 2, [True] * 2, [False] * 2]
+    assert server.get(f"/api/runs/{run_id}").json()["selected"] == 7

@@ -9,6 +9,7 @@ import { LANGUAGES, language, setLanguage, t, translate, pickLanguage } from "./
 import { initProfilePanel, readProfile, retranslateProfile } from "./profile.js";
 import { initRunPanel, showHistory } from "./runpanel.js";
 import { initSavePanel, openSave, translateSavePanel } from "./savepanel.js";
+import { initSelection } from "./selection.js";
 import { runTitle } from "./sources.js";
 import { $, attempt, confirmed, toast } from "./ui.js";
 import { Viewer } from "./viewer.js";
@@ -59,6 +60,14 @@ const viewer = new Viewer($("viewer"), {
   reprompt: (task, prompt) => repromptTask(task.id, prompt),
   continueFrom: (result, prompt) => continueFrom(result.id, prompt),
 });
+const selection = initSelection({
+  runId: () => state.runId,
+  filters: () => state.filters,
+  view: () => state.view,
+  task: (id) => state.tasks.get(id),
+  tasks: () => state.tasks.values(),
+  changed: () => schedulePoll(0),
+});
 
 // -- loading and polling ------------------------------------------------------------------
 
@@ -71,6 +80,7 @@ async function selectRun(runId) {
   $("runbar").hidden = !runId;
   grid.setView([]);
   showEmpty();
+  selection.refresh();
   drawHistory();
   if (!runId) return;
   for (let offset = 0; ; offset += PAGE) {
@@ -130,6 +140,7 @@ function merge(changed, removed) {
   }
   if (membership || filtersActive()) refilter();
   else grid.update(changed.map((task) => task.id));
+  selection.refresh();
   if (viewer.isOpen) viewer.show();
 }
 
@@ -415,6 +426,7 @@ function retranslate() {
   grid.cards.clear();
   grid.render();
   showEmpty();
+  selection.refresh();
   drawHistory();
   if (state.progress) showProgress({ progress: state.progress, running: state.running });
   if (viewer.isOpen) viewer.show();

@@ -5,6 +5,7 @@ import { urls } from "./api.js";
 import { t } from "./i18n.js";
 
 const ZOOM_STEP = 1.25;
+const ADVANCE_KEY = "ibc.spaceAdvance";
 
 export class Viewer {
   /** `actions` has: task(id), move(delta) -> id|null, nextUnreviewed() -> id|null, toggle, retry, remove,
@@ -23,6 +24,13 @@ export class Viewer {
     this.sourceImg = root.querySelector(".viewer-source img");
     this.resultImg = root.querySelector(".viewer-result img");
     this.slider = root.querySelector(".viewer-slider");
+    // Space selects and shows the next task, unless the reviewer chose to stay (remembered).
+    this.advance = root.querySelector("#viewer-advance");
+    this.advance.checked = localStorage.getItem(ADVANCE_KEY) !== "0";
+    this.advance.addEventListener("change", () => {
+      localStorage.setItem(ADVANCE_KEY, this.advance.checked ? "1" : "0");
+      this.advance.blur(); // a focused box would take the next Space itself
+    });
     root.addEventListener("click", (event) => this.onClick(event));
     this.slider.addEventListener("input", () => this.applySlider());
     const stage = root.querySelector(".viewer-stage");
@@ -189,6 +197,13 @@ export class Viewer {
     }
   }
 
+  /** Toggle a result's selection (shown at once); a new selection moves on to the next task unless asked to stay. */
+  select(result, stay) {
+    this.actions.toggle(result);
+    result.selected = !result.selected; // the poll brings the stored mark; show the change now
+    if (result.selected && !stay && this.advance.checked) this.step(1);
+  }
+
   onKey(event) {
     if (!this.isOpen || event.target.closest("input, textarea, select")) return;
     const task = this.actions.task(this.taskId);
@@ -201,7 +216,7 @@ export class Viewer {
     else if (key === "ArrowUp") this.number = Math.max(0, this.number - 1);
     else if (key === "ArrowDown") this.number = Math.min(Math.max(0, count - 1), this.number + 1);
     else if (/^[1-9]$/.test(key) && Number(key) <= count) this.number = Number(key) - 1;
-    else if (key === " " && this.currentResult()) this.actions.toggle(this.currentResult());
+    else if (key === " " && this.currentResult()) this.select(this.currentResult(), event.shiftKey);
     else if ((key === "r" || key === "R") && task) this.actions.retry(task);
     else if (key === "Delete" && this.currentResult()) this.actions.remove(this.currentResult());
     else if ((key === "i" || key === "I") && task) this.input = (this.input + 1) % Math.max(1, inputsOf(task).length);
