@@ -1541,6 +1541,127 @@ def test_a_path_pasted_from_a_file_manager_in_quotes_or_as_a_file_url_previews(p
     assert_no_crash_text(page)
 
 
+# --------------------------------------------------------------------------- an address per run and view
+
+
+def open_history_run(page, run_id: str) -> None:
+    """Click a run in the runs list and wait until the page shows it (its id in the address)."""
+    page.click(f"#history [data-run-id='{run_id}'] button.link")
+    page.wait_for_function("(id) => new URLSearchParams(location.search).get('run') === id", arg=run_id)
+
+
+def address(page) -> dict[str, str]:
+    """The page's address as the query's fields."""
+    return dict(page.evaluate("[...new URLSearchParams(location.search)]"))
+
+
+def wait_view(page, run_id: str, status: str, count: int) -> None:
+    """Wait until the page shows the run with that status chip active and `count` cards."""
+    page.wait_for_function(
+        """([id, status, count]) => document.querySelector(`#history [data-run-id="${id}"]`)?.classList.contains('is-current')
+             && document.querySelector(`#counts [data-status="${status}"]`)?.classList.contains('is-active')
+             && document.querySelectorAll('[data-testid=task-card]').length === count""",
+        arg=[run_id, status, count], timeout=WAIT_MS)
+
+
+def test_back_forward_reload_and_a_shared_link_keep_the_run_and_its_filter(page, server, fake, tmp_path):
+    # picky refuses the first call of every third source: run A ends with 4 done and 2 failed.
+    fill_profile(page, fake.url("picky", CHAT), "sk-view-1", concurrency=1)
+    save_settings(page)
+    pick_folder(page, make_photos(tmp_path / "a", MIXED[:6]), 6)
+    run_a = start_run(page, "run A")
+    wait_settled(page, server, run_a)
+    pick_folder(page, make_photos(tmp_path / "b", MIXED[:2], prefix="bee"), 2)
+    run_b = start_run(page, "run B")
+    page.wait_for_function("(id) => location.search === `?run=${id}`", arg=run_b)  # the new run, in the address
+    wait_settled(page, server, run_b)
+    items = page.locator("#history [data-run-id]")
+    assert sorted(items.evaluate_all("els => els.map(e => e.dataset.runId)")) == sorted([run_a, run_b])
+    open_history_run(page, run_a)
+    page.click("#counts [data-status=done]")
+    wait_view(page, run_a, "done", 4)
+    assert address(page) == {"run": run_a, "status": "done"}
+    page.fill("#filter-q", "photo0")  # typing refines this view; it is no new step for Back
+    page.fill("#filter-q", "")
+    open_history_run(page, run_b)
+    wait_view(page, run_b, "done", 2)  # the filter stays on while moving between runs
+    page.click("#counts [data-status='']")
+    wait_view(page, run_b, "", 2)
+    page.go_back()  # B with Done, then A with Done
+    wait_view(page, run_b, "done", 2)
+    page.go_back()
+    wait_view(page, run_a, "done", 4)
+    assert address(page) == {"run": run_a, "status": "done"} and page.input_value("#filter-q") == ""
+    assert page.url.startswith(server.url.split("?")[0])  # Back stayed in the console
+    page.go_forward()
+    page.go_forward()
+    wait_view(page, run_b, "", 2)
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    wait_view(page, run_b, "", 2)
+    shared = page.url.replace(f"run={run_b}", f"run={run_a}&status=failed&q=photo03")
+    other = page.context.browser.new_context(viewport={"width": 1366, "height": 768}, bypass_csp=True)
+    try:  # another browser profile: nothing remembered, only the link
+        tab = other.new_page()
+        tab.goto(server.url)  # the access cookie, as the person who got the link has it
+        tab.goto(shared)
+        tab.wait_for_selector("body[data-ready=true]")
+        wait_view(tab, run_a, "failed", 1)
+        assert tab.input_value("#filter-q") == "photo03" and tab.locator(".task-card .name").inner_text() == "photo03.png"
+        tab.screenshot(path=str(ARTIFACTS / "journey_shared_link_1366.png"))
+    finally:
+        other.close()
+
+
+def test_the_run_form_keeps_its_draft_and_each_mode_its_prompt(page, server, fake, tmp_path):
+    folder = make_photos(tmp_path / "photos", MIXED[:2])
+    choose_mode(page, "edit")
+    page.fill("[data-testid=path-input]", str(folder))
+    page.check("#run-form [name=recursive]")
+    page.select_option("[data-testid=sidecar-mode]", "append")
+    page.fill("[data-testid=reference-dirs]", str(tmp_path / "refs"))
+    page.fill("[data-testid=prompt-input]", "make the sky purple")
+    choose_mode(page, "generate")
+    assert page.input_value("[data-testid=prompt-input]") == ""  # the Edit prompt does not leak into Generate
+    page.fill("[data-testid=prompt-input]", "a {animal} at dawn")
+    page.wait_for_selector("#variables .var-name")
+    choose_mode(page, "edit")
+    assert page.input_value("[data-testid=prompt-input]") == "make the sky purple"
+    choose_mode(page, "generate")
+    assert page.input_value("[data-testid=prompt-input]") == "a {animal} at dawn"
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.evaluate("document.querySelector('#run-form').dataset.mode") == "generate"
+    assert page.input_value("[data-testid=prompt-input]") == "a {animal} at dawn"
+    assert page.locator("#variables .var-name").count() >= 1  # the variables follow the restored prompt
+    choose_mode(page, "edit")
+    assert page.input_value("[data-testid=prompt-input]") == "make the sky purple"
+    assert page.input_value("[data-testid=path-input]") == str(folder)
+    assert page.is_checked("#run-form [name=recursive]")
+    assert page.input_value("[data-testid=sidecar-mode]") == "append"
+    assert page.input_value("[data-testid=reference-dirs]") == str(tmp_path / "refs")
+
+
+def test_the_first_start_guide_stays_after_step_1_until_the_first_run(page, server, fake, tmp_path):
+    guide = page.locator("[data-testid=guided-start]")
+    assert guide.is_visible()
+    fill_profile(page, fake.url("g3_stream_dataurl", CHAT), "sk-guide-1")
+    save_settings(page)  # step 1 done: the guide must now lead to steps 2 and 3
+    page.wait_for_selector("[data-testid=guided-start] [data-step='2'].is-current")
+    assert guide.is_visible() and "is-done" in page.locator("[data-step='1']").get_attribute("class")
+    page.fill("[data-testid=path-input]", str(make_photos(tmp_path / "photos", MIXED[:2])))
+    page.wait_for_selector("[data-testid=guided-start] [data-step='3'].is-current")
+    page.reload()  # still a first start: no run yet
+    page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_selector("[data-testid=guided-start] [data-step='3'].is-current")
+    run_id = start_run(page)
+    guide.wait_for(state="hidden")
+    wait_all_done(page, server, run_id, 2)
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    assert not guide.is_visible()
+
+
 # --------------------------------------------------------------------------- handing over files from the browser
 
 

@@ -1,13 +1,15 @@
-// The guided start: three numbered steps shown while no API URL is stored (issue 8). It follows
-// what the person does (connection tested, folder, prompt or table typed, in the run form's
-// mode) and goes away once a URL is saved.
+// The guided start: three numbered steps for a first run (issue 8). It follows what the person
+// does (profile saved or connection tested, folder, prompt or table typed, in the run form's mode)
+// and stays until the first run starts or it is hidden; saving the profile is only step 1.
 
 import { translate } from "./i18n.js";
 import { currentMode } from "./sources.js";
 import { $ } from "./ui.js";
 
 const DISMISSED_KEY = "ibc.guide.dismissed";
-const state = { connected: false, stored: false };
+// stored: an API URL is saved; returning: one was saved before this page opened (with runs, the
+// guide has nothing to teach); unavailable: the settings could not be read.
+const state = { connected: false, stored: false, returning: false, hasRuns: false, unavailable: false };
 
 // Per mode of the run form: the field step 2 fills, the one step 3 goes to, and the steps' words.
 const STEPS = {
@@ -35,10 +37,10 @@ function dismissed() {
 /** Show or hide the guide and highlight the current step. */
 function showGuide() {
   const guide = $("guided-start");
-  guide.hidden = state.stored || dismissed();
+  guide.hidden = state.unavailable || (state.returning && state.hasRuns) || dismissed();
   if (guide.hidden) return;
   const { fill, words } = steps();
-  const step = currentStep({ connected: state.connected, filled: $("run-form").elements[fill].value.trim() });
+  const step = currentStep({ connected: state.connected || state.stored, filled: $("run-form").elements[fill].value.trim() });
   const labels = guide.querySelectorAll("[data-step='2'] [data-i18n], [data-step='3'] [data-i18n]");
   labels.forEach((label, index) => { label.dataset.i18n = words[index]; });
   translate(guide);
@@ -71,9 +73,17 @@ function dismiss() {
   showGuide();
 }
 
+/** Tell the guide how many runs exist: a returning user with runs does not see it again. */
+export function guideKnowsRuns(count) {
+  state.hasRuns = count > 0;
+  showGuide();
+}
+
 /** Wire the guide; `settings` are the stored ones (null when they could not be loaded). */
 export function initGuide(settings) {
-  state.stored = !settings || Boolean(settings.api.api_url);
+  state.unavailable = !settings;
+  state.stored = Boolean(settings && settings.api.api_url);
+  state.returning = state.stored;
   document.addEventListener("ibc:settings", (event) => {
     state.stored = Boolean(event.detail.api.api_url);
     showGuide();

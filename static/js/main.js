@@ -1,10 +1,12 @@
 // The review page: state of the current run, incremental polling (?since=), the grid, the
 // viewer and the run bar. Panels live in their own modules.
 
+import { onAddressChange, parseAddress, writeAddress } from "./address.js";
 import { fetchJSON, onAccess, onConnection, urls } from "./api.js";
+import { initDraft } from "./draft.js";
 import { clockTime, duration, insertSorted, matches, oneDecimal, unreviewed } from "./format.js";
 import { CARD_SIZES, TaskGrid } from "./grid.js";
-import { initGuide } from "./guide.js";
+import { guideKnowsRuns, initGuide } from "./guide.js";
 import { LANGUAGES, language, setLanguage, t, translate, pickLanguage } from "./i18n.js";
 import { initProfilePanel, readProfile, retranslateProfile } from "./profile.js";
 import { initRunPanel, showHistory } from "./runpanel.js";
@@ -71,7 +73,8 @@ const selection = initSelection({
 
 // -- loading and polling ------------------------------------------------------------------
 
-async function selectRun(runId) {
+async function selectRun(runId, { push = false } = {}) {
+  writeAddress({ runId, filters: state.filters }, { push });
   state.generation += 1;
   const generation = state.generation;
   clearTimeout(state.pollTimer);
@@ -150,6 +153,7 @@ function filtersActive() {
 }
 
 function refilter() {
+  if (state.runId) writeAddress({ runId: state.runId, filters: state.filters });
   state.view = filtersActive() ? state.order.filter((id) => matches(state.tasks.get(id), state.filters)) : state.order.slice();
   grid.setView(state.view);
   showEmpty();
@@ -233,7 +237,7 @@ async function refreshRuns() {
 }
 
 function drawHistory() {
-  showHistory(state.runs, state.runId, selectRun, async (id) => {
+  showHistory(state.runs, state.runId, (id) => id !== state.runId && selectRun(id, { push: true }), async (id) => {
     await fetchJSON(urls.run(id), { method: "DELETE" });
     if (id === state.runId) selectRun(null);
     await refreshRuns();
@@ -331,6 +335,7 @@ function wireFilters() {
     const chip = event.target.closest("[data-status]");
     if (!chip) return;
     state.filters.status = chip.dataset.status;
+    pushView();
     refilter();
     if (state.progress) showProgress({ progress: state.progress, running: state.running });
   });
@@ -340,16 +345,53 @@ function wireFilters() {
   });
   $("filter-selection").addEventListener("change", (event) => {
     state.filters.selection = event.target.value;
+    pushView();
     refilter();
   });
   $("filter-has-results").addEventListener("change", (event) => {
     state.filters.hasResults = event.target.checked;
+    pushView();
     refilter();
   });
   $("filter-unsaved").addEventListener("change", (event) => { // issue 11: what no save has written yet
     state.filters.unsaved = event.target.checked;
+    pushView();
     refilter();
   });
+}
+
+/** Make a new history entry for a chosen filter, so Back returns to the view before it. */
+function pushView() {
+  if (state.runId) writeAddress({ runId: state.runId, filters: state.filters }, { push: true });
+}
+
+/** Put filters (from the address) into the state and the filter controls. */
+function applyFilters(filters) {
+  Object.assign(state.filters, filters);
+  $("filter-q").value = filters.q;
+  $("filter-selection").value = filters.selection;
+  $("filter-has-results").checked = filters.hasResults;
+  $("filter-unsaved").checked = filters.unsaved;
+}
+
+/** Show the view Back or Forward landed on: its run (loaded again only when it changed) and its filters. */
+function showView(view) {
+  if (view.runId && !state.runs.some((run) => run.id === view.runId)) return selectRun(state.runId);
+  applyFilters(view.filters);
+  if (view.runId !== state.runId) return selectRun(view.runId);
+  refilter();
+  if (state.progress) showProgress({ progress: state.progress, running: state.running });
+}
+
+/** Return the run to open first: the address's, else the one open last in this browser, else the newest. */
+function startingRun(view) {
+  const known = (id) => state.runs.find((run) => run.id === id);
+  if (view.runId && known(view.runId)) {
+    applyFilters(view.filters);
+    return view.runId;
+  }
+  const start = known(localStorage.getItem("ibc.run")) || state.runs[0];
+  return start ? start.id : null;
 }
 
 function wireRunBar() {
@@ -447,12 +489,13 @@ async function main() {
   initRunPanel(async (runId) => {
     document.dispatchEvent(new CustomEvent("ibc:run-started"));
     await refreshRuns();
-    await selectRun(runId);
+    await selectRun(runId, { push: true });
   });
+  initDraft($("run-form"));
   await refreshRuns();
-  const remembered = localStorage.getItem("ibc.run");
-  const start = state.runs.find((run) => run.id === remembered) || state.runs[0];
-  await selectRun(start ? start.id : null);
+  guideKnowsRuns(state.runs.length);
+  onAddressChange(showView);
+  await selectRun(startingRun(parseAddress(window.location.search)));
   setInterval(refreshRuns, RUNS_EVERY_MS);
   setTimeout(healthCheck, HEALTH_MS);
   document.addEventListener("visibilitychange", () => !document.hidden && schedulePoll(0));
