@@ -262,7 +262,10 @@ class Store:
                                    (run_id, status)).fetchone()[0] or 0.0 for status in ("done", "failed")))
             now = min(now, last) if last else now
         rate = eta = None
-        if started and started[0]:
+        if not left and finished:
+            rate = self._working_rate(db, run_id)
+            eta = 0.0 if rate is not None else None
+        if rate is None and started and started[0]:
             since = max(now - RATE_WINDOW_S, started[0])
             recent = sum(db.execute("SELECT COUNT(*) FROM tasks WHERE run_id = ? AND status = ? AND finished_at >= ?",
                                     (run_id, status, since)).fetchone()[0] for status in ("done", "failed"))
@@ -271,6 +274,26 @@ class Store:
                 eta = round(left / rate * 60, 1) if left else 0.0
         percent = round(100 * finished / total, 1) if total else 100.0
         return {"total": total, **counts, "percent": percent, "rate_per_min": rate, "eta_s": eta}
+
+    @staticmethod
+    def _working_rate(db: sqlite3.Connection, run_id: str) -> float | None:
+        """Return a finished run's tasks per minute of working time, or None when its tasks carry no times.
+
+        Working time is the union of the finished tasks' call times: the idle hours between the run
+        and a single retry are not the run's, so a retry does not sink the rate to that one task's.
+        """
+        rows = db.execute("SELECT started_at, finished_at FROM tasks WHERE run_id = ? AND status IN ('done', 'failed') "
+                          "AND started_at IS NOT NULL AND finished_at >= started_at ORDER BY started_at",
+                          (run_id,)).fetchall()
+        if not rows:
+            return None
+        busy, (start, end) = 0.0, rows[0]
+        for begun, ended in rows[1:]:
+            if begun > end:
+                busy, start = busy + end - start, begun
+            end = max(end, ended)
+        busy += end - start
+        return round(len(rows) / (busy / 60), 2) if busy > 0 else None
 
     # -- tasks ------------------------------------------------------------------------------
 

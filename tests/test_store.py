@@ -194,3 +194,25 @@ def test_a_task_can_be_read_without_its_results(tmp_path):
     bare = store.task(task_id, results=False)
     assert bare["results"] == [] and bare["status"] == "done" and bare["source_path"] == "/in/a.png"
     store.close()
+
+
+def test_a_finished_run_keeps_its_rate_after_a_single_retry_an_hour_later(tmp_path):
+    """Eight tasks, four at a time, each 30 s: 8 in 60 s of work is 8/min. One task retried an hour
+    later takes 30 s: the run's rate is still about 8/min, not 1 task over the retry's 30 s."""
+    store = Store(tmp_path / "x.db")
+    run_id = store.create_run("/in", False, "p", {}, [(f"{n}.png", f"/in/{n}.png") for n in range(8)])
+    ids = store.task_ids(run_id, ["pending"])
+    with store._tx() as db:  # a run whose clock the test sets
+        db.execute("UPDATE runs SET started_at = 1000 WHERE id = ?", (run_id,))
+        for number, task_id in enumerate(ids):
+            start = 1000 + 30 * (number // 4)
+            db.execute("UPDATE tasks SET status = 'done', started_at = ?, finished_at = ? WHERE id = ?",
+                       (start, start + 30, task_id))
+    assert store.progress(run_id, now=5000)["rate_per_min"] == 8.0
+    store.mark_run_started(run_id)  # what the engine does when one task is queued again
+    with store._tx() as db:
+        db.execute("UPDATE runs SET started_at = 4600 WHERE id = ?", (run_id,))
+        db.execute("UPDATE tasks SET started_at = 4600, finished_at = 4630 WHERE id = ?", (ids[0],))
+    after = store.progress(run_id, now=5000)
+    assert (after["rate_per_min"], after["eta_s"]) == (round(8 / 1.5, 2), 0.0)  # 8 tasks in 90 s of work
+    store.close()
