@@ -423,10 +423,7 @@ def test_f_keyboard_review_and_save_pairs(page, server, fake, tmp_path):
     viewer.wait_for(state="visible")
     for number in range(1, 5):  # select tasks 1-4: Space, then → to the next one
         assert f"{number}. {names[number - 1]}" in page.inner_text(".viewer-title")
-        page.keyboard.press(" ")
-        page.wait_for_function("document.querySelector('.viewer-result-info').textContent.includes('✓')",
-                               timeout=WAIT_MS)
-        page.keyboard.press("ArrowRight")
+        space_selects_and_moves_on(page)
     page.keyboard.press("Escape")
     viewer.wait_for(state="hidden")
     tasks = sorted(listing(server, run_id)["tasks"], key=lambda t: t["index"])
@@ -705,10 +702,7 @@ def test_i_example_presets_then_a_review_for_the_readme(page, server, fake, tmp_
     for number in range(4):
         if number == 2:
             page.keyboard.press("ArrowDown")
-        page.keyboard.press(" ")
-        page.wait_for_function("document.querySelector('.viewer-result-info').textContent.includes('✓')",
-                               timeout=WAIT_MS)
-        page.keyboard.press("ArrowRight")
+        space_selects_and_moves_on(page)
     page.keyboard.press("Escape")
     page.locator("[data-testid=viewer]").wait_for(state="hidden")
     page.set_viewport_size({"width": 1600, "height": 1000})
@@ -1034,10 +1028,7 @@ def test_saving_an_older_console_preset_never_twice_with_the_saved_mark(page, se
     page.locator("[data-testid=task-card]").first.locator("[data-testid=result-image]").first.click()
     page.locator("[data-testid=viewer]").wait_for(state="visible")
     for _ in range(2):
-        page.keyboard.press(" ")
-        page.wait_for_function("document.querySelector('.viewer-result-info').textContent.includes('✓')",
-                               timeout=WAIT_MS)
-        page.keyboard.press("ArrowRight")
+        space_selects_and_moves_on(page)
     page.keyboard.press("Escape")
     page.click("#open-save")
     page.wait_for_function("document.querySelectorAll('[data-testid=save-builtin] option').length === 6")
@@ -1738,6 +1729,15 @@ def wait_count(page, count: int, total: int) -> None:
     page.wait_for_function(
         "([n, total]) => document.querySelector('[data-testid=selected-count]').textContent === `${n} of ${total} selected`",
         arg=[count, total], timeout=WAIT_MS)
+
+
+def space_selects_and_moves_on(page) -> None:
+    """Press Space in the viewer: the result shown is selected (stored) and the next task shows."""
+    before = page.inner_text(".viewer-title")
+    with page.expect_response(lambda r: "/api/results/" in r.url and r.request.method == "PATCH") as answer:
+        page.keyboard.press(" ")
+    assert answer.value.status == 200, answer.value.text()
+    assert page.inner_text(".viewer-title") != before
 
 
 def chip(page, status: str) -> None:

@@ -58,10 +58,14 @@ def test_viewer_keyboard_select_and_close(page, fake, server, tmp_path):
     assert "2. img2.png" in page.inner_text(".viewer-title")
     page.keyboard.press("ArrowDown")
     assert page.inner_text(".viewer-result-info").startswith("2/2")
-    page.keyboard.press(" ")
-    page.wait_for_function("document.querySelector('.viewer-result-info').textContent.includes('✓')")
+    with page.expect_response(lambda r: "/api/results/" in r.url and r.request.method == "PATCH"):
+        page.keyboard.press(" ")  # selects, and moves on to the next task
+    assert "3. img3.png" in page.inner_text(".viewer-title")
     task = next(t for t in server.get(f"/api/runs/{run_id(server)}/tasks").json()["tasks"] if t["source_name"] == "img2.png")
     assert [r["selected"] for r in task["results"]] == [False, True]
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowDown")  # back on img2's second result: its mark shows
+    page.wait_for_function("document.querySelector('.viewer-result-info').textContent.includes('✓')")
     page.keyboard.press("n")  # next unreviewed: img3 (img1 has no selection either, but it comes after)
     assert "3. img3.png" in page.inner_text(".viewer-title")
     page.click("[data-viewer=mode]")
