@@ -1805,3 +1805,31 @@ def test_bulk_selection_with_the_mouse_and_the_keyboard(page, server, fake, tmp_
     page.keyboard.press("Escape")
     assert marks(server, run_id) == [[True, False], [False, True], [True, False], [True] * 2, [True] * 2, [False] * 2]
     assert server.get(f"/api/runs/{run_id}").json()["selected"] == 7
+
+
+def test_a_fixed_problem_takes_its_error_away_and_retry_failed_shows_the_retried_tasks(page, server, fake, tmp_path):
+    folder = make_photos(tmp_path / "photos", MIXED[:3])
+    fill_profile(page, fake.url("err_401_g16", CHAT), None)
+    page.fill("[data-testid=path-input]", str(tmp_path / "no such folder"))
+    page.fill("[data-testid=prompt-input]", "make the sky purple")
+    page.click("[data-testid=start-run]")
+    page.wait_for_function("document.querySelectorAll('.toast-error').length === 1", timeout=WAIT_MS)
+    # The user fixes the folder: the start goes through, and the error about the folder goes away.
+    page.fill("[data-testid=path-input]", str(folder))
+    run_id = start_run(page)
+    page.wait_for_function("document.querySelectorAll('.toast-error').length === 0", timeout=WAIT_MS)
+    final = wait_settled(page, server, run_id)
+    assert final["progress"]["failed"] == 3, final["progress"]
+    page.click("#counts [data-status=failed]")
+    page.wait_for_function("document.querySelectorAll('[data-testid=task-card]').length === 3", timeout=WAIT_MS)
+    fill_profile(page, fake.url("g3_stream_dataurl", CHAT), None)
+    click_run_button(page, "retry-failed")
+    # The retried tasks stay in sight (the Failed filter would show an empty grid while they run).
+    assert page.locator("#counts .chip.is-active").get_attribute("data-status") == ""
+    wait_all_done(page, server, run_id, 3)
+    page.wait_for_function("document.querySelectorAll('[data-testid=task-card][data-status=done]').length === 3",
+                           timeout=WAIT_MS)
+    assert page.locator("#empty").is_hidden()
+    page.go_back()  # Back returns to the Failed view the user chose
+    page.wait_for_function("document.querySelector('#counts .chip.is-active')?.dataset.status === 'failed'",
+                           timeout=WAIT_MS)

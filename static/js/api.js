@@ -2,11 +2,29 @@
 
 /** An error answer from the API, carrying the server's readable message. */
 export class ApiError extends Error {
-  constructor(message, status, data = null) {
+  constructor(message, status, data = null, route = "") {
     super(message);
     this.status = status;
     this.data = data; // the whole answer: a refusal may list bad rows or files (issue 10)
+    this.route = route; // "METHOD /path": the same request answered later says the problem is gone
   }
+}
+
+/** Return the request's "METHOD /path" (no query): what an error and a later success are matched by. */
+export function route(method, url) {
+  return `${method.toUpperCase()} ${url.split("?")[0]}`;
+}
+
+const successListeners = [];
+
+/** Call `listener(route)` after every successful answer. */
+export function onSuccess(listener) {
+  successListeners.push(listener);
+}
+
+/** Tell the listeners that the request `route` succeeded (for requests sent without fetchJSON). */
+export function tellSuccess(routeKey) {
+  for (const listener of successListeners) listener(routeKey);
 }
 
 const connectionListeners = [];
@@ -30,6 +48,7 @@ function tellConnection(answered) {
 /** Fetch JSON; send `body` as JSON; throw ApiError with the server's message on failure. */
 export async function fetchJSON(url, { method = "GET", body } = {}) {
   const options = { method, headers: { Accept: "application/json" } };
+  const key = route(method, url);
   if (body !== undefined) {
     options.headers["Content-Type"] = "application/json";
     options.body = JSON.stringify(body);
@@ -39,14 +58,15 @@ export async function fetchJSON(url, { method = "GET", body } = {}) {
     answer = await fetch(url, options);
   } catch (err) {
     tellConnection(false);
-    throw new ApiError(`network error: ${err.message}`, 0);
+    throw new ApiError(`network error: ${err.message}`, 0, null, key);
   }
   tellConnection(true);
   for (const listener of accessListeners) listener(answer.status !== 401);
   const data = await answer.json().catch(() => null);
   if (!answer.ok) {
-    throw new ApiError((data && data.error) || `HTTP ${answer.status}`, answer.status, data);
+    throw new ApiError((data && data.error) || `HTTP ${answer.status}`, answer.status, data, key);
   }
+  tellSuccess(key);
   return data;
 }
 

@@ -255,6 +255,12 @@ async function runAction(action) {
     method: "POST", body: action === "stop" ? {} : { api: readProfile() } }));
   if (!answer) return;
   toast(answer.stopped !== undefined ? t("stopped_n", { count: answer.stopped }) : t("queued_n", { count: answer.queued }));
+  if (action === "retry-failed" && answer.queued && state.filters.status === "failed") {
+    state.filters.status = ""; // the retried tasks are failed no more: keep them in sight as they run
+    pushView();
+    refilter();
+    if (state.progress) showProgress({ progress: state.progress, running: state.running }); // the chips follow
+  }
   schedulePoll(0);
   refreshRuns();
 }

@@ -1,15 +1,17 @@
 // Small DOM helpers shared by the panels: toasts, confirmations, form values.
 
+import { onSuccess } from "./api.js";
 import { t } from "./i18n.js";
 
 const TOAST_MS = 4000;
 const TOASTS_SHOWN = 3;
 
-/** Show a short message; errors stay until clicked (or until newer ones push them out). */
-export function toast(message, kind = "ok") {
+/** Show a short message; errors stay until clicked, pushed out, or the request `route` they came from succeeds. */
+export function toast(message, kind = "ok", route = "") {
   const box = document.getElementById("toasts");
   const item = document.createElement("div");
   item.className = `toast toast-${kind}`;
+  if (route) item.dataset.route = route;
   item.setAttribute("role", kind === "error" ? "alert" : "status");
   item.textContent = message;
   item.addEventListener("click", () => item.remove());
@@ -26,10 +28,19 @@ export async function attempt(action, success) {
     if (success) toast(typeof success === "function" ? success(value) : success);
     return value;
   } catch (err) {
-    toast(err.message || String(err), "error");
+    toast(err.message || String(err), "error", err.route);
     return undefined;
   }
 }
+
+/** Take away the errors of request `route`: it has just succeeded, so what they said is fixed. */
+export function clearErrors(route) {
+  for (const item of document.querySelectorAll("#toasts .toast-error[data-route]")) {
+    if (item.dataset.route === route) item.remove();
+  }
+}
+
+onSuccess(clearErrors);
 
 /** Ask before a destructive action. */
 export function confirmed(key, vars) {

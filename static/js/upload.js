@@ -1,11 +1,12 @@
 // Hand images or a whole folder over from this browser (drop on the run form, or pick): upload them
 // with progress, then fill the folder field with the server's copy and preview it.
 
-import { ApiError } from "./api.js";
+import { ApiError, route, tellSuccess } from "./api.js";
 import { t } from "./i18n.js";
 import { $, toast } from "./ui.js";
 
 const UPLOAD_URL = "/api/uploads";
+const UPLOAD_ROUTE = route("POST", UPLOAD_URL);
 const UPLOAD_HEADER = "X-Console-Upload"; // the server takes multipart only with it: no cross-site form can send it
 const KEPT = /\.(png|jpe?g|webp|gif|bmp|tiff?|txt)$/i; // the scan's images and their .txt captions
 const SKIPPED_SHOWN = 5;
@@ -68,10 +69,12 @@ function send(items, onProgress) {
     request.upload.addEventListener("progress", (event) => onProgress(event.loaded, event.lengthComputable ? event.total : 0));
     request.addEventListener("load", () => {
       const data = request.response;
-      if (request.status >= 200 && request.status < 300) resolve(data);
-      else reject(new ApiError((data && data.error) || `HTTP ${request.status}`, request.status, data));
+      if (request.status >= 200 && request.status < 300) {
+        tellSuccess(UPLOAD_ROUTE);
+        resolve(data);
+      } else reject(new ApiError((data && data.error) || `HTTP ${request.status}`, request.status, data, UPLOAD_ROUTE));
     });
-    request.addEventListener("error", () => reject(new ApiError(t("upload_network"), 0)));
+    request.addEventListener("error", () => reject(new ApiError(t("upload_network"), 0, null, UPLOAD_ROUTE)));
     request.send(body);
   });
 }
@@ -128,7 +131,7 @@ async function upload(form, items) {
     answer = await send(kept, progress);
   } catch (err) {
     report(output, [t("upload_failed", { error: err.message }), ...skippedLines(err.data, left)], true);
-    toast(err.message, "error");
+    toast(err.message, "error", err.route);
     return;
   } finally {
     form.classList.remove("is-uploading");
