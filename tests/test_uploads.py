@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import io
+import os
 import stat
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from console import datadir
 from console.settings import resolve
 from console.web import create_app
 from tests.disks import small_disk  # noqa: F401  (fixture)
+from tests.figures import record
 from tests.helpers import api, wait_idle
 from tests.images import make
+from tests.server_process import ServerProcess
 
 UPLOAD = {"X-Console-Upload": "1"}
 PNG = make("PNG", (16, 12))
@@ -195,3 +200,41 @@ def test_a_full_data_disk_answers_507_and_leaves_no_partial_folder(small_disk): 
         assert everything(uploads(app)) == []
     finally:
         app.extensions["console.engine"].close()
+
+
+def _peak_mib(pid: int) -> float:
+    """The process's own peak resident memory (VmHWM), in MiB."""
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+
+
+def test_a_large_upload_over_the_lan_streams_to_disk(tmp_path):
+    """Five 40 MiB images through a real server behind its access token: the server's peak memory
+    grows by far less than the upload (it is written as it arrives), and every byte lands."""
+    sources = tmp_path / "big"
+    sources.mkdir()
+    body = PNG + os.urandom(40 * 1024 * 1024 - len(PNG))
+    for number in range(5):
+        (sources / f"{number}.png").write_bytes(body)
+    server = ServerProcess(tmp_path / "data", host="0.0.0.0")  # noqa: S104 - reached through 127.0.0.1, token required
+    try:
+        before = _peak_mib(server.process.pid)
+        refused = httpx.post(f"{server.url}api/uploads", headers=UPLOAD, files={"files": ("a.png", PNG)})
+        assert refused.status_code == 401  # no token: the same door as every other route
+        handles = [(sources / f"{number}.png").open("rb") for number in range(5)]
+        started = time.perf_counter()
+        answer = server.http.post("/api/uploads", headers=UPLOAD, timeout=120,
+                                  files=[("files", (f"big/{number}.png", handle)) for number, handle in enumerate(handles)])
+        seconds = time.perf_counter() - started
+        for handle in handles:
+            handle.close()
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["count"] == 5
+        growth = _peak_mib(server.process.pid) - before
+        folder = Path(answer.json()["input_path"])
+        assert [(folder / f"{number}.png").read_bytes() == body for number in range(5)] == [True] * 5
+        assert growth < 64, f"the server's peak memory grew by {growth:.0f} MiB for a 200 MiB upload"
+        record("uploads", upload_mib=200, upload_seconds=round(seconds, 2), upload_mib_per_s=round(200 / seconds, 1),
+               server_peak_growth_mib=round(growth, 1))
+    finally:
+        server.stop()
