@@ -202,6 +202,10 @@ class Store:
         """Return every run id, newest first (cheap: no progress counted)."""
         return [row[0] for row in self._db().execute("SELECT id FROM runs ORDER BY created_at DESC")]
 
+    def input_paths(self) -> list[str]:
+        """Return every run's input path (cheap: no progress counted)."""
+        return [row[0] for row in self._db().execute("SELECT input_path FROM runs")]
+
     def run(self, run_id: str) -> dict[str, Any] | None:
         """Return one run with its progress, or None."""
         row = self._db().execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()

@@ -15,7 +15,7 @@ import unicodedata
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, Protocol
+from typing import BinaryIO, Protocol
 
 from .atomic import TEMP_PREFIX
 from .scan import IMAGE_EXTENSIONS
@@ -147,11 +147,9 @@ def owning_upload(data_folder: Path, input_path: str) -> Path | None:
 
 
 class RunPaths(Protocol):
-    """What `remove_if_unused` reads of the store: every run and its input path."""
+    """What `remove_if_unused` reads of the store: every run's input path."""
 
-    def run_ids(self) -> list[str]: ...
-
-    def run(self, run_id: str) -> dict[str, Any] | None: ...
+    def input_paths(self) -> list[str]: ...
 
 
 def remove_if_unused(data_folder: Path, input_path: str, runs: RunPaths) -> bool:
@@ -159,10 +157,8 @@ def remove_if_unused(data_folder: Path, input_path: str, runs: RunPaths) -> bool
     folder = owning_upload(data_folder, input_path)
     if folder is None:
         return False
-    for run_id in runs.run_ids():
-        run = runs.run(run_id)
-        if run is not None and owning_upload(data_folder, run["input_path"]) == folder:
-            return False
+    if any(owning_upload(data_folder, path) == folder for path in runs.input_paths()):
+        return False
     shutil.rmtree(folder, ignore_errors=True)
     return True
 
