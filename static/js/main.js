@@ -465,6 +465,14 @@ function wireCardSize() {
   });
 }
 
+// Folded, the profile waits at the bottom of the sidebar; opened from there, bring it into view.
+function wireProfileBar() {
+  const panel = $("api-panel");
+  panel.querySelector("summary").addEventListener("click", () => {
+    requestAnimationFrame(() => panel.open && panel.scrollIntoView({ block: "start" }));
+  });
+}
+
 function retranslate() {
   translate();
   translateSavePanel();
@@ -486,6 +494,7 @@ async function main() {
   wireFilters();
   wireRunBar();
   wireCardSize();
+  wireProfileBar();
   onConnection(setOnline);
   onAccess((allowed) => ($("access-banner").hidden = allowed)); // a new start made a new token (issue 13)
   fetchJSON("/api/health").then((health) => ($("version").textContent = health.version)).catch(() => {});
