@@ -465,6 +465,7 @@ def test_save_report_leads_with_counts_and_groups_refusals(page, fake, server, t
     page.click("#open-save")
     page.fill("#save-form [name=output_dir]", str(tmp_path / "out"))
     page.select_option("#save-form [name=layout]", "aitoolkit_edit")
+    page.select_option("#save-form [name=conform]", "refuse")  # asked for: by default the control is resized
     page.uncheck("#save-form [name=only_selected]")
     page.click("#save-preview")
     report = page.locator("[data-testid=save-report]")
@@ -486,6 +487,7 @@ def test_save_report_leads_with_counts_and_groups_refusals(page, fake, server, t
     page.wait_for_function("document.querySelector('[data-testid=save-report] .report-counts')"
                            ".textContent.startsWith('1 saved')")
     assert report.locator(".report-counts").inner_text() == "1 saved · 2 skipped · 0 refused"
+    report.locator("[data-testid=report-skips] summary").click()  # the expected skips come folded
     skipped = report.locator("[data-reason=unselected]")
     assert "Untick" in skipped.inner_text() or "untick" in skipped.inner_text()
     assert sorted(skipped.locator("li b").all_inner_texts()) == ["img2.png", "square.png"]

@@ -263,3 +263,7 @@ def test_a_template_is_given_only_when_the_body_names_one_and_append_is_a_flag()
         rule(template_given=True)
     with pytest.raises(RuleError, match="'append' must be true or false"):
         rule(append="yes")
+
+
+def test_refuse_is_the_drawers_name_for_conform_none():
+    assert rule(layout="aitoolkit_edit", conform="refuse").conform == "none"

@@ -23,7 +23,7 @@ TRAINER_FORMATS = ("png", "jpeg", "webp")  # ai-toolkit finds controls as .jpg .
 LAYOUT_FORMATS = {"civitai_edit": ("png", "jpeg")}
 CAPTIONS = ("none", "prompt", "template")
 CONFLICTS = ("skip", "overwrite", "rename")
-CONFORMS = ("auto", "none", "pad", "crop", "resize")
+CONFORMS = ("auto", "none", "refuse", "pad", "crop", "resize")  # refuse: the drawer's name for none
 # What `auto` (the pair layouts' default) does to a control whose aspect is beyond the tolerance: resized to its
 # target's pixels, as ai-toolkit (Kontext, Qwen-Image-Edit) and musubi do to every control while training anyway.
 AUTO_CONFORM = "resize"
@@ -105,7 +105,7 @@ class SaveRule:
             only_selected=_get(data, "only_selected", bool, True),
             conflict=_choice(data, "conflict", CONFLICTS, "skip"),
             aspect_tolerance=_tolerance(_get(data, "aspect_tolerance", float, 0.02)),
-            conform=_choice(data, "conform", CONFORMS, "auto" if layout in PAIR_LAYOUTS else "none"),
+            conform=_conform(data, layout),
             replace_from=_stem_text(data, "replace_from"), replace_to=_stem_text(data, "replace_to"),
             first_only=_get(data, "first_only", bool, False),
             role_swap=_get(data, "role_swap", bool, False),
@@ -148,6 +148,11 @@ def _choice(data: Mapping[str, Any], name: str, choices: tuple[str, ...], defaul
     if value not in choices:
         raise RuleError(f"'{name}' must be one of {', '.join(choices)}, not {value[:80]!r}")
     return value
+
+
+def _conform(data: Mapping[str, Any], layout: str) -> str:
+    value = _choice(data, "conform", CONFORMS, "auto" if layout in PAIR_LAYOUTS else "none")
+    return "none" if value == "refuse" else value
 
 
 def _format(data: Mapping[str, Any], layout: str, default: str) -> str:

@@ -45,6 +45,100 @@ function writeRule(rule) {
     if (FLAGS.includes(el.name)) el.checked = Boolean(rule[el.name]);
     else el.value = rule[el.name];
   }
+  markIgnored();
+}
+
+// Fields a layout or another choice makes the server ignore: [field, test(rule), reason key]. A disabled
+// field shows why, so that nothing in the drawer looks used when it is not.
+const PAIRED = ["aitoolkit_edit", "aitoolkit_multi", "musubi", "fal_start_end", "civitai_edit", "flat_pairs"];
+const IGNORED = [
+  ["name", (r) => r.layout === "flat" || r.layout === "flat_pairs", "ignored_name"],
+  ["sequential", (r) => !PAIRED.includes(r.layout), "ignored_sequential"],
+  ["template", (r) => PAIRED.includes(r.layout) && r.sequential, "ignored_template"],
+  ["role_swap", (r) => !PAIRED.includes(r.layout), "ignored_pairs_only"],
+  ["conform", (r) => !PAIRED.includes(r.layout), "ignored_pairs_only"],
+  ["aspect_tolerance", (r) => !PAIRED.includes(r.layout) || ["pad", "crop", "resize"].includes(r.conform), "ignored_tolerance"],
+  ["caption_template", (r) => r.caption !== "template", "ignored_caption_template"],
+  ["trigger", (r) => r.caption === "none" || (r.caption === "" && !PAIRED.slice(0, 5).includes(r.layout)), "ignored_trigger"],
+];
+
+/** Disable each field the current rule ignores and say why next to it (data-testid="ignored-<field>"). */
+function markIgnored() {
+  const form = $("save-form");
+  const rule = readRule();
+  for (const [name, ignored, key] of IGNORED) {
+    const field = form.elements[name];
+    const label = field.closest("label");
+    let reason = label.querySelector(".ignored-reason");
+    const off = ignored(rule);
+    field.disabled = off;
+    label.classList.toggle("is-ignored", off);
+    if (!off) {
+      reason?.remove();
+      continue;
+    }
+    if (!reason) {
+      reason = element("small", "muted ignored-reason");
+      reason.setAttribute("data-testid", `ignored-${name}`);
+      label.append(reason);
+    }
+    reason.textContent = t(key);
+    field.title = t(key);
+  }
+}
+
+// -- the output folder: a new one per run --------------------------------------------------------
+
+let outputRoot = ""; // the folder new runs' folders go into: where the last output folder was
+let autoFolder = null; // {runId, path} the drawer filled in itself
+
+function parentOf(path) {
+  const trimmed = path.replace(/[\\/]+$/, "");
+  const at = Math.max(trimmed.lastIndexOf("/"), trimmed.lastIndexOf("\\"));
+  return at > 0 ? trimmed.slice(0, at) : trimmed;
+}
+
+/** Return a run's folder name: its input folder's name (or "run") and its id, in characters any disk takes. */
+export function runFolderName(run) {
+  const base = (run.input_path || "").replace(/[\\/]+$/, "").split(/[\\/]/).pop() || "run";
+  const slug = base.normalize("NFC").replace(/[^\p{L}\p{N}_-]+/gu, "-").replace(/^-+|-+$/g, "").slice(0, 40) || "run";
+  return `${slug}-${run.id}`;
+}
+
+/** Fill the output folder with a new folder named after the run, unless the person chose one for this run. */
+async function defaultFolder(runId) {
+  const input = $("save-form").elements.output_dir;
+  if (autoFolder && autoFolder.runId === runId) return;
+  if (autoFolder && input.value === autoFolder.path) outputRoot = parentOf(autoFolder.path);
+  const before = input.value;
+  const run = await fetchJSON(urls.run(runId)).catch(() => null);
+  if (!run || target?.runId !== runId || input.value !== before) return; // typed into meanwhile: theirs
+  const path = `${(outputRoot || "~/datasets").replace(/[\\/]+$/, "")}/${runFolderName(run)}`;
+  input.value = path;
+  autoFolder = { runId, path };
+}
+
+/** Ask before adding this run's items to a folder that holds another run's dataset; true to go on. */
+function appendConfirmed(err) {
+  const runs = err.data?.other_run_details || (err.data?.other_runs || []).map((id) => ({ run_id: id }));
+  const when = (r) => (typeof r.created_at === "number" ? ` (${new Date(r.created_at * 1000).toLocaleString()})` : "");
+  const list = runs.map((r) => `· ${r.run_id}${r.prompt ? ` — ${r.prompt.slice(0, 60)}` : ""}${when(r)}`).join("\n");
+  return window.confirm(t("append_confirm", { folder: readRule().output_dir, runs: list }));
+}
+
+/** Post the rule; when the folder holds another run's dataset, ask, and send it again with append (undefined: no). */
+async function postRule(job, dryRun) {
+  const body = { ...readRule(), dry_run: dryRun };
+  try {
+    return await fetchJSON(endpoint(job), { method: "POST", body });
+  } catch (err) {
+    if (err.status !== 409 || !err.data?.other_runs) throw err;
+    if (!appendConfirmed(err)) {
+      toast(t("append_declined", { folder: body.output_dir })); // the person's choice, not an error
+      return undefined;
+    }
+    return fetchJSON(endpoint(job), { method: "POST", body: { ...body, append: true } });
+  }
 }
 
 function endpoint(job) {
@@ -131,13 +225,68 @@ function countsLine(answer, dryRun) {
   return line;
 }
 
-/** Draw the save answer: counts first, then refusals and skips by reason with their fix, then files by folder. */
+/** Return the section listing the written (or planned) files by folder, under where they went. */
+function writtenSection(answer, dryRun, root, index) {
+  const files = answer.saved.flatMap((item) => item.paths || []);
+  const section = element("section", "report-files");
+  section.setAttribute("data-testid", "report-written");
+  const where = root ? ` → ${root}` : "";
+  section.append(element("h4", "", `${t(dryRun ? "report_planned" : "report_saved")}${where}`),
+    element("p", "muted", dryRun ? `${t("report_dry")} ${t("will_write", { count: files.length })}` : t("report_written", { count: files.length })),
+    ...groupByFolder(answer.saved, root).map(([folder, list]) => folderGroup(folder, list, root, index)));
+  return section;
+}
+
+/** Return the expected skips (the rule's own choices), folded unless nothing was written: they need no action. */
+function skipsSection(groups, index, root, open) {
+  const count = groups.reduce((sum, [, entries]) => sum + entries.length, 0);
+  const folded = element("details", "report-skips");
+  folded.setAttribute("data-testid", "report-skips");
+  folded.open = open; // nothing written: the skips are the whole answer
+  folded.append(element("summary", "", t("report_skips_folded", { count })),
+    ...groups.map(([kind, entries]) => reasonGroup(kind, entries, index, root)));
+  return folded;
+}
+
+/** Copy text to the clipboard (a selection and execCommand where the Clipboard API is not allowed). */
+async function copyText(text, source) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    const range = document.createRange();
+    range.selectNodeContents(source);
+    getSelection().removeAllRanges();
+    getSelection().addRange(range);
+    document.execCommand("copy");
+  }
+  toast(t("snippet_copied"));
+}
+
+/** Return the trainer's config lines for this dataset, ready to copy. */
+function snippetSection(snippet) {
+  const section = element("section", "report-snippet");
+  section.setAttribute("data-testid", "trainer-snippet");
+  section.dataset.trainer = snippet.trainer;
+  const code = element("code", "", snippet.text);
+  const pre = element("pre", "snippet");
+  pre.append(code);
+  const button = element("button", "small", t("copy"));
+  button.type = "button";
+  button.setAttribute("data-testid", "copy-snippet");
+  button.addEventListener("click", () => copyText(snippet.text, code));
+  const head = element("div", "row");
+  head.append(element("h4", "grow", t(`snippet_${snippet.language}`, { trainer: snippet.trainer })), button);
+  section.append(head, pre);
+  return section;
+}
+
+/** Draw the save answer: what was written and where, what was refused and why, the expected skips folded,
+ * the remarks, then the lines the trainer's config needs. */
 function showReport(answer, dryRun) {
   const output = $("save-output");
   const index = sourceIndex();
   const report = answer.report || {};
   const root = report.output_dir || "";
-  const files = answer.saved.flatMap((item) => item.paths || []);
   const parts = [countsLine(answer, dryRun)];
   if (answer.cancelled) {
     const cancelled = element("p", "report-cancelled", t("save_cancelled", { count: report.counts?.not_written ?? 0 }));
@@ -150,23 +299,18 @@ function showReport(answer, dryRun) {
     line.setAttribute("data-testid", "save-repaired");
     parts.push(line);
   }
-  parts.push(element("p", "muted", dryRun ? `${t("report_dry")} ${t("will_write", { count: files.length })}` : t("report_written", { count: files.length })));
+  parts.push(writtenSection(answer, dryRun, root, index));
   const groups = groupByReason([...answer.errors, ...answer.skipped]);
-  groups.sort(([a], [b]) => Number(isRefused(b)) - Number(isRefused(a)));
-  parts.push(...groups.map(([kind, entries]) => reasonGroup(kind, entries, index, root)));
-  const folders = groupByFolder(answer.saved, root);
-  if (folders.length) {
-    const section = element("section", "report-files");
-    section.append(element("h4", "", t(dryRun ? "report_planned" : "report_saved")),
-      ...folders.map(([folder, list]) => folderGroup(folder, list, root, index)));
-    parts.push(section);
-  }
+  parts.push(...groups.filter(([kind]) => isRefused(kind)).map(([kind, entries]) => reasonGroup(kind, entries, index, root)));
+  const skips = groups.filter(([kind]) => !isRefused(kind));
+  if (skips.length) parts.push(skipsSection(skips, index, root, answer.saved.length === 0));
   if (report.notes && report.notes.length) {
     const notes = element("section", "report-notes");
     const texts = report.notes.map((text, at) => noteText(report.note_codes?.[at], text));
     notes.append(element("h4", "", t("report_notes")), listItems(texts, (note) => element("li", "", note)));
     parts.push(notes);
   }
+  if (report.trainer_snippet && answer.saved.length) parts.push(snippetSection(report.trainer_snippet));
   output.replaceChildren(...parts);
   output.hidden = false;
   output.classList.toggle("is-error", reportCounts(answer).refused > 0);
@@ -211,7 +355,7 @@ async function save(dryRun) {
     if (!job) return undefined;
     running = job;
     follow(job);
-    const answer = await attempt(() => fetchJSON(endpoint(job), { method: "POST", body: { ...readRule(), dry_run: dryRun } }));
+    const answer = await attempt(() => postRule(job, dryRun));
     if (answer) {
       showReport(answer, dryRun);
       if (!dryRun) toast(t("wrote", { count: answer.saved.length }), answer.errors.length ? "error" : "ok");
@@ -276,6 +420,8 @@ export function openSave(what) {
   $("save-form").elements.only_selected.disabled = single;
   $("save-form").elements.first_only.disabled = single;
   $("save-drawer").hidden = false;
+  markIgnored();
+  if (what.runId) defaultFolder(what.runId);
   presets.load().catch((err) => toast(err.message, "error")); // an Import config may have brought new ones
 }
 
@@ -291,7 +437,10 @@ export async function initSavePanel(savedRule, tasks) {
   variableButtons($("template-vars"), form.elements.template, VARIABLES);
   variableButtons($("caption-vars"), form.elements.caption_template, CAPTION_VARIABLES);
   if (savedRule && Object.keys(savedRule).length) writeRule(savedRule);
+  outputRoot = savedRule?.output_root || (savedRule?.output_dir ? parentOf(savedRule.output_dir) : "");
   form.elements.resave.checked = false;
+  form.addEventListener("input", markIgnored);
+  form.addEventListener("change", markIgnored);
   $("save-close").addEventListener("click", () => ($("save-drawer").hidden = true));
   $("save-preview").addEventListener("click", () => save(true));
   $("save-cancel").addEventListener("click", cancel);
@@ -299,7 +448,8 @@ export async function initSavePanel(savedRule, tasks) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     await save(false);
-    fetchJSON("/api/settings", { method: "PUT", body: { save: keptRule() } }).catch(() => {});
+    outputRoot = parentOf(form.elements.output_dir.value) || outputRoot;
+    fetchJSON("/api/settings", { method: "PUT", body: { save: { ...keptRule(), output_root: outputRoot } } }).catch(() => {});
   });
   presets = new PresetPicker("save", $("save-preset"), { read: keptRule, write: writeRule });
   presets.wire($("save-preset-apply"), $("save-preset-save"), $("save-preset-delete"));
