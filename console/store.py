@@ -266,7 +266,7 @@ class Store:
                                    (run_id, status)).fetchone()[0] or 0.0 for status in ("done", "failed")))
             now = min(now, last) if last else now
         rate = eta = None
-        if not left and finished:
+        if not left and finished and started and started[0] and self._restarted(db, run_id, started[0]):
             rate = self._working_rate(db, run_id)
             eta = 0.0 if rate is not None else None
         if rate is None and started and started[0]:
@@ -280,24 +280,26 @@ class Store:
         return {"total": total, **counts, "percent": percent, "rate_per_min": rate, "eta_s": eta}
 
     @staticmethod
+    def _restarted(db: sqlite3.Connection, run_id: str, clock: float) -> bool:
+        """Return True when some task finished before the run's clock last started (a retry after the run)."""
+        return any(db.execute("SELECT 1 FROM tasks WHERE run_id = ? AND status = ? AND finished_at < ? LIMIT 1",
+                              (run_id, status, clock)).fetchone() for status in ("done", "failed"))
+
+    @staticmethod
     def _working_rate(db: sqlite3.Connection, run_id: str) -> float | None:
         """Return a finished run's tasks per minute of working time, or None when its tasks carry no times.
 
-        Working time is the union of the finished tasks' call times: the idle hours between the run
-        and a single retry are not the run's, so a retry does not sink the rate to that one task's.
+        Working time is the union of the finished tasks' call times (each one adds what it runs past
+        every earlier-started one): the idle hours between the run and a later retry are not the run's,
+        so a retry of one task does not sink the rate to that task's alone.
         """
-        rows = db.execute("SELECT started_at, finished_at FROM tasks WHERE run_id = ? AND status IN ('done', 'failed') "
-                          "AND started_at IS NOT NULL AND finished_at >= started_at ORDER BY started_at",
-                          (run_id,)).fetchall()
-        if not rows:
-            return None
-        busy, (start, end) = 0.0, rows[0]
-        for begun, ended in rows[1:]:
-            if begun > end:
-                busy, start = busy + end - start, begun
-            end = max(end, ended)
-        busy += end - start
-        return round(len(rows) / (busy / 60), 2) if busy > 0 else None
+        count, busy = db.execute(
+            "SELECT COUNT(*), SUM(MAX(0, f - MAX(s, COALESCE(reach, s)))) FROM ("
+            " SELECT started_at AS s, finished_at AS f, MAX(finished_at) OVER (ORDER BY started_at"
+            " ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach FROM tasks WHERE run_id = ?"
+            " AND status IN ('done', 'failed') AND started_at IS NOT NULL AND finished_at >= started_at)",
+            (run_id,)).fetchone()
+        return round(count / (busy / 60), 2) if count and busy else None
 
     # -- tasks ------------------------------------------------------------------------------
 
