@@ -44,6 +44,8 @@ class Watch:
         self.server_errors: list[str] = []
         self.console_errors: list[str] = []
         self.prompt_answer = ""
+        self.confirm_answer = True  # what the person answers a confirm dialog
+        self.dialogs: list[str] = []  # the confirm dialogs' messages
 
 
 @pytest.fixture
@@ -65,6 +67,9 @@ def page(browser, server, request):
     def on_dialog(dialog) -> None:
         if dialog.type == "prompt":
             dialog.accept(watch.prompt_answer)
+        elif dialog.type == "confirm":
+            watch.dialogs.append(dialog.message)
+            dialog.accept() if watch.confirm_answer else dialog.dismiss()
         else:
             dialog.accept()
 
@@ -433,6 +438,7 @@ def test_f_keyboard_review_and_save_pairs(page, server, fake, tmp_path):
     form.locator("[name=output_dir]").fill(str(out))
     form.locator("[name=layout]").select_option("aitoolkit_edit")
     form.locator("[name=name]").fill("watercolour")
+    form.locator("[name=conform]").select_option("refuse")  # asked for: by default the control is resized
     form.locator("[type=submit]").click()
     report = page.locator("[data-testid=save-report]")
     report.wait_for(state="visible")
@@ -1095,6 +1101,7 @@ def test_saving_a_big_save_shows_progress_cancels_cleanly_and_goes_on(page, serv
     assert not [p for p in dataset.iterdir() if p.name.startswith(".tmp-")]
     assert f"{count - len(lines)} items not written" in page.inner_text("[data-testid=save-cancelled]")
     save_now(page, f"{count - len(lines)} saved")  # saving again goes on where it stopped
+    page.click("[data-testid=save-report] [data-testid=report-skips] summary")  # the expected skips come folded
     remembered = page.locator("[data-testid=save-report] [data-reason=saved_before] h4").inner_text()
     assert f"({len(lines)})" in remembered
     done = read_fal(dataset)
@@ -1423,6 +1430,7 @@ def test_a_save_killed_by_a_crash_is_finished_by_saving_again_and_a_damaged_resu
         damaged = report.locator("[data-reason=damaged]")
         assert damaged.locator("li b").all_inner_texts() == [f"p{count:03d}.png"]
         assert "retry the task" in damaged.inner_text()
+        report.locator("[data-testid=report-skips] summary").click()  # the expected skips come folded
         assert f"({len(listed)})" in report.locator("[data-reason=saved_before] h4").inner_text()
         dataset = read_aitoolkit(out / "day_target", [out / "day_control"])
         assert dataset.problems == [] and len(dataset.samples) == count - 1
@@ -1865,3 +1873,90 @@ def test_a_fixed_problem_takes_its_error_away_and_retry_failed_shows_the_retried
     page.go_back()  # Back returns to the Failed view the user chose
     page.wait_for_function("document.querySelector('#counts .chip.is-active')?.dataset.status === 'failed'",
                            timeout=WAIT_MS)
+
+
+def test_a_save_writes_every_pair_with_the_template_into_the_runs_folder_and_asks_before_appending(
+        page, server, fake, tmp_path):
+    """Mixed-aspect pairs saved for ai-toolkit: every pair written (conformed), named by the template, into a
+    folder named after the run; a second run's save into it asks first; the report ends with the YAML."""
+    key = "sk-live-Dataset20"
+    url = fake.url(f"latency.s=0.key={key}", CHAT)  # one 512x512 result per task: only squares share its aspect
+    first_folder = make_photos(tmp_path / "photos", [(96, 72), (64, 64), (48, 64), (160, 90)])
+    datasets = tmp_path / "datasets"
+    fill_profile(page, url, key)
+    save_settings(page)
+    pick_folder(page, first_folder, 4)
+    first = start_run(page, "turn it into a watercolour")
+    wait_all_done(page, server, first, 4)
+    for box in page.locator("[data-testid=result-select]").all():
+        box.check()
+    page.wait_for_function("document.querySelectorAll('.result.is-selected').length === 4", timeout=WAIT_MS)
+    page.click("#open-save")
+    form = page.locator("#save-form")
+    folder = form.locator("[name=output_dir]")
+    page.wait_for_function("(id) => document.querySelector('#save-form [name=output_dir]').value.endsWith(id)",
+                           arg=first, timeout=WAIT_MS)
+    assert Path(folder.input_value()).name == f"photos-{first}"  # a new folder named after the run
+    out = datasets / f"photos-{first}"
+    folder.fill(str(out))  # the person keeps the name and puts their datasets under one folder
+    # A field the layout ignores is disabled and says why.
+    form.locator("[name=layout]").select_option("flat")
+    assert form.locator("[name=name]").is_disabled() and "Not used" in page.inner_text("[data-testid=ignored-name]")
+    form.locator("[name=layout]").select_option("aitoolkit_edit")
+    assert form.locator("[name=name]").is_enabled() and page.locator("[data-testid=ignored-name]").count() == 0
+    form.locator("[name=template]").fill("wc_{global_index:04d}")
+    save_now(page, "4 saved")
+    stems = [f"wc_{n:04d}" for n in range(1, 5)]
+    assert sorted(p.name for p in (out / "dataset_target").glob("*.png")) == [f"{s}.png" for s in stems]
+    assert sorted(p.name for p in (out / "dataset_target").glob("*.txt")) == [f"{s}.txt" for s in stems]
+    assert sorted(p.name for p in (out / "dataset_control").iterdir()) == [f"{s}.png" for s in stems]
+    sizes = []
+    for stem in stems:  # every control of another aspect was conformed to its target: none refused
+        with Image.open(out / "dataset_control" / f"{stem}.png") as control:
+            sizes.append(control.size)
+    assert sorted(sizes) == [(64, 64), (512, 512), (512, 512), (512, 512)]  # the square source is kept as it is
+    report = page.locator("[data-testid=save-report]")
+    assert "Refused" not in report.inner_text()
+    written = report.locator("[data-testid=report-written]")
+    assert str(out) in written.locator("h4").inner_text()
+    snippet = report.locator("[data-testid=trainer-snippet]")
+    text = snippet.locator("pre").inner_text()
+    assert f'folder_path: "{out / "dataset_target"}"' in text and f'control_path: "{out / "dataset_control"}"' in text
+    assert report.locator("> *").last.get_attribute("data-testid") == "trainer-snippet"  # it ends the report
+    snippet.locator("[data-testid=copy-snippet]").click()
+    page.wait_for_function("[...document.querySelectorAll('.toast')].some((t) => t.textContent.includes('Copied'))",
+                           timeout=WAIT_MS)
+    report.screenshot(path=str(ARTIFACTS / "journey_save_template_conformed_snippet.png"))
+    page.click("#save-close")
+
+    # A second run: its folder defaults to a new one named after it, next to the first.
+    second_folder = make_photos(tmp_path / "more", [(64, 48), (50, 50)], prefix="more")
+    pick_folder(page, second_folder, 2)
+    second = start_run(page, "turn it into an oil painting")
+    wait_all_done(page, server, second, 2)
+    for box in page.locator("[data-testid=result-select]").all():
+        box.check()
+    page.wait_for_function("document.querySelectorAll('.result.is-selected').length === 2", timeout=WAIT_MS)
+    page.click("#open-save")
+    page.wait_for_function("(id) => document.querySelector('#save-form [name=output_dir]').value.endsWith(id)",
+                           arg=second, timeout=WAIT_MS)
+    assert folder.input_value() == str(datasets / f"more-{second}")
+    folder.fill(str(out))  # into the first run's dataset: the console asks
+    form.locator("[name=template]").fill("oil_{global_index:04d}")
+    before = sorted(p.name for p in (out / "dataset_target").iterdir())
+    page.watch.confirm_answer = False
+    page.locator("#save-form [type=submit]").click()
+    said_no = page.locator(".toast", has_text="Nothing saved")
+    said_no.wait_for(timeout=WAIT_MS)
+    assert page.locator(".toast-error").count() == 0  # the person's answer, not an error
+    said_no.click()  # out of the way of Save now
+    assert len(page.watch.dialogs) == 1 and first in page.watch.dialogs[0] and "watercolour" in page.watch.dialogs[0]
+    assert sorted(p.name for p in (out / "dataset_target").iterdir()) == before  # said no: nothing written
+    page.watch.confirm_answer = True
+    save_now(page, "2 saved")
+    assert len(page.watch.dialogs) == 2
+    assert sorted(p.name for p in (out / "dataset_target").glob("*.png")) == [
+        "oil_0001.png", "oil_0002.png", *[f"{s}.png" for s in stems]]
+    runs = {json.loads(line)["run_id"] for line in (out / "manifest.jsonl").read_text("utf-8").splitlines()}
+    assert runs == {first, second}
+    report.screenshot(path=str(ARTIFACTS / "journey_save_appended_report.png"))
