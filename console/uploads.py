@@ -163,6 +163,24 @@ def remove_if_unused(data_folder: Path, input_path: str, runs: RunPaths) -> bool
     return True
 
 
+def remove_forgotten(data_folder: Path, runs: RunPaths, older_than_s: float, keep: Path | None = None) -> int:
+    """Remove uploads no run uses that were made more than `older_than_s` ago (never `keep`); return how many."""
+    root = uploads_root(data_folder)
+    if not root.is_dir():
+        return 0
+    used = {owning_upload(data_folder, path) for path in runs.input_paths()}
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for entry in root.iterdir():
+        if entry.name.startswith(TEMP_PREFIX) or entry.is_symlink() or not entry.is_dir():
+            continue
+        if entry.resolve() in used or entry == keep or entry.stat().st_mtime > cutoff:
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed += 1
+    return removed
+
+
 def sweep(data_folder: Path) -> int:
     """Remove the temporary folders of uploads a stopped server left (call only holding the lock)."""
     root = uploads_root(data_folder)

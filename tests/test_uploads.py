@@ -238,3 +238,15 @@ def test_a_large_upload_over_the_lan_streams_to_disk(tmp_path):
                server_peak_growth_mib=round(growth, 1))
     finally:
         server.stop()
+
+
+def test_an_upload_no_run_used_for_a_week_goes_at_the_next_upload(client, app, fake):
+    old = [Path(post(client, [(f"{name}/a.png", PNG)]).json["input_path"]).parent for name in ("used", "forgotten")]
+    recent = Path(post(client, [("recent.png", PNG)]).json["input_path"])
+    run = {"input_path": str(old[0] / "used"), "prompt": "p", "api": api(fake, "g3_stream_dataurl")}
+    wait_idle(client, client.post("/api/runs", json=run).json["run_id"])
+    week_ago = time.time() - 8 * 24 * 3600
+    for folder in old:
+        os.utime(folder, (week_ago, week_ago))
+    newest = Path(post(client, [("new.png", PNG)]).json["input_path"])
+    assert [folder.is_dir() for folder in (*old, recent, newest)] == [True, False, True, True]

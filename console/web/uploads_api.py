@@ -10,7 +10,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from ..diskfault import human_bytes
-from ..uploads import Upload, UploadRefused, has_subfolders, refusal, uploads_root
+from ..uploads import Upload, UploadRefused, has_subfolders, refusal, remove_forgotten, uploads_root
 from . import services
 from .errors import ApiError
 
@@ -21,6 +21,7 @@ DEFAULT_MAX_BYTES = 8 * 1024**3
 CHUNK_BYTES = 256 * 1024  # read and written at a time: an upload never sits in memory
 DECODER_BUFFER_BYTES = 4 * CHUNK_BYTES  # one chunk and a part's headers: more is a malformed body
 SKIPPED_SHOWN = 100
+FORGOTTEN_AFTER_S = 7 * 24 * 3600  # an upload no run has used for a week was handed over by mistake
 
 
 def init_app(app: Flask) -> None:
@@ -69,6 +70,7 @@ def upload():
         if fault is not None:  # a full data disk is 507, and the partial folder is gone
             raise fault from exc
         raise
+    remove_forgotten(engine.folder.path, services.store(), FORGOTTEN_AFTER_S, keep=files.root / files.name)
     images = [name for name in files.written if not name.lower().endswith(".txt")]
     return {"input_path": str(input_path), "count": len(images), "skipped": files.skipped[:SKIPPED_SHOWN],
             "skipped_count": len(files.skipped), "recursive": has_subfolders(input_path)}
