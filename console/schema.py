@@ -68,4 +68,12 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     CREATE INDEX tasks_by_run_status_finished ON tasks(run_id, status, finished_at);
     DROP INDEX tasks_by_run_status;
     """),
+    # 6: the review flags. `flags` is NULL until a result was looked at, then {name: reason};
+    # `mark` keeps what finding its near-duplicates needs (its thumbnail and its source's). The
+    # partial index finds the results still to look at without reading the others.
+    (6, """
+    ALTER TABLE results ADD COLUMN flags TEXT;
+    ALTER TABLE results ADD COLUMN mark BLOB;
+    CREATE INDEX results_unchecked ON results(task_id) WHERE flags IS NULL;
+    """),
 )

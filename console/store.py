@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from .schema import MIGRATIONS
+from .store_flags import FlagQueries, flag_condition, shown_flags
 
 log = logging.getLogger(__name__)
 STATUSES = ("pending", "running", "done", "failed", "stopped")
@@ -32,7 +33,7 @@ RUN_MODES = ("edit", "generate", "table")
 
 _TASK_COLUMNS = ("id, run_id, idx, source_name, source_path, prompt, status, attempts, http_status, error, warning, rev, "
                  "refs, output_name, overrides, parent")
-_RESULT_COLUMNS = "id, task_id, sha256, format, width, height, bytes, origin, selected, prompt"
+_RESULT_COLUMNS = "id, task_id, sha256, format, width, height, bytes, origin, selected, prompt, flags"
 _RESULT_COLUMNS += ", EXISTS(SELECT 1 FROM saves WHERE saves.result_id = results.id) AS saved"  # issue 11
 
 
@@ -90,7 +91,7 @@ class NewTask:
     overrides: dict[str, Any] | None = None
 
 
-class Store:
+class Store(FlagQueries):
     """The SQLite database of runs, tasks, results and attempts."""
 
     def __init__(self, path: Path) -> None:
@@ -304,11 +305,11 @@ class Store:
     # -- tasks ------------------------------------------------------------------------------
 
     def tasks_since(self, run_id: str, since: int = 0, status: str | None = None, q: str | None = None,
-                    offset: int = 0, limit: int | None = None) -> dict[str, Any]:
+                    offset: int = 0, limit: int | None = None, flag: str | None = None) -> dict[str, Any]:
         """Return the tasks of a run changed after revision `since` (all when 0), filtered and paged."""
         db = self._db()
         rev = self.rev()  # read first: a change racing this query is sent again next time, never lost
-        clause, args = _task_filter(run_id, status, q)
+        clause, args = _task_filter(run_id, status, q, flag)
         clause += " AND rev > ?"
         args.append(since)
         total = db.execute(f"SELECT COUNT(*) FROM tasks WHERE {clause}", args).fetchone()[0]
@@ -497,7 +498,7 @@ class Store:
         return self.result(result_id)
 
     def bulk_select(self, run_id: str, action: str, status: str | None = None, q: str | None = None,
-                    task_ids: Sequence[str] | None = None) -> int:
+                    task_ids: Sequence[str] | None = None, flag: str | None = None) -> int:
         """Apply a bulk selection to the results of a run's tasks matching the filters; return the run's selected count.
 
         `all`, `none` and `invert` act on every result of the matching tasks; `first` selects the
@@ -507,7 +508,7 @@ class Store:
         """
         if action not in SELECTION_ACTIONS:
             raise ValueError(f"unknown selection action {action!r}")
-        clause, args = _task_filter(run_id, status, q)
+        clause, args = _task_filter(run_id, status, q, flag)
         if task_ids is not None:  # one JSON parameter: SQLite caps the number of '?' in a statement
             clause += " AND id IN (SELECT value FROM json_each(?))"
             args.append(json.dumps(list(task_ids)))
@@ -601,11 +602,13 @@ def _result(row: sqlite3.Row) -> dict[str, Any]:
     result = {key: row[key] for key in ("id", "width", "height", "format", "sha256", "bytes", "origin", "prompt")}
     result["selected"] = bool(row["selected"])
     result["saved"] = bool(row["saved"])
+    result.update(shown_flags(row["flags"]))
     return result
 
 
-def _task_filter(run_id: str, status: str | None, q: str | None) -> tuple[str, list[Any]]:
-    """Return the WHERE clause and arguments of a run's tasks in `status` whose source name contains `q`."""
+def _task_filter(run_id: str, status: str | None, q: str | None, flag: str | None = None) -> tuple[str, list[Any]]:
+    """Return the WHERE clause and arguments of a run's tasks in `status` whose source name contains `q`
+    and (with `flag`) that have a result carrying that flag."""
     where, args = ["run_id = ?"], [run_id]
     if status:
         where.append("status = ?")
@@ -613,6 +616,8 @@ def _task_filter(run_id: str, status: str | None, q: str | None) -> tuple[str, l
     if q:
         where.append("source_name LIKE ? ESCAPE '\\'")
         args.append("%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+    if flag:
+        where.append(f"EXISTS (SELECT 1 FROM results r WHERE r.task_id = tasks.id AND {flag_condition(flag)})")
     return " AND ".join(where), args
 
 

@@ -1506,3 +1506,55 @@ def seedream(ctx: Ctx) -> None:
     done = {"type": "image_generation.completed", "model": SEEDREAM_MODEL, "created": CREATED, "usage": usage}
     frames += [sse_frame(compact_json(done), event="image_generation.completed" if with_events else None), DONE]
     ctx.send_stream(frames)
+
+
+# --------------------------------------------------------------------------- results that need a look (review flags)
+
+REVIEW_KINDS = ("edit", "blank", "same", "other", "dup", "squeeze")
+
+
+def review_answer(source: bytes | None, kind: str) -> bytes:
+    """Return what `review_mix` answers for a source: a real edit, or one of the results the flags point at."""
+    from PIL import ImageDraw
+
+    if source is None:
+        picture = Image.open(io.BytesIO(photo(256, seed=4242, fmt="PNG"))).convert("RGB")
+    else:
+        with Image.open(io.BytesIO(source)) as opened:
+            picture = opened.convert("RGB")
+    size = picture.size
+    if kind == "blank":
+        picture = Image.new("RGB", size, (128, 128, 128))
+    elif kind == "same":  # the source again, re-encoded below
+        pass
+    elif kind in ("other", "dup"):  # another picture; "dup" is one stock picture for every source
+        seed = 777 if kind == "dup" else 900 + sum(picture.resize((4, 4)).tobytes()) % 97
+        picture = Image.open(io.BytesIO(photo(256, seed=seed, fmt="PNG"))).convert("RGB").resize(size)
+    elif kind == "squeeze":
+        picture = picture.resize((max(size), max(size) * 9 // 16))
+    else:  # a plausible edit: warmer, with a red disc added
+        picture = Image.merge("RGB", [band.point(lambda v, g=g: min(255, int(v * g)))
+                                      for band, g in zip(picture.split(), (1.15, 1.0, 0.8))])
+        width, height = size
+        ImageDraw.Draw(picture).ellipse((width // 3, height // 3, width // 2, height // 2), fill=(220, 30, 30))
+    out = io.BytesIO()
+    picture.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+@scenario("review_mix", lambda options: [], sources=True)
+def review_mix(ctx: Ctx) -> None:
+    """Answer each source with the kind `plan` gives it (dot-separated REVIEW_KINDS, cycled by the source's
+    order of first arrival; default all of them in turn), after `s` s (default 0.05), as one G3 data URL.
+
+    With concurrency 1 the order is the tasks' order, so a test knows which task gets which kind.
+    """
+    import base64
+
+    if ctx.wait(ctx.opt("s", 0.05)):
+        return
+    plan = ctx.opts.get("plan", ".".join(REVIEW_KINDS)).split(".")
+    order = (ctx.source or (0, 0))[0]
+    found = _first_data_url(ctx.req.json) if ctx.req.json is not None else None
+    source = base64.b64decode(found.split(",", 1)[1]) if found else None
+    answer_g3(ctx, md("data:image/jpeg;base64," + b64(review_answer(source, plan[order % len(plan)]))))

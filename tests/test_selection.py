@@ -123,7 +123,7 @@ def test_selection_actions_follow_the_filters_and_show_in_run_answers(client, fa
     ({"action": "all", "status": "lost"}, 400, "'status' must be one of pending, running, done, failed, stopped"),
     ({"action": "all", "colour": "red"}, 400, "unknown field 'colour'"),
     ({"action": "all", "q": 5}, 400, "'q' must be a string"),
-    ({"action": "all", "flag": "blank"}, 400, "flag filters are not available yet"),
+    ({"action": "all", "flag": "odd"}, 400, "'flag' must be one of unchanged, unrelated, blank, off_size, near_duplicate, any, got 'odd'"),
     ({"action": "all", "tasks": "t1"}, 400, "'tasks' must be a list of task ids"),
     ({"action": "all", "tasks": [1]}, 400, "'tasks' must be a list of task ids"),
 ])

@@ -19,6 +19,7 @@ from ..config import ConfigStore
 from ..diskfault import DataFolder
 from ..imaging import EXTENSION
 from ..profile import ApiProfile, ProfileError, pool_mask
+from ..review.flagger import Flagger
 from ..scan import ScanError, ScanResult, scan
 from ..settings import Settings
 from ..sources import Plan, RunSpec, SourceProblem
@@ -57,6 +58,7 @@ class Engine:
         self.configs = configs
         self.folder = folder or DataFolder(store.path.parent)
         self.held = HeldAnswers()  # answers paid for that the data folder could not take yet
+        self.flagger = Flagger(store, cache)  # the review flags, looked for in the background
         self._http_factory = http_factory
         self._bridge = LoopBridge()
         self._control = threading.RLock()  # see _one_control_at_a_time
@@ -70,11 +72,13 @@ class Engine:
         if recovered:
             log.info("%d task(s) left running or pending by the last session are now stopped (interrupted)", recovered)
         self._bridge.start(self._on_loop)
+        self.flagger.start()
 
     def _on_loop(self) -> None:
         self._http = self._http_factory()
         self._client = UpstreamClient(self._http, self.settings, executor=self._bridge.work)
-        runner = TaskRunner(self.store, self.cache, self.settings, self._bridge, self._client, self.folder, self.held)
+        runner = TaskRunner(self.store, self.cache, self.settings, self._bridge, self._client, self.folder, self.held,
+                            stored=self.flagger.wake)
         self._scheduler = Scheduler(runner.prepare, runner.run, self._mark_stopped)
         self._housekeeping = self._bridge.loop.create_task(self._keep_cache_tidy())
 
@@ -82,6 +86,7 @@ class Engine:
         """Stop every run, close connections and the loop."""
         if not self._bridge.running:
             return
+        self.flagger.close()
         try:
             self._bridge.soon(self._housekeeping.cancel)
             self._bridge.call(self._scheduler.stop_all(), timeout=STOP_TIMEOUT_S)
@@ -347,6 +352,7 @@ class Engine:
         self._bridge.call(self._forget(run_id))
         self._release(self.store.delete_run(run_id))
         self.held.release_run(run_id)
+        self.flagger.forget_run(run_id)
         if run is not None:
             uploads.remove_if_unused(self.folder.path, run["input_path"], self.store)
 

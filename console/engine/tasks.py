@@ -80,10 +80,12 @@ class TaskRunner:
     """Execute tasks with the shared upstream client; one `run` call per task."""
 
     def __init__(self, store: Store, cache: ImageCache, settings: Settings, bridge: LoopBridge,
-                 client: UpstreamClient, folder: DataFolder, held: HeldAnswers) -> None:
+                 client: UpstreamClient, folder: DataFolder, held: HeldAnswers,
+                 stored: Callable[[str], None] = lambda run_id: None) -> None:
         self.store, self.cache, self.settings = store, cache, settings
         self.bridge, self.client = bridge, client
         self.folder, self.held = folder, held
+        self.stored = stored  # told a run's id each time a task of it stored results (the review flags)
 
     async def prepare(self, state: RunState, task_id: str) -> Prepared | None:
         """Read a pending task and its source and build its request, changing nothing; None if not pending.
@@ -184,6 +186,8 @@ class TaskRunner:
                            for i in outcome.images]  # each keeps the prompt that made it (issue 10)
                 await self._finish(state, task_id, "done", debug, http_status=outcome.http_status,
                                    warning="; ".join(outcome.warnings) or None, results=results)
+                if results:
+                    self.stored(state.run_id)
                 self.held.release(task_id)
         except asyncio.CancelledError:
             debug.note("stopped by the user")

@@ -13,6 +13,7 @@ from ..diskfault import out_of_room
 from ..export import write_zip
 from ..masking import mask_url
 from ..store import SELECTION_ACTIONS, STATUSES
+from ..store_flags import FLAG_FILTERS
 from . import sources_api
 from .errors import ApiError
 from .guards import is_local_request, json_body
@@ -121,7 +122,18 @@ def _run_or_404(run_id: str) -> dict[str, Any]:
 @bp.get("/api/runs/<run_id>")
 def get_run(run_id: str):
     live = _live(run_id)  # read first, as in run_tasks
-    return {**_run_or_404(run_id), **live}
+    run = _run_or_404(run_id)
+    engine().flagger.wake(run_id)  # results stored before the flags existed are looked at once
+    return {**run, **live}
+
+
+def _flag_filter(value: str | None, name: str) -> str | None:
+    """Return a valid flag filter (a flag's name, or `any`), or None; a 400 names the accepted values."""
+    if not value:
+        return None
+    if value not in FLAG_FILTERS:
+        raise ApiError(f"{name} must be one of {', '.join(FLAG_FILTERS)}, got {value!r}")
+    return value
 
 
 @bp.patch("/api/runs/<run_id>")
@@ -137,13 +149,19 @@ def run_tasks(run_id: str):
     status = request.args.get("status") or None
     if status is not None and status not in STATUSES:
         raise ApiError(f"query 'status' must be one of {', '.join(STATUSES)}")
+    flag = _flag_filter(request.args.get("flag"), "query 'flag'")
+    since = _query_int("since", 0)
     live = _live(run_id)  # read first: "not running" then means every task listed below is final
     answer = store().tasks_since(
-        run_id, since=_query_int("since", 0), status=status, q=request.args.get("q") or None,
-        offset=_query_int("offset", 0), limit=_query_int("limit", None, low=1),
+        run_id, since=since, status=status, q=request.args.get("q") or None,
+        offset=_query_int("offset", 0), limit=_query_int("limit", None, low=1), flag=flag,
     )
     answer.update(live)
     answer["progress"] = store().progress(run_id)
+    if not since or answer["tasks"] or answer["removed"]:  # an unchanged poll keeps the counts it had
+        answer["flag_counts"] = store().flag_counts(run_id)
+    if not since:  # the run is being opened: results stored before the flags existed are looked at once
+        engine().flagger.wake(run_id)
     return answer
 
 
@@ -164,10 +182,9 @@ def bulk_selection(run_id: str):
     status = _field(body, "status", str) or None
     if status is not None and status not in STATUSES:
         raise ApiError(f"'status' must be one of {', '.join(STATUSES)}, got {status!r}")
-    if _field(body, "flag", str):
-        raise ApiError("'flag': flag filters are not available yet")
+    flag = _flag_filter(_field(body, "flag", str), "'flag'")
     return {"selected": store().bulk_select(run_id, action, status=status, q=_field(body, "q", str) or None,
-                                            task_ids=_task_ids(body))}
+                                            task_ids=_task_ids(body), flag=flag)}
 
 
 def _task_ids(body: dict[str, Any]) -> list[str] | None:

@@ -1,0 +1,3 @@
+from bench.flagset import main
+
+main()

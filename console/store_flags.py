@@ -1,0 +1,101 @@
+"""The store's review-flag queries: which results still need a look, their flags, and the run's marks.
+
+A result's `flags` column is NULL until the flagger has looked at it, then a JSON object
+`{name: reason}` (empty when nothing is wrong); `mark` keeps its near-duplicate mark and its
+source's, so a restarted console finds a run's duplicates without decoding its images again.
+Mixed into Store: it uses the store's connections and revision counter.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+FLAG_NAMES = ("unchanged", "unrelated", "blank", "off_size", "near_duplicate")
+FLAG_FILTERS = (*FLAG_NAMES, "any")
+
+
+def flag_condition(flag: str, alias: str = "r") -> str:
+    """Return the SQL condition on results alias `alias` for a flag filter (a name, or `any`)."""
+    if flag == "any":
+        return f"({alias}.flags IS NOT NULL AND {alias}.flags != '{{}}')"
+    if flag not in FLAG_NAMES:
+        raise ValueError(f"unknown flag {flag!r}")
+    return f"json_extract({alias}.flags, '$.{flag}') IS NOT NULL"
+
+
+def shown_flags(raw: str | None) -> dict[str, Any]:
+    """Return a result's flag fields as answers show them: `flags`, `flag_reasons`, `flags_checked`."""
+    reasons = json.loads(raw) if raw else {}
+    return {"flags": [name for name in FLAG_NAMES if name in reasons], "flag_reasons": reasons,
+            "flags_checked": raw is not None}
+
+
+class FlagQueries:
+    """Store methods of the review flags (see the module docstring)."""
+
+    def unchecked_results(self, run_id: str, limit: int = 64) -> list[dict[str, Any]]:
+        """Return up to `limit` results of a run not looked at yet, oldest first, with what judging them needs."""
+        rows = self._db().execute(
+            "SELECT r.id, r.task_id, r.sha256, r.format, t.idx, t.source_path, t.overrides FROM results r "
+            "JOIN tasks t ON t.id = r.task_id WHERE t.run_id = ? AND r.flags IS NULL "
+            "ORDER BY r.created_at, r.rowid LIMIT ?", (run_id, limit))
+        return [dict(row) for row in rows]
+
+    def runs_with_unchecked(self) -> list[str]:
+        """Return the runs that have results not looked at yet."""
+        rows = self._db().execute("SELECT DISTINCT t.run_id FROM results r JOIN tasks t ON t.id = r.task_id "
+                                  "WHERE r.flags IS NULL")
+        return [row[0] for row in rows]
+
+    def set_flags(self, result_id: str, flags: dict[str, str], mark: bytes | None) -> bool:
+        """Record what the flagger found for a result; False if the result is gone."""
+        with self._tx() as db:
+            row = db.execute("SELECT task_id FROM results WHERE id = ?", (result_id,)).fetchone()
+            if row is None:
+                return False
+            db.execute("UPDATE results SET flags = ?, mark = ? WHERE id = ?", (json.dumps(flags), mark, result_id))
+            db.execute("UPDATE tasks SET rev = ? WHERE id = ?", (self._bump(db), row[0]))
+        return True
+
+    def add_flag(self, result_id: str, name: str, reason: str) -> bool:
+        """Add one flag to a result already looked at (a later result duplicates it); False if it is gone."""
+        with self._tx() as db:
+            row = db.execute("SELECT task_id, flags FROM results WHERE id = ?", (result_id,)).fetchone()
+            if row is None:
+                return False
+            flags = json.loads(row[1]) if row[1] else {}
+            if name in flags:
+                return True
+            flags[name] = reason
+            db.execute("UPDATE results SET flags = ? WHERE id = ?", (json.dumps(flags), result_id))
+            db.execute("UPDATE tasks SET rev = ? WHERE id = ?", (self._bump(db), row[0]))
+        return True
+
+    def run_marks(self, run_id: str) -> Iterator[tuple[str, bytes]]:
+        """Yield (result id, mark) of a run's results looked at already, oldest first."""
+        rows = self._db().execute(
+            "SELECT r.id, r.mark FROM results r JOIN tasks t ON t.id = r.task_id "
+            "WHERE t.run_id = ? AND r.mark IS NOT NULL ORDER BY r.created_at, r.rowid", (run_id,))
+        for row in rows:
+            yield row[0], row[1]
+
+    def result_place(self, result_id: str) -> tuple[int, str] | None:
+        """Return (task index, source name) of a result's task, or None if the result is gone."""
+        row = self._db().execute("SELECT t.idx, t.source_name FROM results r JOIN tasks t ON t.id = r.task_id "
+                                 "WHERE r.id = ?", (result_id,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def flag_counts(self, run_id: str) -> dict[str, int]:
+        """Return how many results of a run carry each flag, and `any`."""
+        counts = {name: 0 for name in FLAG_FILTERS}
+        rows = self._db().execute(
+            "SELECT j.key, COUNT(*) FROM results r JOIN tasks t ON t.id = r.task_id, json_each(r.flags) j "
+            "WHERE t.run_id = ? AND r.flags IS NOT NULL GROUP BY j.key", (run_id,))
+        for name, count in rows:
+            if name in counts:
+                counts[name] = count
+        counts["any"] = self._db().execute(
+            f"SELECT COUNT(*) FROM results r JOIN tasks t ON t.id = r.task_id WHERE t.run_id = ? AND {flag_condition('any')}",
+            (run_id,)).fetchone()[0]
+        return counts
