@@ -1544,7 +1544,7 @@ def review_answer(source: bytes | None, kind: str) -> bytes:
 
 @scenario("review_mix", lambda options: [], sources=True)
 def review_mix(ctx: Ctx) -> None:
-    """Answer each source with the kind `plan` gives it (dot-separated REVIEW_KINDS, cycled by the source's
+    """Answer each source with the kind `plan` gives it (`~`-separated REVIEW_KINDS, cycled by the source's
     order of first arrival; default all of them in turn), after `s` s (default 0.05), as one G3 data URL.
 
     With concurrency 1 the order is the tasks' order, so a test knows which task gets which kind.
@@ -1553,7 +1553,7 @@ def review_mix(ctx: Ctx) -> None:
 
     if ctx.wait(ctx.opt("s", 0.05)):
         return
-    plan = ctx.opts.get("plan", ".".join(REVIEW_KINDS)).split(".")
+    plan = ctx.opts.get("plan", "~".join(REVIEW_KINDS)).split("~")
     order = (ctx.source or (0, 0))[0]
     found = _first_data_url(ctx.req.json) if ctx.req.json is not None else None
     source = base64.b64decode(found.split(",", 1)[1]) if found else None
