@@ -37,7 +37,7 @@ class FlagQueries:
     def unchecked_results(self, run_id: str, limit: int = 64) -> list[dict[str, Any]]:
         """Return up to `limit` results of a run not looked at yet, oldest first, with what judging them needs."""
         rows = self._db().execute(
-            "SELECT r.id, r.task_id, r.sha256, r.format, t.idx, t.source_path, t.overrides FROM results r "
+            "SELECT r.id, r.task_id, r.sha256, r.format, t.idx, t.source_name, t.source_path, t.overrides FROM results r "
             "JOIN tasks t ON t.id = r.task_id WHERE t.run_id = ? AND r.flags IS NULL "
             "ORDER BY r.created_at, r.rowid LIMIT ?", (run_id, limit))
         return [dict(row) for row in rows]

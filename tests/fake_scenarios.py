@@ -1517,26 +1517,26 @@ def review_answer(source: bytes | None, kind: str) -> bytes:
     """Return what `review_mix` answers for a source: a real edit, or one of the results the flags point at."""
     from PIL import ImageDraw
 
+    from bench.flagset import scene
+
     if source is None:
-        picture = Image.open(io.BytesIO(photo(256, seed=4242, fmt="PNG"))).convert("RGB")
+        picture = scene(4242, 384, 256)
     else:
         with Image.open(io.BytesIO(source)) as opened:
             picture = opened.convert("RGB")
     size = picture.size
     if kind == "blank":
         picture = Image.new("RGB", size, (128, 128, 128))
-    elif kind == "same":  # the source again, re-encoded below
-        pass
     elif kind in ("other", "dup"):  # another picture; "dup" is one stock picture for every source
-        seed = 777 if kind == "dup" else 900 + sum(picture.resize((4, 4)).tobytes()) % 97
-        picture = Image.open(io.BytesIO(photo(256, seed=seed, fmt="PNG"))).convert("RGB").resize(size)
-    elif kind == "squeeze":
-        picture = picture.resize((max(size), max(size) * 9 // 16))
-    else:  # a plausible edit: warmer, with a red disc added
+        seed = 777 if kind == "dup" else 900 + sum(picture.resize((4, 4)).tobytes())
+        picture = scene(seed, *size)
+    elif kind != "same":  # a plausible edit: warmer, with a red disc added; "squeeze" then squeezes it
         picture = Image.merge("RGB", [band.point(lambda v, g=g: min(255, int(v * g)))
                                       for band, g in zip(picture.split(), (1.15, 1.0, 0.8))])
         width, height = size
         ImageDraw.Draw(picture).ellipse((width // 3, height // 3, width // 2, height // 2), fill=(220, 30, 30))
+        if kind == "squeeze":
+            picture = picture.resize((max(size), max(size) * 9 // 16 if width != height else max(size) // 2))
     out = io.BytesIO()
     picture.save(out, "JPEG", quality=85)
     return out.getvalue()

@@ -119,20 +119,23 @@ class Flagger:
             return
         source, source_mark = self._source(result)
         overrides = json.loads(result["overrides"]) if result["overrides"] else {}
-        flags = judge(look, source, requested_aspect(overrides.get("size") or size))
+        try:
+            flags = judge(look, source, requested_aspect(overrides.get("size") or size))
+        except Exception:  # a bug must not hold back the run's other results
+            log.exception("review flags: result %s could not be judged", result["id"])
+            self.store.set_flags(result["id"], {}, None)
+            return
         mark = Mark.of(look)
         stored = None
         if "blank" not in flags:  # a blank frame is flagged as such, not as a copy of the others
             twin = self._twin(twins, mark, source_mark)
             if twin is not None:
-                index, name = twin
+                index, name, other = twin
                 flags["near_duplicate"] = f"the same picture as the result of task #{index + 1} ({name})"
             twins.add(result["id"], mark, source_mark)
             stored = mark.to_bytes() + (source_mark.to_bytes() if source_mark else b"")
             if twin is not None:
-                place = self.store.result_place(result["id"])
-                if place is not None:
-                    self._mark_twin(twins, twin[2], place)
+                self._mark_twin(twins, other, (result["idx"], result["source_name"]))
         self.store.set_flags(result["id"], flags, stored)
 
     def _twin(self, twins: Twins, mark: Mark, source: Mark | None) -> tuple[int, str, str] | None:

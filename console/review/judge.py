@@ -22,7 +22,7 @@ FLAGS = ("unchanged", "unrelated", "blank", "off_size", "near_duplicate")
 # unchanged: at 32×32 a re-encode or a resize moves no cell by more than a few levels; an object added
 # moves the cells under it a lot, a colour change moves many a little.
 UNCHANGED_MEAN = 3.2  # mean of each cell's largest channel difference (0-255)
-UNCHANGED_PEAK = 13  # the 99th percentile of the same
+UNCHANGED_PEAK = 7  # the 99th percentile of the same (both lightly blurred)
 # blank: the widest channel range once the extreme 2 % are cut; a photo of a white mug on white
 # still has shading and edges well beyond it.
 BLANK_SPREAD = 10
@@ -85,7 +85,8 @@ def aspect_difference(a: float, b: float) -> float:
 
 def difference(a: Look, b: Look) -> tuple[float, int]:
     """Return the mean and 99th percentile of each cell's largest channel difference (0-255)."""
-    delta = ImageChops.difference(_rgb(a), _rgb(b))
+    # A light blur first: an edge a pixel apart (chroma subsampling, another resampling) is no change.
+    delta = ImageChops.difference(_rgb(a).filter(ImageFilter.BoxBlur(1)), _rgb(b).filter(ImageFilter.BoxBlur(1)))
     red, green, blue = delta.split()
     largest = ImageChops.lighter(ImageChops.lighter(red, green), blue)
     histogram = largest.histogram()
