@@ -6,7 +6,7 @@
     python -m bench --write ...     # write BENCHMARKS.md even with --quick/--only
     python -m bench --only throughput --profile   # + py-spy on an extra console run (pip install py-spy)
 
-Figures: throughput (and server CPU per task), big_payload, stop, listing, memory, startup, scan, page, selection.
+Figures: throughput (and server CPU per task), big_payload, stop, listing, memory, startup, scan, page, selection, flags.
 """
 
 from __future__ import annotations

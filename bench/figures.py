@@ -475,3 +475,30 @@ FIGURES = {
     "page": page_figures,
     "selection": bulk_selection,
 }
+
+
+# --------------------------------------------------------------------------- 10: review flags
+
+def review_flags(cfg: Config) -> list[Row]:
+    """The flags' precision and recall on the labelled set (bench/flagset), and their cost per result."""
+    from bench.flagset import cost_per_result, evaluate_seed
+
+    rows: list[Row] = []
+    seeds = (20,) if cfg.quick else (20, 21, 22)
+    for seed in seeds:
+        cases, table, (flagged, good) = evaluate_seed(seed)
+        role = "the seed the thresholds were chosen on" if seed == 20 else "held out"
+        for score in table:
+            rows.append(Row(f"review flags, seed {seed}: {score.flag} recall / precision",
+                            f"{score.recall:.3f} / {score.precision:.3f}", "recall ≥ 0.95", score.recall >= 0.95,
+                            f"tp {score.tp}, fp {score.fp}, fn {score.fn}; {len(cases)} results, {role}"))
+        rows.append(Row(f"review flags, seed {seed}: good edits flagged", f"{flagged / good:.1%}", "≤ 2 %",
+                        flagged / good <= 0.02, f"{flagged} of {good} plausible edits"))
+    cost = cost_per_result(repeat=cfg.repeat)
+    for label, seconds in cost.items():
+        rows.append(Row(f"review flags: cost per result, {label}", _fmt_ms(seconds), "—", None,
+                        "one thread, CPU time (decode, look, judge, duplicate lookup); median"))
+    return rows
+
+
+FIGURES["flags"] = review_flags

@@ -380,3 +380,46 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def evaluate_seed(seed: int) -> tuple[list[Case], list[Score], tuple[int, int]]:
+    """Build and judge the set for one seed in a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="ibc-flagset-") as temp:
+        cases = build(Path(temp), seed=seed)
+        judge_all(cases)
+        return cases, scores(cases), false_flags(cases)
+
+
+def cost_per_result(repeat: int = 3) -> dict[str, float]:
+    """Return the CPU seconds the flagger spends on one result, for typical gateway answers.
+
+    Each case is a result file and its source file, both read from disk as the flagger reads them
+    (the source's look is kept per task, so a second result of a task costs the result alone).
+    """
+    import time
+
+    photo = cut(Image.open(PHOTOS / "coffee.jpg").convert("RGB"), (3, 2), 1536)
+    shapes = {"1024×1024 PNG result, 1536×1024 JPEG source": ((1024, 1024), "PNG", "JPEG"),
+              "1536×1024 JPEG result, 1536×1024 JPEG source": ((1536, 1024), "JPEG", "JPEG"),
+              "256×256 JPEG result, 128×128 PNG source": ((256, 256), "JPEG", "PNG")}
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="ibc-flagcost-") as temp:
+        for label, (size, result_fmt, source_fmt) in shapes.items():
+            source_path = Path(temp) / f"source.{source_fmt.lower()}"
+            source_size = (128, 128) if source_fmt == "PNG" else (1536, 1024)
+            photo.resize(source_size).save(source_path, source_fmt)
+            result_path = Path(temp) / f"result.{result_fmt.lower()}"
+            edit(photo.resize(size), "shape", random.Random(1), photo).save(result_path, result_fmt)
+            timings = []
+            for _ in range(max(3, repeat * 3)):
+                twins = Twins()
+                started = time.process_time()
+                source = look_at(source_path)
+                result = look_at(result_path)
+                judge(result, source, None)
+                mark, source_mark = Mark.of(result), Mark.of(source)
+                twins.find(mark, source_mark)
+                twins.add("r", mark, source_mark)
+                timings.append(time.process_time() - started)
+            out[label] = sorted(timings)[len(timings) // 2]
+    return out
