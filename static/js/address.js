@@ -1,15 +1,19 @@
-// The page's address: the open run and its filters live in the query string (?run=…&status=…&q=…),
+// The page's address: the open run, its filters and its order live in the query string (?run=…&status=…&q=…),
 // so Back and Forward move between runs and views, and a reload or a shared link opens the same view.
 // The query, not a path: the server serves the page at `/` only, and a query reaches it unchanged.
 
+import { FLAGS } from "./format.js";
+
 const STATUSES = new Set(["", "pending", "running", "done", "failed", "stopped"]);
 const SELECTIONS = new Set(["", "selected", "unselected"]);
+const FLAG_FILTERS = new Set(["", "any", ...FLAGS]);
 
 /** Return the view an address names: { runId, filters } (pure; unknown values are dropped). */
 export function parseAddress(search) {
   const params = new URLSearchParams(search);
   const status = params.get("status") || "";
   const selection = params.get("sel") || "";
+  const flag = params.get("flag") || "";
   return {
     runId: params.get("run") || null,
     filters: {
@@ -18,6 +22,8 @@ export function parseAddress(search) {
       selection: SELECTIONS.has(selection) ? selection : "",
       hasResults: params.get("results") === "1",
       unsaved: params.get("unsaved") === "1",
+      flag: FLAG_FILTERS.has(flag) ? flag : "",
+      flaggedFirst: params.get("sort") === "flagged",
     },
   };
 }
@@ -31,6 +37,8 @@ export function formatAddress({ runId, filters = {} }) {
   if (filters.selection) params.set("sel", filters.selection);
   if (filters.hasResults) params.set("results", "1");
   if (filters.unsaved) params.set("unsaved", "1");
+  if (filters.flag) params.set("flag", filters.flag);
+  if (filters.flaggedFirst) params.set("sort", "flagged");
   return `?${params}`;
 }
 

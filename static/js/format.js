@@ -34,9 +34,40 @@ export function clockTime(seconds) {
   return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
+// Review flags, in the order the server lists them on a result.
+export const FLAGS = ["unchanged", "unrelated", "blank", "off_size", "near_duplicate"];
+
+/** Return a result's review flags (none when the server has not looked yet). */
+export function flagsOf(result) {
+  return result.flags || [];
+}
+
+/** Return true when one of the task's results carries `flag` ("any": any flag). */
+export function hasFlag(task, flag) {
+  return task.results.some((r) => (flag === "any" ? flagsOf(r).length > 0 : flagsOf(r).includes(flag)));
+}
+
+/** Return how many results of these tasks the server has not looked at for flags yet. */
+export function uncheckedCount(tasks) {
+  let count = 0;
+  for (const task of tasks) {
+    for (const result of task.results) if (result.flags_checked === false) count += 1;
+  }
+  return count;
+}
+
+/** Return `ids` (sorted by index) with the flagged tasks first, each part keeping its order. */
+export function flaggedFirst(ids, tasks) {
+  const flagged = [];
+  const rest = [];
+  for (const id of ids) (hasFlag(tasks.get(id), "any") ? flagged : rest).push(id);
+  return flagged.concat(rest);
+}
+
 /** Return true when `task` passes the grid filters. */
 export function matches(task, filters) {
   if (filters.status && task.status !== filters.status) return false;
+  if (filters.flag && !hasFlag(task, filters.flag)) return false;
   if (filters.q && !task.source_name.toLowerCase().includes(filters.q.toLowerCase())) return false;
   if (filters.hasResults && task.results.length === 0) return false;
   if (filters.selection === "selected" && !task.results.some((r) => r.selected)) return false;

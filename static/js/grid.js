@@ -3,7 +3,7 @@
 // rebuild the list or move the scroll.
 
 import { urls } from "./api.js";
-import { errorLine } from "./format.js";
+import { errorLine, flagsOf } from "./format.js";
 import { t } from "./i18n.js";
 
 // Card sizes: thumbnail side, row height (card plus gap) and the narrowest card, in CSS pixels.
@@ -243,10 +243,11 @@ function fillReferences(strip, task) {
 }
 
 function fillResults(strip, task) {
-  const signature = task.results.map((r) => `${r.id}:${r.selected ? 1 : 0}${r.saved ? "s" : ""}`).join(",");
+  const signature = task.results.map((r) => `${r.id}:${r.selected ? 1 : 0}${r.saved ? "s" : ""}:${flagsOf(r).join("+")}`).join(",");
   if (strip.dataset.signature === signature) return;
   strip.dataset.signature = signature;
   strip.closest(".task-card").dataset.saved = String(task.results.some((r) => r.saved)); // issue 11
+  strip.closest(".task-card").dataset.flagged = String(task.results.some((r) => flagsOf(r).length > 0));
   strip.replaceChildren(...task.results.map((result, number) => resultTile(result, number)));
   if (!task.results.length) strip.append(element("div", "no-results", t("no_results")));
 }
@@ -275,6 +276,7 @@ function resultTile(result, number) {
   bar.querySelector("[data-action=save-result]").title = t("save");
   bar.querySelector("[data-action=delete-result]").title = t("delete");
   tile.append(img, bar);
+  if (flagsOf(result).length) tile.append(flagChips(result, number));
   if (result.saved) { // written into a dataset already (issue 11)
     const mark = element("span", "saved-mark", "✓");
     mark.title = t("saved_mark");
@@ -282,4 +284,20 @@ function resultTile(result, number) {
     tile.append(mark);
   }
   return tile;
+}
+
+/** A result's review flags as chips over its image: a short label each, the server's reason as the tooltip;
+ * a click opens the result in the viewer, as a click on the image does. */
+function flagChips(result, number) {
+  const box = element("div", "flags");
+  box.setAttribute("data-testid", "result-flags");
+  for (const flag of flagsOf(result)) {
+    const chip = element("span", "flag", t(`flag_${flag}`));
+    chip.dataset.flag = flag;
+    chip.dataset.action = "open-result";
+    chip.dataset.number = String(number);
+    chip.title = result.flag_reasons?.[flag] || t(`flag_${flag}_hint`);
+    box.append(chip);
+  }
+  return box;
 }

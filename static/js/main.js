@@ -4,7 +4,7 @@
 import { onAddressChange, parseAddress, writeAddress } from "./address.js";
 import { fetchJSON, onAccess, onConnection, urls } from "./api.js";
 import { initDraft } from "./draft.js";
-import { clockTime, duration, insertSorted, matches, oneDecimal, unreviewed } from "./format.js";
+import { clockTime, duration, flaggedFirst, hasFlag, insertSorted, matches, oneDecimal, uncheckedCount, unreviewed } from "./format.js";
 import { CARD_SIZES, TaskGrid } from "./grid.js";
 import { guideKnowsRuns, initGuide } from "./guide.js";
 import { LANGUAGES, language, setLanguage, t, translate, pickLanguage } from "./i18n.js";
@@ -36,8 +36,9 @@ const state = {
   rev: 0,
   running: false,
   progress: null,
+  flagCounts: {}, // results carrying each flag, and "any", as the server counted them last
   runs: [],
-  filters: { status: "", q: "", selection: "", hasResults: false, unsaved: false },
+  filters: { status: "", q: "", selection: "", hasResults: false, unsaved: false, flag: "", flaggedFirst: false },
   pollTimer: null,
   generation: 0, // bumps when the run changes, so stale answers are dropped
 };
@@ -48,14 +49,8 @@ const grid = new TaskGrid($("grid"), (id) => state.tasks.get(id), localStorage.g
 const viewer = new Viewer($("viewer"), {
   task: (id) => state.tasks.get(id),
   move: (id, delta) => state.view[state.view.indexOf(id) + delta] || null,
-  nextUnreviewed: (id) => {
-    const start = state.view.indexOf(id);
-    for (let i = 1; i <= state.view.length; i++) {
-      const candidate = state.view[(start + i) % state.view.length];
-      if (unreviewed(state.tasks.get(candidate))) return candidate;
-    }
-    return null;
-  },
+  nextUnreviewed: (id) => nextInView(id, unreviewed),
+  nextFlagged: (id) => nextInView(id, (task) => hasFlag(task, "any")),
   toggle: (result) => setSelected(result.id, !result.selected),
   retry: (task) => retryTask(task.id, true),
   remove: (result) => deleteResult(result.id),
@@ -71,6 +66,16 @@ const selection = initSelection({
   changed: () => schedulePoll(0),
 });
 
+/** Return the next task after `id` in the view (wrapping round) that passes `test`, or null. */
+function nextInView(id, test) {
+  const start = state.view.indexOf(id);
+  for (let i = 1; i <= state.view.length; i++) {
+    const candidate = state.view[(start + i) % state.view.length];
+    if (test(state.tasks.get(candidate))) return candidate;
+  }
+  return null;
+}
+
 // -- loading and polling ------------------------------------------------------------------
 
 async function selectRun(runId, { push = false } = {}) {
@@ -78,18 +83,20 @@ async function selectRun(runId, { push = false } = {}) {
   state.generation += 1;
   const generation = state.generation;
   clearTimeout(state.pollTimer);
-  Object.assign(state, { runId, tasks: new Map(), order: [], view: [], rev: 0 });
+  Object.assign(state, { runId, tasks: new Map(), order: [], view: [], rev: 0, flagCounts: {} });
   localStorage.setItem("ibc.run", runId || "");
   $("runbar").hidden = !runId;
   grid.setView([]);
   showEmpty();
   selection.refresh();
+  showFlagCounts();
   drawHistory();
   if (!runId) return;
   for (let offset = 0; ; offset += PAGE) {
     const page = await attempt(() => fetchJSON(urls.tasks(runId, { offset, limit: PAGE })));
     if (!page || generation !== state.generation) return;
     if (offset === 0) state.rev = page.rev;
+    state.flagCounts = page.flag_counts || state.flagCounts;
     merge(page.tasks, []);
     showProgress(page);
     if (offset + PAGE >= page.total) break;
@@ -115,6 +122,7 @@ async function poll() {
     const answer = await fetchJSON(urls.tasks(runId, { since: state.rev }));
     if (generation !== state.generation) return;
     state.rev = answer.rev;
+    state.flagCounts = answer.flag_counts || state.flagCounts; // an unchanged poll carries none
     if (answer.tasks.length || answer.removed.length) merge(answer.tasks, answer.removed);
     showProgress(answer);
   } catch (err) {
@@ -144,19 +152,34 @@ function merge(changed, removed) {
   if (membership || filtersActive()) refilter();
   else grid.update(changed.map((task) => task.id));
   selection.refresh();
+  showFlagCounts();
   if (viewer.isOpen) viewer.show();
 }
 
 function filtersActive() {
   const f = state.filters;
-  return Boolean(f.status || f.q || f.selection || f.hasResults || f.unsaved);
+  return Boolean(f.status || f.q || f.selection || f.hasResults || f.unsaved || f.flag || f.flaggedFirst);
 }
 
 function refilter() {
   if (state.runId) writeAddress({ runId: state.runId, filters: state.filters });
-  state.view = filtersActive() ? state.order.filter((id) => matches(state.tasks.get(id), state.filters)) : state.order.slice();
+  const shown = filtersActive() ? state.order.filter((id) => matches(state.tasks.get(id), state.filters)) : state.order.slice();
+  state.view = state.filters.flaggedFirst ? flaggedFirst(shown, state.tasks) : shown;
   grid.setView(state.view);
   showEmpty();
+}
+
+/** Put the run's flag counts (results carrying each flag) in the flag filter's options, and say while results wait for a look. */
+function showFlagCounts() {
+  for (const option of $("filter-flag").querySelectorAll("[data-flag-option]")) {
+    const flag = option.dataset.flagOption;
+    option.textContent = t("flag_option", { label: t(`flag_${flag}`), count: state.flagCounts[flag] ?? 0 });
+  }
+  const unchecked = uncheckedCount(state.tasks.values());
+  const checking = $("flags-checking");
+  checking.hidden = !unchecked;
+  checking.textContent = unchecked ? t("flags_checking", { count: unchecked }) : "";
+  checking.title = t("flags_checking_hint");
 }
 
 function showEmpty() {
@@ -364,6 +387,16 @@ function wireFilters() {
     pushView();
     refilter();
   });
+  $("filter-flag").addEventListener("change", (event) => {
+    state.filters.flag = event.target.value;
+    pushView();
+    refilter();
+  });
+  $("sort-flagged").addEventListener("change", (event) => {
+    state.filters.flaggedFirst = event.target.checked;
+    pushView();
+    refilter();
+  });
 }
 
 /** Make a new history entry for a chosen filter, so Back returns to the view before it. */
@@ -378,6 +411,8 @@ function applyFilters(filters) {
   $("filter-selection").value = filters.selection;
   $("filter-has-results").checked = filters.hasResults;
   $("filter-unsaved").checked = filters.unsaved;
+  $("filter-flag").value = filters.flag;
+  $("sort-flagged").checked = filters.flaggedFirst;
 }
 
 /** Show the view Back or Forward landed on: its run (loaded again only when it changed) and its filters. */
@@ -483,6 +518,7 @@ function retranslate() {
   grid.render();
   showEmpty();
   selection.refresh();
+  showFlagCounts();
   drawHistory();
   if (state.progress) showProgress({ progress: state.progress, running: state.running });
   if (viewer.isOpen) viewer.show();

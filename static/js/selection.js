@@ -21,6 +21,7 @@ export function initSelection(page) {
     if (!runId) return;
     const f = page.filters();
     const body = { action, status: f.status, q: f.q };
+    if (f.flag) body.flag = f.flag;
     // Filters only the page knows (selected, has results, not yet saved) travel as the ids shown.
     if (taskIds) body.tasks = taskIds;
     else if (f.selection || f.hasResults || f.unsaved) body.tasks = page.view();

@@ -2,14 +2,15 @@
 // slider, with zoom, driven by the keyboard.
 
 import { urls } from "./api.js";
-import { t } from "./i18n.js";
+import { flagsOf } from "./format.js";
+import { language, t } from "./i18n.js";
 
 const ZOOM_STEP = 1.25;
 const ADVANCE_KEY = "ibc.spaceAdvance";
 
 export class Viewer {
-  /** `actions` has: task(id), move(delta) -> id|null, nextUnreviewed() -> id|null, toggle, retry, remove,
-   * reprompt(task, prompt) and continueFrom(result, prompt) (issue 10). */
+  /** `actions` has: task(id), move(delta) -> id|null, nextUnreviewed() -> id|null, nextFlagged() -> id|null,
+   * toggle, retry, remove, reprompt(task, prompt) and continueFrom(result, prompt) (issue 10). */
   constructor(root, actions) {
     this.root = root;
     this.actions = actions;
@@ -77,6 +78,7 @@ export class Viewer {
     this.root.querySelector(".viewer-result-info").textContent = result
       ? `${this.number + 1}/${results.length} · ${result.width}×${result.height} ${result.format}${result.selected ? " · ✓" : ""}`
       : t("no_results");
+    this.showFlags(result);
     this.root.classList.toggle("is-selected", Boolean(result && result.selected));
     this.root.classList.toggle("mode-slider", this.mode === "slider");
     this.root.querySelector("[data-viewer=mode]").textContent = t(this.mode === "slider" ? "side_by_side" : "compare");
@@ -121,6 +123,28 @@ export class Viewer {
     made.classList.toggle("is-older", Boolean(result && result.prompt && result.prompt !== task.prompt));
     this.root.querySelector("[data-viewer=continue]").disabled = !result;
     this.root.querySelector("[data-viewer=reprompt]").disabled = task.status === "running";
+  }
+
+  /** The shown result's review flags over its image, each with the reason the server gave. */
+  showFlags(result) {
+    const list = this.root.querySelector(".viewer-flags");
+    const flags = result ? flagsOf(result) : [];
+    const signature = flags.length ? `${language()}:${result.id}:${flags.join("+")}` : "";
+    list.hidden = !flags.length;
+    if (list.dataset.signature === signature) return;
+    list.dataset.signature = signature;
+    list.replaceChildren(...flags.map((flag) => {
+      const item = document.createElement("li");
+      item.className = "viewer-flag";
+      item.dataset.flag = flag;
+      item.title = t(`flag_${flag}_hint`);
+      const label = document.createElement("strong");
+      label.textContent = t(`flag_${flag}`);
+      const reason = document.createElement("span");
+      reason.textContent = result.flag_reasons?.[flag] || t(`flag_${flag}_hint`);
+      item.append(label, reason);
+      return item;
+    }));
   }
 
   currentResult() {
@@ -204,6 +228,14 @@ export class Viewer {
     if (result.selected && !stay && this.advance.checked) this.step(1);
   }
 
+  /** Show another task (N, G) from its first result that passes `pick` (else its first); stay when there is none. */
+  jump(id, pick = () => true) {
+    if (!id) return;
+    this.taskId = id;
+    this.number = Math.max(0, this.actions.task(id).results.findIndex(pick));
+    this.input = 0;
+  }
+
   onKey(event) {
     if (!this.isOpen || event.target.closest("input, textarea, select")) return;
     const task = this.actions.task(this.taskId);
@@ -220,13 +252,9 @@ export class Viewer {
     else if ((key === "r" || key === "R") && task) this.actions.retry(task);
     else if (key === "Delete" && this.currentResult()) this.actions.remove(this.currentResult());
     else if ((key === "i" || key === "I") && task) this.input = (this.input + 1) % Math.max(1, inputsOf(task).length);
-    else if (key === "n" || key === "N") {
-      const id = this.actions.nextUnreviewed(this.taskId);
-      if (id) {
-        this.taskId = id;
-        this.number = 0;
-      }
-    } else handled = false;
+    else if (key === "n" || key === "N") this.jump(this.actions.nextUnreviewed(this.taskId));
+    else if (key === "g" || key === "G") this.jump(this.actions.nextFlagged(this.taskId), (r) => flagsOf(r).length > 0);
+    else handled = false;
     if (handled) {
       event.preventDefault();
       if (this.isOpen) this.show();
