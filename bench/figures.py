@@ -63,26 +63,31 @@ def throughput(cfg: Config) -> list[Row]:
     rows: list[Row] = []
     with Workspace() as root, FakeProcess() as fake, Servers(root) as servers:
         server = servers.start()
+        plain = servers.start("noflags", env={"REVIEW_FLAGS": "0"})  # the same console, review flags off
         for source_side, result_side in THROUGHPUT_SIZES:
             label = f"{source_side}→{result_side} px"
             folder = make_photo_sources(root / f"src{source_side}", tasks, source_side)
             warm = make_photo_sources(root / f"warm{source_side}", concurrency, source_side)
             url = fake.url(f"latency_jpeg.s={latency:g}.side={result_side}.unique=1", CHAT)
-            _console_run(server, fake, warm, url, concurrency, concurrency)  # imports, pools, connections
+            for each in (server, plain):
+                _console_run(each, fake, warm, url, concurrency, concurrency)  # imports, pools, connections
             minimal_client.run(url, warm, root / "warm-out", concurrency)
             shutil.rmtree(root / "warm-out", ignore_errors=True)
-            console, minimal = [], []
+            console, minimal, unflagged = [], [], []
+            orders = (("minimal", "console", "plain"), ("console", "plain", "minimal"), ("plain", "minimal", "console"))
             for round_ in range(cfg.repeat):
-                order = ("minimal", "console") if round_ % 2 == 0 else ("console", "minimal")
-                for who in order:
+                for who in orders[round_ % len(orders)]:
                     if who == "console":
-                        console.append(_console_run(server, fake, folder, url, tasks, concurrency))
+                        console.append(_console_run(server, fake, folder, url, tasks, concurrency, flags=True))
+                    elif who == "plain":
+                        unflagged.append(_console_run(plain, fake, folder, url, tasks, concurrency))
                     else:
                         minimal.append(_minimal_run(fake, folder, url, root / "minimal-out", tasks, concurrency))
                 print(f"   {label} round {round_ + 1}: console {console[-1]['wall']:.2f} s "
                       f"({console[-1]['wall'] / ideal:.3f}× ideal), minimal {minimal[-1]['wall']:.2f} s "
                       f"({minimal[-1]['wall'] / ideal:.3f}× ideal), console / minimal "
-                      f"{console[-1]['wall'] / minimal[-1]['wall']:.3f}; load {_load()}\n"
+                      f"{console[-1]['wall'] / minimal[-1]['wall']:.3f}; flags off {unflagged[-1]['wall']:.2f} s; "
+                      f"flags done {console[-1]['flag_lag']:.2f} s after the last task; load {_load()}\n"
                       f"      console {console[-1]['timeline']}", file=sys.stderr, flush=True)
             if cfg.profile:
                 _profiled_runs(cfg, server, fake, folder, url, tasks, concurrency, label)
@@ -90,7 +95,27 @@ def throughput(cfg: Config) -> list[Row]:
             # CPU-bound on a 2-core machine (its own 1.13–1.31× ideal, BENCHMARKS.md, issue 9).
             rows += _throughput_rows(label, tasks, concurrency, latency, ideal, console, minimal,
                                      ideal_budget=source_side == THROUGHPUT_SIZES[0][0])
+            rows += _flag_rows(label, tasks, console, minimal, unflagged)
     return rows
+
+
+def _flag_rows(label: str, tasks: int, console: list[dict], minimal: list[dict], unflagged: list[dict]) -> list[Row]:
+    """What the review flags cost a run: the same console with them off, in the same rounds."""
+    off = [u["wall"] / m["wall"] for u, m in zip(unflagged, minimal)]
+    on_off = [c["wall"] / u["wall"] for c, u in zip(console, unflagged)]
+    lag = [c["flag_lag"] for c in console]
+    extra = [(c["cpu_flagged"] - c["cpu"]) / tasks for c in console]
+    per_task = [c["cpu_flagged"] / tasks for c in console]
+    plain_cpu = [u["cpu"] / tasks for u in unflagged]
+    return [
+        Row(f"throughput {label}: console with review flags off / minimal client", f"{median(off):.3f}", "—", None,
+            f"{_spread(off)}; the same rounds as the row above (REVIEW_FLAGS=0, a second server)"),
+        Row(f"throughput {label}: review flags on / off (console wall)", f"{median(on_off):.3f}", "—", None,
+            f"{_spread(on_off)}; every result flagged {median(lag):.2f} s (median) after the run's last task"),
+        Row(f"throughput {label}: server CPU per task with flags, until all are flagged", f"{median(per_task) * 1000:.1f} ms",
+            "—", None, f"{_spread(per_task, lambda v: f'{v * 1000:.1f}')} ms; flags off "
+            f"{median(plain_cpu) * 1000:.1f} ms; CPU after the last task {median(extra) * 1000:.1f} ms per task"),
+    ]
 
 
 def _load() -> str:
@@ -101,8 +126,12 @@ def _load() -> str:
         return "?"
 
 
-def _console_run(server, fake: FakeProcess, folder, url: str, tasks: int, concurrency: int) -> dict[str, float]:
-    """One run through the console, polled with GET /api/runs/<id> only; return its figures."""
+def _console_run(server, fake: FakeProcess, folder, url: str, tasks: int, concurrency: int,
+                 flags: bool = False) -> dict[str, float]:
+    """One run through the console, polled with GET /api/runs/<id> only; return its figures.
+
+    With `flags`, wait after the run until every result is flagged, and count that time and CPU too.
+    """
     fake.reset()
     fake_cpu0, cpu0 = fake.stats()["cpu_s"], server.cpu_seconds()
     start = time.monotonic()
@@ -118,11 +147,33 @@ def _console_run(server, fake: FakeProcess, folder, url: str, tasks: int, concur
     if progress["done"] != tasks:
         task = next((t for t in server.get(f"/api/runs/{run_id}/tasks").json()["tasks"] if t["error"]), None)
         raise RuntimeError(f"console run ended with {progress}; first error: {task and task['error']}")
+    flag_lag, cpu_flagged = 0.0, cpu
+    if flags:
+        _wait_flagged(server, run_id, timeout=120)
+        flag_lag, cpu_flagged = time.monotonic() - start - wall, server.cpu_seconds() - cpu0
     timeline = _timeline(server.data_dir / "console.db", run_id, wall, concurrency)
     server.http.delete(f"/api/runs/{run_id}")
     return {"wall": wall, "cpu": cpu, "fake_cpu": stats["cpu_s"] - fake_cpu0, "created": created,
             "max_in_flight": stats["max_in_flight"], "connections": stats["connections_opened"],
-            "timeline": timeline}
+            "timeline": timeline, "flag_lag": flag_lag, "cpu_flagged": cpu_flagged}
+
+
+def _wait_flagged(server, run_id: str, timeout: float) -> None:
+    """Wait until every result of the run was looked at by the flagger (read from its database, not the API)."""
+    import sqlite3
+
+    deadline = time.monotonic() + timeout
+    database = sqlite3.connect(f"file:{server.data_dir / 'console.db'}?mode=ro", uri=True)
+    try:
+        while time.monotonic() < deadline:
+            left = database.execute("SELECT COUNT(*) FROM results r JOIN tasks t ON t.id = r.task_id "
+                                    "WHERE t.run_id = ? AND r.flags IS NULL", (run_id,)).fetchone()[0]
+            if not left:
+                return
+            time.sleep(0.02)
+    finally:
+        database.close()
+    raise RuntimeError(f"run {run_id}: results still unflagged after {timeout:g} s")
 
 
 def _timeline(db_path, run_id: str, wall: float, concurrency: int) -> str:

@@ -34,8 +34,8 @@ class Row:
 class Server(ServerProcess):
     """The real server (`python app.py`) on a throw-away data dir, private API URLs allowed."""
 
-    def __init__(self, data_dir: Path) -> None:
-        env = dict(os.environ, ALLOW_PRIVATE_API_URL="1", PYTHONUNBUFFERED="1")
+    def __init__(self, data_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+        env = dict(os.environ, ALLOW_PRIVATE_API_URL="1", PYTHONUNBUFFERED="1", **(extra_env or {}))
         for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
             env.pop(name, None)
         super().__init__(data_dir, env)
@@ -172,8 +172,8 @@ class Servers:
         self.root = root
         self.started: list[Server] = []
 
-    def start(self, name: str = "data") -> Server:
-        server = Server(self.root / f"{name}-{len(self.started)}")
+    def start(self, name: str = "data", env: dict[str, str] | None = None) -> Server:
+        server = Server(self.root / f"{name}-{len(self.started)}", env)
         self.started.append(server)
         return server
 

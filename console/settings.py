@@ -115,6 +115,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_download_bytes", 64 * MiB, "MAX_DOWNLOAD_BYTES", "Largest result image downloaded from a URL.", _positive(int)),
     Setting("max_image_pixels", 178_956_970, "MAX_IMAGE_PIXELS", "Decompression-bomb guard: largest image in pixels.", _positive(int)),
     Setting("debug_log_bytes", 256 * 1024, "DEBUG_LOG_BYTES", "Cap on one call's debug log.", _positive(int)),
+    Setting("review_flags", True, "REVIEW_FLAGS", "Look at every stored result in the background for the review "
+            "flags (unchanged, unrelated, blank, off_size, near_duplicate).", _bool),
     Setting("scan_max_entries", 500_000, "SCAN_MAX_ENTRIES", "Most files and folders one scan of a source or reference "
             "folder visits; a scan stops there and says so.", _positive(int)),
 )

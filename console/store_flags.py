@@ -42,12 +42,6 @@ class FlagQueries:
             "ORDER BY r.created_at, r.rowid LIMIT ?", (run_id, limit))
         return [dict(row) for row in rows]
 
-    def runs_with_unchecked(self) -> list[str]:
-        """Return the runs that have results not looked at yet."""
-        rows = self._db().execute("SELECT DISTINCT t.run_id FROM results r JOIN tasks t ON t.id = r.task_id "
-                                  "WHERE r.flags IS NULL")
-        return [row[0] for row in rows]
-
     def set_flags(self, result_id: str, flags: dict[str, str], mark: bytes | None) -> bool:
         """Record what the flagger found for a result; False if the result is gone."""
         with self._tx() as db:

@@ -229,7 +229,7 @@ def test_the_store_filters_counts_and_forgets_flags(tmp_path):
     assert [r["id"] for r in store.unchecked_results(run_id)] == [first, second]
     assert store.set_flags(first, {"blank": "one colour"}, None)
     assert store.set_flags(second, {}, b"m")
-    assert store.unchecked_results(run_id) == [] and store.runs_with_unchecked() == []
+    assert store.unchecked_results(run_id) == []
     assert store.add_flag(second, "near_duplicate", "same as #1") and store.add_flag(second, "near_duplicate", "again")
     assert store.flag_counts(run_id) == {"unchanged": 0, "unrelated": 0, "blank": 1, "off_size": 0,
                                          "near_duplicate": 1, "any": 2}
@@ -240,3 +240,18 @@ def test_the_store_filters_counts_and_forgets_flags(tmp_path):
     assert not store.add_flag(second, "blank", "x") and not store.set_flags(second, {}, None)
     with pytest.raises(ValueError):
         store.tasks_since(run_id, flag="ugly")
+
+
+def test_review_flags_off_leaves_results_unchecked(tmp_path, fake):
+    from console.settings import resolve
+    from console.web import create_app
+
+    app = create_app(settings=resolve({"APP_DATA_DIR": str(tmp_path / "data"), "REVIEW_FLAGS": "0"}))
+    try:
+        client = app.test_client()
+        run_id = _start(client, fake, _photo_folder(tmp_path / "src", 2), "blank~same")
+        listing = _settled(app, client, run_id)
+        assert [r["flags_checked"] for t in listing["tasks"] for r in t["results"]] == [False, False]
+        assert listing["flag_counts"]["any"] == 0
+    finally:
+        app.extensions["console.engine"].close()

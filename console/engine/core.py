@@ -58,7 +58,7 @@ class Engine:
         self.configs = configs
         self.folder = folder or DataFolder(store.path.parent)
         self.held = HeldAnswers()  # answers paid for that the data folder could not take yet
-        self.flagger = Flagger(store, cache)  # the review flags, looked for in the background
+        self.flagger = Flagger(store, cache, enabled=settings.review_flags)  # the review flags, in the background
         self._http_factory = http_factory
         self._bridge = LoopBridge()
         self._control = threading.RLock()  # see _one_control_at_a_time

@@ -32,8 +32,9 @@ RETRY_AFTER_S = 30.0  # after a failed write (a full disk): the results stay unc
 class Flagger:
     """Look at results in the background (see the module docstring)."""
 
-    def __init__(self, store: "Store", cache: "ImageCache") -> None:
+    def __init__(self, store: "Store", cache: "ImageCache", *, enabled: bool = True) -> None:
         self.store, self.cache = store, cache
+        self.enabled = enabled  # off (REVIEW_FLAGS=0): results stay unchecked, nothing is decoded
         self._wanted: OrderedDict[str, None] = OrderedDict()
         self._wake = threading.Condition()
         self._closed = False
@@ -44,17 +45,16 @@ class Flagger:
         self._idle.set()
 
     def start(self) -> None:
-        """Start the thread, with every run that has results not looked at yet queued."""
-        self._thread = threading.Thread(target=self._work, name="flagger", daemon=True)
-        self._thread.start()
-        try:
-            for run_id in self.store.runs_with_unchecked():
-                self.wake(run_id)
-        except Exception:  # a damaged or full store: the runs are queued again when opened
-            log.exception("review flags: could not list the runs still to look at")
+        """Start the thread (runs are queued when they store results or are opened, not at start:
+        a console with many old runs starts as fast as ever)."""
+        if self.enabled:
+            self._thread = threading.Thread(target=self._work, name="flagger", daemon=True)
+            self._thread.start()
 
     def wake(self, run_id: str) -> None:
         """Queue a run whose results may need a look (cheap; call it as often as results arrive)."""
+        if not self.enabled:
+            return
         with self._wake:
             self._wanted[run_id] = None
             self._idle.clear()

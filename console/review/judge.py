@@ -74,7 +74,7 @@ def judge(result: Look, source: Look | None, aspect: float | None) -> dict[str, 
     elif source.spread > BLANK_SPREAD:
         kept = structure(result, source)
         if kept is not None:
-            flags["unrelated"] = f"shares almost no structure with the source ({max(kept, 0):.0%} kept)"
+            flags["unrelated"] = f"shares almost no structure with the source (correlation {kept:.2f})"
     return flags
 
 
