@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from .schema import MIGRATIONS
-from .store_flags import FlagQueries, flag_condition, shown_flags
+from .store_flags import FlagQueries, shown_flags
+from .store_progress import STATUSES, ProgressQueries
+from .store_saves import SaveQueries, chunks
+from .store_selection import SelectionQueries, task_filter
 
+__all__ = ["FINISHED", "RUN_MODES", "STATUSES", "NewResult", "NewTask", "Store", "new_id"]
 log = logging.getLogger(__name__)
-STATUSES = ("pending", "running", "done", "failed", "stopped")
 FINISHED = ("done", "failed", "stopped")
-RATE_WINDOW_S = 300.0
 CACHE_KIB = 512  # SQLite page cache per connection
 
 RUN_MODES = ("edit", "generate", "table")
@@ -91,7 +93,7 @@ class NewTask:
     overrides: dict[str, Any] | None = None
 
 
-class Store(FlagQueries):
+class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries):
     """The SQLite database of runs, tasks, results and attempts."""
 
     def __init__(self, path: Path) -> None:
@@ -249,59 +251,6 @@ class Store(FlagQueries):
             self._bump(db)
         return [(row[0], row[1]) for row in freed]
 
-    # -- progress ---------------------------------------------------------------------------
-
-    def progress(self, run_id: str, now: float | None = None) -> dict[str, Any]:
-        """Return counts per status, percent, rate per minute and ETA in seconds."""
-        db = self._db()
-        counts = dict.fromkeys(STATUSES, 0)
-        for status, count in db.execute("SELECT status, COUNT(*) FROM tasks WHERE run_id = ? GROUP BY status", (run_id,)):
-            counts[status] = count
-        total = sum(counts.values())
-        finished = counts["done"] + counts["failed"]
-        now = time.time() if now is None else now
-        started = db.execute("SELECT started_at FROM runs WHERE id = ?", (run_id,)).fetchone()
-        left = counts["pending"] + counts["running"]
-        if not left and finished:  # nothing left to do: the rate is the run's own, frozen at its last end
-            last = max((db.execute("SELECT MAX(finished_at) FROM tasks WHERE run_id = ? AND status = ?",
-                                   (run_id, status)).fetchone()[0] or 0.0 for status in ("done", "failed")))
-            now = min(now, last) if last else now
-        rate = eta = None
-        if not left and finished and started and started[0] and self._restarted(db, run_id, started[0]):
-            rate = self._working_rate(db, run_id)
-            eta = 0.0 if rate is not None else None
-        if rate is None and started and started[0]:
-            since = max(now - RATE_WINDOW_S, started[0])
-            recent = sum(db.execute("SELECT COUNT(*) FROM tasks WHERE run_id = ? AND status = ? AND finished_at >= ?",
-                                    (run_id, status, since)).fetchone()[0] for status in ("done", "failed"))
-            if recent and now > since:
-                rate = round(recent / ((now - since) / 60), 2)
-                eta = round(left / rate * 60, 1) if left else 0.0
-        percent = round(100 * finished / total, 1) if total else 100.0
-        return {"total": total, **counts, "percent": percent, "rate_per_min": rate, "eta_s": eta}
-
-    @staticmethod
-    def _restarted(db: sqlite3.Connection, run_id: str, clock: float) -> bool:
-        """Return True when some task finished before the run's clock last started (a retry after the run)."""
-        return any(db.execute("SELECT 1 FROM tasks WHERE run_id = ? AND status = ? AND finished_at < ? LIMIT 1",
-                              (run_id, status, clock)).fetchone() for status in ("done", "failed"))
-
-    @staticmethod
-    def _working_rate(db: sqlite3.Connection, run_id: str) -> float | None:
-        """Return a finished run's tasks per minute of working time, or None when its tasks carry no times.
-
-        Working time is the union of the finished tasks' call times (each one adds what it runs past
-        every earlier-started one): the idle hours between the run and a later retry are not the run's,
-        so a retry of one task does not sink the rate to that task's alone.
-        """
-        count, busy = db.execute(
-            "SELECT COUNT(*), SUM(MAX(0, f - MAX(s, COALESCE(reach, s)))) FROM ("
-            " SELECT started_at AS s, finished_at AS f, MAX(finished_at) OVER (ORDER BY started_at"
-            " ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach FROM tasks WHERE run_id = ?"
-            " AND status IN ('done', 'failed') AND started_at IS NOT NULL AND finished_at >= started_at)",
-            (run_id,)).fetchone()
-        return round(count / (busy / 60), 2) if count and busy else None
-
     # -- tasks ------------------------------------------------------------------------------
 
     def tasks_since(self, run_id: str, since: int = 0, status: str | None = None, q: str | None = None,
@@ -309,7 +258,7 @@ class Store(FlagQueries):
         """Return the tasks of a run changed after revision `since` (all when 0), filtered and paged."""
         db = self._db()
         rev = self.rev()  # read first: a change racing this query is sent again next time, never lost
-        clause, args = _task_filter(run_id, status, q, flag)
+        clause, args = task_filter(run_id, status, q, flag)
         clause += " AND rev > ?"
         args.append(since)
         total = db.execute(f"SELECT COUNT(*) FROM tasks WHERE {clause}", args).fetchone()[0]
@@ -328,7 +277,7 @@ class Store(FlagQueries):
     def _with_results(self, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
         tasks = [_task(row) for row in rows]
         by_id = {task["id"]: task for task in tasks}
-        for chunk in _chunks(list(by_id), 500):
+        for chunk in chunks(list(by_id), 500):
             marks = ",".join("?" * len(chunk))
             for row in self._db().execute(
                     f"SELECT {_RESULT_COLUMNS} FROM results WHERE task_id IN ({marks}) ORDER BY created_at, rowid", chunk):
@@ -351,7 +300,7 @@ class Store(FlagQueries):
             rev = self._bump(db)
             guard = f" AND status IN ({','.join('?' * len(only_from))})" if only_from else ""
             finished_at = time.time() if status in FINISHED else None
-            for chunk in _chunks(list(task_ids), 500):
+            for chunk in chunks(list(task_ids), 500):
                 marks = ",".join("?" * len(chunk))
                 moved += db.execute(
                     f"UPDATE tasks SET status = ?, error = ?, rev = ?, finished_at = ? WHERE id IN ({marks}){guard}",
@@ -497,41 +446,6 @@ class Store(FlagQueries):
             db.execute("UPDATE tasks SET rev = ? WHERE id = ?", (self._bump(db), row[0]))
         return self.result(result_id)
 
-    def bulk_select(self, run_id: str, action: str, status: str | None = None, q: str | None = None,
-                    task_ids: Sequence[str] | None = None, flag: str | None = None) -> int:
-        """Apply a bulk selection to the results of a run's tasks matching the filters; return the run's selected count.
-
-        `all`, `none` and `invert` act on every result of the matching tasks; `first` selects the
-        first result of each and unselects its others. `task_ids`, when given, narrows the match
-        to those tasks (a page range, or filters only the page knows). Tasks whose marks changed
-        get a new revision, so an incremental listing sends them again.
-        """
-        if action not in SELECTION_ACTIONS:
-            raise ValueError(f"unknown selection action {action!r}")
-        clause, args = _task_filter(run_id, status, q, flag)
-        if task_ids is not None:  # one JSON parameter: SQLite caps the number of '?' in a statement
-            clause += " AND id IN (SELECT value FROM json_each(?))"
-            args.append(json.dumps(list(task_ids)))
-        change, wanted = _SELECTION_SQL[action]
-        matching = f"SELECT id FROM tasks WHERE {clause}"
-        with self._tx() as db:
-            rev = self._bump(db)
-            # Tasks first: once the results change, which tasks had a result to change is lost.
-            db.execute(f"UPDATE tasks SET rev = ? WHERE {clause} AND EXISTS "
-                       f"(SELECT 1 FROM results r WHERE r.task_id = tasks.id AND {change.format(r='r')})", (rev, *args))
-            db.execute(f"UPDATE results SET selected = {wanted.format(r='results')} "
-                       f"WHERE task_id IN ({matching}) AND {change.format(r='results')}", args)
-            return self._selected_count(db, run_id)
-
-    def selected_count(self, run_id: str) -> int:
-        """Return how many results of a run are selected."""
-        return self._selected_count(self._db(), run_id)
-
-    @staticmethod
-    def _selected_count(db: sqlite3.Connection, run_id: str) -> int:
-        return db.execute("SELECT COUNT(*) FROM results r JOIN tasks t ON t.id = r.task_id "
-                          "WHERE t.run_id = ? AND r.selected = 1", (run_id,)).fetchone()[0]
-
     def delete_result(self, result_id: str) -> tuple[str, str] | None:
         """Delete a result; return its (sha256, format), or None if unknown."""
         with self._tx() as db:
@@ -547,29 +461,6 @@ class Store(FlagQueries):
         db = self._db()
         return (db.execute("SELECT 1 FROM results WHERE sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None
                 or db.execute("SELECT 1 FROM tasks WHERE source_sha = ? LIMIT 1", (sha256,)).fetchone() is not None)
-
-
-    def record_saves(self, result_ids: Sequence[str], output_dir: str, layout: str) -> None:
-        """Remember that these results were saved into `output_dir` by `layout`; their tasks show the mark."""
-        if not result_ids:
-            return
-        now = time.time()
-        with self._tx() as db:
-            rev = self._bump(db)
-            for chunk in _chunks(list(dict.fromkeys(result_ids)), 500):
-                # A result deleted while the save ran is left out (no foreign-key error).
-                db.executemany("INSERT OR REPLACE INTO saves SELECT ?, ?, ?, ? WHERE EXISTS "
-                               "(SELECT 1 FROM results WHERE id = ?)",
-                               [(result_id, output_dir, layout, now, result_id) for result_id in chunk])
-                marks = ",".join("?" * len(chunk))
-                db.execute(f"UPDATE tasks SET rev = ? WHERE id IN (SELECT task_id FROM results WHERE id IN ({marks}))",
-                           (rev, *chunk))
-
-    def saves(self, result_id: str) -> list[dict[str, Any]]:
-        """Return where a result was saved: [{"output_dir", "layout", "saved_at"}], newest first."""
-        rows = self._db().execute("SELECT output_dir, layout, saved_at FROM saves WHERE result_id = ? "
-                                  "ORDER BY saved_at DESC", (result_id,))
-        return [dict(row) for row in rows]
 
 
 class _Holder:
@@ -604,35 +495,3 @@ def _result(row: sqlite3.Row) -> dict[str, Any]:
     result["saved"] = bool(row["saved"])
     result.update(shown_flags(row["flags"]))
     return result
-
-
-def _task_filter(run_id: str, status: str | None, q: str | None, flag: str | None = None) -> tuple[str, list[Any]]:
-    """Return the WHERE clause and arguments of a run's tasks in `status` whose source name contains `q`
-    and (with `flag`) that have a result carrying that flag."""
-    where, args = ["run_id = ?"], [run_id]
-    if status:
-        where.append("status = ?")
-        args.append(status)
-    if q:
-        where.append("source_name LIKE ? ESCAPE '\\'")
-        args.append("%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
-    if flag:
-        where.append(f"EXISTS (SELECT 1 FROM results r WHERE r.task_id = tasks.id AND {flag_condition(flag)})")
-    return " AND ".join(where), args
-
-
-# The first result of a task, in the order listings show results.
-_FIRST = "(SELECT f.id FROM results f WHERE f.task_id = {r}.task_id ORDER BY f.created_at, f.rowid LIMIT 1)"
-# Per action: which results change (a condition on alias {r}) and the mark they get.
-_SELECTION_SQL = {
-    "all": ("{r}.selected = 0", "1"),
-    "none": ("{r}.selected = 1", "0"),
-    "invert": ("1", "1 - selected"),
-    "first": ("{r}.selected != ({r}.id = " + _FIRST + ")", "(results.id = " + _FIRST.replace("{r}", "results") + ")"),
-}
-SELECTION_ACTIONS = tuple(_SELECTION_SQL)
-
-
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -4,7 +4,6 @@ a restart (the near-duplicate index is rebuilt from the store)."""
 
 from __future__ import annotations
 
-import io
 import shutil
 import sqlite3
 from pathlib import Path
@@ -16,7 +15,7 @@ from bench.flagset import PHOTOS, cut
 from console.review.judge import Twins, judge, requested_aspect
 from console.review.look import MARK_BYTES, Mark, look_at
 from console.store import Store
-from tests.helpers import CHAT, wait_for, wait_idle
+from tests.helpers import CHAT, wait_idle
 
 PHOTO_NAMES = ("astronaut", "cat", "coffee", "rocket", "camera", "coins", "clock", "retina")
 

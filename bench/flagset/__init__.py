@@ -26,7 +26,6 @@ of different sources must not be called duplicates of each other.
 
 from __future__ import annotations
 
-import io
 import random
 import tempfile
 from dataclasses import dataclass

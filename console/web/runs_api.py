@@ -12,7 +12,8 @@ from flask import Blueprint, Flask, jsonify, request, send_file
 from ..diskfault import out_of_room
 from ..export import write_zip
 from ..masking import mask_url
-from ..store import SELECTION_ACTIONS, STATUSES
+from ..store import STATUSES
+from ..store_selection import SELECTION_ACTIONS
 from ..store_flags import FLAG_FILTERS
 from . import sources_api
 from .errors import ApiError
