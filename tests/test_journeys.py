@@ -1962,3 +1962,123 @@ def test_a_save_writes_every_pair_with_the_template_into_the_runs_folder_and_ask
     runs = {json.loads(line)["run_id"] for line in (out / "manifest.jsonl").read_text("utf-8").splitlines()}
     assert runs == {first, second}
     report.screenshot(path=str(ARTIFACTS / "journey_save_appended_report.png"))
+
+
+# --------------------------------------------------------------------------- review flags
+
+FLAGSET = Path(__file__).resolve().parent.parent / "bench" / "flagset" / "photos"
+# review_mix answers each source by this plan, in the order the sources arrive (concurrency 1: task order).
+# The two duplicates are square sources (camera.jpg, grass.jpg), as their stock picture is drawn at the source's size.
+REVIEW_PLAN = ("edit", "blank", "dup", "other", "same", "squeeze", "edit", "dup")
+# The flag each kind must raise (a result may carry more: a duplicate is also unrelated to its source).
+EXPECTED_FLAG = [None, "blank", "near_duplicate", "unrelated", "unchanged", "off_size", None, "near_duplicate"]
+
+
+def flags_of(server: ServerProcess, run_id: str) -> list[list[str]] | None:
+    """Each task's flags (of its only result), in task order; None while a result waits for its look."""
+    tasks = listing(server, run_id)["tasks"]
+    if not all(r["flags_checked"] for task in tasks for r in task["results"]):
+        return None
+    return [[flag for r in task["results"] for flag in r["flags"]] for task in tasks]
+
+
+def wait_names(page, names: list[str]) -> None:
+    """Wait until the cards show these names, in reading order (the grid places cards with transforms)."""
+    page.wait_for_function("""(names) => JSON.stringify([...document.querySelectorAll('[data-testid=task-card]')]
+        .map((card) => [card.getBoundingClientRect(), card.querySelector('.name').textContent])
+        .sort(([a], [b]) => a.top - b.top || a.left - b.left).map(([, name]) => name)) === JSON.stringify(names)""",
+                           arg=names, timeout=WAIT_MS)
+
+
+def chips_fit(page) -> list[str]:
+    """The flag chips on screen whose label is cut or that stick out of their result's tile."""
+    return page.evaluate("""() => [...document.querySelectorAll('.result .flag')].filter((chip) => {
+        const box = chip.getBoundingClientRect(), tile = chip.closest('.result').getBoundingClientRect();
+        return chip.scrollWidth > chip.clientWidth || box.left < tile.left || box.right > tile.right
+            || box.top < tile.top || box.bottom > tile.bottom || box.height < 12;
+    }).map((chip) => chip.textContent)""")
+
+
+def test_review_flags_filter_sort_select_and_view(page, server, fake, tmp_path):
+    page.set_viewport_size({"width": 1366, "height": 768})
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photos = sorted(FLAGSET.glob("*.jpg"))[:len(REVIEW_PLAN)]
+    for photo in photos:
+        (folder / photo.name).write_bytes(photo.read_bytes())
+    names = [photo.name for photo in photos]
+    fill_profile(page, fake.url("review_mix.plan=" + "~".join(REVIEW_PLAN), CHAT), None, concurrency=1)
+    pick_folder(page, folder, len(names))
+    run_id = start_run(page, "make it warmer and add a red ball")
+    wait_all_done(page, server, run_id, len(names))
+    found = wait_until(lambda: flags_of(server, run_id), what="every result looked at")
+    for name, flags, expected in zip(names, found, EXPECTED_FLAG):
+        assert expected in flags if expected else flags == [], (name, flags)
+    flagged = [name for name, flags in zip(names, found) if flags]
+    page.wait_for_function("(n) => document.querySelectorAll('.result .flag').length === n",
+                           arg=sum(map(len, found)), timeout=WAIT_MS)
+    assert page.locator("[data-testid=flags-checking]").is_hidden()
+    tasks = listing(server, run_id)["tasks"]
+    reason = lambda number, flag: tasks[number]["results"][0]["flag_reasons"][flag]  # noqa: E731
+
+    # The mouse: pick Blank in the flag filter; only the blank task shows, its chip says why.
+    filter_box = page.locator("[data-testid=flag-filter]")
+    assert filter_box.locator("option[value=blank]").inner_text() == "Blank (1)"
+    assert filter_box.locator("option[value=any]").inner_text() == f"Flagged ({len(flagged)})"
+    filter_box.select_option("blank")
+    wait_names(page, [names[1]])
+    blank_chip = page.locator("[data-testid=task-card] .result [data-flag=blank]")
+    assert blank_chip.inner_text() == "Blank" and blank_chip.get_attribute("title") == reason(1, "blank")
+    # The keyboard: F in the focused filter picks Flagged.
+    filter_box.focus()
+    page.keyboard.press("f")
+    wait_names(page, flagged)
+    assert filter_box.input_value() == "any"
+    page.screenshot(path=str(ARTIFACTS / "journey_review_flags_flagged_1366.png"))
+    for size in ("small", "large", "medium"):  # every label whole and inside its result, at every card size
+        page.select_option("[data-testid=card-size]", size)
+        page.wait_for_function("(size) => document.querySelector('#grid').dataset.size === size", arg=size)
+        assert chips_fit(page) == [], size
+        if size == "small":
+            page.screenshot(path=str(ARTIFACTS / "journey_review_flags_small_1366.png"))
+
+    # Select all acts on what the filter shows: the flagged results, nothing else.
+    page.click("[data-testid=select-all]")
+    wait_count(page, len(flagged), len(names))
+    assert [r["selected"] for task in listing(server, run_id)["tasks"] for r in task["results"]] == \
+        [bool(flags) for flags in found]
+
+    # The viewer shows the flags of the result with their reasons; G goes to the next flagged task.
+    card = page.locator(f"[data-testid=task-card]:has(.name:text-is('{names[2]}'))")
+    card.locator("[data-testid=result-image]").click()
+    viewer_flags = page.locator("[data-testid=viewer-flags]")
+    viewer_flags.wait_for(state="visible")
+    assert viewer_flags.locator("[data-flag]").evaluate_all("els => els.map((e) => e.dataset.flag)") == found[2]
+    assert reason(2, "near_duplicate") in viewer_flags.locator("[data-flag=near_duplicate]").inner_text()
+    page.wait_for_function("document.querySelector('[data-testid=viewer-result]').complete")
+    page.screenshot(path=str(ARTIFACTS / "journey_review_flags_viewer_1366.png"))
+    page.keyboard.press("g")
+    page.wait_for_function("(title) => document.querySelector('.viewer-title').textContent === title",
+                           arg=f"4. {names[3]}")
+    assert "Unrelated" in viewer_flags.inner_text()
+    assert "G next flagged" in page.locator(".viewer-keys").inner_text()
+    page.keyboard.press("Escape")
+
+    # A reload keeps the filter; Flagged first orders the rest after them, and a reload keeps that too.
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    wait_names(page, flagged)
+    assert page.locator("[data-testid=flag-filter]").input_value() == "any"
+    page.select_option("[data-testid=flag-filter]", "")
+    wait_names(page, names)
+    page.check("[data-testid=sort-flagged]")
+    wait_names(page, flagged + [names[0], names[6]])
+    page.screenshot(path=str(ARTIFACTS / "journey_review_flags_flagged_first_1366.png"))
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    wait_names(page, flagged + [names[0], names[6]])
+    assert page.locator("[data-testid=sort-flagged]").is_checked()
+    page.click("[data-testid=lang-switch]")  # the labels in Chinese too; the reasons stay the server's
+    assert page.locator("[data-testid=flag-filter] option[value=blank]").inner_text() == "空白（1）"
+    assert page.locator("[data-testid=task-card] .result [data-flag=blank]").inner_text() == "空白"
+    page.click("[data-testid=lang-switch]")
