@@ -9,7 +9,7 @@ Mixed into Store: it uses the store's connections and revision counter.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 FLAG_NAMES = ("unchanged", "unrelated", "blank", "off_size", "near_duplicate")
 FLAG_FILTERS = (*FLAG_NAMES, "any")
@@ -42,28 +42,38 @@ class FlagQueries:
             "ORDER BY r.created_at, r.rowid LIMIT ?", (run_id, limit))
         return [dict(row) for row in rows]
 
-    def set_flags(self, result_id: str, flags: dict[str, str], mark: bytes | None) -> bool:
-        """Record what the flagger found for a result; False if the result is gone."""
+    def record_flags(self, looked: Sequence[tuple[str, dict[str, str], bytes | None]],
+                     duplicates: Sequence[tuple[str, str]] = ()) -> None:
+        """Record in one transaction what the flagger found: (result id, flags, mark) per result looked at,
+        and (result id, reason) for earlier results now known to have a duplicate. Gone results are skipped."""
+        if not looked and not duplicates:
+            return
         with self._tx() as db:
-            row = db.execute("SELECT task_id FROM results WHERE id = ?", (result_id,)).fetchone()
-            if row is None:
-                return False
-            db.execute("UPDATE results SET flags = ?, mark = ? WHERE id = ?", (json.dumps(flags), mark, result_id))
-            db.execute("UPDATE tasks SET rev = ? WHERE id = ?", (self._bump(db), row[0]))
+            rev = self._bump(db)
+            db.executemany("UPDATE results SET flags = ?, mark = ? WHERE id = ?",
+                           [(json.dumps(flags), mark, result_id) for result_id, flags, mark in looked])
+            for result_id, reason in duplicates:
+                row = db.execute("SELECT flags FROM results WHERE id = ?", (result_id,)).fetchone()
+                flags = json.loads(row[0]) if row and row[0] else None
+                if flags is not None and "near_duplicate" not in flags:
+                    flags["near_duplicate"] = reason
+                    db.execute("UPDATE results SET flags = ? WHERE id = ?", (json.dumps(flags), result_id))
+            ids = [result_id for result_id, _, _ in looked] + [result_id for result_id, _ in duplicates]
+            db.execute("UPDATE tasks SET rev = ? WHERE id IN (SELECT task_id FROM results WHERE id IN "
+                       "(SELECT value FROM json_each(?)))", (rev, json.dumps(ids)))
+
+    def set_flags(self, result_id: str, flags: dict[str, str], mark: bytes | None) -> bool:
+        """Record what the flagger found for one result; False if the result is gone."""
+        if self.result_place(result_id) is None:
+            return False
+        self.record_flags([(result_id, flags, mark)])
         return True
 
-    def add_flag(self, result_id: str, name: str, reason: str) -> bool:
-        """Add one flag to a result already looked at (a later result duplicates it); False if it is gone."""
-        with self._tx() as db:
-            row = db.execute("SELECT task_id, flags FROM results WHERE id = ?", (result_id,)).fetchone()
-            if row is None:
-                return False
-            flags = json.loads(row[1]) if row[1] else {}
-            if name in flags:
-                return True
-            flags[name] = reason
-            db.execute("UPDATE results SET flags = ? WHERE id = ?", (json.dumps(flags), result_id))
-            db.execute("UPDATE tasks SET rev = ? WHERE id = ?", (self._bump(db), row[0]))
+    def add_flag(self, result_id: str, reason: str) -> bool:
+        """Mark a result looked at already as having a duplicate; False if it is gone."""
+        if self.result_place(result_id) is None:
+            return False
+        self.record_flags([], [(result_id, reason)])
         return True
 
     def run_marks(self, run_id: str) -> Iterator[tuple[str, bytes]]:

@@ -229,14 +229,15 @@ def test_the_store_filters_counts_and_forgets_flags(tmp_path):
     assert store.set_flags(first, {"blank": "one colour"}, None)
     assert store.set_flags(second, {}, b"m")
     assert store.unchecked_results(run_id) == []
-    assert store.add_flag(second, "near_duplicate", "same as #1") and store.add_flag(second, "near_duplicate", "again")
+    assert store.add_flag(second, "same as #1") and store.add_flag(second, "again")
     assert store.flag_counts(run_id) == {"unchanged": 0, "unrelated": 0, "blank": 1, "off_size": 0,
                                          "near_duplicate": 1, "any": 2}
     assert store.tasks_since(run_id, flag="near_duplicate")["total"] == 1
     assert store.result(second)["flag_reasons"] == {"near_duplicate": "same as #1"}
     assert list(store.run_marks(run_id)) == [(second, b"m")]
     store.delete_result(second)
-    assert not store.add_flag(second, "blank", "x") and not store.set_flags(second, {}, None)
+    assert not store.add_flag(second, "x") and not store.set_flags(second, {}, None)
+    store.record_flags([(second, {}, None)], [(second, "gone")])  # a result deleted meanwhile: skipped
     with pytest.raises(ValueError):
         store.tasks_since(run_id, flag="ugly")
 

@@ -107,36 +107,47 @@ class Flagger:
             if not batch:
                 return
             twins = self._run_twins(run_id)
+            looked = {result["id"]: self._look_at(result, twins, size) for result in batch}
+            duplicates = []  # earlier results that this batch found a copy of
             for result in batch:
-                self._look_at(run_id, result, twins, size)
+                flags, _, twin = looked[result["id"]]
+                if twin is None:
+                    continue
+                reason = f"the same picture as the result of task #{result['idx'] + 1} ({result['source_name']})"
+                if twin in looked:  # in this batch, not written yet
+                    looked[twin][0].setdefault("near_duplicate", reason)
+                elif twin not in twins.duplicated:
+                    duplicates.append((twin, reason))
+                twins.duplicated.add(twin)
+            # One transaction per batch: the engine's writes wait for the store's lock far less.
+            self.store.record_flags([(result_id, flags, mark) for result_id, (flags, mark, _) in looked.items()],
+                                    duplicates)
 
-    def _look_at(self, run_id: str, result: dict[str, Any], twins: Twins, size: str | None) -> None:
+    def _look_at(self, result: dict[str, Any], twins: Twins, size: str | None) -> tuple[dict[str, str], bytes | None, str | None]:
+        """Return a result's flags, its stored mark, and the id of an earlier result it duplicates."""
         try:
             look = look_at(self.cache.path(result["sha256"], result["format"]))
         except Exception as exc:  # gone from the cache, or undecodable: nothing to judge, never again
             log.info("review flags: result %s not looked at (%s)", result["id"], exc)
-            self.store.set_flags(result["id"], {}, None)
-            return
+            return {}, None, None
         source, source_mark = self._source(result)
         overrides = json.loads(result["overrides"]) if result["overrides"] else {}
         try:
             flags = judge(look, source, requested_aspect(overrides.get("size") or size))
         except Exception:  # a bug must not hold back the run's other results
             log.exception("review flags: result %s could not be judged", result["id"])
-            self.store.set_flags(result["id"], {}, None)
-            return
+            return {}, None, None
+        if "blank" in flags:  # a blank frame is flagged as such, not as a copy of the others
+            return flags, None, None
         mark = Mark.of(look)
-        stored = None
-        if "blank" not in flags:  # a blank frame is flagged as such, not as a copy of the others
-            twin = self._twin(twins, mark, source_mark)
-            if twin is not None:
-                index, name, other = twin
-                flags["near_duplicate"] = f"the same picture as the result of task #{index + 1} ({name})"
-            twins.add(result["id"], mark, source_mark)
-            stored = mark.to_bytes() + (source_mark.to_bytes() if source_mark else b"")
-            if twin is not None:
-                self._mark_twin(twins, other, (result["idx"], result["source_name"]))
-        self.store.set_flags(result["id"], flags, stored)
+        twin = self._twin(twins, mark, source_mark)
+        if twin is not None:
+            index, name, other = twin
+            flags["near_duplicate"] = f"the same picture as the result of task #{index + 1} ({name})"
+        twins.add(result["id"], mark, source_mark)
+        if twin is not None:
+            twins.duplicated.add(result["id"])
+        return flags, mark.to_bytes() + (source_mark.to_bytes() if source_mark else b""), twin and twin[2]
 
     def _twin(self, twins: Twins, mark: Mark, source: Mark | None) -> tuple[int, str, str] | None:
         """Return (task index, source name, result id) of an earlier result this one duplicates, skipping deleted ones."""
@@ -144,14 +155,9 @@ class Flagger:
             other = twins.find(mark, source)
             if other is None:
                 return None
-            place = self.store.result_place(other)
+            place = self.store.result_place(other)  # read each time: the twin may have been deleted since
             if place is not None:
                 return (*place, other)
-            twins.forget(other)
-
-    def _mark_twin(self, twins: Twins, other: str, place: tuple[int, str]) -> None:
-        index, name = place
-        if not self.store.add_flag(other, "near_duplicate", f"the same picture as the result of task #{index + 1} ({name})"):
             twins.forget(other)
 
     def _source(self, result: dict[str, Any]) -> tuple[Look | None, Mark | None]:

@@ -9,6 +9,7 @@ formats); BENCHMARKS.md has its precision and recall.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ OFF_SIZE_TOLERANCE = 0.05
 TWIN_THUMB_MEAN = 4.0
 KEY_STEP = 32  # the index's 3×3 grey key, in steps of 32 levels
 KEY_MARGIN = 6  # a key this close to a step is looked up on both sides of it
-_CELL_SCAN = 256  # candidates looked at per cell (a full cell is mostly copies of one picture)
+_CELL_SCAN = 64  # candidates looked at per cell (a full cell is mostly copies of one picture)
 
 _SIZE = re.compile(r"^\s*(\d+)\s*[x×*]\s*(\d+)\s*$", re.IGNORECASE)
 _RATIO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)\s*$")
@@ -137,7 +138,14 @@ def _percentile(histogram: list[int], rank: float) -> int:
 
 def same_picture(a: Mark, b: Mark) -> bool:
     """Return whether two marks are perceptually the same picture (near-duplicates)."""
-    return sum(abs(x - y) for x, y in zip(a.thumb, b.thumb)) / len(a.thumb) <= TWIN_THUMB_MEAN
+    mean = ImageChops.difference(_thumb(a.thumb), _thumb(b.thumb)).reduce(THUMB).getpixel((0, 0))  # a box average, in C
+    return mean <= TWIN_THUMB_MEAN
+
+
+@functools.lru_cache(maxsize=4096)
+def _thumb(data: bytes) -> Image.Image:
+    """Return a thumbnail as an image (kept: a run's duplicate search compares the same ones again and again)."""
+    return Image.frombytes("L", (THUMB, THUMB), data)
 
 
 @dataclass
@@ -151,6 +159,7 @@ class Twins:
     """
 
     marks: dict[str, tuple[Mark, Mark | None]] = field(default_factory=dict)  # result id → (mark, its source's)
+    duplicated: set[str] = field(default_factory=set)  # results known to carry near_duplicate already
     _cells: dict[tuple[int, ...], list[str]] = field(default_factory=dict)
 
     def find(self, mark: Mark, source: Mark | None) -> str | None:
@@ -168,13 +177,25 @@ class Twins:
         return None
 
     def add(self, result_id: str, mark: Mark, source: Mark | None) -> None:
-        """Index a result's mark (with its source's, when it has one)."""
+        """Index a result's mark (with its source's, when it has one).
+
+        A copy of a picture already indexed with the same source picture is not indexed again: any
+        later result finds the first one just as well, and a run answered with one picture a
+        thousand times keeps one entry, not a thousand to look through.
+        """
         self.marks[result_id] = (mark, source)
-        self._cells.setdefault(tuple(grey // KEY_STEP for grey in _key_greys(mark)), []).append(result_id)
+        cell = self._cells.setdefault(tuple(grey // KEY_STEP for grey in _key_greys(mark)), [])
+        for other in cell[:_CELL_SCAN]:
+            other_mark, other_source = self.marks[other]
+            if same_picture(mark, other_mark) and (source is None) == (other_source is None) and (
+                    source is None or same_picture(source, other_source)):
+                return
+        cell.append(result_id)
 
     def forget(self, result_id: str) -> None:
-        """Drop a deleted result."""
+        """Drop a deleted result (its unindexed copies stay unfound until they are looked at again)."""
         entry = self.marks.pop(result_id, None)
+        self.duplicated.discard(result_id)
         if entry is not None:
             ids = self._cells.get(tuple(grey // KEY_STEP for grey in _key_greys(entry[0])))
             if ids and result_id in ids:
@@ -182,7 +203,7 @@ class Twins:
 
 
 def _key_greys(mark: Mark) -> bytes:
-    return Image.frombytes("L", (THUMB, THUMB), mark.thumb).resize((3, 3), Image.Resampling.BOX).tobytes()
+    return _thumb(mark.thumb).resize((3, 3), Image.Resampling.BOX).tobytes()
 
 
 def _near_cells(greys: bytes) -> list[tuple[int, ...]]:
