@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 REPORT = ROOT / "RELIABILITY.md"
 TESTS = ["test_faults.py", "test_crashes.py", "test_controls_load.py", "test_attacks.py", "test_ssrf.py",
          "test_exposed.py", "test_hostile.py", "test_secrets.py", "test_fuzz_routes.py", "test_file_modes.py",
-         "test_full_disk.py", "test_save_crash.py", "test_save_hostile.py", "test_hostile_gateways.py"]
+         "test_full_disk.py", "test_save_crash.py", "test_save_hostile.py", "test_hostile_gateways.py",
+         "test_uploads.py"]
 COMMAND = ".venv/bin/python -m tests.reliability"
 
 
@@ -124,6 +125,9 @@ def render(found: dict[str, dict[str, Any]], outcomes: list[tuple[str, str, floa
         f"| sources rewritten while read | {get('hostile', 'moving_sources')} tasks over "
         f"{get('hostile', 'moving_source_rewrites')} rewrites: {get('hostile', 'moving_sources_failed')} failed "
         "readably, the rest sent whole images |",
+        f"| a {get('uploads', 'upload_mib')} MiB upload through a real server "
+        f"({get('uploads', 'upload_mib_per_s')} MiB/s) | the server's peak memory grew by "
+        f"**{get('uploads', 'server_peak_growth_mib', '–')} MiB** (streamed to disk) |",
         f"| a broken deployment behind a router's cooldown ({get('hostile_gateways', 'router_cooldown_tasks')} tasks, "
         f"rate-limit patience {get('hostile_gateways', 'router_cooldown_rate_limit_wait_s')} s) | every task failed with "
         f"the real error in {get('hostile_gateways', 'router_cooldown_seconds_to_fail_all')} s, "
