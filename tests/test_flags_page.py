@@ -6,7 +6,15 @@ journey in test_journeys.py drives the same parts through the grid, the viewer a
 
 from __future__ import annotations
 
+import os
+import time
+from urllib.parse import parse_qs, urlparse
+
 import pytest
+
+from tests.browser import cards, open_tab, start_run, wait_count
+from tests.helpers import make_sources
+from tests.server_process import ServerProcess
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.browser
@@ -52,6 +60,16 @@ def test_the_results_still_waiting_for_a_look_are_counted(page):
     assert helpers(page, f"[f.uncheckedCount({TASKS}), f.uncheckedCount([])]") == [1, 0]
 
 
+def test_a_result_looked_at_since_the_last_answer_is_newly_checked(page):
+    seen = helpers(page, """(() => {
+        const task = (...checked) => ({results: checked.map((flags_checked, i) => ({id: `r${i}`, flags_checked}))});
+        return [f.newlyChecked(task(false), task(true)), f.newlyChecked(task(false), task(false)),
+                f.newlyChecked(task(true), task(true)), f.newlyChecked(task(true, false), task(true, true)),
+                f.newlyChecked(task(false), task()), f.newlyChecked(task(), task(true))];
+    })()""")
+    assert seen == [True, False, False, True, False, False]
+
+
 def test_flagged_first_keeps_each_part_in_task_order(page):
     order = helpers(page, f"""(() => {{
         const tasks = new Map({TASKS}.map((t) => [t.id, t]));
@@ -75,3 +93,23 @@ def test_the_address_keeps_the_flag_filter_and_the_order(page):
     assert seen["plain"] == "?run=r1"
     assert seen["unknown"]["flag"] == "" and seen["unknown"]["flaggedFirst"] is False
     assert seen["any"] == "any"
+
+
+def test_with_the_flags_off_nothing_says_it_is_checking(browser, fake, tmp_path):
+    """REVIEW_FLAGS=0 leaves every result waiting for a look: the page must not say it is looking."""
+    server = ServerProcess(tmp_path / "data", env={**os.environ, "REVIEW_FLAGS": "0"})
+    try:
+        tab = open_tab(browser, server.url)
+        start_run(tab, fake, make_sources(tmp_path / "src", 3))
+        wait_count(tab, "done", 3)
+        run_id = parse_qs(urlparse(tab.url).query)["run"][0]
+        listing = server.get(f"/api/runs/{run_id}/tasks").json()
+        assert [r["flags_checked"] for task in listing["tasks"] for r in task["results"]] == [False] * 6
+        time.sleep(1.5)  # a poll or two more
+        assert tab.locator("[data-testid=flags-checking]").is_hidden()
+        assert tab.locator("[data-testid=flag-filter] option[value=any]").inner_text() == "Flagged (0)"
+        assert cards(tab).locator(".flag").count() == 0
+        assert tab.console_errors == []
+        tab.context.close()
+    finally:
+        server.stop()

@@ -4,7 +4,7 @@
 import { onAddressChange, parseAddress, writeAddress } from "./address.js";
 import { fetchJSON, onAccess, onConnection, urls } from "./api.js";
 import { initDraft } from "./draft.js";
-import { clockTime, duration, flaggedFirst, hasFlag, insertSorted, matches, oneDecimal, uncheckedCount, unreviewed } from "./format.js";
+import { clockTime, duration, flaggedFirst, hasFlag, insertSorted, matches, newlyChecked, oneDecimal, uncheckedCount, unreviewed } from "./format.js";
 import { CARD_SIZES, TaskGrid } from "./grid.js";
 import { guideKnowsRuns, initGuide } from "./guide.js";
 import { LANGUAGES, language, setLanguage, t, translate, pickLanguage } from "./i18n.js";
@@ -37,6 +37,7 @@ const state = {
   running: false,
   progress: null,
   flagCounts: {}, // results carrying each flag, and "any", as the server counted them last
+  flagsLooking: false, // a result was seen waiting for its look, then looked at: the flags are on
   runs: [],
   filters: { status: "", q: "", selection: "", hasResults: false, unsaved: false, flag: "", flaggedFirst: false },
   pollTimer: null,
@@ -83,7 +84,7 @@ async function selectRun(runId, { push = false } = {}) {
   state.generation += 1;
   const generation = state.generation;
   clearTimeout(state.pollTimer);
-  Object.assign(state, { runId, tasks: new Map(), order: [], view: [], rev: 0, flagCounts: {} });
+  Object.assign(state, { runId, tasks: new Map(), order: [], view: [], rev: 0, flagCounts: {}, flagsLooking: false });
   localStorage.setItem("ibc.run", runId || "");
   $("runbar").hidden = !runId;
   grid.setView([]);
@@ -135,7 +136,8 @@ async function poll() {
 function merge(changed, removed) {
   let membership = removed.length > 0;
   for (const task of changed) {
-    const known = state.tasks.has(task.id);
+    const known = state.tasks.get(task.id);
+    if (known && !state.flagsLooking) state.flagsLooking = newlyChecked(known, task);
     state.tasks.set(task.id, task);
     if (!known) {
       insertSorted(state.order, state.tasks, task);
@@ -175,7 +177,8 @@ function showFlagCounts() {
     const flag = option.dataset.flagOption;
     option.textContent = t("flag_option", { label: t(`flag_${flag}`), count: state.flagCounts[flag] ?? 0 });
   }
-  const unchecked = uncheckedCount(state.tasks.values());
+  // Said only once the server was seen looking: with REVIEW_FLAGS=0 results wait for good.
+  const unchecked = state.flagsLooking ? uncheckedCount(state.tasks.values()) : 0;
   const checking = $("flags-checking");
   checking.hidden = !unchecked;
   checking.textContent = unchecked ? t("flags_checking", { count: unchecked }) : "";
