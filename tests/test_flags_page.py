@@ -70,6 +70,14 @@ def test_a_result_looked_at_since_the_last_answer_is_newly_checked(page):
     assert seen == [True, False, False, True, False, False]
 
 
+def test_a_changed_reason_changes_the_signature_the_chips_redraw_on(page):
+    signatures = helpers(page, """[
+        {flags: ['near_duplicate'], flag_reasons: {near_duplicate: 'the same picture as task #2'}},
+        {flags: ['near_duplicate'], flag_reasons: {near_duplicate: 'the same picture as task #5'}},
+        {flags: [], flag_reasons: {}}, {flags_checked: false}].map(f.flagSignature)""")
+    assert len(set(signatures[:2])) == 2 and signatures[2:] == ["", ""]
+
+
 def test_flagged_first_keeps_each_part_in_task_order(page):
     order = helpers(page, f"""(() => {{
         const tasks = new Map({TASKS}.map((t) => [t.id, t]));

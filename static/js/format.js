@@ -42,6 +42,11 @@ export function flagsOf(result) {
   return result.flags || [];
 }
 
+/** Return a short text that changes when a result's flags or their reasons change (to redraw only then). */
+export function flagSignature(result) {
+  return flagsOf(result).map((flag) => `${flag}=${result.flag_reasons?.[flag] ?? ""}`).join("|");
+}
+
 /** Return true when one of the task's results carries `flag` ("any": any flag). */
 export function hasFlag(task, flag) {
   return task.results.some((r) => (flag === "any" ? flagsOf(r).length > 0 : flagsOf(r).includes(flag)));

@@ -3,7 +3,7 @@
 // rebuild the list or move the scroll.
 
 import { urls } from "./api.js";
-import { errorLine, flagsOf } from "./format.js";
+import { errorLine, flagSignature, flagsOf } from "./format.js";
 import { t } from "./i18n.js";
 
 // Card sizes: thumbnail side, row height (card plus gap) and the narrowest card, in CSS pixels.
@@ -243,7 +243,7 @@ function fillReferences(strip, task) {
 }
 
 function fillResults(strip, task) {
-  const signature = task.results.map((r) => `${r.id}:${r.selected ? 1 : 0}${r.saved ? "s" : ""}:${flagsOf(r).join("+")}`).join(",");
+  const signature = task.results.map((r) => `${r.id}:${r.selected ? 1 : 0}${r.saved ? "s" : ""}:${flagSignature(r)}`).join(",");
   if (strip.dataset.signature === signature) return;
   strip.dataset.signature = signature;
   strip.closest(".task-card").dataset.saved = String(task.results.some((r) => r.saved)); // issue 11

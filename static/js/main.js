@@ -4,7 +4,9 @@
 import { onAddressChange, parseAddress, writeAddress } from "./address.js";
 import { fetchJSON, onAccess, onConnection, urls } from "./api.js";
 import { initDraft } from "./draft.js";
-import { clockTime, duration, flaggedFirst, hasFlag, insertSorted, matches, newlyChecked, oneDecimal, uncheckedCount, unreviewed } from "./format.js";
+import {
+  clockTime, duration, flaggedFirst, hasFlag, insertSorted, matches, newlyChecked, oneDecimal, uncheckedCount, unreviewed,
+} from "./format.js";
 import { CARD_SIZES, TaskGrid } from "./grid.js";
 import { guideKnowsRuns, initGuide } from "./guide.js";
 import { LANGUAGES, language, setLanguage, t, translate, pickLanguage } from "./i18n.js";

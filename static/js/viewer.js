@@ -2,7 +2,7 @@
 // slider, with zoom, driven by the keyboard.
 
 import { urls } from "./api.js";
-import { flagsOf } from "./format.js";
+import { flagSignature, flagsOf } from "./format.js";
 import { language, t } from "./i18n.js";
 
 const ZOOM_STEP = 1.25;
@@ -129,7 +129,7 @@ export class Viewer {
   showFlags(result) {
     const list = this.root.querySelector(".viewer-flags");
     const flags = result ? flagsOf(result) : [];
-    const signature = flags.length ? `${language()}:${result.id}:${flags.join("+")}` : "";
+    const signature = flags.length ? `${language()}:${result.id}:${flagSignature(result)}` : "";
     list.hidden = !flags.length;
     if (list.dataset.signature === signature) return;
     list.dataset.signature = signature;
