@@ -1527,9 +1527,10 @@ def review_answer(source: bytes | None, kind: str) -> bytes:
     size = picture.size
     if kind == "blank":
         picture = Image.new("RGB", size, (128, 128, 128))
-    elif kind in ("other", "dup"):  # another picture; "dup" is one stock picture for every source
-        seed = 777 if kind == "dup" else 900 + sum(picture.resize((4, 4)).tobytes())
-        picture = scene(seed, *size)
+    elif kind == "dup":  # one stock picture for every source, at the source's size
+        picture = scene(777, 384, 256).resize(size)
+    elif kind == "other":  # another picture for each source
+        picture = scene(900 + sum(picture.resize((4, 4)).tobytes()), *size)
     elif kind != "same":  # a plausible edit: warmer, with a red disc added; "squeeze" then squeezes it
         picture = Image.merge("RGB", [band.point(lambda v, g=g: min(255, int(v * g)))
                                       for band, g in zip(picture.split(), (1.15, 1.0, 0.8))])

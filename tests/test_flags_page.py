@@ -60,16 +60,6 @@ def test_the_results_still_waiting_for_a_look_are_counted(page):
     assert helpers(page, f"[f.uncheckedCount({TASKS}), f.uncheckedCount([])]") == [1, 0]
 
 
-def test_a_result_looked_at_since_the_last_answer_is_newly_checked(page):
-    seen = helpers(page, """(() => {
-        const task = (...checked) => ({results: checked.map((flags_checked, i) => ({id: `r${i}`, flags_checked}))});
-        return [f.newlyChecked(task(false), task(true)), f.newlyChecked(task(false), task(false)),
-                f.newlyChecked(task(true), task(true)), f.newlyChecked(task(true, false), task(true, true)),
-                f.newlyChecked(task(false), task()), f.newlyChecked(task(), task(true))];
-    })()""")
-    assert seen == [True, False, False, True, False, False]
-
-
 def test_a_changed_reason_changes_the_signature_the_chips_redraw_on(page):
     signatures = helpers(page, """[
         {flags: ['near_duplicate'], flag_reasons: {near_duplicate: 'the same picture as task #2'}},

@@ -1968,7 +1968,7 @@ def test_a_save_writes_every_pair_with_the_template_into_the_runs_folder_and_ask
 
 FLAGSET = Path(__file__).resolve().parent.parent / "bench" / "flagset" / "photos"
 # review_mix answers each source by this plan, in the order the sources arrive (concurrency 1: task order).
-# The two duplicates are square sources (camera.jpg, grass.jpg), as their stock picture is drawn at the source's size.
+# One stock picture answers both duplicates (camera.jpg, grass.jpg), resized to each source.
 REVIEW_PLAN = ("edit", "blank", "dup", "other", "same", "squeeze", "edit", "dup")
 # The flag each kind must raise (a result may carry more: a duplicate is also unrelated to its source).
 EXPECTED_FLAG = [None, "blank", "near_duplicate", "unrelated", "unchanged", "off_size", None, "near_duplicate"]

@@ -133,7 +133,7 @@ PLAN = "edit~blank~same~other~dup~squeeze~dup~edit"
 def test_a_run_gets_its_flags_in_the_background_and_lists_filters_and_selects_by_them(app, client, fake, tmp_path):
     run_id = _start(client, fake, _photo_folder(tmp_path / "src", 8), PLAN)
     listing = _settled(app, client, run_id)
-    assert all(r["flags_checked"] for t in listing["tasks"] for r in t["results"])
+    assert all(r["flags_checked"] for t in listing["tasks"] for r in t["results"]) and listing["review_flags"] is True
     assert _flags_by_source(client, run_id) == {
         "astronaut": [], "cat": ["blank"], "coffee": ["unchanged"], "rocket": ["unrelated"],
         "camera": ["unrelated", "near_duplicate"], "coins": ["off_size"], "clock": ["unrelated", "near_duplicate"],
@@ -252,6 +252,6 @@ def test_review_flags_off_leaves_results_unchecked(tmp_path, fake):
         run_id = _start(client, fake, _photo_folder(tmp_path / "src", 2), "blank~same")
         listing = _settled(app, client, run_id)
         assert [r["flags_checked"] for t in listing["tasks"] for r in t["results"]] == [False, False]
-        assert listing["flag_counts"]["any"] == 0
+        assert listing["flag_counts"]["any"] == 0 and listing["review_flags"] is False
     finally:
         app.extensions["console.engine"].close()

@@ -159,6 +159,7 @@ def run_tasks(run_id: str):
     )
     answer.update(live)
     answer["progress"] = store().progress(run_id)
+    answer["review_flags"] = settings().review_flags  # off: results stay unchecked, nothing is being looked at
     if not since or answer["tasks"] or answer["removed"]:  # an unchanged poll keeps the counts it had
         answer["flag_counts"] = store().flag_counts(run_id)
     if not since:  # the run is being opened: results stored before the flags existed are looked at once

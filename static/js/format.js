@@ -61,12 +61,6 @@ export function uncheckedCount(tasks) {
   return count;
 }
 
-/** Return true when a result of `before` not looked at yet has been looked at in `after` (the same task, later). */
-export function newlyChecked(before, after) {
-  const waiting = new Set(before.results.filter((r) => r.flags_checked === false).map((r) => r.id));
-  return waiting.size > 0 && after.results.some((r) => waiting.has(r.id) && r.flags_checked);
-}
-
 /** Return `ids` (sorted by index) with the flagged tasks first, each part keeping its order. */
 export function flaggedFirst(ids, tasks) {
   const flagged = [];

@@ -5,7 +5,7 @@ import { onAddressChange, parseAddress, writeAddress } from "./address.js";
 import { fetchJSON, onAccess, onConnection, urls } from "./api.js";
 import { initDraft } from "./draft.js";
 import {
-  clockTime, duration, flaggedFirst, hasFlag, insertSorted, matches, newlyChecked, oneDecimal, uncheckedCount, unreviewed,
+  clockTime, duration, flaggedFirst, hasFlag, insertSorted, matches, oneDecimal, uncheckedCount, unreviewed,
 } from "./format.js";
 import { CARD_SIZES, TaskGrid } from "./grid.js";
 import { guideKnowsRuns, initGuide } from "./guide.js";
@@ -39,7 +39,7 @@ const state = {
   running: false,
   progress: null,
   flagCounts: {}, // results carrying each flag, and "any", as the server counted them last
-  flagsLooking: false, // a result was seen waiting for its look, then looked at: the flags are on
+  flagsLooking: false, // the server looks at results for flags (REVIEW_FLAGS is on)
   runs: [],
   filters: { status: "", q: "", selection: "", hasResults: false, unsaved: false, flag: "", flaggedFirst: false },
   pollTimer: null,
@@ -100,6 +100,7 @@ async function selectRun(runId, { push = false } = {}) {
     if (!page || generation !== state.generation) return;
     if (offset === 0) state.rev = page.rev;
     state.flagCounts = page.flag_counts || state.flagCounts;
+    state.flagsLooking = page.review_flags !== false;
     merge(page.tasks, []);
     showProgress(page);
     if (offset + PAGE >= page.total) break;
@@ -126,6 +127,7 @@ async function poll() {
     if (generation !== state.generation) return;
     state.rev = answer.rev;
     state.flagCounts = answer.flag_counts || state.flagCounts; // an unchanged poll carries none
+    state.flagsLooking = answer.review_flags !== false; // REVIEW_FLAGS=0: nothing is being looked at
     if (answer.tasks.length || answer.removed.length) merge(answer.tasks, answer.removed);
     showProgress(answer);
   } catch (err) {
@@ -139,7 +141,6 @@ function merge(changed, removed) {
   let membership = removed.length > 0;
   for (const task of changed) {
     const known = state.tasks.get(task.id);
-    if (known && !state.flagsLooking) state.flagsLooking = newlyChecked(known, task);
     state.tasks.set(task.id, task);
     if (!known) {
       insertSorted(state.order, state.tasks, task);
