@@ -61,13 +61,15 @@ def test_kill_9_mid_run_then_restart_and_resume(tmp_path, fake):
         assert "running" not in statuses and "pending" not in statuses
         interrupted = [t for t in listing["tasks"] if t["status"] == "stopped"]
         assert interrupted and all(t["error"] == "interrupted" for t in interrupted)
-        done_before = {t["id"]: t["results"] for t in listing["tasks"] if t["status"] == "done"}
+        # A result's review flags may grow later (a later result duplicates it): compare what was stored.
+        kept = lambda results: [{k: v for k, v in r.items() if not k.startswith("flag")} for r in results]  # noqa: E731
+        done_before = {t["id"]: kept(t["results"]) for t in listing["tasks"] if t["status"] == "done"}
         assert second.post(f"/api/runs/{run_id}/resume").json()["queued"] == len(interrupted)
         final = second.wait_idle(run_id)
         assert final["progress"]["done"] == 24
         for task in final["tasks"]:
             if task["id"] in done_before:
-                assert task["results"] == done_before[task["id"]]  # nothing lost, nothing redone
+                assert kept(task["results"]) == done_before[task["id"]]  # nothing lost, nothing redone
             for result in task["results"]:
                 assert second.get(f"/api/results/{result['id']}/image").status_code == 200
     finally:
