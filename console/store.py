@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from .schema import MIGRATIONS
 from .store_flags import FlagQueries, shown_flags
+from .store_pilot import PilotQueries
 from .store_progress import STATUSES, ProgressQueries
 from .store_saves import SaveQueries, chunks
 from .store_selection import SelectionQueries, task_filter
@@ -93,7 +94,7 @@ class NewTask:
     overrides: dict[str, Any] | None = None
 
 
-class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries):
+class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQueries):
     """The SQLite database of runs, tasks, results and attempts."""
 
     def __init__(self, path: Path) -> None:
@@ -170,11 +171,12 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries):
 
     def create_run(self, input_path: str, recursive: bool, prompt: str, profile: dict[str, Any],
                    sources: Sequence[tuple[str, str] | NewTask], *, mode: str = "edit",
-                   spec: dict[str, Any] | None = None) -> str:
+                   spec: dict[str, Any] | None = None, held: frozenset[int] = frozenset()) -> str:
         """Create a run with one pending task per source, a (name, path) pair or a NewTask; return its id.
 
         `mode` is how the tasks were made (edit, generate, table) and `spec` what they were made
-        from (variables, table path, reference folders), kept for the page and for exports.
+        from (variables, table path, reference folders), kept for the page and for exports; the
+        tasks at the indices in `held` are stored held (a pilot's rest), not pending.
         """
         if mode not in RUN_MODES:
             raise ValueError(f"unknown run mode {mode!r}")
@@ -187,11 +189,11 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries):
                        (run_id, time.time(), input_path, int(recursive), prompt, json.dumps(profile), len(tasks),
                         mode, json.dumps(spec) if spec is not None else None))
             db.executemany(
-                "INSERT INTO tasks (id, run_id, idx, source_name, source_path, prompt, rev, refs, output_name, overrides) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO tasks (id, run_id, idx, source_name, source_path, prompt, rev, refs, output_name, overrides, "
+                "status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 ((new_id("t"), run_id, index, task.name, task.path, prompt if task.prompt is None else task.prompt, rev,
                   json.dumps(list(task.references)) if task.references else None, task.output_name,
-                  json.dumps(task.overrides) if task.overrides else None)
+                  json.dumps(task.overrides) if task.overrides else None, "held" if index in held else "pending")
                  for index, task in enumerate(tasks)),
             )
         return run_id

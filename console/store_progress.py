@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 RATE_WINDOW_S = 300.0  # a running run's rate counts the tasks finished in the last five minutes
-STATUSES = ("pending", "running", "done", "failed", "stopped")
+STATUSES = ("pending", "running", "done", "failed", "stopped", "held")  # held: a pilot's rest, not queued
 
 
 class ProgressQueries:

@@ -24,6 +24,7 @@ from ..scan import ScanError, ScanResult, scan
 from ..settings import Settings
 from ..sources import Plan, RunSpec, SourceProblem
 from ..store import NewTask, Store
+from ..store_pilot import pilot_sample
 from ..upstream import (ProfileProblem, UpstreamClient, UpstreamError, input_limit, make_http_client,
                         too_many_images)
 from .bridge import LoopBridge
@@ -162,20 +163,24 @@ class Engine:
         run_id, count, _ = self.start_run(RunSpec(input_path=input_path, recursive=recursive, prompt=prompt), overrides)
         return run_id, count
 
-    def start_run(self, spec: RunSpec, overrides: dict[str, Any] | None = None) -> tuple[str, int, dict[str, Any]]:
+    def start_run(self, spec: RunSpec, overrides: dict[str, Any] | None = None,
+                  pilot: int | None = None) -> tuple[str, int, dict[str, Any]]:
         """Make the tasks `spec` describes (edit, generate or table), store the run and start it.
 
         Every source is checked before anything is stored or sent: a bad row, a missing sidecar
         or reference, or a task with more input images than the profile's mode takes refuses
-        the whole run, each one listed (issue 10). Return (run id, task count, notes).
+        the whole run, each one listed (issue 10). With `pilot` N, only N tasks spread over the
+        run are queued and the rest are held until `release_pilot`. Return (run id, task count, notes).
         """
         profile = self.profile_for(overrides)
         self.check_profile(profile)
         self._room_to_write()
         plan = self.plan(spec)
         _check_image_counts(plan, profile)
+        count = len(plan.tasks)
+        held = frozenset(range(count)) - frozenset(pilot_sample(count, pilot)) if pilot else frozenset()
         run_id = self.store.create_run(plan.input_path, spec.recursive, plan.prompt, profile.to_dict(mask_key=False),
-                                       plan.tasks, mode=spec.mode, spec=plan.spec)
+                                       plan.tasks, mode=spec.mode, spec=plan.spec, held=held)
         self._enqueue(run_id, self.store.task_ids(run_id, ["pending"]), profile)
         return run_id, len(plan.tasks), plan.notes
 
@@ -297,6 +302,34 @@ class Engine:
         ids = self.store.task_ids(run_id, ["failed"])
         self.store.set_status(ids, "pending", only_from=("failed",))
         return self._enqueue(run_id, ids, profile)
+
+    @_one_control_at_a_time
+    def release_pilot(self, run_id: str, prompt: str | None = None,
+                      overrides: dict[str, Any] | None = None) -> dict[str, int]:
+        """Queue a pilot run's held tasks, with an edited prompt and profile if given; return `queued` and `prompted`.
+
+        The prompt goes to the held tasks that use the run's prompt; tasks with a prompt of their
+        own (a sidecar caption, a table row, the prompt's variables) keep it. The pilot's tasks
+        are not queued again. Conflict when nothing is held.
+        """
+        run = self.store.run(run_id)
+        if run is None:
+            raise NotFound(f"no run {run_id}")
+        held, plain = self.store.held_count(run_id)
+        if not held:
+            raise Conflict("this run has no held tasks: every task was already queued")
+        if prompt is not None:
+            if not prompt.strip():
+                raise EngineError("'prompt' is empty")
+            if prompt != run["prompt"] and not plain:
+                raise EngineError("'prompt' cannot change these tasks: each held task has a prompt of its own "
+                                  "(a sidecar caption, a table row or the prompt's variables); release them "
+                                  "without a prompt, or retry tasks one by one with a new prompt")
+        self._room_to_write()
+        profile = self._use_overrides(run_id, overrides)
+        released = self.store.release_held(run_id, prompt)
+        queued = self._enqueue(run_id, released["ids"], profile)
+        return {"queued": queued, "prompted": released["prompted"]}
 
     @_one_control_at_a_time
     def retry_task(self, task_id: str, keep_results: bool = True, overrides: dict[str, Any] | None = None,

@@ -76,6 +76,7 @@ def _found(item: dict[str, Any] | None, kind: str, key: str) -> dict[str, Any]:
 @bp.post("/api/scan")
 def scan_preview():
     body = json_body()
+    sources_api.check_fields(body, "a scan preview")  # the run form's fields: a misspelt one is named
     recursive = _field(body, "recursive", bool, False)
     found = sources_api.scan_folder(_field(body, "input_path", str, required=True), recursive)
     names = found.names[:SAMPLE_NAMES]
@@ -95,7 +96,8 @@ def scan_preview():
 @bp.post("/api/runs")
 def create_run():
     body = json_body()
-    run_id, count, notes = engine().start_run(sources_api.run_spec(body), _overrides(body))
+    run_id, count, notes = engine().start_run(sources_api.run_spec(body), _overrides(body),
+                                              pilot=sources_api.pilot_size(body))
     return {"run_id": run_id, "task_count": count, **notes}, 201
 
 
@@ -235,6 +237,19 @@ def resume_run(run_id: str):
 @bp.post("/api/runs/<run_id>/retry-failed")
 def retry_failed(run_id: str):
     return {"ok": True, "queued": engine().retry_failed(run_id, _overrides(json_body(required=False)))}
+
+
+RELEASE_KEYS = ("prompt", "api")
+
+
+@bp.post("/api/runs/<run_id>/release")
+def release_run(run_id: str):
+    """Queue a pilot run's held tasks, with the body's edited prompt and profile overrides if given."""
+    _run_or_404(run_id)
+    body = json_body(required=False)
+    sources_api.check_fields(body, "a release", RELEASE_KEYS)
+    answer = engine().release_pilot(run_id, sources_api.optional_string(body, "prompt"), _overrides(body))
+    return {"ok": True, **answer}
 
 
 @bp.delete("/api/runs/<run_id>")

@@ -55,6 +55,11 @@ def _string(body: dict[str, Any], name: str, default: str = "") -> str:
     return _text(value, name)
 
 
+def optional_string(body: dict[str, Any], name: str) -> str | None:
+    """Return a body's optional text field, or None; 400 unless it is a string of valid text."""
+    return None if body.get(name) is None else _string(body, name)
+
+
 def _text(value: str, name: str) -> str:
     """Return `value`; 400 when it holds a lone surrogate (JSON allows the escape; nothing can store it)."""
     if not is_text(value):
@@ -74,8 +79,37 @@ def path_list(body: dict[str, Any], name: str) -> tuple[str, ...]:
     return tuple(_text(item, f"{name}[{number}]") for number, item in enumerate(value, start=1) if item.strip())
 
 
+# Every field a run body may carry; anything else is refused, so a misspelt field is never
+# ignored while the whole folder is paid for. Fields named in NOT_YET are known but not built.
+RUN_FIELDS = ("mode", "input_path", "recursive", "prompt", "sidecar", "reference_dirs", "variables", "count",
+              "reference_paths", "table_path", "api", "pilot")
+NOT_YET = {"budget": "'budget' is not available yet: budgets are not built in this version; start the run without it"}
+
+
+def check_fields(body: dict[str, Any], what: str, accepted: tuple[str, ...] = RUN_FIELDS) -> None:
+    """Refuse (400) a body with fields outside `accepted`, naming them and listing the accepted ones."""
+    for name, reason in NOT_YET.items():
+        if name in body and name not in accepted:
+            raise ApiError(reason)
+    unknown = sorted(set(body) - set(accepted))
+    if unknown:
+        names = ", ".join(repr(name) for name in unknown)
+        raise ApiError(f"unknown field{'s' if len(unknown) > 1 else ''} {names}: {what} takes {', '.join(accepted)}")
+
+
+def pilot_size(body: dict[str, Any]) -> int | None:
+    """Return a run body's `pilot` (how many tasks to try first), or None; 400 unless a whole number >= 1."""
+    pilot = body.get("pilot")
+    if pilot is None:
+        return None
+    if isinstance(pilot, bool) or not isinstance(pilot, int) or pilot < 1:
+        raise ApiError(f"'pilot' must be a whole number of tasks to try first, at least 1; got {shown(repr(pilot))[:40]}")
+    return pilot
+
+
 def run_spec(body: dict[str, Any]) -> RunSpec:
-    """Return the run spec of a `POST /api/runs` body, its types checked (400 naming the field)."""
+    """Return the run spec of a `POST /api/runs` body, its fields and types checked (400 naming the field)."""
+    check_fields(body, "a run")
     mode = _string(body, "mode", "edit")
     if mode not in RUN_MODES:
         raise ApiError(f"'mode' must be one of {', '.join(RUN_MODES)}; got {mode!r}")
