@@ -1559,3 +1559,129 @@ def review_mix(ctx: Ctx) -> None:
     found = _first_data_url(ctx.req.json) if ctx.req.json is not None else None
     source = base64.b64decode(found.split(",", 1)[1]) if found else None
     answer_g3(ctx, md("data:image/jpeg;base64," + b64(review_answer(source, plan[order % len(plan)]))))
+
+
+# --------------------------------------------------------------------------- what each call used and cost (spend)
+
+OPENROUTER_MODEL = "google/gemini-2.5-flash-image"
+GPT_IMAGE_USAGE = {"input_tokens": 1240, "input_tokens_details": {"text_tokens": 50, "image_tokens": 1190},
+                   "output_tokens": 4160, "total_tokens": 5400}
+RESPONSES_IMAGE_USAGE = {"input_tokens": 1500,
+                         "input_tokens_details": {"cached_tokens": 0, "text_tokens": 310, "image_tokens": 1190},
+                         "output_tokens": 1531, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 3031}
+
+
+def _edited_or_stock(ctx: Ctx) -> bytes:
+    """Return a recoloured copy of the request's source, or of a stock photo when it has none."""
+    import base64  # local: the rest of this module only encodes (b64)
+
+    found = _first_data_url(ctx.req.json) if ctx.req.json is not None else None
+    return restyled(base64.b64decode(found.split(",", 1)[1]) if found else photo(256, fmt="PNG"), 0)
+
+
+def openrouter_usage(ctx: Ctx) -> dict[str, Any]:
+    """Return OpenRouter's usage object: tokens with their details, and `cost` in credits (USD)."""
+    return {"prompt_tokens": int(ctx.opt("prompt", 1300)), "completion_tokens": int(ctx.opt("completion", 1290)),
+            "total_tokens": int(ctx.opt("prompt", 1300)) + int(ctx.opt("completion", 1290)),
+            "cost": ctx.opt("cost", 0.0387), "is_byok": False,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "cost_details": {"upstream_inference_cost": None, "upstream_inference_prompt_cost": 0.0004,
+                             "upstream_inference_completions_cost": 0.0383},
+            "completion_tokens_details": {"reasoning_tokens": 0, "image_tokens": int(ctx.opt("completion", 1290))}}
+
+
+@scenario("openrouter", lambda options: [], sources=True)
+def openrouter(ctx: Ctx) -> None:
+    """OpenRouter chat completions for an image model: the image in `message.images` (a data URL), `usage.cost` in
+    the final chunk (streamed, after `: OPENROUTER PROCESSING` comments) or in the JSON answer.
+
+    `cost=X` (default 0.0387), `prompt=N`, `completion=N` set the usage; `fail=1` makes the first call of each
+    source fail mid-stream as OpenRouter does (an `error` chunk with finish_reason "error", code server_error)
+    after reporting what it used, so the retry and the paid failure both count; `s` waits first (default 0).
+    `nocost=1` leaves `cost` out (a gateway that reports tokens only).
+    """
+    if ctx.wait(ctx.opt("s", 0)):
+        return
+    order, before = ctx.source or (0, 0)
+    usage = openrouter_usage(ctx)
+    if ctx.opts.get("nocost") == "1":
+        del usage["cost"], usage["cost_details"]
+    cid = f"gen-{CREATED}-{secrets.token_hex(10)}"
+    head = {"id": cid, "provider": "Google", "model": OPENROUTER_MODEL, "object": "chat.completion.chunk",
+            "created": CREATED}
+    if ctx.opts.get("fail") == "1" and before == 0:
+        error = {**head, "error": {"code": "server_error", "message": "Provider disconnected unexpectedly"},
+                 "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}], "usage": usage}
+        return ctx.send_stream([b": OPENROUTER PROCESSING\n\n", sse_frame(compact_json(error)), DONE])
+    image = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{b64(_edited_or_stock(ctx))}"},
+             "index": 0}
+    if not ctx.stream_flag(False):
+        message = {"role": "assistant", "content": "", "refusal": None, "reasoning": None, "images": [image]}
+        return ctx.send_json(200, compact_json({**head, "object": "chat.completion", "choices": [
+            {"logprobs": None, "finish_reason": "stop", "native_finish_reason": "STOP", "index": 0,
+             "message": message}], "usage": usage}))
+    chunks = [{**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "", "images": [image]},
+                                    "finish_reason": None, "native_finish_reason": None, "logprobs": None}]},
+              {**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                    "finish_reason": "stop", "native_finish_reason": "STOP", "logprobs": None}]},
+              {**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None,
+                                    "native_finish_reason": None, "logprobs": None}], "usage": usage}]
+    ctx.send_stream([b": OPENROUTER PROCESSING\n\n", *(sse_frame(compact_json(c)) for c in chunks), DONE])
+
+
+@scenario("litellm_cost", lambda options: [], sources=True)
+def litellm_cost(ctx: Ctx) -> None:
+    """A LiteLLM proxy: what the call cost in the `x-litellm-response-cost` header (`cost=X`, default 0.04), no
+    usage in the body. Images endpoints answer images JSON, others a chat completion (streamed when asked)."""
+    headers = [("x-litellm-response-cost", f"{ctx.opt('cost', 0.04)}"), ("x-litellm-model-id", "b0f6c3e1"),
+               ("x-litellm-call-id", str(uuid.uuid4())), ("x-litellm-version", "1.74.9")]
+    picture = b64(_edited_or_stock(ctx))
+    if "/images/" in ctx.endpoint:
+        return ctx.send_json(200, compact_json({"created": CREATED, "data": [{"b64_json": picture}]}), headers)
+    content = md(f"data:image/png;base64,{picture}")
+    if ctx.stream_flag(True):
+        cid = g3_id()
+        frames = [sse_frame(compact_json({"id": cid, "object": "chat.completion.chunk", "created": CREATED,
+                                          "model": "gpt-image-1", "choices": [{"index": 0, "delta": delta,
+                                                                               "finish_reason": finish}]}))
+                  for delta, finish in (({"role": "assistant", "content": content}, None), ({}, "stop"))]
+        return ctx.send_stream([*frames, DONE], headers=headers)
+    ctx.send_json(200, compact_json({"id": g3_id(), "object": "chat.completion", "created": CREATED,
+                                     "model": "gpt-image-1", "choices": [{"index": 0, "finish_reason": "stop",
+                                                                          "message": {"role": "assistant",
+                                                                                      "content": content}}]}),
+                  headers)
+
+
+@scenario("images_usage", ["red_png"])
+def images_usage(ctx: Ctx) -> None:
+    """OpenAI's images API for gpt-image-1 with its token usage split into text and image input tokens: JSON, or
+    streamed (`stream` in the request) as a partial image then `image_edit.completed` / `image_generation.completed`
+    carrying the usage."""
+    if not ctx.stream_flag(False):
+        return ctx.send_json(200, compact_json({"created": CREATED, "data": [{"b64_json": b64(IMAGES["red_png"])}],
+                                                "background": "opaque", "output_format": "png", "quality": "low",
+                                                "size": "1024x1024", "usage": GPT_IMAGE_USAGE}))
+    kind = "image_edit" if ctx.endpoint == "/v1/images/edits" else "image_generation"
+    partial = {"type": f"{kind}.partial_image", "b64_json": b64(IMAGES["preview_a_png"]), "created_at": CREATED,
+               "size": "1024x1024", "quality": "low", "background": "opaque", "output_format": "png",
+               "partial_image_index": 0}
+    completed = {"type": f"{kind}.completed", "b64_json": b64(IMAGES["red_png"]), "created_at": CREATED,
+                 "size": "1024x1024", "quality": "low", "background": "opaque", "output_format": "png",
+                 "usage": GPT_IMAGE_USAGE}
+    ctx.send_stream([sse_frame(compact_json(e), event=e["type"]) for e in (partial, completed)])
+
+
+@scenario("responses_usage", ["cyan_png"])
+def responses_usage(ctx: Ctx) -> None:
+    """OpenAI's Responses API with the image tool and usage split into text and image input tokens: a whole Response,
+    or streamed (`stream` in the request) with the usage on `response.completed` only."""
+    done = official_image_item("completed", b64(IMAGES["cyan_png"]))
+    whole = {**official_response("completed", [done]), "usage": RESPONSES_IMAGE_USAGE}
+    if not ctx.stream_flag(False):
+        return ctx.send_json(200, compact_json(whole))
+    events = [{"type": "response.created", "response": official_response("in_progress", [])},
+              {"type": "response.output_item.done", "output_index": 0, "item": done},
+              {"type": "response.completed", "response": whole}]
+    ctx.send_stream([sse_frame(compact_json({**e, "sequence_number": n}), event=e["type"])
+                     for n, e in enumerate(events)])

@@ -27,6 +27,7 @@ from .fetch import ResultImage
 from .payload import Request, Source, input_limit, too_many_images
 from .policy import check_profile
 from .retry import backoff_s, is_key_refused, is_quota, is_rate_limit
+from .usage import PRICE_FIELDS, Usage, priced
 
 __all__ = [
     "backoff_s",
@@ -40,6 +41,8 @@ __all__ = [
     "is_quota",
     "is_rate_limit",
     "make_http_client",
+    "PRICE_FIELDS",
+    "priced",
     "ProfileProblem",
     "Request",
     "ResponseError",
@@ -53,4 +56,5 @@ __all__ = [
     "TransportError",
     "UpstreamClient",
     "UpstreamError",
+    "Usage",
 ]

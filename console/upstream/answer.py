@@ -15,6 +15,7 @@ from typing import Any
 from . import gemini
 from .errors import ResponseError, StreamError
 from .extract import ImageRef, ref_from_field, refs_from_text, unique
+from .usage import UsageReader
 
 _PARTIAL_STAGES = ("preview", "medium")
 MAX_IMAGE_REFS = 64  # images one answer may bring (n is at most 10; gateways repeat some)
@@ -37,6 +38,7 @@ class AnswerParser:
         self.notes: list[str] = []
         self.warnings: list[str] = []  # images the API says failed, while others may have come
         self.refusal: tuple[str, str] | None = None  # Gemini: (reason code, message) when it declined
+        self.usage = UsageReader()  # tokens and cost, whatever the shape (read before any error it holds)
 
     def feed(self, obj: Any, event: str | None = None) -> None:
         """Take one decoded JSON payload; raise StreamError if it reports a failure."""
@@ -44,6 +46,7 @@ class AnswerParser:
         if not isinstance(obj, dict):
             self.notes.append(f"ignored a non-object payload ({type(obj).__name__})")
             return
+        self.usage.read(obj)
         kind = obj.get("type")
         if kind == _IMAGE_FAILED or event == _IMAGE_FAILED:
             self._image_failed(obj)

@@ -29,6 +29,7 @@ from .payload import Request, Source, build, build_headers, resolve_mode, split_
 from .proxy import HttpClients, proxy_for
 from .retry import parse_retry_after, retrying
 from .sse import SSEDecoder
+from .usage import Usage
 
 CONNECT_TIMEOUT_S = 15.0
 WRITE_TIMEOUT_S = 120.0
@@ -45,6 +46,7 @@ class CallOutcome:
     attempts: int
     endpoint: str
     warnings: list[str] = field(default_factory=list)
+    usage: Usage | None = None  # what the last attempt used and cost, as the answer reported it
 
 
 def make_http_client(max_connections: int = 256) -> httpx.AsyncClient:
@@ -102,6 +104,7 @@ class UpstreamClient:
         rate_limits: bool = True,
         keep: Callable[[ResultImage], Any] | None = None,
         answered: Callable[[], Awaitable[Any]] | None = None,
+        on_usage: Callable[[int, Usage], Any] | None = None,
     ) -> CallOutcome:
         """Send a prepared request, retrying per the policy; raise an UpstreamError when it fails.
 
@@ -125,7 +128,11 @@ class UpstreamClient:
             try:
                 outcome = await self._attempt(request, profile, debug, keep, answered)
             except UpstreamError as exc:
+                if on_usage is not None and exc.usage is not None:
+                    on_usage(attempt, exc.usage)
                 raise deployment.explain(exc) from None  # a router's cooldown stands for the failure before it
+            if on_usage is not None and outcome.usage is not None:
+                on_usage(attempt, outcome.usage)
             deployment.succeeded()
             outcome.attempts = attempt
             return outcome
@@ -201,21 +208,41 @@ class UpstreamClient:
                 parser, status = await self._send(request, profile, debug, share)
         except TimeoutError:
             raise TimeoutError_(f"no complete answer within {profile.timeout_s:g}s") from None
+        try:
+            return await self._images(request, profile, debug, share, keep, answered, parser, status)
+        except UpstreamError as exc:
+            if exc.usage is None:  # the answer was read: the call is paid even though it brought no image
+                exc.usage = parser.usage.usage(0)
+            raise
+
+    async def _images(self, request: Request, profile: ApiProfile, debug: DebugLog, share: Share,
+                      keep: Callable[[ResultImage], Any] | None, answered: Callable[[], Awaitable[Any]] | None,
+                      parser: AnswerParser, status: int) -> CallOutcome:
+        """Turn a read answer into verified images; a ResponseError when it holds none."""
         refs = parser.refs()
         debug.note(f"answer: {len(parser.text())} chars of text, {len(refs)} image reference(s), "
                    f"{parser.partial_images} partial image(s) ignored")
+        usage = parser.usage.usage(len(refs))
+        if parser.usage.seen:
+            debug.note(f"usage: {_usage_note(usage)}")
         for note in parser.notes[:20]:
             debug.note(f"  parse: {note}")
         if not refs:
             # A refusal (Gemini's blockReason or finishReason, Seedream's failed images) is final: not retried.
             reason = parser.refusal[0] if parser.refusal else ""
-            raise ResponseError(_no_image_message(parser), http_status=status, kind="refusal" if reason else "",
-                                code=reason)
+            error = ResponseError(_no_image_message(parser), http_status=status, kind="refusal" if reason else "",
+                                  code=reason)
+            error.usage = usage
+            raise error
         if answered is not None and all(ref.origin != "url" for ref in refs):
             await answered()
-        images, warnings = await self._materialize(refs, request.url, profile, debug, share, keep)
+        try:
+            images, warnings = await self._materialize(refs, request.url, profile, debug, share, keep)
+        except UpstreamError as exc:
+            exc.usage = usage  # the images were made (and paid for) even if none could be used
+            raise
         said = parser.warnings or ([parser.refusal[1]] if parser.refusal else [])
-        return CallOutcome(images, parser.text(), status, 0, request.url, said + warnings)
+        return CallOutcome(images, parser.text(), status, 0, request.url, said + warnings, usage)
 
     async def _send(self, request: Request, profile: ApiProfile, debug: DebugLog,
                     share: Share) -> tuple[AnswerParser, int]:
@@ -231,9 +258,15 @@ class UpstreamClient:
                 files=request.files or None, data=request.form or None, timeout=timeout,
             ) as answer:
                 debug.response(answer.status_code, answer.headers)
-                await self._check_status(answer, debug)
                 parser = AnswerParser()
-                await self._read_answer(answer, parser, debug, share)
+                parser.usage.header(answer.headers)
+                try:
+                    await self._check_status(answer, debug)
+                    await self._read_answer(answer, parser, debug, share)
+                except UpstreamError as exc:
+                    if parser.usage.seen:  # the gateway said what the failed call used (LiteLLM's cost header)
+                        exc.usage = parser.usage.usage()
+                    raise
                 return parser, answer.status_code
         except httpx.TimeoutException as exc:
             raise TimeoutError_(f"{_timeout_kind(exc)} timeout after {profile.timeout_s:g}s") from None
@@ -413,6 +446,12 @@ def _no_image_message(parser: AnswerParser) -> str:
     if refused:
         return f"{refused.rstrip('.')}; the API said: {excerpt}"
     return f"no image in the answer; the API said: {excerpt}"
+
+
+def _usage_note(usage: Usage) -> str:
+    said = {name: value for name, value in usage.to_dict().items() if value is not None}
+    return ", ".join(f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}"
+                     for name, value in said.items())
 
 
 def _timeout_kind(exc: httpx.TimeoutException) -> str:

@@ -32,6 +32,7 @@ class UpstreamError(Exception):
         self.code = code
         self.not_submitted = not_submitted  # the gateway says nothing reached the provider (not billed)
         self.attempts = 0  # set by the retry loop when it gives up
+        self.usage = None  # what the failed attempt used, when an answer reported it (a paid refusal)
 
     def __str__(self) -> str:
         return self.message
