@@ -2082,3 +2082,62 @@ def test_review_flags_filter_sort_select_and_view(page, server, fake, tmp_path):
     assert page.locator("[data-testid=flag-filter] option[value=blank]").inner_text() == "空白（1）"
     assert page.locator("[data-testid=task-card] .result [data-flag=blank]").inner_text() == "空白"
     page.click("[data-testid=lang-switch]")
+
+
+# --------------------------------------------------------------------------- a pilot, then the rest
+
+
+def test_try_on_3_first_then_run_the_rest_with_an_edited_prompt(page, server, fake, tmp_path):
+    page.set_viewport_size({"width": 1366, "height": 768})
+    names = [f"photo{number:02d}.{'jpg' if number % 3 == 2 else 'png'}" for number in range(1, 10)]
+    fill_profile(page, fake.url("g3_stream_dataurl", CHAT), "sk-pilot-1")
+    pick_folder(page, make_photos(tmp_path / "photos", MIXED[:9]), 9)
+    page.fill("[data-testid=pilot-input]", "3")
+    run_id = start_run(page, "make the sky purple")
+    first = idle(server, run_id)
+    assert (first["progress"]["done"], first["progress"]["held"]) == (3, 6)
+    assert [t["source_name"] for t in first["tasks"] if t["status"] == "done"] == [names[0], names[3], names[6]]
+    wait_chip(page, "done", 3)
+    wait_chip(page, "held", 6)
+    rest = page.locator("[data-testid=run-rest]")
+    rest.wait_for(state="visible")
+    assert rest.inner_text() == "Run the rest (6)"
+    assert cards(page, "held").count() == 6 and len(image_calls(fake)) == 3
+
+    # The review: the Done chip shows the pilot's three, each with its result.
+    page.click("#counts [data-status=done]")
+    wait_names(page, [names[0], names[3], names[6]])
+    assert page.locator("[data-testid=task-card] .result").count() == 3 * len(fake.expected("g3_stream_dataurl"))
+    page.screenshot(path=str(ARTIFACTS / "journey_pilot_review_1366.png"))
+    page.click("#counts [data-status='']")
+
+    # Run the rest with an edited prompt: the dialog opens with the run's prompt.
+    rest.click()
+    dialog = page.locator("[data-testid=release-dialog]")
+    dialog.wait_for(state="visible")
+    assert page.input_value("[data-testid=release-prompt]") == "make the sky purple"
+    assert "6 tasks are held; 3 already tried." in dialog.inner_text()
+    page.fill("[data-testid=release-prompt]", "make the sky orange")
+    page.screenshot(path=str(ARTIFACTS / "journey_pilot_release_1366.png"))
+    with page.expect_response(lambda r: r.url.endswith(f"/api/runs/{run_id}/release")) as answer:
+        page.click("[data-testid=release-confirm]")
+    assert answer.value.status == 200 and answer.value.json()["queued"] == 6, answer.value.text()
+    dialog.wait_for(state="hidden")
+    final = wait_all_done(page, server, run_id, 9)
+    rest.wait_for(state="hidden")
+    assert page.locator("#counts [data-status=held]").count() == 0
+
+    # The gateway got the old prompt three times (the pilot, never again) and the new one six times.
+    prompts = [sent_chat(call)[0] for call in image_calls(fake)]
+    assert prompts == ["make the sky purple"] * 3 + ["make the sky orange"] * 6
+    by_task = {t["source_name"]: t["results"][0]["prompt"] for t in final["tasks"]}
+    assert [name for name in names if by_task[name] == "make the sky purple"] == [names[0], names[3], names[6]]
+    page.screenshot(path=str(ARTIFACTS / "journey_pilot_done_1366.png"))
+
+    # The form keeps "Try on N first" in its draft; the labels come in Chinese too.
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.input_value("[data-testid=pilot-input]") == "3"
+    page.click("[data-testid=lang-switch]")
+    assert page.locator("#run-form label.pilot").inner_text().split() == ["先试", "张"]
+    page.click("[data-testid=lang-switch]")

@@ -4,7 +4,7 @@
 
 import { FLAGS } from "./format.js";
 
-const STATUSES = new Set(["", "pending", "running", "done", "failed", "stopped"]);
+const STATUSES = new Set(["", "pending", "running", "done", "failed", "stopped", "held"]);
 const SELECTIONS = new Set(["", "selected", "unselected"]);
 const FLAG_FILTERS = new Set(["", "any", ...FLAGS]);
 

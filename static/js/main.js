@@ -14,6 +14,7 @@ import { initProfilePanel, readProfile, retranslateProfile } from "./profile.js"
 import { initRunPanel, showHistory } from "./runpanel.js";
 import { initSavePanel, openSave, translateSavePanel } from "./savepanel.js";
 import { initSelection } from "./selection.js";
+import { initRelease, showRelease } from "./release.js";
 import { runTitle } from "./sources.js";
 import { $, attempt, confirmed, toast } from "./ui.js";
 import { Viewer } from "./viewer.js";
@@ -24,7 +25,7 @@ const POLL_MS = 1000;
 const POLL_HIDDEN_MS = 5000;
 const RUNS_EVERY_MS = 5000;
 const PAGE = 2000;
-const STATUSES = ["pending", "running", "done", "failed", "stopped"];
+const STATUSES = ["pending", "running", "done", "failed", "stopped", "held"];
 // Without a run to poll, ask /api/health so a stopped server still shows within 5 s (issue 8).
 const HEALTH_MS = 2000;
 const OFFLINE_RETRY_MS = 1000;
@@ -206,12 +207,14 @@ function showProgress(answer) {
   box.querySelector(".bar-done").style.width = `${(100 * p.done) / total}%`;
   box.querySelector(".bar-failed").style.width = `${(100 * p.failed) / total}%`;
   box.dataset.running = String(answer.running);
-  $("counts").replaceChildren(...["", ...STATUSES].map((status) => {
+  // Held (a pilot's rest) shows only when a run has some, or it is the filter in use.
+  const shown = STATUSES.filter((status) => status !== "held" || p.held || state.filters.status === "held");
+  $("counts").replaceChildren(...["", ...shown].map((status) => {
     const chip = document.createElement("button");
     chip.type = "button";
     chip.className = `chip status-${status || "all"}${state.filters.status === status ? " is-active" : ""}`;
     chip.dataset.status = status;
-    chip.textContent = `${t(status || "all")} ${status ? p[status] : p.total}`;
+    chip.textContent = `${t(status || "all")} ${status ? p[status] ?? 0 : p.total}`;
     return chip;
   }));
   const rate = p.rate_per_min ? t("rate", { rate: oneDecimal(p.rate_per_min) }) : "";
@@ -219,6 +222,7 @@ function showProgress(answer) {
   $("rate").textContent = [`${oneDecimal(p.percent)}%`, rate, eta].filter(Boolean).join(" · ");
   showCooling(answer.cooling, answer.running);
   showKeys(answer.keys || []);
+  showRelease(p);
   if (wasRunning !== answer.running) refreshRuns();
 }
 
@@ -448,6 +452,10 @@ function wireRunBar() {
     await attempt(() => fetchJSON(urls.run(state.runId), { method: "PATCH", body: { concurrency } }), t("saved"));
   });
   $("open-save").addEventListener("click", () => openSave({ runId: state.runId }));
+  initRelease(() => state.runId, () => {
+    schedulePoll(0);
+    refreshRuns();
+  });
   $("stop-all").addEventListener("click", async () => {
     if (!confirmed("confirm_stop_all")) return;
     const answer = await attempt(() => fetchJSON("/api/stop", { method: "POST" }));

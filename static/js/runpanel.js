@@ -126,6 +126,12 @@ function showRefusal(mode, err) {
   box.textContent = [(err.data && err.data.summary) || err.message, ...lines].join("\n");
 }
 
+/** The form's "Try on N first" as a body field: none when empty; any other value goes as typed, for the server to judge. */
+function pilotField(form) {
+  const raw = form.elements.pilot.value.trim();
+  return raw ? { pilot: Number(raw) } : {};
+}
+
 /** Wire the run panel; `onStarted(runId)` is called after a run is created. */
 export function initRunPanel(onStarted) {
   const form = $("run-form");
@@ -145,7 +151,7 @@ export function initRunPanel(onStarted) {
     const mode = currentMode();
     button.disabled = true;
     const answer = await attempt(() => fetchJSON("/api/runs", {
-      method: "POST", body: { ...sourceFields(mode), api: readProfile() },
+      method: "POST", body: { ...sourceFields(mode), ...pilotField(form), api: readProfile() },
     }).catch((err) => {
       showRefusal(mode, err);
       throw err;
