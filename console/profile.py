@@ -65,6 +65,9 @@ class ApiProfile:
     # More keys beside `api_key` (issue 12): [{"api_key", "api_url" ("" = the profile's), "concurrency"
     # (None = no cap of its own)}]; calls are spread over all of them, each cooled and parked on its own.
     key_pool: list[dict[str, Any]] = field(default_factory=list)
+    # What calls cost when the gateway does not say (all optional): {"call", "image", "input_mtok",
+    # "input_image_mtok", "output_mtok" (money per call, per image, per million tokens), "currency"}.
+    prices: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], base: "ApiProfile | None" = None) -> "ApiProfile":
@@ -374,6 +377,40 @@ def _key_pool(name: str, value: Any) -> list[dict[str, Any]]:
     return pool
 
 
+PRICES = ("call", "image", "input_mtok", "input_image_mtok", "output_mtok")
+CURRENCY_DEFAULT = "USD"
+_CURRENCY = re.compile(r"[A-Za-z]{3}|[^\s\d]{1,3}")  # a code (USD, CNY) or a short sign ($, ¥, €)
+PRICE_MAX = 1_000_000
+
+
+def _prices(name: str, value: Any) -> dict[str, Any]:
+    """Check the prices: each one money ≥ 0 (or empty), and a currency code or sign."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ProfileError(f"{name} must be an object such as {{\"image\": 0.04, \"currency\": \"USD\"}}")
+    unknown = sorted(set(value) - {*PRICES, "currency"})
+    if unknown:
+        raise ProfileError(f"{name}: unknown field(s) {', '.join(map(str, unknown))} "
+                           f"(expected {', '.join(PRICES)}, currency)")
+    prices: dict[str, Any] = {}
+    for key in PRICES:
+        price = value.get(key)
+        if price is None or price == "":
+            continue
+        if isinstance(price, bool) or not isinstance(price, (int, float)) or price != price:
+            raise ProfileError(f"{name}.{key} must be a number (money, 0 or more); got {price!r}")
+        if not 0 <= price <= PRICE_MAX:
+            raise ProfileError(f"{name}.{key} must be between 0 and {PRICE_MAX}; got {_plain(price)}")
+        prices[key] = float(price)
+    currency = value.get("currency")
+    if currency not in (None, ""):
+        if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency.strip()):
+            raise ProfileError(f"{name}.currency must be a currency code such as USD or CNY; got {currency!r}")
+        prices["currency"] = currency.strip().upper()
+    return prices
+
+
 _CHECKS = {
     "api_url": _url,
     "api_key": _header_text,
@@ -401,4 +438,5 @@ _CHECKS = {
     "rewrite_result_host": _flag,
     "proxy_url": _proxy,
     "key_pool": _key_pool,
+    "prices": _prices,
 }

@@ -76,4 +76,16 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     ALTER TABLE results ADD COLUMN mark BLOB;
     CREATE INDEX results_unchecked ON results(task_id) WHERE flags IS NULL;
     """),
+    # 7: what each attempt used and cost (spend): tokens in (text, image), tokens out, images returned,
+    # the cost (the gateway's, else from the run's prices) and where it came from ('gateway', 'prices');
+    # NULL when not known. A day's spend reads attempts by time.
+    (7, """
+    ALTER TABLE attempts ADD COLUMN input_tokens INTEGER;
+    ALTER TABLE attempts ADD COLUMN input_image_tokens INTEGER;
+    ALTER TABLE attempts ADD COLUMN output_tokens INTEGER;
+    ALTER TABLE attempts ADD COLUMN images INTEGER;
+    ALTER TABLE attempts ADD COLUMN cost REAL;
+    ALTER TABLE attempts ADD COLUMN cost_basis TEXT;
+    CREATE INDEX attempts_by_time ON attempts(started_at);
+    """),
 )

@@ -26,6 +26,7 @@ from .store_pilot import PilotQueries
 from .store_progress import STATUSES, ProgressQueries
 from .store_saves import SaveQueries, chunks
 from .store_selection import SelectionQueries, task_filter
+from .store_spend import SpendQueries, currency_of
 
 __all__ = ["FINISHED", "RUN_MODES", "STATUSES", "NewResult", "NewTask", "Store", "new_id"]
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class NewTask:
     overrides: dict[str, Any] | None = None
 
 
-class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQueries):
+class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQueries, SpendQueries):
     """The SQLite database of runs, tasks, results and attempts."""
 
     def __init__(self, path: Path) -> None:
@@ -224,7 +225,7 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
             "mode": row["mode"], "spec": json.loads(row["spec"]) if row["spec"] else None,
             "model": profile.get("model", ""), "api_url": profile.get("api_url", ""),
             "concurrency": profile.get("concurrency", 1), "progress": self.progress(row["id"]),
-            "selected": self.selected_count(row["id"]),
+            "selected": self.selected_count(row["id"]), "spend": self.run_spend(row["id"], currency_of(profile)),
         }
 
     def run_profile(self, run_id: str) -> dict[str, Any]:
@@ -267,7 +268,8 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
         page = f" LIMIT {int(limit)} OFFSET {int(offset)}" if limit is not None else (f" LIMIT -1 OFFSET {int(offset)}" if offset else "")
         rows = db.execute(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE {clause} ORDER BY idx{page}", args).fetchall()
         removed = [row[0] for row in db.execute("SELECT task_id FROM removed WHERE run_id = ? AND rev > ?", (run_id, since))] if since else []
-        return {"rev": rev, "total": total, "tasks": self._with_results(rows), "removed": removed}
+        tasks = self.add_task_spend(run_id, self._with_results(rows))
+        return {"rev": rev, "total": total, "tasks": tasks, "removed": removed}
 
     def task(self, task_id: str, *, results: bool = True) -> dict[str, Any] | None:
         """Return one task with its results (an empty list with `results` False), or None."""
@@ -321,13 +323,6 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
                 db.execute("UPDATE tasks SET attempts = attempts + 1 WHERE id = ?", (task_id,))
                 db.execute("INSERT INTO attempts (task_id, number, started_at) VALUES (?, 1, ?)", (task_id, now))
         return bool(changed)
-
-    def add_attempt(self, task_id: str, number: int) -> None:
-        """Count one more upstream call for a task."""
-        with self._tx() as db:
-            rev = self._bump(db)
-            db.execute("UPDATE tasks SET attempts = attempts + 1, rev = ? WHERE id = ?", (rev, task_id))
-            db.execute("INSERT INTO attempts (task_id, number, started_at) VALUES (?, ?, ?)", (task_id, number, time.time()))
 
     def finish_task(self, task_id: str, status: str, *, error: str | None = None, http_status: int | None = None,
                     warning: str | None = None, debug_log: str | None = None, only_from: Sequence[str] = (),

@@ -12,7 +12,7 @@ import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping
 
 from .. import imaging
 from ..cache import ImageCache
@@ -21,7 +21,7 @@ from ..logs import LOG_HINT
 from ..profile import ApiProfile, ProfileError
 from ..settings import Settings
 from ..store import NewResult, Store
-from ..upstream import CallOutcome, DebugLog, Request, ResultImage, Source, UpstreamClient, UpstreamError
+from ..upstream import CallOutcome, DebugLog, Request, ResultImage, Source, UpstreamClient, UpstreamError, Usage, priced
 from .bridge import LoopBridge
 from .held import HeldAnswer, HeldAnswers
 from .lanes import Lane
@@ -32,10 +32,11 @@ log = logging.getLogger("console.engine")
 
 
 class Attempts:
-    """Record each upstream attempt in the store, in order, before the task's end is recorded."""
+    """Record each upstream attempt, and what it used and cost, in the store, in order, before the task's end."""
 
-    def __init__(self, bridge: LoopBridge, store: Store, task_id: str) -> None:
+    def __init__(self, bridge: LoopBridge, store: Store, task_id: str, prices: Mapping[str, Any] | None = None) -> None:
         self._bridge, self._store, self._task_id = bridge, store, task_id
+        self._prices = prices or {}
         self._writes: list[asyncio.Future] = []
         self._started: asyncio.Future | None = None
 
@@ -46,12 +47,24 @@ class Attempts:
     def record(self, number: int) -> None:
         """Called by the client as each attempt starts; the first was counted when the task started."""
         if number > 1:
-            self._writes.append(asyncio.ensure_future(self._add(number)))
+            self._queue(self._store.add_attempt, self._task_id, number)
 
-    async def _add(self, number: int) -> None:
-        if self._started is not None:
-            await asyncio.wait([self._started])
-        await self._bridge.db(self._store.add_attempt, self._task_id, number)
+    def used(self, number: int, usage: Usage) -> None:
+        """Called by the client when an attempt's answer said what it used: write it with its cost on that attempt."""
+        cost, basis = priced(usage, self._prices)
+        self._queue(self._store.record_usage, self._task_id, number, usage.to_dict(), cost, basis)
+
+    def _queue(self, write: Callable[..., Any], *args: Any) -> None:
+        """Run a store write after the start transaction and every write queued before it (an attempt's
+        usage must land on its row, which the attempt's own write creates)."""
+        before = [self._started] if self._started is not None else []
+        before += self._writes[-1:]
+        self._writes.append(asyncio.ensure_future(self._write(before, write, *args)))
+
+    async def _write(self, before: list[asyncio.Future], write: Callable[..., Any], *args: Any) -> None:
+        if before:
+            await asyncio.wait(before)
+        await self._bridge.db(write, *args)
 
     async def settled(self) -> None:
         """Wait for the writes so far; a failed one is logged, never lost silently."""
@@ -123,7 +136,7 @@ class TaskRunner:
         """
         profile = state.profile
         debug = DebugLog(profile.secrets(), self.settings.debug_log_bytes)
-        attempts = Attempts(self.bridge, self.store, task_id)
+        attempts = Attempts(self.bridge, self.store, task_id, profile.prices)
         name = f"task {task_id}"  # how the terminal names the task in its one line per failure
         started: asyncio.Future | None = None
         lane, calling = slot.lane, False
@@ -166,7 +179,7 @@ class TaskRunner:
                     calling = True
                     try:
                         outcome = await self.client.send(lane.profile, request, debug=debug, on_attempt=attempts.record,
-                                                        rate_limits=False, keep=keep,
+                                                        rate_limits=False, keep=keep, on_usage=attempts.used,
                                                         answered=functools.partial(self._answered, started, slot))
                     except UpstreamError:
                         await asyncio.shield(started)  # the failure is recorded after the start

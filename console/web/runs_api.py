@@ -15,6 +15,7 @@ from ..masking import mask_url
 from ..store import STATUSES
 from ..store_selection import SELECTION_ACTIONS
 from ..store_flags import FLAG_FILTERS
+from ..store_spend import SPEND_DAYS_MAX
 from . import sources_api
 from .errors import ApiError
 from .guards import is_local_request, json_body
@@ -263,6 +264,15 @@ def stop_everything():
     return {"ok": True, "stopped": engine().stop_all()}
 
 
+@bp.get("/api/spend")
+def daily_spend():
+    """What the calls of the last `days` days (default 7, today included) cost, per local day and per profile."""
+    days = _query_int("days", 7, low=1)
+    if days > SPEND_DAYS_MAX:
+        raise ApiError(f"query 'days' must be at most {SPEND_DAYS_MAX}")
+    return store().daily_spend(days)
+
+
 # -- tasks ---------------------------------------------------------------------------------
 
 def _task_or_404(task_id: str) -> dict[str, Any]:
@@ -271,7 +281,8 @@ def _task_or_404(task_id: str) -> dict[str, Any]:
 
 @bp.get("/api/tasks/<task_id>")
 def get_task(task_id: str):
-    return _task_or_404(task_id)
+    task = _task_or_404(task_id)
+    return store().add_task_spend(task["run_id"], [task])[0]
 
 
 @bp.delete("/api/tasks/<task_id>")
