@@ -2094,6 +2094,7 @@ def test_try_on_3_first_then_run_the_rest_with_an_edited_prompt(page, server, fa
     pick_folder(page, make_photos(tmp_path / "photos", MIXED[:9]), 9)
     page.fill("[data-testid=pilot-input]", "3")
     run_id = start_run(page, "make the sky purple")
+    page.wait_for_selector(".toast:has-text('Pilot started: 3 tasks; 6 held until you run the rest')")
     first = idle(server, run_id)
     assert (first["progress"]["done"], first["progress"]["held"]) == (3, 6)
     assert [t["source_name"] for t in first["tasks"] if t["status"] == "done"] == [names[0], names[3], names[6]]

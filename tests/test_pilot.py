@@ -44,7 +44,10 @@ def test_the_sample_is_spread_evenly_over_the_folder(count, pilot, expected):
 
 def test_a_pilot_calls_only_its_sample_and_holds_the_rest(client, fake, tmp_path):
     folder = make_sources(tmp_path / "src", 9)
-    run_id = pilot_run(client, fake, folder, 3)
+    answer = client.post("/api/runs", json={"input_path": str(folder), "prompt": "p", "pilot": 3,
+                                            "api": api(fake, "g3_stream_dataurl")})
+    assert answer.status_code == 201 and (answer.json["task_count"], answer.json["held"]) == (9, 6)
+    run_id = answer.json["run_id"]
     listing = wait_idle(client, run_id)
     tasks = by_name(listing)
     called = {name for name, _ in calls(fake, folder)}
@@ -61,7 +64,10 @@ def test_a_pilot_calls_only_its_sample_and_holds_the_rest(client, fake, tmp_path
 
 def test_a_pilot_as_large_as_the_folder_is_an_ordinary_run(client, fake, tmp_path):
     folder = make_sources(tmp_path / "src", 3)
-    listing = wait_idle(client, pilot_run(client, fake, folder, 5))
+    answer = client.post("/api/runs", json={"input_path": str(folder), "prompt": "p", "pilot": 5,
+                                            "api": api(fake, "g3_stream_dataurl")})
+    assert answer.status_code == 201 and answer.json["held"] == 0
+    listing = wait_idle(client, answer.json["run_id"])
     assert listing["progress"]["done"] == 3 and listing["progress"]["held"] == 0
 
 

@@ -182,7 +182,7 @@ class Engine:
         run_id = self.store.create_run(plan.input_path, spec.recursive, plan.prompt, profile.to_dict(mask_key=False),
                                        plan.tasks, mode=spec.mode, spec=plan.spec, held=held)
         self._enqueue(run_id, self.store.task_ids(run_id, ["pending"]), profile)
-        return run_id, len(plan.tasks), plan.notes
+        return run_id, count, {**plan.notes, "held": len(held)} if pilot else plan.notes
 
     @staticmethod
     def plan(spec: RunSpec) -> Plan:

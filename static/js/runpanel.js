@@ -155,7 +155,8 @@ export function initRunPanel(onStarted) {
     }).catch((err) => {
       showRefusal(mode, err);
       throw err;
-    }), (run) => t("started", { count: run.task_count }));
+    }), (run) => (run.held ? t("started_pilot", { count: run.task_count - run.held, held: run.held })
+                           : t("started", { count: run.task_count })));
     button.disabled = false;
     if (answer) onStarted(answer.run_id);
   });
