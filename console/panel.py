@@ -33,6 +33,7 @@ class RunLine:
     progress: dict[str, Any]
     cooling: dict[str, Any] | None = None  # Engine.cooling: a rate-limit cooldown, or why it paused
     keys: tuple[dict[str, Any], ...] = ()  # Engine.keys: a key pool's keys, masked
+    spend: dict[str, Any] | None = None  # Store.run_spend: calls made and what they cost
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,8 @@ def render(snapshot: Snapshot) -> RenderableType:
 def _runs_table(runs: tuple[RunLine, ...]) -> Table:
     table = Table(expand=True, box=None, pad_edge=False)
     for name, justify in (("run", "left"), ("prompt", "left"), ("state", "left"), ("done", "right"),
-                          ("failed", "right"), ("left", "right"), ("rate/min", "right"), ("ETA", "right")):
+                          ("failed", "right"), ("left", "right"), ("rate/min", "right"), ("ETA", "right"),
+                          ("spend", "right")):
         table.add_column(name, justify=justify, no_wrap=name != "prompt", overflow="ellipsis")
     for run in runs:
         p = run.progress
@@ -70,8 +72,25 @@ def _runs_table(runs: tuple[RunLine, ...]) -> Table:
         left = p["pending"] + p["running"]
         rate = f"{p['rate_per_min']:.1f}" if p.get("rate_per_min") else "–"
         eta = _duration(p["eta_s"]) if run.running and p.get("eta_s") is not None else "–"
-        table.add_row(run.id, run.prompt, state, f"{p['done']}/{p['total']}", str(p["failed"]), str(left), rate, eta)
+        table.add_row(run.id, run.prompt, state, f"{p['done']}/{p['total']}", str(p["failed"]), str(left), rate, eta,
+                      spend_text(run.spend))
     return table
+
+
+def spend_text(spend: dict[str, Any] | None) -> str:
+    """"212 calls · 4.13 USD" (with "+" when some calls' cost is unknown), "3 calls" when none is known, or "–"."""
+    if not spend or not spend.get("calls"):
+        return "–"
+    calls = _count(spend["calls"], "call")
+    if spend.get("cost") is None:
+        return calls
+    partial = "+" if spend.get("cost_known", 0) < spend["calls"] else ""
+    return f"{calls} · {money(spend['cost'])}{partial} {spend.get('currency') or 'USD'}"
+
+
+def money(amount: float) -> str:
+    """Return an amount with two decimals, or with four when it is under a cent (a single call's cost)."""
+    return f"{amount:.2f}" if amount == 0 or abs(amount) >= 0.01 else f"{amount:.4f}"
 
 
 def _state(run: RunLine) -> Text:
@@ -137,7 +156,8 @@ def collect(app: Any, url: str, started: float, events: EventBuffer | None = Non
     ids = sorted(store.run_ids(), key=lambda run_id: not engine.is_running(run_id))[:RUNS_SHOWN]
     runs = [run for run in map(store.run, ids) if run is not None]  # progress only for those shown
     lines = tuple(RunLine(run["id"], run["prompt"].replace("\n", " ")[:60], engine.is_running(run["id"]),
-                          run["progress"], engine.cooling(run["id"]), tuple(engine.keys(run["id"]))) for run in runs)
+                          run["progress"], engine.cooling(run["id"]), tuple(engine.keys(run["id"])), run.get("spend"))
+                  for run in runs)
     return Snapshot(__version__, url, str(app.extensions["console.settings"].data_dir), time.time() - started, lines,
                     tuple(events.lines) if events else ())
 
@@ -173,6 +193,6 @@ class StatusReporter:
             for run in self._snapshot().runs:
                 if run.running:
                     p = run.progress
-                    log.info("run %s: %d/%d done, %d failed, %s/min, ETA %s", run.id, p["done"], p["total"],
+                    log.info("run %s: %d/%d done, %d failed, %s/min, ETA %s, spend %s", run.id, p["done"], p["total"],
                              p["failed"], p.get("rate_per_min") or "–",
-                             _duration(p["eta_s"]) if p.get("eta_s") is not None else "–")
+                             _duration(p["eta_s"]) if p.get("eta_s") is not None else "–", spend_text(run.spend))

@@ -108,3 +108,19 @@ def test_a_key_pool_shows_each_key_masked_with_its_calls_and_state():
     assert "r1 key 1 ••••••••AAAA  12 calls, 0 errors  3/4 at once  ready" in lines[0]
     assert f"cooling until {time.strftime('%H:%M:%S', time.localtime(until))} (429 from the gateway (upstream_cooling))" in lines[1]
     assert "r1 key 3 ••••••••  1 call, 1 error  0/4 at once  parked: refused by the gateway: HTTP 401: bad key" in lines[2]
+
+
+def test_each_run_shows_its_spend():
+    def spend(calls, cost, known):
+        return {"calls": calls, "images": calls, "input_tokens": 0, "output_tokens": 0, "cost": cost,
+                "cost_known": known, "currency": "EUR"}
+
+    runs = (RunLine("r3", "priced", True, progress(done=4), spend=spend(212, 4.134, 212)),
+            RunLine("r2", "partly", False, progress(done=4), spend=spend(3, 0.004, 2)),
+            RunLine("r1", "unpriced", False, progress(done=4), spend=spend(5, None, 0)),
+            RunLine("r0", "none yet", False, progress()))
+    lines = [line.strip("│ ") for line in text_of(Snapshot("0.1.0", "http://x/", "/d", 1, runs), 140).splitlines()]
+    rows = {line.split()[0]: line for line in lines if line.split() and line.split()[0] in ("r0", "r1", "r2", "r3")}
+    assert rows["r3"].endswith("212 calls · 4.13 EUR")
+    assert rows["r2"].endswith("3 calls · 0.0040+ EUR")  # one call's cost is not known
+    assert rows["r1"].endswith("5 calls") and rows["r0"].endswith("–")

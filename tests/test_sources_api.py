@@ -192,11 +192,11 @@ def test_table_run_through_responses_with_rows_of_each_kind_then_export(client, 
     exported = client.get(f"/api/runs/{answer['run_id']}/export.csv")
     assert exported.status_code == 200 and "attachment" in exported.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(exported.data.decode("utf-8-sig"))))
-    assert rows[0][-3:] == ["status", "error", "results"] and len(rows) == 5
-    assert rows[1][:4] == [str(photos / "img1.png"), "把天空改成紫色", "1", "sky"] and rows[1][-3:] == ["done", "", "sky_1.png"]
+    assert rows[0][-6:] == ["status", "error", "results", "calls", "cost", "currency"] and len(rows) == 5
+    assert rows[1][:4] == [str(photos / "img1.png"), "把天空改成紫色", "1", "sky"] and rows[1][-6:-2] == ["done", "", "sky_1.png", "1"]
     assert rows[2][4:6] == [str(refs / "img1.png"), str(refs / "img2.png")] and rows[2][8] == "1024x1024"
     book = load_workbook(io.BytesIO(client.get(f"/api/runs/{answer['run_id']}/export.xlsx?lang=zh").data)).active
-    assert [c.value for c in book[1]][-3:] == ["状态", "错误", "结果文件"] and book["D5"].value == "fox"
+    assert [c.value for c in book[1]][-6:-3] == ["状态", "错误", "结果文件"] and book["D5"].value == "fox"
     again = client.post("/api/tables/check", json={"table_path": str(write_export(tmp_path, exported.data))})
     assert again.status_code == 200 and again.json["task_count"] == 4  # an export reads back as a table
 

@@ -131,3 +131,26 @@ def test_prices_are_kept_in_the_settings_and_in_presets(client):
     assert answer.json["api"]["prices"] == {"image": 0.04, "input_mtok": 5.0, "currency": "CNY"}
     assert client.put("/api/presets/api/cheap", json={"api_url": "http://gw/v1", "prices": {"call": 0.5}}).status_code == 200
     assert client.get("/api/presets").json["api"]["cheap"]["prices"] == {"call": 0.5}
+
+
+def test_the_run_table_export_has_each_tasks_calls_and_cost(client, fake, tmp_path):
+    import csv
+    import io
+
+    from openpyxl import load_workbook
+
+    folder = make_sources(tmp_path / "src", 2)
+    run_id, _ = run(client, fake, folder, "openrouter.fail=1.cost=0.25", max_retries=1)
+    rows = list(csv.reader(io.StringIO(client.get(f"/api/runs/{run_id}/export.csv").data.decode("utf-8-sig"))))
+    assert rows[0][-3:] == ["calls", "cost", "currency"]
+    assert [row[-3:] for row in rows[1:]] == [["2", "0.5", "USD"], ["2", "0.5", "USD"]]
+    book = load_workbook(io.BytesIO(client.get(f"/api/runs/{run_id}/export.xlsx?lang=zh").data)).active
+    assert [c.value for c in book[1]][-3:] == ["调用次数", "费用", "币种"]
+    assert [c.value for c in book[2]][-3:] == [2, 0.5, "USD"]
+    unpriced, _ = run(client, fake, folder, "g3_stream_dataurl")
+    rows = list(csv.reader(io.StringIO(client.get(f"/api/runs/{unpriced}/export.csv").data.decode("utf-8-sig"))))
+    assert rows[1][-3:] == ["1", "", "USD"]  # no cost known: empty, not 0
+    table = tmp_path / "exported.csv"
+    table.write_bytes(client.get(f"/api/runs/{run_id}/export.csv").data)
+    check = client.post("/api/tables/check", json={"table_path": str(table)}).json
+    assert not check.get("ignored_columns") and not check.get("notes", {}).get("ignored_columns"), check

@@ -42,7 +42,8 @@ HEADERS: dict[str, tuple[str, ...]] = {
     "n": ("n", "images per call", "每次张数"),
 }
 # Columns an export adds; read back without complaint, and without effect.
-EXPORT_ONLY = ("status", "error", "results", "result files", "attempts", "状态", "错误", "结果", "结果文件")
+EXPORT_ONLY = ("status", "error", "results", "result files", "attempts", "状态", "错误", "结果", "结果文件",
+               "calls", "cost", "currency", "调用次数", "费用", "币种")
 _BY_HEADER = {name: column for column, names in HEADERS.items() for name in names}
 
 

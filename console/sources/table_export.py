@@ -16,8 +16,9 @@ COLUMNS = {
            "reference_4", "size", "n"],
     "zh": ["源图", "提示词", "数量", "文件名", "参考图1", "参考图2", "参考图3", "参考图4", "尺寸", "每次张数"],
 }
-RESULT_COLUMNS = {"en": ["status", "error", "results"], "zh": ["状态", "错误", "结果文件"]}
-WIDTHS = [36, 48, 8, 20, 30, 30, 30, 30, 12, 10, 10, 30, 40]
+RESULT_COLUMNS = {"en": ["status", "error", "results", "calls", "cost", "currency"],
+                  "zh": ["状态", "错误", "结果文件", "调用次数", "费用", "币种"]}
+WIDTHS = [36, 48, 8, 20, 30, 30, 30, 30, 12, 10, 10, 30, 40, 8, 10, 9]
 # The template's example rows: paths relative to the table's folder (a cell may also be absolute).
 EXAMPLES = {
     "en": [
@@ -64,7 +65,14 @@ def _rows(store: Store, run_id: str) -> Iterable[list[Any]]:
         overrides = task["overrides"]
         output = task["output_name"] or PurePosixPath(task["source_name"]).stem
         yield [task["source_path"], task["prompt"], 1, output, *refs, overrides.get("size", ""),
-               overrides.get("n", ""), task["status"], task["error"] or "", "; ".join(results)]
+               overrides.get("n", ""), task["status"], task["error"] or "", "; ".join(results), *_spent(task)]
+
+
+def _spent(task: dict[str, Any]) -> list[Any]:
+    """The task's calls, their cost (empty when none is known) and its currency."""
+    spend = task.get("spend") or {}
+    cost = spend.get("cost")
+    return [spend.get("calls", 0), "" if cost is None else cost, spend.get("currency", "")]
 
 
 def _write(kind: str, header: list[str], rows: Iterable[list[Any]]) -> bytes:
