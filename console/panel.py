@@ -103,7 +103,10 @@ def _state(run: RunLine) -> Text:
         return Text(f"cooling until {until} ({cooling['reason']})", style="yellow")
     if run.running and cooling:
         return Text(f"running, {cooling['concurrency']}/{cooling['target']} at once after 429s", style="green")
-    return Text("running", style="green") if run.running else Text("idle", style="dim")
+    held = run.progress.get("held", 0)  # a pilot's rest, waiting for "Run the rest" on the page
+    if run.running:
+        return Text(f"running, {held} held" if held else "running", style="green")
+    return Text(f"pilot done, {held} held", style="magenta") if held else Text("idle", style="dim")
 
 
 def _keys(run: RunLine) -> Text:

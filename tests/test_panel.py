@@ -39,6 +39,14 @@ def test_runs_with_progress_rate_and_eta():
     assert "up 1h02m" in text and "run r1 started" in text
 
 
+def test_a_pilot_run_says_how_many_tasks_are_held():
+    runs = (RunLine("r2", "pilot", True, progress(done=1, running=2, held=7)),
+            RunLine("r1", "pilot", False, progress(done=3, held=7)))
+    lines = text_of(Snapshot("0.1.0", "http://x/", "/d", 1, runs), width=140).splitlines()
+    assert "running, 7 held" in next(line for line in lines if "r2" in line)
+    assert "pilot done, 7 held" in next(line for line in lines if "r1" in line)
+
+
 def test_long_prompts_are_cut_not_wrapped():
     runs = (RunLine("r1", "x" * 200, False, progress()),)
     text = text_of(Snapshot("0.1.0", "http://x/", "/d", 1, runs), width=80)

@@ -104,6 +104,21 @@ def test_release_without_a_prompt_keeps_the_prompt_and_takes_a_new_profile(clien
     assert {prompt for _, prompt in calls(fake, folder)} == {"same prompt"}
 
 
+def test_release_while_the_pilot_runs_queues_only_the_held_tasks(client, fake, tmp_path):
+    folder = make_sources(tmp_path / "src", 6)
+    answer = client.post("/api/runs", json={"input_path": str(folder), "prompt": "first", "pilot": 2,
+                                            "api": api(fake, "latency.s=0.5", concurrency=1)})
+    run_id = answer.json["run_id"]
+    released = client.post(f"/api/runs/{run_id}/release", json={"prompt": "second"})
+    assert released.status_code == 200 and released.json["queued"] == 4
+    listing = wait_idle(client, run_id)
+    assert listing["progress"]["done"] == 6
+    sent = calls(fake, folder)
+    assert sorted(name for name, _ in sent) == sorted(path.name for path in folder.iterdir())  # each called once
+    assert {name: prompt for name, prompt in sent}["img1.png"] == "first"
+    assert sorted(name for name, prompt in sent if prompt == "second") == ["img2.png", "img3.png", "img5.png", "img6.png"]
+
+
 def test_release_with_no_body_and_then_again_is_409(client, fake, tmp_path):
     folder = make_sources(tmp_path / "src", 3)
     run_id = pilot_run(client, fake, folder, 1)

@@ -186,7 +186,8 @@ export function showHistory(runs, currentId, onSelect, onDelete) {
     const meta = document.createElement("div");
     meta.className = "muted small";
     const p = run.progress;
-    meta.textContent = `${when(run.created_at)} · ${p.done}/${p.total} ${t("done")}${p.failed ? ` · ${p.failed} ${t("failed")}` : ""}`;
+    meta.textContent = `${when(run.created_at)} · ${p.done}/${p.total} ${t("done")}${p.failed ? ` · ${p.failed} ${t("failed")}` : ""}`
+      + (p.held ? ` · ${p.held} ${t("held")}` : "");
     const remove = document.createElement("button");
     remove.type = "button";
     remove.className = "icon danger";
