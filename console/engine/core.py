@@ -323,8 +323,9 @@ class Engine:
                 raise EngineError("'prompt' is empty")
             if prompt != run["prompt"] and not plain:
                 raise EngineError("'prompt' cannot change these tasks: each held task has a prompt of its own "
-                                  "(a sidecar caption, a table row or the prompt's variables); release them "
-                                  "without a prompt, or retry tasks one by one with a new prompt")
+                                  "(filled from the prompt's {placeholders} or variables, a sidecar caption or a "
+                                  "table row); run the rest without editing the prompt, or retry tasks one by one "
+                                  "with a new prompt")
         self._room_to_write()
         profile = self._use_overrides(run_id, overrides)
         released = self.store.release_held(run_id, prompt)
