@@ -452,9 +452,11 @@ function wireRunBar() {
     await attempt(() => fetchJSON(urls.run(state.runId), { method: "PATCH", body: { concurrency } }), t("saved"));
   });
   $("open-save").addEventListener("click", () => openSave({ runId: state.runId }));
-  initRelease(() => state.runId, () => {
+  initRelease(() => state.runId, async () => {
     schedulePoll(0);
-    refreshRuns();
+    await refreshRuns();
+    const run = state.runs.find((r) => r.id === state.runId);
+    if (run) $("run-title").textContent = runTitle(run); // an edited prompt is the run's prompt now
   });
   $("stop-all").addEventListener("click", async () => {
     if (!confirmed("confirm_stop_all")) return;
