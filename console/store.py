@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from .schema import MIGRATIONS
 from .store_flags import FlagQueries, shown_flags
+from .store_history import HistoryQueries
 from .store_pilot import PilotQueries
 from .store_progress import STATUSES, ProgressQueries
 from .store_saves import SaveQueries, chunks
@@ -95,7 +96,7 @@ class NewTask:
     overrides: dict[str, Any] | None = None
 
 
-class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQueries, SpendQueries):
+class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQueries, SpendQueries, HistoryQueries):
     """The SQLite database of runs, tasks, results and attempts."""
 
     def __init__(self, path: Path) -> None:

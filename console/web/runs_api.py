@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Flask, jsonify, request, send_file
 
 from ..diskfault import out_of_room
+from ..estimate import estimate, images_of
 from ..export import write_zip
 from ..masking import mask_url
 from ..store import STATUSES
@@ -102,6 +103,17 @@ def create_run():
     return {"run_id": run_id, "task_count": count, **notes}, 201
 
 
+@bp.post("/api/runs/estimate")
+def estimate_run():
+    """What the run this body would start will cost: its tasks, calls and images, and a cost with its basis."""
+    body = json_body()
+    spec, pilot = sources_api.run_spec(body), sources_api.pilot_size(body)
+    profile = engine().profile_for(_overrides(body))
+    plan = engine().plan(spec)
+    history = store().call_history(profile.api_url, profile.model)
+    return estimate(images_of([task.overrides or {} for task in plan.tasks], profile.n), profile.prices, history, pilot)
+
+
 @bp.get("/api/runs")
 def list_runs():
     return jsonify([{**_shown(run), **_live(run["id"])} for run in store().runs()])
@@ -165,6 +177,7 @@ def run_tasks(run_id: str):
     answer["review_flags"] = settings().review_flags  # off: results stay unchecked, nothing is being looked at
     if not since or answer["tasks"] or answer["removed"]:  # an unchanged poll keeps the counts it had
         answer["flag_counts"] = store().flag_counts(run_id)
+        answer["spend"] = store().run_spend(run_id)  # a call's usage lands with its task's change
     if not since:  # the run is being opened: results stored before the flags existed are looked at once
         engine().flagger.wake(run_id)
     return answer
