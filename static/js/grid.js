@@ -5,6 +5,7 @@
 import { urls } from "./api.js";
 import { errorLine, flagSignature, flagsOf } from "./format.js";
 import { t } from "./i18n.js";
+import { spendText, spendTitle } from "./spend.js";
 
 // Card sizes: thumbnail side, row height (card plus gap) and the narrowest card, in CSS pixels.
 // Columns follow the grid's width, so a wide screen shows more cards per row.
@@ -210,7 +211,9 @@ export function fillCard(card, task) {
   const name = card.querySelector(".name");
   name.textContent = task.source_name;
   name.title = task.source_path || task.source_name;
-  card.querySelector(".attempts").textContent = task.attempts ? t("attempts", { count: task.attempts }) : "";
+  const attempts = card.querySelector(".attempts");
+  attempts.textContent = task.attempts ? t("attempts", { count: task.attempts }) : "";
+  attempts.title = task.spend?.calls ? `${spendText(task.spend)}\n${spendTitle(task.spend)}` : ""; // what its calls cost
   const error = card.querySelector(".error");
   error.textContent = errorLine(task);
   error.title = error.textContent;

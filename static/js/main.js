@@ -16,6 +16,7 @@ import { initSavePanel, openSave, translateSavePanel } from "./savepanel.js";
 import { initSelection } from "./selection.js";
 import { initRelease, showRelease } from "./release.js";
 import { runTitle } from "./sources.js";
+import { refreshDaySpend, showRunSpend } from "./spend.js";
 import { $, attempt, confirmed, toast } from "./ui.js";
 import { Viewer } from "./viewer.js";
 
@@ -222,6 +223,7 @@ function showProgress(answer) {
   $("rate").textContent = [`${oneDecimal(p.percent)}%`, rate, eta].filter(Boolean).join(" · ");
   showCooling(answer.cooling, answer.running);
   showKeys(answer.keys || []);
+  if (answer.spend) showRunSpend(answer.spend); // an unchanged poll carries none: the last one stays
   showRelease(p);
   if (wasRunning !== answer.running) refreshRuns();
 }
@@ -263,6 +265,7 @@ function keyState(key) {
 }
 
 async function refreshRuns() {
+  refreshDaySpend();
   const runs = await fetchJSON("/api/runs").catch(() => null);
   if (!runs) return;
   state.runs = runs;

@@ -4,6 +4,7 @@
 import { fetchJSON, urls } from "./api.js";
 import { t } from "./i18n.js";
 import { PresetPicker } from "./presets.js";
+import { readPrices, writePrices } from "./spend.js";
 import { $, attempt, confirmed, toast } from "./ui.js";
 
 const NUMBERS = ["temperature", "max_tokens", "n", "concurrency", "max_retries", "timeout_s", "rate_limit_wait_s", "source_max_side", "source_max_bytes"];
@@ -27,7 +28,7 @@ export function readProfile(form = $("api-form")) {
     else data[el.name] = el.value;
   }
   for (const key of Object.keys(data)) if (data[key] === undefined) delete data[key];
-  if (form === $("api-form")) data.key_pool = readPool();
+  if (form === $("api-form")) Object.assign(data, { key_pool: readPool(), prices: readPrices() });
   return data;
 }
 
@@ -113,6 +114,7 @@ export function writeProfile(profile, form = $("api-form")) {
     else el.value = value ?? "";
   }
   if (form === $("api-form") && "key_pool" in profile) writePool(profile.key_pool);
+  if (form === $("api-form") && "prices" in profile) writePrices(profile.prices);
 }
 
 /** Empty the key field (never the mask) and let its placeholder tell whether a key is stored. */
