@@ -2124,6 +2124,7 @@ def test_try_on_3_first_then_run_the_rest_with_an_edited_prompt(page, server, fa
         page.click("[data-testid=release-confirm]")
     assert answer.value.status == 200 and answer.value.json()["queued"] == 6, answer.value.text()
     dialog.wait_for(state="hidden")
+    page.wait_for_selector("#run-title:text-is('make the sky orange')")
     final = wait_all_done(page, server, run_id, 9)
     rest.wait_for(state="hidden")
     assert page.locator("#counts [data-status=held]").count() == 0
@@ -2141,4 +2142,62 @@ def test_try_on_3_first_then_run_the_rest_with_an_edited_prompt(page, server, fa
     assert page.input_value("[data-testid=pilot-input]") == "3"
     page.click("[data-testid=lang-switch]")
     assert page.locator("#run-form label.pilot").inner_text().split() == ["先试", "张"]
+    page.click("[data-testid=lang-switch]")
+
+
+# --------------------------------------------------------------------------- what a run cost
+
+
+def test_prices_in_the_profile_then_the_runs_spend_in_the_run_bar(page, server, fake, tmp_path):
+    page.set_viewport_size({"width": 1366, "height": 768})
+    # A gateway that reports tokens but no cost (OpenRouter without `cost`); each source's first call fails
+    # mid-stream after reporting what it used, and is retried: eight calls for four pictures, all paid.
+    fill_profile(page, fake.url("openrouter.nocost=1.fail=1.prompt=1000.completion=1290", CHAT), "sk-spend-1",
+                 concurrency=2)
+    page.fill("#api-form [name=max_retries]", "1")
+    open_advanced(page)
+    prices = page.locator("[data-testid=prices]")
+    prices.scroll_into_view_if_needed()
+    page.fill("[data-testid=price-image]", "0.04")
+    page.fill("[data-testid=price-input-mtok]", "5")
+    page.fill("[data-testid=price-output-mtok]", "30")
+    page.fill("[data-testid=price-currency]", "usd")
+    page.screenshot(path=str(ARTIFACTS / "journey_spend_prices_1366.png"))
+    saved = save_settings(page)
+    assert saved["api"]["prices"] == {"image": 0.04, "input_mtok": 5.0, "output_mtok": 30.0, "currency": "USD"}
+
+    pick_folder(page, make_photos(tmp_path / "photos", MIXED[:4]), 4)
+    run_id = start_run(page, "make the sky purple")
+    final = wait_all_done(page, server, run_id, 4)
+    good, failed = 0.04 + 1000 * 5 / 1e6 + 1290 * 30 / 1e6, 1000 * 5 / 1e6 + 1290 * 30 / 1e6
+    assert final["spend"]["calls"] == 8 and final["spend"]["cost"] == pytest.approx(4 * (good + failed))
+    assert len(image_calls(fake)) == 8
+
+    # The run bar says it in words: calls and money, the details in its tooltip.
+    spend = page.locator("[data-testid=run-spend]")
+    page.wait_for_function("() => document.querySelector('[data-testid=run-spend]')?.textContent === '8 calls · $0.5096'",
+                           timeout=WAIT_MS)
+    title = spend.get_attribute("title")
+    assert "4 images returned" in title and "8,000 in, 10,320 out" in title and "Cost known for 8 of 8 calls" in title
+    card = cards(page, "done").first.locator(".attempts")
+    assert card.inner_text() == "2 attempts" and card.get_attribute("title").startswith("2 calls · $0.1274")
+    day = page.locator("[data-testid=day-spend]")
+    page.wait_for_function("() => document.querySelector('[data-testid=day-spend]')?.textContent.includes('$0.5096')",
+                           timeout=WAIT_MS)
+    assert day.inner_text() == "Today: 8 calls · $0.5096" and "127.0.0.1 · " + MODEL in day.get_attribute("title")
+    box = spend.bounding_box()
+    assert box and box["x"] + box["width"] <= 1366 and box["y"] + box["height"] <= 768  # in sight on a laptop
+    page.screenshot(path=str(ARTIFACTS / "journey_spend_runbar_1366.png"))
+
+    # After a reload the prices are in the form and the spend in the run bar; the labels come in Chinese too.
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_function("() => document.querySelector('[data-testid=run-spend]')?.textContent === '8 calls · $0.5096'",
+                           timeout=WAIT_MS)
+    open_advanced(page)
+    assert page.input_value("[data-testid=price-output-mtok]") == "30"
+    assert page.input_value("[data-testid=price-call]") == ""
+    page.click("[data-testid=lang-switch]")
+    assert page.locator("#prices legend").inner_text() == "价格（网关未报告费用时使用）"
+    assert spend.inner_text().startswith("8 次调用 · ")
     page.click("[data-testid=lang-switch]")

@@ -531,6 +531,8 @@ function retranslate() {
   translate();
   translateSavePanel();
   retranslateProfile();
+  showRunSpend();
+  refreshDaySpend();
   grid.setView(state.view);
   for (const card of document.querySelectorAll(".task-card")) card.remove();
   grid.cards.clear();

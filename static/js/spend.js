@@ -39,8 +39,11 @@ export function spendTitle(spend) {
   return lines.join("\n");
 }
 
-/** Show a run's spend in the run bar. */
-export function showRunSpend(spend) {
+let shownSpend = null; // the run bar's, drawn again when the language changes
+
+/** Show a run's spend in the run bar (with no argument: the last one again, in the current language). */
+export function showRunSpend(spend = shownSpend) {
+  shownSpend = spend;
   const box = $("run-spend");
   box.textContent = spendText(spend);
   box.title = spendTitle(spend);
