@@ -2162,6 +2162,7 @@ def test_prices_in_the_profile_then_the_runs_spend_in_the_run_bar(page, server, 
     page.fill("[data-testid=price-input-mtok]", "5")
     page.fill("[data-testid=price-output-mtok]", "30")
     page.fill("[data-testid=price-currency]", "usd")
+    assert page.evaluate("(s => s.scrollWidth <= s.clientWidth)(document.querySelector('.sidebar'))")  # fits, wraps
     page.screenshot(path=str(ARTIFACTS / "journey_spend_prices_1366.png"))
     saved = save_settings(page)
     assert saved["api"]["prices"] == {"image": 0.04, "input_mtok": 5.0, "output_mtok": 30.0, "currency": "USD"}
