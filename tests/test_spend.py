@@ -154,3 +154,37 @@ def test_the_run_table_export_has_each_tasks_calls_and_cost(client, fake, tmp_pa
     table.write_bytes(client.get(f"/api/runs/{run_id}/export.csv").data)
     check = client.post("/api/tables/check", json={"table_path": str(table)}).json
     assert not check.get("ignored_columns") and not check.get("notes", {}).get("ignored_columns"), check
+
+
+def test_spend_of_a_large_run_is_quick_to_read(tmp_path):
+    """10,000 tasks and 25,000 attempts: the run's spend (read on every changed poll), a page of task spends and
+    a month's daily spend stay well under a poll's interval."""
+    from console.store import Store
+    from tests.figures import record
+
+    store = Store(tmp_path / "console.db")
+    run_id = store.create_run("/in", False, "p", {"model": "m", "api_url": "http://gw/v1"},
+                              [(f"img{n}.png", f"/in/img{n}.png") for n in range(10_000)])
+    ids = store.task_ids(run_id, ["pending"])
+    with store._tx() as db:
+        db.executemany("INSERT INTO attempts (task_id, number, started_at, input_tokens, output_tokens, images, cost) "
+                       "VALUES (?, ?, ?, 1000, 1290, 1, 0.04)",
+                       ((task_id, number, time.time()) for task_id in ids for number in range(1, 3 if int(task_id[-1], 16) % 2 else 4)))
+    calls = store._db().execute("SELECT COUNT(*) FROM attempts").fetchone()[0]
+
+    def best_ms(read) -> float:
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            read()
+            times.append((time.perf_counter() - start) * 1000)
+        return min(times)
+
+    run_ms = best_ms(lambda: store.run_spend(run_id))
+    page_ms = best_ms(lambda: store.tasks_since(run_id, limit=200))
+    days_ms = best_ms(lambda: store.daily_spend(30))
+    assert store.run_spend(run_id)["calls"] == calls and store.run_spend(run_id)["cost"] == pytest.approx(0.04 * calls)
+    record("spend", tasks=10_000, attempts=calls, run_spend_ms=round(run_ms, 1), task_page_200_ms=round(page_ms, 1),
+           daily_spend_30_days_ms=round(days_ms, 1))
+    assert run_ms < 250 and days_ms < 500, (run_ms, page_ms, days_ms)
+    store.close()
