@@ -885,10 +885,10 @@ def test_sources_table_with_bad_rows_then_a_good_one_and_export(page, server, fa
     exported = tmp_path / "exported.xlsx"
     download.value.save_as(exported)
     rows = [[cell.value for cell in row] for row in load_workbook(exported).active.iter_rows()]
-    assert rows[0][-3:] == ["status", "error", "results"]
-    assert [(row[3], row[-3]) for row in rows[1:]] == [("sky", "done"), (f"{second.stem}_1", "done"),
+    assert rows[0][-6:] == ["status", "error", "results", "calls", "cost", "currency"]
+    assert [(row[3], row[-6]) for row in rows[1:]] == [("sky", "done"), (f"{second.stem}_1", "done"),
                                                         (f"{second.stem}_2", "done"), ("fox", "done")]
-    assert rows[1][-1] == "sky_1.jpg; sky_2.png"  # the names the run's ZIP gives its results (orange JPEG, red PNG)
+    assert rows[1][-4] == "sky_1.jpg; sky_2.png"  # the names the run's ZIP gives its results (orange JPEG, red PNG)
     with page.expect_download() as template:
         page.click("[data-testid=template-xlsx]")
     assert template.value.suggested_filename == "prompt-table-template.xlsx"
