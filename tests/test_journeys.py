@@ -2202,3 +2202,59 @@ def test_prices_in_the_profile_then_the_runs_spend_in_the_run_bar(page, server, 
     assert page.locator("#prices legend").inner_text() == "价格（网关未报告费用时使用）"
     assert spend.inner_text().startswith("8 次调用 · ")
     page.click("[data-testid=lang-switch]")
+
+
+# --------------------------------------------------------------------------- what a run will cost, before it starts
+
+def _preview_text(page, expected: str) -> str:
+    """Click Preview and wait until the preview's estimate says `expected`; return the preview's text."""
+    page.click("#scan")
+    page.wait_for_function("(text) => document.querySelector('#scan-output')?.textContent.includes(text)",
+                           arg=expected, timeout=WAIT_MS)
+    return page.locator("#scan-output").inner_text()
+
+
+def test_the_estimate_after_preview_then_a_pilot_then_the_rest(page, server, fake, tmp_path):
+    page.set_viewport_size({"width": 1366, "height": 768})
+    # A gateway that reports what each call cost (OpenRouter's usage.cost): 0.05 a call.
+    fill_profile(page, fake.url("openrouter.cost=0.05", CHAT), "sk-estimate-1")
+    folder = make_photos(tmp_path / "photos", MIXED[:9])
+    page.fill("[data-testid=prompt-input]", "make the sky purple")
+    page.fill("[data-testid=path-input]", str(folder))
+    text = _preview_text(page, "Estimate: 9 calls, 9 images")
+    assert "cost unknown (add prices to the API profile, under Advanced, to know)" in text  # no prices, no history
+
+    # Prices in the profile: the preview prices the run, and the pilot once "Try on 3 first" is filled in.
+    open_advanced(page)
+    page.fill("[data-testid=price-call]", "0.04")
+    save_settings(page)
+    page.fill("[data-testid=pilot-input]", "3")
+    text = _preview_text(page, "Trying 3 first")
+    assert "Estimate: 9 calls, 9 images · ≈ $0.36 (from your prices)" in text and "Trying 3 first: ≈ $0.12" in text
+    page.locator("#scan-output").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "journey_estimate_1366.png"))
+
+    # The pilot, then the rest: nine calls in all, each source once; the gateway's cost wins over the prices.
+    run_id = start_run(page, "make the sky purple")
+    page.wait_for_selector(".toast:has-text('Pilot started: 3 tasks; 6 held until you run the rest')")
+    assert idle(server, run_id)["progress"]["held"] == 6 and len(image_calls(fake)) == 3
+    page.locator("[data-testid=run-rest]").click()
+    page.locator("[data-testid=release-dialog]").wait_for(state="visible")
+    page.click("[data-testid=release-confirm]")
+    final = wait_all_done(page, server, run_id, 9)
+    assert final["spend"]["calls"] == 9 and final["spend"]["cost"] == pytest.approx(0.45)
+    assert len(image_calls(fake)) == 9
+    page.wait_for_function("() => document.querySelector('[data-testid=run-spend]')?.textContent === '9 calls · $0.45'",
+                           timeout=WAIT_MS)
+
+    # Without prices, the next estimate of this API and model comes from what its calls cost so far.
+    open_advanced(page)
+    page.fill("[data-testid=price-call]", "")
+    save_settings(page)
+    page.fill("[data-testid=pilot-input]", "")
+    page.fill("[data-testid=path-input]", str(make_photos(tmp_path / "more", MIXED[:4])))
+    text = _preview_text(page, "(the average of 9 earlier calls of this model)")
+    assert "Estimate: 4 calls, 4 images · ≈ $0.20 (the average of 9 earlier calls of this model)" in text
+    page.click("[data-testid=lang-switch]")
+    assert "预估：4 次调用，4 张图片" in _preview_text(page, "本模型此前 9 次调用的平均")
+    page.click("[data-testid=lang-switch]")

@@ -6,6 +6,7 @@ import { fetchJSON } from "./api.js";
 import { when } from "./format.js";
 import { t } from "./i18n.js";
 import { readProfile } from "./profile.js";
+import { money } from "./spend.js";
 import { currentMode, initSources, problemLines, runTitle, showTable, sidecarLines, sourceFields, updateTaskCount } from "./sources.js";
 import { $, attempt, confirmed, fillSelect, toast } from "./ui.js";
 import { initUpload } from "./upload.js";
@@ -98,6 +99,25 @@ async function scanPreview() {
     lines.push(...answer.skipped.slice(0, 5).map((s) => `× ${s.name}: ${s.reason}`));
   }
   output.textContent = lines.join("\n");
+  const estimate = await estimateLines(fields);
+  if (estimate.length) output.textContent = [...lines, "", ...estimate].join("\n");
+}
+
+/** Return what the run the form would start costs, as lines for the preview ([] when the estimate fails:
+ *  Start says why the run cannot start). */
+async function estimateLines(fields) {
+  const form = $("run-form");
+  const answer = await fetchJSON("/api/runs/estimate", {
+    method: "POST", body: { ...fields, ...pilotField(form), api: readProfile() },
+  }).catch(() => null);
+  if (!answer || !answer.tasks) return [];
+  const cost = answer.cost === null ? t("estimate_cost_unknown") : `≈ ${money(answer.cost, answer.currency)}`;
+  const basis = answer.basis === "history" ? t("estimate_history", { count: answer.history_calls }) : t(`estimate_${answer.basis}`);
+  const lines = [`${t("estimate_run", { calls: answer.calls, images: answer.images })} · ${cost} ${basis}`];
+  if (answer.pilot && answer.pilot.cost !== null) {
+    lines.push(t("estimate_pilot", { count: answer.pilot.tasks, cost: money(answer.pilot.cost, answer.currency) }));
+  }
+  return lines;
 }
 
 /** Say that a scan stopped early (too many entries, or too long) and what a run needs instead. */
