@@ -88,4 +88,9 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     ALTER TABLE attempts ADD COLUMN cost_basis TEXT;
     CREATE INDEX attempts_by_time ON attempts(started_at);
     """),
+    # 8: a run's budget, the most it may spend (NULL: none); the engine pauses the run before a call
+    # that could pass it.
+    (8, """
+    ALTER TABLE runs ADD COLUMN budget REAL;
+    """),
 )

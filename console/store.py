@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from .schema import MIGRATIONS
+from .store_budget import BudgetQueries
 from .store_flags import FlagQueries, shown_flags
 from .store_history import HistoryQueries
 from .store_pilot import PilotQueries
@@ -96,7 +97,8 @@ class NewTask:
     overrides: dict[str, Any] | None = None
 
 
-class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQueries, SpendQueries, HistoryQueries):
+class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQueries, SpendQueries, HistoryQueries,
+            BudgetQueries):
     """The SQLite database of runs, tasks, results and attempts."""
 
     def __init__(self, path: Path) -> None:
@@ -227,6 +229,7 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
             "model": profile.get("model", ""), "api_url": profile.get("api_url", ""),
             "concurrency": profile.get("concurrency", 1), "progress": self.progress(row["id"]),
             "selected": self.selected_count(row["id"]), "spend": self.run_spend(row["id"], currency_of(profile)),
+            "budget": row["budget"],
         }
 
     def run_profile(self, run_id: str) -> dict[str, Any]:

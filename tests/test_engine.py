@@ -228,7 +228,7 @@ def test_a_third_of_calls_rate_limited_and_quota_gone_at_200_pauses_the_run_and_
     stopped = [t for t in engine.store.tasks_since(run_id)["tasks"] if t["status"] == "stopped"]
     assert {t["error"] for t in stopped} == {
         "paused: 429 from the gateway (upstream_quota_exhausted); resume when the quota is back"}
-    assert engine.cooling(run_id) == {"paused": stopped[0]["error"]}
+    assert engine.cooling(run_id) == {"paused": stopped[0]["error"], "reason": stopped[0]["error"]}
     assert engine.resume(run_id, api(fake, "ratelimited.every=3.retry_after=0.05", concurrency=16)) == len(stopped)
     wait_for(lambda: not engine.is_running(run_id), timeout=60)
     assert engine.store.progress(run_id)["done"] == 300 and engine.cooling(run_id) is None

@@ -17,6 +17,7 @@ from .. import sources, uploads
 from ..cache import ImageCache
 from ..config import ConfigStore
 from ..diskfault import DataFolder
+from ..estimate import estimate
 from ..imaging import EXTENSION
 from ..profile import ApiProfile, ProfileError, pool_mask
 from ..review.flagger import Flagger
@@ -28,6 +29,7 @@ from ..store_pilot import pilot_sample
 from ..upstream import (ProfileProblem, UpstreamClient, UpstreamError, input_limit, make_http_client,
                         too_many_images)
 from .bridge import LoopBridge
+from .budget import Budget
 from .errors import Conflict, EngineError, NotFound
 from .held import HeldAnswers
 from .scheduler import STOP_WAIT_S, Scheduler
@@ -164,13 +166,14 @@ class Engine:
         return run_id, count
 
     def start_run(self, spec: RunSpec, overrides: dict[str, Any] | None = None,
-                  pilot: int | None = None) -> tuple[str, int, dict[str, Any]]:
+                  pilot: int | None = None, budget: float | None = None) -> tuple[str, int, dict[str, Any]]:
         """Make the tasks `spec` describes (edit, generate or table), store the run and start it.
 
         Every source is checked before anything is stored or sent: a bad row, a missing sidecar
         or reference, or a task with more input images than the profile's mode takes refuses
         the whole run, each one listed (issue 10). With `pilot` N, only N tasks spread over the
-        run are queued and the rest are held until `release_pilot`. Return (run id, task count, notes).
+        run are queued and the rest are held until `release_pilot`. With `budget`, the run pauses before a call
+        that could spend more. Return (run id, task count, notes).
         """
         profile = self.profile_for(overrides)
         self.check_profile(profile)
@@ -181,6 +184,8 @@ class Engine:
         held = frozenset(range(count)) - frozenset(pilot_sample(count, pilot)) if pilot else frozenset()
         run_id = self.store.create_run(plan.input_path, spec.recursive, plan.prompt, profile.to_dict(mask_key=False),
                                        plan.tasks, mode=spec.mode, spec=plan.spec, held=held)
+        if budget is not None:
+            self.store.set_run_budget(run_id, budget)
         self._enqueue(run_id, self.store.task_ids(run_id, ["pending"]), profile)
         return run_id, count, {**plan.notes, "held": len(held)} if pilot else plan.notes
 
@@ -358,6 +363,24 @@ class Engine:
             self.store.set_status([task_id], "pending")
         self._enqueue(task["run_id"], [task_id], profile)
 
+    @_one_control_at_a_time
+    def set_budget(self, run_id: str, budget: float | None) -> None:
+        """Set (None: remove) the most a run may spend; a running run follows at once, a paused one on resume."""
+        self._require_run(run_id)
+        self.store.set_run_budget(run_id, budget)
+        limit = self._budget(run_id, self._stored_profile(run_id))
+        self._bridge.call(self._on_loop_call(self._scheduler.set_budget, run_id, limit))
+
+    def _budget(self, run_id: str, profile: ApiProfile) -> Budget | None:
+        """Return a run's budget with what it spent so far (from the store), or None when it has none."""
+        limit = self.store.run_budget(run_id)
+        if limit is None:
+            return None
+        spend = self.store.run_spend(run_id)
+        history = self.store.call_history(profile.api_url, profile.model)
+        hint = estimate([profile.n or 1], profile.prices, history)["cost"]
+        return Budget(limit, spend["currency"], spent=spend["cost"] or 0.0, priced=spend["cost_known"], hint=hint)
+
     def set_concurrency(self, run_id: str, concurrency: int) -> None:
         """Change a run's concurrency; a running run follows at once."""
         self._require_run(run_id)
@@ -443,9 +466,10 @@ class Engine:
         if not task_ids:
             return 0
         profile = profile or self._stored_profile(run_id)  # used only when the run is not queued yet
+        budget = self._budget(run_id, profile)
         if not self.is_running(run_id):
             self.store.mark_run_started(run_id)  # the rate and ETA count from here
-        return self._bridge.call(self._on_loop_call(self._scheduler.enqueue, run_id, task_ids, profile))
+        return self._bridge.call(self._on_loop_call(self._scheduler.enqueue, run_id, task_ids, profile, budget))
 
     async def _forget(self, run_id: str) -> None:
         self._scheduler.forget(run_id)

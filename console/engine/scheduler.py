@@ -18,6 +18,7 @@ from typing import Any, Awaitable, Callable
 
 from ..profile import ApiProfile
 from .lanes import Lane, Lanes
+from .budget import Budget
 from .throttle import PAUSE, RETRY, Limiter
 
 log = logging.getLogger("console.engine")
@@ -80,9 +81,13 @@ class RunState:
     inflight: dict[str, asyncio.Task] = field(default_factory=dict)
     slots: dict[str, Slot] = field(default_factory=dict)  # what each task in flight holds
     dispatcher: asyncio.Task | None = None
-    paused: str | None = None  # why the run stopped itself (quota, disk), until it is queued again
+    budget: Budget | None = None  # the most the run may spend, and what it spent
+    paused: str | None = None  # why the run stopped itself (quota, disk, budget), until it is queued again
     fault: str | None = None  # the data folder could not take a write: the run pauses with this reason
     halted: str | None = None  # set while stopping or paused: a rate-limited task then ends stopped with this
+    budget_reason: str | None = None  # the pause was the budget's (its figures go with the reason)
+    uncosted: set[str] = field(default_factory=set)  # tasks in flight whose call's cost is not known yet
+    costed: asyncio.Event = field(default_factory=asyncio.Event)  # set when a call's cost is known or it ended
     writes: set[asyncio.Future] = field(default_factory=set)  # store writes started from callbacks
     endings: set[asyncio.Future] = field(default_factory=set)  # tasks' final writes, outliving a cancel
 
@@ -121,16 +126,18 @@ class Scheduler:
         self._runs: dict[str, RunState] = {}
         self.busy: set[str] = set()  # run ids with work; read from any thread
 
-    def enqueue(self, run_id: str, task_ids: list[str], profile: ApiProfile) -> int:
-        """Queue tasks of a run (a new run starts with `profile`); return how many were given."""
+    def enqueue(self, run_id: str, task_ids: list[str], profile: ApiProfile, budget: Budget | None = None) -> int:
+        """Queue tasks of a run (a new run starts with `profile`; `budget`, read afresh from the store, replaces
+        the one it had); return how many were given."""
         if not task_ids:
             return 0
         state = self._runs.get(run_id)
         if state is None:
             state = self._runs[run_id] = RunState(run_id, profile, Limiter(profile.concurrency), Lanes(profile),
                                                   Limiter(profile.concurrency))
+        state.budget = budget
         if state.paused:  # resumed after a pause: the quota (or the disk space) is back, start afresh
-            state.paused = state.fault = None
+            state.paused = state.fault = state.budget_reason = None
             state.lanes.reset()
         state.halted = None
         queued = set(state.queue) | set(state.ready) | set(state.inflight)
@@ -143,6 +150,12 @@ class Scheduler:
             state.dispatcher = asyncio.create_task(self._dispatch(state))
         self.busy.add(run_id)
         return len(task_ids)
+
+    def set_budget(self, run_id: str, budget: Budget | None) -> None:
+        """Give a queued run a new budget (a paused one stays paused until it is resumed)."""
+        state = self._runs.get(run_id)
+        if state is not None:
+            state.budget = budget
 
     def use_profile(self, run_id: str, profile: ApiProfile) -> None:
         """Calls that start from now on use `profile`; its concurrency applies at once."""
@@ -207,7 +220,10 @@ class Scheduler:
         if state is None:
             return None
         if state.paused:
-            return {"paused": state.paused}
+            paused: dict[str, Any] = {"paused": state.paused, "reason": state.paused}
+            if state.budget is not None and state.paused == state.budget_reason:
+                paused["budget"] = state.budget.to_dict()
+            return paused
         cooling = state.lanes.cooling() if state.busy else None
         return cooling.to_dict() if cooling else None
 
@@ -231,7 +247,13 @@ class Scheduler:
         try:
             while state.queue or state.ready:
                 self._prepare_ahead(state)
+                if not await self._within_budget(state):
+                    break
                 await state.limiter.acquire()
+                if state.budget is not None and not state.budget.allows(len(state.uncosted)):  # spent while waiting
+                    state.limiter.release()
+                    self._hold(state, state.budget.reason())
+                    break
                 try:  # a key that is cooling starts nothing before the gateway allows
                     lane = await state.lanes.take()
                 except asyncio.CancelledError:
@@ -251,11 +273,26 @@ class Scheduler:
                 prepared = state.ready.pop(task_id)
                 job = asyncio.create_task(self._execute(state, task_id, prepared, slot))
                 state.inflight[task_id], state.slots[task_id] = job, slot
+                state.uncosted.add(task_id)
                 job.add_done_callback(lambda done, tid=task_id, held=slot: self._finished(state, tid, held, done))
         finally:
             if state.dispatcher is asyncio.current_task():
                 state.dispatcher = None
             self._update_busy(state)
+
+    async def _within_budget(self, state: RunState) -> bool:
+        """Return whether the next call fits the run's budget, else pause the run (its tasks left pending).
+
+        While nothing tells what a call costs (no prices, no history, no call priced yet), the next
+        call waits for the cost of those in flight: the first answer says what a call costs.
+        """
+        while state.budget is not None and state.budget.per_call() is None and state.uncosted:
+            state.costed.clear()
+            await state.costed.wait()
+        if state.budget is not None and not state.budget.allows(len(state.uncosted)):
+            self._hold(state, state.budget.reason())
+            return False
+        return True
 
     def _prepare_ahead(self, state: RunState) -> None:
         while state.queue and len(state.ready) < LOOKAHEAD:
@@ -270,6 +307,8 @@ class Scheduler:
 
     def _finished(self, state: RunState, task_id: str, slot: Slot, job: asyncio.Task) -> None:
         state.inflight.pop(task_id, None)
+        state.uncosted.discard(task_id)
+        state.costed.set()
         state.slots.pop(task_id, None)
         slot.release()
         failure = None if job.cancelled() else job.exception()
@@ -298,6 +337,13 @@ class Scheduler:
             state.dispatcher.cancel()
         if waiting:
             self._later(state, self._mark_stopped(waiting, reason))
+
+    def _hold(self, state: RunState, reason: str) -> None:
+        """Stop starting calls (the budget is reached), the waiting tasks left pending: resuming, after the
+        budget is raised, starts them with no call repeated. Calls in flight finish and count."""
+        state.paused = state.budget_reason = reason
+        self._drop_prepared(state)
+        state.queue.clear()
 
     def _later(self, state: RunState, write: Awaitable[Any]) -> None:
         """Run a store write started from a callback; the run counts as busy until it is done."""

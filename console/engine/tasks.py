@@ -34,9 +34,11 @@ log = logging.getLogger("console.engine")
 class Attempts:
     """Record each upstream attempt, and what it used and cost, in the store, in order, before the task's end."""
 
-    def __init__(self, bridge: LoopBridge, store: Store, task_id: str, prices: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, bridge: LoopBridge, store: Store, task_id: str, prices: Mapping[str, Any] | None = None,
+                 on_cost: Callable[[float | None], None] | None = None) -> None:
         self._bridge, self._store, self._task_id = bridge, store, task_id
         self._prices = prices or {}
+        self._on_cost = on_cost  # the run's budget counts each cost as soon as it is known
         self._writes: list[asyncio.Future] = []
         self._started: asyncio.Future | None = None
 
@@ -52,6 +54,8 @@ class Attempts:
     def used(self, number: int, usage: Usage) -> None:
         """Called by the client when an attempt's answer said what it used: write it with its cost on that attempt."""
         cost, basis = priced(usage, self._prices)
+        if self._on_cost is not None:
+            self._on_cost(cost)
         self._queue(self._store.record_usage, self._task_id, number, usage.to_dict(), cost, basis)
 
     def _queue(self, write: Callable[..., Any], *args: Any) -> None:
@@ -136,7 +140,8 @@ class TaskRunner:
         """
         profile = state.profile
         debug = DebugLog(profile.secrets(), self.settings.debug_log_bytes)
-        attempts = Attempts(self.bridge, self.store, task_id, profile.prices)
+        attempts = Attempts(self.bridge, self.store, task_id, profile.prices,
+                            on_cost=functools.partial(_costed, state, task_id))
         name = f"task {task_id}"  # how the terminal names the task in its one line per failure
         started: asyncio.Future | None = None
         lane, calling = slot.lane, False
@@ -383,3 +388,12 @@ def _succeeded(started: asyncio.Future | None) -> bool:
     """True when a task's start transaction went through (its first call was counted)."""
     return started is not None and started.done() and not started.cancelled() and \
         started.exception() is None and bool(started.result())
+
+
+def _costed(state: RunState, task_id: str, cost: float | None) -> None:
+    """A call of the task said what it cost: the run's budget counts it, and the task no longer counts as
+    a call in flight of unknown cost."""
+    if state.budget is not None:
+        state.budget.add(cost)
+    state.uncosted.discard(task_id)
+    state.costed.set()

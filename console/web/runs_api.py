@@ -99,7 +99,7 @@ def scan_preview():
 def create_run():
     body = json_body()
     run_id, count, notes = engine().start_run(sources_api.run_spec(body), _overrides(body),
-                                              pilot=sources_api.pilot_size(body))
+                                              pilot=sources_api.pilot_size(body), budget=sources_api.budget_amount(body))
     return {"run_id": run_id, "task_count": count, **notes}, 201
 
 
@@ -108,6 +108,7 @@ def estimate_run():
     """What the run this body would start will cost: its tasks, calls and images, and a cost with its basis."""
     body = json_body()
     spec, pilot = sources_api.run_spec(body), sources_api.pilot_size(body)
+    sources_api.budget_amount(body)  # checked as the start would
     profile = engine().profile_for(_overrides(body))
     plan = engine().plan(spec)
     history = store().call_history(profile.api_url, profile.model)
@@ -155,8 +156,18 @@ def _flag_filter(value: str | None, name: str) -> str | None:
 @bp.patch("/api/runs/<run_id>")
 def update_run(run_id: str):
     _run_or_404(run_id)
-    engine().set_concurrency(run_id, _field(json_body(), "concurrency", int, required=True))
+    body = json_body()
+    sources_api.check_fields(body, "a run's update", RUN_UPDATES)
+    if not body:
+        raise ApiError(f"nothing to change: a run's update takes {', '.join(RUN_UPDATES)}")
+    if "concurrency" in body:
+        engine().set_concurrency(run_id, _field(body, "concurrency", int, required=True))
+    if "budget" in body:  # null removes it
+        engine().set_budget(run_id, sources_api.budget_amount(body))
     return {**_run_or_404(run_id), **_live(run_id)}
+
+
+RUN_UPDATES = ("concurrency", "budget")
 
 
 @bp.get("/api/runs/<run_id>/tasks")

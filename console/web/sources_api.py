@@ -80,17 +80,14 @@ def path_list(body: dict[str, Any], name: str) -> tuple[str, ...]:
 
 
 # Every field a run body may carry; anything else is refused, so a misspelt field is never
-# ignored while the whole folder is paid for. Fields named in NOT_YET are known but not built.
+# ignored while the whole folder is paid for.
 RUN_FIELDS = ("mode", "input_path", "recursive", "prompt", "sidecar", "reference_dirs", "variables", "count",
-              "reference_paths", "table_path", "api", "pilot")
-NOT_YET = {"budget": "'budget' is not available yet: budgets are not built in this version; start the run without it"}
+              "reference_paths", "table_path", "api", "pilot", "budget")
+BUDGET_MAX = 1e9
 
 
 def check_fields(body: dict[str, Any], what: str, accepted: tuple[str, ...] = RUN_FIELDS) -> None:
     """Refuse (400) a body with fields outside `accepted`, naming them and listing the accepted ones."""
-    for name, reason in NOT_YET.items():
-        if name in body and name not in accepted:
-            raise ApiError(reason)
     unknown = sorted(set(body) - set(accepted))
     if unknown:
         names = ", ".join(repr(name) for name in unknown)
@@ -105,6 +102,17 @@ def pilot_size(body: dict[str, Any]) -> int | None:
     if isinstance(pilot, bool) or not isinstance(pilot, int) or pilot < 1:
         raise ApiError(f"'pilot' must be a whole number of tasks to try first, at least 1; got {shown(repr(pilot))[:40]}")
     return pilot
+
+
+def budget_amount(body: dict[str, Any]) -> float | None:
+    """Return a body's `budget` (the most a run may spend, in its prices' currency), or None; 400 unless above 0."""
+    budget = body.get("budget")
+    if budget is None:
+        return None
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget <= BUDGET_MAX:
+        raise ApiError(f"'budget' must be an amount of money above 0 (in the currency of the profile's prices), "
+                       f"got {shown(repr(budget))[:40]}")
+    return float(budget)
 
 
 def run_spec(body: dict[str, Any]) -> RunSpec:
