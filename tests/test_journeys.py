@@ -2258,3 +2258,45 @@ def test_the_estimate_after_preview_then_a_pilot_then_the_rest(page, server, fak
     page.click("[data-testid=lang-switch]")
     assert "预估：4 次调用，4 张图片" in _preview_text(page, "本模型此前 9 次调用的平均")
     page.click("[data-testid=lang-switch]")
+
+
+# --------------------------------------------------------------------------- a budget
+
+def test_a_budget_pauses_the_run_and_raising_it_finishes_the_run(page, server, fake, tmp_path):
+    page.set_viewport_size({"width": 1366, "height": 768})
+    fill_profile(page, fake.url("openrouter.cost=0.25.s=0.05", CHAT), "sk-budget-1", concurrency=1)
+    pick_folder(page, make_photos(tmp_path / "photos", MIXED[:6]), 6)
+    page.fill("[data-testid=budget-input]", "0.5")
+    run_id = start_run(page, "make the sky purple")
+    # 0.25 a call: two calls fit in 0.50; the third could pass it, so the run pauses with four tasks waiting.
+    page.wait_for_selector("#cooling:has-text('the budget of 0.50 USD is reached')", timeout=WAIT_MS)
+    paused = idle(server, run_id)
+    assert (paused["progress"]["done"], paused["progress"]["pending"], paused["progress"]["failed"]) == (2, 4, 0)
+    wait_chip(page, "done", 2)
+    page.wait_for_function("() => document.querySelector('[data-testid=run-spend]')?.textContent === '2 calls · $0.50'",
+                           timeout=WAIT_MS)
+    assert page.input_value("[data-testid=run-budget]") == "0.5"
+    page.screenshot(path=str(ARTIFACTS / "journey_budget_paused_1366.png"))
+
+    # Raise the budget in the run bar, then Resume: the four others run, each source called once.
+    page.fill("[data-testid=run-budget]", "2")
+    with page.expect_response(lambda r: r.url.endswith(f"/api/runs/{run_id}") and r.request.method == "PATCH") as answer:
+        page.press("[data-testid=run-budget]", "Enter")
+    assert answer.value.status == 200 and answer.value.json()["budget"] == 2
+    with page.expect_response(lambda r: r.url.endswith(f"/api/runs/{run_id}/resume")) as resumed:
+        page.click("[data-testid=resume]")
+    assert resumed.value.status == 200 and resumed.value.json()["queued"] == 4, resumed.value.text()
+    final = wait_all_done(page, server, run_id, 6)
+    assert final["spend"]["calls"] == 6 and final["spend"]["cost"] == pytest.approx(1.5) and len(image_calls(fake)) == 6
+    page.wait_for_selector("#cooling", state="hidden")
+    page.wait_for_function("() => document.querySelector('[data-testid=run-spend]')?.textContent === '6 calls · $1.50'",
+                           timeout=WAIT_MS)
+    page.screenshot(path=str(ARTIFACTS / "journey_budget_done_1366.png"))
+
+    # The form keeps the budget in its draft; the labels come in Chinese too.
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.input_value("[data-testid=budget-input]") == "0.5"
+    page.click("[data-testid=lang-switch]")
+    assert page.locator(".budget-row span[data-i18n=budget]").inner_text() == "预算"
+    page.click("[data-testid=lang-switch]")

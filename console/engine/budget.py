@@ -42,11 +42,11 @@ class Budget:
             self.priced += 1
 
     def reason(self) -> str:
-        """Say why the run paused, and what to do."""
+        """Say why the run paused, and what to do (the figures, which change as calls in flight end, are in to_dict)."""
         expected = self.per_call()
-        nxt = f"; the next call would cost about {_money(expected, self.currency)}" if expected is not None else ""
-        return (f"paused: the budget of {_money(self.limit, self.currency)} is reached "
-                f"({_money(self.spent, self.currency)} spent{nxt}); raise the budget and resume")
+        nxt = f" at about {_money(expected, self.currency)} a call" if expected is not None else ""
+        return (f"paused: the budget of {_money(self.limit, self.currency)} is reached: the next call could "
+                f"pass it{nxt}; raise the budget and resume")
 
     def to_dict(self) -> dict[str, object]:
         return {"budget": self.limit, "spent": round(self.spent, 6), "currency": self.currency,
@@ -54,4 +54,6 @@ class Budget:
 
 
 def _money(amount: float, currency: str) -> str:
-    return f"{amount:.4f}".rstrip("0").rstrip(".") + f" {currency}" if amount < 1 else f"{amount:.2f} {currency}"
+    """Return "0.50 USD", "12.30 USD", or up to four decimals for a call's cost ("0.0387 USD")."""
+    text = f"{amount:.2f}" if abs(round(amount, 2) - amount) < 1e-9 else f"{amount:.4f}".rstrip("0")
+    return f"{text} {currency}"

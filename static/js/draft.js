@@ -3,7 +3,7 @@
 
 const DRAFT_KEY = "ibc.draft";
 // The fields every mode keeps as they are; the prompt is kept per mode instead.
-const FIELDS = ["input_path", "recursive", "sidecar", "reference_dirs", "table_path", "reference_paths", "count", "pilot"];
+const FIELDS = ["input_path", "recursive", "sidecar", "reference_dirs", "table_path", "reference_paths", "count", "pilot", "budget"];
 const PROMPT_MODES = ["edit", "generate"];
 
 /** Return the draft stored in this browser (an empty one when none or unreadable). */

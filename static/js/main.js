@@ -112,6 +112,7 @@ async function selectRun(runId, { push = false } = {}) {
   $("table-link-xlsx").href = urls.table(runId, "xlsx");
   $("table-link-csv").href = urls.table(runId, "csv");
   $("run-concurrency").value = run ? run.concurrency : "";
+  $("run-budget").value = run && run.budget !== null && run.budget !== undefined ? run.budget : "";
   $("zip-link").href = urls.zip(runId, false);
   schedulePoll(0);
 }
@@ -453,6 +454,12 @@ function wireRunBar() {
   $("run-concurrency").addEventListener("change", async (event) => {
     const concurrency = Number(event.target.value);
     await attempt(() => fetchJSON(urls.run(state.runId), { method: "PATCH", body: { concurrency } }), t("saved"));
+  });
+  $("run-budget").addEventListener("change", async (event) => {
+    const raw = event.target.value.trim();
+    const budget = raw ? Number(raw) : null; // empty: no budget
+    await attempt(() => fetchJSON(urls.run(state.runId), { method: "PATCH", body: { budget } }), t("saved"));
+    refreshRuns();
   });
   $("open-save").addEventListener("click", () => openSave({ runId: state.runId }));
   initRelease(() => state.runId, async () => {

@@ -152,6 +152,12 @@ function pilotField(form) {
   return raw ? { pilot: Number(raw) } : {};
 }
 
+/** The form's budget as a body field: none when empty; any other value goes as typed, for the server to judge. */
+function budgetField(form) {
+  const raw = form.elements.budget.value.trim();
+  return raw ? { budget: Number(raw) } : {};
+}
+
 /** Wire the run panel; `onStarted(runId)` is called after a run is created. */
 export function initRunPanel(onStarted) {
   const form = $("run-form");
@@ -171,7 +177,7 @@ export function initRunPanel(onStarted) {
     const mode = currentMode();
     button.disabled = true;
     const answer = await attempt(() => fetchJSON("/api/runs", {
-      method: "POST", body: { ...sourceFields(mode), ...pilotField(form), api: readProfile() },
+      method: "POST", body: { ...sourceFields(mode), ...pilotField(form), ...budgetField(form), api: readProfile() },
     }).catch((err) => {
       showRefusal(mode, err);
       throw err;
