@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from console.engine.budget import Budget
-from tests.helpers import api, make_sources, wait_for, wait_idle
+from tests.helpers import api, make_sources, wait_idle
 
 COST = 0.25
 
@@ -21,8 +21,8 @@ def _start(client, fake, folder, segment: str, budget, concurrency: int = 1, **f
 
 
 def _calls_per_source(fake, segment: str) -> list[int]:
-    from tests.fake_scenarios import CALL_LOG  # noqa: F401 (the fake's per-source log is not used by openrouter)
-    digests = {}
+    """Return how many calls each distinct request body (one per source) got on this segment, sorted."""
+    digests: dict[bytes, int] = {}
     for request in fake.requests:
         if request.method == "POST" and segment in request.path:
             digests[request.body] = digests.get(request.body, 0) + 1
