@@ -93,4 +93,18 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (8, """
     ALTER TABLE runs ADD COLUMN budget REAL;
     """),
+    # 9: comparisons: one pilot run per variant over the same folder, side by side. A variant keeps its
+    # name, prompt and model so it still reads after its run is deleted (run_id has no foreign key
+    # for that reason); `chosen` is the variant whose run went on to the rest of the folder.
+    (9, """
+    CREATE TABLE comparisons (
+        id TEXT PRIMARY KEY, created_at REAL NOT NULL, input_path TEXT NOT NULL, recursive INTEGER NOT NULL,
+        sample INTEGER NOT NULL, chosen TEXT
+    );
+    CREATE TABLE comparison_variants (
+        comparison_id TEXT NOT NULL REFERENCES comparisons(id) ON DELETE CASCADE, position INTEGER NOT NULL,
+        name TEXT NOT NULL, run_id TEXT NOT NULL, prompt TEXT NOT NULL, model TEXT NOT NULL,
+        PRIMARY KEY (comparison_id, position)
+    ) WITHOUT ROWID;
+    """),
 )

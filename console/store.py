@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from .schema import MIGRATIONS
 from .store_budget import BudgetQueries
+from .store_compare import CompareQueries
 from .store_flags import FlagQueries, shown_flags
 from .store_history import HistoryQueries
 from .store_pilot import PilotQueries
@@ -98,7 +99,7 @@ class NewTask:
 
 
 class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQueries, SpendQueries, HistoryQueries,
-            BudgetQueries):
+            BudgetQueries, CompareQueries):
     """The SQLite database of runs, tasks, results and attempts."""
 
     def __init__(self, path: Path) -> None:
