@@ -2300,3 +2300,82 @@ def test_a_budget_pauses_the_run_and_raising_it_finishes_the_run(page, server, f
     page.click("[data-testid=lang-switch]")
     assert page.locator(".budget-row span[data-i18n=budget]").inner_text() == "预算"
     page.click("[data-testid=lang-switch]")
+
+
+# --------------------------------------------------------------------------- a comparison, then one variant for the folder
+
+
+def test_compare_two_prompts_on_two_photos_then_use_the_second_for_the_folder(page, server, fake, tmp_path):
+    page.set_viewport_size({"width": 1366, "height": 768})
+    folder = make_photos(tmp_path / "photos", MIXED[:6])
+    names = sorted(path.name for path in folder.iterdir())
+    by_bytes = {path.read_bytes(): path.name for path in folder.iterdir()}
+    fill_profile(page, fake.url("restyle", CHAT), "sk-compare-1")
+    pick_folder(page, folder, 6)
+    page.fill("[data-testid=prompt-input]", "make it dusk")
+
+    # Compare…: two variants, the first with the form's prompt, on a sample of 2.
+    page.click("[data-testid=compare-open]")
+    dialog = page.locator("[data-testid=compare-dialog]")
+    dialog.wait_for(state="visible")
+    variants = page.locator("[data-testid=compare-variant]")
+    assert variants.count() == 2
+    assert page.input_value("[data-testid=compare-sample]") == "3"
+    page.fill("[data-testid=compare-sample]", "2")
+    variants.nth(0).locator("[data-testid=variant-name]").fill("Dusk")
+    assert variants.nth(0).locator("[data-testid=variant-prompt]").input_value() == "make it dusk"
+    variants.nth(1).locator("[data-testid=variant-name]").fill("Blue hour")
+    variants.nth(1).locator("[data-testid=variant-prompt]").fill("make it blue hour")
+    page.screenshot(path=str(ARTIFACTS / "journey_compare_dialog_1366.png"))
+    with page.expect_response(lambda r: r.url.endswith("/api/comparisons") and r.request.method == "POST") as answer:
+        page.click("[data-testid=compare-start]")
+    assert answer.value.status == 201, answer.value.text()
+    runs = {run["name"]: run["run_id"] for run in answer.value.json()["runs"]}
+    dialog.wait_for(state="hidden")
+
+    # The side-by-side view: a row per sampled photo, each variant's pictures in its column.
+    view = page.locator("[data-testid=comparison]")
+    view.wait_for(state="visible")
+    for run_id in runs.values():
+        idle(server, run_id)
+    per_call = 2  # the restyle scenario answers two pictures a call
+    page.wait_for_function("(n) => document.querySelectorAll('[data-testid=comparison] td[data-variant] img').length === n",
+                           arg=2 * 2 * per_call, timeout=WAIT_MS)
+    rows = view.locator("tr[data-source]")
+    assert [rows.nth(i).get_attribute("data-source") for i in range(rows.count())] == [names[0], names[3]]
+    for i in range(2):
+        assert rows.nth(i).locator("td[data-variant=Dusk] img").count() == per_call
+        assert rows.nth(i).locator("td[data-variant='Blue hour'] img").count() == per_call
+        assert rows.nth(i).locator("td.comparison-source img").count() == 1
+    headers = view.locator("th[data-variant]")
+    assert [headers.nth(i).get_attribute("data-variant") for i in range(2)] == ["Dusk", "Blue hour"]
+    for i in range(2):
+        assert "2 calls" in headers.nth(i).locator("[data-testid=variant-spend]").inner_text()
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=comparison] img')].every((i) => i.complete && i.naturalWidth)",
+                           timeout=WAIT_MS)
+    page.screenshot(path=str(ARTIFACTS / "journey_compare_view_1366.png"))
+    assert len(image_calls(fake)) == 4
+
+    # Use this one on the second: its run goes on to the four other photos, and opens.
+    with page.expect_response(lambda r: r.url.endswith("/choose")) as chosen:
+        view.locator("th[data-variant='Blue hour'] [data-testid=use-variant]").click()
+    assert chosen.value.status == 200 and chosen.value.json() == {"run_id": runs["Blue hour"], "queued": 4}
+    page.locator("[data-testid=comparison-view]").wait_for(state="hidden")
+    page.wait_for_selector("#run-title:text-is('make it blue hour')")
+    final = wait_all_done(page, server, runs["Blue hour"], 6)
+    assert {t["source_name"] for t in final["tasks"]} == set(names)
+    sent = [(prompt, by_bytes.get(images[0])) for prompt, images in map(sent_chat, image_calls(fake))]
+    assert sorted(name for prompt, name in sent if prompt == "make it blue hour") == names  # each photo once
+    assert sorted(name for prompt, name in sent if prompt == "make it dusk") == [names[0], names[3]]
+    assert idle(server, runs["Dusk"])["progress"]["held"] == 4  # the other variant stays as it was
+
+    # The last comparison opens again from the dialog, the choice kept, in Chinese too.
+    page.click("[data-testid=lang-switch]")
+    page.click("[data-testid=compare-open]")
+    page.click("[data-testid=compare-last]")
+    view.wait_for(state="visible")
+    page.wait_for_selector("[data-testid=comparison] th[data-variant='Blue hour'] [data-testid=use-variant]:text-is('已选 ✓')")
+    assert view.locator("th[data-variant=Dusk] [data-testid=use-variant]").is_hidden()
+    page.screenshot(path=str(ARTIFACTS / "journey_compare_chosen_zh_1366.png"))
+    page.click("[data-testid=comparison-close]")
+    page.click("[data-testid=lang-switch]")

@@ -3,6 +3,7 @@
 // kept in this browser's localStorage are handed over once.
 
 import { fetchJSON } from "./api.js";
+import { initCompare } from "./compare.js";
 import { when } from "./format.js";
 import { t } from "./i18n.js";
 import { readProfile } from "./profile.js";
@@ -171,6 +172,7 @@ export function initRunPanel(onStarted) {
   $("scan").addEventListener("click", scanPreview);
   $("table-check").addEventListener("click", checkTable);
   document.addEventListener("ibc:config-imported", loadSnippets);
+  initCompare(onStarted); // the chosen variant's run is opened as a started run is
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const button = form.querySelector("[type=submit]");
