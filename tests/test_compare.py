@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.helpers import api, make_sources, wait_idle
 from tests.test_pilot import calls
@@ -171,3 +173,24 @@ def test_variants_may_differ_by_model_only(client, fake, tmp_path):
     shown = client.get(f"/api/comparisons/{answer.json['comparison_id']}").json
     assert [v["model"] for v in shown["variants"]] == ["grok-imagine-1.0-edit", "other-model"]
     assert sorted(r.json["model"] for r in fake.requests if r.method == "POST") == ["grok-imagine-1.0-edit", "other-model"]
+
+
+ODD = st.none() | st.booleans() | st.integers(-5, 10**20) | st.floats() | st.text(max_size=12) | st.sampled_from(
+    ["", " ", "\ud800", "a" * 50, "x"])
+PROFILE_FIELDS = st.dictionaries(st.sampled_from(["model", "api_url", "concurrency", "n", "stream", "prices", "zz"]),
+                                 ODD | st.lists(ODD, max_size=2), max_size=3)
+VARIANT = st.dictionaries(st.sampled_from(["name", "prompt", "api", "nmae"]), ODD | PROFILE_FIELDS, max_size=4)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sample=ODD, variants=st.lists(VARIANT | ODD, max_size=5) | ODD)
+def test_any_comparison_body_is_answered_with_a_readable_4xx_at_worst(client, fake, tmp_path, sample, variants):
+    folder = tmp_path / "src"
+    if not folder.exists():
+        make_sources(folder, 2)
+    before = len(client.get("/api/runs").json)
+    answer = client.post("/api/comparisons", json={"input_path": str(folder), "sample": sample, "variants": variants})
+    assert answer.status_code in (201, 400), (answer.status_code, answer.json)
+    if answer.status_code == 400:
+        assert answer.json["error"].strip() and "Traceback" not in answer.json["error"]
+        assert len(client.get("/api/runs").json) == before  # a refused comparison leaves no run behind

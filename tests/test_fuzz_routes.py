@@ -29,7 +29,7 @@ FIELD_NAMES = ["input_path", "recursive", "prompt", "api", "concurrency", "keep_
                "aspect_tolerance", "conform", "settings", "presets", "save", "format", "version", "mode", "variables",
                "count", "table_path", "reference_dirs", "api_key", "model", "api_mode", "stream", "n", "size",
                "max_retries", "timeout_s", "extra_headers", "extra_body", "temperature", "text", "snippets",
-               "pilot"]
+               "pilot", "sample", "variants", "variant"]
 QUERY_NAMES = ["since", "status", "q", "offset", "limit", "thumb", "only_selected", "job", "kind", "token", "x"]
 ODD_TEXT = ["", " ", "..", "../../etc/passwd", "%2e%2e", "\u0000", "a" * 70_000, "💥" * 500, "null", "-1",
             "1e309", "９", "\ud800", "<script>", "${jndi}", "{stem.__class__}", "'; DROP TABLE runs; --"]
