@@ -194,3 +194,43 @@ def test_any_comparison_body_is_answered_with_a_readable_4xx_at_worst(client, fa
     if answer.status_code == 400:
         assert answer.json["error"].strip() and "Traceback" not in answer.json["error"]
         assert len(client.get("/api/runs").json) == before  # a refused comparison leaves no run behind
+
+
+def test_two_choices_at_once_release_one_run_only(app, fake, tmp_path):
+    import threading
+
+    folder = make_sources(tmp_path / "src", 6)
+    started = compare(app.test_client(), fake, folder)
+    wait_all(app.test_client(), started)
+    url = f"/api/comparisons/{started['comparison_id']}/choose"
+    answers: dict[str, int] = {}
+    gate = threading.Barrier(2)
+
+    def choose(name: str) -> None:
+        client = app.test_client()
+        gate.wait()
+        answers[name] = client.post(url, json={"variant": name}).status_code
+
+    threads = [threading.Thread(target=choose, args=(name,)) for name in ("v1", "v2")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers.values()) == [200, 409], answers
+    winner = next(name for name, status in answers.items() if status == 200)
+    client = app.test_client()
+    for run in started["runs"]:
+        held = wait_idle(client, run["run_id"])["progress"]["held"]
+        assert held == (0 if run["name"] == winner else 4), (run, held)
+
+
+def test_a_comparison_survives_a_restart(tmp_path):
+    from console.store import Store
+
+    store = Store(tmp_path / "console.db")
+    store.create_comparison("c1", "/photos", True, 3, [("A", "r1", "blue", "m1"), ("B", "r2", "red", "m2")])
+    assert store.choose_variant("c1", "B") and not store.choose_variant("c1", "A")
+    again = Store(tmp_path / "console.db").comparison("c1")
+    assert (again["input_path"], again["recursive"], again["sample"], again["chosen"]) == ("/photos", True, 3, "B")
+    assert [(v["name"], v["run_id"], v["prompt"], v["model"]) for v in again["variants"]] == [
+        ("A", "r1", "blue", "m1"), ("B", "r2", "red", "m2")]

@@ -118,7 +118,8 @@ def create_comparison():
             engine().delete_run(run_id)
         raise
     comparison_id = new_id("c")
-    store().create_comparison(comparison_id, spec.input_path, spec.recursive, sample,
+    first = store().run(started[0][0]) or {}  # the folder as the runs stored it (an upload's, a resolved path)
+    store().create_comparison(comparison_id, first.get("input_path", spec.input_path), spec.recursive, sample,
                               [(variant["name"], run_id, variant["prompt"], profile.model)
                                for variant, (run_id, _), profile in zip(variants, started, profiles)])
     runs = [{"name": variant["name"], "run_id": run_id} for variant, (run_id, _) in zip(variants, started)]
