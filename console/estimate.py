@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from .store_spend import CURRENCY_DEFAULT
-from .upstream.usage import PRICE_FIELDS, Usage, priced
+from .upstream import PRICE_FIELDS, Usage, priced
 
 _TOKEN_PRICES = ("input_mtok", "input_image_mtok", "output_mtok")
 
