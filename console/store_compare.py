@@ -54,8 +54,8 @@ class CompareQueries:
         tasks: dict[int, dict[str, Any]] = {}
         for chunk in chunks(list(indices), 500):
             marks = ",".join("?" * len(chunk))
-            for row in db.execute(f"SELECT id, idx, source_name, status FROM tasks WHERE run_id = ? AND idx IN ({marks})",
-                                  (run_id, *chunk)):
+            for row in db.execute("SELECT id, idx, source_name, status FROM tasks "
+                                  f"WHERE run_id = ? AND idx IN ({marks})", (run_id, *chunk)):
                 tasks[row["idx"]] = {"id": row["id"], "source_name": row["source_name"], "status": row["status"],
                                      "results": []}
         by_id = {task["id"]: task for task in tasks.values()}

@@ -126,7 +126,8 @@ def _variant(fake, name="a", prompt="p", **fields):
     (lambda body, fake: body.pop("sample"), "'sample' must be a whole number"),
     (lambda body, fake: body.update(sample=0), "'sample' must be a whole number"),
     (lambda body, fake: body.update(sample=True), "'sample' must be a whole number"),
-    (lambda body, fake: body.update(variants=body["variants"][:1]), "'variants' must be a list of 2 to 4 variants; got 1"),
+    (lambda body, fake: body.update(variants=body["variants"][:1]),
+     "'variants' must be a list of 2 to 4 variants; got 1"),
     (lambda body, fake: body.update(variants=[_variant(fake, str(n), str(n)) for n in range(5)]), "got 5"),
     (lambda body, fake: body["variants"].__setitem__(1, "x"), "'variants[1]' must be an object"),
     (lambda body, fake: body["variants"][1].update(nmae="b"), "unknown field 'nmae': 'variants[1]' takes"),
@@ -172,7 +173,8 @@ def test_variants_may_differ_by_model_only(client, fake, tmp_path):
     wait_all(client, answer.json)
     shown = client.get(f"/api/comparisons/{answer.json['comparison_id']}").json
     assert [v["model"] for v in shown["variants"]] == ["grok-imagine-1.0-edit", "other-model"]
-    assert sorted(r.json["model"] for r in fake.requests if r.method == "POST") == ["grok-imagine-1.0-edit", "other-model"]
+    models = sorted(r.json["model"] for r in fake.requests if r.method == "POST")
+    assert models == ["grok-imagine-1.0-edit", "other-model"]
 
 
 ODD = st.none() | st.booleans() | st.integers(-5, 10**20) | st.floats() | st.text(max_size=12) | st.sampled_from(

@@ -36,7 +36,8 @@ def init_app(app: Flask) -> None:
 def _sample(body: dict[str, Any]) -> int:
     sample = body.get("sample")
     if isinstance(sample, bool) or not isinstance(sample, int) or not 1 <= sample <= SAMPLE_MAX:
-        raise ApiError(f"'sample' must be a whole number of images to compare, from 1 to {SAMPLE_MAX}; got {sample!r:.40}")
+        raise ApiError(f"'sample' must be a whole number of images to compare, from 1 to {SAMPLE_MAX}; "
+                       f"got {sample!r:.40}")
     return sample
 
 
@@ -70,7 +71,8 @@ def _variants(body: dict[str, Any]) -> list[dict[str, Any]]:
                 "prompt": _text(variant.get("prompt"), f"{where}.prompt"), "api": api}
         for earlier, other in enumerate(checked):
             if other["name"].casefold() == item["name"].casefold():
-                raise ApiError(f"'{where}.name' is {item['name']!r}, as variants[{earlier}] is: each variant needs its own name")
+                raise ApiError(f"'{where}.name' is {item['name']!r}, as variants[{earlier}] is: "
+                               "each variant needs its own name")
             if (other["prompt"], _key(other["api"])) == (item["prompt"], _key(item["api"])):
                 raise ApiError(f"'{where}' is the same as variants[{earlier}]: change its prompt or its model")
         checked.append(item)
@@ -107,8 +109,8 @@ def create_comparison():
     started: list[tuple[str, int]] = []
     try:
         for variant in variants:
-            spec = sources_api.run_spec({"input_path": body.get("input_path"), "recursive": body.get("recursive", False),
-                                         "prompt": variant["prompt"]})
+            spec = sources_api.run_spec({"input_path": body.get("input_path"), "prompt": variant["prompt"],
+                                         "recursive": body.get("recursive", False)})
             run_id, count, _ = engine().start_run(spec, variant["api"], pilot=sample)
             started.append((run_id, count))
         if len({count for _, count in started}) > 1:  # the folder changed between two starts
@@ -142,7 +144,8 @@ def get_comparison(comparison_id: str):
         run = store().run(variant["run_id"])
         gone = run is None  # its run was deleted: the variant stays, with nothing to show
         variants.append({**variant, "gone": gone, "spend": None if gone else run["spend"],
-                         "progress": None if gone else run["progress"], "running": not gone and engine().is_running(run["id"]),
+                         "progress": None if gone else run["progress"],
+                         "running": not gone and engine().is_running(run["id"]),
                          "task_count": None if gone else run["task_count"]})
         if gone:
             continue

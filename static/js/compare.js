@@ -81,7 +81,8 @@ function addVariant(name, prompt) {
     <label class="grow"><span data-i18n="compare_model">Model (empty: the profile's)</span>
       <input class="v-model" spellcheck="false" data-testid="variant-model"></label>
     <button type="button" class="icon danger v-remove" data-i18n-title="delete">✕</button></div>
-    <label><span data-i18n="prompt">Prompt</span><textarea class="v-prompt" rows="2" data-testid="variant-prompt"></textarea></label>`;
+    <label><span data-i18n="prompt">Prompt</span>
+      <textarea class="v-prompt" rows="2" data-testid="variant-prompt"></textarea></label>`;
   row.querySelector(".v-name").value = name || String.fromCharCode(65 + box.children.length);
   row.querySelector(".v-prompt").value = prompt;
   row.querySelector(".v-model").placeholder = readProfile().model || "";
@@ -207,12 +208,20 @@ function cell(variant, row) {
   td.dataset.variant = variant.name;
   const ids = row.results[variant.name] || [];
   if (ids.length) {
-    td.append(...ids.slice(0, RESULTS_SHOWN).map((id) => picture(urls.image(id, true), variant.name, urls.image(id, false))));
+    const shownIds = ids.slice(0, RESULTS_SHOWN);
+    td.append(...shownIds.map((id) => picture(urls.image(id, true), variant.name, urls.image(id, false))));
+    if (ids.length > shownIds.length) {
+      const more = document.createElement("span");
+      more.className = "muted small";
+      more.textContent = `+${ids.length - shownIds.length}`; // the rest are in the variant's run
+      td.append(more);
+    }
     return td;
   }
   const status = variant.gone ? "gone" : row.status[variant.name];
   td.className = `comparison-empty status-${status || "none"}`;
-  td.textContent = { failed: t("failed"), gone: t("compare_gone"), done: t("compare_no_image") }[status] || t("compare_waiting");
+  const words = { failed: t("failed"), gone: t("compare_gone"), done: t("compare_no_image") };
+  td.textContent = words[status] || t("compare_waiting");
   return td;
 }
 
