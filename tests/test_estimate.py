@@ -75,3 +75,9 @@ def test_the_estimate_rules():
     unknown = estimate([1, 2], {}, History())
     assert unknown["cost"] is None and unknown["basis"] == "unknown" and unknown["images"] == 3
     assert "pilot" not in estimate([1, 1], {}, History(), pilot=5)
+
+
+def test_an_estimate_needs_no_prompt_yet(client, tmp_path):
+    folder = make_sources(tmp_path / "src", 3)
+    answer = client.post("/api/runs/estimate", json={"input_path": str(folder), "prompt": "", "api": {}})
+    assert answer.status_code == 200 and answer.json["tasks"] == 3, answer.json  # Preview before the prompt

@@ -107,6 +107,8 @@ def create_run():
 def estimate_run():
     """What the run this body would start will cost: its tasks, calls and images, and a cost with its basis."""
     body = json_body()
+    if isinstance(body.get("prompt"), str) and not body["prompt"].strip():
+        body = {**body, "prompt": "-"}  # Preview comes before the prompt is typed; the counts do not need it
     spec, pilot = sources_api.run_spec(body), sources_api.pilot_size(body)
     sources_api.budget_amount(body)  # checked as the start would
     profile = engine().profile_for(_overrides(body))
