@@ -171,7 +171,7 @@ class Engine:
 
         Every source is checked before anything is stored or sent: a bad row, a missing sidecar
         or reference, or a task with more input images than the profile's mode takes refuses
-        the whole run, each one listed (issue 10). With `pilot` N, only N tasks spread over the
+        the whole run, each one listed. With `pilot` N, only N tasks spread over the
         run are queued and the rest are held until `release_pilot`. With `budget`, the run pauses before a call
         that could spend more. Return (run id, task count, notes).
         """

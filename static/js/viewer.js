@@ -10,7 +10,7 @@ const ADVANCE_KEY = "ibc.spaceAdvance";
 
 export class Viewer {
   /** `actions` has: task(id), move(delta) -> id|null, nextUnreviewed() -> id|null, nextFlagged() -> id|null,
-   * toggle, retry, remove, reprompt(task, prompt) and continueFrom(result, prompt) (issue 10). */
+   * toggle, retry, remove, reprompt(task, prompt) and continueFrom(result, prompt). */
   constructor(root, actions) {
     this.root = root;
     this.actions = actions;
