@@ -53,7 +53,7 @@ class Flagger:
 
     def wake(self, run_id: str) -> None:
         """Queue a run whose results may need a look (cheap; call it as often as results arrive)."""
-        if not self.enabled:
+        if not self.enabled or self._closed:
             return
         with self._wake:
             self._wanted[run_id] = None
@@ -93,9 +93,13 @@ class Flagger:
             try:
                 self._look_at_run(run_id)
             except Exception as exc:  # a full disk or a gone folder: try again later, never stop
+                if self._closed:  # the store is being closed under us: nothing to retry
+                    continue
                 log.warning("review flags: run %s could not be looked at (%s); trying again in %.0f s",
                             run_id, exc, RETRY_AFTER_S)
-                threading.Timer(RETRY_AFTER_S, self.wake, (run_id,)).start()
+                retry = threading.Timer(RETRY_AFTER_S, self.wake, (run_id,))
+                retry.daemon = True  # a pending retry must never hold the process at exit
+                retry.start()
 
     def _look_at_run(self, run_id: str) -> None:
         run = self.store.run(run_id)
