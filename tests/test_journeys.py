@@ -2240,7 +2240,9 @@ def test_the_estimate_after_preview_then_a_pilot_then_the_rest(page, server, fak
     assert idle(server, run_id)["progress"]["held"] == 6 and len(image_calls(fake)) == 3
     page.locator("[data-testid=run-rest]").click()
     page.locator("[data-testid=release-dialog]").wait_for(state="visible")
-    page.click("[data-testid=release-confirm]")
+    with page.expect_response(lambda r: r.url.endswith(f"/api/runs/{run_id}/release")) as released:
+        page.click("[data-testid=release-confirm]")
+    assert released.value.status == 200, released.value.text()
     final = wait_all_done(page, server, run_id, 9)
     assert final["spend"]["calls"] == 9 and final["spend"]["cost"] == pytest.approx(0.45)
     assert len(image_calls(fake)) == 9
