@@ -107,4 +107,15 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         PRIMARY KEY (comparison_id, position)
     ) WITHOUT ROWID;
     """),
+    # 10: captions. A result's own `caption` (NULL: the save rule's caption), the text the model sent
+    # with its images (`answer_text`, capped), and the calls a captioning job makes: `kind` 'caption'
+    # (NULL: an image call) and `profile`, the captioning profile's API URL, model and currency
+    # (NULL: the run's), so a day's spend names the model that was paid and an image run's estimate
+    # never averages caption calls in.
+    (10, """
+    ALTER TABLE results ADD COLUMN caption TEXT;
+    ALTER TABLE results ADD COLUMN answer_text TEXT;
+    ALTER TABLE attempts ADD COLUMN kind TEXT;
+    ALTER TABLE attempts ADD COLUMN profile TEXT;
+    """),
 )

@@ -22,6 +22,8 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from .schema import MIGRATIONS
 from .store_budget import BudgetQueries
+from .store_caption_calls import CaptionCallQueries
+from .store_captions import CaptionQueries
 from .store_compare import CompareQueries
 from .store_flags import FlagQueries, shown_flags
 from .store_history import HistoryQueries
@@ -99,7 +101,7 @@ class NewTask:
 
 
 class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQueries, SpendQueries, HistoryQueries,
-            BudgetQueries, CompareQueries):
+            BudgetQueries, CompareQueries, CaptionQueries, CaptionCallQueries):
     """The SQLite database of runs, tasks, results and attempts."""
 
     def __init__(self, path: Path) -> None:

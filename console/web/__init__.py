@@ -13,7 +13,8 @@ from ..config import ConfigStore
 from ..engine import Engine
 from ..settings import Settings, data_dir, resolve
 from ..store import Store
-from . import compare_api, config_api, errors, guards, runs_api, save_api, services, sources_api, uploads_api
+from . import (caption_jobs_api, captions_api, compare_api, config_api, errors, guards, runs_api, save_api, services,
+               sources_api, uploads_api)
 from .handler import RequestHandler
 
 DB_NAME = "console.db"
@@ -40,6 +41,8 @@ def create_app(config: Mapping[str, Any] | None = None, settings: Settings | Non
     services.init_app(app, settings=settings, config=configs, store=store, cache=cache, engine=engine)
     errors.init_app(app)
     guards.init_app(app)
+    caption_jobs_api.init_app(app)
+    captions_api.init_app(app)
     compare_api.init_app(app)
     config_api.init_app(app)
     runs_api.init_app(app)
