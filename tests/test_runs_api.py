@@ -81,13 +81,15 @@ def test_retry_keeps_or_clears_results(client, fake, tmp_path):
 
 
 def test_stop_and_resume(client, fake, tmp_path):
+    # The fake is shared by the session: a call an earlier test left stalled is not this run's.
+    before, stalled = fake.open_connections, fake.in_flight
     run_id = start(client, fake, make_sources(tmp_path / "src", 6), scenario="stall", concurrency=2)
-    wait_for(lambda: fake.in_flight == 2)
+    wait_for(lambda: fake.in_flight == stalled + 2)
     answer = client.post(f"/api/runs/{run_id}/stop").json
     assert answer["ok"] and answer["stopped"] == 6
     listing = client.get(f"/api/runs/{run_id}/tasks").json
     assert {t["status"] for t in listing["tasks"]} == {"stopped"} and listing["running"] is False
-    assert fake.wait_for_connections(0, 2)
+    assert fake.wait_for_connections(before, 5), f"{fake.open_connections} connections open, {before} before the run"
     resumed = client.post(f"/api/runs/{run_id}/resume").json
     assert resumed["queued"] == 6
     client.post("/api/stop")
@@ -106,10 +108,11 @@ def test_retry_of_a_running_task_is_409_and_delete_stops_it(client, fake, tmp_pa
 
 
 def test_concurrency_change_applies_to_the_running_run(client, fake, tmp_path):
+    before = fake.in_flight  # calls an earlier test left stalled on the shared fake
     run_id = start(client, fake, make_sources(tmp_path / "src", 8), scenario="stall", concurrency=2)
-    wait_for(lambda: fake.in_flight == 2)
+    wait_for(lambda: fake.in_flight == before + 2)
     assert client.patch(f"/api/runs/{run_id}", json={"concurrency": 5}).json["concurrency"] == 5
-    wait_for(lambda: fake.in_flight == 5)
+    wait_for(lambda: fake.in_flight == before + 5)
     client.post(f"/api/runs/{run_id}/stop")
 
 
