@@ -42,7 +42,7 @@ RUN_MODES = ("edit", "generate", "table")
 
 _TASK_COLUMNS = ("id, run_id, idx, source_name, source_path, prompt, status, attempts, http_status, error, warning, rev, "
                  "refs, output_name, overrides, parent")
-_RESULT_COLUMNS = "id, task_id, sha256, format, width, height, bytes, origin, selected, prompt, flags"
+_RESULT_COLUMNS = "id, task_id, sha256, format, width, height, bytes, origin, selected, prompt, flags, caption, answer_text"
 _RESULT_COLUMNS += ", EXISTS(SELECT 1 FROM saves WHERE saves.result_id = results.id) AS saved"  # issue 11
 
 
@@ -81,6 +81,7 @@ class NewResult:
     origin: str
     url: str | None = None
     prompt: str | None = None  # the prompt that produced it (a task's prompt can change: issue 10)
+    answer_text: str | None = None  # the text the model sent with it, cleaned (console.upstream.answer_text)
 
 
 @dataclass(frozen=True)
@@ -421,10 +422,10 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
         if db.execute("SELECT 1 FROM results WHERE task_id = ? AND sha256 = ?", (task_id, result.sha256)).fetchone():
             return None  # the same bytes again (a retry that keeps results)
         result_id = new_id("i")
-        db.execute("INSERT INTO results (id, task_id, sha256, format, width, height, bytes, origin, url, created_at, prompt) "
-                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        db.execute("INSERT INTO results (id, task_id, sha256, format, width, height, bytes, origin, url, created_at, prompt, "
+                   "answer_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    (result_id, task_id, result.sha256, result.format, result.width, result.height, result.size,
-                    result.origin, result.url, time.time(), result.prompt))
+                    result.origin, result.url, time.time(), result.prompt, result.answer_text))
         return result_id
 
     def clear_results(self, task_id: str) -> list[tuple[str, str]]:
@@ -442,13 +443,7 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
 
     def set_selected(self, result_id: str, selected: bool) -> dict[str, Any] | None:
         """Select or deselect a result; return it, or None if unknown."""
-        with self._tx() as db:
-            row = db.execute("SELECT task_id FROM results WHERE id = ?", (result_id,)).fetchone()
-            if row is None:
-                return None
-            db.execute("UPDATE results SET selected = ? WHERE id = ?", (int(selected), result_id))
-            db.execute("UPDATE tasks SET rev = ? WHERE id = ?", (self._bump(db), row[0]))
-        return self.result(result_id)
+        return self.edit_result(result_id, selected=selected)
 
     def delete_result(self, result_id: str) -> tuple[str, str] | None:
         """Delete a result; return its (sha256, format), or None if unknown."""
@@ -494,7 +489,8 @@ def _task(row: sqlite3.Row) -> dict[str, Any]:
 
 
 def _result(row: sqlite3.Row) -> dict[str, Any]:
-    result = {key: row[key] for key in ("id", "width", "height", "format", "sha256", "bytes", "origin", "prompt")}
+    result = {key: row[key] for key in ("id", "width", "height", "format", "sha256", "bytes", "origin", "prompt", "caption",
+                                        "answer_text")}
     result["selected"] = bool(row["selected"])
     result["saved"] = bool(row["saved"])
     result.update(shown_flags(row["flags"]))

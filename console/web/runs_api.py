@@ -14,6 +14,7 @@ from ..estimate import estimate, images_of
 from ..export import write_zip
 from ..masking import mask_url
 from ..store import STATUSES
+from ..store_captions import CaptionTooLong, clean_caption
 from ..store_selection import SELECTION_ACTIONS
 from ..store_flags import FLAG_FILTERS
 from ..store_spend import SPEND_DAYS_MAX
@@ -347,11 +348,31 @@ def _result_or_404(result_id: str) -> dict[str, Any]:
     return _found(store().result(result_id), "result", result_id)
 
 
+RESULT_UPDATES = ("selected", "caption")
+
+
 @bp.patch("/api/results/<result_id>")
 def update_result(result_id: str):
+    """Select or deselect a result and/or give it its own caption (null: the save rule's caption)."""
     _result_or_404(result_id)
-    selected = _field(json_body(), "selected", bool, required=True)
-    return _found(store().set_selected(result_id, selected), "result", result_id)  # deleted meanwhile: 404
+    body = json_body()
+    sources_api.check_fields(body, "a result's update", RESULT_UPDATES)
+    if not body:
+        raise ApiError(f"nothing to change: a result's update takes {', '.join(RESULT_UPDATES)}")
+    changes: dict[str, Any] = {"selected": _field(body, "selected", bool, required="selected" in body)}
+    if "caption" in body:
+        changes["caption"] = _caption(body["caption"])
+    return _found(store().edit_result(result_id, **changes), "result", result_id)  # deleted meanwhile: 404
+
+
+def _caption(value: Any) -> str | None:
+    """Return a caption as stored (trimmed; empty is None), or a 400 naming `caption`."""
+    if value is not None and not isinstance(value, str):
+        raise ApiError("'caption' must be a string or null")
+    try:
+        return clean_caption(value)
+    except CaptionTooLong as exc:
+        raise ApiError(f"'caption' must be at most 8 KiB of text; got {exc.size:,} bytes") from None
 
 
 @bp.delete("/api/results/<result_id>")
