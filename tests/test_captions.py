@@ -47,8 +47,9 @@ def test_an_empty_caption_goes_back_to_the_rules_and_selection_can_change_with_i
 
 
 @pytest.mark.parametrize(("body", "message"), [
-    ({"caption": 12}, "'caption' must be a string or null"),
-    ({"caption": ["a"]}, "'caption' must be a string or null"),
+    ({"caption": 12}, "'caption' must be a string"),
+    ({"caption": ["a"]}, "'caption' must be a string"),
+    ({"caption": "a\ud800b"}, "'caption' is not valid text: it holds a lone surrogate"),
     ({"caption": "é" * 4607}, "'caption' must be at most 8 KiB of text; got 9,214 bytes"),
     ({"caption": "a", "tags": "x"}, "unknown field 'tags': a result's update takes selected, caption"),
     ({}, "nothing to change: a result's update takes selected, caption"),
@@ -60,10 +61,102 @@ def test_bad_updates_name_the_field_and_change_nothing(client, fake, tmp_path, b
     result_id = tasks[0]["results"][0]["id"]
     _caption(client, result_id, "kept")
     answer = client.patch(f"/api/results/{result_id}", json=body)
-    assert answer.status_code == 400 and answer.json["error"] == message
+    assert answer.status_code == 400 and answer.json["error"].startswith(message)
     assert client.get(f"/api/tasks/{tasks[0]['id']}").json["results"][0]["caption"] == "kept"
 
 
 def test_an_unknown_result_is_a_404(client):
     answer = client.patch("/api/results/nope", json={"caption": "x"})
+    assert answer.status_code == 404 and "nope" in answer.json["error"]
+
+
+# -- find and replace ---------------------------------------------------------------------------
+
+def _captioned(client, fake, tmp_path, captions: list[str | None]) -> tuple[str, list[dict]]:
+    """A run with one result per caption given (None: no caption of its own); return it and its results."""
+    run_id, tasks = _run(client, fake, tmp_path, count=len(captions), scenario="g16_stream_dataurl")
+    results = [task["results"][0] for task in tasks]
+    for result, caption in zip(results, captions):
+        if caption is not None:
+            _caption(client, result["id"], caption)
+    return run_id, results
+
+
+def _replace(client, run_id: str, **body) -> dict:
+    answer = client.post(f"/api/runs/{run_id}/captions/replace", json=body)
+    assert answer.status_code == 200, answer.json
+    return answer.json
+
+
+def _captions(client, run_id: str) -> list[str | None]:
+    return [task["results"][0]["caption"] for task in client.get(f"/api/runs/{run_id}/tasks").json["tasks"]]
+
+
+def test_a_literal_replace_changes_own_captions_and_counts_the_others(client, fake, tmp_path):
+    run_id, results = _captioned(client, fake, tmp_path, ["a Red car", "red \\1 red", None, "blue sky"])
+    rev = client.get(f"/api/runs/{run_id}/tasks").json["rev"]
+    answer = _replace(client, run_id, find="red", replace="gr\\1een")
+    assert answer == {"changed": 1, "matched": 1, "too_long": 0, "without_caption": 1, "changes": [
+        {"result_id": results[1]["id"], "task_id": answer["changes"][0]["task_id"], "source_name": "img2.png",
+         "before": "red \\1 red", "after": "gr\\1een \\1 gr\\1een"}]}
+    assert _captions(client, run_id) == ["a Red car", "gr\\1een \\1 gr\\1een", None, "blue sky"]
+    changed = client.get(f"/api/runs/{run_id}/tasks?since={rev}").json["tasks"]
+    assert [task["source_name"] for task in changed] == ["img2.png"]
+    assert _replace(client, run_id, find="RED", replace="green", ignore_case=True)["changed"] == 1
+    assert _captions(client, run_id)[0] == "a green car"
+
+
+def test_a_regex_replace_uses_groups_and_a_preview_writes_nothing(client, fake, tmp_path):
+    run_id, _ = _captioned(client, fake, tmp_path, ["photo of a cat, 4k", "photo of a dog, 8k", "drawing"])
+    body = {"find": r"photo of a (?P<animal>\w+), (\d)k", "replace": r"\g<animal> photo (\2K)", "regex": True}
+    rev = client.get(f"/api/runs/{run_id}/tasks").json["rev"]
+    preview = _replace(client, run_id, preview=True, **body)
+    assert (preview["changed"], preview["matched"], preview["without_caption"]) == (2, 2, 0)
+    assert [change["after"] for change in preview["changes"]] == ["cat photo (4K)", "dog photo (8K)"]
+    assert _captions(client, run_id) == ["photo of a cat, 4k", "photo of a dog, 8k", "drawing"]
+    assert client.get(f"/api/runs/{run_id}/tasks?since={rev}").json["tasks"] == []
+    assert _replace(client, run_id, **body) == preview
+    assert _captions(client, run_id) == ["cat photo (4K)", "dog photo (8K)", "drawing"]
+
+
+def test_only_selected_too_long_and_emptied_captions(client, fake, tmp_path):
+    run_id, results = _captioned(client, fake, tmp_path, ["x" * 4000, "tag, x", "x", None])
+    for result in results[:3]:
+        client.patch(f"/api/results/{result['id']}", json={"selected": True})
+    answer = _replace(client, run_id, find="x", replace="yyy", only_selected=True)
+    assert (answer["changed"], answer["matched"], answer["too_long"], answer["without_caption"]) == (2, 3, 1, 0)
+    assert _captions(client, run_id) == ["x" * 4000, "tag, yyy", "yyy", None]
+    emptied = _replace(client, run_id, find=r"^y+$", replace="", regex=True)
+    assert emptied["changes"][0]["after"] is None and emptied["without_caption"] == 1
+    assert _captions(client, run_id) == ["x" * 4000, "tag, yyy", None, None]
+    assert _replace(client, run_id, find=", ", replace="   ")["changes"][0]["after"] == "tag   yyy"
+
+
+def test_a_replace_lists_the_first_twenty_changes_in_source_order(client, fake, tmp_path):
+    run_id, _ = _captioned(client, fake, tmp_path, [f"caption {n}" for n in range(25)])
+    answer = _replace(client, run_id, find="caption", replace="text", preview=True)
+    assert answer["changed"] == 25 and len(answer["changes"]) == 20
+    assert [change["before"] for change in answer["changes"][:3]] == ["caption 0", "caption 1", "caption 2"]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"find": "(", "regex": True}, "'find' is not a valid regular expression: missing ), unterminated subpattern"),
+    ({"find": "a", "replace": r"\2", "regex": True}, "'replace' is not a valid replacement: invalid group reference 2"),
+    ({}, "'find' is required"),
+    ({"find": ""}, "'find' is required"),
+    ({"find": 3}, "'find' must be a string"),
+    ({"find": "a" * 1001}, "'find' must be at most 1,000 characters; got 1,001"),
+    ({"find": "a", "replace": "b" * 8193}, "'replace' must be at most 8 KiB of text; got 8,193 bytes"),
+    ({"find": "a", "regex": "yes"}, "'regex' must be true or false"),
+    ({"find": "a", "whole_word": True}, "unknown field 'whole_word': a find and replace takes find, replace"),
+])
+def test_bad_replaces_name_the_field_and_change_nothing(client, fake, tmp_path, body, message):
+    run_id, _ = _captioned(client, fake, tmp_path, ["a cat"])
+    answer = client.post(f"/api/runs/{run_id}/captions/replace", json=body)
+    assert answer.status_code == 400 and answer.json["error"].startswith(message), answer.json
+    assert _captions(client, run_id) == ["a cat"]
+
+
+def test_a_replace_on_an_unknown_run_is_a_404(client):
+    answer = client.post("/api/runs/nope/captions/replace", json={"find": "a"})
     assert answer.status_code == 404 and "nope" in answer.json["error"]

@@ -2,11 +2,73 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from flask import Blueprint, Flask
 
+from ..store_captions import CAPTION_MAX_BYTES, Replacement
+from . import sources_api
+from .errors import ApiError
+from .guards import json_body
+from .services import store
+
 bp = Blueprint("captions_api", __name__)
+REPLACE_FIELDS = ("find", "replace", "only_selected", "regex", "ignore_case", "preview")
+FIND_MAX_CHARS = 1000
 
 
 def init_app(app: Flask) -> None:
     """Register the routes."""
     app.register_blueprint(bp)
+
+
+@bp.post("/api/runs/<run_id>/captions/replace")
+def replace_captions(run_id: str):
+    """Find and replace in the own captions of a run's results (with `preview`, only say what would change)."""
+    if store().run(run_id) is None:
+        raise ApiError(f"no run {run_id}", 404)
+    body = json_body()
+    sources_api.check_fields(body, "a find and replace", REPLACE_FIELDS)
+    pattern = _pattern(body)
+    replacement = Replacement(pattern, _replace(body, pattern), _flag(body, "only_selected"))
+    return store().replace_captions(run_id, replacement, preview=_flag(body, "preview"))
+
+
+def _pattern(body: dict[str, Any]) -> re.Pattern[str]:
+    """Return the compiled `find` (literal unless `regex`), or a 400 naming it."""
+    find = sources_api.optional_string(body, "find")
+    if not find:
+        raise ApiError("'find' is required: the text to look for in the captions")
+    if len(find) > FIND_MAX_CHARS:
+        raise ApiError(f"'find' must be at most {FIND_MAX_CHARS:,} characters; got {len(find):,}")
+    flags = re.IGNORECASE if _flag(body, "ignore_case") else 0
+    try:
+        return re.compile(find if _flag(body, "regex") else re.escape(find), flags)
+    except (re.error, OverflowError, RecursionError) as exc:
+        raise ApiError(f"'find' is not a valid regular expression: {exc}") from None
+
+
+def _replace(body: dict[str, Any], pattern: re.Pattern[str]) -> Any:
+    """Return what a match becomes: the template (`\\1`, `\\g<name>`) with `regex`, else the text as it is."""
+    text = sources_api.optional_string(body, "replace") or ""
+    size = len(text.encode("utf-8"))
+    if size > CAPTION_MAX_BYTES:
+        raise ApiError(f"'replace' must be at most 8 KiB of text; got {size:,} bytes")
+    if not _flag(body, "regex"):
+        return lambda _match: text  # a literal: backslashes in it are text, not group references
+    try:
+        pattern.sub(text, "")  # parses the template: a bad group reference is refused before any caption changes
+    except (re.error, IndexError) as exc:
+        raise ApiError(f"'replace' is not a valid replacement: {exc}") from None
+    return text
+
+
+def _flag(body: dict[str, Any], name: str) -> bool:
+    """Return a body's optional true/false field (default false), or a 400 naming it."""
+    value = body.get(name)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ApiError(f"'{name}' must be true or false")
+    return value

@@ -361,16 +361,14 @@ def update_result(result_id: str):
         raise ApiError(f"nothing to change: a result's update takes {', '.join(RESULT_UPDATES)}")
     changes: dict[str, Any] = {"selected": _field(body, "selected", bool, required="selected" in body)}
     if "caption" in body:
-        changes["caption"] = _caption(body["caption"])
+        changes["caption"] = _caption(body)
     return _found(store().edit_result(result_id, **changes), "result", result_id)  # deleted meanwhile: 404
 
 
-def _caption(value: Any) -> str | None:
-    """Return a caption as stored (trimmed; empty is None), or a 400 naming `caption`."""
-    if value is not None and not isinstance(value, str):
-        raise ApiError("'caption' must be a string or null")
+def _caption(body: dict[str, Any]) -> str | None:
+    """Return the body's caption as stored (trimmed; empty is None), or a 400 naming `caption`."""
     try:
-        return clean_caption(value)
+        return clean_caption(sources_api.optional_string(body, "caption"))
     except CaptionTooLong as exc:
         raise ApiError(f"'caption' must be at most 8 KiB of text; got {exc.size:,} bytes") from None
 
