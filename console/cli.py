@@ -28,7 +28,6 @@ TOKEN_BYTES = 24  # 32 URL-safe characters
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse the command line; every flag has an environment twin (see --help)."""
     parser = argparse.ArgumentParser(
-        prog="app.py",
         description="Image Batch Console: batch image generation and editing through OpenAI-compatible APIs.",
         epilog=describe(),
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -13,5 +13,6 @@ def root() -> Path:
 
 
 def static_dir() -> Path:
-    """Return the review page's folder."""
-    return root() / "static"
+    """Return the review page's folder: the installed package's, else `static/` of the checkout or the binary."""
+    installed = Path(__file__).resolve().parent / "static"  # `pip install` puts the page inside the package
+    return installed if installed.is_dir() else root() / "static"
