@@ -101,4 +101,5 @@ def _size(text: str) -> int:
 def _manifest_row(task: dict[str, Any], result: dict[str, Any], name: str | None) -> dict[str, Any]:
     return {"file": name, "source_name": task["source_name"], "source_path": task["source_path"],
             "prompt": task["prompt"], "result_id": result["id"], "sha256": result["sha256"],
-            "width": result["width"], "height": result["height"], "selected": result["selected"]}
+            "width": result["width"], "height": result["height"], "selected": result["selected"],
+            "caption": result.get("caption"), "answer_text": result.get("answer_text")}

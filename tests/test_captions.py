@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.helpers import make_sources, start, wait_idle
@@ -160,3 +162,96 @@ def test_bad_replaces_name_the_field_and_change_nothing(client, fake, tmp_path, 
 def test_a_replace_on_an_unknown_run_is_a_404(client):
     answer = client.post("/api/runs/nope/captions/replace", json={"find": "a"})
     assert answer.status_code == 404 and "nope" in answer.json["error"]
+
+
+# -- captions in saves --------------------------------------------------------------------------
+
+CAPTION_LAYOUTS = ("flat", "flat_pairs", "aitoolkit_edit", "aitoolkit_multi", "musubi", "fal_start_end", "civitai_edit")
+
+
+def _save(client, run_id: str, out, **rule) -> dict:
+    answer = client.post(f"/api/runs/{run_id}/save", json={"output_dir": str(out), **rule})
+    assert answer.status_code == 200, answer.json
+    assert answer.json["errors"] == [], answer.json["errors"]
+    return answer.json
+
+
+def _texts(out) -> dict[str, str]:
+    """Return every caption file under `out` by the source it belongs to (img1, img2)."""
+    found = {}
+    for path in out.rglob("*.txt"):
+        found["img1" if "img1" in path.name else "img2"] = path.read_text("utf-8")
+    return found
+
+
+def _manifest(out) -> list[dict]:
+    return [json.loads(line) for line in (out / "manifest.jsonl").read_text("utf-8").splitlines()]
+
+
+@pytest.fixture
+def captioned_run(client, fake, tmp_path):
+    """Two tasks (two results each) with their first result selected; img1's has a caption of its own."""
+    run_id, tasks = _run(client, fake, tmp_path, count=2)
+    for task in tasks:
+        client.patch(f"/api/results/{task['results'][0]['id']}", json={"selected": True})
+    _caption(client, tasks[0]["results"][0]["id"], "a red car, [trigger] style")
+    return run_id, tasks
+
+
+@pytest.mark.parametrize("layout", CAPTION_LAYOUTS)
+def test_every_layout_writes_a_results_own_caption_with_the_trigger(client, captioned_run, tmp_path, layout):
+    run_id, _ = captioned_run
+    out = tmp_path / "out"
+    answer = _save(client, run_id, out, layout=layout, caption="prompt", trigger="ohwx")
+    assert _texts(out) == {"img1": "a red car, ohwx style", "img2": "ohwx make it blue"}
+    assert answer["captions"] == {"from_results": 1, "from_rule": 1} == answer["report"]["captions"]
+    lines = _manifest(out)
+    assert [(line["caption"], line["caption_from"]) for line in lines] == [
+        ("a red car, ohwx style", "result"), ("ohwx make it blue", "rule")]
+    if layout == "musubi":
+        records = (out / "dataset/dataset.jsonl").read_text("utf-8").splitlines()
+        assert [json.loads(record)["caption"] for record in records] == ["a red car, ohwx style", "ohwx make it blue"]
+
+
+def test_an_own_caption_stands_in_for_the_template_and_the_trigger_is_injected(client, captioned_run, tmp_path):
+    run_id, tasks = captioned_run
+    _caption(client, tasks[0]["results"][0]["id"], "a red car")
+    out = tmp_path / "out"
+    answer = _save(client, run_id, out, layout="aitoolkit_edit", caption="template",
+                   caption_template="{trigger}, {prompt}, {stem}", trigger="ohwx")
+    assert _texts(out) == {"img1": "ohwx a red car", "img2": "ohwx, make it blue, img2"}
+    assert answer["captions"] == {"from_results": 1, "from_rule": 1}
+
+
+def test_no_captions_are_written_when_the_rule_has_none(client, captioned_run, tmp_path):
+    run_id, _ = captioned_run
+    out = tmp_path / "out"
+    answer = _save(client, run_id, out, layout="aitoolkit_edit", caption="none")
+    assert _texts(out) == {} and answer["captions"] == {"from_results": 0, "from_rule": 0}
+    assert [line["caption_from"] for line in _manifest(out)] == [None, None]
+
+
+def test_a_dry_run_counts_the_captions_it_would_write(client, captioned_run, tmp_path):
+    run_id, _ = captioned_run
+    answer = _save(client, run_id, tmp_path / "out", layout="musubi", dry_run=True, only_selected=False)
+    assert answer["captions"] == {"from_results": 1, "from_rule": 3} and not (tmp_path / "out").exists()
+
+
+def test_a_single_result_save_writes_its_own_caption(client, captioned_run, tmp_path):
+    _, tasks = captioned_run
+    out = tmp_path / "out"
+    answer = client.post(f"/api/results/{tasks[0]['results'][0]['id']}/save",
+                         json={"output_dir": str(out), "layout": "fal_start_end", "trigger": "ohwx"}).json
+    assert answer["captions"] == {"from_results": 1, "from_rule": 0}
+    assert (out / "dataset/img1.txt").read_text("utf-8") == "a red car, ohwx style"
+
+
+def test_a_caption_template_may_use_the_answer_text(client, captioned_run, tmp_path):
+    run_id, _ = captioned_run
+    answer = client.post(f"/api/runs/{run_id}/save", json={"output_dir": str(tmp_path / "out"), "caption": "template",
+                                                            "caption_template": "{prompt} / {answer_text}"})
+    assert answer.status_code == 200, answer.json
+    assert _texts(tmp_path / "out")["img2"] == "make it blue /"  # this answer sent no text
+    bad = client.post(f"/api/runs/{run_id}/save", json={"output_dir": str(tmp_path / "out"), "caption": "template",
+                                                         "caption_template": "{answer}"})
+    assert bad.status_code == 400 and "answer_text" in bad.json["error"]

@@ -100,17 +100,21 @@ def pair_stem(rule: SaveRule, target: Path) -> str:
     return stem.removesuffix("_end") if rule.layout in ("fal_start_end", "flat_pairs") else stem
 
 
-def caption_text(rule: SaveRule, prompt: str, values: Mapping[str, Any]) -> str | None:
+def caption_text(rule: SaveRule, prompt: str, values: Mapping[str, Any], own: str | None = None) -> str | None:
     """Return the caption for one item (None when captions are off), trigger baked in as ai-toolkit does.
 
-    `values` are the caption template's variables (names.caption_values).
+    `values` are the caption template's variables (names.caption_values); `own` is the result's own
+    caption, written instead of the prompt or template whenever captions are on.
     """
     if rule.caption == "none":
         return None
-    prompt = prompt.strip()
-    text = prompt
-    if rule.caption == "template":
+    prompt, own = prompt.strip(), (own or "").strip()
+    if own:
+        text = own
+    elif rule.caption == "template":
         text = render(rule.caption_template, {**values, "prompt": prompt, "trigger": rule.trigger}, "caption_template")
+    else:
+        text = prompt
     if rule.trigger:
         text = text.replace("[trigger]", rule.trigger)
         if rule.trigger not in text:

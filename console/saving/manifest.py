@@ -43,7 +43,8 @@ def manifest_line(rule: SaveRule, item: PlannedItem, source_sha: str | None, pro
             "task_id": task["id"], "result_id": result["id"], "source_name": task["source_name"],
             "source_path": task["source_path"], "source_sha256": source_sha, "references": task.get("references") or [],
             "output_name": task.get("output_name"), "result_sha256": result["sha256"], **provenance,
-            "prompt": result_prompt(task, result), "caption": item.caption, "request_id": None, "paths": item.paths,
+            "prompt": result_prompt(task, result), "caption": item.caption,
+            "caption_from": item.caption_from, "request_id": None, "paths": item.paths,
             "save_id": save_id}
 
 

@@ -56,9 +56,12 @@ def name_values(task: dict[str, Any], result: dict[str, Any], number: int, globa
             "result_id": result["id"], "sha8": result["sha256"][:8], "date": date}
 
 
-def caption_values(values: dict[str, Any], prompt: str, rule: SaveRule, image: Path) -> dict[str, Any]:
-    """Return the caption template's variables: the name variables, the prompt, the trigger and the image written."""
-    return {**values, "prompt": prompt, "trigger": rule.trigger, "image_name": image.name, "image_path": str(image)}
+def caption_values(values: dict[str, Any], prompt: str, rule: SaveRule, image: Path,
+                   answer_text: str | None = None) -> dict[str, Any]:
+    """Return the caption template's variables: the name variables, the prompt, the trigger, the image written
+    and the text the model sent with the result (empty when it sent none)."""
+    return {**values, "prompt": prompt, "trigger": rule.trigger, "image_name": image.name, "image_path": str(image),
+            "answer_text": answer_text or ""}
 
 
 def result_prompt(task: dict[str, Any], result: dict[str, Any]) -> str:

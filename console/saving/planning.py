@@ -54,6 +54,7 @@ class PlannedItem:
     files: list[PlannedFile]
     caption: str | None
     values: dict[str, Any] = field(default_factory=dict)  # the name variables, for the caption
+    caption_from: str | None = None  # "result" (its own caption) or "rule" (the prompt or template); None: no caption
     replaces: list[Path] = field(default_factory=list)  # same-stem images removed by "overwrite"
 
     @property
@@ -351,18 +352,24 @@ class _Planner:
         raise _Refused
 
     def _with_caption(self, c: Candidate, images: list[PlannedFile], values: dict[str, Any], path: Path) -> PlannedItem:
-        prompt = result_prompt(c.task, c.result)
-        text = caption_text(self.rule, prompt, caption_values(values, prompt, self.rule, images[-1].path))
+        text = self._caption(c, values, images[-1].path)
         files = images[:-1] + ([PlannedFile(path, "caption", text=text)] if text else []) + images[-1:]
-        return PlannedItem(c, files, text, values)  # written in this order: the target comes last
+        item = PlannedItem(c, files, text, values)  # written in this order: the target comes last
+        if text:
+            item.caption_from = "result" if c.result.get("caption") else "rule"
+        return item
+
+    def _caption(self, c: Candidate, values: dict[str, Any], image: Path) -> str | None:
+        """Return one item's caption: the result's own, else the rule's prompt or template."""
+        prompt = result_prompt(c.task, c.result)
+        return caption_text(self.rule, prompt, caption_values(values, prompt, self.rule, image, c.result.get("answer_text")),
+                            c.result.get("caption"))
 
     def _finish_caption(self, item: PlannedItem) -> None:
         """Render the caption again once the image's final name is known ({image_name}, {image_path})."""
         caption = next((f for f in item.files if f.role == "caption"), None)
         if caption is not None:
-            prompt = result_prompt(item.candidate.task, item.candidate.result)
-            caption.text = item.caption = caption_text(self.rule, prompt, caption_values(
-                item.values, prompt, self.rule, item.files[-1].path)) or caption.text
+            caption.text = item.caption = self._caption(item.candidate, item.values, item.files[-1].path) or caption.text
 
     def _aspect_ok(self, c: Candidate, size: tuple[int, int], target: tuple[int, int]) -> bool:
         difference = aspect_difference(size, target)

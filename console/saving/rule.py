@@ -31,13 +31,13 @@ DEFAULT_TEMPLATE = "{stem}_{n}"
 # Ours first, then the older console's names for the same things and the ones it added (issue 11).
 NAME_VARIABLES = ("stem", "n", "index", "run", "task", "result", "sha8", "date",
                   "src_stem", "src_name", "src_ext", "task_id", "result_id", "result_index", "global_index")
-CAPTION_VARIABLES = ("prompt", "trigger", *NAME_VARIABLES, "image_name", "image_path")
+CAPTION_VARIABLES = ("prompt", "trigger", *NAME_VARIABLES, "image_name", "image_path", "answer_text")
 STEM_LIMIT = 200  # characters of replace_from / replace_to
 NAME_LIMIT = 200  # bytes of a dataset's folder name (a file name holds 255; layouts add _control3 …)
 _SAMPLE = {"stem": "image", "n": 1, "index": 1, "run": "r0", "task": "t0", "result": "i0", "sha8": "0123abcd",
            "date": "20250101", "src_stem": "image", "src_name": "image.png", "src_ext": "png", "task_id": "t0",
            "result_id": "i0", "result_index": 1, "global_index": 1, "prompt": "prompt", "trigger": "trigger",
-           "image_name": "image.png", "image_path": "/out/image.png"}
+           "image_name": "image.png", "image_path": "/out/image.png", "answer_text": "text"}
 _FORMATTER = string.Formatter()
 
 

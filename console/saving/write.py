@@ -132,8 +132,15 @@ def _answer(plan_: Plan, saved: list[dict], errors: list[dict], written: list[Pl
     if plan_.rule.layout != "flat":
         report["validation"] = validate(plan_, written)
         report["trainer_ready"] = report["trainer_ready"] and report["validation"]["ok"]
+    report["captions"] = _caption_counts(written)
     return {"saved": saved, "skipped": plan_.skipped, "errors": errors, "report": report,
-            "dry_run": plan_.rule.dry_run, "cancelled": plan_.cancelled}
+            "dry_run": plan_.rule.dry_run, "cancelled": plan_.cancelled, "captions": report["captions"]}
+
+
+def _caption_counts(items: list[PlannedItem]) -> dict[str, int]:
+    """Return how many caption files of these items came from a result's own caption and how many from the rule."""
+    sources = [item.caption_from for item in items]
+    return {"from_results": sources.count("result"), "from_rule": sources.count("rule")}
 
 
 def write_item(item: PlannedItem) -> str | None:
