@@ -18,12 +18,13 @@ class HistoryQueries:
     """Store methods of the call history."""
 
     def call_history(self, api_url: str, model: str) -> History:
-        """Return the average usage and cost per call of the latest calls made with this API URL and model."""
+        """Return the average usage and cost per image call of the latest made with this API URL and model
+        (captioning calls, `kind` 'caption', cost something else and are left out)."""
         rows = self._db().execute(
             "SELECT a.cost, a.input_tokens, a.input_image_tokens, a.output_tokens, r.profile FROM attempts a "
             "JOIN tasks t ON t.id = a.task_id JOIN runs r ON r.id = t.run_id "
             "WHERE json_extract(r.profile, '$.api_url') = ? AND json_extract(r.profile, '$.model') = ? "
-            "AND (a.cost IS NOT NULL OR a.input_tokens IS NOT NULL OR a.output_tokens IS NOT NULL) "
+            "AND a.kind IS NULL AND (a.cost IS NOT NULL OR a.input_tokens IS NOT NULL OR a.output_tokens IS NOT NULL) "
             "ORDER BY a.id DESC LIMIT ?", (api_url, model, HISTORY_CALLS)).fetchall()
         if not rows:
             return History()

@@ -89,15 +89,16 @@ class SpendQueries:
     def daily_spend(self, days: int, today: date | None = None) -> dict[str, Any]:
         """Return the spend of the last `days` local days (today included), per day and per profile.
 
-        A profile is its API host and model; runs deleted since take their attempts with them.
+        A profile is its API host and model: a run's, or a captioning call's own (`attempts.profile`);
+        runs deleted since take their attempts with them.
         """
         today = today or date.today()
         first = today - timedelta(days=days - 1)
         since = datetime.combine(first, datetime.min.time()).timestamp()
         rows = self._db().execute(
-            f"SELECT date(a.started_at, 'unixepoch', 'localtime') AS day, r.profile, {_SUMS} FROM attempts a "
-            "JOIN tasks t ON t.id = a.task_id JOIN runs r ON r.id = t.run_id WHERE a.started_at >= ? "
-            "GROUP BY day, r.id ORDER BY day DESC", (since,)).fetchall()
+            f"SELECT date(a.started_at, 'unixepoch', 'localtime') AS day, COALESCE(a.profile, r.profile) AS paid, "
+            f"{_SUMS} FROM attempts a JOIN tasks t ON t.id = a.task_id JOIN runs r ON r.id = t.run_id "
+            "WHERE a.started_at >= ? GROUP BY day, paid ORDER BY day DESC", (since,)).fetchall()
         grouped: dict[tuple[str, str, str, str], list[Any]] = {}
         for day, profile_text, *sums in rows:
             profile = json.loads(profile_text)
@@ -113,7 +114,7 @@ class SpendQueries:
 
 
 def _added(total: list[Any] | None, sums: list[Any]) -> list[Any]:
-    """Add one run's sums to a profile's (a cost stays None only while no call of either had a known cost)."""
+    """Add one profile's sums to another with the same host and model (a cost stays None only while no call of either had a known cost)."""
     if total is None:
         return list(sums)
     merged = [a + b for a, b in zip(total[:5], sums[:5])]

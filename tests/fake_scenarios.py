@@ -1685,3 +1685,154 @@ def responses_usage(ctx: Ctx) -> None:
               {"type": "response.completed", "response": whole}]
     ctx.send_stream([sse_frame(compact_json({**e, "sequence_number": n}), event=e["type"])
                      for n, e in enumerate(events)])
+
+
+# --------------------------------------------------------------------------- vision models (captioning)
+
+VISION_MODEL = "vision-captioner-1"
+VISION_REFUSAL = "I'm sorry, but I can't help with describing this image."
+
+
+def _sent_image(obj: Any) -> Image.Image | None:
+    """Return the first image a chat or Responses request carries as a data URL, decoded."""
+    import base64  # local: the rest of this module only encodes (b64)
+
+    if isinstance(obj, str):
+        if obj.startswith("data:image/"):
+            return Image.open(io.BytesIO(base64.b64decode(obj.split(",", 1)[1])))
+        return None
+    values = obj.values() if isinstance(obj, dict) else obj if isinstance(obj, list) else ()
+    for value in values:
+        found = _sent_image(value)
+        if found is not None:
+            return found
+    return None
+
+
+def describe_image(image: Image.Image | None) -> str:
+    """Return the caption `vision_caption` gives an image: `a photo of a <colour> scene, <w>x<h>`.
+
+    The colour is the dominant channel's name (grey when the channels are within 24 of each other).
+    """
+    if image is None:
+        return "no image was sent"
+    rgb = image.convert("RGB")
+    means = [sum(channel.getdata()) / (rgb.width * rgb.height) for channel in rgb.split()]
+    colour = "grey" if max(means) - min(means) < 24 else ("red", "green", "blue")[means.index(max(means))]
+    return f"a photo of a {colour} scene, {image.width}x{image.height}"
+
+
+def _vision_usage(ctx: Ctx) -> dict[str, Any] | None:
+    if "usage" not in ctx.opts and "cost" not in ctx.opts:
+        return None
+    usage: dict[str, Any] = {"prompt_tokens": 1100, "completion_tokens": 24, "total_tokens": 1124}
+    if "cost" in ctx.opts:
+        usage["cost"] = ctx.opt("cost", 0.0)
+    return usage
+
+
+def _vision_fault(ctx: Ctx) -> bool:
+    """Play the options' faults: the first `rl` calls of the segment answer 429 (Retry-After `ra`, default 0.2 s),
+    the next `fail` calls 503; a call with `s` waits that long first (ending early if the caller hangs up)."""
+    seen = ctx.fake._bump(f"vision\0{ctx.segment}")
+    limited, failing = int(ctx.opt("rl", 0)), int(ctx.opt("fail", 0))
+    if seen < limited:
+        ctx.send_json(429, g16_error("Rate limit reached for requests", "rate_limit_error", "rate_limit_exceeded"),
+                      [("Retry-After", ctx.opts.get("ra", "0.2"))])
+        return True
+    if seen < limited + failing:
+        ctx.send_json(503, g3_error("upstream unavailable", "server_error", "upstream_unavailable"))
+        return True
+    if "s" in ctx.opts:
+        ctx.wait_for_disconnect(ctx.opt("s", 0))
+        if ctx.fake._stop.is_set():
+            return True
+    return False
+
+
+def _chat_text(ctx: Ctx, content: str | None, refusal: str | None = None, finish: str = "stop") -> None:
+    """Answer a chat completion with text (or a refusal), streamed when the request asks."""
+    usage = _vision_usage(ctx)
+    if not ctx.stream_flag(False):
+        message = {"role": "assistant", "content": content, "refusal": refusal}
+        body: dict[str, Any] = {"id": g3_id(), "object": "chat.completion", "created": CREATED, "model": VISION_MODEL,
+                                "choices": [{"index": 0, "message": message, "finish_reason": finish}]}
+        if usage:
+            body["usage"] = usage
+        return ctx.send_json(200, compact_json(body))
+    cid = g3_id()
+    deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+    if refusal is not None:
+        deltas.append({"refusal": refusal})
+    text = content or ""
+    deltas += [{"content": text[i:i + 12]} for i in range(0, len(text), 12)]
+    chunks = [{"id": cid, "object": "chat.completion.chunk", "created": CREATED, "model": VISION_MODEL,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": None}]} for delta in deltas]
+    last: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": CREATED, "model": VISION_MODEL,
+                            "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
+    if usage:
+        last["usage"] = usage
+    ctx.send_stream([*(sse_frame(compact_json(chunk)) for chunk in [*chunks, last]), DONE])
+
+
+def _responses_text(ctx: Ctx, content: str | None, refusal: str | None = None) -> None:
+    """Answer the Responses API with output text (or a refusal part), streamed when the request asks."""
+    usage = _vision_usage(ctx)
+    part = {"type": "refusal", "refusal": refusal} if refusal is not None else \
+        {"type": "output_text", "text": content or "", "annotations": []}
+    message = {"id": "msg_" + secrets.token_hex(8), "type": "message", "status": "completed", "role": "assistant",
+               "content": [part]}
+    whole: dict[str, Any] = {"id": "resp_" + secrets.token_hex(8), "object": "response", "created_at": CREATED,
+                             "status": "completed", "model": VISION_MODEL, "output": [message]}
+    if usage:
+        whole["usage"] = {"input_tokens": usage["prompt_tokens"], "output_tokens": usage["completion_tokens"],
+                          "total_tokens": usage["total_tokens"], **({"cost": usage["cost"]} if "cost" in usage else {})}
+    if not ctx.stream_flag(False):
+        return ctx.send_json(200, compact_json(whole))
+    events: list[dict[str, Any]] = [{"type": "response.created", "response": {**whole, "status": "in_progress",
+                                                                              "output": []}}]
+    if refusal is not None:
+        events.append({"type": "response.refusal.delta", "item_id": message["id"], "delta": refusal})
+    else:
+        text = content or ""
+        events += [{"type": "response.output_text.delta", "item_id": message["id"], "delta": text[i:i + 12]}
+                   for i in range(0, len(text), 12)]
+        events.append({"type": "response.output_text.done", "item_id": message["id"], "text": text})
+    events += [{"type": "response.output_item.done", "output_index": 0, "item": message},
+               {"type": "response.completed", "response": whole}]
+    ctx.send_stream([sse_frame(compact_json({**e, "sequence_number": n}), event=e["type"])
+                     for n, e in enumerate(events)])
+
+
+def _answer_text(ctx: Ctx, content: str | None, refusal: str | None = None) -> None:
+    if ctx.endpoint.endswith("/responses"):
+        return _responses_text(ctx, content, refusal)
+    _chat_text(ctx, content, refusal, "content_filter" if refusal is not None else "stop")
+
+
+@scenario("vision_caption")
+def vision_caption(ctx: Ctx) -> None:
+    """A vision model (chat completions or Responses, streamed when asked) that describes the image it got:
+    `a photo of a <colour> scene, <w>x<h>` (see `describe_image`). Options: `s` delay, `think=1` a `<think>`
+    block first, `usage=1` usage, `cost=X` OpenRouter's usage.cost, `rl=N` first N calls 429, `fail=N` then N 503."""
+    if _vision_fault(ctx):
+        return
+    caption = describe_image(_sent_image(ctx.req.json))
+    if ctx.opts.get("think") == "1":
+        caption = f"<think>The user wants a caption. Let me look at the colours.</think>\n\"{caption}\""
+    _answer_text(ctx, caption)
+
+
+@scenario("vision_refuse")
+def vision_refuse(ctx: Ctx) -> None:
+    """A vision model that declines: chat `message.refusal` with finish_reason `content_filter`, or a Responses
+    refusal part."""
+    if not _vision_fault(ctx):
+        _answer_text(ctx, None, VISION_REFUSAL)
+
+
+@scenario("vision_empty")
+def vision_empty(ctx: Ctx) -> None:
+    """A vision model that answers with no text at all."""
+    if not _vision_fault(ctx):
+        _answer_text(ctx, "")

@@ -60,6 +60,16 @@ class ConfigStore:
         with self._lock:
             return _profile(overrides, self._api, self._api, empty_keeps=False, where="")
 
+    def preset_profile_with(self, name: str, overrides: Any) -> ApiProfile:
+        """Return an API preset's profile (its stored key included) with a request's overrides applied;
+        NotFound when there is no such preset."""
+        name = _preset_name(name)
+        with self._lock:
+            preset = self._presets["api"].get(name)
+            if preset is None:
+                raise NotFound(f"there is no api preset named '{name}'")
+            return _profile(overrides or {}, preset, preset, empty_keeps=False, where="")
+
     def export(self, include_secrets: bool) -> dict:
         """Return everything as one export document; secrets (keys, credential headers, URL query
         credentials) are blank unless `include_secrets`."""

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from .. import sources, uploads
 from ..cache import ImageCache
+from ..captioning import CaptionOrder
 from ..config import ConfigStore
 from ..diskfault import DataFolder
 from ..estimate import estimate
@@ -29,6 +30,7 @@ from ..store_pilot import pilot_sample
 from ..upstream import (ProfileProblem, UpstreamClient, UpstreamError, input_limit, make_http_client,
                         too_many_images)
 from .bridge import LoopBridge
+from .captions import CaptionJobs
 from .budget import Budget
 from .errors import Conflict, EngineError, NotFound
 from .held import HeldAnswers
@@ -66,6 +68,7 @@ class Engine:
         self._bridge = LoopBridge()
         self._control = threading.RLock()  # see _one_control_at_a_time
         self._scheduler: Scheduler | None = None
+        self.captions = CaptionJobs(store, cache, settings, self._bridge, lambda: self._client)  # vision captioning
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -92,6 +95,7 @@ class Engine:
         self.flagger.close()
         try:
             self._bridge.soon(self._housekeeping.cancel)
+            self._bridge.call(self.captions.close(), timeout=STOP_TIMEOUT_S)
             self._bridge.call(self._scheduler.stop_all(), timeout=STOP_TIMEOUT_S)
             self._bridge.call(self._http.aclose())
         finally:
@@ -149,6 +153,14 @@ class Engine:
         except UpstreamError as exc:
             return {"ok": False, "http_status": exc.http_status, "models": [], "error": str(exc)}
         return {"ok": True, "http_status": status, "models": models, "error": None}
+
+    def caption_run(self, order: CaptionOrder, profile: ApiProfile) -> dict[str, Any]:
+        """Start captioning a run's results with a vision model's profile; return the job's snapshot."""
+        self._require_run(order.run_id)
+        self.captions.check_mode(profile)
+        self.check_profile(profile)
+        self._room_to_write()
+        return self.captions.start(order, profile)
 
     @staticmethod
     def scan(input_path: str, recursive: bool, stop: Callable[[], bool] | None = None) -> ScanResult:

@@ -9,6 +9,7 @@ This is the package's public face; callers import from here, never from the modu
     outcome = await client.send(profile, request)       # ... and send when a slot is free
 """
 
+from .answertext import answer_text
 from .client import CallOutcome, UpstreamClient, make_http_client
 from .debuglog import DebugLog
 from .errors import (
@@ -28,10 +29,13 @@ from .payload import Request, Source, input_limit, too_many_images
 from .policy import check_profile
 from .retry import backoff_s, is_key_refused, is_quota, is_rate_limit
 from .usage import PRICE_FIELDS, Usage, priced
+from .vision import TEXT_MODES, TextOutcome, build_text_request, text_mode
 
 __all__ = [
+    "answer_text",
     "backoff_s",
     "BlockedURLError",
+    "build_text_request",
     "CallOutcome",
     "check_profile",
     "CooldownError",
@@ -50,6 +54,9 @@ __all__ = [
     "Source",
     "StatusError",
     "StreamError",
+    "text_mode",
+    "TEXT_MODES",
+    "TextOutcome",
     "TimeoutError_",
     "too_many_images",
     "TooLargeError",

@@ -30,6 +30,7 @@ from .proxy import HttpClients, proxy_for
 from .retry import parse_retry_after, retrying
 from .sse import SSEDecoder
 from .usage import Usage
+from .vision import TextAnswer, TextOutcome
 
 CONNECT_TIMEOUT_S = 15.0
 WRITE_TIMEOUT_S = 120.0
@@ -117,16 +118,40 @@ class UpstreamClient:
         images are checked. Nothing is called again after it: what can still fail is the images
         themselves (a ResponseError), which the retry policy never retries.
         """
-        debug = debug or DebugLog(profile.secrets())
+        return await self._retried(profile, request, debug or DebugLog(profile.secrets()), on_attempt, on_usage,
+                                   rate_limits, lambda debug: self._attempt(request, profile, debug, keep, answered))
+
+    async def send_text(
+        self,
+        profile: ApiProfile,
+        request: Request,
+        *,
+        debug: DebugLog | None = None,
+        on_attempt: Callable[[int], Any] | None = None,
+        rate_limits: bool = True,
+        on_usage: Callable[[int, Usage], Any] | None = None,
+    ) -> TextOutcome:
+        """Send a prepared text-answer request (a vision model's caption) like `send`, and return its text.
+
+        No image is looked for in the answer; a refusal is part of the outcome, not an error, and
+        is never retried.
+        """
+        return await self._retried(profile, request, debug or DebugLog(profile.secrets()), on_attempt, on_usage,
+                                   rate_limits, lambda debug: self._text_attempt(request, profile, debug))
+
+    async def _retried(self, profile: ApiProfile, request: Request, debug: DebugLog,
+                       on_attempt: Callable[[int], Any] | None, on_usage: Callable[[int, Usage], Any] | None,
+                       rate_limits: bool, attempt_once: Callable[[DebugLog], Awaitable[Any]]) -> Any:
+        """Make attempts with `attempt_once` per the retry policy, reporting each attempt and its usage."""
         api_policy = self.api_policy(profile)
         deployment = self._deployments.get(request.url, profile.model, profile.api_key)
 
-        async def once(attempt: int) -> CallOutcome:
+        async def once(attempt: int) -> Any:
             if on_attempt:
                 on_attempt(attempt)
             await check_url(request.url, api_policy)
             try:
-                outcome = await self._attempt(request, profile, debug, keep, answered)
+                outcome = await attempt_once(debug)
             except UpstreamError as exc:
                 if on_usage is not None and exc.usage is not None:
                     on_usage(attempt, exc.usage)
@@ -215,6 +240,21 @@ class UpstreamClient:
                 exc.usage = parser.usage.usage(0)
             raise
 
+    async def _text_attempt(self, request: Request, profile: ApiProfile, debug: DebugLog) -> TextOutcome:
+        """Make one attempt of a text-answer request and read its text (and any refusal)."""
+        async with self._budget.reading() as share:
+            try:
+                async with asyncio.timeout(profile.timeout_s):
+                    parser, status = await self._send(request, profile, debug, share, TextAnswer())
+            except TimeoutError:
+                raise TimeoutError_(f"no complete answer within {profile.timeout_s:g}s") from None
+        refused = parser.refused()
+        debug.note(f"answer: {len(parser.text())} chars of text" + (f"; refused: {refused}" if refused else ""))
+        usage = parser.usage.usage(0)
+        if parser.usage.seen:
+            debug.note(f"usage: {_usage_note(usage)}")
+        return TextOutcome(parser.text(), status, 0, request.url, refused, usage)
+
     async def _images(self, request: Request, profile: ApiProfile, debug: DebugLog, share: Share,
                       keep: Callable[[ResultImage], Any] | None, answered: Callable[[], Awaitable[Any]] | None,
                       parser: AnswerParser, status: int) -> CallOutcome:
@@ -245,7 +285,7 @@ class UpstreamClient:
         return CallOutcome(images, parser.text(), status, 0, request.url, said + warnings, usage)
 
     async def _send(self, request: Request, profile: ApiProfile, debug: DebugLog,
-                    share: Share) -> tuple[AnswerParser, int]:
+                    share: Share, parser: AnswerParser | None = None) -> tuple[AnswerParser, int]:
         debug.request("POST", request.url, request.headers, request.summary)
         proxy = proxy_for(profile, self._settings)
         if proxy:
@@ -258,7 +298,7 @@ class UpstreamClient:
                 files=request.files or None, data=request.form or None, timeout=timeout,
             ) as answer:
                 debug.response(answer.status_code, answer.headers)
-                parser = AnswerParser()
+                parser = parser if parser is not None else AnswerParser()
                 parser.usage.header(answer.headers)
                 try:
                     await self._check_status(answer, debug)

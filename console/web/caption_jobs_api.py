@@ -2,11 +2,103 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+from typing import Any
+
+from flask import Blueprint, Flask, jsonify, request
+
+from ..captioning import INSTRUCTION_MAX_BYTES, SOURCES, CaptionOrder, presets
+from ..config import NotFound as PresetNotFound
+from ..profile import ApiProfile
+from .errors import ApiError
+from .guards import json_body
+from .services import config, engine, store
 
 bp = Blueprint("caption_jobs_api", __name__)
+GENERATE_FIELDS = ("api_preset", "api", "instruction", "only_selected", "overwrite", "source")
 
 
 def init_app(app: Flask) -> None:
     """Register the routes."""
     app.register_blueprint(bp)
+
+
+@bp.get("/api/caption-presets")
+def caption_presets():
+    return jsonify(presets())
+
+
+@bp.post("/api/runs/<run_id>/captions/generate")
+def generate(run_id: str):
+    body = json_body()
+    unknown = sorted(set(body) - set(GENERATE_FIELDS))
+    if unknown:
+        names = ", ".join(repr(name) for name in unknown)
+        raise ApiError(f"unknown field{'s' if len(unknown) > 1 else ''} {names}: captioning takes "
+                       f"{', '.join(GENERATE_FIELDS)}")
+    if store().run(run_id) is None:
+        raise ApiError(f"no run {run_id}", 404)
+    order = CaptionOrder(run_id, _instruction(body), only_selected=_flag(body, "only_selected"),
+                         overwrite=_flag(body, "overwrite"), source=_source(body))
+    return jsonify(engine().caption_run(order, _profile(body))), 202
+
+
+@bp.get("/api/caption-jobs")
+def jobs():
+    return jsonify(jobs=engine().captions.jobs(request.args.get("run") or None))
+
+
+@bp.get("/api/caption-jobs/<job_id>")
+def job(job_id: str):
+    return jsonify(_found(engine().captions.job(job_id), job_id))
+
+
+@bp.post("/api/caption-jobs/<job_id>/cancel")
+def cancel(job_id: str):
+    return jsonify(ok=True, **_found(engine().captions.cancel(job_id), job_id))
+
+
+def _found(snapshot: dict[str, Any] | None, job_id: str) -> dict[str, Any]:
+    if snapshot is None:
+        raise ApiError(f"no captioning job {job_id} (jobs are forgotten when the server restarts)", 404)
+    return snapshot
+
+
+def _instruction(body: dict[str, Any]) -> str:
+    value = body.get("instruction")
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError("'instruction' must be a non-empty string: what to ask the model about each image")
+    size = len(value.strip().encode("utf-8"))
+    if size > INSTRUCTION_MAX_BYTES:
+        raise ApiError(f"'instruction' must be at most 4 KiB of text; got {size:,} bytes")
+    return value.strip()
+
+
+def _flag(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ApiError(f"'{name}' must be true or false")
+    return value
+
+
+def _source(body: dict[str, Any]) -> str:
+    value = body.get("source") or "result"
+    if value not in SOURCES:
+        raise ApiError(f"'source' must be one of {', '.join(SOURCES)}; got {value!r}")
+    return value
+
+
+def _profile(body: dict[str, Any]) -> ApiProfile:
+    """The named API preset (with its stored key) or the stored settings, with the body's `api` overrides on top."""
+    name, overrides = body.get("api_preset"), body.get("api")
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ApiError("'api' must be an object of profile fields")
+    if name is None:
+        return engine().profile_for(overrides)
+    if not isinstance(name, str):
+        raise ApiError("'api_preset' must be the name of an API preset, or null for the current settings")
+    try:
+        return config().preset_profile_with(name, overrides)
+    except PresetNotFound as exc:
+        raise ApiError(f"'api_preset': {exc}") from None

@@ -1,0 +1,381 @@
+"""Caption a run's results with a vision model: jobs on the engine's loop, through the upstream client.
+
+A job is a small dispatcher of its own beside the scheduler's runs: the captioning profile's
+concurrency (`Limiter`), its keys (`Lanes`: a 429 slows and cools a key and the item goes back to
+the queue, a parked key's item goes to another), the client's retry policy, and each call recorded
+as an attempt of kind 'caption' on the captioned result's task, with what it used and cost. Each
+result is one item of one job, and one job at a time runs per run, so no result is called for
+twice at once; a caption is written as soon as its answer is read. Jobs live in memory: after a
+restart none is running, and the captions and the spend are in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+from collections import deque
+from typing import Any, Callable
+
+from ..cache import ImageCache
+from ..captioning import (CaptionItem, CaptionJob, CaptionOrder, ImageProblem, JobSpend, NoCaption, caption_from,
+                          caption_jpeg)
+from ..profile import ApiProfile
+from ..settings import Settings
+from ..store import Store
+from ..store_spend import currency_of
+from ..upstream import (DebugLog, ProfileProblem, Source, UpstreamClient, UpstreamError, Usage, build_text_request,
+                        priced, text_mode)
+from .bridge import LoopBridge
+from .errors import Conflict, EngineError
+from .lanes import Lane, Lanes
+from .throttle import FAIL, PAUSE, RETRY, Limiter
+
+log = logging.getLogger("console.engine")
+STOP_WAIT_S = 5.0
+JOBS_KEPT = 200  # finished jobs remembered for the page (the newest)
+
+
+class CaptionJobs:
+    """Every captioning job since the server started; thread-safe public methods, the jobs run on the loop."""
+
+    def __init__(self, store: Store, cache: ImageCache, settings: Settings, bridge: LoopBridge,
+                 client: Callable[[], UpstreamClient]) -> None:
+        self._store, self._cache, self._settings, self._bridge = store, cache, settings, bridge
+        self._client = client  # made on the loop once it runs
+        self._jobs: dict[str, CaptionJob] = {}
+        self._runners: dict[str, "_JobRunner"] = {}  # loop-owned
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def check_mode(profile: ApiProfile) -> None:
+        """Refuse a profile whose endpoint does not answer text (an images endpoint)."""
+        try:
+            text_mode(profile)
+        except ProfileProblem as exc:
+            raise EngineError(str(exc)) from None
+
+    def start(self, order: CaptionOrder, profile: ApiProfile) -> dict[str, Any]:
+        """Start a job over the results `order` names; return its snapshot.
+
+        EngineError "nothing to caption: …" when no result is left to caption; Conflict while
+        another job of the run is running.
+        """
+        with self._lock:
+            running = self.running(order.run_id)
+            if running is not None:
+                raise Conflict(f"captioning job {running.id} of this run is still running "
+                               f"({running.done} of {running.total} done); cancel it or wait for it to finish")
+            items, skipped = self._plan(order)
+            total = sum(len(item.result_ids) for item in items)
+            job = CaptionJob(order, profile.model, profile.api_url, total, skipped,
+                             JobSpend(currency_of(profile.to_dict())))
+            runner = _JobRunner(job, items, profile, self)
+            self._bridge.call(self._launch(runner))
+            self._jobs[job.id] = job
+            self._prune()
+            return job.snapshot()
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        """Return a job's snapshot, or None."""
+        job = self._jobs.get(job_id)
+        return job.snapshot() if job is not None else None
+
+    def jobs(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        """Return the jobs (of one run, if given), newest first."""
+        found = [job for job in list(self._jobs.values()) if run_id is None or job.order.run_id == run_id]
+        return [job.snapshot() for job in sorted(found, key=lambda job: job.started_at, reverse=True)]
+
+    def running(self, run_id: str) -> CaptionJob | None:
+        """Return the run's job that is still running, or None."""
+        return next((job for job in list(self._jobs.values()) if job.order.run_id == run_id and not job.finished), None)
+
+    def cancel(self, job_id: str) -> dict[str, Any] | None:
+        """Cancel a job: calls in flight are cancelled, nothing new starts, captions written stay; None if unknown."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            return None
+        if not job.finished and self._bridge.running:
+            self._bridge.call(self._cancel(job_id), timeout=STOP_WAIT_S * 3)
+        return job.snapshot()
+
+    async def close(self) -> None:
+        """Cancel every running job (the engine is closing)."""
+        await asyncio.gather(*(self._cancel(job_id) for job_id in list(self._runners)))
+
+    # -- on the loop ------------------------------------------------------------------------
+
+    async def _launch(self, runner: "_JobRunner") -> None:
+        self._runners[runner.job.id] = runner
+        runner.main = asyncio.create_task(runner.run())
+        runner.main.add_done_callback(lambda _: self._runners.pop(runner.job.id, None))
+
+    async def _cancel(self, job_id: str) -> None:
+        runner = self._runners.get(job_id)
+        if runner is not None:
+            await runner.cancel()
+
+    # -- in the caller's thread -------------------------------------------------------------
+
+    def _plan(self, order: CaptionOrder) -> tuple[list[CaptionItem], dict[str, int]]:
+        """Return the items to call for (one per result; per task with its source image) and what is skipped."""
+        rows = self._store.caption_scope(order.run_id, order.only_selected)
+        if not rows:
+            raise EngineError("nothing to caption: " + ("no result of this run is selected" if order.only_selected
+                                                       else "this run has no results yet"))
+        skipped: dict[str, int] = {}
+        wanted = []
+        for row in rows:
+            reason = "has_caption" if row["caption"] is not None and not order.overwrite else \
+                "no_source" if order.source == "source" and not row["source_path"] else None
+            if reason:
+                skipped[reason] = skipped.get(reason, 0) + 1
+            else:
+                wanted.append(row)
+        if not wanted:
+            raise EngineError("nothing to caption: " + _why_none(skipped, order))
+        return (self._by_task(wanted) if order.source == "source" else [self._item(row) for row in wanted]), skipped
+
+    def _item(self, row: dict[str, Any]) -> CaptionItem:
+        try:
+            path = str(self._cache.path(row["sha256"], row["format"]))
+        except FileNotFoundError:
+            path = ""  # the call fails with "the image file is gone"
+        return CaptionItem(row["task_id"], row["source_name"], path, (row["id"],))
+
+    @staticmethod
+    def _by_task(rows: list[dict[str, Any]]) -> list[CaptionItem]:
+        """One call per task's source image, its caption going to each of the task's results in scope."""
+        tasks: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            tasks.setdefault(row["task_id"], []).append(row)
+        return [CaptionItem(task_id, group[0]["source_name"], group[0]["source_path"],
+                            tuple(row["id"] for row in group)) for task_id, group in tasks.items()]
+
+    def _prune(self) -> None:
+        finished = sorted((job for job in self._jobs.values() if job.finished), key=lambda job: job.started_at)
+        for job in finished[:max(0, len(self._jobs) - JOBS_KEPT)]:
+            del self._jobs[job.id]
+
+
+def _why_none(skipped: dict[str, int], order: CaptionOrder) -> str:
+    scope = "selected result" if order.only_selected else "result"
+    parts = []
+    if skipped.get("has_caption"):
+        parts.append(f"{skipped['has_caption']} {scope}(s) already have a caption (set 'overwrite' to replace them)")
+    if skipped.get("no_source"):
+        parts.append(f"{skipped['no_source']} {scope}(s) have no source image (Generate mode); "
+                     "caption the results themselves")
+    return "; ".join(parts)
+
+
+class _JobRunner:
+    """One job's dispatcher: items start within the profile's concurrency, on its keys, until none is left."""
+
+    def __init__(self, job: CaptionJob, items: list[CaptionItem], profile: ApiProfile, jobs: CaptionJobs) -> None:
+        self.job, self.profile = job, profile
+        self.queue: deque[CaptionItem] = deque(items)
+        self.limiter = Limiter(profile.concurrency)
+        self.lanes = Lanes(profile)
+        self.inflight: dict[asyncio.Task, CaptionItem] = {}
+        self.writes: set[asyncio.Future] = set()  # captions and logs being written; they outlive a cancel
+        self.main: asyncio.Task | None = None
+        self.halted: str | None = None
+        self._changed = asyncio.Event()
+        self._store, self._settings, self._bridge = jobs._store, jobs._settings, jobs._bridge
+        self._client = jobs._client()
+
+    async def run(self) -> None:
+        """Call for every item, then end the job (cancelled: end what is in flight and stop)."""
+        try:
+            await self._dispatch()
+        except asyncio.CancelledError:
+            self.job.end(cancelled=True)
+            await self._stop_calls()
+        except Exception as exc:  # a bug must not leave the job running for ever
+            log.exception("captioning job %s crashed", self.job.id)
+            self.job.end(reason=f"the console hit a bug ({type(exc).__name__}: {exc})")
+            await self._stop_calls()
+        if self.writes:
+            await asyncio.wait(self.writes, timeout=STOP_WAIT_S)
+        self.job.end(reason=self.halted)
+
+    async def cancel(self) -> None:
+        """Cancel the job and wait (a little) for its calls to end and its writes to land."""
+        if self.main is not None and not self.main.done():
+            self.main.cancel()
+            await asyncio.wait([self.main], timeout=STOP_WAIT_S * 2)
+
+    async def _dispatch(self) -> None:
+        while (self.queue and not self.halted) or self.inflight:
+            if not self.queue or self.halted:
+                self._changed.clear()
+                await self._changed.wait()
+                continue
+            await self.limiter.acquire()
+            try:
+                lane = await self.lanes.take()
+            except asyncio.CancelledError:
+                self.limiter.release()
+                raise
+            if lane is None or not self.queue or self.halted:
+                self.limiter.release()
+                if lane is None:
+                    self.halted = self.halted or _stopped(self.lanes.pause_reason())
+                else:
+                    self.lanes.release(lane)
+                continue
+            item = self.queue.popleft()
+            call = asyncio.create_task(self._call(item, lane))
+            self.inflight[call] = item
+            call.add_done_callback(functools.partial(self._finished, lane))
+
+    def _finished(self, lane: Lane, call: asyncio.Task) -> None:
+        self.inflight.pop(call, None)
+        self.limiter.release()
+        self.lanes.release(lane)
+        if not call.cancelled() and call.exception() is not None:
+            log.error("captioning job %s: an item failed", self.job.id, exc_info=call.exception())
+        self._changed.set()
+
+    async def _stop_calls(self) -> None:
+        self.queue.clear()
+        for call in self.inflight:
+            call.cancel()
+        if self.inflight:
+            await asyncio.wait(list(self.inflight), timeout=STOP_WAIT_S)
+
+    async def _call(self, item: CaptionItem, lane: Lane) -> None:
+        """Caption one item: its image shrunk, one call (with the client's retries), the caption written."""
+        debug = DebugLog([*self.profile.secrets(), *lane.profile.secrets()], self._settings.debug_log_bytes)
+        calls = _Calls(self._bridge, self._store, item.task_id, lane.profile, self.job.spend)
+        try:
+            await self._caption(item, lane, debug, calls)
+        except asyncio.CancelledError:
+            debug.note("cancelled: the captioning job was cancelled; the call's answer is not used")
+            raise
+        except Exception as exc:
+            log.exception("captioning job %s: %s crashed", self.job.id, item.source_name)
+            self.job.fail(item, f"the console hit a bug ({type(exc).__name__}: {exc})")
+        finally:
+            self._later(self._log(item, debug, calls))
+
+    async def _caption(self, item: CaptionItem, lane: Lane, debug: DebugLog, calls: "_Calls") -> None:
+        try:
+            jpeg, width, height = await self._bridge.off(caption_jpeg, item.path, self._settings.max_image_pixels)
+            request = await self._bridge.off(build_text_request, lane.profile, self.job.order.instruction,
+                                             [Source(f"{item.task_id}.jpg", jpeg, "image/jpeg")])
+        except (ImageProblem, UpstreamError) as exc:
+            debug.note(f"no call: {exc}")
+            return self.job.fail(item, str(exc))
+        what = "the task's source image" if self.job.order.source == "source" else "the result"
+        debug.note(f"sending {what} as a {width}x{height} JPEG ({len(jpeg)} bytes)")
+        if self.lanes.pooled:
+            debug.note(f"with key {lane.number} of the key pool")
+        try:
+            outcome = await self._client.send_text(lane.profile, request, debug=debug, on_attempt=calls.started,
+                                                   on_usage=calls.used, rate_limits=False)
+        except UpstreamError as exc:
+            return self._call_failed(item, lane, exc, debug)
+        self.lanes.succeeded(lane)
+        try:
+            caption = caption_from(outcome.text, outcome.refusal)
+        except NoCaption as exc:
+            debug.note(f"no caption: {exc}")
+            return self.job.fail(item, str(exc))
+        await self._write(item, caption)
+
+    def _call_failed(self, item: CaptionItem, lane: Lane, exc: UpstreamError, debug: DebugLog) -> None:
+        """A rate limit or a parked key sends the item back to the queue (or stops the job); else it failed."""
+        verdict = self.lanes.failed(lane, exc)
+        if verdict == RETRY:
+            debug.note("rate limited: the item goes back to the queue")
+            self.queue.appendleft(item)
+            return
+        if verdict == PAUSE:
+            self.halted = self.halted or _stopped(self.lanes.pause_reason())
+            self.queue.appendleft(item)  # not called again by this job: it ends without it
+            return
+        if verdict == FAIL:
+            exc = UpstreamError(f"rate limited for longer than {lane.throttle.max_wait_s:g}s without a call "
+                                f"getting through; last: {exc}", http_status=exc.http_status)
+        self.job.fail(item, str(exc))
+
+    async def _write(self, item: CaptionItem, caption: str) -> None:
+        """Write the caption to each of the item's results (the writes land even if the job is cancelled)."""
+        for result_id in item.result_ids:
+            write = self._bridge.db(self._store.write_generated_caption, result_id, caption,
+                                    replace=self.job.order.overwrite)
+            self._track(write)
+            state = await asyncio.shield(write)
+            if state == "written":
+                self.job.captioned += 1
+            else:
+                self.job.skip("deleted" if state == "gone" else "has_caption")
+
+    async def _log(self, item: CaptionItem, debug: DebugLog, calls: "_Calls") -> None:
+        await calls.settled()
+        await self._bridge.db(_append_log, self._store, item.task_id, self.job.id, debug,
+                              self._settings.debug_log_bytes * 2)
+
+    def _later(self, write: Any) -> None:
+        self._track(asyncio.ensure_future(write))
+
+    def _track(self, future: asyncio.Future) -> None:
+        self.writes.add(future)
+        future.add_done_callback(self._written)
+
+    def _written(self, future: asyncio.Future) -> None:
+        self.writes.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            log.warning("captioning job %s: a write failed: %s", self.job.id, future.exception())
+
+
+class _Calls:
+    """Record each call of an item as an attempt of kind 'caption', with what it used and cost, in order."""
+
+    def __init__(self, bridge: LoopBridge, store: Store, task_id: str, profile: ApiProfile, spend: JobSpend) -> None:
+        self._bridge, self._store, self._task_id, self._spend = bridge, store, task_id, spend
+        self._profile = {"api_url": profile.api_url, "model": profile.model, "prices": profile.prices}
+        self._prices = profile.prices or {}
+        self._ids: dict[int, asyncio.Future] = {}
+        self._writes: list[asyncio.Future] = []
+
+    def started(self, number: int) -> None:
+        """Called by the client as each attempt starts."""
+        self._spend.calls += 1
+        written = self._bridge.db(self._store.add_caption_attempt, self._task_id, number, self._profile)
+        self._ids[number] = written
+        self._writes.append(written)
+
+    def used(self, number: int, usage: Usage) -> None:
+        """Called by the client when an attempt's answer said what it used."""
+        cost, basis = priced(usage, self._prices)
+        if cost is not None:
+            self._spend.cost += cost
+            self._spend.cost_known += 1
+        self._spend.input_tokens += (usage.input_tokens or 0) + (usage.input_image_tokens or 0)
+        self._spend.output_tokens += usage.output_tokens or 0
+        self._writes.append(asyncio.ensure_future(self._usage(self._ids[number], usage, cost, basis)))
+
+    async def _usage(self, attempt: asyncio.Future, usage: Usage, cost: float | None, basis: str | None) -> None:
+        attempt_id = await asyncio.shield(attempt)
+        if attempt_id is not None:
+            await self._bridge.db(self._store.record_caption_usage, attempt_id, usage.to_dict(), cost, basis)
+
+    async def settled(self) -> None:
+        """Wait for the writes so far; a failed one is logged, never lost silently."""
+        for outcome in await asyncio.gather(*self._writes, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                log.warning("task %s: could not record a captioning call: %s", self._task_id, outcome)
+
+
+def _append_log(store: Store, task_id: str, job_id: str, debug: DebugLog, cap: int) -> None:
+    """Render a call's log (regex work: in the pool) and add it to its task's debug log."""
+    store.append_debug_log(task_id, job_id, debug.text(), cap)
+
+
+def _stopped(pause_reason: str) -> str:
+    """Say why a job ended early, from the reason a run would pause with."""
+    return "stopped early: " + pause_reason.removeprefix("paused: ").replace("resume", "start a new job")
