@@ -255,3 +255,30 @@ def test_a_caption_template_may_use_the_answer_text(client, captioned_run, tmp_p
     bad = client.post(f"/api/runs/{run_id}/save", json={"output_dir": str(tmp_path / "out"), "caption": "template",
                                                          "caption_template": "{answer}"})
     assert bad.status_code == 400 and "answer_text" in bad.json["error"]
+
+
+# -- the answer's text --------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("scenario", "expected"), [
+    ("g1_nonstream", "Here is your image."),  # text, then a relative markdown image
+    ("g16_chat_think", None),  # progress in <think>, then the image: nothing else said
+    ("g3_stream_dataurl", None),  # two data URLs
+    ("g16_nonstream_b64", None),  # bare base64
+    ("g2_stream_bare_url", None),  # a bare URL
+])
+def test_a_result_keeps_the_text_its_answer_sent_with_it(client, fake, tmp_path, scenario, expected):
+    _, tasks = _run(client, fake, tmp_path, count=1, scenario=scenario)
+    assert tasks[0]["status"] == "done", tasks[0]["error"]
+    assert [result["answer_text"] for result in tasks[0]["results"]] == [expected] * len(tasks[0]["results"])
+
+
+def test_a_caption_template_writes_the_answer_text_and_a_caption_can_be_set_from_it(client, fake, tmp_path):
+    run_id, tasks = _run(client, fake, tmp_path, count=2, scenario="g1_nonstream")
+    result = tasks[0]["results"][0]
+    assert _caption(client, result["id"], result["answer_text"])["caption"] == "Here is your image."
+    _caption(client, result["id"], "a cat")
+    out = tmp_path / "out"
+    answer = _save(client, run_id, out, caption="template", caption_template="{answer_text} ({prompt})",
+                   only_selected=False)
+    assert sorted(path.read_text("utf-8") for path in out.rglob("*.txt")) == ["Here is your image. (make it blue)", "a cat"]
+    assert answer["captions"] == {"from_results": 1, "from_rule": 1}

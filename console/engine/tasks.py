@@ -21,7 +21,9 @@ from ..logs import LOG_HINT
 from ..profile import ApiProfile, ProfileError
 from ..settings import Settings
 from ..store import NewResult, Store
-from ..upstream import CallOutcome, DebugLog, Request, ResultImage, Source, UpstreamClient, UpstreamError, Usage, priced
+from ..upstream import (
+    CallOutcome, DebugLog, Request, ResultImage, Source, UpstreamClient, UpstreamError, Usage, answer_text, priced,
+)
 from .bridge import LoopBridge
 from .held import HeldAnswer, HeldAnswers
 from .lanes import Lane
@@ -29,6 +31,7 @@ from .scheduler import RunState, Slot
 from .throttle import FAIL, PAUSE, RETRY
 
 log = logging.getLogger("console.engine")
+LOOP_TEXT_CHARS = 64 * 1024  # an answer's text shorter than this is cleaned on the loop (well under a millisecond)
 
 
 class Attempts:
@@ -199,8 +202,8 @@ class TaskRunner:
                 if unkept:
                     raise unkept[0]
                 await attempts.settled()
-                prompt = ready.task["prompt"]
-                results = [NewResult(i.sha256, i.format, i.width, i.height, len(i.data), i.origin, i.url, prompt)
+                prompt, text = ready.task["prompt"], await self._answer_text(outcome.text)
+                results = [NewResult(i.sha256, i.format, i.width, i.height, len(i.data), i.origin, i.url, prompt, text)
                            for i in outcome.images]  # each keeps the prompt that made it (issue 10)
                 await self._finish(state, task_id, "done", debug, http_status=outcome.http_status,
                                    warning="; ".join(outcome.warnings) or None, results=results)
@@ -346,6 +349,10 @@ class TaskRunner:
                                          max_pixels=self.settings.max_image_pixels,
                                          max_source_bytes=self.settings.max_source_bytes)
         return Source(Path(path).name, data, mime)
+
+    async def _answer_text(self, text: str) -> str | None:
+        """Return the text the model sent with its images; a long answer (a data URL of many MB) is read off the loop."""
+        return answer_text(text) if len(text) < LOOP_TEXT_CHARS else await self.bridge.off(answer_text, text)
 
     def _keep_file(self, pins: contextlib.ExitStack, unkept: list[StorageFault], image: ResultImage) -> None:
         """Write a verified image to the cache, pinned in `pins` until the store references it (pool thread).
