@@ -1716,8 +1716,9 @@ def describe_image(image: Image.Image | None) -> str:
     """
     if image is None:
         return "no image was sent"
-    rgb = image.convert("RGB")
-    means = [sum(channel.getdata()) / (rgb.width * rgb.height) for channel in rgb.split()]
+    from PIL import ImageStat
+
+    means = ImageStat.Stat(image.convert("RGB")).mean
     colour = "grey" if max(means) - min(means) < 24 else ("red", "green", "blue")[means.index(max(means))]
     return f"a photo of a {colour} scene, {image.width}x{image.height}"
 

@@ -284,6 +284,7 @@ class _JobRunner:
         except NoCaption as exc:
             debug.note(f"no caption: {exc}")
             return self.job.fail(item, str(exc))
+        debug.note(f"caption: {caption if len(caption) <= 300 else caption[:300] + '…'}")
         await self._write(item, caption)
 
     def _call_failed(self, item: CaptionItem, lane: Lane, exc: UpstreamError, debug: DebugLog) -> None:
