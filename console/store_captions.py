@@ -63,25 +63,25 @@ class CaptionQueries:
             db.execute("UPDATE tasks SET rev = ? WHERE id = ?", (self._bump(db), row[0]))
         return self.result(result_id)
 
-    def set_caption(self, result_id: str, caption: str | None) -> bool:
-        """Give a result its own caption (already cleaned; None: the save rule's); False if the result is gone."""
-        return self.edit_result(result_id, caption=caption) is not None
-
     def replace_captions(self, run_id: str, replacement: Replacement, *, preview: bool = False) -> dict[str, Any]:
         """Apply a find and replace to the own captions of a run's results (or only say what it would change).
 
         Results without a caption of their own are counted, not touched: their caption is the save
         rule's, known only at a save. A caption the replacement would take past the limit is left as
-        it was and counted in `too_long`; one it empties becomes NULL. One transaction.
+        it was and counted in `too_long`; one it empties becomes NULL. The pattern runs before the
+        write transaction (a slow regular expression must not hold every writer up); the writes are
+        one transaction, and a caption changed meanwhile is left as it is and not counted.
         """
-        if preview:
-            return self._replace(self._db(), run_id, replacement, write=False)
-        with self._tx() as db:
-            return self._replace(db, run_id, replacement, write=True)
+        changes, counts = self._replaced(run_id, replacement)
+        if not preview and changes:
+            with self._tx() as db:
+                changes = self._write_captions(db, changes)
+        return {"changed": len(changes), **counts, "changes": changes[:CHANGES_SHOWN]}
 
-    def _replace(self, db: sqlite3.Connection, run_id: str, replacement: Replacement, *, write: bool) -> dict[str, Any]:
+    def _replaced(self, run_id: str, replacement: Replacement) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        """Return the changes a replacement makes to a run's own captions, and its counts (matched, too long, without)."""
         scope = " AND r.selected = 1" if replacement.only_selected else ""
-        rows = db.execute(
+        rows = self._db().execute(
             "SELECT r.id, r.task_id, t.source_name, r.caption FROM results r JOIN tasks t ON t.id = r.task_id "
             f"WHERE t.run_id = ?{scope} ORDER BY t.idx, r.created_at, r.rowid", (run_id,)).fetchall()
         changes, matched, too_long, without = [], 0, 0, 0
@@ -101,26 +101,14 @@ class CaptionQueries:
             if after != before:
                 changes.append({"result_id": result_id, "task_id": task_id, "source_name": source_name,
                                 "before": before, "after": after})
-        if write and changes:
-            self._write_captions(db, changes)
-        return {"changed": len(changes), "matched": matched, "too_long": too_long, "without_caption": without,
-                "changes": changes[:CHANGES_SHOWN]}
+        return changes, {"matched": matched, "too_long": too_long, "without_caption": without}
 
-    def _write_captions(self, db: sqlite3.Connection, changes: list[dict[str, Any]]) -> None:
+    def _write_captions(self, db: sqlite3.Connection, changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Write the changes whose caption is still the one read; return them."""
         rev = self._bump(db)
-        db.executemany("UPDATE results SET caption = ? WHERE id = ?",
-                       ((change["after"], change["result_id"]) for change in changes))
+        written = [change for change in changes if db.execute(
+            "UPDATE results SET caption = ? WHERE id = ? AND caption = ?",
+            (change["after"], change["result_id"], change["before"])).rowcount]
         db.executemany("UPDATE tasks SET rev = ? WHERE id = ?", ((rev, task_id) for task_id in
-                                                                 {change["task_id"] for change in changes}))
-
-    def own_captions(self, result_ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
-        """Return the (caption, answer_text) of each of these results that has either."""
-        found: dict[str, tuple[str | None, str | None]] = {}
-        for start in range(0, len(result_ids), 500):
-            chunk = result_ids[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            for row in self._db().execute(
-                    f"SELECT id, caption, answer_text FROM results WHERE id IN ({marks}) "
-                    "AND (caption IS NOT NULL OR answer_text IS NOT NULL)", chunk):
-                found[row[0]] = (row[1], row[2])
-        return found
+                                                                 {change["task_id"] for change in written}))
+        return written

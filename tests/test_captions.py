@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.helpers import make_sources, start, wait_idle
 
@@ -282,3 +284,57 @@ def test_a_caption_template_writes_the_answer_text_and_a_caption_can_be_set_from
                    only_selected=False)
     assert sorted(path.read_text("utf-8") for path in out.rglob("*.txt")) == ["Here is your image. (make it blue)", "a cat"]
     assert answer["captions"] == {"from_results": 1, "from_rule": 1}
+
+
+# -- any input ----------------------------------------------------------------------------------
+
+ODD = ["", " ", "\u0000", "a" * 9000, "💥" * 3000, "\ud800", "(", "(?P<x>a)", r"\1", r"\g<x>", "(a+)+$", "[", "*",
+       "(?i)", "a(?i)b", "\\", "null"]
+VALUES = (st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=20)
+          | st.sampled_from(ODD) | st.lists(st.text(max_size=3), max_size=2))
+FIELDS = ["caption", "selected", "find", "replace", "regex", "ignore_case", "only_selected", "preview", "x"]
+
+
+@pytest.fixture(scope="module")
+def fuzz_run(tmp_path_factory, fake_upstream_server):
+    from console.settings import resolve
+    from console.web import create_app
+
+    root = tmp_path_factory.mktemp("captions")
+    app = create_app(settings=resolve({"APP_DATA_DIR": str(root / "data")}))
+    client = app.test_client()
+    run_id = start(client, fake_upstream_server, make_sources(root / "src", 2))
+    tasks = wait_idle(client, run_id)["tasks"]
+    _caption(client, tasks[0]["results"][0]["id"], "a red car")
+    yield client, run_id, tasks[0]["results"][0]["id"]
+    app.extensions["console.engine"].close()
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=st.dictionaries(st.sampled_from(FIELDS), VALUES, max_size=5), replace=st.booleans())
+def test_any_caption_body_is_answered_with_a_readable_4xx_at_worst(fuzz_run, body, replace):
+    client, run_id, result_id = fuzz_run
+    if replace:
+        answer = client.post(f"/api/runs/{run_id}/captions/replace", json=body)
+    else:
+        answer = client.patch(f"/api/results/{result_id}", json=body)
+    assert answer.status_code in (200, 400), (body, answer.json)
+    assert answer.json.get("ok") is not False or answer.json["error"].strip()
+
+
+def test_a_caption_edited_while_the_pattern_runs_is_left_as_the_user_wrote_it(app, fake, tmp_path):
+    import re
+
+    from console.store_captions import Replacement
+
+    client = app.test_client()
+    run_id, results = _captioned(client, fake, tmp_path, ["red one", "red two"])
+    store = app.extensions["console.store"]
+
+    def edit_the_second(match: re.Match[str]) -> str:  # runs before the write transaction, as a user's PATCH could
+        store.edit_result(results[1]["id"], caption="typed meanwhile")
+        return "blue"
+
+    answer = store.replace_captions(run_id, Replacement(re.compile("red"), edit_the_second))
+    assert answer["changed"] == 1 and [change["before"] for change in answer["changes"]] == ["red one"]
+    assert _captions(client, run_id) == ["blue one", "typed meanwhile"]
