@@ -42,7 +42,8 @@ RUN_MODES = ("edit", "generate", "table")
 
 _TASK_COLUMNS = ("id, run_id, idx, source_name, source_path, prompt, status, attempts, http_status, error, warning, rev, "
                  "refs, output_name, overrides, parent")
-_RESULT_COLUMNS = "id, task_id, sha256, format, width, height, bytes, origin, selected, prompt, flags, caption, answer_text"
+_RESULT_COLUMNS = "id, task_id, sha256, format, width, height, bytes, origin, selected, prompt, flags"
+_RESULT_COLUMNS += ", caption, answer_text"
 _RESULT_COLUMNS += ", EXISTS(SELECT 1 FROM saves WHERE saves.result_id = results.id) AS saved"  # issue 11
 
 

@@ -50,8 +50,9 @@ class Replacement:
 class CaptionQueries:
     """Store methods of results' captions."""
 
-    def edit_result(self, result_id: str, *, selected: bool | None = None, caption: Any = _UNSET) -> dict[str, Any] | None:
-        """Set a result's selection and/or its own caption (already cleaned) in one change; return it, or None if unknown."""
+    def edit_result(self, result_id: str, *, selected: bool | None = None,
+                    caption: Any = _UNSET) -> dict[str, Any] | None:
+        """Set a result's selection and/or its own caption (already cleaned) at once; return it, or None if unknown."""
         with self._tx() as db:
             row = db.execute("SELECT task_id FROM results WHERE id = ?", (result_id,)).fetchone()
             if row is None:
@@ -79,7 +80,7 @@ class CaptionQueries:
         return {"changed": len(changes), **counts, "changes": changes[:CHANGES_SHOWN]}
 
     def _replaced(self, run_id: str, replacement: Replacement) -> tuple[list[dict[str, Any]], dict[str, int]]:
-        """Return the changes a replacement makes to a run's own captions, and its counts (matched, too long, without)."""
+        """Return the changes a replacement makes to a run's own captions, and its other counts."""
         scope = " AND r.selected = 1" if replacement.only_selected else ""
         rows = self._db().execute(
             "SELECT r.id, r.task_id, t.source_name, r.caption FROM results r JOIN tasks t ON t.id = r.task_id "

@@ -282,7 +282,8 @@ def test_a_caption_template_writes_the_answer_text_and_a_caption_can_be_set_from
     out = tmp_path / "out"
     answer = _save(client, run_id, out, caption="template", caption_template="{answer_text} ({prompt})",
                    only_selected=False)
-    assert sorted(path.read_text("utf-8") for path in out.rglob("*.txt")) == ["Here is your image. (make it blue)", "a cat"]
+    texts = sorted(path.read_text("utf-8") for path in out.rglob("*.txt"))
+    assert texts == ["Here is your image. (make it blue)", "a cat"]
     assert answer["captions"] == {"from_results": 1, "from_rule": 1}
 
 

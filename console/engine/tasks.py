@@ -351,7 +351,7 @@ class TaskRunner:
         return Source(Path(path).name, data, mime)
 
     async def _answer_text(self, text: str) -> str | None:
-        """Return the text the model sent with its images; a long answer (a data URL of many MB) is read off the loop."""
+        """Return the text the model sent with its images; a long answer (many MB of data URL) is read off the loop."""
         return answer_text(text) if len(text) < LOOP_TEXT_CHARS else await self.bridge.off(answer_text, text)
 
     def _keep_file(self, pins: contextlib.ExitStack, unkept: list[StorageFault], image: ResultImage) -> None:

@@ -362,8 +362,8 @@ class _Planner:
     def _caption(self, c: Candidate, values: dict[str, Any], image: Path) -> str | None:
         """Return one item's caption: the result's own, else the rule's prompt or template."""
         prompt = result_prompt(c.task, c.result)
-        return caption_text(self.rule, prompt, caption_values(values, prompt, self.rule, image, c.result.get("answer_text")),
-                            c.result.get("caption"))
+        values = caption_values(values, prompt, self.rule, image, c.result.get("answer_text"))
+        return caption_text(self.rule, prompt, values, c.result.get("caption"))
 
     def _finish_caption(self, item: PlannedItem) -> None:
         """Render the caption again once the image's final name is known ({image_name}, {image_path})."""

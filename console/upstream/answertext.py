@@ -21,7 +21,7 @@ _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
 
 
 def answer_text(text: str) -> str | None:
-    """Return the answer's text without its images, thinking and base64, whitespace collapsed and capped; None if empty."""
+    """Return the answer's text without images, thinking or base64, whitespace collapsed, capped; None if empty."""
     if not text:
         return None
     text = _DATA_URL.sub(DATA_PLACEHOLDER, text)
