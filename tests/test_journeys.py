@@ -2381,3 +2381,185 @@ def test_compare_two_prompts_on_two_photos_then_use_the_second_for_the_folder(pa
     page.screenshot(path=str(ARTIFACTS / "journey_compare_chosen_zh_1366.png"))
     page.click("[data-testid=comparison-close]")
     page.click("[data-testid=lang-switch]")
+
+
+# --------------------------------------------------------------------------- captions
+
+
+def open_result(page, position: int) -> None:
+    """Open the viewer on the first result of the card at `position`."""
+    cards(page).nth(position).locator("[data-testid=result-image]").first.click()
+    page.locator("[data-testid=viewer]").wait_for(state="visible")
+
+
+def card_captions(page) -> list[str]:
+    """The caption line of each card on screen, in task order ("" for a card without one)."""
+    return page.evaluate("""() => [...document.querySelectorAll('[data-testid=task-card]')]
+        .sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top
+                        || a.getBoundingClientRect().left - b.getBoundingClientRect().left)
+        .map((card) => card.querySelector('[data-testid=card-caption]')?.textContent || '')""")
+
+
+def wait_card_captions(page, expected: list[str]) -> None:
+    wait_until(lambda: card_captions(page) == expected, 15, f"the cards to show the captions {expected}")
+
+
+def captions_of(server: ServerProcess, run_id: str) -> list[str | None]:
+    """Each task's first result's own caption, in task order, as the server has it."""
+    tasks = sorted(listing(server, run_id)["tasks"], key=lambda t: t["index"])
+    return [t["results"][0]["caption"] if t["results"] else None for t in tasks]
+
+
+def save_dataset(page, out: Path, layout: str, *, trigger: str = "", caption: str = "") -> dict:
+    """Open Save…, save every result (selected or not) in `layout`; return the save's answer."""
+    page.click("#open-save")
+    form = page.locator("#save-form")
+    form.locator("[name=output_dir]").fill(str(out))
+    form.locator("[name=layout]").select_option(layout)
+    form.locator("[name=caption]").select_option(caption)
+    form.locator("[name=trigger]").fill(trigger) if form.locator("[name=trigger]").is_enabled() else None
+    form.locator("[name=only_selected]").uncheck()
+    with page.expect_response(lambda r: "/save?job=" in r.url and r.request.method == "POST") as answer:
+        form.locator("[type=submit]").click()
+    assert answer.value.status == 200, answer.value.text()
+    page.locator("[data-testid=save-report]").wait_for(state="visible")
+    return answer.value.json()
+
+
+def test_captions_edit_in_the_viewer_with_the_keyboard_then_save_for_ai_toolkit(page, server, fake, tmp_path):
+    page.set_viewport_size({"width": 1366, "height": 768})
+    folder = make_photos(tmp_path / "photos", [(64, 64)] * 3)
+    names = sorted(p.name for p in folder.iterdir())
+    fill_profile(page, fake.url("latency.s=0", CHAT), "sk-caption-1")
+    pick_folder(page, folder, 3)
+    run_id = start_run(page, "turn it into a watercolour")
+    wait_all_done(page, server, run_id, 3)
+    calls = len(image_calls(fake))
+
+    # Tab into the caption, type letters that are review shortcuts (a, g, n, r, v, u, f, i, digits, space).
+    open_result(page, 0)
+    editor = page.locator("[data-testid=caption-editor]")
+    assert editor.input_value() == ""
+    assert "save rule's caption" in editor.get_attribute("placeholder")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement?.dataset.testid") == "caption-editor"
+    typed = "a grey fern, vivid: run 2 in the rain"
+    page.keyboard.type(typed)
+    with page.expect_response(lambda r: "/api/results/" in r.url and r.request.method == "PATCH") as answer:
+        page.keyboard.press("Control+Enter")
+    assert answer.value.status == 200 and answer.value.json()["caption"] == typed
+    assert json.loads(answer.value.request.post_data) == {"caption": typed}
+    page.wait_for_selector("[data-testid=caption-state][data-state=saved]")
+    assert page.evaluate("document.activeElement?.dataset.testid") == "caption-editor"  # Ctrl+Enter saves, stays
+    page.screenshot(path=str(ARTIFACTS / "journey_captions_viewer_editor_1366.png"))
+    page.keyboard.press("Escape")  # the first Esc leaves the caption; the viewer stays
+    assert page.locator("[data-testid=viewer]").is_visible()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_selector(f".viewer-title:text-is('2. {names[1]}')")
+    assert editor.input_value() == ""
+
+    # The second: typed with surrounding spaces and a new line, saved by leaving the box (Esc), trimmed.
+    page.keyboard.press("Tab")
+    with page.expect_response(lambda r: "/api/results/" in r.url and r.request.method == "PATCH") as answer:
+        page.keyboard.type("  two lines\nof caption  ")
+        page.keyboard.press("Escape")
+    assert answer.value.json()["caption"] == "two lines\nof caption"
+    page.wait_for_function("document.querySelector('[data-testid=caption-editor]').value === 'two lines\\nof caption'")
+    page.keyboard.press("Escape")  # the second Esc closes the viewer
+    page.locator("[data-testid=viewer]").wait_for(state="hidden")
+
+    # Nothing the typing touched: no selection, no retry, no deletion.
+    listed = sorted(listing(server, run_id)["tasks"], key=lambda t: t["index"])
+    assert [[r["selected"] for r in t["results"]] for t in listed] == [[False]] * 3
+    assert [t["attempts"] for t in listed] == [1, 1, 1] and len(image_calls(fake)) == calls
+    assert captions_of(server, run_id) == [typed, "two lines\nof caption", None]
+    wait_card_captions(page, [typed, "two lines", ""])
+
+    # A reload: the captions are there, on the cards and in the viewer.
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    wait_card_captions(page, [typed, "two lines", ""])
+    open_result(page, 1)
+    assert editor.input_value() == "two lines\nof caption"
+    page.keyboard.press("Escape")
+
+    # Saving with no caption files says the own captions are left out; ai-toolkit writes them, trigger first.
+    page.click("#open-save")
+    page.locator("#save-form [name=layout]").select_option("flat")
+    page.locator("#save-form [name=caption]").select_option("none")
+    note = page.locator("[data-testid=save-caption-note]")
+    note.wait_for(state="visible")
+    assert "2 results have captions of their own" in note.inner_text()
+    page.locator("#save-form [name=caption]").select_option("")
+    assert note.is_visible()  # flat, by layout: still no captions
+    page.locator("#save-form [name=caption]").select_option("prompt")
+    assert note.is_hidden()
+    out = tmp_path / "datasets"
+    saved = save_dataset(page, out, "aitoolkit_edit", trigger="wcstyle")
+    assert note.is_hidden()  # ai-toolkit writes captions by default
+    assert saved["captions"] == {"from_results": 2, "from_rule": 1}
+    assert "2 from the results' own captions, 1 from the rule" in page.inner_text("[data-testid=save-report]")
+    target = out / "dataset_target"
+    texts = {p.stem: p.read_text(encoding="utf-8") for p in target.glob("*.txt")}
+    stems = [Path(n).stem for n in names]
+    assert texts == {stems[0]: f"wcstyle {typed}", stems[1]: "wcstyle two lines\nof caption",
+                     stems[2]: "wcstyle turn it into a watercolour"}, texts
+    page.screenshot(path=str(ARTIFACTS / "journey_captions_saved_1366.png"))
+
+
+def test_captions_find_and_replace_with_a_regex_preview_then_apply(page, server, fake, tmp_path):
+    page.set_viewport_size({"width": 1366, "height": 768})
+    folder = make_photos(tmp_path / "photos", [(64, 64)] * 4)
+    fill_profile(page, fake.url("latency.s=0", CHAT), "sk-caption-2")
+    pick_folder(page, folder, 4)
+    run_id = start_run(page, "a watercolour")
+    wait_all_done(page, server, run_id, 4)
+    captions = ["Photo of a red car, 2019", "photo of a blue car", "PHOTO OF A cat, 2021", None]
+    tasks = sorted(listing(server, run_id)["tasks"], key=lambda t: t["index"])
+    for task, caption in zip(tasks, captions):
+        if caption:  # typed in the viewer in the first journey; here set through the API
+            assert server.http.patch(f"/api/results/{task['results'][0]['id']}", json={"caption": caption}).status_code == 200
+    wait_card_captions(page, [c or "" for c in captions])
+
+    page.click("[data-testid=captions-replace]")
+    dialog = page.locator("[data-testid=replace-dialog]")
+    dialog.wait_for(state="visible")
+    preview = page.locator("[data-testid=replace-preview]")
+    page.keyboard.type("photo of (a|an) ")  # the find box has the focus
+    page.check("[data-testid=replace-regex]")
+    page.fill("[data-testid=replace-with]", r"\1 ")
+    page.wait_for_function("document.querySelector('[data-testid=replace-preview]').textContent.includes('1 caption will change')")
+    page.check("[data-testid=replace-ignore-case]")
+    page.wait_for_function("document.querySelector('[data-testid=replace-preview]').textContent.includes('3 captions will change')")
+    text = preview.inner_text()
+    assert "1 result has no caption of its own" in text, text
+    assert "a red car, 2019" in text and "A cat, 2021" in text, text
+    assert captions_of(server, run_id) == captions  # a preview writes nothing
+    page.fill("[data-testid=replace-with]", r"\2")  # no group 2: the server says so, Replace is off
+    page.wait_for_function("document.querySelector('[data-testid=replace-preview]').classList.contains('is-error')")
+    assert "replace" in preview.inner_text() and page.locator("[data-testid=replace-apply]").is_disabled()
+    page.fill("[data-testid=replace-with]", r"\1 ")
+    page.wait_for_function("document.querySelector('[data-testid=replace-preview]').textContent.includes('3 captions will change')")
+    assert page.locator("[data-testid=replace-apply]").is_enabled()
+    page.screenshot(path=str(ARTIFACTS / "journey_captions_replace_preview_1366.png"))
+    with page.expect_response(lambda r: r.url.endswith("/captions/replace") and r.request.method == "POST"
+                              and not json.loads(r.request.post_data)["preview"]) as answer:
+        page.click("[data-testid=replace-apply]")
+    assert answer.value.json()["changed"] == 3
+    dialog.wait_for(state="hidden")
+    page.wait_for_selector(".toast-ok:text-is('Changed 3 captions')")
+    after = ["a red car, 2019", "a blue car", "A cat, 2021", ""]
+    wait_card_captions(page, after)
+    assert captions_of(server, run_id) == [c or None for c in after]
+
+    # A bad pattern is named in the dialog, in Chinese too; nothing is written.
+    page.click("[data-testid=lang-switch]")
+    page.click("[data-testid=captions-replace]")
+    page.fill("[data-testid=replace-find]", "(unclosed")
+    page.wait_for_function("document.querySelector('[data-testid=replace-preview]').classList.contains('is-error')")
+    assert "'find' is not a valid regular expression" in preview.inner_text()
+    page.screenshot(path=str(ARTIFACTS / "journey_captions_replace_error_zh_1366.png"))
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="hidden")
+    page.click("[data-testid=lang-switch]")
+    assert captions_of(server, run_id) == [c or None for c in after]

@@ -3,6 +3,7 @@
 // rebuild the list or move the scroll.
 
 import { urls } from "./api.js";
+import { fillCardCaptions } from "./captions.js";
 import { errorLine, flagSignature, flagsOf } from "./format.js";
 import { t } from "./i18n.js";
 import { spendText, spendTitle } from "./spend.js";
@@ -180,7 +181,7 @@ function buildCard(task) {
   const inputs = element("div", "inputs"); // the source, with the task's reference images under it (issue 10)
   inputs.append(source, element("div", "ref-strip"));
   const notes = element("div", "notes");
-  notes.append(element("div", "error"), element("div", "warning"));
+  notes.append(element("div", "error"), element("div", "warning"), element("div", "card-captions"));
   const body = element("div", "task-body");
   body.append(inputs, element("div", "results"), notes);
   const actions = element("div", "task-actions");
@@ -218,7 +219,8 @@ export function fillCard(card, task) {
   error.textContent = errorLine(task);
   error.title = error.textContent;
   card.querySelector(".warning").textContent = task.warning || "";
-  card.querySelector(".notes").hidden = !task.error && !task.warning;
+  fillCardCaptions(card.querySelector(".card-captions"), task);
+  card.querySelector(".notes").hidden = !task.error && !task.warning && !task.results.some((r) => r.caption);
   const running = task.status === "running";
   for (const el of card.querySelectorAll("[data-action^=retry]")) el.disabled = running;
   fillResults(card.querySelector(".results"), task);

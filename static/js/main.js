@@ -3,6 +3,8 @@
 
 import { onAddressChange, parseAddress, writeAddress } from "./address.js";
 import { fetchJSON, onAccess, onConnection, urls } from "./api.js";
+import { initReplace } from "./captions.js";
+import { findCaptionJob, initCaptioning, translateCaptioning } from "./captioning.js";
 import { initDraft } from "./draft.js";
 import {
   clockTime, duration, flaggedFirst, hasFlag, insertSorted, matches, oneDecimal, uncheckedCount, unreviewed,
@@ -61,6 +63,7 @@ const viewer = new Viewer($("viewer"), {
   remove: (result) => deleteResult(result.id),
   reprompt: (task, prompt) => repromptTask(task.id, prompt),
   continueFrom: (result, prompt) => continueFrom(result.id, prompt),
+  captioned: () => schedulePoll(0),
 });
 const selection = initSelection({
   runId: () => state.runId,
@@ -96,6 +99,7 @@ async function selectRun(runId, { push = false } = {}) {
   selection.refresh();
   showFlagCounts();
   drawHistory();
+  findCaptionJob(runId);
   if (!runId) return;
   for (let offset = 0; ; offset += PAGE) {
     const page = await attempt(() => fetchJSON(urls.tasks(runId, { offset, limit: PAGE })));
@@ -359,6 +363,7 @@ function onGridClick(event) {
   const actions = {
     "open-source": () => viewer.open(taskId, 0),
     "open-result": () => viewer.open(taskId, Number(target.dataset.number)),
+    "edit-caption": () => viewer.open(taskId, Number(target.dataset.number), { editCaption: true }),
     "toggle-select": () => setSelected(resultId, target.checked),
     "save-result": () => openSave({ resultId }),
     "delete-result": () => deleteResult(resultId),
@@ -483,6 +488,8 @@ function wireRunBar() {
     retranslate();
   });
   $("grid").addEventListener("click", onGridClick);
+  initReplace(() => state.runId, () => schedulePoll(0));
+  initCaptioning({ runId: () => state.runId, tasks: () => state.tasks.values(), changed: () => schedulePoll(0) });
 }
 
 // -- connection -------------------------------------------------------------------------------
@@ -550,6 +557,7 @@ function retranslate() {
   drawHistory();
   if (state.progress) showProgress({ progress: state.progress, running: state.running });
   if (viewer.isOpen) viewer.show();
+  translateCaptioning();
 }
 
 async function main() {

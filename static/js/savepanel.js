@@ -11,7 +11,8 @@ import { $, attempt, fillSelect, toast } from "./ui.js";
 // Ours first, then the older console's names (issue 11); the caption template sees the written image too.
 const VARIABLES = ["{stem}", "{n}", "{index:04d}", "{run}", "{task}", "{result}", "{sha8}", "{date}",
   "{src_stem}", "{src_name}", "{src_ext}", "{task_id}", "{result_id}", "{result_index}", "{global_index:04d}"];
-const CAPTION_VARIABLES = ["{prompt}", "{trigger}", "{image_name}", "{image_path}", "{src_name}", "{src_stem}", "{task_id}"];
+const CAPTION_VARIABLES = ["{prompt}", "{trigger}", "{image_name}", "{image_path}", "{src_name}", "{src_stem}", "{task_id}",
+  "{answer_text}"];
 const FLAGS = ["only_selected", "sequential", "first_only", "role_swap", "resave"];
 const NOT_KEPT = ["resave"]; // asked for one save at a time: never stored in settings or presets
 const POLL_MS = 250;
@@ -85,6 +86,22 @@ function markIgnored() {
     reason.textContent = t(key);
     field.title = t(key);
   }
+  showCaptionNote(rule);
+}
+
+/** Return the results a save of the current target would look at (the run's, or the one result). */
+function targetResults() {
+  const results = [...tasksOnPage()].flatMap((task) => task.results);
+  return target?.resultId ? results.filter((r) => r.id === target.resultId) : results;
+}
+
+/** Say so when results have captions of their own but the rule writes no caption files. */
+function showCaptionNote(rule) {
+  const note = $("save-caption-note");
+  const off = rule.caption === "none" || (rule.caption === "" && !PAIRED.slice(0, 5).includes(rule.layout));
+  const own = off && target ? targetResults().filter((r) => r.caption).length : 0;
+  note.hidden = !own;
+  note.textContent = own ? t("save_caption_note", { count: own }) : "";
 }
 
 // -- the output folder: a new one per run --------------------------------------------------------
@@ -292,6 +309,12 @@ function showReport(answer, dryRun) {
     const cancelled = element("p", "report-cancelled", t("save_cancelled", { count: report.counts?.not_written ?? 0 }));
     cancelled.setAttribute("data-testid", "save-cancelled");
     parts.push(cancelled);
+  }
+  const captions = answer.captions;
+  if (captions && (captions.from_results || captions.from_rule)) {
+    const line = element("p", "report-captions", t("report_captions", captions));
+    line.setAttribute("data-testid", "save-captions");
+    parts.push(line);
   }
   const repaired = repairedLine(report);
   if (repaired) {

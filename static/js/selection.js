@@ -86,6 +86,7 @@ export function initSelection(page) {
   document.addEventListener("keydown", (event) => {
     if (event.defaultPrevented || event.altKey || !page.runId()) return;
     if (event.target.closest?.("input, textarea, select, [contenteditable]")) return;
+    if (document.querySelector("dialog[open]")) return; // a key pressed in a dialog is the dialog's
     const key = event.key.toLowerCase();
     const command = event.ctrlKey || event.metaKey;
     const action = command ? (key === "a" ? "all" : null) : KEYS[key];

@@ -2,6 +2,7 @@
 // slider, with zoom, driven by the keyboard.
 
 import { urls } from "./api.js";
+import { CaptionEditor } from "./captions.js";
 import { flagSignature, flagsOf } from "./format.js";
 import { language, t } from "./i18n.js";
 
@@ -10,7 +11,7 @@ const ADVANCE_KEY = "ibc.spaceAdvance";
 
 export class Viewer {
   /** `actions` has: task(id), move(delta) -> id|null, nextUnreviewed() -> id|null, nextFlagged() -> id|null,
-   * toggle, retry, remove, reprompt(task, prompt) and continueFrom(result, prompt). */
+   * toggle, retry, remove, reprompt(task, prompt), continueFrom(result, prompt) and captioned(result). */
   constructor(root, actions) {
     this.root = root;
     this.actions = actions;
@@ -25,6 +26,7 @@ export class Viewer {
     this.sourceImg = root.querySelector(".viewer-source img");
     this.resultImg = root.querySelector(".viewer-result img");
     this.slider = root.querySelector(".viewer-slider");
+    this.caption = new CaptionEditor(root, (result) => actions.captioned(result));
     // Space selects and shows the next task, unless the reviewer chose to stay (remembered).
     this.advance = root.querySelector("#viewer-advance");
     this.advance.checked = localStorage.getItem(ADVANCE_KEY) !== "0";
@@ -44,8 +46,8 @@ export class Viewer {
     return !this.root.hidden;
   }
 
-  /** Open on a task, showing its result `number` (0-based); `editPrompt` puts the cursor in its prompt. */
-  open(taskId, number = 0, { editPrompt = false } = {}) {
+  /** Open on a task, showing its result `number` (0-based); `editPrompt` or `editCaption` puts the cursor there. */
+  open(taskId, number = 0, { editPrompt = false, editCaption = false } = {}) {
     this.taskId = taskId;
     this.number = number;
     this.input = 0;
@@ -54,6 +56,7 @@ export class Viewer {
     this.root.hidden = false;
     this.show();
     if (editPrompt) this.promptBox.focus();
+    else if (editCaption) this.caption.focus();
   }
 
   close() {
@@ -79,6 +82,7 @@ export class Viewer {
       ? `${this.number + 1}/${results.length} · ${result.width}×${result.height} ${result.format}${result.selected ? " · ✓" : ""}`
       : t("no_results");
     this.showFlags(result);
+    this.caption.show(result);
     this.root.classList.toggle("is-selected", Boolean(result && result.selected));
     this.root.classList.toggle("mode-slider", this.mode === "slider");
     this.root.querySelector("[data-viewer=mode]").textContent = t(this.mode === "slider" ? "side_by_side" : "compare");
@@ -242,6 +246,10 @@ export class Viewer {
     const count = task ? task.results.length : 0;
     const key = event.key;
     let handled = true;
+    if (key === "Tab" && !event.shiftKey && !event.ctrlKey && !event.altKey && this.caption.focus()) {
+      event.preventDefault(); // into the caption: the page behind the viewer takes no focus
+      return;
+    }
     if (key === "Escape") this.close();
     else if (key === "ArrowLeft") this.step(-1);
     else if (key === "ArrowRight") this.step(1);
