@@ -339,3 +339,14 @@ def test_a_caption_edited_while_the_pattern_runs_is_left_as_the_user_wrote_it(ap
     answer = store.replace_captions(run_id, Replacement(re.compile("red"), edit_the_second))
     assert answer["changed"] == 1 and [change["before"] for change in answer["changes"]] == ["red one"]
     assert _captions(client, run_id) == ["blue one", "typed meanwhile"]
+
+
+def test_the_zip_export_lists_each_results_caption_and_answer_text(client, fake, tmp_path):
+    import io
+    import zipfile
+
+    run_id, tasks = _run(client, fake, tmp_path, count=1, scenario="g1_nonstream")
+    _caption(client, tasks[0]["results"][0]["id"], "a cat")
+    archive = zipfile.ZipFile(io.BytesIO(client.get(f"/api/runs/{run_id}/export.zip").data))
+    rows = [json.loads(line) for line in archive.read("manifest.jsonl").decode("utf-8").splitlines()]
+    assert [(row["caption"], row["answer_text"]) for row in rows] == [("a cat", "Here is your image.")]
