@@ -350,3 +350,36 @@ def test_the_zip_export_lists_each_results_caption_and_answer_text(client, fake,
     archive = zipfile.ZipFile(io.BytesIO(client.get(f"/api/runs/{run_id}/export.zip").data))
     rows = [json.loads(line) for line in archive.read("manifest.jsonl").decode("utf-8").splitlines()]
     assert [(row["caption"], row["answer_text"]) for row in rows] == [("a cat", "Here is your image.")]
+
+
+def test_a_replace_over_10000_captions_is_one_quick_write(tmp_path):
+    """10,000 results with captions of their own: a regex preview and the replace itself, and the listing after."""
+    import re
+    import time
+
+    from console.store import Store
+    from console.store_captions import Replacement
+    from tests.figures import record
+
+    store = Store(tmp_path / "console.db")
+    run_id = store.create_run("/in", False, "p", {"model": "m", "api_url": "http://gw/v1"},
+                              [(f"img{n}.png", f"/in/img{n}.png") for n in range(10_000)])
+    with store._tx() as db:
+        db.executemany("INSERT INTO results (id, task_id, sha256, format, width, height, bytes, origin, created_at, "
+                       "caption) VALUES (?, ?, ?, 'png', 64, 48, 100, 'data_url', 0, ?)",
+                       ((f"i{n}", task_id, f"{n:064x}", f"photo of a red car number {n}, studio light")
+                        for n, task_id in enumerate(store.task_ids(run_id, ["pending"]))))
+    rev = store.rev()
+    replacement = Replacement(re.compile(r"red (\w+)"), r"blue \1")
+    began = time.perf_counter()
+    preview = store.replace_captions(run_id, replacement, preview=True)
+    preview_ms = (time.perf_counter() - began) * 1000
+    began = time.perf_counter()
+    answer = store.replace_captions(run_id, replacement)
+    apply_ms = (time.perf_counter() - began) * 1000
+    assert preview["changed"] == answer["changed"] == 10_000 and store.rev() == rev + 1
+    assert store.tasks_since(run_id, since=rev)["total"] == 10_000
+    first = store.tasks_since(run_id, limit=1)["tasks"][0]["results"][0]
+    assert first["caption"] == "photo of a blue car number 0, studio light"
+    record("caption_replace", captions=10_000, preview_ms=round(preview_ms, 1), apply_ms=round(apply_ms, 1))
+    store.close()
