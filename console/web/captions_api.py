@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 from flask import Blueprint, Flask
 
@@ -49,7 +49,7 @@ def _pattern(body: dict[str, Any]) -> re.Pattern[str]:
         raise ApiError(f"'find' is not a valid regular expression: {exc}") from None
 
 
-def _replace(body: dict[str, Any], pattern: re.Pattern[str]) -> Any:
+def _replace(body: dict[str, Any], pattern: re.Pattern[str]) -> str | Callable[[re.Match[str]], str]:
     """Return what a match becomes: the template (`\\1`, `\\g<name>`) with `regex`, else the text as it is."""
     text = sources_api.optional_string(body, "replace") or ""
     size = len(text.encode("utf-8"))
