@@ -1734,7 +1734,8 @@ def _vision_usage(ctx: Ctx) -> dict[str, Any] | None:
 
 def _vision_fault(ctx: Ctx) -> bool:
     """Play the options' faults: the first `rl` calls of the segment answer 429 (Retry-After `ra`, default 0.2 s),
-    the next `fail` calls 503; a call with `s` waits that long first (ending early if the caller hangs up)."""
+    the next `fail` calls 503; a call with `s` waits that long first (ending early if the caller hangs up), except
+    the first `fast` calls that get through."""
     seen = ctx.fake._bump(f"vision\0{ctx.segment}")
     limited, failing = int(ctx.opt("rl", 0)), int(ctx.opt("fail", 0))
     if seen < limited:
@@ -1744,7 +1745,7 @@ def _vision_fault(ctx: Ctx) -> bool:
     if seen < limited + failing:
         ctx.send_json(503, g3_error("upstream unavailable", "server_error", "upstream_unavailable"))
         return True
-    if "s" in ctx.opts:
+    if "s" in ctx.opts and seen - limited - failing >= int(ctx.opt("fast", 0)):
         ctx.wait_for_disconnect(ctx.opt("s", 0))
         if ctx.fake._stop.is_set():
             return True
@@ -1815,7 +1816,8 @@ def _answer_text(ctx: Ctx, content: str | None, refusal: str | None = None) -> N
 def vision_caption(ctx: Ctx) -> None:
     """A vision model (chat completions or Responses, streamed when asked) that describes the image it got:
     `a photo of a <colour> scene, <w>x<h>` (see `describe_image`). Options: `s` delay, `think=1` a `<think>`
-    block first, `usage=1` usage, `cost=X` OpenRouter's usage.cost, `rl=N` first N calls 429, `fail=N` then N 503."""
+    block first, `usage=1` usage, `cost=X` OpenRouter's usage.cost, `rl=N` first N calls 429, `fail=N` then N 503,
+    `fast=N` the first N answers without the delay."""
     if _vision_fault(ctx):
         return
     caption = describe_image(_sent_image(ctx.req.json))
