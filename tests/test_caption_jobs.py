@@ -237,6 +237,26 @@ def test_a_rate_limit_sends_the_item_back_to_the_queue_not_to_failure(app, clien
     assert len(caption_calls(app.extensions["console.store"].path)) == 5
 
 
+def test_a_used_up_quota_ends_the_job_early_with_the_reason_and_fails_nothing(app, client, fake):
+    run_id, ids = seed(app, [picture((32, 24), RED), picture((32, 24), GREEN), picture((32, 24), BLUE)])
+    done = finished(client, started(client, run_id, fake, f"vision_caption.spent_key={KEY}",
+                                    api_fields={"api_key": KEY, "concurrency": 1}))
+    assert (done["captioned"], done["failed"], done["done"]) == (0, 0, 0)
+    assert "upstream_quota_exhausted" in done["reason"] and "start a new job" in done["reason"]
+    assert len(posts(fake)) == 1 and captions(app, ids) == [None, None, None]
+
+
+def test_deleting_the_run_cancels_its_job(app, client, fake):
+    run_id, ids = seed(app, [picture((32, 24), RED), picture((32, 24), GREEN), picture((32, 24), BLUE)])
+    job = started(client, run_id, fake, "vision_caption.s=30", api_fields={"concurrency": 1})
+    wait_for(lambda: fake.in_flight == 1)
+    assert client.delete(f"/api/runs/{run_id}").status_code == 200
+    snapshot = client.get(f"/api/caption-jobs/{job['job']}").json
+    assert snapshot["cancelled"] and snapshot["finished"]
+    wait_for(lambda: fake.in_flight == 0, timeout=3)
+    assert len(posts(fake)) == 1
+
+
 def test_a_503_is_retried_by_the_clients_policy(app, client, fake):
     run_id, ids = seed(app, [picture((32, 24), RED)])
     done = finished(client, started(client, run_id, fake, "vision_caption.fail=1", api_fields={"max_retries": 1}))

@@ -100,6 +100,12 @@ class CaptionJobs:
             self._bridge.call(self._cancel(job_id), timeout=STOP_WAIT_S * 3)
         return job.snapshot()
 
+    def cancel_run(self, run_id: str) -> None:
+        """Cancel the run's running job, if any (the run is being deleted)."""
+        running = self.running(run_id)
+        if running is not None:
+            self.cancel(running.id)
+
     async def close(self) -> None:
         """Cancel every running job (the engine is closing)."""
         await asyncio.gather(*(self._cancel(job_id) for job_id in list(self._runners)))

@@ -417,6 +417,7 @@ class Engine:
     def delete_run(self, run_id: str) -> None:
         """Stop a run, delete it and free its files (an uploaded folder goes with its last run)."""
         self.stop_run(run_id)
+        self.captions.cancel_run(run_id)
         run = self.store.run(run_id)
         self._bridge.call(self._forget(run_id))
         self._release(self.store.delete_run(run_id))
