@@ -1,11 +1,12 @@
 """Fold the JSON payloads of any answer shape into text, image references and errors.
 
-One parser serves every endpoint and framing (PROTOCOL.md §3, §6): chat completions (whole or
-chunked), the Responses API (official image tool and grok2api text deltas), the images API
-(JSON and stream events, Seedream's included), Gemini's `GenerateContentResponse` and Grok's
-NDJSON tokens. `id` and `choices[].index` are unstable
-across chunks (§5.8), so all content is accumulated in arrival order and images are looked for
-in the whole text at the end (an image may be split across deltas, §5.9).
+One parser serves every endpoint and framing gateways send (docs/gateways.md): chat
+completions (whole or chunked), the Responses API (official image tool and grok2api text
+deltas), the images API (JSON and stream events, Seedream's included), Gemini's
+`GenerateContentResponse` and Grok's NDJSON tokens. `id` and `choices[].index` are unstable
+across chunks (grok2api v1 changes both on every chunk, v1.6 numbers images by the index), so
+all content is accumulated in arrival order and images are looked for in the whole text at the
+end (grok2api v1 splits a data URL over many deltas).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from .usage import UsageReader
 _PARTIAL_STAGES = ("preview", "medium")
 MAX_IMAGE_REFS = 64  # images one answer may bring (n is at most 10; gateways repeat some)
 _FAILED_TYPES = ("response.failed", "response.error", "error")
-# Seedream: one image of several failed; the others may still come (PROTOCOL §6.3).
+# Seedream: one image of several failed; the others may still come.
 _IMAGE_FAILED = "image_generation.partial_failed"
 
 
@@ -83,7 +84,7 @@ class AnswerParser:
         """Return every final image reference: fields first, then those in the text.
 
         More than MAX_IMAGE_REFS is refused (ResponseError): no gateway answers one call with
-        that many images, and fetching 10,000 links would hold the task for minutes (issue 13).
+        that many images, and fetching 10,000 links would hold the task for minutes.
         """
         refs = unique([*self._field_refs, *refs_from_text(self.text())])
         if len(refs) > MAX_IMAGE_REFS:
@@ -105,9 +106,9 @@ class AnswerParser:
         elif kind in ("response.completed", "response.incomplete"):
             self._response(obj.get("response") or {})
         elif kind.endswith("partial_image"):
-            self.partial_images += 1  # previews are never results (PROTOCOL §5.12)
+            self.partial_images += 1  # previews are never results, only finals are
         elif kind.endswith("partial_succeeded"):
-            self._image_object(obj)  # Seedream: each one a finished image, not a preview (§6.3)
+            self._image_object(obj)  # Seedream: each one a finished image, not a preview
         elif kind.endswith(".completed") and ("b64_json" in obj or "url" in obj):
             self._image_object(obj)
         elif isinstance(obj.get("choices"), list):
@@ -177,7 +178,7 @@ class AnswerParser:
             return
         key = str(item.get("id") or "")
         if key and key in self._items_seen:
-            return  # output_item.done and response.completed repeat items (§5.11)
+            return  # output_item.done and response.completed repeat items
         if item.get("type") == "image_generation_call":
             # Key on `result`, not `status`: a real capture had status "generating" with a result.
             ref = ref_from_field(item.get("result"), base64_field=True)

@@ -83,7 +83,7 @@ class DebugLog:
 
     def _flush_raw(self) -> None:
         # Kept as bytes in its place among the lines: decoding and redacting up to 64 KB is
-        # regex work that text() does later in a pool thread (bench: 12 % of the loop, issue 9).
+        # regex work that text() does later in a pool thread (bench: 12 % of the loop).
         if not self._raw_total:
             return
         raw = _RawBody(self._elapsed(), self._raw_total, bytes(self._raw_head), bytes(self._raw_tail))

@@ -1,6 +1,6 @@
 """What an HTTP error answer says: the upstream's own message, its code, and whether a call was billed.
 
-Gateways wrap errors in several shapes (PROTOCOL §4, §6.4, §6.5); the message is shown verbatim,
+Gateways wrap errors in several shapes (docs/gateways.md lists them); the message is shown verbatim,
 in whatever language it comes, and only the machine-readable `type` / `code` words are read.
 Only the first `ERROR_BODY_BYTES` of a body are kept: a proxy may embed a whole answer (LiteLLM
 sent 605 KB), and its message is still found at the start of a cut-off JSON document.
@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 ERROR_BODY_BYTES = 64 * 1024
-# grok2api: nothing reached the provider, so nothing was billed and a retry is free (PROTOCOL §6.4).
+# grok2api's current line: nothing reached the provider, so nothing was billed and a retry is free.
 NOT_SUBMITTED_HEADER = "x-upstream-request-disposition"
 NOT_SUBMITTED_CODE = "upstream_not_submitted"
 _MESSAGE = re.compile(r'"(?:message|detail|msg)"\s*:\s*"((?:[^"\\]|\\.)*)"')
@@ -64,7 +64,7 @@ def _from_json(text: str) -> ErrorAnswer | None:
     if not message:
         return None
     kind, code = (str(error.get(key) or "") for key in ("type", "code"))
-    kind = kind or str(error.get("status") or "")  # Google: {"code": 400, "status": "INVALID_ARGUMENT"} (issue 12)
+    kind = kind or str(error.get("status") or "")  # Google: {"code": 400, "status": "INVALID_ARGUMENT"}
     wait, daily = _google_details(error.get("details"))
     if daily:  # a free tier's requests per day are gone: waiting a minute will not help, the run pauses
         code = DAILY_QUOTA_CODE

@@ -1,4 +1,4 @@
-"""Speak Gemini's native API (PROTOCOL §6.2): its URLs, its request body and what its answers say.
+"""Speak Gemini's native API: its URLs, its request body and what its answers say.
 
 `POST {root}/models/{model}:generateContent` (`:streamGenerateContent?alt=sse` when streaming),
 the key in `x-goog-api-key`, the prompt and the input images as `contents[].parts`. The answer

@@ -1,6 +1,6 @@
 """httpcore's sockets on plain asyncio: a network backend for the direct connection pools.
 
-httpcore's default backend goes through anyio, and under the throughput load (issue 9) that cost
+httpcore's default backend goes through anyio, and under the bench's throughput load that cost
 the engine's loop more than anything of our own: every read and write opens an anyio cancel
 scope, and before each request and after each answer the pool asks every idle connection
 whether the server closed it, which anyio answers by building a dict of socket attributes

@@ -24,10 +24,10 @@ ENDPOINTS = {
 }
 _DEFAULT_TOKEN_FIELD = {"chat_completions": "max_tokens", "responses": "max_output_tokens", "images": None,
                        "gemini": "maxOutputTokens"}
-# Input images one request may carry (source + references, issue 10; PROTOCOL §2, §6.4): grok2api's
+# Input images one request may carry (source + references): grok2api's
 # current line reads up to 8 from chat, Responses and JSON edits (older lines use only the last 3
 # or 7, silently); OpenAI's /images/edits takes up to 16 files. Above these a task is refused.
-# Seedream takes up to 10 reference images in `image` (PROTOCOL §6.3); Gemini see gemini.py.
+# Seedream takes up to 10 reference images in `image`; Gemini see gemini.py.
 INPUT_IMAGE_LIMITS = {"chat_completions": 8, "responses": 8, "images_json": 8, "images_multipart": 16,
                       "images_json_image": 10, "gemini": gemini.INPUT_IMAGE_LIMIT}
 FORM_NAMES = {"chat_completions": "chat completions", "responses": "the Responses API",
@@ -58,7 +58,7 @@ class DataURL(str):
     """A data URL (or bare base64) made here from image bytes: base64 text that JSON never needs to escape.
 
     `dumps` splices these into the serialised body instead of passing megabytes of base64
-    through the JSON encoder (3–9 ms of held GIL per 512 px source; issue 9).
+    through the JSON encoder (3–9 ms of held GIL per 512 px source, measured by the bench).
     """
 
 
@@ -107,7 +107,7 @@ def named_endpoint(api_url: str) -> str | None:
 def resolve_mode(profile: ApiProfile) -> str:
     """Return the concrete mode: the profile's, or for `auto` the one the URL names (else chat).
 
-    `auto` picks Gemini for a `:generateContent` URL or Google's API host (issue 12).
+    `auto` picks Gemini for a `:generateContent` URL or Google's API host.
     """
     _, named = split_api_url(profile.api_url)
     if profile.api_mode != "auto":
@@ -145,7 +145,7 @@ def build(profile: ApiProfile, prompt: str, source: Source | None,
           references: Sequence[Source] = ()) -> Request:
     """Return the request for `profile`, `prompt` and the input images: an optional source, then references.
 
-    Several images go in one request, in the form each mode takes (issue 10): chat `image_url`
+    Several images go in one request, in the form each mode takes: chat `image_url`
     parts, Responses `input_image` parts, images edits `image[]` files or JSON `images[]`.
     """
     if not profile.api_url:
@@ -215,7 +215,7 @@ def _chat(profile: ApiProfile, prompt: str, images: list[Source]) -> dict[str, A
     if profile.system_prompt.strip():
         messages.append({"role": "system", "content": profile.system_prompt})
     if not images:
-        # grok2api G2 reads the prompt only from string content (PROTOCOL §2).
+        # grok2api G2 reads the prompt only from string content, never from a list of parts.
         messages.append({"role": "user", "content": prompt})
     else:
         parts = [{"type": "text", "text": prompt}]
@@ -246,7 +246,7 @@ def _responses(profile: ApiProfile, prompt: str, images: list[Source]) -> dict[s
 def _images(profile: ApiProfile, prompt: str, images: list[Source]) -> dict[str, Any]:
     body: dict[str, Any] = {"model": profile.model, "prompt": prompt, **_image_options(profile)}
     if images and profile.edit_format == "json_image":
-        # Seedream (Volcengine Ark): one input as a string, several as a list (PROTOCOL §6.3).
+        # Seedream (Volcengine Ark): one input as a string, several as a list.
         urls = [image.data_url() for image in images]
         body["image"] = urls[0] if len(urls) == 1 else urls
     elif images:
@@ -274,7 +274,7 @@ def _multipart_edit(profile: ApiProfile, prompt: str, images: list[Source], url:
     fields = deep_merge(fields, profile.extra_body)
     form = {key: _form_value(value) for key, value in fields.items()}
     # OpenAI's SDK sends one file as `image`, several as `image[]`; grok2api G1.6 accepts only
-    # the first form and G2 only the second (PROTOCOL §2), so the profile chooses. `multipart`
+    # the first form and G2 only the second, so the profile chooses. `multipart`
     # follows the SDK: one image as `image`, several as `image[]` (OpenAI's documented form).
     field_name = "image[]" if profile.edit_format == "multipart_array" or len(images) > 1 else "image"
     files, described = [], []

@@ -1,4 +1,4 @@
-"""Send API calls and result downloads through the proxy a profile or the server names (issue 12).
+"""Send API calls and result downloads through the proxy a profile or the server names.
 
 The shared client (`HttpClients`) connects directly, through `PinnedTransport`, and keeps one
 more client per proxy URL, made on first use and closed with it. Nothing is taken from the

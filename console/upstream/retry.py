@@ -1,4 +1,4 @@
-"""The retry policy of upstream calls and downloads, and the one loop that applies it (DESIGN §4).
+"""The retry policy of upstream calls and downloads, and the one loop that applies it.
 
 Every retry decision lives here: what is retried (`is_retryable`), how often (`max_retries` of
 the profile for calls, `DOWNLOAD_RETRIES` for result downloads) and how long to wait (`delay_s`).
@@ -13,10 +13,11 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 from .errors import CooldownError, StatusError, StreamError, TransportError, UpstreamError
 
-# What is retried (DESIGN §4): conflicts, throttling, timeouts and server errors are transient.
+# What is retried: conflicts, throttling, timeouts and server errors are transient.
 RETRY_STATUSES = frozenset({408, 409, 425, 429})  # plus every status >= 500
 # Machine-readable type/code words of an in-stream error that mean "try again later"
-# (PROTOCOL.md §4); the human message is never pattern-matched, it may be in any language.
+# (`rate_limit_error`, `upstream_error`, `server_error`, ...); the human message is never
+# pattern-matched, it may be in any language.
 TRANSIENT_STREAM_WORDS = ("rate_limit", "server", "upstream", "timeout", "overloaded", "interrupted", "unavailable")
 # Connection failures, resets and timeouts (TransportError and TimeoutError_) are always transient.
 
@@ -30,8 +31,9 @@ T = TypeVar("T")
 OnFailure = Callable[[UpstreamError, int, "float | None"], Any]
 
 
-# Words in an error's type or code that name a rate limit or a cooldown (PROTOCOL §4, §6.4), and
-# an exhausted quota or bill: waiting a little does not help those, the run stops instead.
+# Words in an error's type or code that name a rate limit or a cooldown (`rate_limit_exceeded`,
+# grok2api's `upstream_cooling`), and an exhausted quota or bill: waiting a little does not help
+# those, the run stops instead.
 RATE_LIMIT_WORDS = ("rate_limit", "cooling", "too_many_requests")
 QUOTA_WORDS = ("quota", "billing", "insufficient_balance")
 

@@ -3,8 +3,8 @@
 Pure: no I/O, no httpx. Lines end at CR, LF or CRLF, found as bytes (a CRLF may be split
 across chunks); UTF-8 is decoded only once a line is complete, so a multibyte character split
 across chunks is safe, and U+2028 inside data is just data. Field rules follow the WHATWG
-HTML "Interpreting an event stream" section. Tolerances for real gateways (PROTOCOL.md §3.5,
-§5): a line that starts with ``{`` or ``[`` outside any field is one JSON event by itself
+HTML "Interpreting an event stream" section. Tolerances for real gateways (docs/gateways.md):
+a line that starts with ``{`` or ``[`` outside any field is one JSON event by itself
 (NDJSON), and a bare ``[DONE]`` line ends the stream like ``data: [DONE]``.
 
 Cost is linear in the input: a pending partial line is kept as a list of chunks and only the

@@ -1,4 +1,4 @@
-"""Connect only to the addresses the SSRF policy checked: an httpx transport that pins them (issue 13).
+"""Connect only to the addresses the SSRF policy checked: an httpx transport that pins them.
 
 `netguard.check_url` resolves a URL's host, checks every address and pins the allowed ones for
 the current asyncio task. This transport sends each request to one of those addresses, with the
