@@ -44,7 +44,7 @@ def fsync_folder(folder: Path) -> None:
 
 def _create_temp(folder: Path) -> tuple[int, Path]:
     """Create this thread's temp file in `folder` (a thread writes one file at a time, so the name
-    is its own: no random names, no folder check on every write, bench: issue 9).
+    is its own: no random names, no folder check on every write, both of which the bench timed).
 
     A file of that name left by a crashed process that had the same pid and thread id is replaced.
     """

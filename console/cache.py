@@ -67,7 +67,7 @@ class ImageCache:
         self.images_dir.mkdir(parents=True, exist_ok=True)
         self.thumbs_dir.mkdir(parents=True, exist_ok=True)
         # One lock guards the pin counts and every keep-or-delete decision, so a pin, a put's
-        # touch and a delete never interleave (DESIGN §3: never evict an in-flight write).
+        # touch and a delete never interleave: a file being written is never evicted.
         self._lock = threading.Lock()
         self._pins: dict[str, int] = {}
         # Thumbnail writers lock one of a fixed set of stripes, so memory stays bounded.

@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     events = EventBuffer()
     logs.setup(folder, [events], terminal=settings.status_ui != "cli" or not sys.stderr.isatty())
     try:
-        lock = datadir.prepare(folder)  # 0700/0600, one server per folder, no partial files (issue 13)
+        lock = datadir.prepare(folder)  # 0700/0600, one server per folder, no partial files
     except datadir.DataDirBusy as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           max_threads=settings.max_request_threads, header_timeout_s=settings.request_header_timeout_s,
                           request_handler=RequestHandler)  # no Server banner naming versions
     url = f"http://{_url_host(settings.host)}:{settings.port}/"
-    if settings.access_token:  # the only place the token is shown: never logged (issue 13)
+    if settings.access_token:  # the only place the token is shown: never logged
         url += "?" + urlencode({"token": settings.access_token})
     print(f"Image Batch Console {__version__} on {url} (data: {folder})", flush=True)
     if is_exposed(settings.host):
@@ -115,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def with_access_token(settings: Settings) -> Settings:
-    """Return the settings with an access token when the host is not loopback and none was given (issue 13)."""
+    """Return the settings with an access token when the host is not loopback and none was given."""
     if settings.access_token or not is_exposed(settings.host):
         return settings
     return settings.replace(access_token=secrets.token_urlsafe(TOKEN_BYTES))

@@ -1,4 +1,4 @@
-"""Open the data folder at start: owner-only modes, one server at a time, no partial files left by a crash (issue 13).
+"""Open the data folder at start: owner-only modes, one server at a time, no partial files left by a crash.
 
 The folder holds API keys (settings, presets, the database and its WAL, logs), so it is 0700 and
 those files 0600; a looser one, left by an older version or a copy, is tightened with a warning.

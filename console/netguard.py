@@ -1,4 +1,4 @@
-"""Decide which URLs the server may call or download from (the SSRF policy of DESIGN §7).
+"""Decide which URLs the server may call or download from (the SSRF policy in docs/security.md).
 
 Public addresses pass. Private, loopback, link-local and other non-global addresses pass only
 when the user allowed them (profile switch or server setting), when the host is on a configured
@@ -7,7 +7,7 @@ allowlist, or, for downloads, when the URL is on the API's own host and port (a 
 is made on every address the name resolves to, not on the name alone, and callers repeat it for
 every redirect. Whatever is allowed, the console never calls its own port on this machine.
 
-The checked addresses are pinned (issue 13): `check_url` records them for the current asyncio
+The checked addresses are pinned: `check_url` records them for the current asyncio
 task, and the upstream transport (`console.upstream.transport`) connects to those addresses and
 nowhere else, so a DNS server that answers differently when the connection is made (rebinding)
 cannot send a request to an address the policy never saw. A request whose host was not checked
@@ -15,7 +15,7 @@ in the same task is refused.
 
 This module imports nothing from `console.upstream`: a refused URL raises `BlockedURL`, or the
 subclass a policy names in `error`, so the upstream client gets its own error type without an
-import cycle (issue 9).
+import cycle.
 """
 
 from __future__ import annotations

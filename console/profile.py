@@ -1,4 +1,4 @@
-"""The API profile: every field of DESIGN §5 with its default, validated from JSON."""
+"""The API profile: every field (docs/gateways.md) with its default, validated from JSON."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ API_MODES = ("auto", "chat_completions", "responses", "images", "gemini")
 TOKEN_FIELDS = ("auto", "max_tokens", "max_completion_tokens", "max_output_tokens", "none")
 # How /images/edits receives the source: JSON `images[]` (grok2api G3), multipart field
 # `image` (OpenAI SDK with one file, grok2api G1.6) or `image[]` (grok2api G2).
-# `json_image`: Seedream's JSON `image` field (a data URL, a list for several inputs; issue 12).
+# `json_image`: Seedream's JSON `image` field (a data URL, a list for several inputs).
 EDIT_FORMATS = ("multipart", "multipart_array", "json", "json_image")
 POOL_HINT_MIN = HINT_MIN  # a pooled key this long shows its last 4 characters in its mask
 POOL_MAX = 32  # keys in one pool beside the profile's own
@@ -61,8 +61,8 @@ class ApiProfile:
     source_max_side: int = 0
     source_max_bytes: int = 0
     rewrite_result_host: bool = False
-    proxy_url: str = ""  # "" = the server's PROXY_URL (if any), "direct" = none (issue 12)
-    # More keys beside `api_key` (issue 12): [{"api_key", "api_url" ("" = the profile's), "concurrency"
+    proxy_url: str = ""  # "" = the server's PROXY_URL (if any), "direct" = none
+    # More keys beside `api_key`: [{"api_key", "api_url" ("" = the profile's), "concurrency"
     # (None = no cap of its own)}]; calls are spread over all of them, each cooled and parked on its own.
     key_pool: list[dict[str, Any]] = field(default_factory=list)
     # What calls cost when the gateway does not say (all optional): {"call", "image", "input_mtok",

@@ -1,7 +1,7 @@
 """Check a proxy URL (the `PROXY_URL` setting, a profile's `proxy_url`) and show it without its password.
 
 A proxy is only ever used when it is named here: environment variables such as `HTTPS_PROXY`
-are never read (issue 12). `direct` in a profile means "no proxy, even if the server has one".
+are never read. `direct` in a profile means "no proxy, even if the server has one".
 """
 
 from __future__ import annotations

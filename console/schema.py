@@ -47,14 +47,14 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     ALTER TABLE tasks ADD COLUMN overrides TEXT;
     ALTER TABLE results ADD COLUMN prompt TEXT;
     """),
-    # 3: where each result was saved (issue 11: the "saved" mark and the "not yet saved" filter).
+    # 3: where each result was saved (for the "saved" mark and the "not yet saved" filter).
     (3, """
     CREATE TABLE IF NOT EXISTS saves (
         result_id TEXT NOT NULL REFERENCES results(id) ON DELETE CASCADE, output_dir TEXT NOT NULL,
         layout TEXT NOT NULL, saved_at REAL NOT NULL, PRIMARY KEY (result_id, output_dir, layout)
     ) WITHOUT ROWID;
     """),
-    # 4: a task continued from a result (issue 10) keeps that result's bytes as its source
+    # 4: a task continued from a result keeps that result's bytes as its source
     # (`source_sha`, so the cache keeps the file) and where it came from (`parent`).
     (4, """
     ALTER TABLE tasks ADD COLUMN source_sha TEXT;

@@ -178,7 +178,7 @@ LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
 def is_exposed(host: str) -> bool:
     """Return True when listening on `host` is reachable from other machines: anything but a loopback address.
 
-    A wildcard ("", 0.0.0.0, ::) and every name other than localhost count as exposed (issue 13).
+    A wildcard ("", 0.0.0.0, ::) and every name other than localhost count as exposed.
     """
     name = host.strip().strip("[]").lower()
     if name in LOOPBACK_NAMES:

@@ -1,4 +1,4 @@
-"""Read the older console's API presets file (DESIGN §6), whose exact format is unknown."""
+"""Read the older console's API presets file (~/.image-batch-console/presets.json), whose exact format is unknown."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 LEGACY_MAX_BYTES = 16 * 1024 * 1024
 PROFILE_FIELDS = frozenset(f.name for f in fields(ApiProfile))
-# Field names the older console may have used (DESIGN §6); camelCase is converted first.
+# Field names the older console may have used; camelCase is converted first.
 LEGACY_ALIASES = {"base_url": "api_url", "url": "api_url", "endpoint": "api_url", "api_base": "api_url",
                   "key": "api_key", "apikey": "api_key", "mode": "api_mode"}
 

@@ -1,4 +1,4 @@
-"""Saved prompts ("snippets"): name → text, kept on the server in snippets.json (issue 10).
+"""Saved prompts ("snippets"): name → text, kept on the server in snippets.json.
 
 They used to live in the browser's localStorage, where another browser (or a cleared profile)
 never saw them; now they are exported and imported with the config like presets.

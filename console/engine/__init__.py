@@ -1,4 +1,4 @@
-"""Run tasks against the upstream: concurrency per run, stop, retry, resume (DESIGN §3–4).
+"""Run tasks against the upstream: concurrency per run, stop, retry, resume.
 
 `Engine` is the one entry point; it raises the domain errors below, which the web layer maps to
 HTTP statuses. Inside: `bridge` (the loop thread and its pools), `scheduler` (queues and

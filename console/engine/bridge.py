@@ -25,7 +25,7 @@ class LoopBridge:
 
     Reading sources, decoding, hashing and file writes go to the work pool; SQLite goes to its own
     small pool, so a task's start never queues behind a wave of image decodes and the loop thread
-    never touches the database (DESIGN §3).
+    never touches the database, which keeps the loop and the stop button responsive under load.
     """
 
     def __init__(self) -> None:

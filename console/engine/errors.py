@@ -8,7 +8,7 @@ from typing import Any
 class EngineError(Exception):
     """An engine action that cannot be done as asked; str(e) is a readable message.
 
-    `details` are further fields of the answer, e.g. every bad table row (issue 10).
+    `details` are further fields of the answer, e.g. every bad table row.
     """
 
     def __init__(self, message: str = "", **details: Any) -> None:

@@ -1,6 +1,6 @@
 """A run's keys: each with its own concurrency, cooldown and state; calls go to the least busy one.
 
-A profile with a key pool (issue 12) has one lane per key: the profile's own key, then each pooled
+A profile with a key pool has one lane per key: the profile's own key, then each pooled
 key with its own API URL and concurrency. Each lane has its own throttle, so a 429 slows down
 and cools only the key that got it, while the others go on. A key the upstream refuses (401) or
 whose quota is gone is parked with the reason and takes no more calls; the task it was running

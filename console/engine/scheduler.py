@@ -5,7 +5,7 @@ through the callbacks the engine passes in, which run in the store pool.
 
 A few tasks beyond the running ones are prepared ahead (source read, request built) while they
 wait for a slot, so a freed slot calls the upstream at once instead of after a round of file
-and database work (issue 9: that gap cost about 20 ms of every slot per task).
+and database work (the bench measured that gap at about 20 ms of every slot per task).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class Slot:
     being checked; each is given back once, by whichever comes first.
 
     The call's place is free as soon as the answer has been read (`answered`): decoding and
-    storing its images no longer delays the next call (bench: 4–40 ms of every slot, issue 9).
+    storing its images no longer delays the next call (bench: 4–40 ms of every slot).
     The answers still being checked have places of their own, as many as the run's concurrency,
     so a fast upstream cannot pile answers up in memory faster than they are checked.
     """

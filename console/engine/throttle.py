@@ -8,7 +8,7 @@ succeed raise the concurrency again, one step per `limit` successes, up to the k
 setting. A task fails for rate limits only when the key has been held back for longer than the
 profile's `rate_limit_wait_s` without a single success; an exhausted quota (or a wait longer
 than that) stops the run with its reason (a pooled key is parked instead), so the rest of the
-batch is not burnt and a resume picks it up (issue 12).
+batch is not burnt and a resume picks it up.
 
 A gateway router's cooldown 429 that only echoes a failure of the same deployment (LiteLLM's "No
 deployments available") never reaches a throttle: the upstream client counts it as one more attempt

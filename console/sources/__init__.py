@@ -1,4 +1,4 @@
-"""Prompt sources: what the tasks of a run are made from (issue 10).
+"""Prompt sources: what the tasks of a run are made from.
 
 A run is a folder of images to edit (prompts from a template and `<stem>.txt` sidecars, further
 input images matched from reference folders), a generate prompt with `{variables}`, or a table

@@ -1,7 +1,7 @@
 """Run prompts as templates: `{caption}` (the sidecar), `{src_stem}`, `{src_name}` and variables.
 
 Only names the template language knows are replaced; any other `{word}` stays as typed, so a
-prompt that happens to hold braces (JSON, a style tag) is sent as it always was (issue 10).
+prompt that happens to hold braces (JSON, a style tag) is sent as it always was.
 """
 
 from __future__ import annotations

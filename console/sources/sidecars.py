@@ -31,7 +31,7 @@ def read_all(sources: Sequence[Path | str], root: str = "") -> list[Sidecar]:
 
     Each folder is listed once, and plain string operations are used throughout: pathlib's
     properties, or even `os.path`'s, cost seconds for 100,000 sources, and the scan preview has
-    3 s in all (DESIGN §8).
+    3 s in all (the scan budget in BENCHMARKS.md).
     """
     listings: dict[str, frozenset[str]] = {}
     found: list[Sidecar] = []

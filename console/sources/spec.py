@@ -13,7 +13,7 @@ MAX_TASKS = 100_000  # what a scan handles in about a second; a run is one click
 
 @dataclass(frozen=True)
 class RunSpec:
-    """The source fields of `POST /api/runs` (DESIGN §5, issue 10), types already checked."""
+    """The source fields of `POST /api/runs` (docs/api.md), types already checked."""
 
     mode: str = "edit"
     input_path: str = ""

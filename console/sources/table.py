@@ -1,7 +1,7 @@
 """Table mode: one row per task line (source or none, prompt, count, output name, references, size, n).
 
 The header row may be English or Chinese. Every bad row is reported with its spreadsheet row
-number (the header is row 1) before anything runs (issue 10).
+number (the header is row 1) before anything runs.
 """
 
 from __future__ import annotations

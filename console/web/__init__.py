@@ -33,7 +33,7 @@ def create_app(config: Mapping[str, Any] | None = None, settings: Settings | Non
     app.json.sort_keys = False
 
     configs = config_store or ConfigStore(folder, legacy_presets=Path.home() / ".image-batch-console" / "presets.json")
-    configs.import_legacy()  # DESIGN §6: the older console's API presets, once
+    configs.import_legacy()  # the older console's API presets, once, for users moving over
     store = Store(folder / DB_NAME)
     cache = ImageCache(folder, settings.cache_ttl_hours, settings.cache_max_bytes)
     engine = Engine(store, cache, settings, configs)

@@ -1,4 +1,4 @@
-"""Require the access token on every request when the server can be reached from other machines (issue 13).
+"""Require the access token on every request when the server can be reached from other machines.
 
 Bound to a loopback address the console has no login: the Host and cross-site guards keep web
 pages out. Bound to anything else (a LAN address, 0.0.0.0) any machine on the network could

@@ -1,4 +1,4 @@
-"""HTTP routes for settings, presets and config import/export (DESIGN §5)."""
+"""HTTP routes for settings, presets and config import/export (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def import_config():
     return _store().import_config(json_body())
 
 
-# -- saved prompts (issue 10: on the server, no longer in the browser) ---------------------------
+# -- saved prompts (on the server, no longer in the browser) -----------------------------------
 
 @bp.get("/snippets")
 def get_snippets():

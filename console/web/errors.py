@@ -66,7 +66,7 @@ def init_app(app: Flask) -> None:
         if fault is not None:  # a full or read-only disk is the machine's state, not a bug
             current_app.logger.warning("%s %s: %s", request.method, request.path, fault)
             return jsonify(ok=False, error=str(fault), **fault.details), 507
-        # Every input must be answered with a 4xx before it gets here (issue 8); this is a bug.
+        # Every input must be answered with a 4xx before it gets here; this is a bug.
         current_app.logger.exception("unhandled error in %s %s", request.method, request.path)
         return jsonify(ok=False, error=f"the console hit a bug ({type(exc).__name__}: {exc}); "
                                        f"the details are in {LOG_HINT}"), 500

@@ -1,4 +1,4 @@
-"""Guard every request (DESIGN §7): Host allowlist, access token, cross-site refusal, JSON bodies, CORS, safety headers."""
+"""Guard every request: Host allowlist, access token, cross-site refusal, JSON bodies, CORS, safety headers."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class JsonRequest(Request):
     """A request whose get_json() failures are readable API errors instead of a bare 400."""
 
     def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
-        """Parse the body as JSON; a document nested too deeply for the parser is a 400, not a crash (issue 13)."""
+        """Parse the body as JSON; a document nested too deeply for the parser is a 400, not a crash."""
         try:
             return super().get_json(force=force, silent=silent, cache=cache)
         except RecursionError:

@@ -2,7 +2,7 @@
 
 A save answers when it is done; `?job=<id>` (letters, digits, - and _) names it, so that while it
 runs `GET /api/save-jobs/<id>` tells how far it got and `POST /api/save-jobs/<id>/cancel` stops
-it between two items (issue 11). `POST /api/save-jobs` reserves an id first, so a page can follow
+it between two items. `POST /api/save-jobs` reserves an id first, so a page can follow
 the job from its very start without asking about an id the server has not heard of yet.
 """
 

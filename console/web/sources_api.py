@@ -1,4 +1,4 @@
-"""HTTP routes for prompt sources (issue 10): run specs, table checks, templates and exports, continuations."""
+"""HTTP routes for prompt sources: run specs, table checks, templates and exports, continuations."""
 
 from __future__ import annotations
 
