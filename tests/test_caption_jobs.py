@@ -23,6 +23,7 @@ from console.settings import resolve
 from console.store import NewTask, Store
 from console.web import create_app
 from tests import figures
+from tests.disks import small_disk  # noqa: F401  (fixture)
 from tests.helpers import api, make_sources, wait_for, wait_idle
 from tests.images import make
 
@@ -481,3 +482,41 @@ class _Seeded:
 
     def __init__(self, store: Store, cache: ImageCache) -> None:
         self.extensions = {"console.store": store, "console.cache": cache}
+
+
+@pytest.mark.timeout(120)
+def test_a_disk_that_fills_mid_job_stops_it_with_the_reason_and_a_new_job_finishes(small_disk, fake):  # noqa: F811
+    from tests.server_process import ServerProcess
+
+    data = small_disk.path / "data"
+    data.mkdir()
+    store, cache = Store(data / "console.db"), ImageCache(data, 168, 1 << 30)
+    run_id, ids = seed(_Seeded(store, cache), [picture((32, 24), (i * 12, 60, 200)) for i in range(12)])
+    store.close()
+    server = ServerProcess(data)
+    try:
+        body = {"instruction": "Describe", "api": vision(fake, "vision_caption.s=0.3", concurrency=2)}
+        job = server.post(f"/api/runs/{run_id}/captions/generate", body).json()
+        wait_for(lambda: server.get(f"/api/caption-jobs/{job['job']}").json()["captioned"] >= 2, timeout=20)
+        small_disk.fill()
+        wait_for(lambda: server.get(f"/api/caption-jobs/{job['job']}").json()["finished"], timeout=30)
+        done = server.get(f"/api/caption-jobs/{job['job']}").json()
+        assert done["reason"] and "full" in done["reason"], done
+        assert all("full" in failure["error"] for failure in done["failures"]), done["failures"]
+        calls = len(posts(fake))
+        time.sleep(1)
+        assert len(posts(fake)) == calls  # nothing more is sent
+        assert server.post(f"/api/runs/{run_id}/captions/generate", body).status_code == 507
+        small_disk.free()
+        fake.reset()
+        body["api"] = vision(fake, concurrency=2)
+        again = server.post(f"/api/runs/{run_id}/captions/generate", body).json()
+        wait_for(lambda: server.get(f"/api/caption-jobs/{again['job']}").json()["finished"], timeout=30)
+        after = server.get(f"/api/caption-jobs/{again['job']}").json()
+    finally:
+        server.stop()
+    reader = _Seeded(Store(data / "console.db"), cache)
+    assert all(caption is not None for caption in captions(reader, ids))
+    assert after["captioned"] == len(posts(fake)) == 12 - after["skipped"]
+    figures.record("caption_full_disk", results=12, captioned_before_full=done["captioned"],
+                   calls_before_stop=calls, failed_when_full=done["failed"], calls_after_free=len(posts(fake)))

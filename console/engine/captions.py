@@ -21,6 +21,7 @@ from typing import Any, Callable
 from ..cache import ImageCache
 from ..captioning import (CaptionItem, CaptionJob, CaptionOrder, ImageProblem, JobSpend, NoCaption, caption_from,
                           caption_jpeg)
+from ..diskfault import FULL, DataFolder
 from ..profile import ApiProfile
 from ..settings import Settings
 from ..store import Store
@@ -41,8 +42,9 @@ class CaptionJobs:
     """Every captioning job since the server started; thread-safe public methods, the jobs run on the loop."""
 
     def __init__(self, store: Store, cache: ImageCache, settings: Settings, bridge: LoopBridge,
-                 client: Callable[[], UpstreamClient]) -> None:
+                 client: Callable[[], UpstreamClient], folder: DataFolder) -> None:
         self._store, self._cache, self._settings, self._bridge = store, cache, settings, bridge
+        self._folder = folder
         self._client = client  # made on the loop once it runs
         self._jobs: dict[str, CaptionJob] = {}
         self._runners: dict[str, "_JobRunner"] = {}  # loop-owned
@@ -189,7 +191,7 @@ class _JobRunner:
         self.main: asyncio.Task | None = None
         self.halted: str | None = None
         self._changed = asyncio.Event()
-        self._store, self._settings, self._bridge = jobs._store, jobs._settings, jobs._bridge
+        self._store, self._settings, self._bridge, self._folder = jobs._store, jobs._settings, jobs._bridge, jobs._folder
         self._client = jobs._client()
 
     async def run(self) -> None:
@@ -262,8 +264,7 @@ class _JobRunner:
             debug.note("cancelled: the captioning job was cancelled; the call's answer is not used")
             raise
         except Exception as exc:
-            log.exception("captioning job %s: %s crashed", self.job.id, item.source_name)
-            self.job.fail(item, f"the console hit a bug ({type(exc).__name__}: {exc})")
+            self._crashed(item, exc)
         finally:
             self._later(self._log(item, debug, calls))
 
@@ -292,6 +293,18 @@ class _JobRunner:
             return self.job.fail(item, str(exc))
         debug.note(f"caption: {caption if len(caption) <= 300 else caption[:300] + '…'}")
         await self._write(item, caption)
+
+    def _crashed(self, item: CaptionItem, exc: Exception) -> None:
+        """A data folder that cannot take the caption stops the job (no more calls paid for nothing); else a bug."""
+        fault = self._folder.fault(exc)
+        if fault is None:
+            log.exception("captioning job %s: %s crashed", self.job.id, item.source_name)
+            return self.job.fail(item, f"the console hit a bug ({type(exc).__name__}: {exc})")
+        if fault.kind == FULL:
+            self._folder.give_reserve()  # so the writes that follow (the call logs) still fit
+        log.warning("captioning job %s stops: %s", self.job.id, fault)
+        self.halted = self.halted or f"stopped early: {fault}"
+        self.job.fail(item, f"the caption could not be written: {fault}")
 
     def _call_failed(self, item: CaptionItem, lane: Lane, exc: UpstreamError, debug: DebugLog) -> None:
         """A rate limit or a parked key sends the item back to the queue (or stops the job); else it failed."""

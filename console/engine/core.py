@@ -68,7 +68,7 @@ class Engine:
         self._bridge = LoopBridge()
         self._control = threading.RLock()  # see _one_control_at_a_time
         self._scheduler: Scheduler | None = None
-        self.captions = CaptionJobs(store, cache, settings, self._bridge, lambda: self._client)  # vision captioning
+        self.captions = CaptionJobs(store, cache, settings, self._bridge, lambda: self._client, self.folder)
 
     # -- lifecycle --------------------------------------------------------------------------
 
