@@ -1,1 +1,1 @@
-"""Benchmarks: each prints figures against the budgets of DESIGN.md §8 (never timed tests)."""
+"""Benchmarks: each prints figures against the budgets in docs/development.md (never timed tests)."""

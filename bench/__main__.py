@@ -1,4 +1,4 @@
-"""Run the DESIGN §8 benchmarks against the real server and a fake upstream; print and record the table.
+"""Run the benchmarks against the real server and a fake upstream; print and record the table.
 
     python -m bench                 # every figure, 3 repeats each (median), writes BENCHMARKS.md
     python -m bench --quick         # 1 repeat, smaller sizes; prints only

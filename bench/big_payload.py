@@ -1,4 +1,4 @@
-"""Time a 24 MB single-line data URL from bytes to a verified image (DESIGN §8, budget < 1 s).
+"""Time a 24 MB single-line data URL from bytes to a verified image (budget < 1 s).
 
     python -m bench.big_payload [--mb 24] [--repeat 5]
 

@@ -2,7 +2,7 @@
 
     python -m bench.fake_server        # prints "port N", serves 127.0.0.1:N until stdin closes
 
-DESIGN §8 wants the fake "in its own process": inside the bench process it would share one GIL
+The throughput budget wants the fake "in its own process": inside the bench process it would share one GIL
 with the bench's client and poller. Commands on stdin, one per line, each answered with one JSON
 line on stdout:
 

@@ -1,4 +1,4 @@
-"""The figures of `python -m bench` (DESIGN §8). Each takes a Config and returns table rows."""
+"""The figures of `python -m bench` (the budgets in docs/development.md). Each takes a Config and returns table rows."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def throughput(cfg: Config) -> list[Row]:
             if cfg.profile:
                 _profiled_runs(cfg, server, fake, folder, url, tasks, concurrency, label)
             # The ideal is a budget for the first size only: at 512 px even the minimal client is
-            # CPU-bound on a 2-core machine (its own 1.13–1.31× ideal, BENCHMARKS.md, issue 9).
+            # CPU-bound on a 2-core machine (its own 1.13–1.31× ideal, BENCHMARKS.md).
             rows += _throughput_rows(label, tasks, concurrency, latency, ideal, console, minimal,
                                      ideal_budget=source_side == THROUGHPUT_SIZES[0][0])
             rows += _flag_rows(label, tasks, console, minimal, unflagged)

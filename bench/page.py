@@ -1,4 +1,4 @@
-"""Figures of the review page in headless Chromium: a 10,000-task run (DESIGN §8)."""
+"""Figures of the review page in headless Chromium: a 10,000-task run."""
 
 from __future__ import annotations
 

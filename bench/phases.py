@@ -9,7 +9,7 @@ exchange, the slot freed once the answer is read, the image checks, and the task
 wraps a few of the engine's internals to take the timestamps, so it follows the code it
 measures: a diagnostic, not a figure
 (`python -m bench --only throughput` is the figure). It found that a freed slot waited 15–40 ms
-for the start transaction at every wave's end (issue 9).
+for the start transaction at every wave's end.
 """
 
 from __future__ import annotations
