@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from console.cache import ImageCache
+from console.captioning import NoCaption, caption_from
 from console.settings import resolve
 from console.store import NewTask, Store
 from console.web import create_app
@@ -154,6 +155,47 @@ def test_chat_and_responses_streamed_or_not(app, client, fake, path, stream):
             content = record.json["input"][0]["content"]
             assert content[0] == {"type": "input_text", "text": "Describe the image."}
             assert content[1]["type"] == "input_image"
+
+
+def test_a_transparent_result_is_sent_flattened_on_white(app, client, fake):
+    run_id, ids = seed(app, [picture((64, 48), (0, 0, 255, 0), mode="RGBA")])
+    finished(client, started(client, run_id, fake))
+    assert captions(app, ids) == ["a photo of a grey scene, 64x48"]  # white, not the hidden blue
+    assert sent_image(posts(fake)[0]).getpixel((5, 5)) >= (250, 250, 250)
+
+
+def test_a_caption_bumps_its_tasks_revision_so_polling_pages_see_it(fake, tmp_path):
+    # without the review flags, which bump revisions of their own in the background
+    app = create_app(settings=resolve({"APP_DATA_DIR": str(tmp_path / "data"), "REVIEW_FLAGS": "0"}))
+    client = app.test_client()
+    run_id, ids = seed(app, [picture((64, 48), RED), picture((64, 48), GREEN)])
+    since = client.get(f"/api/runs/{run_id}/tasks").json["rev"]
+    assert client.get(f"/api/runs/{run_id}/tasks?since={since}").json["tasks"] == []
+    finished(client, started(client, run_id, fake))
+    changed = client.get(f"/api/runs/{run_id}/tasks?since={since}").json["tasks"]
+    assert [result["caption"] for task in changed for result in task["results"]] == [
+        "a photo of a red scene, 64x48", "a photo of a green scene, 64x48"]
+
+
+@pytest.mark.parametrize("text, caption", [
+    ("  “A red fox in snow.”  ", "A red fox in snow."),
+    ('"a cat" and "a dog"', '"a cat" and "a dog"'),
+    ("<think>hmm\nlet me see</think>\n\n'tags: fox, snow'", "tags: fox, snow"),
+    ("A fox.<think>cut off while thinking", "A fox."),
+    ("é" * 5000, "é" * 4096),  # 8 KiB of UTF-8, cut at a character
+])
+def test_an_answer_becomes_a_caption(text, caption):
+    assert caption_from(text) == caption
+
+
+@pytest.mark.parametrize("text, refusal, reason", [
+    ("", None, "the model answered with no text"),
+    ("<think>I should refuse</think>", None, "held only its reasoning"),
+    ("", "I can't help with that.", "the model declined: I can't help with that."),
+])
+def test_no_caption_says_why(text, refusal, reason):
+    with pytest.raises(NoCaption, match=reason):
+        caption_from(text, refusal)
 
 
 def test_thinking_and_quotes_are_taken_out(app, client, fake):

@@ -171,7 +171,7 @@ class UpstreamClient:
         try:
             return await retrying(once, profile.max_retries, self._sleep, failed, rate_limits=rate_limits)
         except UpstreamError as exc:
-            _redact(exc, debug)  # a gateway may quote the Authorization header back (issue 13)
+            _redact(exc, debug)  # a gateway may quote the Authorization header back
             raise
 
     async def check_profile(self, profile: ApiProfile) -> str:

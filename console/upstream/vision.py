@@ -1,7 +1,7 @@
 """Ask a vision model about an image: build the text-answer request and read the answer's text or refusal.
 
 The request is the instruction and the images in the profile's chat or Responses shape, with no
-image-generation fields: a captioning call wants words back, never pictures (PROTOCOL §2 shapes).
+image-generation fields: a captioning call wants words back, never pictures.
 """
 
 from __future__ import annotations
