@@ -1,7 +1,7 @@
 """Serve a fake OpenAI-compatible image gateway on 127.0.0.1 that replays real wire formats and faults.
 
 The server reproduces what chenyme/grok2api (generations G1, G1.5, G1.6, G2, G3) and official
-OpenAI send for images, as catalogued in PROTOCOL.md §3 (wire variants) and §4 (errors/faults).
+OpenAI send for images: the answers, errors and faults docs/gateways.md lists.
 A request path is ``/<scenario>/<endpoint>``; the scenario segment is a name optionally followed
 by dot-separated ``key=value`` options (``fail_then_ok.status=503.times=2``).  Scenario handlers
 live in ``tests/fake_scenarios.py``; this module holds the images, the file routes, the framing
@@ -612,7 +612,7 @@ _MODELS = ("grok-imagine-1.0", "grok-imagine-1.0-fast", "grok-imagine-1.0-edit",
            "grok-3", "grok-4", "gpt-image-1")
 
 
-# Gemini's native routes (PROTOCOL §6.2, issue 12): POST …/models/{model}:generateContent or
+# Gemini's native routes: POST …/models/{model}:generateContent or
 # :streamGenerateContent, and GET …/models (the scenario answers it: its key check comes first).
 _GEMINI_POST = re.compile(r"/v1(?:beta|alpha)?/models/[\w.-]+:(?:stream)?[gG]enerateContent")
 _GEMINI_GET = re.compile(r"/v1(?:beta|alpha)?/models")
@@ -660,7 +660,7 @@ def _refuse_key(ctx: "Ctx") -> bool:
 
 
 def _hold_key(ctx: "Ctx") -> bool:
-    """Answer 429 to image calls made with some keys; True if it did (issue 12, key pools).
+    """Answer 429 to image calls made with some keys; True if it did (for key pools).
 
     `busy_key=K1~K2`: those keys are cooling (`upstream_cooling`, `Retry-After: busy_s`, default 30);
     `spent_key=K`: those keys' quota is used up (`upstream_quota_exhausted`, `Retry-After: 3600`).

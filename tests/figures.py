@@ -1,4 +1,4 @@
-"""Record what the reliability tests measured, for RELIABILITY.md (`python -m tests.reliability`, issue 13).
+"""Record what the reliability tests measured, for RELIABILITY.md (`python -m tests.reliability`).
 
 Each test adds its figures under a name; the numbers land in tests/artifacts/reliability/<name>.json
 and the generator turns them into the report. A test run outside the generator records them too,

@@ -1,4 +1,4 @@
-"""Tiny HTTP servers on other loopback addresses (127.0.0.2, 127.0.0.3) for the SSRF tests (issue 13).
+"""Tiny HTTP servers on other loopback addresses (127.0.0.2, 127.0.0.3) for the SSRF tests.
 
 A `Target` answers every GET with one real image and counts every TCP connection it accepts, so
 a canary that must never be reached proves it by a count of zero, even for a request that was

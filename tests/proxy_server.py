@@ -1,4 +1,4 @@
-"""Small proxies on 127.0.0.1 for the proxy tests (issue 12): they carry real traffic and record it.
+"""Small proxies on 127.0.0.1 for the proxy tests: they carry real traffic and record it.
 
 `HttpProxy` is an HTTP proxy: absolute-form requests (`GET http://host:port/path`, how a client
 sends plain-http URLs through a proxy) are forwarded, `CONNECT host:port` opens a tunnel (how

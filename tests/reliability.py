@@ -1,4 +1,4 @@
-"""Run the reliability and security tests and write RELIABILITY.md from what they measured (issue 13).
+"""Run the reliability and security tests and write RELIABILITY.md from what they measured.
 
     .venv/bin/python -m tests.reliability [pytest options]
 

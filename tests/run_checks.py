@@ -1,4 +1,4 @@
-"""What the reliability tests check on a run and its data folder (issue 13), shared by the crash, fault and load tests."""
+"""What the reliability tests check on a run and its data folder, shared by the crash, fault and load tests."""
 
 from __future__ import annotations
 

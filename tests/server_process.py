@@ -20,7 +20,7 @@ class ServerProcess:
         """Start on `port` (0: any free port; a fixed one lets a test restart a server where the page expects it).
 
         With a `host` that is not loopback (0.0.0.0: reached through 127.0.0.1) the server prints a
-        URL with an access token: `token` holds it and `http` sends it (issue 13).
+        URL with an access token: `token` holds it and `http` sends it.
         """
         self.data_dir = data_dir
         self.process = subprocess.Popen(

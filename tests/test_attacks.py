@@ -1,4 +1,4 @@
-"""Web attacks (issue 13), on every route the app has: a web page in the user's browser must not drive the console.
+"""Web attacks, on every route the app has: a web page in the user's browser must not drive the console.
 
 - state-changing requests with a foreign `Origin`, or `Sec-Fetch-Site: cross-site`: 403;
 - a foreign `Host` (DNS rebinding): 403 on every route, GETs, the page and static files included;

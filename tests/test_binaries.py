@@ -1,4 +1,4 @@
-"""The one-file binaries (issue 14): build both with the shipped scripts, then use each as a user would.
+"""The one-file binaries: build both with the shipped scripts, then use each as a user would.
 
 The build runs once per session (module fixture, a few minutes): `./build_onefile.sh` and
 `./build_onefile_slim.sh`, exactly as the README says. Each binary is then started on a temp data dir

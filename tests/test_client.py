@@ -108,7 +108,7 @@ def test_variant_yields_exactly_the_served_images(fake, scenario, path, fields):
 
 
 def test_result_metadata_comes_from_the_bytes_not_the_label(fake):
-    # grok2api G1.6 labels JPEG bytes image/png (PROTOCOL §3.3).
+    # grok2api G1.6 labels JPEG bytes image/png: the bytes are sniffed, not the label trusted.
     image = call(fake, "g16_stream_dataurl").images[0]
     assert image.format == "jpeg" and image.origin == "data_url" and image.width > 0
 
@@ -436,7 +436,7 @@ def test_check_profile_as_a_function_of_the_settings():
     assert asyncio.run(check(profile, SETTINGS)) == "http://127.0.0.1:9/v1/chat/completions"
 
 
-# -- grok2api's current faults (issue 12) ---------------------------------------------------------
+# -- grok2api's current faults --------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kind, status, message", [

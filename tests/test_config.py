@@ -298,7 +298,7 @@ def test_concurrent_updates_are_serialised(store, tmp_path):
     assert len(stored(tmp_path / "data" / "presets.json")["save"]) == 20
 
 
-# Legacy import (DESIGN §6).
+# Legacy import: the older console's API presets, once, for users moving over.
 
 
 def legacy_store(tmp_path, content) -> ConfigStore:
@@ -371,7 +371,7 @@ def test_no_legacy_file_or_path(tmp_path):
 
 
 def test_the_package_shows_one_public_face():
-    """console.config's __init__ exports a sorted __all__, each name defined behind it (issue 9)."""
+    """console.config's __init__ exports a sorted __all__, each name defined behind it."""
     assert console.config.__all__ == sorted(console.config.__all__) == ["ConfigError", "ConfigStore", "NotFound", "checked_snippets"]
     for name in console.config.__all__:
         assert getattr(console.config, name).__module__.startswith("console.config.")

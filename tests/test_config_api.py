@@ -1,4 +1,4 @@
-"""The settings, presets and config import/export routes (DESIGN §5)."""
+"""The settings, presets and config import/export routes (docs/api.md)."""
 
 from __future__ import annotations
 

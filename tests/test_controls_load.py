@@ -1,4 +1,4 @@
-"""Controls under load (issue 13): stop, resume, retry, delete, save and settings changes fired from many
+"""Controls under load: stop, resume, retry, delete, save and settings changes fired from many
 threads at once while runs go, against the real server: no deadlock, no stuck task, no 5xx."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Crashes (issue 13): `kill -9` the server at random moments of a run, ten times, restarting each time.
+"""Crashes: `kill -9` the server at random moments of a run, ten times, restarting each time.
 
 After every kill: the database passes `PRAGMA integrity_check`; every result it refers to is in
 the cache and decodes; after the restart no task is `running` or `pending` and no partial file

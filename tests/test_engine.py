@@ -178,7 +178,7 @@ def test_a_closed_engine_is_busy(parts):
 
 
 def test_the_store_is_never_called_from_the_loop_thread(engine, fake, tmp_path):
-    # DESIGN §3 / issue 9: the loop only waits; SQLite work runs in the pools, also on stop.
+    # The loop only waits, so it stays responsive under load; SQLite work runs in the pools, also on stop.
     on_loop: list[str] = []
     store = engine.store
     for name in ("start_task", "task", "add_attempt", "add_result", "finish_task", "set_status"):
@@ -213,7 +213,7 @@ def test_attempts_count_upstream_calls_only(engine, fake, tmp_path):
     assert len(fake.requests) == 3  # the broken source never went out
 
 
-# -- rate limits (issue 12) -------------------------------------------------------------------------
+# -- rate limits ------------------------------------------------------------------------------------
 
 
 def test_a_third_of_calls_rate_limited_and_quota_gone_at_200_pauses_the_run_and_resume_finishes_it(
@@ -268,7 +268,7 @@ def test_a_task_re_prompted_while_prepared_is_sent_with_its_new_prompt(engine, f
     assert prompts == ["old prompt", "old prompt", "new prompt"]
 
 
-# -- the call's place and the answers being checked (issue 9) ---------------------------------------
+# -- the call's place and the answers being checked -------------------------------------------------
 
 
 def _chat_calls(fake) -> int:

@@ -1,4 +1,4 @@
-"""The example data in web_data/ (issue 14): keyless, and it imports cleanly through the config import."""
+"""The example data in web_data/: keyless, and it imports cleanly through the config import."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`console.upstream`'s public face, and the import rules around it (issue 9; httpx's test of the same name).
+"""`console.upstream`'s public face, and the import rules around it (httpx's test of the same name).
 
 Callers import only `console.upstream`, never the modules behind it; no two modules of `console`
 import each other, directly or round a longer loop, so any module can be imported first.

@@ -1,4 +1,4 @@
-"""Exposed on a network (issue 13): off loopback, every route needs the access token; without it, 401.
+"""Exposed on a network: off loopback, every route needs the access token; without it, 401.
 
 "Exposed" means the listening address is not a loopback one (settings.is_exposed). The tests bind
 0.0.0.0 and connect through 127.0.0.1 only, which is what another machine would do by this one's

@@ -1,4 +1,4 @@
-"""Check that the fake upstream answers every scenario with the framing PROTOCOL.md describes."""
+"""Check that the fake upstream answers every scenario with the framing the real gateway sends."""
 
 from __future__ import annotations
 
@@ -63,11 +63,11 @@ def send(client: httpx.Client, fake: FakeUpstream, segment: str, **overrides: An
     if name.startswith("images_"):
         body = {"model": "grok-imagine-image", "prompt": "a red fox", "n": 1, "stream": "stream" in name}
         return client.post(fake.url(segment, "/v1/images/generations"), json=body)
-    if name.startswith("gemini"):  # issue 12: Gemini's own route, key header and body
+    if name.startswith("gemini"):  # Gemini's own route, key header and body
         body = {"contents": [{"role": "user", "parts": [{"text": "a red fox"}]}]}
         return client.post(fake.url(segment, "/v1beta/models/gemini-2.5-flash-image:generateContent"), json=body,
                            headers={"x-goog-api-key": "AIza-fake"})
-    if name == "seedream":  # issue 12: the source as a data URL in `image`
+    if name == "seedream":  # the source as a data URL in `image`
         image = "data:image/png;base64," + base64.b64encode(IMAGES["red_png"]).decode()
         return client.post(fake.url(segment, "/v1/images/generations"), json={"model": "m", "prompt": "x", "image": image})
     if name.startswith("responses_"):

@@ -1,10 +1,10 @@
-"""Faults (issue 13): a 200-task run against a gateway that misbehaves at random, through the real server.
+"""Faults: a 200-task run against a gateway that misbehaves at random, through the real server.
 
 The fake's `chaos` scenario picks one fault per call from a seeded random draw (429 with and
 without Retry-After, 5xx, resets mid-stream, stalls, in-stream errors, garbage images, empty
 answers, zero-event streams, 400s, or a good image) and logs what it did. Every task must end
 `done` or `failed` with a readable reason, the console never answers 5xx, its log holds no
-traceback, and the calls each task made follow the retry policy (DESIGN §4, issue 12):
+traceback, and the calls each task made follow the retry policy (docs/gateways.md, *Errors and retries*):
 
 - nothing follows a good answer or a fault that is not transient (400, garbage, empty, policy);
 - 5xx, resets and stalls are retried at most `max_retries` times in a row, each wait at least

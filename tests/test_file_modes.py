@@ -1,4 +1,4 @@
-"""Files that can hold a key are the owner's alone (issue 13): the data folder 0700, its files 0600 from their
+"""Files that can hold a key are the owner's alone: the data folder 0700, its files 0600 from their
 first byte, looser ones tightened at start with a note; one server per folder; no partial files after a crash."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Fuzzing (issue 13): every route fed wrong types, missing fields, huge and unicode values answers a 4xx with
+"""Fuzzing: every route fed wrong types, missing fields, huge and unicode values answers a 4xx with
 a readable message, never a 5xx.
 
 Hypothesis draws, for every rule in the app's URL map, the ids in the path (real ones, or text of

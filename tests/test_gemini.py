@@ -1,4 +1,4 @@
-"""Gemini's native API (issue 12, PROTOCOL §6.2): the request, and the client against the fake's Gemini."""
+"""Gemini's native API: the request, and the client against the fake's Gemini."""
 
 from __future__ import annotations
 

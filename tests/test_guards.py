@@ -1,4 +1,4 @@
-"""The request guards of DESIGN §7: Host allowlist, cross-site refusal, JSON bodies, CORS."""
+"""The request guards (docs/security.md): Host allowlist, cross-site refusal, JSON bodies, CORS."""
 
 from __future__ import annotations
 

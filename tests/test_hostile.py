@@ -1,4 +1,4 @@
-"""Hostile files and answers (issue 13): each a clear error on its task, the server unharmed, memory bounded.
+"""Hostile files and answers: each a clear error on its task, the server unharmed, memory bounded.
 
 Sources: a decompression bomb, a truncated image, one over MAX_SOURCE_BYTES, a link to /dev/zero,
 files rewritten while the run reads them. Folders: a FIFO named like a caption, a name that is not
@@ -198,7 +198,7 @@ def test_an_answer_with_10000_image_links_is_refused_without_fetching_any(hostil
     record("hostile", many_links_seconds=round(time.monotonic() - started, 2))
 
 
-# -- hostile prompt sources (issue 10's inputs) -------------------------------------------------------
+# -- hostile prompt sources (sidecars and tables) -----------------------------------------------------
 
 
 def sparse(path: Path, head: bytes, size: int) -> Path:

@@ -1,4 +1,4 @@
-"""Input is checked where it enters (issue 8): every profile field, on every path that takes one,
+"""Input is checked where it enters: every profile field, on every path that takes one,
 gets a 400 naming the field, nothing is stored, and no input yields a 500 or "internal error"."""
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def test_non_finite_numbers_in_extra_body_are_refused(client):
 
 
 def test_a_run_stored_with_the_mask_as_its_key_is_refused_with_a_way_out(client, module_app, fake, tmp_path):
-    # Runs created before issue 8 stored the mask as their key.
+    # Runs created before input was checked at the door stored the mask as their key.
     store = module_app.extensions["console.store"]
     profile = ApiProfile.from_dict(api(fake, "g3_stream_dataurl")).to_dict(mask_key=False)
     run_id = store.create_run(str(tmp_path), False, "p", {**profile, "api_key": MASK},

@@ -1,4 +1,4 @@
-"""Key pools (issue 12): calls spread over several keys, each cooled and parked on its own; keys stay secret."""
+"""Key pools: calls spread over several keys, each cooled and parked on its own; keys stay secret."""
 
 from __future__ import annotations
 

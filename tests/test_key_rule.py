@@ -1,4 +1,4 @@
-"""The masked key never replaces a stored key, on any path (issue 8), checked where it lands:
+"""The masked key never replaces a stored key, on any path, checked where it lands:
 the settings and presets files, and the Authorization header the gateway receives."""
 
 from __future__ import annotations

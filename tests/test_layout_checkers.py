@@ -3,7 +3,7 @@
 The runs go through the engine and the fake gateway; the folders are read back only by
 tests/trainers.py, which knows nothing of our writer. Each sample must pair the right images:
 the task's source (and its reference images, in order) as inputs and the chosen result as the
-target, or the other way round with `role_swap` (issue 11).
+target, or the other way round with `role_swap`.
 """
 
 from __future__ import annotations
@@ -269,7 +269,7 @@ def test_musubi_never_gives_one_target_anothers_controls(app, client, fake, tmp_
 
 
 def test_a_caption_is_the_prompt_that_made_the_result_not_the_tasks_new_one(app, client, plain, tmp_path):
-    # Issue 10 lets a task be re-prompted; its earlier results keep the prompt that made them, and so do captions.
+    # A task can be re-prompted; its earlier results keep the prompt that made them, and so do captions.
     run_id, tasks = plain
     app.extensions["console.store"].set_task_prompt(tasks[0]["id"], "make it red instead")
     out = tmp_path / "out"

@@ -1,4 +1,4 @@
-"""The older console's vocabulary and its five presets save the names it would have (issue 11, DESIGN §6).
+"""The older console's vocabulary and its five presets save the names it would have.
 
 The expected names are fixtures written from the older console's documented rules (the issue):
 - "AI-Toolkit edit (start→end, no txt)": `{src_stem}`, start→end, selected results only, no .txt;

@@ -1,4 +1,4 @@
-"""The SSRF policy: which URLs may be called or downloaded (DESIGN §7)."""
+"""The SSRF policy: which URLs may be called or downloaded (docs/security.md)."""
 
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ def test_an_unresolvable_host_is_refused_with_the_policy_error():
 
 
 def test_netguard_does_not_import_the_upstream_package():
-    # Issue 9: netguard and upstream imported each other; the policy must stand alone.
+    # netguard and upstream once imported each other; the policy must stand alone.
     import ast
     from pathlib import Path
 

@@ -322,7 +322,7 @@ def test_viewer_zoom_and_pan(page, fake, tmp_path):
     assert "scale(1)" in page.evaluate("document.querySelector('[data-testid=viewer-result]').style.transform")
 
 
-# -- issue 8: a new user's first run ----------------------------------------------------------------
+# -- a new user's first run -------------------------------------------------------------------------
 
 def inside(box: dict, frame: dict) -> bool:
     return (box["x"] >= frame["x"] - 0.5 and box["y"] >= frame["y"] - 0.5
@@ -491,7 +491,7 @@ def test_save_report_leads_with_counts_and_groups_refusals(page, fake, server, t
     skipped = report.locator("[data-reason=unselected]")
     assert "Untick" in skipped.inner_text() or "untick" in skipped.inner_text()
     assert sorted(skipped.locator("li b").all_inner_texts()) == ["img2.png", "square.png"]
-    page.click("#save-form [type=submit]")  # again: saved here before, so nothing is written twice (issue 11)
+    page.click("#save-form [type=submit]")  # again: saved here before, so nothing is written twice
     page.wait_for_function("document.querySelector('[data-testid=save-report] [data-reason=saved_before]')")
     assert "img1.png" in report.locator("[data-reason=saved_before] li b").first.inner_text()
     assert "img1.png" in report.locator("[data-reason=saved_before] li .muted").first.inner_text()  # its files

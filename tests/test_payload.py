@@ -147,7 +147,7 @@ def test_config_errors(fields, message):
         build(unchecked, "p", None)
 
 
-# -- several input images (issue 10) ------------------------------------------------------------
+# -- several input images -----------------------------------------------------------------------
 
 REFS = [Source(f"refs/r{n}.png", PNG, "image/png") for n in range(1, 4)]
 

@@ -1,4 +1,4 @@
-"""An explicit proxy for API calls and result downloads (issue 12), against proxies the tests run on loopback."""
+"""An explicit proxy for API calls and result downloads, against proxies the tests run on loopback."""
 
 from __future__ import annotations
 

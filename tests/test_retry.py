@@ -1,4 +1,4 @@
-"""The one retry policy and loop shared by upstream calls and result downloads (DESIGN §4)."""
+"""The one retry policy and loop shared by upstream calls and result downloads."""
 
 from __future__ import annotations
 

@@ -204,7 +204,7 @@ def test_only_selected_skips_tasks_without_a_selection(client, fake, tmp_path):
 
 
 def test_every_report_entry_names_its_source_file(client, fake, tmp_path):
-    # Issue 8: a person reads the report; an internal id alone tells them nothing.
+    # A person reads the report; an internal id alone tells them nothing.
     run_id, tasks = finished_run(client, fake, make_sources(tmp_path / "src", 2))
     first = save(client, run_id, tmp_path / "out", layout="aitoolkit_edit", only_selected=False)
     again = save(client, run_id, tmp_path / "out", layout="aitoolkit_edit", only_selected=False, conflict="skip",
@@ -212,7 +212,7 @@ def test_every_report_entry_names_its_source_file(client, fake, tmp_path):
     entries = first["saved"] + again["skipped"]
     assert entries and all(entry["source_name"] in ("img1.png", "img2.png") for entry in entries)
     assert all(entry["kind"] == "exists" and "rename" in entry["fix"] for entry in again["skipped"])
-    # Issue 11: every entry also names the files written (or that would have been).
+    # Every entry also names the files written (or that would have been).
     assert [e["paths"] for e in again["skipped"]] == [e["paths"] for e in first["saved"]]
     assert all(len(entry["paths"]) == 3 and entry["source_path"].endswith(entry["source_name"]) for entry in entries)
 
@@ -476,7 +476,7 @@ def test_flat_rename_keeps_subfolders_and_captions_together(client, run, tmp_pat
 
 
 def test_every_entry_and_every_refusal_names_the_source_and_the_files(client, fake, tmp_path):
-    # Issue 11: saved, skipped, errors and the report's lists all say which source file and which files.
+    # Saved, skipped, errors and the report's lists all say which source file and which files.
     folder = tmp_path / "src"
     for sub in ("a", "b"):
         (folder / sub).mkdir(parents=True)

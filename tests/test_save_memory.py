@@ -1,4 +1,4 @@
-"""Never twice (issue 11): a save skips what an earlier one wrote to the same place, marks results saved, and can be followed.
+"""Never twice: a save skips what an earlier one wrote to the same place, marks results saved, and can be followed.
 
 Real runs against the fake gateway, real files, the real store; the manifest is the memory.
 """

@@ -1,4 +1,4 @@
-"""A save of 10,000 results shows its progress and stops on cancel with nothing half-written (issue 11).
+"""A save of 10,000 results shows its progress and stops on cancel with nothing half-written.
 
 The run is made straight in the store (10,000 tasks with one cached result each, distinct
 sources), so the test spends its time saving, through the real routes and the real disk.

@@ -136,7 +136,7 @@ def test_caption_template_replaces_the_trigger_marker():
     assert caption_text(braces, "use {curly} text", {}) == "tok: use {curly} text"
 
 
-# -- the older console's vocabulary (issue 11) ---------------------------------------------------------
+# -- the older console's vocabulary --------------------------------------------------------------------
 
 TASK = {"id": "t1", "run_id": "r1", "index": 6, "source_name": "sub/001_start.PNG", "source_path": "/in/sub/001_start.PNG",
         "output_name": None, "prompt": "make it blue", "references": []}

@@ -1,4 +1,4 @@
-"""Secrets (issue 13): the API key never appears in an API answer, a log line, a debug log, an export (unless
+"""Secrets: the API key never appears in an API answer, a log line, a debug log, an export (unless
 allowed), an error message or a file the tests produced; checked by grepping all of it.
 
 A canary key goes through every path a key takes (settings, presets, runs, retries, failures,
@@ -153,7 +153,7 @@ def test_a_config_export_carries_the_key_only_when_allowed(tmp_path, fake):
 
 def test_a_gateway_that_quotes_the_key_back_does_not_leak_it(tmp_path, fake):
     # A careless gateway repeats the Authorization header in its 401: the console shows the
-    # upstream's message verbatim (DESIGN §4), but never the key inside it.
+    # upstream's message verbatim, but never the key inside it.
     server = ServerProcess(tmp_path / "data")
     recorder = recorded(server)
     try:

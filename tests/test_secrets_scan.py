@@ -1,4 +1,4 @@
-"""The secret-scanning rules (.gitleaks.toml, issue 14) catch planted keys and pass the examples.
+"""The secret-scanning rules (.gitleaks.toml) catch planted keys and pass the examples.
 
 No gitleaks binary can be installed here (not in Debian 12, not on PyPI or npm from its authors),
 so the rules are evaluated the way gitleaks applies them, in Python: a rule runs on a file when one

@@ -1,4 +1,4 @@
-"""Seedream-style images APIs (issue 12, PROTOCOL §6.3): `edit_format: json_image`, and its stream events."""
+"""Seedream-style images APIs: `edit_format: json_image`, and its stream events."""
 
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ def test_stop_closes_64_stalled_streams(server, fake, tmp_path):
     wait_until(lambda: fake.in_flight == 64)
     answer = server.post(f"/api/runs/{run_id}/stop")
     assert answer.json() == {"ok": True, "stopped": 64}
-    # Every stream is closed (DESIGN §3 wants it within 1 s: bench/ measures that, tests do not time it).
+    # Every stream is closed (within 1 s is a budget: bench/ measures that, tests do not time it).
     assert fake.wait_for_connections(0, timeout=10)
     statuses = {t["status"] for t in server.get(f"/api/runs/{run_id}/tasks").json()["tasks"]}
     assert statuses == {"stopped"}

@@ -1,4 +1,4 @@
-"""Prompt sources through the HTTP API against the fake gateway: what each kind of run sends (issue 10).
+"""Prompt sources through the HTTP API against the fake gateway: what each kind of run sends.
 
 Each run completes against the fake, and the test reads what the fake received: the prompt and
 every input image (decoded from data URLs or multipart files) of each call.

@@ -1,4 +1,4 @@
-"""SSRF (issue 13): private and loopback addresses refused unless allowed, redirects and allowlists honoured,
+"""SSRF: private and loopback addresses refused unless allowed, redirects and allowlists honoured,
 and the address checked is the address connected to (no DNS-rebinding window).
 
 Loopback only: a canary on 127.0.0.2 must never see a connection; an allowed target on 127.0.0.3

@@ -58,7 +58,7 @@ def test_concurrent_writers_do_not_lose_updates(tmp_path):
 
 
 def test_database_and_its_wal_and_shm_are_owner_only(tmp_path, caplog):
-    # Issue 13: the WAL holds run profiles (API keys included) before a checkpoint moves them.
+    # The WAL holds run profiles (API keys included) before a checkpoint moves them.
     import os
     import stat
 

@@ -1,4 +1,4 @@
-"""A run's throttle on its own: halving on 429, climbing back, pausing on quota, giving up (issue 12)."""
+"""A run's throttle on its own: halving on 429, climbing back, pausing on quota, giving up."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Each reader walks a folder as its trainer does and returns the training samples 
 (target image, input images in order, caption), plus the problems the trainer would raise or
 silently suffer. The tests save real runs and check the folders with these readers only.
 
-Sources of the rules (DATASETS.md holds the details read from the trainers' code):
+Sources of the rules (docs/datasets.md, *What each trainer reads*, sums them up):
 - ai-toolkit `toolkit/dataloader_mixins.py`: the control of a target is `control_dir/<target stem>` + the
   first of `.jpg .jpeg .png .webp` found (exact case); a missing one is silently dropped; the caption is
   `<target without ext>.txt`; the target folder is walked recursively, skipping hidden entries and `_controls`.
