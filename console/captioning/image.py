@@ -28,7 +28,7 @@ def caption_jpeg(path: str, max_pixels: int, long_side: int = LONG_SIDE) -> tupl
             image.thumbnail((long_side, long_side), Image.Resampling.LANCZOS)
             flat = _flattened(image)
     except FileNotFoundError:
-        raise ImageProblem("the image file is gone (deleted or evicted from the cache)") from None
+        raise ImageProblem("the image file is no longer there (deleted, moved, or gone from the cache)") from None
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageProblem(f"the image cannot be read: {exc}") from None
     out = io.BytesIO()
