@@ -2505,6 +2505,18 @@ def test_captions_edit_in_the_viewer_with_the_keyboard_then_save_for_ai_toolkit(
     assert texts == {stems[0]: f"wcstyle {typed}", stems[1]: "wcstyle two lines\nof caption",
                      stems[2]: "wcstyle turn it into a watercolour"}, texts
     page.screenshot(path=str(ARTIFACTS / "journey_captions_saved_1366.png"))
+    page.click("#save-close")
+
+    # On a narrow window, in Chinese: the caption box and the cards' lines still read.
+    page.set_viewport_size({"width": 900, "height": 700})
+    page.click("[data-testid=lang-switch]")
+    wait_card_captions(page, [typed, "two lines", ""])
+    open_result(page, 0)
+    assert editor.input_value() == typed
+    page.screenshot(path=str(ARTIFACTS / "journey_captions_viewer_editor_zh_900.png"))
+    page.keyboard.press("Escape")
+    page.screenshot(path=str(ARTIFACTS / "journey_captions_cards_zh_900.png"))
+    page.click("[data-testid=lang-switch]")
 
 
 def test_captions_find_and_replace_with_a_regex_preview_then_apply(page, server, fake, tmp_path):
@@ -2563,3 +2575,149 @@ def test_captions_find_and_replace_with_a_regex_preview_then_apply(page, server,
     dialog.wait_for(state="hidden")
     page.click("[data-testid=lang-switch]")
     assert captions_of(server, run_id) == [c or None for c in after]
+
+
+def save_api_preset(page, name: str, url: str, model: str) -> None:
+    """Type a profile into the form and keep it as a named API preset (as a person does in the API panel)."""
+    fill_profile(page, url, "sk-vision-7", model=model)
+    page.watch.prompt_answer = name
+    with page.expect_response(lambda r: "/api/presets/api/" in r.url and r.request.method == "PUT") as answer:
+        page.click("[data-testid=api-preset-save]")
+    assert answer.value.status == 200, answer.value.text()
+
+
+def vision_calls(fake: FakeUpstream) -> list:
+    return [r for r in fake.requests if (r.scenario or "").startswith("vision") and r.method == "POST"]
+
+
+def start_captioning(page, preset: str, *, instruction_preset: str = "", overwrite: bool = False) -> dict:
+    """Open Caption with a model, choose the API preset (and an instruction preset), Start; return the job."""
+    page.click("[data-testid=captions-generate]")
+    dialog = page.locator("[data-testid=caption-dialog]")
+    dialog.wait_for(state="visible")
+    page.select_option("[data-testid=caption-preset]", preset)
+    if instruction_preset:
+        page.select_option("[data-testid=caption-instruction-preset]", instruction_preset)
+    page.locator("[data-testid=caption-overwrite]").set_checked(overwrite)
+    with page.expect_response(lambda r: r.url.endswith("/captions/generate")) as answer:
+        page.click("[data-testid=caption-start]")
+    assert answer.value.status == 202, answer.value.text()
+    dialog.wait_for(state="hidden")
+    return answer.value.json()
+
+
+def test_captions_from_a_vision_model_watched_reloaded_saved_and_a_refusal_named(page, server, fake, tmp_path):
+    page.set_viewport_size({"width": 1366, "height": 768})
+    folder = make_photos(tmp_path / "photos", [(64, 64)] * 4)
+    names = sorted(p.name for p in folder.iterdir())
+    # Two vision models as API presets: one that describes the image (slowly, one call at a time), one that declines.
+    save_api_preset(page, "refuser", fake.url("vision_refuse", CHAT), "vision-captioner-1")
+    page.fill("#api-form [name=concurrency]", "1")
+    save_api_preset(page, "describer", fake.url("vision_caption.s=0.6", CHAT), "vision-captioner-1")
+    fill_profile(page, fake.url("latency.s=0", CHAT), "sk-caption-3")  # the image model the run uses
+    pick_folder(page, folder, 4)
+    run_id = start_run(page, "a watercolour")
+    wait_all_done(page, server, run_id, 4)
+    images = len(image_calls(fake))
+
+    # The dialog: the describer preset, a short tag list turned into an edited instruction.
+    page.click("[data-testid=captions-generate]")
+    page.locator("[data-testid=caption-dialog]").wait_for(state="visible")
+    assert page.locator("[data-testid=caption-preset] option").all_inner_texts()[0] == "— current settings —"
+    page.select_option("[data-testid=caption-preset]", "describer")
+    page.select_option("[data-testid=caption-instruction-preset]", "tags")
+    tags = page.input_value("[data-testid=caption-instruction]")
+    assert tags.strip(), "the tags preset fills the instruction"
+    page.fill("[data-testid=caption-instruction]", tags + " Keep it short.")
+    assert page.input_value("[data-testid=caption-instruction-preset]") == ""  # edited: my own
+    assert "4 results to caption" in page.inner_text("[data-testid=caption-scope]")
+    page.screenshot(path=str(ARTIFACTS / "journey_captions_model_dialog_1366.png"))
+    with page.expect_response(lambda r: r.url.endswith("/captions/generate")) as answer:
+        page.click("[data-testid=caption-start]")
+    assert answer.value.status == 202, answer.value.text()
+    job = answer.value.json()["job"]
+
+    # Progress in the run bar; a reload mid-way finds the job again; captions arrive on the cards.
+    progress = page.locator("[data-testid=caption-progress]")
+    page.wait_for_function("/^[1-3] \\/ 4 captioned/.test(document.querySelector('[data-testid=caption-progress]').textContent)",
+                           timeout=WAIT_MS)
+    page.screenshot(path=str(ARTIFACTS / "journey_captions_model_progress_1366.png"))
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    page.locator("[data-testid=caption-job]").wait_for(state="visible")
+    assert page.locator("[data-testid=caption-cancel]").is_visible()
+    page.wait_for_function("document.querySelector('[data-testid=caption-progress]').textContent"
+                           ".startsWith('Captioning done: 4 / 4 captioned')", timeout=WAIT_MS)
+    expected = "a photo of a "
+    wait_until(lambda: all(c.startswith(expected) and c.endswith(", 512x512") for c in card_captions(page)),
+               15, "a caption on every card")
+    captions = captions_of(server, run_id)
+    assert card_captions(page) == captions
+    calls = vision_calls(fake)
+    assert len(calls) == 4 and len(image_calls(fake)) == images + 4  # one call per result, nothing else
+    for call in calls:
+        content = call.json["messages"][0]["content"]
+        assert content[0] == {"type": "text", "text": tags + " Keep it short."}
+        assert content[1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+        assert "size" not in call.json and "modalities" not in call.json
+    assert server.get(f"/api/caption-jobs/{job}").json()["captioned"] == 4
+    page.screenshot(path=str(ARTIFACTS / "journey_captions_model_done_1366.png"))
+
+    # Saved for ai-toolkit: each .txt is the model's caption.
+    out = tmp_path / "datasets"
+    saved = save_dataset(page, out, "aitoolkit_edit")
+    assert saved["captions"] == {"from_results": 4, "from_rule": 0}
+    target = out / "dataset_target"
+    texts = {p.stem: p.read_text(encoding="utf-8") for p in target.glob("*.txt")}
+    assert texts == {Path(n).stem: c for n, c in zip(names, captions)}, texts
+    page.click("#save-close")
+
+    # The refuser, over every result: each failure says why, the captions stay as they were.
+    page.click("[data-testid=caption-job-close]")
+    start_captioning(page, "refuser", overwrite=True)
+    page.wait_for_function("document.querySelector('[data-testid=caption-progress]').textContent"
+                           ".startsWith('Captioning done: 0 / 4 captioned · 4 failed')", timeout=WAIT_MS)
+    failures = page.locator("[data-testid=caption-failures]")
+    failures.locator("summary").click()
+    reasons = page.locator("[data-testid=caption-failure]").all_inner_texts()
+    assert len(reasons) == 4 and all("declined" in reason for reason in reasons), reasons
+    assert sorted(reason.split(" ", 1)[0] for reason in reasons) == names
+    assert captions_of(server, run_id) == captions
+    page.screenshot(path=str(ARTIFACTS / "journey_captions_model_refused_1366.png"))
+
+    # Cancelled mid-way: what was written stays, nothing new starts.
+    page.click("[data-testid=caption-job-close]")
+    before = len(vision_calls(fake))
+    second = start_captioning(page, "describer", overwrite=True)["job"]
+    page.wait_for_function("/^[1-3] \\/ 4 captioned/.test(document.querySelector('[data-testid=caption-progress]').textContent)",
+                           timeout=WAIT_MS)
+    with page.expect_response(lambda r: r.url.endswith("/cancel")) as answer:
+        page.click("[data-testid=caption-cancel]")
+    assert answer.value.status == 200 and answer.value.json()["cancelled"] is True
+    page.wait_for_function("document.querySelector('[data-testid=caption-progress]').textContent"
+                           ".startsWith('Captioning cancelled: ')", timeout=WAIT_MS)
+    assert page.locator("[data-testid=caption-cancel]").is_hidden()
+    stopped = server.get(f"/api/caption-jobs/{second}").json()
+    assert stopped["finished"] and 1 <= stopped["captioned"] < 4, stopped
+    time.sleep(1.5)  # longer than a call: none starts after the cancel
+    assert len(vision_calls(fake)) - before <= stopped["captioned"] + 1  # the one in flight at most
+    assert captions_of(server, run_id) == captions  # rewritten alike: the same picture, the same words
+
+    # Nothing left to caption without Overwrite: the server's reason, the dialog stays open.
+    page.click("[data-testid=captions-generate]")
+    page.select_option("[data-testid=caption-preset]", "describer")
+    page.locator("[data-testid=caption-overwrite]").uncheck()
+    page.click("[data-testid=caption-start]")
+    page.wait_for_selector(".toast-error:has-text('nothing to caption')")
+    assert page.locator("[data-testid=caption-dialog]").is_visible()
+    assert "0 results to caption · 4 keep their caption" in page.inner_text("[data-testid=caption-scope]")
+    page.keyboard.press("Escape")
+    page.click("[data-testid=lang-switch]")  # the dialog and the job's line in Chinese
+    page.click("[data-testid=captions-generate]")
+    page.locator("[data-testid=caption-dialog]").wait_for(state="visible")
+    assert "4 个保留已有标注" in page.inner_text("[data-testid=caption-scope]")
+    page.screenshot(path=str(ARTIFACTS / "journey_captions_model_dialog_zh_1366.png"))
+    page.keyboard.press("Escape")
+    assert page.inner_text("[data-testid=caption-progress]").startswith(f"写标注已取消：已写 {stopped['captioned']} / 4")
+    page.screenshot(path=str(ARTIFACTS / "journey_captions_model_cancelled_zh_1366.png"))
+    page.click("[data-testid=lang-switch]")

@@ -165,6 +165,7 @@ function jobLine(job) {
   const parts = [t("caption_progress", { captioned: job.captioned, total: job.total })];
   if (job.failed) parts.push(t("caption_failed_n", { count: job.failed }));
   if (job.skipped) parts.push(t("caption_skipped_n", { count: job.skipped }));
+  if (job.finished && job.reason) parts.push(job.reason); // why it stopped early (a quota, every key parked)
   const line = parts.join(" · ");
   if (!job.finished) return line;
   return t(job.cancelled ? "caption_job_cancelled" : "caption_job_done", { line });
