@@ -243,12 +243,13 @@ def test_aspect_difference_is_relative_and_symmetric():
 
 
 def test_saving_leaves_pillow_to_imaging():
-    """Pillow is imported only by console/imaging.py, console/cache.py and the review flags' image analysis
-    (console/review/look.py and judge.py, whose whole job is looking at pixels): saving never decodes by itself."""
+    """Pillow is imported only by console/imaging.py, console/cache.py, the review flags' image analysis
+    (console/review/look.py and judge.py) and the image a captioning call sends (console/captioning/image.py),
+    whose whole job is pixels: saving never decodes by itself."""
     root = Path(__file__).resolve().parents[1] / "console"
     users = {str(path.relative_to(root)) for path in root.rglob("*.py")
              if any(line.lstrip().startswith(("from PIL", "import PIL")) for line in path.read_text().splitlines())}
-    assert users == {"imaging.py", "cache.py", "review/look.py", "review/judge.py"}
+    assert users == {"imaging.py", "cache.py", "review/look.py", "review/judge.py", "captioning/image.py"}
 
 
 def test_pair_layouts_conform_by_default_and_flat_does_not():
