@@ -44,7 +44,7 @@ _TASK_COLUMNS = ("id, run_id, idx, source_name, source_path, prompt, status, att
                  "refs, output_name, overrides, parent")
 _RESULT_COLUMNS = "id, task_id, sha256, format, width, height, bytes, origin, selected, prompt, flags"
 _RESULT_COLUMNS += ", caption, answer_text"
-_RESULT_COLUMNS += ", EXISTS(SELECT 1 FROM saves WHERE saves.result_id = results.id) AS saved"  # issue 11
+_RESULT_COLUMNS += ", EXISTS(SELECT 1 FROM saves WHERE saves.result_id = results.id) AS saved"  # the "saved" mark
 
 
 def new_id(prefix: str) -> str:
@@ -56,7 +56,7 @@ def _owner_only(path: Path) -> None:
     """Make the database and its -wal/-shm files readable by the owner only (runs keep their key).
 
     The file is created 0600 before SQLite opens it: SQLite gives the -wal and -shm files it
-    creates the database file's mode, so they are 0600 from their first byte (issue 13: a 0644
+    creates the database file's mode, so they are 0600 from their first byte (a 0644
     WAL let any local user read the key). Files an older version left looser are tightened.
     """
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
@@ -81,7 +81,7 @@ class NewResult:
     size: int
     origin: str
     url: str | None = None
-    prompt: str | None = None  # the prompt that produced it (a task's prompt can change: issue 10)
+    prompt: str | None = None  # the prompt that produced it (a task's prompt can change)
     answer_text: str | None = None  # the text the model sent with it, cleaned (console.upstream.answer_text)
 
 
@@ -328,7 +328,7 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
             changed = db.execute(
                 "UPDATE tasks SET status = 'running', error = NULL, warning = NULL, http_status = NULL, rev = ?, "
                 "started_at = ?, finished_at = NULL WHERE id = ? AND status = 'pending'", (rev, now, task_id)).rowcount
-            if changed and first_attempt:  # one transaction instead of two per task (bench, issue 9)
+            if changed and first_attempt:  # one transaction instead of two per task (bench)
                 db.execute("UPDATE tasks SET attempts = attempts + 1 WHERE id = ?", (task_id,))
                 db.execute("INSERT INTO attempts (task_id, number, started_at) VALUES (?, 1, ?)", (task_id, now))
         return bool(changed)
@@ -340,7 +340,7 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
         guard = f" AND status IN ({','.join('?' * len(only_from))})" if only_from else ""
         with self._tx() as db:
             if db.execute("SELECT 1 FROM tasks WHERE id = ?", (task_id,)).fetchone() is None:
-                return  # deleted while its call was finishing: nothing to record (issue 13)
+                return  # deleted while its call was finishing: nothing to record
             for result in results:
                 self._insert_result(db, task_id, result)
             rev = self._bump(db)

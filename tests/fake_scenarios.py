@@ -1,7 +1,7 @@
-"""Register the fake upstream's scenarios: one handler per wire variant (PROTOCOL.md §3) or fault (§4).
+"""Register the fake upstream's scenarios: one handler per wire variant or fault (docs/gateways.md).
 
 Each handler answers in its own shape whatever endpoint was hit.  Field names, key order,
-separators and framing follow PROTOCOL.md: G1 = `json.dumps` defaults, G1.5+ = compact orjson,
+separators and framing follow each generation's own: G1 = `json.dumps` defaults, G1.5+ = compact orjson,
 G3 = Go (sorted keys, `\\u0026`-style escapes, `text/event-stream; charset=utf-8`).
 """
 
@@ -122,12 +122,12 @@ def g3_chunks(content: str) -> list[str]:
 
 
 def g3_frames(content: str) -> list[bytes]:
-    """Return a whole G3 chat stream (§3.3): three frames and `[DONE]`."""
+    """Return a whole G3 chat stream: three frames and `[DONE]`."""
     return [sse_frame(c) for c in g3_chunks(content)] + [DONE]
 
 
 def g3_completion(content: str) -> str:
-    """Build a G3 non-stream chat.completion (§3.1)."""
+    """Build a G3 non-stream chat.completion."""
     message = {"content": content, "reasoning_content": "", "role": "assistant"}
     return go_json({"choices": [{"finish_reason": "stop", "index": 0, "message": message}], "created": CREATED,
                     "id": g3_id(), "model": M3, "object": "chat.completion", "usage": G3_USAGE})
@@ -152,7 +152,7 @@ def g1_chunk(content: str, index: int, finish: str | None = None) -> str:
 
 
 def g16_completion(content: str, model: str = M16) -> str:
-    """Build a G1.6 chat.completion with images-API usage keys (§3.1)."""
+    """Build a G1.6 chat.completion with images-API usage keys."""
     return compact_json({"id": g16_id(), "object": "chat.completion", "created": CREATED, "model": model,
                          "choices": [{"index": 0, "message": {"role": "assistant", "content": content,
                                                               "refusal": None}, "finish_reason": "stop"}],
@@ -210,7 +210,7 @@ def g1_nonstream(ctx: Ctx) -> None:
 
 @scenario("g16_stream_url", ["brown_jpeg"])
 def g16_stream_url(ctx: Ctx) -> None:
-    """G1.6 stream (§3.2): one final frame with an absolute `-final.jpg` URL, usage, [DONE]."""
+    """G1.6 stream: one final frame with an absolute `-final.jpg` URL, usage, [DONE]."""
     content = md(ctx.abs(g16_final_path("brown_jpeg")))
     ctx.send_stream([g16_frame(g16_id(), content, usage=True), DONE])
 
@@ -260,7 +260,7 @@ def g16_chat_think(ctx: Ctx) -> None:
 
 @scenario("g3_stream_dataurl", ["orange_jpeg", "red_png"])
 def g3_stream_dataurl(ctx: Ctx) -> None:
-    """G3 stream (§3.3): role chunk, one delta with two data URLs, usage chunk, [DONE]."""
+    """G3 stream: role chunk, one delta with two data URLs, usage chunk, [DONE]."""
     ctx.send_stream(g3_frames(f"{md(data_url('orange_jpeg'))}\n\n{md(data_url('red_png'))}"), SSE_GO)
 
 
@@ -283,7 +283,7 @@ def g1_stream_url(ctx: Ctx) -> None:
 
 @scenario("g2_stream_progress", ["blue_webp"])
 def g2_stream_progress(ctx: Ctx) -> None:
-    """G2 stream (§3.4): progress in reasoning_content, markdown content, empty final, [DONE]."""
+    """G2 stream: progress in reasoning_content, markdown content, empty final, [DONE]."""
     cid = g16_id()
     frames = [sse_frame(g2_chunk(cid, {"reasoning_content": f"图片正在生成 {p}% ({p // 100}/1)\n"}))
               for p in (40, 80, 100)]
@@ -310,7 +310,7 @@ def ndjson_lines(ctx: Ctx) -> list[bytes]:
 
 @scenario("ndjson_tokens", ["magenta_jpeg"])
 def ndjson_tokens(ctx: Ctx) -> None:
-    """Raw one-line JSON objects (§3.5), then a bare [DONE] line."""
+    """Raw one-line JSON objects, then a bare [DONE] line."""
     ctx.send_stream(ndjson_lines(ctx) + [b"[DONE]\n"], "application/x-ndjson")
 
 
@@ -395,7 +395,7 @@ def official_response(status: str, output: list) -> dict:
 
 @scenario("responses_official_stream", ["cyan_png"])
 def responses_official_stream(ctx: Ctx) -> None:
-    """Official Responses image tool stream (§3.7): every event, sequence numbers, no [DONE]."""
+    """Official Responses image tool stream: every event, sequence numbers, no [DONE]."""
     final, text = b64(IMAGES["cyan_png"]), "Here is your image."
     ig = official_image_item("in_progress", None)["id"]
     msg = official_message_item("in_progress", "")
@@ -486,7 +486,7 @@ def responses_g3_stream(ctx: Ctx) -> None:
 
 @scenario("images_official_json", ["red_png"])
 def images_official_json(ctx: Ctx) -> None:
-    """Official images JSON (§3.8) with b64_json and the gpt-image extras."""
+    """Official images JSON with b64_json and the gpt-image extras."""
     usage = {"input_tokens": 50, "input_tokens_details": {"image_tokens": 0, "text_tokens": 50},
              "output_tokens": 272, "total_tokens": 322}
     ctx.send_json(200, compact_json({"created": CREATED, "data": [{"b64_json": b64(IMAGES["red_png"])}],
@@ -515,7 +515,7 @@ def images_g3_json(ctx: Ctx) -> None:
 
 @scenario("images_g3_stream", ["orange_jpeg"])
 def images_g3_stream(ctx: Ctx) -> None:
-    """G3 images stream (§3.6): partial then completed, official names, no [DONE]."""
+    """G3 images stream: partial then completed, official names, no [DONE]."""
     kind = "image_edit" if ctx.endpoint == "/v1/images/edits" else "image_generation"
     common = {"background": "auto", "quality": "auto", "size": "1024x1024"}
     partial = {**common, "b64_json": b64(IMAGES["preview_a_png"]), "created_at": CREATED, "output_format": "png",
@@ -608,7 +608,7 @@ def edits_g3_json(ctx: Ctx) -> None:
     ctx.send_json(200, g3_images_json(ctx, "olive_jpeg"))
 
 
-# --------------------------------------------------------------------------- http errors (§4)
+# --------------------------------------------------------------------------- http errors
 
 
 def _fixed_error(name: str, status: int, body: str, headers: tuple = ()) -> None:
@@ -876,7 +876,7 @@ def big_dataurl(ctx: Ctx) -> None:
     ctx.send_stream(big_frames(ctx.opt("mb", 24.0)), SSE_GO, chunk_size=16 * 1024)
 
 
-# --------------------------------------------------------------------------- bench: throughput (issue 9)
+# --------------------------------------------------------------------------- bench: throughput
 
 
 _photo_lock = threading.Lock()
@@ -924,11 +924,11 @@ def latency_jpeg(ctx: Ctx) -> None:
     answer_g3(ctx, md(f"data:image/jpeg;base64,{b64(jpeg)}"))
 
 
-# --------------------------------------------------------------------------- reliability and hostile answers (issue 13)
+# --------------------------------------------------------------------------- reliability and hostile answers
 
 
 # What `chaos` can do to one call, with its weight and whether the console must retry it.
-# Rate limits are rarer than the rest: each one holds the whole run back (issue 12's throttle).
+# Rate limits are rarer than the rest: each one holds the whole run back (the run's throttle).
 CHAOS_FAULTS: dict[str, tuple[int, bool]] = {
     "ok": (50, False),
     "429_retry_after": (3, True), "429": (1, True), "instream_transient": (1, True),
@@ -1119,7 +1119,7 @@ def echo_request(ctx: Ctx) -> None:
                                                "code": "invalid_api_key"}}))
 
 
-# --------------------------------------------------------------------------- a gateway that really edits (issue 14)
+# --------------------------------------------------------------------------- a gateway that really edits
 
 
 RESTYLE_PALETTES = (((46, 16, 84), (226, 96, 136), (255, 214, 150)),  # dusk: deep purple, pink, gold
@@ -1173,12 +1173,12 @@ def restyle(ctx: Ctx) -> None:
     answer_g3(ctx, "\n\n".join(md(url) for url in urls))
 
 
-# --------------------------------------------------------------------------- rate limits and quota (issue 12)
+# --------------------------------------------------------------------------- rate limits and quota
 
 
 @scenario("ratelimited", _then_images)
 def ratelimited(ctx: Ctx) -> None:
-    """A gateway under load, as grok2api's current line answers (PROTOCOL §6.4).
+    """A gateway under load, as grok2api's current line answers.
 
     Every `every`-th call (default 3) to this segment answers 429 `upstream_cooling` (with
     `Retry-After: retry_after` when given); after `quota_after` calls that got an image, every call
@@ -1198,7 +1198,7 @@ def ratelimited(ctx: Ctx) -> None:
 
 
 G4_FAULTS: dict[str, tuple[int, str, str, tuple[tuple[str, str], ...]]] = {
-    # kind: (status, message, code, headers) — grok2api's current line (PROTOCOL §6.4)
+    # kind: (status, message, code, headers) — grok2api's current line
     "not_submitted": (503, "上游请求未提交，可安全重试", "upstream_not_submitted", ()),
     "not_submitted_header": (503, "upstream busy", "upstream_error",
                              (("X-Upstream-Request-Disposition", "not-submitted"),)),
@@ -1283,7 +1283,7 @@ def router_cooldown(ctx: Ctx) -> None:
     SCENARIOS[then].handler(dataclasses.replace(ctx, name=then, opts={}))
 
 
-# --------------------------------------------------------------------------- Gemini native and Seedream (issue 12)
+# --------------------------------------------------------------------------- Gemini native and Seedream
 
 
 GEMINI_MODELS = ("gemini-2.5-flash-image", "gemini-3-pro-image-preview", "gemini-2.5-flash", "text-embedding-004")
@@ -1377,7 +1377,7 @@ def _gemini_images(options: dict[str, str]) -> list[bytes]:
 
 @scenario("gemini", _gemini_images)
 def gemini(ctx: Ctx) -> None:
-    """Gemini native (PROTOCOL §6.2): a text part, then the image as `inlineData` (`snake=1`: `inline_data`),
+    """Gemini native: a text part, then the image as `inlineData` (`snake=1`: `inline_data`),
     then STOP with usage; streamed as three chunks.
 
     `gkey=K` checks `x-goog-api-key` (Google's 400/403 otherwise); GET …/models lists Gemini models.
@@ -1452,7 +1452,7 @@ def _seedream_images(options: dict[str, str]) -> list[bytes]:
 
 @scenario("seedream", _seedream_images)
 def seedream(ctx: Ctx) -> None:
-    """Volcengine Ark Seedream (PROTOCOL §6.3) on `/images/generations`: the inputs must come as `image`
+    """Volcengine Ark Seedream on `/images/generations`: the inputs must come as `image`
     (a data URL string, or a list for several; `images` or multipart get Ark's 400).
 
     `images=N` (1–3) answers N images; `fail=K` makes image K fail (`fail=all`: every one). Streamed:

@@ -3,7 +3,7 @@
 Each journey does what a user does in Debian's Chromium (types the key, picks a folder, reviews with
 the keyboard, saves) against the console as a real process (fresh data dir) and the fake gateway,
 which checks the `Authorization` it receives (`key=…` scenario option). The HTTP API is used only
-to read state for assertions. Issue 8: the page sent the masked key back as a per-run override and
+to read state for assertions. An older page sent the masked key back as a per-run override and
 every task of a new user's first run failed; these journeys check where the key lands: the gateway.
 """
 
@@ -636,7 +636,7 @@ def test_h_profile_form_fuzz(page, server, fake, tmp_path):
                     f"(toasts: {toasts(page, 'error')}, browser console: {console})")
 
 
-# --------------------------------------------------------------------------- examples and the README's picture (issue 14)
+# --------------------------------------------------------------------------- examples and the README's picture
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -738,7 +738,7 @@ def test_i_example_presets_then_a_review_for_the_readme(page, server, fake, tmp_
     assert gateway_keys(fake) == [f"Bearer {key}"]
 
 
-# --------------------------------------------------------------------------- prompt sources (issue 10)
+# --------------------------------------------------------------------------- prompt sources
 
 
 def sent_chat(call) -> tuple[str, list[bytes]]:
@@ -968,7 +968,7 @@ def test_sources_saved_prompts_move_to_the_server(page, server, fake, tmp_path):
                            timeout=WAIT_MS)
 
 
-# --------------------------------------------------------------------------- rate limits (issue 12)
+# --------------------------------------------------------------------------- rate limits
 
 
 def test_rate_limits_slow_the_run_and_an_exhausted_quota_pauses_it_until_resumed(page, server, fake, tmp_path):
@@ -996,7 +996,7 @@ def test_rate_limits_slow_the_run_and_an_exhausted_quota_pauses_it_until_resumed
     assert_no_crash_text(page)
 
 
-# --------------------------------------------------------------------------- saving (issue 11)
+# --------------------------------------------------------------------------- saving
 
 
 def make_squares(folder: Path, names: list[str]) -> Path:
@@ -1121,7 +1121,7 @@ def test_saving_a_big_save_shows_progress_cancels_cleanly_and_goes_on(page, serv
     page.locator("[data-testid=save-report]").screenshot(path=str(ARTIFACTS / "journey_saving_after_cancel.png"))
 
 
-# --------------------------------------------------------------------------- more upstreams: Gemini, Seedream, a proxy (issue 12)
+# --------------------------------------------------------------------------- more upstreams: Gemini, Seedream, a proxy
 
 
 def result_images(server: ServerProcess, listed: dict) -> list[bytes]:
@@ -1196,7 +1196,7 @@ def test_seedream_json_image_run_through_a_proxy_from_the_page(page, server, fak
 
 
 def test_exposed_on_the_network_the_page_opens_with_its_link(browser, fake, tmp_path):
-    # Issue 13: bound to every address, the console asks for the token it printed. The user opens
+    # Bound to every address, the console asks for the token it printed. The user opens
     # the printed link, works as usual, and after a restart (a new token) the page says what to do.
     data = tmp_path / "data"
     server = ServerProcess(data, host="0.0.0.0")
@@ -1247,7 +1247,7 @@ def test_exposed_on_the_network_the_page_opens_with_its_link(browser, fake, tmp_
     assert server_errors == []
 
 
-# --------------------------------------------------------------------------- key pools (issue 12)
+# --------------------------------------------------------------------------- key pools
 
 
 def add_pool_key(page, key: str) -> None:

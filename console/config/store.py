@@ -35,7 +35,7 @@ class ConfigStore:
         self._lock = threading.RLock()
         self._api, self._save = self._load_settings()
         self._presets = self._load_presets()
-        self.snippets = Snippets(self._dir / "snippets.json", _read_object, _write_json)  # issue 10
+        self.snippets = Snippets(self._dir / "snippets.json", _read_object, _write_json)  # kept on the server, not in the browser
 
     # Reading.
 

@@ -1,7 +1,7 @@
 """The engine's public face: runs and tasks, with thread-safe methods that the web layer calls.
 
 Work starts here in the caller's thread (checks, store reads and writes), then hops onto the
-loop, where the scheduler queues tasks and the task runner executes them (DESIGN §3–4).
+loop, where the scheduler queues tasks and the task runner executes them (docs/architecture.md, *A task's life*).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ CONCURRENCY = (1, 64)
 
 def _one_control_at_a_time(method: Callable[..., Any]) -> Callable[..., Any]:
     """Run a control (stop, resume, retry, delete) while no other runs: a stop's last writes land
-    before a resume that follows it reads and queues the stopped tasks (issue 13, controls under load)."""
+    before a resume that follows it reads and queues the stopped tasks, even under load."""
     @functools.wraps(method)
     def controlled(self: "Engine", *args: Any, **kw: Any) -> Any:
         with self._control:
@@ -102,7 +102,7 @@ class Engine:
             self._bridge.close()
 
     async def _keep_cache_tidy(self) -> None:
-        """Evict unreferenced cache files now and then (DESIGN §3: TTL, then the size cap)."""
+        """Evict unreferenced cache files now and then: first by age (TTL), then down to the size cap."""
         await asyncio.sleep(HOUSEKEEPING_FIRST_S)
         while True:
             try:
@@ -224,7 +224,7 @@ class Engine:
         """Queue a new task whose source is a result, for a second adjustment; return its id.
 
         It is appended to the result's run: the chain stays in the grid, the save and the export
-        it started from, and runs with the run's profile (issue 10).
+        it started from, and runs with the run's profile.
         """
         result = self.store.result(result_id)
         if result is None:
@@ -457,7 +457,7 @@ class Engine:
             raise NotFound(f"no run {run_id}")  # deleted meanwhile
         try:
             return ApiProfile.from_dict(stored)
-        except ProfileError as exc:  # a run stored before input was checked at the door (issue 8)
+        except ProfileError as exc:  # a run stored before input was checked at the door
             raise EngineError(f"this run's stored API profile cannot be used ({exc}); "
                               "resume or retry it from the page, which sends the current profile") from None
 

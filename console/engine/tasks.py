@@ -130,7 +130,7 @@ class TaskRunner:
     async def _run(self, state: RunState, task_id: str, prepared: asyncio.Future, slot: Slot) -> str | None:
         """Run one task to a final status, whatever happens.
 
-        Two hand-offs and two store transactions per task when all goes well (bench, issue 9):
+        Two hand-offs and two store transactions per task when all goes well (bench):
         the start transaction (its source and request were prepared while it waited), the call,
         after whose answer the call's place is free for the next task, then the files into the
         cache, and the results with the final status in one transaction.
@@ -158,7 +158,7 @@ class TaskRunner:
                 return  # stopped or deleted while it waited in the queue
             # The start transaction (running, attempt 1) goes to the store while the call goes out:
             # a freed slot does not wait for the store, which is busiest just then, when a wave of
-            # tasks ends together (issue 9: 15–40 ms of every slot). Every later write of the task
+            # tasks ends together (bench: 15–40 ms of every slot). Every later write of the task
             # waits for it, so it can never land after them; a stop waits for it too (shielded: it
             # must not be left running on its own in the pool). An unusable source fails here, from
             # pending, before any call.
@@ -204,7 +204,7 @@ class TaskRunner:
                 await attempts.settled()
                 prompt, text = ready.task["prompt"], await self._answer_text(outcome.text)
                 results = [NewResult(i.sha256, i.format, i.width, i.height, len(i.data), i.origin, i.url, prompt, text)
-                           for i in outcome.images]  # each keeps the prompt that made it (issue 10)
+                           for i in outcome.images]  # each keeps the prompt that made it
                 await self._finish(state, task_id, "done", debug, http_status=outcome.http_status,
                                    warning="; ".join(outcome.warnings) or None, results=results)
                 if results:
@@ -222,7 +222,7 @@ class TaskRunner:
             if verdict == FAIL:
                 exc = UpstreamError(f"rate limited for longer than {lane.throttle.max_wait_s:g}s without a "
                                     f"call getting through; last: {exc}", http_status=getattr(exc, "http_status", None))
-            log.warning("%s failed: %s", name, exc)  # one line in the terminal panel (issue 8)
+            log.warning("%s failed: %s", name, exc)  # one line in the terminal panel
             await attempts.settled()
             await self._finish(state, task_id, "failed", debug, error=str(exc), http_status=getattr(exc, "http_status", None),
                                only_from=("pending", "running"))
@@ -376,7 +376,7 @@ async def _lasting(state: RunState, write: Awaitable[Any]) -> None:
 
     A stop that lands while a task's end (done, failed, stopped) waits for the store pool would
     otherwise drop the write from the pool's queue: a paid result lost, or the task left
-    `running` for ever (issue 13, controls under load). The run's stop waits for these writes
+    `running` for ever (seen with controls fired under load). The run's stop waits for these writes
     (`RunState.endings`) before a resume can read the tasks again.
     """
     future = asyncio.ensure_future(write)

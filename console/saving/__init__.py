@@ -1,12 +1,12 @@
-"""Save chosen results into the dataset layouts trainers read (DATASETS.md): rule, plan, write, manifest.
+"""Save chosen results into the dataset layouts trainers read (docs/datasets.md): rule, plan, write, manifest.
 
 `SaveRule.from_dict` validates a rule, `run_candidates` / `result_candidate` pick the results,
 `plan` decides every file (names, inputs, formats, captions, conflicts, aspect checks, what an
 earlier save already wrote there) without touching the disk, and `execute` writes the plan item
 by item (each noted first in the save's journal), lists each in `manifest.jsonl`, then marks its
-result saved in the store, and returns the answer of DESIGN §5; `recover` first undoes what a
+result saved in the store, and returns the answer of `POST /api/runs/<id>/save` (docs/api.md); `recover` first undoes what a
 killed save left half-done. A `SaveJob` follows a save and cancels it between items. Every written path is
-checked against the resolved `output_dir` (DESIGN §7).
+checked against the resolved `output_dir`, so nothing is written outside it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Decide what a layout writes where: its folders, the names of targets, controls and captions, and remarks.
 
-Each layout follows its trainer's documented reading rules (DATASETS.md, issue 11):
+Each layout follows its trainer's documented reading rules (docs/datasets.md, *What each trainer reads*):
 
 - ai-toolkit (`aitoolkit_edit`, `aitoolkit_multi`): `<name>_target/<stem>.<ext>` + `<stem>.txt`, the inputs
   in sibling folders `<name>_control/`, `<name>_control2/`, `<name>_control3/`, matched by stem.

@@ -1,4 +1,4 @@
-"""Remember what earlier saves wrote into an output folder, read from its manifest.jsonl (never twice, issue 11).
+"""Remember what earlier saves wrote into an output folder, read from its manifest.jsonl (never twice).
 
 A result counts as saved to a place when a manifest line of that output folder has the same
 destination (layout, dataset name, role swap) and the same source and result hashes. The

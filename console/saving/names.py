@@ -20,7 +20,7 @@ def source_stem(task: dict[str, Any]) -> str:
 def base_stem(task: dict[str, Any], rule: SaveRule) -> str:
     """Return the stem a save names this task's files after: its output name, else its source's, replaced.
 
-    A task's `output_name` (a generated or table task, issue 10) stands in for the source stem;
+    A task's `output_name` (a generated or table task) stands in for the source stem;
     replace_from → replace_to applies to either. The result is one plain file name.
     """
     stem = rule.replaced(task.get("output_name") or source_stem(task))
@@ -65,5 +65,5 @@ def caption_values(values: dict[str, Any], prompt: str, rule: SaveRule, image: P
 
 
 def result_prompt(task: dict[str, Any], result: dict[str, Any]) -> str:
-    """Return the prompt that made this result (a task's prompt can change since: issue 10), else the task's."""
+    """Return the prompt that made this result (a task's prompt can change since), else the task's."""
     return result.get("prompt") or task["prompt"]

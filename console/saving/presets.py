@@ -1,7 +1,7 @@
-"""The older console's five save presets (issue 11), with labels that say what they really write.
+"""The older console's five save presets, with labels that say what they really write.
 
 They all write flat files named after the source. The older console called the first one
-"AI-Toolkit edit", but start→end names in one folder pair nothing for ai-toolkit (DATASETS.md),
+"AI-Toolkit edit", but start→end names in one folder pair nothing for ai-toolkit (docs/datasets.md),
 so its label says what it writes. "first only" in the older console forced the name to
 `{src_stem}` whatever the template said; here the preset sets that template, and `first_only`
 alone never overrides a template you typed.

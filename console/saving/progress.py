@@ -1,4 +1,4 @@
-"""Follow a save while it runs: how far planning and writing got, and a cancel switch (issue 11).
+"""Follow a save while it runs: how far planning and writing got, and a cancel switch.
 
 A save checks `cancelled` between items only, so a cancelled save stops after the item it is
 writing: every item on disk is whole and in the manifest, and nothing is half-written.

@@ -28,7 +28,7 @@ CONFORMS = ("auto", "none", "refuse", "pad", "crop", "resize")  # refuse: the dr
 # target's pixels, as ai-toolkit (Kontext, Qwen-Image-Edit) and musubi do to every control while training anyway.
 AUTO_CONFORM = "resize"
 DEFAULT_TEMPLATE = "{stem}_{n}"
-# Ours first, then the older console's names for the same things and the ones it added (issue 11).
+# Ours first, then the older console's names for the same things and the ones it added, so its users' rules still work.
 NAME_VARIABLES = ("stem", "n", "index", "run", "task", "result", "sha8", "date",
                   "src_stem", "src_name", "src_ext", "task_id", "result_id", "result_index", "global_index")
 CAPTION_VARIABLES = ("prompt", "trigger", *NAME_VARIABLES, "image_name", "image_path", "answer_text")

@@ -31,7 +31,7 @@ def answer_text(text: str) -> str | None:
     for pattern in (_MARKDOWN, _IMG_ELEMENT, _BARE_URL, _BASE64_BODY):
         text = pattern.sub(" ", text)
     text = _WHITESPACE.sub(" ", text.replace(DATA_PLACEHOLDER, " ")).strip()
-    if not text or _RELATIVE_LINE.match(text):  # a lone relative URL is the image itself (PROTOCOL §5.10)
+    if not text or _RELATIVE_LINE.match(text):  # a lone relative URL (`/v1/files/…`) is the image itself
         return None
     return text if len(text) <= ANSWER_TEXT_MAX else text[:ANSWER_TEXT_MAX - 1].rstrip() + ELLIPSIS
 

@@ -52,8 +52,8 @@ class CallOutcome:
 
 def make_http_client(max_connections: int = 256) -> httpx.AsyncClient:
     """Return the shared httpx client: no environment proxies, no automatic redirects, and
-    connections only to the addresses the network policy checked (PinnedTransport, issue 13);
-    profiles with a proxy get a client of their own from it (`HttpClients.through`, issue 12)."""
+    connections only to the addresses the network policy checked (PinnedTransport);
+    profiles with a proxy get a client of their own from it (`HttpClients.through`)."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=64)
     return HttpClients(limits)
 
@@ -334,7 +334,7 @@ class UpstreamClient:
                           kind=said.kind, code=said.code, not_submitted=said.not_submitted)
 
     async def _read_answer(self, answer: httpx.Response, parser: AnswerParser, debug: DebugLog, share: Share) -> None:
-        """Branch on Content-Type, not on the request's stream flag (PROTOCOL §5.15)."""
+        """Branch on Content-Type, not on the request's stream flag: errors come as JSON before a stream."""
         kind = answer.headers.get("content-type", "").split(";")[0].strip().lower()
         cap = self._settings.max_response_bytes
         if kind.endswith("json") and "ndjson" not in kind:
@@ -369,7 +369,7 @@ class UpstreamClient:
             if await self._events(decoder.feed(chunk), parser):
                 await _drain(chunks)
                 return
-        if total == 0:  # grok2api may answer 200 and close at once (PROTOCOL §6.4): a fault, retried
+        if total == 0:  # grok2api may answer 200 and close at once: a fault, retried
             raise TransportError("the API answered HTTP 200 and closed the stream without sending anything")
         await self._events(decoder.finish(), parser)
 

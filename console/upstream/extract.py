@@ -1,6 +1,6 @@
 """Find image references in answer text and fields: markdown, HTML, URLs, data URLs, base64.
 
-PROTOCOL.md §5.10: `![any alt](url)` (optionally `<url>` and a title), `<img src>`, bare
+What gateways send (docs/gateways.md): `![any alt](url)` (optionally `<url>` and a title), `<img src>`, bare
 `http(s)://` URLs, `data:<mime>;base64,…`, bare base64 (grok2api G1.6 non-stream), relative
 URLs, `\\u0026` and HTML entities in URLs, and the literal `error` padding. Every regex here is
 linear: data URLs are cut out first so a 24 MB payload is scanned once.
@@ -31,7 +31,7 @@ class ImageRef:
         return f"{self.origin} ({len(self.value)} chars)"
 
 
-# Case-insensitive only in the prefix: a global re.I made the payload scan 5× slower (bench, issue 9).
+# Case-insensitive only in the prefix: a global re.I made the payload scan 5× slower (bench).
 _DATA_URL = re.compile(r"(?i:data:(?:image/[\w.+-]+)?(?:;[\w.+-]+=?[\w.+-]*)*;base64,)([A-Za-z0-9+/_=-]*)")
 _MARKDOWN = re.compile(r"!\[[^\]\n]*\]\(\s*<?([^\s)<>]+)>?(?:\s+(?:\"[^\"\n]*\"|'[^'\n]*'))?\s*\)")
 _IMG_TAG = re.compile(r"<img\b[^>]*?\bsrc\s*=\s*[\"']([^\"']+)[\"']", re.I)
@@ -89,7 +89,7 @@ def _span_lookup(spans: list[tuple[int, int]]) -> Callable[[int], bool]:
     """Return a test of whether a position falls in one of `spans`, in log time.
 
     A scan of every span per URL was quadratic: an answer with 10,000 markdown images held the
-    event loop for over 15 s (issue 13).
+    event loop for over 15 s.
     """
     merged: list[list[int]] = []
     for start, end in sorted(spans):
@@ -149,7 +149,7 @@ def ref_from_field(value: object, *, base64_field: bool) -> ImageRef | None:
 
 
 def _is_padding(value: str) -> bool:
-    # grok2api G1.6 pads a short images list with the literal string "error" (PROTOCOL §3.8).
+    # grok2api G1.6 pads a short images list with the literal string "error".
     return value.lower() == "error"
 
 

@@ -5,7 +5,7 @@ export class ApiError extends Error {
   constructor(message, status, data = null, route = "") {
     super(message);
     this.status = status;
-    this.data = data; // the whole answer: a refusal may list bad rows or files (issue 10)
+    this.data = data; // the whole answer: a refusal may list bad rows or files
     this.route = route; // "METHOD /path": the same request answered later says the problem is gone
   }
 }
@@ -36,7 +36,7 @@ export function onConnection(listener) {
 
 const accessListeners = [];
 
-/** Call `listener(allowed)` after every answer: false when the server wants its access token (401, issue 13). */
+/** Call `listener(allowed)` after every answer: false when the server wants its access token (401). */
 export function onAccess(listener) {
   accessListeners.push(listener);
 }

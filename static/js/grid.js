@@ -178,7 +178,7 @@ function buildCard(task) {
   source.loading = "lazy";
   source.alt = "";
   source.dataset.action = "open-source";
-  const inputs = element("div", "inputs"); // the source, with the task's reference images under it (issue 10)
+  const inputs = element("div", "inputs"); // the source, with the task's reference images under it
   inputs.append(source, element("div", "ref-strip"));
   const notes = element("div", "notes");
   notes.append(element("div", "error"), element("div", "warning"), element("div", "card-captions"));
@@ -251,7 +251,7 @@ function fillResults(strip, task) {
   const signature = task.results.map((r) => `${r.id}:${r.selected ? 1 : 0}${r.saved ? "s" : ""}:${flagSignature(r)}`).join(",");
   if (strip.dataset.signature === signature) return;
   strip.dataset.signature = signature;
-  strip.closest(".task-card").dataset.saved = String(task.results.some((r) => r.saved)); // issue 11
+  strip.closest(".task-card").dataset.saved = String(task.results.some((r) => r.saved)); // for the "not yet saved" filter
   strip.closest(".task-card").dataset.flagged = String(task.results.some((r) => flagsOf(r).length > 0));
   strip.replaceChildren(...task.results.map((result, number) => resultTile(result, number)));
   if (!task.results.length) strip.append(element("div", "no-results", t("no_results")));
@@ -282,7 +282,7 @@ function resultTile(result, number) {
   bar.querySelector("[data-action=delete-result]").title = t("delete");
   tile.append(img, bar);
   if (flagsOf(result).length) tile.append(flagChips(result, number));
-  if (result.saved) { // written into a dataset already (issue 11)
+  if (result.saved) { // written into a dataset already
     const mark = element("span", "saved-mark", "✓");
     mark.title = t("saved_mark");
     mark.setAttribute("data-testid", "saved-mark");

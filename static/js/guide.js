@@ -1,4 +1,4 @@
-// The guided start: three numbered steps for a first run (issue 8). It follows what the person
+// The guided start: three numbered steps for a first run. It follows what the person
 // does (profile saved or connection tested, folder, prompt or table typed, in the run form's mode)
 // and stays until the first run starts or it is hidden; saving the profile is only step 1.
 

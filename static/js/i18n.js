@@ -279,7 +279,7 @@ const STRINGS = {
     report_written: { one: "{count} file written", other: "{count} files written" },
     report_notes: "Notes",
     report_from: "from {name}",
-    // Saving (issue 11)
+    // Saving
     layout_fal_start_end: "fal edit trainers: ROOT_start / ROOT_end / ROOT.txt",
     layout_civitai_edit: "Civitai edit training: main/ + control_1…3/",
     replace_from: "Replace in names",
@@ -318,7 +318,7 @@ const STRINGS = {
     note_role_swap_caption: "Role swap: the caption is still the prompt that made the result; for a backward dataset write the reverse instruction with a caption template",
     note_no_references: "No task here has reference images: only the first control folder is written",
     note_references_refused: "aitoolkit_edit holds one control: tasks with reference images are refused",
-    // Prompt sources (issue 10)
+    // Prompt sources
     mode_edit: "Edit a folder",
     mode_generate: "Generate",
     mode_table: "Table",
@@ -786,7 +786,7 @@ const STRINGS = {
     report_written: "已写入 {count} 个文件",
     report_notes: "说明",
     report_from: "来自 {name}",
-    // 保存（issue 11）
+    // 保存
     layout_fal_start_end: "fal 编辑训练器：ROOT_start / ROOT_end / ROOT.txt",
     layout_civitai_edit: "Civitai 编辑训练：main/ + control_1…3/",
     replace_from: "名称中替换",
@@ -825,7 +825,7 @@ const STRINGS = {
     note_role_swap_caption: "角色互换：说明文字仍是生成结果的提示词；反向数据集请用说明文字模板写出反向指令",
     note_no_references: "这里没有任务带参考图：只写入第一个控制图文件夹",
     note_references_refused: "aitoolkit_edit 只容纳一张控制图：带参考图的任务被拒绝",
-    // 提示词来源（issue 10）
+    // 提示词来源
     mode_edit: "编辑文件夹",
     mode_generate: "生成",
     mode_table: "表格",

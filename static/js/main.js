@@ -23,13 +23,13 @@ import { $, attempt, confirmed, toast } from "./ui.js";
 import { Viewer } from "./viewer.js";
 
 // A since= poll with nothing new is ~200 bytes and a few ms (BENCHMARKS.md), so poll every second
-// (a change must show within 1.5 s, DESIGN §8); a hidden tab polls less.
+// (a change must show within 1.5 s, a budget in docs/development.md); a hidden tab polls less.
 const POLL_MS = 1000;
 const POLL_HIDDEN_MS = 5000;
 const RUNS_EVERY_MS = 5000;
 const PAGE = 2000;
 const STATUSES = ["pending", "running", "done", "failed", "stopped", "held"];
-// Without a run to poll, ask /api/health so a stopped server still shows within 5 s (issue 8).
+// Without a run to poll, ask /api/health so a stopped server still shows within 5 s.
 const HEALTH_MS = 2000;
 const OFFLINE_RETRY_MS = 1000;
 const CARD_SIZE_KEY = "ibc.cardSize";
@@ -245,7 +245,7 @@ function showCooling(cooling, running) {
   box.hidden = !text;
 }
 
-/** A key pool's keys (masked) with their calls, errors, calls at once and state (issue 12). */
+/** A key pool's keys (masked) with their calls, errors, calls at once and state. */
 function showKeys(keys) {
   const table = $("keys");
   table.hidden = !keys.length;
@@ -290,7 +290,7 @@ function durationUnits() {
 }
 
 // Resume and retry use the profile on the page now: whoever fixed the key then clicks Retry
-// failed expects the fixed profile (issue 8). Stop needs no profile.
+// failed expects the fixed profile. Stop needs no profile.
 async function runAction(action) {
   const answer = await attempt(() => fetchJSON(urls.runAction(state.runId, action), {
     method: "POST", body: action === "stop" ? {} : { api: readProfile() } }));
@@ -325,7 +325,7 @@ async function retryTask(taskId, keepResults) {
   schedulePoll(0);
 }
 
-// Re-prompt: the task keeps the new prompt; its results keep the prompts that made them (issue 10).
+// Re-prompt: the task keeps the new prompt; its results keep the prompts that made them.
 async function repromptTask(taskId, prompt) {
   await attempt(() => fetchJSON(urls.taskAction(taskId, "retry"), {
     method: "POST", body: { keep_results: true, prompt, api: readProfile() } }), t("reprompted"));
@@ -401,7 +401,7 @@ function wireFilters() {
     pushView();
     refilter();
   });
-  $("filter-unsaved").addEventListener("change", (event) => { // issue 11: what no save has written yet
+  $("filter-unsaved").addEventListener("change", (event) => { // what no save has written yet
     state.filters.unsaved = event.target.checked;
     pushView();
     refilter();
@@ -568,7 +568,7 @@ async function main() {
   wireCardSize();
   wireProfileBar();
   onConnection(setOnline);
-  onAccess((allowed) => ($("access-banner").hidden = allowed)); // a new start made a new token (issue 13)
+  onAccess((allowed) => ($("access-banner").hidden = allowed)); // a new start made a new token
   fetchJSON("/api/health").then((health) => ($("version").textContent = health.version)).catch(() => {});
   const settings = await initProfilePanel();
   initGuide(settings);

@@ -32,7 +32,7 @@ export function readProfile(form = $("api-form")) {
   return data;
 }
 
-// The key pool (issue 12): a row per extra key. Its inputs have no `name`, so the loops over the
+// The key pool: a row per extra key. Its inputs have no `name`, so the loops over the
 // form's fields leave them alone. A stored key shows only its mask; an untouched row sends the
 // mask back, which the server reads as "keep this stored key".
 
@@ -125,7 +125,7 @@ function showKeyState(input, stored) {
   input.closest("label").classList.toggle("key-stored", stored);
 }
 
-// The example URL and model the empty fields show, by API mode (issue 12: Gemini's look different).
+// The example URL and model the empty fields show, by API mode (Gemini's look different).
 const EXAMPLES = {
   gemini: ["https://generativelanguage.googleapis.com/v1beta", "gemini-2.5-flash-image"],
   other: ["http://127.0.0.1:8000/v1", "grok-imagine-1.0-edit"],
@@ -215,7 +215,7 @@ async function importConfig(event) {
     }
     await fetchJSON("/api/config/import", { method: "POST", body: data });
     await Promise.all([loadSettings(), presets.load()]);
-    document.dispatchEvent(new CustomEvent("ibc:config-imported")); // saved prompts come with it (issue 10)
+    document.dispatchEvent(new CustomEvent("ibc:config-imported")); // saved prompts come with it
   }, t("imported"));
 }
 

@@ -1,5 +1,5 @@
 // The run panel (the mode switch and its sources, scan preview, prompt and saved prompts, start)
-// and the run history. Saved prompts live on the server (issue 10); the ones an older version
+// and the run history. Saved prompts live on the server; the ones an older version
 // kept in this browser's localStorage are handed over once.
 
 import { fetchJSON } from "./api.js";

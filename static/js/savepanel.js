@@ -8,7 +8,7 @@ import { PresetPicker } from "./presets.js";
 import { entryDetail, groupByFolder, groupByReason, isRefused, progressLine, repairedLine, reportCounts } from "./report.js";
 import { $, attempt, fillSelect, toast } from "./ui.js";
 
-// Ours first, then the older console's names (issue 11); the caption template sees the written image too.
+// Ours first, then the older console's names; the caption template sees the written image too.
 const VARIABLES = ["{stem}", "{n}", "{index:04d}", "{run}", "{task}", "{result}", "{sha8}", "{date}",
   "{src_stem}", "{src_name}", "{src_ext}", "{task_id}", "{result_id}", "{result_index}", "{global_index:04d}"];
 const CAPTION_VARIABLES = ["{prompt}", "{trigger}", "{image_name}", "{image_path}", "{src_name}", "{src_stem}", "{task_id}",

@@ -1,4 +1,4 @@
-// Prompt sources in the run form (issue 10): the mode switch (edit a folder / generate / table),
+// Prompt sources in the run form: the mode switch (edit a folder / generate / table),
 // the variables editor with its live task count, the table check with its row errors, reference
 // folders and the sidecar summary. Pure helpers first, then the DOM.
 
