@@ -95,7 +95,7 @@ def write_report(rows: list[Row], info: dict[str, str], started: dt.datetime, se
             after = rest.split(END, 1)[1]
             REPORT.write_text(before + generated + after)
             return
-    REPORT.write_text("# Benchmarks\n\nDESIGN §8 budgets, measured by `python -m bench` (see `bench/`).\n\n"
+    REPORT.write_text("# Benchmarks\n\nThe budgets of docs/development.md (Benchmarks), measured by `python -m bench` (see `bench/`).\n\n"
                       + generated + "\n")
 
 

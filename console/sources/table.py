@@ -30,7 +30,7 @@ SIZE_MAX = 40
 _SPLIT = re.compile(r"[;\n|]+")
 _NUMBERED = re.compile(r"^(.*?)[\s#_-]*(\d+)$")
 
-# Header names per column, compared in lower case with `_`/`-` as spaces (README: Prompt tables).
+# Header names per column, compared in lower case with `_`/`-` as spaces (docs/runs.md, Table).
 HEADERS: dict[str, tuple[str, ...]] = {
     "source": ("source", "source path", "source image", "source file", "image", "image path", "input",
                "input image", "源图", "源图片", "源文件", "图片", "图片路径", "原图", "输入图片"),
