@@ -33,7 +33,8 @@ from .masking import mask_url
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 PinKey = tuple[str, int]
-DEFAULT_PORTS = {"http": 80, "https": 443}
+DEFAULT_PORTS = {"http": 80, "https": 443}  # the schemes an API or download URL may use, and their ports
+URL_SCHEMES = tuple(DEFAULT_PORTS)
 MAX_PINS = 64  # hosts remembered per task; a task checks one API host and a few download hosts
 
 _PINS: contextvars.ContextVar[Mapping[PinKey, tuple[IPAddress, ...]]] = contextvars.ContextVar(

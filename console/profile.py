@@ -8,10 +8,12 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
+from .fields import FieldError, Range, choice, flag, plain
 from .masking import (
     HINT_MIN, MASK, MASK_CHAR, blank_headers, blank_url, header_secrets, hint_mask, holds_mask, is_masked, keep_headers,
     keep_url, mask, mask_headers, mask_url, url_secrets,
 )
+from .netguard import URL_SCHEMES
 from .proxyurl import check_proxy_url
 
 API_MODES = ("auto", "chat_completions", "responses", "images", "gemini")
@@ -22,6 +24,20 @@ TOKEN_FIELDS = ("auto", "max_tokens", "max_completion_tokens", "max_output_token
 EDIT_FORMATS = ("multipart", "multipart_array", "json", "json_image")
 POOL_HINT_MIN = HINT_MIN  # a pooled key this long shows its last 4 characters in its mask
 POOL_MAX = 32  # keys in one pool beside the profile's own
+CONCURRENCY = Range(1, 64, whole=True)  # calls in flight at once, for a run and for one pooled key
+# The bounds of every number field, checked here and served to the page for its inputs.
+LIMITS = {
+    "temperature": Range(0, 2),
+    "max_tokens": Range(1, 10_000_000, whole=True),
+    "n": Range(1, 10, whole=True),
+    "concurrency": CONCURRENCY,
+    "max_retries": Range(0, 20, whole=True),
+    "timeout_s": Range(1, 3600),
+    "rate_limit_wait_s": Range(0, 86400),
+    "source_max_side": Range(0, 100_000, whole=True),
+    "source_max_bytes": Range(0, 1 << 30, whole=True),
+}
+OPTIONAL_NUMBERS = frozenset({"temperature", "max_tokens", "n"})  # empty means "the gateway's default"
 # RFC 9110 §5.1: a header name is a token.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Headers the HTTP client must set itself; a value from the profile would break the request.
@@ -80,7 +96,10 @@ class ApiProfile:
         if unknown:
             raise ProfileError(f"unknown API profile field(s): {', '.join(unknown)}")
         for name, value in data.items():
-            values[name] = _CHECKS[name](name, value)
+            try:
+                values[name] = _CHECKS[name](name, value)
+            except FieldError as exc:
+                raise ProfileError(str(exc)) from None
         for number, entry in enumerate(values["key_pool"], start=2):
             if entry["api_key"] == values["api_key"] and (entry["api_url"] or values["api_url"]) == values["api_url"]:
                 raise ProfileError(f"key_pool: key {number} repeats the profile's own key (key 1)")
@@ -213,7 +232,7 @@ def _url(name: str, value: Any) -> str:
     except ValueError as exc:
         reason = str(exc)
         raise ProfileError(f"{name} is not a valid URL ({reason[:1].lower() + reason[1:]}): {shown!r}") from None
-    if parts.scheme.lower() not in ("http", "https"):
+    if parts.scheme.lower() not in URL_SCHEMES:
         raise ProfileError(f"{name} must start with http:// or https://; got {shown!r}")
     if not parts.hostname:
         raise ProfileError(f"{name} has no host name: {shown!r} (expected like https://api.example.com/v1)")
@@ -268,43 +287,22 @@ def _bad_char_message(name: str, text: str, index: int) -> str:
             f"(only visible ASCII characters can); {PASTE_HINT}")
 
 
-def _flag(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ProfileError(f"{name} must be true or false")
-    return value
-
-
-def _choice(options: tuple[str, ...]):
-    def check(name: str, value: Any) -> str:
-        if value not in options:
-            raise ProfileError(f"{name} must be one of {', '.join(options)}; got {value!r}")
-        return value
-
-    return check
-
-
-def _number(kind: type, low: float, high: float, optional: bool = False):
+def _ranged(bounds: Range, optional: bool):
     def check(name: str, value: Any) -> Any:
-        if value is None or value == "":
-            if optional:
-                return None
-            raise ProfileError(f"{name} is required")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ProfileError(f"{name} must be a number")
-        if kind is int and value != int(value):
-            raise ProfileError(f"{name} must be a whole number")
-        if not low <= value <= high:
-            raise ProfileError(f"{name} must be between {_plain(low)} and {_plain(high)}; got {_plain(value)}")
-        return kind(value)
+        return bounds.check(value, name, optional=optional)
 
     return check
 
 
-def _plain(number: float) -> str:
-    """Return a number as people write it: 1073741824, not 1.07374e+09; 0.5; 1e+30 only when huge."""
-    if float(number).is_integer() and abs(number) < 1e16:
-        return str(int(number))
-    return f"{number:g}"
+def _one_of(options: tuple[str, ...]):
+    def check(name: str, value: Any) -> str:
+        return choice(value, name, options)
+
+    return check
+
+
+def _flag(name: str, value: Any) -> bool:
+    return flag(value, name)
 
 
 def _headers(name: str, value: Any) -> dict[str, str]:
@@ -369,7 +367,7 @@ def _key_pool(name: str, value: Any) -> list[dict[str, Any]]:
         if not key:
             raise ProfileError(f"{where} has no api_key; type the key or remove the row")
         url = _url(f"{where} api_url", entry.get("api_url"))
-        concurrency = _number(int, 1, 64, optional=True)(f"{where} concurrency", entry.get("concurrency"))
+        concurrency = CONCURRENCY.check(entry.get("concurrency"), f"{where} concurrency", optional=True)
         if (key, url) in seen:
             raise ProfileError(f"{where} repeats key {seen[key, url]} (same key{' and URL' if url else ''})")
         seen[key, url] = number
@@ -401,7 +399,7 @@ def _prices(name: str, value: Any) -> dict[str, Any]:
         if isinstance(price, bool) or not isinstance(price, (int, float)) or price != price:
             raise ProfileError(f"{name}.{key} must be a number (money, 0 or more); got {price!r}")
         if not 0 <= price <= PRICE_MAX:
-            raise ProfileError(f"{name}.{key} must be between 0 and {PRICE_MAX}; got {_plain(price)}")
+            raise ProfileError(f"{name}.{key} must be between 0 and {PRICE_MAX}; got {plain(price)}")
         prices[key] = float(price)
     currency = value.get("currency")
     if currency not in (None, ""):
@@ -415,28 +413,20 @@ _CHECKS = {
     "api_url": _url,
     "api_key": _header_text,
     "model": _text,
-    "api_mode": _choice(API_MODES),
+    "api_mode": _one_of(API_MODES),
     "stream": _flag,
     "system_prompt": _text,
-    "temperature": _number(float, 0, 2, optional=True),
-    "token_field": _choice(TOKEN_FIELDS),
-    "max_tokens": _number(int, 1, 10_000_000, optional=True),
-    "n": _number(int, 1, 10, optional=True),
+    "token_field": _one_of(TOKEN_FIELDS),
     "size": _text,
     "response_format": _text,
     "extra_headers": _headers,
     "extra_body": _object,
-    "concurrency": _number(int, 1, 64),
-    "max_retries": _number(int, 0, 20),
-    "timeout_s": _number(float, 1, 3600),
-    "rate_limit_wait_s": _number(float, 0, 86400),
     "allow_private_api": _flag,
     "allow_private_downloads": _flag,
-    "edit_format": _choice(EDIT_FORMATS),
-    "source_max_side": _number(int, 0, 100_000),
-    "source_max_bytes": _number(int, 0, 1 << 30),
+    "edit_format": _one_of(EDIT_FORMATS),
     "rewrite_result_host": _flag,
     "proxy_url": _proxy,
     "key_pool": _key_pool,
     "prices": _prices,
+    **{name: _ranged(bounds, name in OPTIONAL_NUMBERS) for name, bounds in LIMITS.items()},
 }

@@ -20,7 +20,7 @@ from ..config import ConfigStore
 from ..diskfault import DataFolder
 from ..estimate import estimate
 from ..imaging import EXTENSION
-from ..profile import ApiProfile, ProfileError, pool_mask
+from ..profile import CONCURRENCY, ApiProfile, ProfileError, pool_mask
 from ..review.flagger import Flagger
 from ..scan import ScanError, ScanResult, scan
 from ..settings import Settings
@@ -41,7 +41,6 @@ log = logging.getLogger("console.engine")
 HOUSEKEEPING_FIRST_S = 10.0  # let start-up finish before touching the cache
 HOUSEKEEPING_EVERY_S = 3600.0
 STOP_TIMEOUT_S = STOP_WAIT_S + 5
-CONCURRENCY = (1, 64)
 
 
 def _one_control_at_a_time(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -396,7 +395,7 @@ class Engine:
     def set_concurrency(self, run_id: str, concurrency: int) -> None:
         """Change a run's concurrency; a running run follows at once."""
         self._require_run(run_id)
-        low, high = CONCURRENCY
+        low, high = CONCURRENCY.low, CONCURRENCY.high
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not low <= concurrency <= high:
             raise EngineError(f"'concurrency' must be a whole number between {low} and {high}")
         self._use_profile(run_id, ApiProfile.from_dict({"concurrency": concurrency}, base=self._stored_profile(run_id)))

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Request, Response, current_app, request
 
+from ..netguard import DEFAULT_PORTS
 from ..settings import Settings
 from . import access, services
 from .errors import ApiError
@@ -15,7 +16,6 @@ from .errors import ApiError
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SAME_ORIGIN_FETCH = frozenset({"same-origin", "none"})
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
-DEFAULT_PORTS = {"http": 80, "https": 443}
 CORS_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 CORS_MAX_AGE_S = 600
 SHOWN_CHARS = 200  # of a client-supplied value quoted in an error message
