@@ -18,8 +18,6 @@ from typing import Any, Mapping, Sequence
 from .store_spend import CURRENCY_DEFAULT
 from .upstream import PRICE_FIELDS, Usage, priced
 
-_TOKEN_PRICES = ("input_mtok", "input_image_mtok", "output_mtok")
-
 
 @dataclass(frozen=True)
 class History:

@@ -409,15 +409,6 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
 
     # -- results ----------------------------------------------------------------------------
 
-    def add_result(self, task_id: str, sha256: str, fmt: str, width: int, height: int, size: int,
-                   origin: str, url: str | None = None) -> str | None:
-        """Attach an image to a task; return its id, or None if the task already has these bytes."""
-        with self._tx() as db:
-            result_id = self._insert_result(db, task_id, NewResult(sha256, fmt, width, height, size, origin, url))
-            if result_id is not None:
-                db.execute("UPDATE tasks SET rev = ? WHERE id = ?", (self._bump(db), task_id))
-        return result_id
-
     @staticmethod
     def _insert_result(db: sqlite3.Connection, task_id: str, result: "NewResult") -> str | None:
         if db.execute("SELECT 1 FROM results WHERE task_id = ? AND sha256 = ?", (task_id, result.sha256)).fetchone():
@@ -441,10 +432,6 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
         """Return one result (with its task id), or None."""
         row = self._db().execute(f"SELECT {_RESULT_COLUMNS} FROM results WHERE id = ?", (result_id,)).fetchone()
         return {**_result(row), "task_id": row["task_id"]} if row else None
-
-    def set_selected(self, result_id: str, selected: bool) -> dict[str, Any] | None:
-        """Select or deselect a result; return it, or None if unknown."""
-        return self.edit_result(result_id, selected=selected)
 
     def delete_result(self, result_id: str) -> tuple[str, str] | None:
         """Delete a result; return its (sha256, format), or None if unknown."""

@@ -62,20 +62,6 @@ class FlagQueries:
             db.execute("UPDATE tasks SET rev = ? WHERE id IN (SELECT task_id FROM results WHERE id IN "
                        "(SELECT value FROM json_each(?)))", (rev, json.dumps(ids)))
 
-    def set_flags(self, result_id: str, flags: dict[str, str], mark: bytes | None) -> bool:
-        """Record what the flagger found for one result; False if the result is gone."""
-        if self.result_place(result_id) is None:
-            return False
-        self.record_flags([(result_id, flags, mark)])
-        return True
-
-    def add_flag(self, result_id: str, reason: str) -> bool:
-        """Mark a result looked at already as having a duplicate; False if it is gone."""
-        if self.result_place(result_id) is None:
-            return False
-        self.record_flags([], [(result_id, reason)])
-        return True
-
     def run_marks(self, run_id: str) -> Iterator[tuple[str, bytes]]:
         """Yield (result id, mark) of a run's results looked at already, oldest first."""
         rows = self._db().execute(

@@ -21,7 +21,7 @@ from PIL import Image
 from console.cache import ImageCache
 from console.captioning import NoCaption, caption_from
 from console.settings import resolve
-from console.store import NewTask, Store
+from console.store import NewResult, NewTask, Store
 from console.web import create_app
 from tests import figures
 from tests.disks import small_disk  # noqa: F401  (fixture)
@@ -51,12 +51,13 @@ def seed(app, results: list[bytes | list[bytes]], sources: list[str] | None = No
                               [NewTask(name, path) for name, path in zip(names, paths)])
     ids = []
     for task_id, images in zip(store.task_ids(run_id, ["pending"]), results):
+        stored = []
         for data in images if isinstance(images, list) else [images]:
             with Image.open(io.BytesIO(data)) as opened:
                 fmt, width, height = opened.format.lower(), opened.width, opened.height
-            sha = cache.put(data, fmt)
-            ids.append(store.add_result(task_id, sha, fmt, width, height, len(data), "inline"))
-        store.finish_task(task_id, "done")
+            stored.append(NewResult(cache.put(data, fmt), fmt, width, height, len(data), "inline"))
+        store.finish_task(task_id, "done", results=stored)
+        ids.extend(result["id"] for result in store.task(task_id)["results"])
     return run_id, ids
 
 
@@ -218,7 +219,7 @@ def test_results_with_a_caption_are_skipped_unless_overwrite(app, client, fake):
 
 def test_only_selected_results(app, client, fake):
     run_id, ids = seed(app, [picture((64, 48), RED), picture((64, 48), GREEN), picture((64, 48), BLUE)])
-    app.extensions["console.store"].set_selected(ids[2], True)
+    app.extensions["console.store"].edit_result(ids[2], selected=True)
     done = finished(client, started(client, run_id, fake, only_selected=True))
     assert done["total"] == 1 and captions(app, ids) == [None, None, "a photo of a blue scene, 64x48"]
 

@@ -181,7 +181,7 @@ def test_the_store_is_never_called_from_the_loop_thread(engine, fake, tmp_path):
     # The loop only waits, so it stays responsive under load; SQLite work runs in the pools, also on stop.
     on_loop: list[str] = []
     store = engine.store
-    for name in ("start_task", "task", "add_attempt", "add_result", "finish_task", "set_status"):
+    for name in ("start_task", "task", "add_attempt", "finish_task", "set_status"):
         original = getattr(store, name)
 
         def traced(*args, _name=name, _original=original, **kw):

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 from bench.flagset import PHOTOS, cut
 from console.review.judge import Twins, judge, requested_aspect
 from console.review.look import MARK_BYTES, Mark, look_at
-from console.store import Store
+from console.store import NewResult, Store
 from tests.helpers import CHAT, wait_idle
 
 PHOTO_NAMES = ("astronaut", "cat", "coffee", "rocket", "camera", "coins", "clock", "retina")
@@ -223,20 +223,19 @@ def test_the_store_filters_counts_and_forgets_flags(tmp_path):
     store = Store(tmp_path / "x.db")
     run_id = store.create_run("/in", False, "p", {}, [("a.png", "/in/a.png"), ("b.png", "/in/b.png")])
     tasks = store.tasks_since(run_id)["tasks"]
-    first = store.add_result(tasks[0]["id"], "a" * 64, "png", 8, 8, 10, "inline")
-    second = store.add_result(tasks[1]["id"], "b" * 64, "png", 8, 8, 10, "inline")
+    for task, sha in zip(tasks, ("a" * 64, "b" * 64)):
+        store.finish_task(task["id"], "done", results=[NewResult(sha, "png", 8, 8, 10, "inline")])
+    first, second = (store.task(task["id"])["results"][0]["id"] for task in tasks)
     assert [r["id"] for r in store.unchecked_results(run_id)] == [first, second]
-    assert store.set_flags(first, {"blank": "one colour"}, None)
-    assert store.set_flags(second, {}, b"m")
+    store.record_flags([(first, {"blank": "one colour"}, None), (second, {}, b"m")])
     assert store.unchecked_results(run_id) == []
-    assert store.add_flag(second, "same as #1") and store.add_flag(second, "again")
+    store.record_flags([], [(second, "same as #1"), (second, "again")])  # the first reason found stays
     assert store.flag_counts(run_id) == {"unchanged": 0, "unrelated": 0, "blank": 1, "off_size": 0,
                                          "near_duplicate": 1, "any": 2}
     assert store.tasks_since(run_id, flag="near_duplicate")["total"] == 1
     assert store.result(second)["flag_reasons"] == {"near_duplicate": "same as #1"}
     assert list(store.run_marks(run_id)) == [(second, b"m")]
     store.delete_result(second)
-    assert not store.add_flag(second, "x") and not store.set_flags(second, {}, None)
     store.record_flags([(second, {}, None)], [(second, "gone")])  # a result deleted meanwhile: skipped
     with pytest.raises(ValueError):
         store.tasks_since(run_id, flag="ugly")

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from console.store import Store
+from console.store import NewResult, Store
 from tests.helpers import api, make_sources, start, wait_idle
 
 
@@ -19,8 +19,8 @@ def _store_run(store: Store) -> tuple[str, list[str], dict[str, list[str]]]:
     tasks = [task["id"] for task in store.tasks_since(run_id)["tasks"]]
     results: dict[str, list[str]] = {}
     for task_id, count, status in zip(tasks, (3, 1, 0, 2), ("done", "failed", "done", "done")):
-        results[task_id] = [store.add_result(task_id, f"{task_id}-{n}", "png", 8, 8, 10, "b64") for n in range(count)]
-        store.set_status([task_id], status)
+        store.finish_task(task_id, status, results=[NewResult(f"{task_id}-{n}", "png", 8, 8, 10, "b64") for n in range(count)])
+        results[task_id] = [result["id"] for result in store.task(task_id)["results"]]
         time.sleep(0.002)  # results of later tasks are stored later, as in a real run
     return run_id, tasks, results
 
@@ -33,7 +33,7 @@ def _marks(store: Store, run_id: str) -> dict[str, list[bool]]:
 def test_store_bulk_selection_acts_on_the_filtered_tasks_and_bumps_their_revision(tmp_path):
     store = Store(tmp_path / "x.db")
     run_id, tasks, results = _store_run(store)
-    store.set_selected(results[tasks[0]][1], True)
+    store.edit_result(results[tasks[0]][1], selected=True)
     rev = store.rev()
     assert store.bulk_select(run_id, "all", status="done") == 5
     assert _marks(store, run_id) == {"a.png": [True] * 3, "b.png": [False], "c.png": [], "ab.png": [True] * 2}

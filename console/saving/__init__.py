@@ -31,7 +31,7 @@ from .planning import Plan, PlannedFile, PlannedItem, file_sha256, plan, prepare
 from .presets import LEGACY_PRESETS, builtin_presets
 from .progress import SaveJob, SaveJobs
 from .rule import (
-    CAPTION_VARIABLES, CAPTIONS, CONFLICTS, CONFORMS, LAYOUT_FORMATS, LAYOUTS, NAME_VARIABLES, NAMED_LAYOUTS,
+    CAPTION_VARIABLES, CAPTIONS, CONFLICTS, CONFORMS, LAYOUT_FORMATS, LAYOUTS, NAME_VARIABLES,
     OUTPUT_FORMATS, PAIR_LAYOUTS, TRAINER_FORMATS, TRAINER_LAYOUTS, Resolver, RuleError, SaveRule, check_template, inside,
     relative_name, render, resolved_path,
 )
@@ -45,7 +45,7 @@ __all__ = [
     "control_paths", "destination", "execute", "file_sha256", "fit_name", "fit_parts", "folder_lock", "folders",
     "image_bytes", "IMAGE_SUFFIXES", "inside", "Journal", "JOURNAL", "LAYOUT_FORMATS", "LAYOUT_INFO", "LayoutInfo",
     "LAYOUTS", "LEGACY_PRESETS", "line_destination", "Listing", "MANIFEST", "manifest_line", "manifest_lines",
-    "Memory", "merge_musubi", "MUSUBI_JSONL", "musubi_records", "OtherRuns", "other_runs", "name_values", "NAME_VARIABLES", "NAMED_LAYOUTS",
+    "Memory", "merge_musubi", "MUSUBI_JSONL", "musubi_records", "OtherRuns", "other_runs", "name_values", "NAME_VARIABLES",
     "new_save_id", "note", "NOTE_TEXT", "notes", "OUTPUT_FORMATS", "PAIR_LAYOUTS", "plan", "Plan", "PlannedFile",
     "PlannedItem", "prepare_root", "protected_paths", "recover", "Recovery", "relative_name", "render",
     "resolved_path", "Resolver", "result_candidate", "RuleError", "run_candidates", "run_provenance", "save_result",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .rule import NAMED_LAYOUTS, RuleError, SaveRule
+from .rule import TRAINER_LAYOUTS, RuleError, SaveRule
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.jsonl"
@@ -21,7 +21,7 @@ MANIFEST = "manifest.jsonl"
 
 def destination(rule: SaveRule) -> str:
     """Return the place a rule saves to, as the manifest records it ("aitoolkit_edit/blue", "flat", "+swap")."""
-    place = f"{rule.layout}/{rule.name}" if rule.layout in NAMED_LAYOUTS else rule.layout
+    place = f"{rule.layout}/{rule.name}" if rule.layout in TRAINER_LAYOUTS else rule.layout
     return place + ("+swap" if rule.swapped else "")
 
 
@@ -106,7 +106,7 @@ def line_destination(line: dict[str, Any]) -> str | None:
     layout, paths = line.get("layout"), line.get("paths") or []
     if not isinstance(layout, str) or not paths or not isinstance(paths[-1], str):
         return None
-    if layout not in NAMED_LAYOUTS:
+    if layout not in TRAINER_LAYOUTS:
         return layout
     target = PurePosixPath(paths[-1].replace("\\", "/")).parent
     name = target.parent.name if layout == "musubi" else target.name.removesuffix("_target")

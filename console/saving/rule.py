@@ -16,7 +16,6 @@ from ..typedpath import FORMS, typed_path
 LAYOUTS = ("flat", "aitoolkit_edit", "aitoolkit_multi", "musubi", "fal_start_end", "civitai_edit", "flat_pairs")
 TRAINER_LAYOUTS = ("aitoolkit_edit", "aitoolkit_multi", "musubi", "fal_start_end", "civitai_edit")
 PAIR_LAYOUTS = (*TRAINER_LAYOUTS, "flat_pairs")
-NAMED_LAYOUTS = ("aitoolkit_edit", "aitoolkit_multi", "musubi", "fal_start_end", "civitai_edit")  # use `name`
 OUTPUT_FORMATS = ("png", "jpeg", "webp", "keep")
 TRAINER_FORMATS = ("png", "jpeg", "webp")  # ai-toolkit finds controls as .jpg .jpeg .png .webp only
 # Civitai's dataset guidelines accept .png, .jpg and .jpeg images only.

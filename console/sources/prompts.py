@@ -12,7 +12,6 @@ from typing import Mapping
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")  # \w is Unicode: {动物} is a name too
 SIDECAR_MODES = ("off", "prepend", "append", "replace")
-SOURCE_FIELDS = ("caption", "src_stem", "src_name")
 JOIN = "\n"  # prepend/append put the caption on its own line: models read it as its own sentence
 
 
