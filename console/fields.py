@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-from .scan import is_text
+from .scan import is_text, shown
 
 SHOWN_CHARS = 80  # of a bad value quoted in a message
 
@@ -114,7 +114,7 @@ def text(value: Any, name: str, *, default: str = "", max_bytes: int | None = No
     if not isinstance(value, str):
         raise FieldError(name, f"{name} must be a string")
     if not is_text(value):
-        raise FieldError(name, f"{name} is not valid text: it holds a lone surrogate")
+        raise FieldError(name, f"{name} is not valid text: it holds a lone surrogate ({shown(value)[:200]})")
     if max_chars is not None and len(value) > max_chars:
         raise FieldError(name, f"{name} must be at most {max_chars:,} characters; got {len(value):,}")
     if max_bytes is not None:

@@ -12,6 +12,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .fields import kib
+
 CAPTION_MAX_BYTES = 8192  # of UTF-8, after trimming: far above any trainer's token limit
 CHANGES_SHOWN = 20  # of a find and replace's changes, in source order
 _UNSET: Any = object()
@@ -21,7 +23,7 @@ class CaptionTooLong(ValueError):
     """A caption over CAPTION_MAX_BYTES of UTF-8; `size` is its length in bytes."""
 
     def __init__(self, size: int) -> None:
-        super().__init__(f"a caption must be at most 8 KiB of text; got {size:,} bytes")
+        super().__init__(f"a caption must be at most {kib(CAPTION_MAX_BYTES)} of text; got {size:,} bytes")
         self.size = size
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-CAPTION_MAX_BYTES = 8192
+from ..store_captions import CAPTION_MAX_BYTES
+
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _OPEN_THINK = re.compile(r"<think>.*\Z", re.DOTALL | re.IGNORECASE)  # an answer cut off while thinking
 _QUOTES = {'"': '"', "'": "'", "“": "”", "‘": "’", "「": "」", "『": "』", "`": "`", "«": "»"}

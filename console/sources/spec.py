@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..store import NewTask
+from ..store import RUN_MODES, NewTask
 
-RUN_MODES = ("edit", "generate", "table")
+__all__ = ["MAX_TASKS", "RUN_MODES", "Plan", "RunSpec"]
 MAX_TASKS = 100_000  # what a scan handles in about a second; a run is one click from paying for it
 
 

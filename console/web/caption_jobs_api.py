@@ -8,6 +8,7 @@ from flask import Blueprint, Flask, jsonify, request
 
 from ..captioning import INSTRUCTION_MAX_BYTES, SOURCES, CaptionOrder, presets
 from ..config import NotFound as PresetNotFound
+from ..fields import choice, flag, quoted, text
 from ..profile import ApiProfile
 from .errors import ApiError
 from .guards import json_body
@@ -67,26 +68,15 @@ def _instruction(body: dict[str, Any]) -> str:
     value = body.get("instruction")
     if not isinstance(value, str) or not value.strip():
         raise ApiError("'instruction' must be a non-empty string: what to ask the model about each image")
-    size = len(value.strip().encode("utf-8"))
-    if size > INSTRUCTION_MAX_BYTES:
-        raise ApiError(f"'instruction' must be at most 4 KiB of text; got {size:,} bytes")
-    return value.strip()
+    return text(value.strip(), "'instruction'", max_bytes=INSTRUCTION_MAX_BYTES)
 
 
 def _flag(body: dict[str, Any], name: str) -> bool:
-    value = body.get(name, False)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise ApiError(f"'{name}' must be true or false")
-    return value
+    return flag(body.get(name), quoted(name), False)
 
 
 def _source(body: dict[str, Any]) -> str:
-    value = body.get("source") or "result"
-    if value not in SOURCES:
-        raise ApiError(f"'source' must be one of {', '.join(SOURCES)}; got {value!r}")
-    return value
+    return choice(body.get("source"), "'source'", SOURCES, "result")
 
 
 def _profile(body: dict[str, Any]) -> ApiProfile:

@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from flask import Blueprint, Flask
 
+from ..fields import flag, quoted, text
 from ..store_captions import CAPTION_MAX_BYTES, Replacement
 from . import sources_api
 from .errors import ApiError
@@ -37,11 +38,9 @@ def replace_captions(run_id: str):
 
 def _pattern(body: dict[str, Any]) -> re.Pattern[str]:
     """Return the compiled `find` (literal unless `regex`), or a 400 naming it."""
-    find = sources_api.optional_string(body, "find")
+    find = text(body.get("find"), "'find'", max_chars=FIND_MAX_CHARS)
     if not find:
         raise ApiError("'find' is required: the text to look for in the captions")
-    if len(find) > FIND_MAX_CHARS:
-        raise ApiError(f"'find' must be at most {FIND_MAX_CHARS:,} characters; got {len(find):,}")
     flags = re.IGNORECASE if _flag(body, "ignore_case") else 0
     try:
         return re.compile(find if _flag(body, "regex") else re.escape(find), flags)
@@ -51,24 +50,16 @@ def _pattern(body: dict[str, Any]) -> re.Pattern[str]:
 
 def _replace(body: dict[str, Any], pattern: re.Pattern[str]) -> str | Callable[[re.Match[str]], str]:
     """Return what a match becomes: the template (`\\1`, `\\g<name>`) with `regex`, else the text as it is."""
-    text = sources_api.optional_string(body, "replace") or ""
-    size = len(text.encode("utf-8"))
-    if size > CAPTION_MAX_BYTES:
-        raise ApiError(f"'replace' must be at most 8 KiB of text; got {size:,} bytes")
+    replacement = text(body.get("replace"), "'replace'", max_bytes=CAPTION_MAX_BYTES)
     if not _flag(body, "regex"):
-        return lambda _match: text  # a literal: backslashes in it are text, not group references
+        return lambda _match: replacement  # a literal: backslashes in it are text, not group references
     try:
-        pattern.sub(text, "")  # parses the template: a bad group reference is refused before any caption changes
+        pattern.sub(replacement, "")  # parses the template: a bad group reference is refused before any caption changes
     except (re.error, IndexError) as exc:
         raise ApiError(f"'replace' is not a valid replacement: {exc}") from None
-    return text
+    return replacement
 
 
 def _flag(body: dict[str, Any], name: str) -> bool:
     """Return a body's optional true/false field (default false), or a 400 naming it."""
-    value = body.get(name)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise ApiError(f"'{name}' must be true or false")
-    return value
+    return flag(body.get(name), quoted(name), False)

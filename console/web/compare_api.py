@@ -9,6 +9,7 @@ from flask import Blueprint, Flask
 
 from ..config import ConfigError
 from ..engine import Conflict, EngineError
+from ..fields import Range
 from ..scan import is_text
 from ..store import new_id
 from ..store_pilot import pilot_sample
@@ -22,7 +23,7 @@ COMPARISON_FIELDS = ("input_path", "recursive", "sample", "variants")
 VARIANT_FIELDS = ("name", "prompt", "api")
 CHOOSE_FIELDS = ("variant",)
 VARIANTS_MIN, VARIANTS_MAX = 2, 4
-SAMPLE_MAX = 50  # side by side, more rows than this is no longer a comparison
+SAMPLE = Range(1, 50, whole=True)  # side by side, more rows than this is no longer a comparison
 NAME_MAX = 40
 
 
@@ -34,11 +35,8 @@ def init_app(app: Flask) -> None:
 # -- reading a comparison's body -------------------------------------------------------------------
 
 def _sample(body: dict[str, Any]) -> int:
-    sample = body.get("sample")
-    if isinstance(sample, bool) or not isinstance(sample, int) or not 1 <= sample <= SAMPLE_MAX:
-        raise ApiError(f"'sample' must be a whole number of images to compare, from 1 to {SAMPLE_MAX}; "
-                       f"got {sample!r:.40}")
-    return sample
+    return SAMPLE.check(body.get("sample"), "'sample'",
+                        meaning=f"a whole number of images to compare, from 1 to {SAMPLE.high}")
 
 
 def _text(value: Any, field: str, limit: int | None = None) -> str:

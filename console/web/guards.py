@@ -8,10 +8,11 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Request, Response, current_app, request
 
+from ..fields import FieldError
 from ..netguard import DEFAULT_PORTS
 from ..settings import Settings
 from . import access, services
-from .errors import ApiError
+from .errors import ApiError, answer_as
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SAME_ORIGIN_FETCH = frozenset({"same-origin", "none"})
@@ -50,10 +51,11 @@ class JsonRequest(Request):
 
 
 def init_app(app: Flask) -> None:
-    """Check every request before its route runs, and add the CORS/safety headers after."""
+    """Check every request before its route runs, add the CORS/safety headers after, and answer bad fields as 400."""
     app.request_class = JsonRequest
     app.before_request(_guard)
     app.after_request(_add_headers)
+    answer_as(app, FieldError)  # a body field that fails its check: a 400 naming it
 
 
 def json_body(required: bool = True) -> dict:

@@ -10,7 +10,8 @@ from typing import Any, BinaryIO
 
 from flask import Blueprint, Flask, Response, request, send_file
 
-from ..scan import MAX_ENTRIES, ScanResult, is_text, shown
+from ..fields import Range, choice, flag, quoted, text
+from ..scan import MAX_ENTRIES, ScanResult
 from ..scan import configure as configure_scan
 from ..sources import LANGUAGES, RUN_MODES, RunSpec, export_run, template
 from ..userfiles import open_regular
@@ -47,24 +48,12 @@ def client_gone() -> bool:
 # -- reading a run spec ------------------------------------------------------------------------
 
 def _string(body: dict[str, Any], name: str, default: str = "") -> str:
-    value = body.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, str):
-        raise ApiError(f"'{name}' must be a string")
-    return _text(value, name)
+    return text(body.get(name), quoted(name), default=default)
 
 
 def optional_string(body: dict[str, Any], name: str) -> str | None:
     """Return a body's optional text field, or None; 400 unless it is a string of valid text."""
     return None if body.get(name) is None else _string(body, name)
-
-
-def _text(value: str, name: str) -> str:
-    """Return `value`; 400 when it holds a lone surrogate (JSON allows the escape; nothing can store it)."""
-    if not is_text(value):
-        raise ApiError(f"'{name}' is not valid text: it holds a lone surrogate ({shown(value)[:200]})")
-    return value
 
 
 def path_list(body: dict[str, Any], name: str) -> tuple[str, ...]:
@@ -76,7 +65,7 @@ def path_list(body: dict[str, Any], name: str) -> tuple[str, ...]:
         raise ApiError(f"'{name}' must be a list of paths (strings)")
     if len(value) > LIST_MAX:
         raise ApiError(f"'{name}' lists {len(value)} paths; at most {LIST_MAX}")
-    return tuple(_text(item, f"{name}[{number}]") for number, item in enumerate(value, start=1) if item.strip())
+    return tuple(text(item, quoted(f"{name}[{number}]")) for number, item in enumerate(value, start=1) if item.strip())
 
 
 # Every field a run body may carry; anything else is refused, so a misspelt field is never
@@ -84,6 +73,7 @@ def path_list(body: dict[str, Any], name: str) -> tuple[str, ...]:
 RUN_FIELDS = ("mode", "input_path", "recursive", "prompt", "sidecar", "reference_dirs", "variables", "count",
               "reference_paths", "table_path", "api", "pilot", "budget")
 BUDGET_MAX = 1e9
+PILOT = Range(1, None, whole=True)  # tasks tried first
 
 
 def check_fields(body: dict[str, Any], what: str, accepted: tuple[str, ...] = RUN_FIELDS) -> None:
@@ -96,12 +86,8 @@ def check_fields(body: dict[str, Any], what: str, accepted: tuple[str, ...] = RU
 
 def pilot_size(body: dict[str, Any]) -> int | None:
     """Return a run body's `pilot` (how many tasks to try first), or None; 400 unless a whole number >= 1."""
-    pilot = body.get("pilot")
-    if pilot is None:
-        return None
-    if isinstance(pilot, bool) or not isinstance(pilot, int) or pilot < 1:
-        raise ApiError(f"'pilot' must be a whole number of tasks to try first, at least 1; got {shown(repr(pilot))[:40]}")
-    return pilot
+    return PILOT.check(body.get("pilot"), "'pilot'", optional=True,
+                       meaning="a whole number of tasks to try first, at least 1")
 
 
 def budget_amount(body: dict[str, Any]) -> float | None:
@@ -111,19 +97,15 @@ def budget_amount(body: dict[str, Any]) -> float | None:
         return None
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget <= BUDGET_MAX:
         raise ApiError(f"'budget' must be an amount of money above 0 (in the currency of the profile's prices), "
-                       f"got {shown(repr(budget))[:40]}")
+                       f"got {repr(budget)[:40]}")
     return float(budget)
 
 
 def run_spec(body: dict[str, Any]) -> RunSpec:
     """Return the run spec of a `POST /api/runs` body, its fields and types checked (400 naming the field)."""
     check_fields(body, "a run")
-    mode = _string(body, "mode", "edit")
-    if mode not in RUN_MODES:
-        raise ApiError(f"'mode' must be one of {', '.join(RUN_MODES)}; got {mode!r}")
-    recursive = body.get("recursive", False)
-    if not isinstance(recursive, bool):
-        raise ApiError("'recursive' must be true or false")
+    mode = choice(_string(body, "mode", "edit"), "'mode'", RUN_MODES)
+    recursive = flag(body.get("recursive"), "'recursive'", False)
     variables = body.get("variables") or {}
     if not isinstance(variables, dict):
         raise ApiError("'variables' must be an object of name to a list of values")
