@@ -70,10 +70,10 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp(store, tmp_path, monkeyp
 
 def test_reloaded_from_disk(store, tmp_path):
     store.update_settings({"api": {"model": "grok", "api_key": KEY}, "save": {"template": "{name}"}})
-    store.put_preset("save", "pairs", {"layout": "pairs"})
+    store.put_preset("save", "pairs", {"layout": "musubi"})
     again = ConfigStore(tmp_path / "data")
     assert again.profile().api_key == KEY and again.settings()["save"] == {"template": "{name}"}
-    assert again.presets()["save"] == {"pairs": {"layout": "pairs"}}
+    assert again.presets()["save"] == {"pairs": {"layout": "musubi"}}
 
 
 @pytest.mark.parametrize("content", [b"{not json", b"[1, 2]", b"\xff\xfe\x00garbage"])
@@ -186,11 +186,11 @@ def test_failed_update_changes_nothing(store, tmp_path):
 
 def test_presets_crud(store):
     store.put_preset("api", "  OpenAI  ", {"api_url": "https://api.openai.com/v1", "model": "gpt-image-1"})
-    store.put_preset("save", "pairs", {"layout": "pairs"})
+    store.put_preset("save", "pairs", {"layout": "musubi"})
     presets = store.presets()
     assert presets["api"]["OpenAI"]["model"] == "gpt-image-1"
     assert presets["api"]["OpenAI"]["concurrency"] == 4  # stored complete, defaults filled in
-    assert presets["save"]["pairs"] == {"layout": "pairs"}
+    assert presets["save"]["pairs"] == {"layout": "musubi"}
     store.put_preset("save", "pairs", {"layout": "flat"})
     assert store.presets()["save"]["pairs"] == {"layout": "flat"}  # PUT replaces
     store.delete_preset("api", "OpenAI")
@@ -250,10 +250,10 @@ def test_round_trip_never_wipes_a_stored_key(store, tmp_path):
 
 def test_import_merges_presets_and_sets_new_keys(store):
     store.put_preset("api", "old", {"model": "o"})
-    store.import_config({"presets": {"api": {"new": {"api_key": "k2", "model": "n"}}, "save": {"s": {"a": 1}}}})
+    store.import_config({"presets": {"api": {"new": {"api_key": "k2", "model": "n"}}, "save": {"s": {"layout": "flat"}}}})
     presets = store.presets(masked=False)
     assert set(presets["api"]) == {"old", "new"} and presets["api"]["new"]["api_key"] == "k2"
-    assert presets["save"] == {"s": {"a": 1}}
+    assert presets["save"] == {"s": {"layout": "flat"}}
 
 
 @pytest.mark.parametrize("document, message", [
@@ -267,6 +267,7 @@ def test_import_merges_presets_and_sets_new_keys(store):
     ({"presets": {"api": {"a/b": {}}}}, r"presets\.api: a preset name must not contain"),
     ({"presets": {"other": {}}}, "unknown kind"),
     ({"presets": {"save": {"s": 3}}}, r"presets\.save\['s'\] must be a JSON object"),
+    ({"presets": {"save": {"s": {"layout": "kohya"}}}}, r"presets\.save\['s'\]: 'layout' must be one of flat"),
 ])
 def test_invalid_import_changes_nothing(store, tmp_path, document, message):
     store.update_settings({"api": {"api_key": KEY, "model": "m"}})
@@ -287,7 +288,7 @@ def test_bare_document_is_accepted(store):
 
 def test_concurrent_updates_are_serialised(store, tmp_path):
     def put(number: int) -> None:
-        store.put_preset("save", f"p{number}", {"n": number})
+        store.put_preset("save", f"p{number}", {"template": f"{{stem}}_{number}"})
 
     threads = [threading.Thread(target=put, args=(n,)) for n in range(20)]
     for thread in threads:

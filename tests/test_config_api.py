@@ -95,10 +95,10 @@ def test_presets_crud(client, store):
     answer = ok(client.put("/api/presets/api/Grok%20local", json={"api_url": "http://127.0.0.1:8000/v1",
                                                                  "api_key": KEY}))
     assert answer == {"ok": True, "kind": "api", "name": "Grok local"}
-    ok(client.put("/api/presets/save/pairs", json={"layout": "pairs"}))
+    ok(client.put("/api/presets/save/pairs", json={"layout": "musubi"}))
     presets = ok(client.get("/api/presets"))
     assert presets["api"]["Grok local"]["api_key"] == MASK and presets["api"]["Grok local"]["api_mode"] == "auto"
-    assert presets["save"] == {"pairs": {"layout": "pairs"}}
+    assert presets["save"] == {"pairs": {"layout": "musubi"}}
     ok(client.put("/api/presets/api/Grok%20local", json={"api_key": MASK, "model": "m"}))
     assert store.presets(masked=False)["api"]["Grok local"]["api_key"] == KEY
     assert ok(client.delete("/api/presets/save/pairs")) == {"ok": True}
@@ -119,6 +119,42 @@ def test_presets_crud(client, store):
 def test_bad_preset_requests(client, method, path, body, status, text):
     kwargs = {"json": body} if body is not None else {}
     refused(getattr(client, method)(path, **kwargs), status, text)
+
+
+@pytest.mark.parametrize("rule, text", [
+    ({"layout": "kohya"}, "save preset 'x': 'layout' must be one of flat, aitoolkit_edit"),
+    ({"template": "{stem}_{colour}"}, "save preset 'x': 'template': unknown variable {colour}"),
+    ({"caption": "template", "caption_template": "{prompt!r}"}, "'caption_template': {prompt} may only take"),
+    ({"format": "gif"}, "'format' must be one of png, jpeg, webp, keep; got 'gif'"),
+    ({"layout": "civitai_edit", "format": "webp"}, "'format' webp does not suit the civitai_edit layout"),
+    ({"aspect_tolerance": 11}, "'aspect_tolerance' must be a number from 0 to 10"),
+    ({"sequential": "yes"}, "'sequential' must be true or false"),
+    ({"output_dir": "relative/folder"}, "'output_dir' must be an absolute path"),
+    ({"layuot": "flat"}, "unknown save rule field(s): layuot"),
+])
+def test_a_save_preset_is_checked_when_stored(client, rule, text):
+    """A save preset a save would refuse is refused when stored (400 naming the field), and nothing is kept."""
+    refused(client.put("/api/presets/save/x", json=rule), 400, text)
+    assert ok(client.get("/api/presets"))["save"] == {}
+
+
+def test_a_save_preset_as_the_form_keeps_it_is_stored(client, tmp_path):
+    """The drawer's whole rule, with an empty output folder or the form's "" defaults, is a good preset."""
+    rule = {"output_dir": "", "layout": "aitoolkit_edit", "name": "pairs", "template": "", "sequential": False,
+            "format": "", "caption": "template", "caption_template": "{trigger}, {prompt}", "trigger": "ohwx",
+            "only_selected": True, "conflict": "", "aspect_tolerance": 0.02, "conform": "", "replace_from": "",
+            "replace_to": "", "first_only": False, "role_swap": False}
+    ok(client.put("/api/presets/save/form", json=rule))
+    ok(client.put("/api/presets/save/folder", json={**rule, "output_dir": str(tmp_path / "out")}))
+    assert ok(client.get("/api/presets"))["save"]["form"] == rule
+
+
+def test_an_import_with_a_bad_save_preset_changes_nothing(client):
+    """An imported save preset is checked as a stored one; a bad one refuses the whole import."""
+    document = {"presets": {"save": {"good": {"layout": "flat"}, "bad": {"conflict": "merge"}}}}
+    refused(client.post("/api/config/import", json=document), 400,
+            "presets.save['bad']: 'conflict' must be one of skip, overwrite, rename; got 'merge'")
+    assert ok(client.get("/api/presets"))["save"] == {}
 
 
 # Export and import.

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from .. import atomic
 from ..profile import ApiProfile
+from ..saving import RuleError, SaveRule
 from .legacy import read_legacy_presets
 from .snippets import Snippets, checked_snippets
 from .validation import (
@@ -177,7 +178,7 @@ class ConfigStore:
 
     def _preset_value(self, kind: str, name: str, data: Any, *, empty_keeps: bool, where: str) -> Any:
         if kind == "save":
-            return _json_object(data, where or f"save preset '{name}'")
+            return _save_rule(data, where or f"save preset '{name}'")
         stored = self._presets["api"].get(name)
         # A masked or absent key keeps the preset's own key; a new preset saved from the page
         # takes the key the form stands for, the stored settings' one. An import never borrows it.
@@ -257,6 +258,16 @@ class ConfigStore:
                                                 "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
         log.info("imported %d API preset(s) from %s", len(imported), path)
         return len(imported)
+
+
+def _save_rule(data: Any, where: str) -> dict:
+    """Return a save preset as stored, checked as a save would check it (its output folder may be empty)."""
+    rule = _json_object(data, where)
+    try:
+        SaveRule.check_kept(rule)
+    except RuleError as exc:
+        raise ConfigError(_at(where, str(exc))) from None
+    return rule
 
 
 # Files.

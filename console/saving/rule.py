@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import stat
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
 
+from ..fields import FieldError, Range, choice, flag, text
 from ..typedpath import FORMS, typed_path
 
 LAYOUTS = ("flat", "aitoolkit_edit", "aitoolkit_multi", "musubi", "fal_start_end", "civitai_edit", "flat_pairs")
@@ -42,6 +42,9 @@ _FORMATTER = string.Formatter()
 
 class RuleError(ValueError):
     """A save rule that cannot be used; str(e) names the field."""
+
+
+ASPECT_TOLERANCE = Range(0, 10)  # how far a control's aspect may be from its target's (0.02 = 2 %)
 
 
 # -- the rule ---------------------------------------------------------------------------------
@@ -120,33 +123,52 @@ class SaveRule:
         check_template(rule.caption_template, CAPTION_VARIABLES, "caption_template")
         return rule
 
+    @classmethod
+    def check_kept(cls, data: Any) -> None:
+        """Raise RuleError unless `data` is a rule a save could use once it names its output folder (a preset's)."""
+        if not isinstance(data, Mapping):
+            raise RuleError("the save rule must be a JSON object")
+        # A preset may leave the output folder to the form; every other field is checked as a save checks it.
+        cls.from_dict({**data, "output_dir": data.get("output_dir") or _ANY_FOLDER})
+
     def replaced(self, stem: str) -> str:
         """Return `stem` with replace_from turned into replace_to (every occurrence), as the older console did."""
         return stem.replace(self.replace_from, self.replace_to) if self.replace_from else stem
 
 
 _INTERNAL = {"template_given"}  # derived from the body, never sent
-_KINDS = {str: "a string", bool: "true or false", float: "a number"}
+_ANY_FOLDER = os.path.abspath(os.sep)
 
 
 def _get(data: Mapping[str, Any], name: str, kind: type, default: Any) -> Any:
-    value = data.get(name)
+    shown = f"'{name}'"
+    try:
+        if kind is bool:
+            return flag(data.get(name), shown, default)
+        if kind is str:
+            return text(data.get(name), shown, default=default)
+        return _number(data.get(name), shown, default)
+    except FieldError as exc:
+        raise RuleError(str(exc)) from None
+
+
+def _number(value: Any, shown: str, default: float) -> float:
     if value is None:
         return default
-    ok = isinstance(value, (int, float)) if kind is float else isinstance(value, kind)
-    if not ok or (kind is not bool and isinstance(value, bool)):
-        raise RuleError(f"'{name}' must be {_KINDS[kind]}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise FieldError(shown, f"{shown} must be a number")
     try:
-        return float(value) if kind is float else value
+        return float(value)
     except OverflowError:  # an integer too big for a float
-        raise RuleError(f"'{name}' is out of range") from None
+        raise FieldError(shown, f"{shown} is out of range") from None
 
 
 def _choice(data: Mapping[str, Any], name: str, choices: tuple[str, ...], default: str) -> str:
-    value = _get(data, name, str, "") or default  # "" (a form's "default" option) means the default
-    if value not in choices:
-        raise RuleError(f"'{name}' must be one of {', '.join(choices)}, not {value[:80]!r}")
-    return value
+    value = _get(data, name, str, "")  # "" (a form's "default" option) means the default
+    try:
+        return choice(value, f"'{name}'", choices, default)
+    except FieldError as exc:
+        raise RuleError(str(exc)) from None
 
 
 def _conform(data: Mapping[str, Any], layout: str) -> str:
@@ -192,9 +214,10 @@ def _stem_text(data: Mapping[str, Any], name: str) -> str:
 
 
 def _tolerance(value: float) -> float:
-    if not math.isfinite(value) or not 0 <= value <= 10:
-        raise RuleError("'aspect_tolerance' must be a number from 0 to 10 (0.02 = 2 %)")
-    return value
+    try:
+        return ASPECT_TOLERANCE.check(value, "'aspect_tolerance'", meaning=f"a number from {ASPECT_TOLERANCE.low} to {ASPECT_TOLERANCE.high} (0.02 = 2 %)")
+    except FieldError as exc:
+        raise RuleError(str(exc)) from None
 
 
 # -- templates --------------------------------------------------------------------------------
