@@ -13,6 +13,7 @@ const FAILURES_SHOWN = 50;
 
 let page = null; // { runId(), tasks(), changed() }
 let presets = { instructions: [], long_side: 1024 };
+let apiPresets = {}; // the stored API presets, by name (their models show as the model's placeholder)
 let shown = null; // the snapshot of the job the run bar shows
 let following = null; // the id of the job being polled
 
@@ -29,6 +30,7 @@ export function initCaptioning(pageState) {
     form.elements.instruction_preset.value = preset ? preset.id : "";
   });
   form.addEventListener("change", showScope);
+  form.elements.api_preset.addEventListener("change", showModel);
   form.addEventListener("submit", (event) => {
     if (event.submitter?.value !== "ok") return; // Cancel (or Escape) closes the dialog, nothing else
     event.preventDefault();
@@ -64,11 +66,11 @@ async function openDialog() {
   const form = $("caption-form");
   const draft = JSON.parse(localStorage.getItem(DRAFT_KEY) || "{}");
   const all = await attempt(() => fetchJSON("/api/presets"));
-  const api = all?.api || {};
-  fillSelect(form.elements.api_preset, Object.keys(api).map((name) => [name, name]), t("captioning_current"));
-  form.elements.api_preset.value = draft.api_preset in api ? draft.api_preset : "";
+  apiPresets = all?.api || {};
+  fillSelect(form.elements.api_preset, Object.keys(apiPresets).map((name) => [name, name]), t("captioning_current"));
+  form.elements.api_preset.value = draft.api_preset in apiPresets ? draft.api_preset : "";
   form.elements.model.value = draft.model || "";
-  form.elements.model.placeholder = t("captioning_model_hint");
+  showModel();
   if (draft.instruction) {
     form.elements.instruction.value = draft.instruction;
     form.elements.instruction.dispatchEvent(new Event("input"));
@@ -79,6 +81,14 @@ async function openDialog() {
   $("caption-intro").textContent = t("captioning_intro", { side: presets.long_side || 1024 });
   showScope();
   $("caption-dialog").showModal();
+}
+
+/** Show the model the chosen API would use (the preset's, or the profile's on the page) as the field's placeholder. */
+function showModel() {
+  const form = $("caption-form");
+  const preset = apiPresets[form.elements.api_preset.value];
+  const model = preset ? preset.model : $("api-form").elements.model.value;
+  form.elements.model.placeholder = model || t("captioning_model_hint");
 }
 
 function fillInstruction() {

@@ -53,7 +53,7 @@ export class CaptionEditor {
       this.showState("");
     } else if (stored !== this.stored && !this.dirty()) { // changed elsewhere (another tab, find and replace)
       this.stored = stored;
-      if (document.activeElement !== this.box) this.box.value = stored;
+      this.box.value = stored; // nothing typed here: a stale box would put the old caption back on blur
     }
     this.box.disabled = !result;
     const text = result?.answer_text || "";
