@@ -36,8 +36,8 @@ class Range(NamedTuple):
         return number(value, name, self, optional=optional, meaning=meaning)
 
     def as_json(self) -> dict[str, Any]:
-        """Return the bounds as the page's number inputs take them."""
-        return {"min": self.low, "max": self.high, "step": 1 if self.whole else "any"}
+        """Return the bounds as the page's number inputs take them (`max` null when there is none)."""
+        return {"min": self.low, "max": self.high, "whole": self.whole}
 
 
 def quoted(name: str) -> str:

@@ -157,6 +157,30 @@ def test_an_import_with_a_bad_save_preset_changes_nothing(client):
     assert ok(client.get("/api/presets"))["save"] == {}
 
 
+# The rules the page checks input by.
+
+
+def test_the_rules_served_are_the_bounds_the_server_enforces(client):
+    """Every number bound the page gets from GET /api/rules is the one a stored profile or rule is held to."""
+    rules = ok(client.get("/api/rules"))
+    assert rules["run_modes"] == ["edit", "generate", "table"] and rules["profile"]["concurrency"] == {
+        "min": 1, "max": 64, "whole": True}
+    for name, bounds in rules["profile"].items():
+        for value in (bounds["min"], bounds["max"]):
+            assert ok(client.put("/api/settings", json={"api": {name: value}}))["api"][name] == value
+        step = 1 if bounds["whole"] else 0.5
+        for value in (bounds["min"] - step, bounds["max"] + step):
+            refused(client.put("/api/settings", json={"api": {name: value}}), 400, f"{name} must be between")
+    tolerance = rules["save"]["aspect_tolerance"]
+    ok(client.put("/api/presets/save/edge", json={"aspect_tolerance": tolerance["max"]}))
+    refused(client.put("/api/presets/save/edge", json={"aspect_tolerance": tolerance["max"] + 0.5}), 400,
+            "'aspect_tolerance' must be a number")
+    sample = rules["compare"]["sample"]["max"]
+    refused(client.post("/api/comparisons", json={"sample": sample + 1}), 400, f"from 1 to {sample}")
+    assert "'sample'" not in client.post("/api/comparisons", json={"sample": sample}).get_json()["error"]
+    assert rules["captions"] == {"caption_max_bytes": 8192, "instruction_max_bytes": 4096, "find_max_chars": 1000}
+
+
 # Export and import.
 
 

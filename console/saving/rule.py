@@ -123,6 +123,11 @@ class SaveRule:
         check_template(rule.caption_template, CAPTION_VARIABLES, "caption_template")
         return rule
 
+    @staticmethod
+    def limits() -> dict[str, Any]:
+        """Return the bounds of the rule's number fields, as the page's inputs take them."""
+        return {"aspect_tolerance": ASPECT_TOLERANCE.as_json()}
+
     @classmethod
     def check_kept(cls, data: Any) -> None:
         """Raise RuleError unless `data` is a rule a save could use once it names its output folder (a preset's)."""

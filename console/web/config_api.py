@@ -1,13 +1,19 @@
-"""HTTP routes for settings, presets and config import/export (docs/api.md)."""
+"""HTTP routes for settings, presets, config import/export and the rules the page checks input by (docs/api.md)."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app
 
+from ..captioning import INSTRUCTION_MAX_BYTES
 from ..config import ConfigError, ConfigStore, NotFound, checked_snippets
-from . import services
+from ..profile import LIMITS, POOL_MAX
+from ..saving import SaveRule
+from ..sources import COUNT, RUN_MODES
+from ..store_captions import CAPTION_MAX_BYTES
+from . import captions_api, compare_api, services
 from .errors import ApiError, answer_as
 from .guards import json_body
 
@@ -31,6 +37,28 @@ def _no_store(response: Response) -> Response:
     # Settings and exports may hold keys (EXPORT_INCLUDE_SECRETS): keep them out of caches.
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.get("/rules")
+def get_rules():
+    """Return the bounds and choices the page's inputs and own checks use, from where the server defines them."""
+    return rules()
+
+
+def rules() -> dict[str, Any]:
+    """Return the limits of what the server accepts, each from the module that checks it."""
+    low, high = COUNT
+    return {
+        "profile": {name: bounds.as_json() for name, bounds in LIMITS.items()},
+        "key_pool_max": POOL_MAX,
+        "run_modes": list(RUN_MODES),
+        "run": {"count": {"min": low, "max": high, "whole": True}},
+        "save": SaveRule.limits(),
+        "compare": {"sample": compare_api.SAMPLE.as_json(), "variants_min": compare_api.VARIANTS_MIN,
+                    "variants_max": compare_api.VARIANTS_MAX, "name_max_chars": compare_api.NAME_MAX},
+        "captions": {"caption_max_bytes": CAPTION_MAX_BYTES, "instruction_max_bytes": INSTRUCTION_MAX_BYTES,
+                     "find_max_chars": captions_api.FIND_MAX_CHARS},
+    }
 
 
 @bp.get("/settings")
