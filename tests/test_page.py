@@ -678,3 +678,26 @@ def test_the_page_works_under_its_content_security_policy(browser, server, fake,
     finally:
         context.close()
     assert errors == []
+
+
+def test_a_caption_changed_in_another_tab_reaches_the_open_viewer_and_is_not_put_back(page, fake, server, tmp_path):
+    start_run(page, fake, make_sources(tmp_path / "src", 1))
+    wait_count(page, "done", 1)
+    page.locator("[data-testid=result-image]").first.click()
+    page.locator("[data-testid=viewer]").wait_for(state="visible")
+    page.keyboard.press("Tab")  # in the caption box, nothing typed
+    editor = page.locator("[data-testid=caption-editor]")
+    assert page.evaluate("document.activeElement?.dataset.testid") == "caption-editor"
+    result_id = page.locator("[data-testid=result-image]").first.get_attribute("data-result-id")
+    answer = server.http.patch(f"/api/results/{result_id}", json={"caption": "typed in another tab"})
+    assert answer.status_code == 200, answer.text
+    page.wait_for_function("document.querySelector('[data-testid=caption-editor]').value === 'typed in another tab'")
+    patches: list[str] = []
+    page.on("request", lambda r: patches.append(r.post_data or "") if r.method == "PATCH" else None)
+    page.keyboard.press("Escape")  # leaves the box: nothing to save, the other tab's caption stays
+    page.wait_for_timeout(300)
+    assert patches == []
+    assert editor.input_value() == "typed in another tab"
+    task = server.get(f"/api/runs/{run_id(server)}/tasks").json()["tasks"][0]
+    assert task["results"][0]["caption"] == "typed in another tab"
+    page.wait_for_selector("[data-testid=card-caption]:text-is('1. typed in another tab')")  # the first of two results
