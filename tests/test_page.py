@@ -701,3 +701,49 @@ def test_a_caption_changed_in_another_tab_reaches_the_open_viewer_and_is_not_put
     task = server.get(f"/api/runs/{run_id(server)}/tasks").json()["tasks"][0]
     assert task["results"][0]["caption"] == "typed in another tab"
     page.wait_for_selector("[data-testid=card-caption]:text-is('1. typed in another tab')")  # the first of two results
+
+
+def test_inputs_take_their_bounds_from_the_server(browser, server):
+    """The page's inputs (static ones and those it builds) take their bounds from GET /api/rules, not from literals."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True)
+    tab = context.new_page()
+
+    def other_rules(route):  # the server's rules, with bounds the page's own attributes do not hold
+        answer = route.fetch()
+        rules = answer.json()
+        rules["profile"]["concurrency"]["max"] = 48
+        rules["profile"]["timeout_s"] = {"min": 5, "max": 1800, "whole": False}
+        rules["run"]["count"]["max"] = 30
+        rules["captions"]["find_max_chars"] = 500
+        route.fulfill(response=answer, json=rules)
+
+    tab.route("**/api/rules", other_rules)
+    tab.goto(server.url)
+    tab.wait_for_selector("body[data-ready=true]", timeout=10_000)
+    bounds = "(e) => [e.min, e.max]"
+    assert tab.eval_on_selector("#api-form [name=concurrency]", bounds) == ["1", "48"]
+    assert tab.eval_on_selector("[data-testid=run-concurrency]", bounds) == ["1", "48"]
+    assert tab.eval_on_selector("#api-form [name=timeout_s]", bounds) == ["5", "1800"]
+    assert tab.eval_on_selector("#run-form [name=count]", bounds) == ["1", "30"]
+    assert tab.eval_on_selector("[data-testid=replace-find]", "(e) => e.maxLength") == 500
+    tab.evaluate("document.getElementById('key-pool-add').click()")  # a row the page builds itself
+    assert tab.eval_on_selector("[data-testid=pool-row] [data-field=concurrency]", bounds) == ["1", "48"]
+    context.close()
+
+
+def test_the_text_the_model_sent_shows_in_the_viewer_and_becomes_the_caption(page, fake, server, tmp_path):
+    start_run(page, fake, make_sources(tmp_path / "src", 1), scenario="g1_nonstream")  # text, then the image
+    wait_count(page, "done", 1)
+    page.locator("[data-testid=result-image]").first.click()
+    page.locator("[data-testid=viewer]").wait_for(state="visible")
+    answer_text = page.locator("[data-testid=answer-text]")
+    answer_text.wait_for(state="visible")
+    assert answer_text.inner_text() == "Here is your image."
+    assert page.input_value("[data-testid=caption-editor]") == ""
+    with page.expect_response(lambda r: "/api/results/" in r.url and r.request.method == "PATCH") as answer:
+        page.click("[data-testid=use-answer-text]")
+    assert json.loads(answer.value.request.post_data) == {"caption": "Here is your image."}
+    assert page.input_value("[data-testid=caption-editor]") == "Here is your image."
+    page.wait_for_selector("[data-testid=caption-state][data-state=saved]")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("[data-testid=card-caption]:text-is('Here is your image.')")

@@ -3,6 +3,7 @@
 
 import { fetchJSON, urls } from "./api.js";
 import { t } from "./i18n.js";
+import { kib, rule } from "./rules.js";
 import { $, attempt, toast } from "./ui.js";
 
 const PREVIEW_DELAY_MS = 250;
@@ -232,7 +233,7 @@ export function initReplace(runId, changed) {
 /** Return the preview's counts and its first changes, each caption before and after. */
 function previewParts(answer) {
   const counts = [t("replace_will_change", { count: answer.changed })];
-  if (answer.too_long) counts.push(t("replace_too_long", { count: answer.too_long }));
+  if (answer.too_long) counts.push(t("replace_too_long", { count: answer.too_long, limit: kib(rule("captions.caption_max_bytes")) }));
   if (answer.without_caption) counts.push(t("replace_without", { count: answer.without_caption }));
   const parts = [element("p", "replace-counts", counts.join("; "))];
   parts[0].dataset.changed = String(answer.changed);

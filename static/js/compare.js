@@ -4,10 +4,10 @@
 import { fetchJSON, urls } from "./api.js";
 import { t, translate } from "./i18n.js";
 import { readProfile } from "./profile.js";
+import { rule } from "./rules.js";
 import { spendText, spendTitle } from "./spend.js";
 import { $, attempt, toast } from "./ui.js";
 
-const VARIANTS_MAX = 4;
 const POLL_MS = 1000;
 const LAST_KEY = "ibc.comparison";
 const RESULTS_SHOWN = 4;
@@ -72,17 +72,18 @@ function openDialog() {
 
 function addVariant(name, prompt) {
   const box = $("compare-variants");
-  if (box.children.length >= VARIANTS_MAX) return;
+  if (box.children.length >= rule("compare.variants_max")) return;
   const row = document.createElement("fieldset");
   row.className = "compare-variant";
   row.dataset.testid = "compare-variant";
   row.innerHTML = `<div class="row"><label class="grow"><span data-i18n="compare_name">Name</span>
-      <input class="v-name" maxlength="40" data-testid="variant-name"></label>
+      <input class="v-name" data-testid="variant-name"></label>
     <label class="grow"><span data-i18n="compare_model">Model (empty: the profile's)</span>
       <input class="v-model" spellcheck="false" data-testid="variant-model"></label>
     <button type="button" class="icon danger v-remove" data-i18n-title="delete">✕</button></div>
     <label><span data-i18n="prompt">Prompt</span>
       <textarea class="v-prompt" rows="2" data-testid="variant-prompt"></textarea></label>`;
+  row.querySelector(".v-name").maxLength = rule("compare.name_max_chars");
   row.querySelector(".v-name").value = name || String.fromCharCode(65 + box.children.length);
   row.querySelector(".v-prompt").value = prompt;
   row.querySelector(".v-model").placeholder = readProfile().model || "";
@@ -97,8 +98,8 @@ function addVariant(name, prompt) {
 
 function updateVariantButtons() {
   const rows = $("compare-variants").children;
-  $("compare-add").disabled = rows.length >= VARIANTS_MAX;
-  for (const row of rows) row.querySelector(".v-remove").hidden = rows.length <= 2;
+  $("compare-add").disabled = rows.length >= rule("compare.variants_max");
+  for (const row of rows) row.querySelector(".v-remove").hidden = rows.length <= rule("compare.variants_min");
 }
 
 /** The dialog as a POST /api/comparisons body; values go as typed, for the server to judge. */

@@ -4,7 +4,6 @@
 const DRAFT_KEY = "ibc.draft";
 // The fields every mode keeps as they are; the prompt is kept per mode instead.
 const FIELDS = ["input_path", "recursive", "sidecar", "reference_dirs", "table_path", "reference_paths", "count", "pilot", "budget"];
-const PROMPT_MODES = ["edit", "generate"];
 
 /** Return the draft stored in this browser (an empty one when none or unreadable). */
 export function readDraft(storage = window.localStorage) {
@@ -34,12 +33,14 @@ function setField(element, value) {
 /** Keep the form's draft; restore it now; give each mode its own prompt when the mode changes. */
 export function initDraft(form) {
   const draft = readDraft();
+  // The modes that show a prompt, as the form marks them (data-modes on the prompt's label).
+  const promptModes = form.elements.prompt.closest("[data-modes]").dataset.modes.split(" ");
   let mode = checkedMode(form);
 
   const save = () => {
     draft.mode = checkedMode(form);
     for (const name of FIELDS) if (form.elements[name]) draft.fields[name] = fieldValue(form.elements[name]);
-    if (PROMPT_MODES.includes(mode)) draft.prompts[mode] = form.elements.prompt.value;
+    if (promptModes.includes(mode)) draft.prompts[mode] = form.elements.prompt.value;
     try {
       localStorage.setItem(DRAFT_KEY, JSON.stringify(draft));
     } catch {
@@ -50,9 +51,9 @@ export function initDraft(form) {
   const switchPrompt = () => {
     const next = checkedMode(form);
     if (next === mode) return;
-    if (PROMPT_MODES.includes(mode)) draft.prompts[mode] = form.elements.prompt.value;
+    if (promptModes.includes(mode)) draft.prompts[mode] = form.elements.prompt.value;
     mode = next;
-    if (!PROMPT_MODES.includes(next)) return;
+    if (!promptModes.includes(next)) return;
     form.elements.prompt.value = draft.prompts[next] || "";
     form.elements.prompt.dispatchEvent(new Event("input", { bubbles: true })); // generate follows {variables}
   };
@@ -67,7 +68,7 @@ export function initDraft(form) {
     radio.dispatchEvent(new Event("change", { bubbles: true })); // the form shows that mode's parts
   }
   mode = checkedMode(form);
-  if (PROMPT_MODES.includes(mode) && draft.prompts[mode]) {
+  if (promptModes.includes(mode) && draft.prompts[mode]) {
     form.elements.prompt.value = draft.prompts[mode];
     form.elements.prompt.dispatchEvent(new Event("input", { bubbles: true }));
   }

@@ -13,6 +13,7 @@ import { CARD_SIZES, TaskGrid } from "./grid.js";
 import { guideKnowsRuns, initGuide } from "./guide.js";
 import { LANGUAGES, language, setLanguage, t, translate, pickLanguage } from "./i18n.js";
 import { initProfilePanel, readProfile, retranslateProfile } from "./profile.js";
+import { loadRules } from "./rules.js";
 import { initRunPanel, showHistory } from "./runpanel.js";
 import { initSavePanel, openSave, translateSavePanel } from "./savepanel.js";
 import { initSelection } from "./selection.js";
@@ -570,6 +571,7 @@ async function main() {
   onConnection(setOnline);
   onAccess((allowed) => ($("access-banner").hidden = allowed)); // a new start made a new token
   fetchJSON("/api/health").then((health) => ($("version").textContent = health.version)).catch(() => {});
+  await loadRules(); // the bounds of the inputs built below
   const settings = await initProfilePanel();
   initGuide(settings);
   await initSavePanel(settings ? settings.save : {}, () => state.tasks.values());

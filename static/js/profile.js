@@ -4,6 +4,7 @@
 import { fetchJSON, urls } from "./api.js";
 import { t } from "./i18n.js";
 import { PresetPicker } from "./presets.js";
+import { bound } from "./rules.js";
 import { readPrices, writePrices } from "./spend.js";
 import { $, attempt, confirmed, toast } from "./ui.js";
 
@@ -65,7 +66,7 @@ function poolRow(entry = {}) {
   const key = input("api_key", "password", "key_pool_key", { autocomplete: "new-password" });
   if (entry.api_key) key.placeholder = t("key_pool_stored", { mask: entry.api_key });
   const url = input("api_url", "text", "key_pool_url", { value: entry.api_url || "" });
-  const concurrency = input("concurrency", "number", "key_pool_concurrency", { min: 1, max: 64, value: entry.concurrency ?? "" });
+  const concurrency = bound(input("concurrency", "number", "key_pool_concurrency", { value: entry.concurrency ?? "" }), "profile.concurrency");
   const remove = Object.assign(document.createElement("button"), { type: "button", className: "small danger", textContent: "✕" });
   remove.title = t("key_pool_remove");
   remove.addEventListener("click", () => {

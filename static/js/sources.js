@@ -5,7 +5,6 @@
 import { t } from "./i18n.js";
 import { $ } from "./ui.js";
 
-export const MODES = ["edit", "generate", "table"];
 const PLACEHOLDER = /\{([\p{L}\p{N}_]+)\}/gu; // the server's \w: {动物} is a name too
 const SHOWN = 12; // names listed before "… and N more"
 
