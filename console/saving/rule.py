@@ -125,8 +125,9 @@ class SaveRule:
 
     @staticmethod
     def limits() -> dict[str, Any]:
-        """Return the bounds of the rule's number fields, as the page's inputs take them."""
-        return {"aspect_tolerance": ASPECT_TOLERANCE.as_json()}
+        """Return the bounds of the rule's number fields and its groups of layouts, as the page's form uses them."""
+        return {"aspect_tolerance": ASPECT_TOLERANCE.as_json(), "layouts": list(LAYOUTS),
+                "pair_layouts": list(PAIR_LAYOUTS), "trainer_layouts": list(TRAINER_LAYOUTS)}
 
     @classmethod
     def check_kept(cls, data: Any) -> None:

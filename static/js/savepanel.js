@@ -5,6 +5,7 @@
 import { fetchJSON, urls } from "./api.js";
 import { t } from "./i18n.js";
 import { PresetPicker } from "./presets.js";
+import { rule as served } from "./rules.js";
 import { entryDetail, groupByFolder, groupByReason, isRefused, progressLine, repairedLine, reportCounts } from "./report.js";
 import { $, attempt, fillSelect, toast } from "./ui.js";
 
@@ -51,16 +52,18 @@ function writeRule(rule) {
 
 // Fields a layout or another choice makes the server ignore: [field, test(rule), reason key]. A disabled
 // field shows why, so that nothing in the drawer looks used when it is not.
-const PAIRED = ["aitoolkit_edit", "aitoolkit_multi", "musubi", "fal_start_end", "civitai_edit", "flat_pairs"];
+// The layout groups are the server's (GET /api/rules): pairs, and trainers (which also use a dataset name).
+const paired = (layout) => (served("save.pair_layouts") || []).includes(layout);
+const trainer = (layout) => (served("save.trainer_layouts") || []).includes(layout);
 const IGNORED = [
-  ["name", (r) => r.layout === "flat" || r.layout === "flat_pairs", "ignored_name"],
-  ["sequential", (r) => !PAIRED.includes(r.layout), "ignored_sequential"],
-  ["template", (r) => PAIRED.includes(r.layout) && r.sequential, "ignored_template"],
-  ["role_swap", (r) => !PAIRED.includes(r.layout), "ignored_pairs_only"],
-  ["conform", (r) => !PAIRED.includes(r.layout), "ignored_pairs_only"],
-  ["aspect_tolerance", (r) => !PAIRED.includes(r.layout) || ["pad", "crop", "resize"].includes(r.conform), "ignored_tolerance"],
+  ["name", (r) => !trainer(r.layout), "ignored_name"],
+  ["sequential", (r) => !paired(r.layout), "ignored_sequential"],
+  ["template", (r) => paired(r.layout) && r.sequential, "ignored_template"],
+  ["role_swap", (r) => !paired(r.layout), "ignored_pairs_only"],
+  ["conform", (r) => !paired(r.layout), "ignored_pairs_only"],
+  ["aspect_tolerance", (r) => !paired(r.layout) || ["pad", "crop", "resize"].includes(r.conform), "ignored_tolerance"],
   ["caption_template", (r) => r.caption !== "template", "ignored_caption_template"],
-  ["trigger", (r) => r.caption === "none" || (r.caption === "" && !PAIRED.slice(0, 5).includes(r.layout)), "ignored_trigger"],
+  ["trigger", (r) => r.caption === "none" || (r.caption === "" && !trainer(r.layout)), "ignored_trigger"],
 ];
 
 /** Disable each field the current rule ignores and say why next to it (data-testid="ignored-<field>"). */
@@ -98,7 +101,7 @@ function targetResults() {
 /** Say so when results have captions of their own but the rule writes no caption files. */
 function showCaptionNote(rule) {
   const note = $("save-caption-note");
-  const off = rule.caption === "none" || (rule.caption === "" && !PAIRED.slice(0, 5).includes(rule.layout));
+  const off = rule.caption === "none" || (rule.caption === "" && !trainer(rule.layout));
   const own = off && target ? targetResults().filter((r) => r.caption).length : 0;
   note.hidden = !own;
   note.textContent = own ? t("save_caption_note", { count: own }) : "";
