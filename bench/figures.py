@@ -477,11 +477,11 @@ def _selection_run(data_dir: Path, tasks: int) -> str:
                               [(f"img{i:05d}.png", f"/in/img{i:05d}.png") for i in range(tasks)])
     db, now = store._db(), time.time()
     db.execute("BEGIN")
-    for i, task in enumerate(store.tasks_since(run_id)["tasks"]):
+    for i, task in enumerate(store.tasks_since(run_id).tasks):
         db.executemany("INSERT INTO results (id, task_id, sha256, format, width, height, bytes, origin, created_at) "
                        "VALUES (?, ?, ?, 'png', 8, 8, 100, 'b64', ?)",
-                       [(f"i{i}x{k}", task["id"], f"{i:060d}{k:04d}", now + k) for k in range(2 if i % 3 else 0)])
-        db.execute("UPDATE tasks SET status = ?, finished_at = ? WHERE id = ?", ("done" if i % 2 else "failed", now, task["id"]))
+                       [(f"i{i}x{k}", task.id, f"{i:060d}{k:04d}", now + k) for k in range(2 if i % 3 else 0)])
+        db.execute("UPDATE tasks SET status = ?, finished_at = ? WHERE id = ?", ("done" if i % 2 else "failed", now, task.id))
     db.execute("COMMIT")
     store.close()
     return run_id

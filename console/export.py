@@ -10,24 +10,13 @@ from typing import IO, Any
 
 from .cache import ImageCache
 from .imaging import EXTENSION
+from .records import ResultRecord, TaskRecord
 from .store import Store
 
-PAGE = 1000
 NAME_MAX = 255  # bytes in a file name on Linux file systems, and in a ZIP entry's part that unzip can create
 NAME_ROOM = 32  # bytes added to a stem: _end, _start4, _12-3, -99999, .jpeg, .txt …
 SKIPPED = "skipped.txt"  # in the ZIP when some results could not be put in it
 _MARK = 9  # "~" and 8 hex digits of the whole stem's hash
-
-
-def iter_tasks(store: Store, run_id: str):
-    """Yield every task of a run with its results, a page at a time (memory stays flat)."""
-    offset = 0
-    while True:
-        page = store.tasks_since(run_id, offset=offset, limit=PAGE)["tasks"]
-        yield from page
-        if len(page) < PAGE:
-            return
-        offset += PAGE
 
 
 def write_zip(store: Store, cache: ImageCache, run_id: str, only_selected: bool, target: IO[bytes]) -> int:
@@ -41,18 +30,18 @@ def write_zip(store: Store, cache: ImageCache, run_id: str, only_selected: bool,
     skipped: list[str] = []
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as archive:
         manifest: list[str] = []
-        for task in iter_tasks(store, run_id):
-            results = [r for r in task["results"] if r["selected"] or not only_selected]
+        for task in store.iter_tasks(run_id):
+            results = [r for r in task.results if r.selected or not only_selected]
             for number, result in enumerate(results, start=1):
                 try:
-                    data = cache.read_checked(result["sha256"], result["format"])
+                    data = cache.read_checked(result.sha256, result.format)
                 except (FileNotFoundError, ValueError) as exc:  # DamagedImage is a ValueError
                     reason = "missing from the cache" if isinstance(exc, FileNotFoundError) else str(exc)
                     row = {**_manifest_row(task, result, None), "skipped": reason}
                     manifest.append(json.dumps(row, ensure_ascii=False))
-                    skipped.append(f"{task['source_name']} (result {result['id']}): {reason}")
+                    skipped.append(f"{task.source_name} (result {result.id}): {reason}")
                     continue
-                name = entry_name(task["source_name"], number, result["format"], names)
+                name = entry_name(task.source_name, number, result.format, names)
                 archive.writestr(name, data)
                 manifest.append(json.dumps(_manifest_row(task, result, name), ensure_ascii=False))
                 count += 1
@@ -98,8 +87,8 @@ def _size(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
-def _manifest_row(task: dict[str, Any], result: dict[str, Any], name: str | None) -> dict[str, Any]:
-    return {"file": name, "source_name": task["source_name"], "source_path": task["source_path"],
-            "prompt": task["prompt"], "result_id": result["id"], "sha256": result["sha256"],
-            "width": result["width"], "height": result["height"], "selected": result["selected"],
-            "caption": result.get("caption"), "answer_text": result.get("answer_text")}
+def _manifest_row(task: TaskRecord, result: ResultRecord, name: str | None) -> dict[str, Any]:
+    return {"file": name, "source_name": task.source_name, "source_path": task.source_path,
+            "prompt": task.prompt, "result_id": result.id, "sha256": result.sha256,
+            "width": result.width, "height": result.height, "selected": result.selected,
+            "caption": result.caption, "answer_text": result.answer_text}

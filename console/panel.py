@@ -158,8 +158,8 @@ def collect(app: Any, url: str, started: float, events: EventBuffer | None = Non
     store, engine = app.extensions["console.store"], app.extensions["console.engine"]
     ids = sorted(store.run_ids(), key=lambda run_id: not engine.is_running(run_id))[:RUNS_SHOWN]
     runs = [run for run in map(store.run, ids) if run is not None]  # progress only for those shown
-    lines = tuple(RunLine(run["id"], run["prompt"].replace("\n", " ")[:60], engine.is_running(run["id"]),
-                          run["progress"], engine.cooling(run["id"]), tuple(engine.keys(run["id"])), run.get("spend"))
+    lines = tuple(RunLine(run.id, run.prompt.replace("\n", " ")[:60], engine.is_running(run.id),
+                          run.progress, engine.cooling(run.id), tuple(engine.keys(run.id)), run.spend)
                   for run in runs)
     return Snapshot(__version__, url, str(app.extensions["console.settings"].data_dir), time.time() - started, lines,
                     tuple(events.lines) if events else ())

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
+from .records import ResultRecord, RunRecord, TaskPage, TaskRecord
 from .schema import MIGRATIONS
 from .store_budget import BudgetQueries
 from .store_caption_calls import CaptionCallQueries
 from .store_captions import CaptionQueries
 from .store_compare import CompareQueries
-from .store_flags import FlagQueries, shown_flags
+from .store_flags import FlagQueries, flag_names
 from .store_history import HistoryQueries
 from .store_pilot import PilotQueries
 from .store_progress import STATUSES, ProgressQueries
@@ -207,7 +208,7 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
             )
         return run_id
 
-    def runs(self) -> list[dict[str, Any]]:
+    def runs(self) -> list[RunRecord]:
         """Return every run, newest first, with its progress."""
         rows = self._db().execute("SELECT * FROM runs ORDER BY created_at DESC").fetchall()
         return [self._run(row) for row in rows]
@@ -220,22 +221,22 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
         """Return every run's input path (cheap: no progress counted)."""
         return [row[0] for row in self._db().execute("SELECT input_path FROM runs")]
 
-    def run(self, run_id: str) -> dict[str, Any] | None:
+    def run(self, run_id: str) -> RunRecord | None:
         """Return one run with its progress, or None."""
         row = self._db().execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         return self._run(row) if row else None
 
-    def _run(self, row: sqlite3.Row) -> dict[str, Any]:
+    def _run(self, row: sqlite3.Row) -> RunRecord:
         profile = json.loads(row["profile"])
-        return {
-            "id": row["id"], "created_at": row["created_at"], "input_path": row["input_path"],
-            "recursive": bool(row["recursive"]), "prompt": row["prompt"], "task_count": row["task_count"],
-            "mode": row["mode"], "spec": json.loads(row["spec"]) if row["spec"] else None,
-            "model": profile.get("model", ""), "api_url": profile.get("api_url", ""),
-            "concurrency": profile.get("concurrency", 1), "progress": self.progress(row["id"]),
-            "selected": self.selected_count(row["id"]), "spend": self.run_spend(row["id"], currency_of(profile)),
-            "budget": row["budget"],
-        }
+        return RunRecord(
+            id=row["id"], created_at=row["created_at"], input_path=row["input_path"],
+            recursive=bool(row["recursive"]), prompt=row["prompt"], task_count=row["task_count"],
+            mode=row["mode"], spec=json.loads(row["spec"]) if row["spec"] else None,
+            model=profile.get("model", ""), api_url=profile.get("api_url", ""),
+            concurrency=profile.get("concurrency", 1), progress=self.progress(row["id"]),
+            selected=self.selected_count(row["id"]), spend=self.run_spend(row["id"], currency_of(profile)),
+            budget=row["budget"],
+        )
 
     def run_profile(self, run_id: str) -> dict[str, Any]:
         """Return the profile a run was started with (API key included: engine use only)."""
@@ -266,7 +267,7 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
     # -- tasks ------------------------------------------------------------------------------
 
     def tasks_since(self, run_id: str, since: int = 0, status: str | None = None, q: str | None = None,
-                    offset: int = 0, limit: int | None = None, flag: str | None = None) -> dict[str, Any]:
+                    offset: int = 0, limit: int | None = None, flag: str | None = None) -> TaskPage:
         """Return the tasks of a run changed after revision `since` (all when 0), filtered and paged."""
         db = self._db()
         rev = self.rev()  # read first: a change racing this query is sent again next time, never lost
@@ -277,25 +278,37 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
         page = f" LIMIT {int(limit)} OFFSET {int(offset)}" if limit is not None else (f" LIMIT -1 OFFSET {int(offset)}" if offset else "")
         rows = db.execute(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE {clause} ORDER BY idx{page}", args).fetchall()
         removed = [row[0] for row in db.execute("SELECT task_id FROM removed WHERE run_id = ? AND rev > ?", (run_id, since))] if since else []
-        tasks = self.add_task_spend(run_id, self._with_results(rows))
-        return {"rev": rev, "total": total, "tasks": tasks, "removed": removed}
+        return TaskPage(rev, total, self._tasks(rows, spend_of_run=run_id), removed)
 
-    def task(self, task_id: str, *, results: bool = True) -> dict[str, Any] | None:
-        """Return one task with its results (an empty list with `results` False), or None."""
+    def iter_tasks(self, run_id: str, page: int = 1000) -> Iterator[TaskRecord]:
+        """Yield every task of a run with its results, `page` at a time (memory stays flat)."""
+        offset = 0
+        while True:
+            tasks = self.tasks_since(run_id, offset=offset, limit=page).tasks
+            yield from tasks
+            if len(tasks) < page:
+                return
+            offset += page
+
+    def task(self, task_id: str, *, results: bool = True, spend: bool = False) -> TaskRecord | None:
+        """Return one task with its results (none with `results` False) and, if asked, its spend; or None."""
         row = self._db().execute(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
         if row is None:
             return None
-        return self._with_results([row])[0] if results else _task(row)
+        if not results:
+            return _task(row, ())
+        return self._tasks([row], spend_of_run=row["run_id"] if spend else None)[0]
 
-    def _with_results(self, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
-        tasks = [_task(row) for row in rows]
-        by_id = {task["id"]: task for task in tasks}
-        for chunk in chunks(list(by_id), 500):
+    def _tasks(self, rows: list[sqlite3.Row], spend_of_run: str | None = None) -> list[TaskRecord]:
+        """Return the tasks of these rows with their results, and their spend when given their run."""
+        results: dict[str, list[ResultRecord]] = {row["id"]: [] for row in rows}
+        for chunk in chunks(list(results), 500):
             marks = ",".join("?" * len(chunk))
             for row in self._db().execute(
                     f"SELECT {_RESULT_COLUMNS} FROM results WHERE task_id IN ({marks}) ORDER BY created_at, rowid", chunk):
-                by_id[row["task_id"]]["results"].append(_result(row))
-        return tasks
+                results[row["task_id"]].append(_result(row))
+        spends = self.task_spends(spend_of_run, list(results)) if spend_of_run is not None else {}
+        return [_task(row, tuple(results[row["id"]]), spends.get(row["id"])) for row in rows]
 
     def task_ids(self, run_id: str, statuses: Iterable[str]) -> list[str]:
         """Return the ids of a run's tasks in these statuses, in source order."""
@@ -428,10 +441,10 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
             db.execute("UPDATE tasks SET rev = ? WHERE id = ?", (self._bump(db), task_id))
         return [(r[0], r[1]) for r in freed]
 
-    def result(self, result_id: str) -> dict[str, Any] | None:
-        """Return one result (with its task id), or None."""
+    def result(self, result_id: str) -> ResultRecord | None:
+        """Return one result, or None."""
         row = self._db().execute(f"SELECT {_RESULT_COLUMNS} FROM results WHERE id = ?", (result_id,)).fetchone()
-        return {**_result(row), "task_id": row["task_id"]} if row else None
+        return _result(row) if row else None
 
     def delete_result(self, result_id: str) -> tuple[str, str] | None:
         """Delete a result; return its (sha256, format), or None if unknown."""
@@ -465,21 +478,17 @@ class _Holder:
             pass
 
 
-def _task(row: sqlite3.Row) -> dict[str, Any]:
-    task = dict(row)
-    task["index"] = task.pop("idx")
-    refs, overrides, parent = task.pop("refs"), task.pop("overrides"), task.pop("parent")
-    task["references"] = json.loads(refs) if refs else []
-    task["overrides"] = json.loads(overrides) if overrides else {}
-    task["parent"] = json.loads(parent) if parent else None
-    task["results"] = []
-    return task
+def _task(row: sqlite3.Row, results: tuple[ResultRecord, ...], spend: dict[str, Any] | None = None) -> TaskRecord:
+    (task_id, run_id, index, source_name, source_path, prompt, status, attempts, http_status, error, warning, rev,
+     refs, output_name, overrides, parent) = row
+    return TaskRecord(task_id, run_id, index, source_name, source_path, prompt, status, attempts, http_status, error,
+                      warning, rev, output_name, tuple(json.loads(refs)) if refs else (),
+                      json.loads(overrides) if overrides else {}, json.loads(parent) if parent else None, results, spend)
 
 
-def _result(row: sqlite3.Row) -> dict[str, Any]:
-    result = {key: row[key] for key in ("id", "width", "height", "format", "sha256", "bytes", "origin", "prompt", "caption",
-                                        "answer_text")}
-    result["selected"] = bool(row["selected"])
-    result["saved"] = bool(row["saved"])
-    result.update(shown_flags(row["flags"]))
-    return result
+def _result(row: sqlite3.Row) -> ResultRecord:
+    (result_id, task_id, sha256, fmt, width, height, size, origin, selected, prompt, flags, caption, answer_text,
+     saved) = row
+    reasons = json.loads(flags) if flags else {}
+    return ResultRecord(result_id, task_id, width, height, fmt, sha256, size, origin, prompt, caption, answer_text,
+                        bool(selected), bool(saved), flag_names(reasons), reasons, flags is not None)

@@ -12,6 +12,8 @@ import json
 import time
 from typing import Any, Mapping
 
+from .records import ScopedResult
+
 CAPTION_KIND = "caption"
 CAPTION_LOG_HEADING = "--- caption call (job {job}) ---"
 
@@ -19,15 +21,14 @@ CAPTION_LOG_HEADING = "--- caption call (job {job}) ---"
 class CaptionCallQueries:
     """Store methods of the calls captioning jobs make."""
 
-    def caption_scope(self, run_id: str, only_selected: bool = False) -> list[dict[str, Any]]:
+    def caption_scope(self, run_id: str, only_selected: bool = False) -> list[ScopedResult]:
         """Return a run's results (or its selected ones) with their caption and their task's source, in run order."""
         selected = " AND r.selected = 1" if only_selected else ""
         rows = self._db().execute(
             "SELECT r.id, r.task_id, r.sha256, r.format, r.caption, t.source_name, t.source_path FROM results r "
             f"JOIN tasks t ON t.id = r.task_id WHERE t.run_id = ?{selected} ORDER BY t.idx, r.created_at, r.rowid",
             (run_id,)).fetchall()
-        return [{"id": row[0], "task_id": row[1], "sha256": row[2], "format": row[3], "caption": row[4],
-                 "source_name": row[5], "source_path": row[6]} for row in rows]
+        return [ScopedResult(*row) for row in rows]
 
     def add_caption_attempt(self, task_id: str, number: int, profile: Mapping[str, Any]) -> int | None:
         """Record one captioning call of a task's result; return its attempt id (None: the task is gone)."""

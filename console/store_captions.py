@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .fields import kib
+from .records import ResultRecord
 
 CAPTION_MAX_BYTES = 8192  # of UTF-8, after trimming: far above any trainer's token limit
 CHANGES_SHOWN = 20  # of a find and replace's changes, in source order
@@ -53,7 +54,7 @@ class CaptionQueries:
     """Store methods of results' captions."""
 
     def edit_result(self, result_id: str, *, selected: bool | None = None,
-                    caption: Any = _UNSET) -> dict[str, Any] | None:
+                    caption: Any = _UNSET) -> ResultRecord | None:
         """Set a result's selection and/or its own caption (already cleaned) at once; return it, or None if unknown."""
         with self._tx() as db:
             row = db.execute("SELECT task_id FROM results WHERE id = ?", (result_id,)).fetchone()

@@ -9,7 +9,9 @@ Mixed into Store: it uses the store's connections and revision counter.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
+
+from .records import UncheckedResult
 
 FLAG_NAMES = ("unchanged", "unrelated", "blank", "off_size", "near_duplicate")
 FLAG_FILTERS = (*FLAG_NAMES, "any")
@@ -24,23 +26,21 @@ def flag_condition(flag: str, alias: str = "r") -> str:
     return f"json_extract({alias}.flags, '$.{flag}') IS NOT NULL"
 
 
-def shown_flags(raw: str | None) -> dict[str, Any]:
-    """Return a result's flag fields as answers show them: `flags`, `flag_reasons`, `flags_checked`."""
-    reasons = json.loads(raw) if raw else {}
-    return {"flags": [name for name in FLAG_NAMES if name in reasons], "flag_reasons": reasons,
-            "flags_checked": raw is not None}
+def flag_names(reasons: dict[str, str]) -> tuple[str, ...]:
+    """Return the names of the flags these reasons give, in the order the page lists them."""
+    return tuple(name for name in FLAG_NAMES if name in reasons) if reasons else ()
 
 
 class FlagQueries:
     """Store methods of the review flags (see the module docstring)."""
 
-    def unchecked_results(self, run_id: str, limit: int = 64) -> list[dict[str, Any]]:
+    def unchecked_results(self, run_id: str, limit: int = 64) -> list[UncheckedResult]:
         """Return up to `limit` results of a run not looked at yet, oldest first, with what judging them needs."""
         rows = self._db().execute(
             "SELECT r.id, r.task_id, r.sha256, r.format, t.idx, t.source_name, t.source_path, t.overrides FROM results r "
             "JOIN tasks t ON t.id = r.task_id WHERE t.run_id = ? AND r.flags IS NULL "
             "ORDER BY r.created_at, r.rowid LIMIT ?", (run_id, limit))
-        return [dict(row) for row in rows]
+        return [UncheckedResult(*row[:7], json.loads(row[7]) if row[7] else {}) for row in rows]
 
     def record_flags(self, looked: Sequence[tuple[str, dict[str, str], bytes | None]],
                      duplicates: Sequence[tuple[str, str]] = ()) -> None:

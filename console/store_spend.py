@@ -68,23 +68,20 @@ class SpendQueries:
                          (run_id,)).fetchone()
         return spend_of(row, currency)
 
-    def add_task_spend(self, run_id: str, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Give each task of a run its own `spend`; return the tasks."""
-        if not tasks:
-            return tasks
+    def task_spends(self, run_id: str, task_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Return the spend of each of these tasks of a run, by task id."""
+        if not task_ids:
+            return {}
         row = self._db().execute("SELECT profile FROM runs WHERE id = ?", (run_id,)).fetchone()
         currency = currency_of(json.loads(row[0])) if row else CURRENCY_DEFAULT
-        by_id = {task["id"]: task for task in tasks}
-        ids = list(by_id)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
+        spends = {}
+        for start in range(0, len(task_ids), 500):
+            chunk = task_ids[start:start + 500]
             marks = ",".join("?" * len(chunk))
             for task_id, *sums in self._db().execute(
                     f"SELECT a.task_id, {_SUMS} FROM attempts a WHERE a.task_id IN ({marks}) GROUP BY a.task_id", chunk):
-                by_id[task_id]["spend"] = spend_of(sums, currency)
-        for task in tasks:
-            task.setdefault("spend", spend_of((0, 0, 0, 0, 0, None, 0), currency))
-        return tasks
+                spends[task_id] = spend_of(sums, currency)
+        return {task_id: spends.get(task_id) or spend_of((0, 0, 0, 0, 0, None, 0), currency) for task_id in task_ids}
 
     def daily_spend(self, days: int, today: date | None = None) -> dict[str, Any]:
         """Return the spend of the last `days` local days (today included), per day and per profile.

@@ -57,7 +57,7 @@ def seed(app, results: list[bytes | list[bytes]], sources: list[str] | None = No
                 fmt, width, height = opened.format.lower(), opened.width, opened.height
             stored.append(NewResult(cache.put(data, fmt), fmt, width, height, len(data), "inline"))
         store.finish_task(task_id, "done", results=stored)
-        ids.extend(result["id"] for result in store.task(task_id)["results"])
+        ids.extend(result.id for result in store.task(task_id).results)
     return run_id, ids
 
 

@@ -378,8 +378,8 @@ def test_a_replace_over_10000_captions_is_one_quick_write(tmp_path):
     answer = store.replace_captions(run_id, replacement)
     apply_ms = (time.perf_counter() - began) * 1000
     assert preview["changed"] == answer["changed"] == 10_000 and store.rev() == rev + 1
-    assert store.tasks_since(run_id, since=rev)["total"] == 10_000
-    first = store.tasks_since(run_id, limit=1)["tasks"][0]["results"][0]
-    assert first["caption"] == "photo of a blue car number 0, studio light"
+    assert store.tasks_since(run_id, since=rev).total == 10_000
+    first = store.tasks_since(run_id, limit=1).tasks[0].results[0]
+    assert first.caption == "photo of a blue car number 0, studio light"
     record("caption_replace", captions=10_000, preview_ms=round(preview_ms, 1), apply_ms=round(apply_ms, 1))
     store.close()

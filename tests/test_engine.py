@@ -18,7 +18,7 @@ def wait_idle(engine: Engine, run_id: str) -> dict:
 
 
 def statuses(engine: Engine, run_id: str) -> dict[str, str]:
-    return {t["source_name"]: t["status"] for t in engine.store.tasks_since(run_id)["tasks"]}
+    return {t.source_name: t.status for t in engine.store.tasks_since(run_id).tasks}
 
 
 # -- the limiter ---------------------------------------------------------------------------------
@@ -56,8 +56,8 @@ def test_a_run_completes_and_records_each_attempt_in_order(engine, fake, tmp_pat
                                                                           max_retries=2))
     assert count == 3
     assert wait_idle(engine, run_id)["done"] == 3
-    tasks = engine.store.tasks_since(run_id)["tasks"]
-    assert sorted(t["attempts"] for t in tasks) == [1, 1, 2]  # the segment fails once for the whole run
+    tasks = engine.store.tasks_since(run_id).tasks
+    assert sorted(t.attempts for t in tasks) == [1, 1, 2]  # the segment fails once for the whole run
 
 
 def test_live_concurrency_and_stop(engine, fake, tmp_path):
@@ -79,9 +79,9 @@ def test_tasks_prepared_ahead_are_not_started_until_a_slot_frees(engine, fake, t
     run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 6)), False, "edit",
                                   api(fake, "stall", concurrency=1))
     wait_for(lambda: fake.in_flight == 1)
-    tasks = engine.store.tasks_since(run_id)["tasks"]
-    assert sorted(t["status"] for t in tasks) == ["pending"] * 5 + ["running"]
-    assert sum(t["attempts"] for t in tasks) == 1  # look-ahead reads sources, it calls nobody
+    tasks = engine.store.tasks_since(run_id).tasks
+    assert sorted(t.status for t in tasks) == ["pending"] * 5 + ["running"]
+    assert sum(t.attempts for t in tasks) == 1  # look-ahead reads sources, it calls nobody
     assert engine.stop_run(run_id) == 6
     assert set(statuses(engine, run_id).values()) == {"stopped"}  # prepared ones included
 
@@ -107,11 +107,11 @@ def test_resume_with_overrides_finishes_a_stopped_run(engine, fake, tmp_path):
 def test_retry_failed_and_one_task(engine, fake, tmp_path):
     run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 2)), False, "edit", api(fake, "err_401_g16"))
     assert wait_idle(engine, run_id)["failed"] == 2
-    task = engine.store.tasks_since(run_id)["tasks"][0]
-    assert task["http_status"] == 401 and "Invalid authentication token" in task["error"]
+    task = engine.store.tasks_since(run_id).tasks[0]
+    assert task.http_status == 401 and "Invalid authentication token" in task.error
     assert engine.retry_failed(run_id, api(fake, "g3_stream_dataurl")) == 2
     assert wait_idle(engine, run_id)["done"] == 2
-    engine.retry_task(task["id"], keep_results=False)
+    engine.retry_task(task.id, keep_results=False)
     assert wait_idle(engine, run_id)["done"] == 2
     with pytest.raises(NotFound):
         engine.retry_task("no-such-task")
@@ -122,7 +122,7 @@ def test_retry_failed_and_one_task(engine, fake, tmp_path):
 def test_a_running_task_cannot_be_retried(engine, fake, tmp_path):
     run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 1)), False, "edit", api(fake, "stall"))
     wait_for(lambda: fake.in_flight == 1)
-    task_id = engine.store.tasks_since(run_id)["tasks"][0]["id"]
+    task_id = engine.store.tasks_since(run_id).tasks[0].id
     with pytest.raises(Conflict):
         engine.retry_task(task_id)
     engine.stop_all()
@@ -131,7 +131,7 @@ def test_a_running_task_cannot_be_retried(engine, fake, tmp_path):
 def test_delete_cancels_and_frees(engine, fake, tmp_path):
     run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 2)), False, "edit", api(fake, "stall"))
     wait_for(lambda: fake.in_flight == 2)
-    task_id = engine.store.tasks_since(run_id)["tasks"][0]["id"]
+    task_id = engine.store.tasks_since(run_id).tasks[0].id
     engine.delete_task(task_id)
     assert engine.store.task(task_id) is None
     engine.delete_run(run_id)
@@ -161,8 +161,8 @@ def test_start_turns_tasks_a_crash_left_running_or_pending_into_stopped(parts, t
     engine = Engine(store, cache, settings, configs)
     engine.start()
     try:
-        tasks = store.tasks_since(run_id)["tasks"]
-        assert {(t["status"], t["error"]) for t in tasks} == {("stopped", "interrupted")}
+        tasks = store.tasks_since(run_id).tasks
+        assert {(t.status, t.error) for t in tasks} == {("stopped", "interrupted")}
         assert not engine.is_running(run_id)
     finally:
         engine.close()
@@ -206,10 +206,10 @@ def test_attempts_count_upstream_calls_only(engine, fake, tmp_path):
     run_id, _ = engine.create_run(str(folder), False, "edit", api(fake, "fail_then_ok.status=502.times=2",
                                                                   max_retries=3))
     wait_idle(engine, run_id)
-    tasks = {t["source_name"]: t for t in engine.store.tasks_since(run_id)["tasks"]}
-    assert tasks["broken.png"]["status"] == "failed" and tasks["broken.png"]["attempts"] == 0
-    assert "not a usable image" in tasks["broken.png"]["error"]
-    assert tasks["img1.png"]["status"] == "done" and tasks["img1.png"]["attempts"] == 3
+    tasks = {t.source_name: t for t in engine.store.tasks_since(run_id).tasks}
+    assert tasks["broken.png"].status == "failed" and tasks["broken.png"].attempts == 0
+    assert "not a usable image" in tasks["broken.png"].error
+    assert tasks["img1.png"].status == "done" and tasks["img1.png"].attempts == 3
     assert len(fake.requests) == 3  # the broken source never went out
 
 
@@ -225,10 +225,10 @@ def test_a_third_of_calls_rate_limited_and_quota_gone_at_200_pauses_the_run_and_
     progress = engine.store.progress(run_id)
     assert progress["failed"] == 0  # not one task failed for a rate limit
     assert 200 <= progress["done"] < 300 and progress["done"] + progress["stopped"] == 300
-    stopped = [t for t in engine.store.tasks_since(run_id)["tasks"] if t["status"] == "stopped"]
-    assert {t["error"] for t in stopped} == {
+    stopped = [t for t in engine.store.tasks_since(run_id).tasks if t.status == "stopped"]
+    assert {t.error for t in stopped} == {
         "paused: 429 from the gateway (upstream_quota_exhausted); resume when the quota is back"}
-    assert engine.cooling(run_id) == {"paused": stopped[0]["error"], "reason": stopped[0]["error"]}
+    assert engine.cooling(run_id) == {"paused": stopped[0].error, "reason": stopped[0].error}
     assert engine.resume(run_id, api(fake, "ratelimited.every=3.retry_after=0.05", concurrency=16)) == len(stopped)
     wait_for(lambda: not engine.is_running(run_id), timeout=60)
     assert engine.store.progress(run_id)["done"] == 300 and engine.cooling(run_id) is None
@@ -249,20 +249,20 @@ def test_tasks_fail_for_rate_limits_only_after_the_profiles_patience(engine, fak
     run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 2)), False, "edit",
                                   api(fake, "ratelimited.every=1.retry_after=0.1", concurrency=2, rate_limit_wait_s=0.5))
     wait_for(lambda: not engine.is_running(run_id), timeout=30)
-    tasks = engine.store.tasks_since(run_id)["tasks"]
-    assert {t["status"] for t in tasks} == {"failed"}
-    assert all(t["error"].startswith("rate limited for longer than 0.5s without a call getting through; last: HTTP 429")
+    tasks = engine.store.tasks_since(run_id).tasks
+    assert {t.status for t in tasks} == {"failed"}
+    assert all(t.error.startswith("rate limited for longer than 0.5s without a call getting through; last: HTTP 429")
                for t in tasks)
-    assert all(t["attempts"] > 1 for t in tasks)
+    assert all(t.attempts > 1 for t in tasks)
 
 
 def test_a_task_re_prompted_while_prepared_is_sent_with_its_new_prompt(engine, fake, tmp_path):
     run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 3)), False, "old prompt",
                                   api(fake, "latency.s=1", concurrency=1))
     wait_for(lambda: fake.in_flight == 1)  # the other two are prepared with the old prompt
-    last = engine.store.tasks_since(run_id)["tasks"][-1]
-    assert last["status"] == "pending"
-    engine.retry_task(last["id"], prompt="new prompt")
+    last = engine.store.tasks_since(run_id).tasks[-1]
+    assert last.status == "pending"
+    engine.retry_task(last.id, prompt="new prompt")
     wait_for(lambda: not engine.is_running(run_id), timeout=20)
     prompts = [r.json["messages"][0]["content"][0]["text"] for r in fake.requests if r.method == "POST"]
     assert prompts == ["old prompt", "old prompt", "new prompt"]
@@ -337,9 +337,9 @@ def test_a_stop_keeps_answers_that_have_already_come_back(engine, fake, tmp_path
     held.set()  # the first image reaches the disk after the stop began
     stopping.join(20)
     assert stopped == [3]  # the queued tasks
-    tasks = engine.store.tasks_since(run_id)["tasks"]
-    assert sorted(t["status"] for t in tasks) == ["done", "done", "stopped", "stopped", "stopped"]
+    tasks = engine.store.tasks_since(run_id).tasks
+    assert sorted(t.status for t in tasks) == ["done", "done", "stopped", "stopped", "stopped"]
     for task in tasks:
-        if task["status"] == "done":
-            assert [engine.cache.path(r["sha256"], r["format"]).is_file() for r in task["results"]] == [True]
+        if task.status == "done":
+            assert [engine.cache.path(r.sha256, r.format).is_file() for r in task.results] == [True]
     assert _chat_calls(fake) == 2

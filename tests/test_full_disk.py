@@ -191,19 +191,19 @@ def test_a_held_answer_is_dropped_when_its_task_is_retried_with_a_new_prompt(sma
         deadline = time.monotonic() + 20
         while engine.is_running(run_id) and time.monotonic() < deadline:
             time.sleep(0.05)
-        tasks = {t["source_name"]: t for t in engine.store.tasks_since(run_id)["tasks"]}
-        assert tasks["img1.png"]["status"] == "stopped" and tasks["img2.png"]["status"] in ("stopped", "done")
-        assert engine.held.peek(tasks["img1.png"]["id"]) is not None
+        tasks = {t.source_name: t for t in engine.store.tasks_since(run_id).tasks}
+        assert tasks["img1.png"].status == "stopped" and tasks["img2.png"].status in ("stopped", "done")
+        assert engine.held.peek(tasks["img1.png"].id) is not None
 
         small_disk.free()
-        engine.retry_task(tasks["img1.png"]["id"], prompt="second prompt")  # a new prompt: a new call
+        engine.retry_task(tasks["img1.png"].id, prompt="second prompt")  # a new prompt: a new call
         engine.resume(run_id)  # img2's answer is stored without one
         deadline = time.monotonic() + 20
         while engine.is_running(run_id) and time.monotonic() < deadline:
             time.sleep(0.05)
-        tasks = {t["source_name"]: t for t in engine.store.tasks_since(run_id)["tasks"]}
-        assert {t["status"] for t in tasks.values()} == {"done"}
-        assert tasks["img1.png"]["attempts"] == 2 and tasks["img2.png"]["attempts"] == 1
+        tasks = {t.source_name: t for t in engine.store.tasks_since(run_id).tasks}
+        assert {t.status for t in tasks.values()} == {"done"}
+        assert tasks["img1.png"].attempts == 2 and tasks["img2.png"].attempts == 1
         assert engine.held.count(run_id) == 0 and engine.held.bytes == 0
         names = {digest_of(path): path.name for path in folder.iterdir()}
         paid = Counter(names[entry["digest"]] for entry in call_log(segment))

@@ -47,8 +47,8 @@ def _client_call(fake: FakeUpstream, api_url: str, settings=None, **fields) -> o
 # -- a router's cooldown hides a broken deployment (LiteLLM) ------------------------------------
 
 
-def _tasks(engine, run_id: str) -> list[dict]:
-    return engine.store.tasks_since(run_id)["tasks"]
+def _tasks(engine, run_id: str) -> list:
+    return engine.store.tasks_since(run_id).tasks
 
 
 def test_a_broken_deployment_behind_a_routers_cooldown_fails_its_tasks_with_the_real_error(engine, fake, tmp_path):
@@ -59,13 +59,13 @@ def test_a_broken_deployment_behind_a_routers_cooldown_fails_its_tasks_with_the_
     wait_for(lambda: not engine.is_running(run_id), timeout=40)  # not the 1800 s of a rate limit
     took = time.monotonic() - started
     tasks = _tasks(engine, run_id)
-    assert {task["status"] for task in tasks} == {"failed"}, [task["error"] for task in tasks]
-    assert all(task["error"].startswith("HTTP 500: litellm.InternalServerError") for task in tasks)
+    assert {task.status for task in tasks} == {"failed"}, [task.error for task in tasks]
+    assert all(task.error.startswith("HTTP 500: litellm.InternalServerError") for task in tasks)
     # At most one call more than the retries: the first two calls go out together, and the router's
     # refusal of the second can be read before the failure of the first that it echoes; that one
     # is a rate limit as far as anyone can tell, and its task goes back to the queue once.
-    assert all(task["http_status"] == 500 and task["attempts"] <= 4 for task in tasks), \
-        [(task["http_status"], task["attempts"]) for task in tasks]
+    assert all(task.http_status == 500 and task.attempts <= 4 for task in tasks), \
+        [(task.http_status, task.attempts) for task in tasks]
     assert engine.cooling(run_id) is None
     calls = len([r for r in fake.requests if r.method == "POST"])
     assert calls <= 4 * 3 + 1  # the one race above
@@ -79,8 +79,8 @@ def test_a_true_rate_limit_and_its_cooldown_still_hold_the_run_back_without_fail
     run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 4)), False, "edit", profile)
     wait_for(lambda: not engine.is_running(run_id), timeout=40)
     tasks = _tasks(engine, run_id)
-    assert {task["status"] for task in tasks} == {"done"}  # no retries allowed, yet no task failed: backpressure
-    assert sum(task["attempts"] for task in tasks) > 4  # the rate-limited ones went back to the queue
+    assert {task.status for task in tasks} == {"done"}  # no retries allowed, yet no task failed: backpressure
+    assert sum(task.attempts for task in tasks) > 4  # the rate-limited ones went back to the queue
 
 
 # -- a URL with a query string (Azure OpenAI's ?api-version=) -------------------------------------

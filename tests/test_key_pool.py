@@ -48,7 +48,7 @@ def test_a_key_answering_401_is_parked_and_the_run_finishes_on_the_other(engine,
     assert good["state"] == "ready" and good["calls"] == 12
     assert bad["state"] == "parked" and bad["errors"] == bad["calls"] == keys_used(fake)[BAD]
     assert bad["reason"].startswith("refused by the gateway: HTTP 401: Incorrect API key provided")
-    every_word = json.dumps([engine.keys(run_id), engine.store.tasks_since(run_id)])
+    every_word = json.dumps([engine.keys(run_id), engine.store.tasks_since(run_id).to_dict()])
     assert BAD not in every_word  # (the good key is in the fake's URL: its scenario checks for it)
 
 
@@ -60,7 +60,7 @@ def test_every_key_refused_pauses_the_run_and_a_fixed_profile_resumes_it(engine,
     assert progress["failed"] == 0 and progress["stopped"] == 10
     reason = engine.cooling(run_id)["paused"]
     assert reason.startswith("paused: every key is parked (key 1 ••••••••CCCC: refused by the gateway: HTTP 401")
-    assert {t["error"] for t in engine.store.tasks_since(run_id)["tasks"]} == {reason}
+    assert {t.error for t in engine.store.tasks_since(run_id).tasks} == {reason}
     assert engine.resume(run_id, pooled(fake, f"g3_stream_dataurl.key={GOOD}", "sk-also-revoked-0004",
                                         concurrency=2)) == 10
     assert finish(engine, run_id)["done"] == 10 and engine.cooling(run_id) is None

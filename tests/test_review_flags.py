@@ -222,18 +222,18 @@ def test_a_result_whose_file_is_gone_is_marked_looked_at_without_flags(app, clie
 def test_the_store_filters_counts_and_forgets_flags(tmp_path):
     store = Store(tmp_path / "x.db")
     run_id = store.create_run("/in", False, "p", {}, [("a.png", "/in/a.png"), ("b.png", "/in/b.png")])
-    tasks = store.tasks_since(run_id)["tasks"]
+    tasks = store.tasks_since(run_id).tasks
     for task, sha in zip(tasks, ("a" * 64, "b" * 64)):
-        store.finish_task(task["id"], "done", results=[NewResult(sha, "png", 8, 8, 10, "inline")])
-    first, second = (store.task(task["id"])["results"][0]["id"] for task in tasks)
-    assert [r["id"] for r in store.unchecked_results(run_id)] == [first, second]
+        store.finish_task(task.id, "done", results=[NewResult(sha, "png", 8, 8, 10, "inline")])
+    first, second = (store.task(task.id).results[0].id for task in tasks)
+    assert [r.id for r in store.unchecked_results(run_id)] == [first, second]
     store.record_flags([(first, {"blank": "one colour"}, None), (second, {}, b"m")])
     assert store.unchecked_results(run_id) == []
     store.record_flags([], [(second, "same as #1"), (second, "again")])  # the first reason found stays
     assert store.flag_counts(run_id) == {"unchanged": 0, "unrelated": 0, "blank": 1, "off_size": 0,
                                          "near_duplicate": 1, "any": 2}
-    assert store.tasks_since(run_id, flag="near_duplicate")["total"] == 1
-    assert store.result(second)["flag_reasons"] == {"near_duplicate": "same as #1"}
+    assert store.tasks_since(run_id, flag="near_duplicate").total == 1
+    assert store.result(second).flag_reasons == {"near_duplicate": "same as #1"}
     assert list(store.run_marks(run_id)) == [(second, b"m")]
     store.delete_result(second)
     store.record_flags([(second, {}, None)], [(second, "gone")])  # a result deleted meanwhile: skipped

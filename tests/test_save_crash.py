@@ -57,7 +57,7 @@ def finished_run(data: Path, folder: Path, count: int = PAIRS) -> tuple[str, dic
         result = noise("JPEG")
         sha = cache.put(result, "jpeg")
         store.finish_task(task_id, "done", results=[NewResult(sha, "jpeg", *SIZE, len(result), "base64")])
-    results = {t["source_name"]: t["results"][0]["id"] for t in store.tasks_since(run_id, limit=count)["tasks"]}
+    results = {t.source_name: t.results[0].id for t in store.tasks_since(run_id, limit=count).tasks}
     store.close()
     return run_id, results
 

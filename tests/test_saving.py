@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 import pytest
 
+from console.records import ResultRecord, TaskRecord
 from console.saving import (
     LEGACY_PRESETS, Memory, RuleError, SaveJob, SaveJobs, SaveRule, aspect_difference, base_stem, builtin_presets,
     caption_text, caption_values, check_template, destination, name_values, relative_name, render,
@@ -138,9 +140,12 @@ def test_caption_template_replaces_the_trigger_marker():
 
 # -- the older console's vocabulary --------------------------------------------------------------------
 
-TASK = {"id": "t1", "run_id": "r1", "index": 6, "source_name": "sub/001_start.PNG", "source_path": "/in/sub/001_start.PNG",
-        "output_name": None, "prompt": "make it blue", "references": []}
-RESULT = {"id": "i9", "sha256": "deadbeef" + "0" * 56}
+TASK = TaskRecord(id="t1", run_id="r1", index=6, source_name="sub/001_start.PNG", source_path="/in/sub/001_start.PNG",
+                  prompt="make it blue", status="done", attempts=1, http_status=None, error=None, warning=None, rev=1,
+                  output_name=None, references=(), overrides={}, parent=None)
+RESULT = ResultRecord(id="i9", task_id="t1", width=8, height=8, format="png", sha256="deadbeef" + "0" * 56, size=10,
+                      origin="b64", prompt=None, caption=None, answer_text=None, selected=False, saved=False, flags=(),
+                      flag_reasons={}, flags_checked=False)
 
 
 def test_old_and_new_variables_name_the_same_things():
@@ -159,13 +164,13 @@ def test_replace_applies_to_the_stem_everywhere_but_not_to_the_source_name():
     assert values["stem"] == values["src_stem"] == "001_end" and values["src_name"] == "001_start.PNG"
     caption = caption_text(swap, "p", caption_values(values, "p", swap, Path("/out/001_end.png")))
     assert caption == "001_start.PNG -> 001_end.png (001_end, 001_end)"
-    assert base_stem({**TASK, "source_name": "start_start.png"}, swap) == "end_end"  # every occurrence, like str.replace
-    assert base_stem({**TASK, "source_name": "photo.png"}, swap) == "photo"  # nothing to replace
-    assert base_stem({**TASK, "source_name": "start.png"}, rule(replace_from="start")) == "image"  # never empty
+    assert base_stem(replace(TASK, source_name="start_start.png"), swap) == "end_end"  # every occurrence, like str.replace
+    assert base_stem(replace(TASK, source_name="photo.png"), swap) == "photo"  # nothing to replace
+    assert base_stem(replace(TASK, source_name="start.png"), rule(replace_from="start")) == "image"  # never empty
 
 
 def test_a_tasks_output_name_stands_in_for_the_source_stem():
-    named = {**TASK, "source_name": "cat_snow_2", "source_path": "", "output_name": "cat/snow 2"}
+    named = replace(TASK, source_name="cat_snow_2", source_path="", output_name="cat/snow 2")
     assert base_stem(named, rule()) == "cat_snow 2"  # one plain file name
     values = name_values(named, RESULT, 1, 1, rule(), "d")
     assert values["src_name"] == "cat_snow_2" and values["src_ext"] == ""

@@ -16,18 +16,18 @@ def _store_run(store: Store) -> tuple[str, list[str], dict[str, list[str]]]:
     """A run of four tasks: a.png done (3 results), b.png failed (1), c.png done (none), ab.png done (2)."""
     run_id = store.create_run("/in", False, "p", {"model": "m"},
                               [(name, f"/in/{name}") for name in ("a.png", "b.png", "c.png", "ab.png")])
-    tasks = [task["id"] for task in store.tasks_since(run_id)["tasks"]]
+    tasks = [task.id for task in store.tasks_since(run_id).tasks]
     results: dict[str, list[str]] = {}
     for task_id, count, status in zip(tasks, (3, 1, 0, 2), ("done", "failed", "done", "done")):
         store.finish_task(task_id, status, results=[NewResult(f"{task_id}-{n}", "png", 8, 8, 10, "b64") for n in range(count)])
-        results[task_id] = [result["id"] for result in store.task(task_id)["results"]]
+        results[task_id] = [result.id for result in store.task(task_id).results]
         time.sleep(0.002)  # results of later tasks are stored later, as in a real run
     return run_id, tasks, results
 
 
 def _marks(store: Store, run_id: str) -> dict[str, list[bool]]:
-    return {task["source_name"]: [r["selected"] for r in task["results"]]
-            for task in store.tasks_since(run_id)["tasks"]}
+    return {task.source_name: [r.selected for r in task.results]
+            for task in store.tasks_since(run_id).tasks}
 
 
 def test_store_bulk_selection_acts_on_the_filtered_tasks_and_bumps_their_revision(tmp_path):
@@ -37,8 +37,8 @@ def test_store_bulk_selection_acts_on_the_filtered_tasks_and_bumps_their_revisio
     rev = store.rev()
     assert store.bulk_select(run_id, "all", status="done") == 5
     assert _marks(store, run_id) == {"a.png": [True] * 3, "b.png": [False], "c.png": [], "ab.png": [True] * 2}
-    changed = store.tasks_since(run_id, since=rev)["tasks"]
-    assert [task["source_name"] for task in changed] == ["a.png", "ab.png"]  # b.png not matched, c.png has none
+    changed = store.tasks_since(run_id, since=rev).tasks
+    assert [task.source_name for task in changed] == ["a.png", "ab.png"]  # b.png not matched, c.png has none
     rev = store.rev()
     assert store.bulk_select(run_id, "invert", q="a") == 0  # a.png and ab.png
     assert store.bulk_select(run_id, "invert") == 6
@@ -47,8 +47,8 @@ def test_store_bulk_selection_acts_on_the_filtered_tasks_and_bumps_their_revisio
     assert _marks(store, run_id) == {"a.png": [True, False, False], "b.png": [True], "c.png": [], "ab.png": [True, False]}
     rev = store.rev()
     assert store.bulk_select(run_id, "first") == 3
-    assert store.tasks_since(run_id, since=rev)["tasks"] == []  # nothing changed: nothing to send again
-    assert store.run(run_id)["selected"] == 3 and store.selected_count(run_id) == 3
+    assert store.tasks_since(run_id, since=rev).tasks == []  # nothing changed: nothing to send again
+    assert store.run(run_id).selected == 3 and store.selected_count(run_id) == 3
 
 
 def test_store_bulk_selection_leaves_other_runs_alone(tmp_path):

@@ -28,16 +28,16 @@ def test_revisions_and_tombstones(tmp_path):
     store = Store(tmp_path / "x.db")
     run_id = store.create_run("/in", False, "p", {"model": "m"}, [("a.png", "/in/a.png"), ("b.png", "/in/b.png")])
     first = store.tasks_since(run_id)
-    assert [t["source_name"] for t in first["tasks"]] == ["a.png", "b.png"]
-    rev = first["rev"]
-    assert store.tasks_since(run_id, since=rev)["tasks"] == []
-    a, b = first["tasks"]
-    assert store.start_task(a["id"]) and not store.start_task(a["id"])  # only a pending task starts
-    store.delete_task(b["id"])
+    assert [t.source_name for t in first.tasks] == ["a.png", "b.png"]
+    rev = first.rev
+    assert store.tasks_since(run_id, since=rev).tasks == []
+    a, b = first.tasks
+    assert store.start_task(a.id) and not store.start_task(a.id)  # only a pending task starts
+    store.delete_task(b.id)
     changed = store.tasks_since(run_id, since=rev)
-    assert [t["id"] for t in changed["tasks"]] == [a["id"]] and changed["tasks"][0]["status"] == "running"
-    assert changed["removed"] == [b["id"]]
-    assert store.recover_interrupted() == 1 and store.task(a["id"])["error"] == "interrupted"
+    assert [t.id for t in changed.tasks] == [a.id] and changed.tasks[0].status == "running"
+    assert changed.removed == [b.id]
+    assert store.recover_interrupted() == 1 and store.task(a.id).error == "interrupted"
 
 
 def test_concurrent_writers_do_not_lose_updates(tmp_path):
@@ -54,7 +54,7 @@ def test_concurrent_writers_do_not_lose_updates(tmp_path):
         thread.start()
     for thread in threads:
         thread.join()
-    assert store.task(task_id)["attempts"] == 200
+    assert store.task(task_id).attempts == 200
 
 
 def test_database_and_its_wal_and_shm_are_owner_only(tmp_path, caplog):
@@ -90,13 +90,13 @@ def test_tasks_carry_their_own_prompt_references_output_name_and_overrides(tmp_p
         NewTask("cat_1", "", prompt="a cat", output_name="cat_1", overrides={"size": "1024x1024"}),
         NewTask("b.png", "/in/b.png", references=("/ref/b.png", "/ref2/b.png")),
     ], mode="generate", spec={"variables": {"animal": ["cat"]}})
-    generated, edited = store.tasks_since(run_id)["tasks"]
-    assert (generated["prompt"], generated["output_name"], generated["overrides"], generated["references"]) == (
-        "a cat", "cat_1", {"size": "1024x1024"}, [])
-    assert (edited["prompt"], edited["output_name"], edited["overrides"], edited["references"]) == (
-        "a {animal}", None, {}, ["/ref/b.png", "/ref2/b.png"])
+    generated, edited = store.tasks_since(run_id).tasks
+    assert (generated.prompt, generated.output_name, generated.overrides, generated.references) == (
+        "a cat", "cat_1", {"size": "1024x1024"}, ())
+    assert (edited.prompt, edited.output_name, edited.overrides, edited.references) == (
+        "a {animal}", None, {}, ("/ref/b.png", "/ref2/b.png"))
     run = store.run(run_id)
-    assert run["mode"] == "generate" and run["spec"] == {"variables": {"animal": ["cat"]}}
+    assert run.mode == "generate" and run.spec == {"variables": {"animal": ["cat"]}}
 
 
 def test_a_version_1_database_gains_the_new_columns_and_keeps_its_runs(tmp_path):
@@ -114,9 +114,9 @@ def test_a_version_1_database_gains_the_new_columns_and_keeps_its_runs(tmp_path)
     old.commit()
     old.close()
     store = Store(path)
-    assert store.run("r1")["mode"] == "edit"
+    assert store.run("r1").mode == "edit"
     task = store.task("t1")
-    assert task["references"] == [] and task["output_name"] is None and task["overrides"] == {}
+    assert task.references == () and task.output_name is None and task.overrides == {}
 
 
 def test_results_keep_their_prompt_and_an_appended_continuation_keeps_its_source_bytes(tmp_path):
@@ -129,13 +129,13 @@ def test_results_keep_their_prompt_and_an_appended_continuation_keeps_its_source
     store.set_task_prompt(task_id, "make it green")
     store.finish_task(task_id, "done", results=[NewResult("b" * 64, "png", 1, 1, 1, "base64", prompt="make it green")])
     task = store.task(task_id)
-    assert task["prompt"] == "make it green" and [r["prompt"] for r in task["results"]] == ["make it blue", "make it green"]
+    assert task.prompt == "make it green" and [r.prompt for r in task.results] == ["make it blue", "make it green"]
     step = store.append_task(run_id, NewTask("a_step2.png", "/cache/aa.png", prompt="snow", output_name="a_step2"),
                              source_sha="a" * 64, parent={"task_id": task_id, "step": 2})
     appended = store.task(step)
-    assert appended["index"] == 1 and appended["parent"] == {"task_id": task_id, "step": 2}
-    assert store.run(run_id)["task_count"] == 2 and appended["status"] == "pending"
-    store.delete_result(task["results"][0]["id"])
+    assert appended.index == 1 and appended.parent == {"task_id": task_id, "step": 2}
+    assert store.run(run_id).task_count == 2 and appended.status == "pending"
+    store.delete_result(task.results[0].id)
     assert store.is_referenced("a" * 64)  # the continuation still reads it
     store.delete_task(step)
     assert not store.is_referenced("a" * 64)
@@ -190,9 +190,9 @@ def test_a_task_can_be_read_without_its_results(tmp_path):
     run_id = store.create_run("/in", False, "p", {}, [("a.png", "/in/a.png")])
     task_id = store.task_ids(run_id, ["pending"])[0]
     store.finish_task(task_id, "done", results=[NewResult("a" * 64, "png", 1, 1, 1, "base64")])
-    assert [r["sha256"] for r in store.task(task_id)["results"]] == ["a" * 64]
+    assert [r.sha256 for r in store.task(task_id).results] == ["a" * 64]
     bare = store.task(task_id, results=False)
-    assert bare["results"] == [] and bare["status"] == "done" and bare["source_path"] == "/in/a.png"
+    assert bare.results == () and bare.status == "done" and bare.source_path == "/in/a.png"
     store.close()
 
 

@@ -23,6 +23,7 @@ from ..captioning import (CaptionItem, CaptionJob, CaptionOrder, ImageProblem, J
                           caption_jpeg)
 from ..diskfault import FULL, DataFolder
 from ..profile import ApiProfile
+from ..records import ScopedResult
 from ..settings import Settings
 from ..store import Store
 from ..store_spend import currency_of
@@ -135,8 +136,8 @@ class CaptionJobs:
         skipped: dict[str, int] = {}
         wanted = []
         for row in rows:
-            reason = "has_caption" if row["caption"] is not None and not order.overwrite else \
-                "no_source" if order.source == "source" and not row["source_path"] else None
+            reason = "has_caption" if row.caption is not None and not order.overwrite else \
+                "no_source" if order.source == "source" and not row.source_path else None
             if reason:
                 skipped[reason] = skipped.get(reason, 0) + 1
             else:
@@ -145,21 +146,21 @@ class CaptionJobs:
             raise EngineError("nothing to caption: " + _why_none(skipped, order))
         return (self._by_task(wanted) if order.source == "source" else [self._item(row) for row in wanted]), skipped
 
-    def _item(self, row: dict[str, Any]) -> CaptionItem:
+    def _item(self, row: ScopedResult) -> CaptionItem:
         try:
-            path = str(self._cache.path(row["sha256"], row["format"]))
+            path = str(self._cache.path(row.sha256, row.format))
         except FileNotFoundError:
             path = ""  # the call fails with "the image file is gone"
-        return CaptionItem(row["task_id"], row["source_name"], path, (row["id"],))
+        return CaptionItem(row.task_id, row.source_name, path, (row.id,))
 
     @staticmethod
-    def _by_task(rows: list[dict[str, Any]]) -> list[CaptionItem]:
+    def _by_task(rows: list[ScopedResult]) -> list[CaptionItem]:
         """One call per task's source image, its caption going to each of the task's results in scope."""
-        tasks: dict[str, list[dict[str, Any]]] = {}
+        tasks: dict[str, list[ScopedResult]] = {}
         for row in rows:
-            tasks.setdefault(row["task_id"], []).append(row)
-        return [CaptionItem(task_id, group[0]["source_name"], group[0]["source_path"],
-                            tuple(row["id"] for row in group)) for task_id, group in tasks.items()]
+            tasks.setdefault(row.task_id, []).append(row)
+        return [CaptionItem(task_id, group[0].source_name, group[0].source_path,
+                            tuple(row.id for row in group)) for task_id, group in tasks.items()]
 
     def _prune(self) -> None:
         finished = sorted((job for job in self._jobs.values() if job.finished), key=lambda job: job.started_at)

@@ -21,10 +21,11 @@ from ..diskfault import DataFolder
 from ..estimate import estimate
 from ..imaging import EXTENSION
 from ..profile import CONCURRENCY, ApiProfile, ProfileError, pool_mask
-from ..review.flagger import Flagger
+from ..review import Flagger
 from ..scan import ScanError, ScanResult, scan
 from ..settings import Settings
 from ..sources import Plan, RunSpec, SourceProblem
+from ..records import ResultRecord, TaskRecord
 from ..store import NewTask, Store
 from ..store_pilot import pilot_sample
 from ..upstream import (ProfileProblem, UpstreamClient, UpstreamError, input_limit, make_http_client,
@@ -228,41 +229,41 @@ class Engine:
         result = self.store.result(result_id)
         if result is None:
             raise NotFound(f"no result {result_id}")
-        parent = self.store.task(result["task_id"])
+        parent = self.store.task(result.task_id)
         if parent is None:
-            raise NotFound(f"no task {result['task_id']}")
-        prompt = parent["prompt"] if prompt is None else prompt
+            raise NotFound(f"no task {result.task_id}")
+        prompt = parent.prompt if prompt is None else prompt
         if not prompt.strip():
             raise EngineError("the prompt is empty")
         self._room_to_write()
         try:
-            path = self.cache.path(result["sha256"], result["format"])
+            path = self.cache.path(result.sha256, result.format)
         except FileNotFoundError:
             raise EngineError("the result's image is no longer in the cache") from None
-        run_id = parent["run_id"]
+        run_id = parent.run_id
         task, origin = self._continuation(parent, result, str(path), prompt)
         profile = self._use_overrides(run_id, overrides)
-        task_id = self.store.append_task(run_id, task, source_sha=result["sha256"], parent=origin)
+        task_id = self.store.append_task(run_id, task, source_sha=result.sha256, parent=origin)
         self._enqueue(run_id, [task_id], profile)
         return task_id
 
-    def _continuation(self, parent: dict[str, Any], result: dict[str, Any], path: str,
+    def _continuation(self, parent: TaskRecord, result: ResultRecord, path: str,
                       prompt: str) -> tuple[NewTask, dict[str, Any]]:
         """Name the continuation `<root>_step<N>` (unique in the run) and say where it came from."""
-        before = parent["parent"] or {}
-        root = before.get("root") or parent["output_name"] or PurePosixPath(parent["source_name"]).stem
+        before = parent.parent or {}
+        root = before.get("root") or parent.output_name or PurePosixPath(parent.source_name).stem
         step = before.get("step", 1) + 1
-        taken = {PurePosixPath(t["source_name"]).stem.casefold()
-                 for t in self.store.tasks_since(parent["run_id"], q=f"{root}_step")["tasks"]}
+        taken = {PurePosixPath(t.source_name).stem.casefold()
+                 for t in self.store.tasks_since(parent.run_id, q=f"{root}_step").tasks}
         name = f"{root}_step{step}"
         suffix = 2
         while name.casefold() in taken:
             name, suffix = f"{root}_step{step}-{suffix}", suffix + 1
-        number = next(n for n, r in enumerate(parent["results"], start=1) if r["id"] == result["id"])
-        origin = {"task_id": parent["id"], "result_id": result["id"], "name": parent["source_name"],
+        number = next(n for n, r in enumerate(parent.results, start=1) if r.id == result.id)
+        origin = {"task_id": parent.id, "result_id": result.id, "name": parent.source_name,
                   "number": number, "step": step, "root": root}
-        task = NewTask(name + EXTENSION[result["format"]], path, prompt=prompt, output_name=name,
-                       overrides=parent["overrides"] or None)
+        task = NewTask(name + EXTENSION[result.format], path, prompt=prompt, output_name=name,
+                       overrides=parent.overrides or None)
         return task, origin
 
     def is_running(self, run_id: str) -> bool:
@@ -337,7 +338,7 @@ class Engine:
         if prompt is not None:
             if not prompt.strip():
                 raise EngineError("'prompt' is empty")
-            if prompt != run["prompt"] and not plain:
+            if prompt != run.prompt and not plain:
                 raise EngineError("'prompt' cannot change these tasks: each held task has a prompt of its own "
                                   "(filled from the prompt's {placeholders} or variables, a sidecar caption or a "
                                   "table row); run the rest without editing the prompt, or retry tasks one by one "
@@ -358,21 +359,21 @@ class Engine:
         task = self.store.task(task_id)
         if task is None:
             raise NotFound(f"no task {task_id}")
-        if task["status"] == "running":
+        if task.status == "running":
             raise Conflict("the task is running; stop it or wait for it to finish")
         if prompt is not None and not prompt.strip():
             raise EngineError("the prompt is empty")
         self._room_to_write()
-        profile = self._use_overrides(task["run_id"], overrides)
-        if prompt is not None and prompt != task["prompt"]:
+        profile = self._use_overrides(task.run_id, overrides)
+        if prompt is not None and prompt != task.prompt:
             self.store.set_task_prompt(task_id, prompt)
             self.held.release(task_id)  # an answer held for the old prompt is not what is asked now
         if not keep_results:
             self._release(self.store.clear_results(task_id))
             self.held.release(task_id)  # a fresh start: a new call
-        if task["status"] != "pending":
+        if task.status != "pending":
             self.store.set_status([task_id], "pending")
-        self._enqueue(task["run_id"], [task_id], profile)
+        self._enqueue(task.run_id, [task_id], profile)
 
     @_one_control_at_a_time
     def set_budget(self, run_id: str, budget: float | None) -> None:
@@ -423,7 +424,7 @@ class Engine:
         self.held.release_run(run_id)
         self.flagger.forget_run(run_id)
         if run is not None:
-            uploads.remove_if_unused(self.folder.path, run["input_path"], self.store)
+            uploads.remove_if_unused(self.folder.path, run.input_path, self.store)
 
     def delete_result(self, result_id: str) -> None:
         """Delete one result and free its file when nothing else uses it."""

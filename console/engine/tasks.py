@@ -20,6 +20,7 @@ from ..diskfault import FULL, DataFolder, StorageFault
 from ..logs import LOG_HINT
 from ..profile import ApiProfile, ProfileError
 from ..settings import Settings
+from ..records import TaskRecord
 from ..store import NewResult, Store
 from ..upstream import (
     CallOutcome, DebugLog, Request, ResultImage, Source, UpstreamClient, UpstreamError, Usage, answer_text, priced,
@@ -89,7 +90,7 @@ class Prepared:
     `held` when its answer was paid for before the disk filled up (it is stored without a call).
     """
 
-    task: dict[str, Any]
+    task: TaskRecord
     profile: ApiProfile
     request: Request | None = None
     problem: Exception | None = None
@@ -166,7 +167,7 @@ class TaskRunner:
             attempts.after(started)
             if ready.problem is not None:
                 await asyncio.shield(started)
-            name = f"{state.run_id} · {ready.task['source_name']}"
+            name = f"{state.run_id} · {ready.task.source_name}"
             # Each image goes into the cache as soon as it is verified, in the same pool call, and
             # stays pinned until the store references it (eviction must not take it). The call's
             # place goes to the next task once the answer is read (`_answered`); the task keeps a
@@ -202,7 +203,7 @@ class TaskRunner:
                 if unkept:
                     raise unkept[0]
                 await attempts.settled()
-                prompt, text = ready.task["prompt"], await self._answer_text(outcome.text)
+                prompt, text = ready.task.prompt, await self._answer_text(outcome.text)
                 results = [NewResult(i.sha256, i.format, i.width, i.height, len(i.data), i.origin, i.url, prompt, text)
                            for i in outcome.images]  # each keeps the prompt that made it
                 await self._finish(state, task_id, "done", debug, http_status=outcome.http_status,
@@ -307,7 +308,7 @@ class TaskRunner:
 
     def _prepare(self, task_id: str, profile: ApiProfile) -> Prepared | None:
         task = self.store.task(task_id, results=False)  # what it sends, not what it brought
-        if task is None or task["status"] != "pending":
+        if task is None or task.status != "pending":
             return None
         held = self.held.peek(task_id)
         if held is not None:
@@ -315,12 +316,12 @@ class TaskRunner:
         try:
             # A table row's size / n apply to its own request; the run's profile still decides
             # the call itself (timeouts, retries, URL policy), so `Prepared.profile` stays the run's.
-            own = ApiProfile.from_dict(task["overrides"], base=profile) if task["overrides"] else profile
+            own = ApiProfile.from_dict(task.overrides, base=profile) if task.overrides else profile
             # Generate-mode tasks have no source (path ""): their references, if any, are the input.
-            source = self._read_source(task["source_path"], own) if task["source_path"] else None
+            source = self._read_source(task.source_path, own) if task.source_path else None
             references = [self._read_reference(number, path, own)
-                          for number, path in enumerate(task["references"], start=1)]
-            return Prepared(task, profile, self.client.prepare(own, task["prompt"], source, references))
+                          for number, path in enumerate(task.references, start=1)]
+            return Prepared(task, profile, self.client.prepare(own, task.prompt, source, references))
         except (imaging.SourceError, UpstreamError) as exc:
             return Prepared(task, profile, problem=exc)
         except ProfileError as exc:  # a stored override the profile rules refuse now

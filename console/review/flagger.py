@@ -9,17 +9,17 @@ engine's loop keeps its pace; the Python left per result is a few hundred micros
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .judge import Twins, judge, requested_aspect
 from .look import MARK_BYTES, Look, Mark, look_at
 
 if TYPE_CHECKING:
     from ..cache import ImageCache
+    from ..records import UncheckedResult
     from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -111,13 +111,13 @@ class Flagger:
             if not batch:
                 return
             twins = self._run_twins(run_id)
-            looked = {result["id"]: self._look_at(result, twins, size) for result in batch}
+            looked = {result.id: self._look_at(result, twins, size) for result in batch}
             duplicates = []  # earlier results that this batch found a copy of
             for result in batch:
-                flags, _, twin = looked[result["id"]]
+                flags, _, twin = looked[result.id]
                 if twin is None:
                     continue
-                reason = f"the same picture as the result of task #{result['idx'] + 1} ({result['source_name']})"
+                reason = f"the same picture as the result of task #{result.index + 1} ({result.source_name})"
                 if twin in looked:  # in this batch, not written yet
                     looked[twin][0].setdefault("near_duplicate", reason)
                 elif twin not in twins.duplicated:
@@ -127,19 +127,19 @@ class Flagger:
             self.store.record_flags([(result_id, flags, mark) for result_id, (flags, mark, _) in looked.items()],
                                     duplicates)
 
-    def _look_at(self, result: dict[str, Any], twins: Twins, size: str | None) -> tuple[dict[str, str], bytes | None, str | None]:
+    def _look_at(self, result: UncheckedResult, twins: Twins, size: str | None) -> tuple[dict[str, str], bytes | None, str | None]:
         """Return a result's flags, its stored mark, and the id of an earlier result it duplicates."""
         try:
-            look = look_at(self.cache.path(result["sha256"], result["format"]))
+            look = look_at(self.cache.path(result.sha256, result.format))
         except Exception as exc:  # gone from the cache, or undecodable: nothing to judge, never again
-            log.info("review flags: result %s not looked at (%s)", result["id"], exc)
+            log.info("review flags: result %s not looked at (%s)", result.id, exc)
             return {}, None, None
         source, source_mark = self._source(result)
-        overrides = json.loads(result["overrides"]) if result["overrides"] else {}
+        overrides = result.overrides
         try:
             flags = judge(look, source, requested_aspect(overrides.get("size") or size))
         except Exception:  # a bug must not hold back the run's other results
-            log.exception("review flags: result %s could not be judged", result["id"])
+            log.exception("review flags: result %s could not be judged", result.id)
             return {}, None, None
         if "blank" in flags:  # a blank frame is flagged as such, not as a copy of the others
             return flags, None, None
@@ -148,9 +148,9 @@ class Flagger:
         if twin is not None:
             index, name, other = twin
             flags["near_duplicate"] = f"the same picture as the result of task #{index + 1} ({name})"
-        twins.add(result["id"], mark, source_mark)
+        twins.add(result.id, mark, source_mark)
         if twin is not None:
-            twins.duplicated.add(result["id"])
+            twins.duplicated.add(result.id)
         return flags, mark.to_bytes() + (source_mark.to_bytes() if source_mark else b""), twin and twin[2]
 
     def _twin(self, twins: Twins, mark: Mark, source: Mark | None) -> tuple[int, str, str] | None:
@@ -164,12 +164,12 @@ class Flagger:
                 return (*place, other)
             twins.forget(other)
 
-    def _source(self, result: dict[str, Any]) -> tuple[Look | None, Mark | None]:
+    def _source(self, result: UncheckedResult) -> tuple[Look | None, Mark | None]:
         """Return the look of a result's task source (None in generate mode, or when it cannot be read)."""
-        path = result["source_path"]
+        path = result.source_path
         if not path:
             return None, None
-        key = result["task_id"]
+        key = result.task_id
         if key in self._sources:
             self._sources.move_to_end(key)
             return self._sources[key]

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..cache import ImageCache
-from ..export import iter_tasks
 from ..store import Store
 from .journal import JOURNAL, Journal, Recovery, new_save_id, recover
 from .layout import (
@@ -26,7 +25,7 @@ from .layout import (
 from .listing import Listing
 from .manifest import MUSUBI_JSONL, append_jsonl, manifest_line, merge_musubi, musubi_records, run_provenance
 from .memory import MANIFEST, Memory, OtherRuns, SavedBefore, destination, line_destination, manifest_lines, other_runs
-from .names import base_stem, caption_values, fit_name, fit_parts, name_values, source_stem
+from .names import base_stem, caption_values, fit_parts, name_values, source_stem
 from .planning import Plan, PlannedFile, PlannedItem, file_sha256, plan, prepare_root
 from .presets import LEGACY_PRESETS, builtin_presets
 from .progress import SaveJob, SaveJobs
@@ -39,19 +38,18 @@ from .selection import Candidate, Selection, protected_paths, result_candidate, 
 from .validation import CONTROL_LOOKUP, SHOWN, validate
 from .write import execute, folder_lock, image_bytes, write_item
 
-__all__ = [
-    "append_jsonl", "aspect_difference", "base_stem", "builtin_presets", "Candidate", "caption_path", "caption_text",
-    "caption_values", "CAPTION_VARIABLES", "CAPTIONS", "check_template", "CONFLICTS", "CONFORMS", "CONTROL_LOOKUP",
-    "control_paths", "destination", "execute", "file_sha256", "fit_name", "fit_parts", "folder_lock", "folders",
-    "image_bytes", "IMAGE_SUFFIXES", "inside", "Journal", "JOURNAL", "LAYOUT_FORMATS", "LAYOUT_INFO", "LayoutInfo",
-    "LAYOUTS", "LEGACY_PRESETS", "line_destination", "Listing", "MANIFEST", "manifest_line", "manifest_lines",
-    "Memory", "merge_musubi", "MUSUBI_JSONL", "musubi_records", "OtherRuns", "other_runs", "name_values", "NAME_VARIABLES",
-    "new_save_id", "note", "NOTE_TEXT", "notes", "OUTPUT_FORMATS", "PAIR_LAYOUTS", "plan", "Plan", "PlannedFile",
-    "PlannedItem", "prepare_root", "protected_paths", "recover", "Recovery", "relative_name", "render",
-    "resolved_path", "Resolver", "result_candidate", "RuleError", "run_candidates", "run_provenance", "save_result",
-    "save_run", "SavedBefore", "SaveJob", "SaveJobs", "SaveRule", "Selection", "SHOWN", "source_stem", "target_path",
-    "task_inputs", "TRAINER_FORMATS", "TRAINER_LAYOUTS", "validate", "write_item",
-]
+__all__ = ["append_jsonl", "aspect_difference", "base_stem", "builtin_presets", "Candidate", "caption_path",
+           "caption_text", "caption_values", "CAPTION_VARIABLES", "CAPTIONS", "check_template", "CONFLICTS",
+           "CONFORMS", "CONTROL_LOOKUP", "control_paths", "destination", "execute", "file_sha256", "fit_parts",
+           "folder_lock", "folders", "image_bytes", "IMAGE_SUFFIXES", "inside", "Journal", "JOURNAL", "LAYOUT_FORMATS",
+           "LAYOUT_INFO", "LayoutInfo", "LAYOUTS", "LEGACY_PRESETS", "line_destination", "Listing", "MANIFEST",
+           "manifest_line", "manifest_lines", "Memory", "merge_musubi", "MUSUBI_JSONL", "musubi_records",
+           "name_values", "NAME_VARIABLES", "new_save_id", "note", "NOTE_TEXT", "notes", "other_runs", "OtherRuns",
+           "OUTPUT_FORMATS", "PAIR_LAYOUTS", "Plan", "plan", "PlannedFile", "PlannedItem", "prepare_root",
+           "protected_paths", "recover", "Recovery", "relative_name", "render", "resolved_path", "Resolver",
+           "result_candidate", "RuleError", "run_candidates", "run_provenance", "save_result", "save_run",
+           "SavedBefore", "SaveJob", "SaveJobs", "SaveRule", "Selection", "SHOWN", "source_stem", "target_path",
+           "task_inputs", "TRAINER_FORMATS", "TRAINER_LAYOUTS", "validate", "write_item"]
 
 
 def save_run(store: Store, cache: ImageCache, run_id: str, rule: SaveRule, job: SaveJob | None = None) -> dict[str, Any]:
@@ -72,18 +70,18 @@ def save_result(store: Store, cache: ImageCache, result_id: str, rule: SaveRule,
         candidate = result_candidate(store, result_id)
         if candidate is None:
             return None
-        run_id = candidate.task["run_id"]
-        protected = protected_paths(iter_tasks(store, run_id))
+        run_id = candidate.task.run_id
+        protected = protected_paths(store.iter_tasks(run_id))
         return _save(store, cache, rule, run_id, [candidate], [], protected, job)
 
 
-def refuse_other_runs(store: Store, root: Path, run_id: str) -> None:
+def _refuse_other_runs(store: Store, root: Path, run_id: str) -> None:
     """Raise OtherRuns when the folder's manifest lists items another run saved there (append not asked for)."""
     found = other_runs(root, run_id)
     if found:
         for entry in found:
             run = store.run(entry["run_id"])
-            entry["created_at"] = run["created_at"] if run else None
+            entry["created_at"] = run.created_at if run else None
         raise OtherRuns(root, found)
 
 
@@ -101,7 +99,7 @@ def _save(store: Store, cache: ImageCache, rule: SaveRule, run_id: str, candidat
     root = prepare_root(rule, cache.images_dir.parent)
     with nullcontext() if rule.dry_run else folder_lock(root):
         if not rule.append:
-            refuse_other_runs(store, root, run_id)
+            _refuse_other_runs(store, root, run_id)
         # What a killed save left half-done goes first, so that planning sees the folder as it was.
         repaired = Recovery() if rule.dry_run else recover(root, folders(rule, root).values())
         planned = plan(cache, rule, root, run_id, candidates, protected, job)

@@ -89,7 +89,7 @@ class Journal:
         """Append these items (their result ids and every path they write or replace) and make it durable."""
         created = not self.path.exists()
         now = time.time()
-        append_jsonl(self.path, [{"save_id": self.save_id, "result_id": item.candidate.result["id"], "noted_at": now,
+        append_jsonl(self.path, [{"save_id": self.save_id, "result_id": item.candidate.result.id, "noted_at": now,
                                   "paths": [*item.paths, *map(str, item.replaces)]} for item in items])
         if created:
             fsync_folder(self.path.parent)

@@ -67,7 +67,7 @@ class Listing:
                 self.undone.append(item)
             return
         self.listed.extend(batch)
-        self.mark([item.candidate.result["id"] for item, _ in batch])
+        self.mark([item.candidate.result.id for item, _ in batch])
 
     def _append(self, batch: list[tuple[PlannedItem, str | None]]) -> None:
         # The renames of the items' files reach the disk before the lines that say they are there.

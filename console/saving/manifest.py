@@ -39,10 +39,10 @@ def manifest_line(rule: SaveRule, item: PlannedItem, source_sha: str | None, pro
     """Return one manifest.jsonl record for a written item; `save_id` names the save that wrote it."""
     task, result = item.candidate.task, item.candidate.result
     return {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "layout": rule.layout, "name": rule.name,
-            "destination": destination(rule), "role_swap": rule.swapped, "run_id": task["run_id"],
-            "task_id": task["id"], "result_id": result["id"], "source_name": task["source_name"],
-            "source_path": task["source_path"], "source_sha256": source_sha, "references": task.get("references") or [],
-            "output_name": task.get("output_name"), "result_sha256": result["sha256"], **provenance,
+            "destination": destination(rule), "role_swap": rule.swapped, "run_id": task.run_id,
+            "task_id": task.id, "result_id": result.id, "source_name": task.source_name,
+            "source_path": task.source_path, "source_sha256": source_sha, "references": list(task.references),
+            "output_name": task.output_name, "result_sha256": result.sha256, **provenance,
             "prompt": result_prompt(task, result), "caption": item.caption,
             "caption_from": item.caption_from, "request_id": None, "paths": item.paths,
             "save_id": save_id}

@@ -6,24 +6,25 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..export import NAME_ROOM, fit_name
+from ..records import ResultRecord, TaskRecord
 from .rule import SaveRule, render
 
 FALLBACK_STEM = "image"
 SUFFIX_ROOM = 16  # bytes a save may add to a rendered flat name: -99999 and .jpeg
 
 
-def source_stem(task: dict[str, Any]) -> str:
+def source_stem(task: TaskRecord) -> str:
     """Return the stem of the task's source file name (its last part), or "image" when it has none."""
-    return PurePosixPath(task["source_name"].replace("\\", "/")).stem or FALLBACK_STEM
+    return PurePosixPath(task.source_name.replace("\\", "/")).stem or FALLBACK_STEM
 
 
-def base_stem(task: dict[str, Any], rule: SaveRule) -> str:
+def base_stem(task: TaskRecord, rule: SaveRule) -> str:
     """Return the stem a save names this task's files after: its output name, else its source's, replaced.
 
     A task's `output_name` (a generated or table task) stands in for the source stem;
     replace_from → replace_to applies to either. The result is one plain file name.
     """
-    stem = rule.replaced(task.get("output_name") or source_stem(task))
+    stem = rule.replaced(task.output_name or source_stem(task))
     stem = "".join("_" if c in "/\\" or ord(c) < 32 else c for c in stem).strip()
     return fit_name(stem) if stem not in ("", ".", "..") else FALLBACK_STEM
 
@@ -41,7 +42,7 @@ def fit_parts(name: PurePosixPath, room: int = NAME_ROOM) -> PurePosixPath:
     return PurePosixPath(*[fit_name(part, 0) for part in folders], fit_name(last, room))
 
 
-def name_values(task: dict[str, Any], result: dict[str, Any], number: int, global_index: int,
+def name_values(task: TaskRecord, result: ResultRecord, number: int, global_index: int,
                 rule: SaveRule, date: str) -> dict[str, Any]:
     """Return every name variable for one result: ours ({stem}, {n}, …) and the older console's ({src_stem}, …).
 
@@ -49,11 +50,11 @@ def name_values(task: dict[str, Any], result: dict[str, Any], number: int, globa
     `global_index` its 1-based place among the results this save chose.
     """
     stem = base_stem(task, rule)
-    name = PurePosixPath(task["source_name"].replace("\\", "/")).name
+    name = PurePosixPath(task.source_name.replace("\\", "/")).name
     return {"stem": stem, "src_stem": stem, "src_name": name, "src_ext": PurePosixPath(name).suffix[1:],
-            "n": number, "result_index": number, "index": task["index"] + 1, "global_index": global_index,
-            "run": task["run_id"], "task": task["id"], "task_id": task["id"], "result": result["id"],
-            "result_id": result["id"], "sha8": result["sha256"][:8], "date": date}
+            "n": number, "result_index": number, "index": task.index + 1, "global_index": global_index,
+            "run": task.run_id, "task": task.id, "task_id": task.id, "result": result.id,
+            "result_id": result.id, "sha8": result.sha256[:8], "date": date}
 
 
 def caption_values(values: dict[str, Any], prompt: str, rule: SaveRule, image: Path,
@@ -64,6 +65,6 @@ def caption_values(values: dict[str, Any], prompt: str, rule: SaveRule, image: P
             "answer_text": answer_text or ""}
 
 
-def result_prompt(task: dict[str, Any], result: dict[str, Any]) -> str:
+def result_prompt(task: TaskRecord, result: ResultRecord) -> str:
     """Return the prompt that made this result (a task's prompt can change since), else the task's."""
-    return result.get("prompt") or task["prompt"]
+    return result.prompt or task.prompt

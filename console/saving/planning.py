@@ -212,7 +212,7 @@ class _Planner:
 
     def add(self, cache: ImageCache, c: Candidate) -> None:
         try:
-            origin = cache.path(c.result["sha256"], c.result["format"])
+            origin = cache.path(c.result.sha256, c.result.format)
         except (FileNotFoundError, ValueError):
             self.out.errors.append({**c.names(), "kind": "missing", "error": "the result image is missing from the cache",
                                     "fix": "retry the task to fetch the image again", "paths": []})
@@ -229,7 +229,7 @@ class _Planner:
         except RuleError as exc:
             self.out.errors.append({**c.names(), "kind": "rule", "error": str(exc), "paths": []})
             return
-        self._claim(item, c.task["id"])
+        self._claim(item, c.task.id)
         # Checked before the conflict rule looks into folders, and again after it renamed files.
         if self._guard(item) and self._resolve_conflict(item) and self._guard(item):
             self._finish_caption(item)
@@ -237,7 +237,7 @@ class _Planner:
 
     def _whole(self, c: Candidate, origin: Path) -> bool:
         """Refuse a cached result whose file is not as long as the image received (its hash is checked on writing)."""
-        expected = c.result.get("bytes")
+        expected = c.result.size
         try:
             size = origin.stat().st_size
         except OSError:
@@ -251,12 +251,12 @@ class _Planner:
 
     def _saved_before(self, c: Candidate) -> bool:
         """Skip a result an earlier save already wrote to this place (unless the rule says resave)."""
-        if self.rule.resave or not self.memory.knows(c.result["sha256"]):
+        if self.rule.resave or not self.memory.knows(c.result.sha256):
             return False
-        path = c.task["source_path"]
+        path = c.task.source_path
         if path not in self.hashes:
             self.hashes[path] = file_sha256(path)
-        before = self.memory.find(self.hashes[path], c.result["sha256"])
+        before = self.memory.find(self.hashes[path], c.result.sha256)
         if before is None:
             return False
         self.out.remembered.append(c)
@@ -267,24 +267,24 @@ class _Planner:
 
     def _flat(self, c: Candidate, origin: Path, values: dict[str, Any]) -> PlannedItem:
         name = str(fit_parts(relative_name(render(self.rule.template, values, "template"), "template"), SUFFIX_ROOM))
-        fmt = self._format(c.result["format"])
-        image = PlannedFile(self.root / f"{name}{EXTENSION[fmt]}", "image", origin, c.result["format"], fmt,
-                            sha256=c.result["sha256"])
+        fmt = self._format(c.result.format)
+        image = PlannedFile(self.root / f"{name}{EXTENSION[fmt]}", "image", origin, c.result.format, fmt,
+                            sha256=c.result.sha256)
         return self._with_caption(c, [image], values, image.path.with_suffix(".txt"))
 
     def _pair(self, c: Candidate, origin: Path, values: dict[str, Any]) -> PlannedItem:
         """Plan a pair: the task's inputs as controls and the result as target, or the other way round (role swap)."""
         task, result = c.task, c.result
         stem = base_stem(task, self.rule)
-        if task.get("references"):
+        if task.references:
             self.with_references += 1
-        result_file = _Image(origin, result["format"], (result["width"], result["height"]), result["sha256"])
+        result_file = _Image(origin, result.format, (result.width, result.height), result.sha256)
         if self.rule.swapped:
-            if not task["source_path"]:
+            if not task.source_path:
                 self._refuse(c, "no_source", "role swap needs a source image to be the target: this task was "
                              "generated from the prompt alone", "save it with the flat layout, or untick role swap")
-            target = self._inputs(c, [task["source_path"]])[0]
-            inputs = [result_file, *self._inputs(c, task.get("references") or [])]
+            target = self._inputs(c, [task.source_path])[0]
+            inputs = [result_file, *self._inputs(c, task.references)]
         else:
             inputs = self._inputs(c, task_inputs(task))
             target = result_file
@@ -356,14 +356,14 @@ class _Planner:
         files = images[:-1] + ([PlannedFile(path, "caption", text=text)] if text else []) + images[-1:]
         item = PlannedItem(c, files, text, values)  # written in this order: the target comes last
         if text:
-            item.caption_from = "result" if c.result.get("caption") else "rule"
+            item.caption_from = "result" if c.result.caption else "rule"
         return item
 
     def _caption(self, c: Candidate, values: dict[str, Any], image: Path) -> str | None:
         """Return one item's caption: the result's own, else the rule's prompt or template."""
         prompt = result_prompt(c.task, c.result)
-        values = caption_values(values, prompt, self.rule, image, c.result.get("answer_text"))
-        return caption_text(self.rule, prompt, values, c.result.get("caption"))
+        values = caption_values(values, prompt, self.rule, image, c.result.answer_text)
+        return caption_text(self.rule, prompt, values, c.result.caption)
 
     def _finish_caption(self, item: PlannedItem) -> None:
         """Render the caption again once the image's final name is known ({image_name}, {image_path})."""
@@ -421,7 +421,7 @@ class _Planner:
     def _rename(self, item: PlannedItem, clash: Path) -> None:
         """Append -2, -3… to the item's stem until none of its files exists or was planned."""
         base = current = self._item_stem(item)
-        task_id = item.candidate.task["id"]
+        task_id = item.candidate.task.id
         # The clashing stem stays claimed, so this task's next result is named as in the first save (x_2-2).
         for number in range(2, 100_000):
             stem = f"{base}-{number}"

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..export import iter_tasks
+from ..records import ResultRecord, TaskRecord
 from ..store import Store
 from .rule import Resolver, SaveRule
 
@@ -15,15 +15,15 @@ from .rule import Resolver, SaveRule
 class Candidate:
     """One result to save, its task, its 1-based place among the task's results and among the save's choices."""
 
-    task: dict[str, Any]
-    result: dict[str, Any]
+    task: TaskRecord
+    result: ResultRecord
     number: int
     global_index: int = 1
 
     def names(self) -> dict[str, Any]:
         """Return the ids and the source file every report entry about this result carries."""
-        return {"result_id": self.result["id"], "task_id": self.task["id"], "source_name": self.task["source_name"],
-                "source_path": self.task["source_path"]}
+        return {"result_id": self.result.id, "task_id": self.task.id, "source_name": self.task.source_name,
+                "source_path": self.task.source_path}
 
 
 @dataclass
@@ -36,12 +36,12 @@ class Selection:
     left_by_first_only: int = 0
 
 
-def task_inputs(task: dict[str, Any]) -> list[str]:
+def task_inputs(task: TaskRecord) -> list[str]:
     """Return a task's input images: its source (when it has one) then its reference images."""
-    return ([task["source_path"]] if task["source_path"] else []) + list(task.get("references") or [])
+    return ([task.source_path] if task.source_path else []) + list(task.references)
 
 
-def protected_paths(tasks: Iterable[dict[str, Any]], resolve: Resolver | None = None) -> set[Path]:
+def protected_paths(tasks: Iterable[TaskRecord], resolve: Resolver | None = None) -> set[Path]:
     """Return every input image of these tasks, resolved: a save never writes over one."""
     resolve = resolve or Resolver()
     found = {resolve(Path(path)) for task in tasks for path in task_inputs(task)}
@@ -53,9 +53,9 @@ def run_candidates(store: Store, run_id: str, rule: SaveRule) -> Selection:
     """Return a run's chosen results by `only_selected` and `first_only`, numbered in task order."""
     chosen = Selection()
     resolve = Resolver()
-    for task in iter_tasks(store, run_id):
+    for task in store.iter_tasks(run_id):
         chosen.protected |= protected_paths([task], resolve)
-        picked = [(n, r) for n, r in enumerate(task["results"], 1) if r["selected"] or not rule.only_selected]
+        picked = [(n, r) for n, r in enumerate(task.results, 1) if r.selected or not rule.only_selected]
         if rule.first_only and len(picked) > 1:
             chosen.left_by_first_only += len(picked) - 1
             picked = picked[:1]
@@ -66,18 +66,18 @@ def run_candidates(store: Store, run_id: str, rule: SaveRule) -> Selection:
     return chosen
 
 
-def _not_picked(task: dict[str, Any]) -> dict[str, Any]:
-    if task["results"]:
+def _not_picked(task: TaskRecord) -> dict[str, Any]:
+    if task.results:
         kind, reason, fix = "unselected", "no selected result", "select a result, or untick 'only selected'"
     else:
-        kind, reason, fix = "no_results", f"no results (task {task['status']})", "retry the task"
-    return {"task_id": task["id"], "source_name": task["source_name"], "source_path": task["source_path"],
+        kind, reason, fix = "no_results", f"no results (task {task.status})", "retry the task"
+    return {"task_id": task.id, "source_name": task.source_name, "source_path": task.source_path,
             "kind": kind, "reason": reason, "fix": fix, "paths": []}
 
 
 def result_candidate(store: Store, result_id: str) -> Candidate | None:
     """Return one result as a candidate, or None when it is unknown."""
     result = store.result(result_id)
-    task = store.task(result["task_id"]) if result else None
-    found = [(n, r) for n, r in enumerate(task["results"], 1) if r["id"] == result_id] if task else []
+    task = store.task(result.task_id) if result else None
+    found = [(n, r) for n, r in enumerate(task.results, 1) if r.id == result_id] if task else []
     return Candidate(task, found[0][1], found[0][0]) if found else None

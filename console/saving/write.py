@@ -51,7 +51,7 @@ def execute(store: Store, plan_: Plan, job: SaveJob | None = None) -> dict[str, 
         return _answer(plan_, saved, errors, plan_.items, 0)
     save_id = new_save_id()
     listing = Listing(store, plan_, run_provenance(store, plan_.run_id), save_id)
-    listing.mark([c.result["id"] for c in plan_.remembered])
+    listing.mark([c.result.id for c in plan_.remembered])
     journal = Journal(plan_.root, save_id)
     started = _write_items(plan_, job, errors, journal, listing)
     listing.flush()
@@ -150,7 +150,7 @@ def write_item(item: PlannedItem) -> str | None:
     order (controls, caption, the target last), so a killed save leaves at most the first few
     names of an item, never a target without its controls. The save's journal names them.
     """
-    source_sha = file_sha256(item.candidate.task["source_path"])
+    source_sha = file_sha256(item.candidate.task.source_path)
     staged: list[tuple[Path, Path]] = []
     renamed: list[Path] = []
     try:

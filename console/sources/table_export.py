@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Any, Iterable
 
-from ..export import entry_name, iter_tasks
+from ..export import entry_name
+from ..records import TaskRecord
 from ..store import Store
 from .sheets import write_csv, write_xlsx
 
@@ -57,20 +58,20 @@ def export_run(store: Store, run_id: str, kind: str, lang: str = "en") -> bytes:
 
 def _rows(store: Store, run_id: str) -> Iterable[list[Any]]:
     names: set[str] = set()
-    for task in iter_tasks(store, run_id):
-        results = [entry_name(task["source_name"], number, result["format"], names)
-                   for number, result in enumerate(task["results"], start=1)]
-        refs = list(task["references"])
+    for task in store.iter_tasks(run_id):
+        results = [entry_name(task.source_name, number, result.format, names)
+                   for number, result in enumerate(task.results, start=1)]
+        refs = list(task.references)
         refs = refs[:3] + ["; ".join(refs[3:])] if len(refs) > 4 else refs + [""] * (4 - len(refs))
-        overrides = task["overrides"]
-        output = task["output_name"] or PurePosixPath(task["source_name"]).stem
-        yield [task["source_path"], task["prompt"], 1, output, *refs, overrides.get("size", ""),
-               overrides.get("n", ""), task["status"], task["error"] or "", "; ".join(results), *_spent(task)]
+        overrides = task.overrides
+        output = task.output_name or PurePosixPath(task.source_name).stem
+        yield [task.source_path, task.prompt, 1, output, *refs, overrides.get("size", ""),
+               overrides.get("n", ""), task.status, task.error or "", "; ".join(results), *_spent(task)]
 
 
-def _spent(task: dict[str, Any]) -> list[Any]:
+def _spent(task: TaskRecord) -> list[Any]:
     """The task's calls, their cost (empty when none is known) and its currency."""
-    spend = task.get("spend") or {}
+    spend = task.spend or {}
     cost = spend.get("cost")
     return [spend.get("calls", 0), "" if cost is None else cost, spend.get("currency", "")]
 

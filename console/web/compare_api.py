@@ -118,8 +118,8 @@ def create_comparison():
             engine().delete_run(run_id)
         raise
     comparison_id = new_id("c")
-    first = store().run(started[0][0]) or {}  # the folder as the runs stored it (an upload's, a resolved path)
-    store().create_comparison(comparison_id, first.get("input_path", spec.input_path), spec.recursive, sample,
+    first = store().run(started[0][0])  # the folder as the runs stored it (an upload's, a resolved path)
+    store().create_comparison(comparison_id, first.input_path if first else spec.input_path, spec.recursive, sample,
                               [(variant["name"], run_id, variant["prompt"], profile.model)
                                for variant, (run_id, _), profile in zip(variants, started, profiles)])
     runs = [{"name": variant["name"], "run_id": run_id} for variant, (run_id, _) in zip(variants, started)]
@@ -141,13 +141,13 @@ def get_comparison(comparison_id: str):
     for variant in comparison["variants"]:
         run = store().run(variant["run_id"])
         gone = run is None  # its run was deleted: the variant stays, with nothing to show
-        variants.append({**variant, "gone": gone, "spend": None if gone else run["spend"],
-                         "progress": None if gone else run["progress"],
-                         "running": not gone and engine().is_running(run["id"]),
-                         "task_count": None if gone else run["task_count"]})
+        variants.append({**variant, "gone": gone, "spend": None if gone else run.spend,
+                         "progress": None if gone else run.progress,
+                         "running": not gone and engine().is_running(run.id),
+                         "task_count": None if gone else run.task_count})
         if gone:
             continue
-        for idx, task in store().sample_tasks(run["id"], pilot_sample(run["task_count"], comparison["sample"])).items():
+        for idx, task in store().sample_tasks(run.id, pilot_sample(run.task_count, comparison["sample"])).items():
             row = rows.setdefault(idx, {"source_name": task["source_name"], "source_task": task["id"],
                                         "results": {}, "status": {}})
             row["results"][variant["name"]] = task["results"]

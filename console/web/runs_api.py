@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, jsonify, request, send_file
 
@@ -13,6 +13,7 @@ from ..diskfault import out_of_room
 from ..estimate import estimate, images_of
 from ..export import write_zip
 from ..masking import mask_url
+from ..records import ResultRecord, RunRecord, TaskRecord
 from ..store import STATUSES
 from ..store_captions import CaptionTooLong, clean_caption
 from ..store_selection import SELECTION_ACTIONS
@@ -68,7 +69,10 @@ def _overrides(body: dict[str, Any]) -> dict[str, Any] | None:
     return _field(body, "api", dict)
 
 
-def _found(item: dict[str, Any] | None, kind: str, key: str) -> dict[str, Any]:
+Found = TypeVar("Found")
+
+
+def _found(item: Found | None, kind: str, key: str) -> Found:
     if item is None:
         raise ApiError(f"no {kind} {key}", 404)
     return item
@@ -120,7 +124,7 @@ def estimate_run():
 
 @bp.get("/api/runs")
 def list_runs():
-    return jsonify([{**_shown(run), **_live(run["id"])} for run in store().runs()])
+    return jsonify([{**_shown(run), **_live(run.id)} for run in store().runs()])
 
 
 def _live(run_id: str) -> dict[str, Any]:
@@ -130,9 +134,9 @@ def _live(run_id: str) -> dict[str, Any]:
     return {"running": engine().is_running(run_id), "cooling": engine().cooling(run_id), "keys": keys}
 
 
-def _shown(run: dict[str, Any]) -> dict[str, Any]:
+def _shown(run: RunRecord) -> dict[str, Any]:
     """Return a run as answers show it: the credentials in its API URL's query masked, like the settings'."""
-    return {**run, "api_url": mask_url(run.get("api_url") or "")}
+    return {**run.to_dict(), "api_url": mask_url(run.api_url or "")}
 
 
 def _run_or_404(run_id: str) -> dict[str, Any]:
@@ -185,7 +189,7 @@ def run_tasks(run_id: str):
     answer = store().tasks_since(
         run_id, since=since, status=status, q=request.args.get("q") or None,
         offset=_query_int("offset", 0), limit=_query_int("limit", None, low=1), flag=flag,
-    )
+    ).to_dict()
     answer.update(live)
     answer["progress"] = store().progress(run_id)
     answer["review_flags"] = settings().review_flags  # off: results stay unchecked, nothing is being looked at
@@ -302,14 +306,13 @@ def daily_spend():
 
 # -- tasks ---------------------------------------------------------------------------------
 
-def _task_or_404(task_id: str) -> dict[str, Any]:
+def _task_or_404(task_id: str) -> TaskRecord:
     return _found(store().task(task_id), "task", task_id)
 
 
 @bp.get("/api/tasks/<task_id>")
 def get_task(task_id: str):
-    task = _task_or_404(task_id)
-    return store().add_task_spend(task["run_id"], [task])[0]
+    return _found(store().task(task_id, spend=True), "task", task_id).to_dict()
 
 
 @bp.delete("/api/tasks/<task_id>")
@@ -328,7 +331,7 @@ def retry_task(task_id: str):
 
 @bp.get("/api/tasks/<task_id>/source")
 def task_source(task_id: str):
-    path = _task_or_404(task_id)["source_path"]
+    path = _task_or_404(task_id).source_path
     if not path:
         raise ApiError("this task has no source image: it generates from its prompt", 404)
     return sources_api.send_input_image(Path(path), "source file")
@@ -344,7 +347,7 @@ def task_debug(task_id: str):
 
 # -- results -------------------------------------------------------------------------------
 
-def _result_or_404(result_id: str) -> dict[str, Any]:
+def _result_or_404(result_id: str) -> ResultRecord:
     return _found(store().result(result_id), "result", result_id)
 
 
@@ -362,7 +365,8 @@ def update_result(result_id: str):
     changes: dict[str, Any] = {"selected": _field(body, "selected", bool, required="selected" in body)}
     if "caption" in body:
         changes["caption"] = _caption(body)
-    return _found(store().edit_result(result_id, **changes), "result", result_id)  # deleted meanwhile: 404
+    edited = _found(store().edit_result(result_id, **changes), "result", result_id)  # deleted meanwhile: 404
+    return edited.to_dict(with_task=True)
 
 
 def _caption(body: dict[str, Any]) -> str | None:
@@ -384,13 +388,13 @@ def result_image(result_id: str):
     result = _result_or_404(result_id)
     try:
         if request.args.get("thumb") == "1":
-            path = cache().thumbnail(result["sha256"], result["format"])
+            path = cache().thumbnail(result.sha256, result.format)
         else:
-            path = cache().path(result["sha256"], result["format"])
+            path = cache().path(result.sha256, result.format)
     except FileNotFoundError:
         raise ApiError("the image file is missing from the cache", 410) from None
     except ValueError as exc:  # a cached file Pillow cannot thumbnail
         raise ApiError(f"cannot make a thumbnail: {exc}", 422) from None
-    answer = send_file(path, max_age=IMMUTABLE, etag=result["sha256"])
+    answer = send_file(path, max_age=IMMUTABLE, etag=result.sha256)
     answer.headers["Cache-Control"] = f"public, max-age={IMMUTABLE}, immutable"
     return answer

@@ -192,9 +192,9 @@ def task_reference(task_id: str, number: int):
     task = store().task(task_id)
     if task is None:
         raise ApiError(f"no task {task_id}", 404)
-    if not 1 <= number <= len(task["references"]):
-        raise ApiError(f"task {task_id} has {len(task['references'])} reference image(s), not {number}", 404)
-    return send_input_image(Path(task["references"][number - 1]), "reference image")
+    if not 1 <= number <= len(task.references):
+        raise ApiError(f"task {task_id} has {len(task.references)} reference image(s), not {number}", 404)
+    return send_input_image(Path(task.references[number - 1]), "reference image")
 
 
 def send_input_image(path: Path, what: str) -> Response:
