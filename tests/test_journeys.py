@@ -2661,6 +2661,7 @@ def test_captions_from_a_vision_model_watched_reloaded_saved_and_a_refusal_named
         assert content[1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
         assert "size" not in call.json and "modalities" not in call.json
     assert server.get(f"/api/caption-jobs/{job}").json()["captioned"] == 4
+    assert page.inner_text("[data-testid=caption-spend]") == "4 calls"  # no prices: calls only
     page.screenshot(path=str(ARTIFACTS / "journey_captions_model_done_1366.png"))
 
     # Saved for ai-toolkit: each .txt is the model's caption.

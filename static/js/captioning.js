@@ -5,6 +5,7 @@
 import { fetchJSON, query } from "./api.js";
 import { t } from "./i18n.js";
 import { readProfile } from "./profile.js";
+import { spendText } from "./spend.js";
 import { $, attempt, fillSelect, toast } from "./ui.js";
 
 const POLL_MS = 700;
@@ -192,6 +193,7 @@ function showJob(job) {
   const progress = $("caption-progress");
   progress.textContent = jobLine(job);
   progress.title = [job.model, job.api_host].filter(Boolean).join(" · ");
+  $("caption-spend").textContent = spendText(job.spend); // the job's calls, counted in the run's spend too
   $("caption-cancel").hidden = Boolean(job.finished);
   $("caption-cancel").disabled = Boolean(job.cancelled);
   $("caption-job-close").hidden = !job.finished;
