@@ -6,6 +6,6 @@ from .image import ImageProblem, caption_jpeg
 from .jobs import FAILURES_SHOWN, SOURCES, CaptionItem, CaptionJob, CaptionOrder, JobSpend
 from .presets import INSTRUCTION_MAX_BYTES, INSTRUCTIONS, LONG_SIDE, presets
 
-__all__ = ["CAPTION_MAX_BYTES", "CaptionItem", "CaptionJob", "CaptionOrder", "caption_from", "caption_jpeg", "capped",
+__all__ = ["capped", "caption_from", "caption_jpeg", "CAPTION_MAX_BYTES", "CaptionItem", "CaptionJob", "CaptionOrder",
            "FAILURES_SHOWN", "ImageProblem", "INSTRUCTION_MAX_BYTES", "INSTRUCTIONS", "JobSpend", "LONG_SIDE",
            "NoCaption", "presets", "SOURCES"]

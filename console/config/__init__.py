@@ -6,4 +6,4 @@ from .snippets import checked_snippets
 from .store import ConfigStore
 from .validation import ConfigError, NotFound
 
-__all__ = ["ConfigError", "ConfigStore", "NotFound", "checked_snippets"]
+__all__ = ["checked_snippets", "ConfigError", "ConfigStore", "NotFound"]

@@ -5,4 +5,4 @@ from .flagger import Flagger
 from .judge import FLAGS, Twins, judge, requested_aspect
 from .look import Look, Mark, look_at
 
-__all__ = ["FLAGS", "Flagger", "Look", "Mark", "Twins", "judge", "look_at", "requested_aspect"]
+__all__ = ["Flagger", "FLAGS", "judge", "Look", "look_at", "Mark", "requested_aspect", "Twins"]

@@ -41,7 +41,7 @@ from .write import execute, folder_lock, image_bytes, write_item
 __all__ = ["append_jsonl", "aspect_difference", "base_stem", "builtin_presets", "Candidate", "caption_path",
            "caption_text", "caption_values", "CAPTION_VARIABLES", "CAPTIONS", "check_template", "CONFLICTS",
            "CONFORMS", "CONTROL_LOOKUP", "control_paths", "destination", "execute", "file_sha256", "fit_parts",
-           "folder_lock", "folders", "image_bytes", "IMAGE_SUFFIXES", "inside", "Journal", "JOURNAL", "LAYOUT_FORMATS",
+           "folder_lock", "folders", "image_bytes", "IMAGE_SUFFIXES", "inside", "JOURNAL", "Journal", "LAYOUT_FORMATS",
            "LAYOUT_INFO", "LayoutInfo", "LAYOUTS", "LEGACY_PRESETS", "line_destination", "Listing", "MANIFEST",
            "manifest_line", "manifest_lines", "Memory", "merge_musubi", "MUSUBI_JSONL", "musubi_records",
            "name_values", "NAME_VARIABLES", "new_save_id", "note", "NOTE_TEXT", "notes", "other_runs", "OtherRuns",

@@ -18,7 +18,7 @@ from . import (caption_jobs_api, captions_api, compare_api, config_api, errors, 
 from .handler import RequestHandler
 
 DB_NAME = "console.db"
-__all__ = ["create_app", "RequestHandler"]
+__all__ = ["create_app", "DB_NAME", "RequestHandler"]
 
 
 def create_app(config: Mapping[str, Any] | None = None, settings: Settings | None = None, *,
