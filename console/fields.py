@@ -8,6 +8,7 @@ domain error, or let the web layer answer it as a 400.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, NamedTuple
 
@@ -122,3 +123,15 @@ def text(value: Any, name: str, *, default: str = "", max_bytes: int | None = No
         if size > max_bytes:
             raise FieldError(name, f"{name} must be at most {kib(max_bytes)} of text; got {size:,} bytes")
     return value
+
+
+def plain_json(value: Any, name: str) -> Any:
+    """Return a copy of JSON `value` that can be sent and stored: no NaN or Infinity, no lone surrogate in a string."""
+    try:
+        encoded = json.dumps(value, allow_nan=False, ensure_ascii=False)
+        encoded.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FieldError(name, f"{name} is not valid text: it holds a lone surrogate") from None
+    except (TypeError, ValueError) as exc:
+        raise FieldError(name, f"{name} is not plain JSON: {exc}") from None
+    return json.loads(encoded)

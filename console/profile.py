@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
-from .fields import FieldError, Range, choice, flag, plain
+from .fields import FieldError, Range, choice, flag, plain, plain_json, text
 from .masking import (
     HINT_MIN, MASK, MASK_CHAR, blank_headers, blank_url, header_secrets, hint_mask, holds_mask, is_masked, keep_headers,
     keep_url, mask, mask_headers, mask_url, url_secrets,
 )
 from .netguard import URL_SCHEMES
 from .proxyurl import check_proxy_url
+from .scan import is_text
 
 API_MODES = ("auto", "chat_completions", "responses", "images", "gemini")
 TOKEN_FIELDS = ("auto", "max_tokens", "max_completion_tokens", "max_output_tokens", "none")
@@ -208,10 +208,7 @@ def _unmasked_pool(entries: list[Any], stored: "ApiProfile", *, empty_keeps: boo
 
 
 def _text(name: str, value: Any) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise ProfileError(f"{name} must be a string")
+    value = text(value, name)
     return value.strip() if name in ("api_url", "model", "size", "response_format") else value
 
 
@@ -335,10 +332,7 @@ def _object(name: str, value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping):
         raise ProfileError(f"{name} must be a JSON object")
-    try:  # plain JSON only: it is sent as JSON and stored as JSON (NaN and Infinity are neither)
-        return json.loads(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise ProfileError(f"{name} is not plain JSON: {exc}") from None
+    return plain_json(value, name)  # it is sent as JSON and stored as JSON
 
 
 def _key_pool(name: str, value: Any) -> list[dict[str, Any]]:
@@ -403,7 +397,7 @@ def _prices(name: str, value: Any) -> dict[str, Any]:
         prices[key] = float(price)
     currency = value.get("currency")
     if currency not in (None, ""):
-        if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency.strip()):
+        if not isinstance(currency, str) or not is_text(currency) or not _CURRENCY.fullmatch(currency.strip()):
             raise ProfileError(f"{name}.currency must be a currency code such as USD or CNY; got {currency!r}")
         prices["currency"] = currency.strip().upper()
     return prices

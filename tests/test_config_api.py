@@ -270,3 +270,23 @@ def test_test_connection_reports_upstream_errors(client, fake):
     blocked = client.post("/api/test-connection", json={"api": {"api_url": fake.api_base("g3_stream_dataurl")}})
     assert blocked.json["ok"] is False and "private" in blocked.json["error"]
     assert client.post("/api/test-connection", json={}).status_code == 400  # no URL stored
+
+
+# A lone surrogate (JSON can carry one as \ud800; UTF-8 cannot store it) is a 400 naming the field, not a crash.
+
+
+@pytest.mark.parametrize("method, path, body, text", [
+    ("put", "/api/settings", '{"api": {"model": "m\\ud800"}}', "model is not valid text: it holds a lone surrogate"),
+    ("put", "/api/settings", '{"api": {"system_prompt": "\\udfff"}}', "system_prompt is not valid text"),
+    ("put", "/api/settings", '{"api": {"extra_body": {"a": ["\\ud800"]}}}', "extra_body is not valid text"),
+    ("put", "/api/settings", '{"api": {"prices": {"currency": "\\ud800"}}}', "prices.currency must be a currency code"),
+    ("put", "/api/settings", '{"save": {"template": "\\ud800"}}', "save is not valid text"),
+    ("put", "/api/presets/api/p", '{"size": "\\ud800"}', "size is not valid text"),
+    ("put", "/api/presets/save/p", '{"trigger": "\\ud800"}', "'trigger' is not valid text"),
+    ("put", "/api/snippets/s", '{"text": "\\ud800"}', "the prompt text is not valid text"),
+    ("post", "/api/config/import", '{"presets": {"api": {"\\ud800": {}}}}', "must not contain '/', control characters"),
+])
+def test_a_lone_surrogate_is_refused_naming_the_field(client, method, path, body, text):
+    answer = getattr(client, method)(path, data=body, content_type="application/json")
+    refused(answer, 400, text)
+    assert ok(client.get("/api/settings"))["api"]["model"] == ""

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from ..scan import is_text
 from .validation import ConfigError, NotFound, _preset_name
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,8 @@ def checked_text(text: Any, where: str) -> str:
     """Return a snippet's text; ConfigError unless it is non-blank text of at most TEXT_MAX characters."""
     if not isinstance(text, str) or not text.strip():
         raise ConfigError(f"{where}: the prompt text must be non-blank text")
+    if not is_text(text):
+        raise ConfigError(f"{where}: the prompt text is not valid text: it holds a lone surrogate")
     if len(text) > TEXT_MAX:
         raise ConfigError(f"{where}: the prompt text is longer than {TEXT_MAX} characters")
     return text

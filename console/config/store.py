@@ -262,12 +262,12 @@ class ConfigStore:
 
 def _save_rule(data: Any, where: str) -> dict:
     """Return a save preset as stored, checked as a save would check it (its output folder may be empty)."""
-    rule = _json_object(data, where)
-    try:
-        SaveRule.check_kept(rule)
-    except RuleError as exc:
-        raise ConfigError(_at(where, str(exc))) from None
-    return rule
+    if isinstance(data, Mapping):  # checked first, so a bad field is named rather than only the preset
+        try:
+            SaveRule.check_kept(data)
+        except RuleError as exc:
+            raise ConfigError(_at(where, str(exc))) from None
+    return _json_object(data, where)
 
 
 # Files.

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from typing import Any, Mapping
 
+from ..fields import FieldError, plain_json
 from ..profile import ApiProfile, ProfileError
+from ..scan import is_text
 
 EXPORT_FORMAT = "image-batch-console-config"
 EXPORT_VERSION = 1
@@ -35,8 +36,9 @@ def _preset_name(name: Any, where: str = "") -> str:
     name = name.strip()
     if not 1 <= len(name) <= NAME_MAX:
         raise ConfigError(_at(where, f"a preset name must be 1-{NAME_MAX} characters long"))
-    if "/" in name or any(unicodedata.category(char) == "Cc" for char in name):
-        raise ConfigError(_at(where, f"a preset name must not contain '/' or control characters: {name!r}"))
+    if "/" in name or not is_text(name) or any(unicodedata.category(char) == "Cc" for char in name):
+        raise ConfigError(_at(where, f"a preset name must not contain '/', control characters or lone surrogates: "
+                                     f"{name!r}"))
     return name
 
 
@@ -59,9 +61,9 @@ def _json_object(value: Any, what: str) -> dict:
     if not isinstance(value, Mapping):
         raise ConfigError(f"{what} must be a JSON object")
     try:
-        return json.loads(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{what} is not plain JSON: {exc}") from None
+        return plain_json(value, what)
+    except FieldError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _is_json_object(value: Any) -> bool:
