@@ -9,8 +9,7 @@ from flask import Blueprint, Flask
 
 from ..config import ConfigError
 from ..engine import Conflict, EngineError
-from ..fields import Range
-from ..scan import is_text
+from ..fields import Range, quoted, text
 from ..store import new_id
 from ..store_pilot import pilot_sample
 from . import sources_api
@@ -43,8 +42,7 @@ def _text(value: Any, field: str, limit: int | None = None) -> str:
     """Return a variant's non-empty text field; 400 naming the field otherwise."""
     if not isinstance(value, str) or not value.strip():
         raise ApiError(f"'{field}' is required: a non-empty string")
-    if not is_text(value):
-        raise ApiError(f"'{field}' is not valid text: it holds a lone surrogate")
+    text(value, quoted(field))  # valid text
     if limit is not None and len(value.strip()) > limit:
         raise ApiError(f"'{field}' is {len(value.strip())} characters long; at most {limit}")
     return value.strip() if limit is not None else value
