@@ -12,10 +12,11 @@ from flask import Blueprint, Flask, jsonify, request, send_file
 from ..diskfault import out_of_room
 from ..estimate import estimate, images_of
 from ..export import write_zip
+from ..fields import flag, kib, quoted, text
 from ..masking import mask_url
 from ..records import ResultRecord, RunRecord, TaskRecord
 from ..store import STATUSES
-from ..store_captions import CaptionTooLong, clean_caption
+from ..store_captions import CAPTION_MAX_BYTES, CaptionTooLong, clean_caption
 from ..store_selection import SELECTION_ACTIONS
 from ..store_flags import FLAG_FILTERS
 from ..store_spend import SPEND_DAYS_MAX
@@ -43,12 +44,16 @@ def _field(body: dict[str, Any], name: str, kind: type, default: Any = None, req
             raise ApiError(f"'{name}' is required")
         return default
     value = body[name]
+    if kind is str:
+        return text(value, quoted(name))
+    if kind is bool:
+        return flag(value, quoted(name))
     if kind is int and isinstance(value, bool) or not isinstance(value, kind):
         raise ApiError(f"'{name}' must be {_KIND_NAMES[kind]}")
     return value
 
 
-_KIND_NAMES = {str: "a string", bool: "true or false", int: "a whole number", dict: "an object"}
+_KIND_NAMES = {int: "a whole number", dict: "an object"}
 
 
 def _query_int(name: str, default: int | None, low: int = 0) -> int | None:
@@ -374,7 +379,7 @@ def _caption(body: dict[str, Any]) -> str | None:
     try:
         return clean_caption(sources_api.optional_string(body, "caption"))
     except CaptionTooLong as exc:
-        raise ApiError(f"'caption' must be at most 8 KiB of text; got {exc.size:,} bytes") from None
+        raise ApiError(f"'caption' must be at most {kib(CAPTION_MAX_BYTES)} of text; got {exc.size:,} bytes") from None
 
 
 @bp.delete("/api/results/<result_id>")
