@@ -373,6 +373,7 @@ def test_no_legacy_file_or_path(tmp_path):
 
 def test_the_package_shows_one_public_face():
     """console.config's __init__ exports a sorted __all__, each name defined behind it."""
-    assert console.config.__all__ == sorted(console.config.__all__) == ["ConfigError", "ConfigStore", "NotFound", "checked_snippets"]
+    assert console.config.__all__ == sorted(console.config.__all__, key=str.casefold) == [
+        "checked_snippets", "ConfigError", "ConfigStore", "NotFound"]
     for name in console.config.__all__:
         assert getattr(console.config, name).__module__.startswith("console.config.")
