@@ -10,7 +10,6 @@ import { $, attempt, fillSelect, toast } from "./ui.js";
 
 const POLL_MS = 700;
 const DRAFT_KEY = "ibc.captioning"; // the dialog's last choices (preset, model, instruction), in this browser
-const FAILURES_SHOWN = 50;
 
 let page = null; // { runId(), tasks(), changed() }
 let presets = { instructions: [], long_side: 1024 };
@@ -209,7 +208,7 @@ function showFailures(failures, count) {
   const list = box.querySelector("ul");
   if (list.dataset.signature === signature) return;
   list.dataset.signature = signature;
-  list.replaceChildren(...failures.slice(0, FAILURES_SHOWN).map((failure) => {
+  list.replaceChildren(...failures.map((failure) => { // the server lists the first few; `count` says how many
     const item = document.createElement("li");
     item.setAttribute("data-testid", "caption-failure");
     const name = document.createElement("b");
