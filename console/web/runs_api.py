@@ -12,7 +12,7 @@ from flask import Blueprint, Flask, jsonify, request, send_file
 from ..diskfault import out_of_room
 from ..estimate import estimate, images_of
 from ..export import write_zip
-from ..fields import flag, kib, quoted, text
+from ..fields import flag, kib, quoted
 from ..masking import mask_url
 from ..records import ResultRecord, RunRecord, TaskRecord
 from ..store import STATUSES
@@ -44,16 +44,15 @@ def _field(body: dict[str, Any], name: str, kind: type, default: Any = None, req
             raise ApiError(f"'{name}' is required")
         return default
     value = body[name]
-    if kind is str:
-        return text(value, quoted(name))
     if kind is bool:
         return flag(value, quoted(name))
+    # Text is only type-checked here: the scan names a path's lone surrogate itself, as the path it stands for.
     if kind is int and isinstance(value, bool) or not isinstance(value, kind):
         raise ApiError(f"'{name}' must be {_KIND_NAMES[kind]}")
     return value
 
 
-_KIND_NAMES = {int: "a whole number", dict: "an object"}
+_KIND_NAMES = {str: "a string", int: "a whole number", dict: "an object"}
 
 
 def _query_int(name: str, default: int | None, low: int = 0) -> int | None:
