@@ -21,7 +21,7 @@ from console.upstream.answer import AnswerParser
 from console.upstream.client import UpstreamClient, make_http_client
 from console.upstream.fetch import decode_inline
 from console.upstream.sse import SSEDecoder
-from tests.fake_upstream import FakeUpstream, b64, big_png
+from testkit.fake_upstream import FakeUpstream, b64, big_png
 
 CHUNK = 16 * 1024
 BUDGET_S = 1.0

@@ -1,4 +1,4 @@
-"""Run the fake gateway (tests/fake_upstream.py) as a process of its own, for the throughput bench.
+"""Run the fake gateway (testkit/fake_upstream.py) as a process of its own, for the throughput bench.
 
     python -m bench.fake_server        # prints "port N", serves 127.0.0.1:N until stdin closes
 
@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from tests.fake_upstream import FakeUpstream, Recorded
+from testkit.fake_upstream import FakeUpstream, Recorded
 
 ROOT = Path(__file__).resolve().parent.parent
 

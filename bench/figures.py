@@ -17,7 +17,7 @@ from bench.harness import CHAT, Row, Server, Servers, Workspace, make_photo_sour
 from console.store import Store
 from console.web import DB_NAME
 from console.settings import resolve
-from tests.fake_upstream import FakeUpstream, big_png
+from testkit.fake_upstream import FakeUpstream, big_png
 
 
 ROOT = Path(__file__).resolve().parent.parent

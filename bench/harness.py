@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from tests.images import make
-from tests.server_process import ServerProcess
+from testkit.images import make
+from testkit.server_process import ServerProcess
 
 CHAT = "/v1/chat/completions"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -127,7 +127,7 @@ def make_sources(folder: Path, count: int, seeds: Path | None = None) -> Path:
 
 def make_photo_sources(folder: Path, count: int, side: int, distinct: int = 16) -> Path:
     """Fill folder with count photo-like side×side PNGs (img0001.png …): `distinct` real files, hard-linked."""
-    from tests.fake_scenarios import photo
+    from testkit.fake_scenarios import photo
 
     folder.mkdir(parents=True, exist_ok=True)
     seeds = folder.parent / f".seeds-{folder.name}"

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from bench.harness import CHAT, Row, Servers, Workspace, make_sources, median
-from tests.fake_upstream import FakeUpstream
+from testkit.fake_upstream import FakeUpstream
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -7,7 +7,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.fake_upstream import FakeUpstream
+from testkit.fake_upstream import FakeUpstream
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +56,7 @@ def page(browser, server):
 @pytest.fixture
 def server(tmp_path):
     """The console as a real process on a fresh data dir (stopped at the end)."""
-    from tests.server_process import ServerProcess
+    from testkit.server_process import ServerProcess
 
     process = ServerProcess(tmp_path / "data")
     yield process

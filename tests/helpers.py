@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.images import make
+from testkit.images import make
 
 CHAT = "/v1/chat/completions"
 

@@ -11,7 +11,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.fake_upstream import IMAGES
+from testkit.fake_upstream import IMAGES
 
 
 class _Handler(BaseHTTPRequestHandler):

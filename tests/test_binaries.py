@@ -32,7 +32,7 @@ import pytest
 from PIL import Image
 
 from console.settings import SETTINGS
-from tests.fake_upstream import FakeUpstream
+from testkit.fake_upstream import FakeUpstream
 from tests.helpers import make_sources
 
 ROOT = Path(__file__).resolve().parent.parent

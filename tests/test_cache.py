@@ -14,7 +14,7 @@ from PIL import Image
 
 import console.cache as cache_module
 from console.cache import ImageCache, ThumbnailError
-from tests.images import make
+from testkit.images import make
 
 HOUR = 3600.0
 NOW = float(int(time.time()))  # "now" for evict(): tests set mtimes around it instead of sleeping

@@ -26,7 +26,7 @@ from console.web import create_app
 from tests import figures
 from tests.disks import small_disk  # noqa: F401  (fixture)
 from tests.helpers import api, make_sources, wait_for, wait_idle
-from tests.images import make
+from testkit.images import make
 
 RESPONSES = "/v1/responses"
 CHAT = "/v1/chat/completions"
@@ -483,7 +483,7 @@ def test_closing_the_app_mid_job_hangs_nothing_and_a_new_app_has_no_job(fake, tm
 
 
 def test_a_killed_server_keeps_the_captions_written_and_a_new_job_calls_only_the_rest(fake, tmp_path):
-    from tests.server_process import ServerProcess
+    from testkit.server_process import ServerProcess
 
     data = tmp_path / "data"
     data.mkdir()
@@ -529,7 +529,7 @@ class _Seeded:
 
 @pytest.mark.timeout(120)
 def test_a_disk_that_fills_mid_job_stops_it_with_the_reason_and_a_new_job_finishes(small_disk, fake):  # noqa: F811
-    from tests.server_process import ServerProcess
+    from testkit.server_process import ServerProcess
 
     data = small_disk.path / "data"
     data.mkdir()

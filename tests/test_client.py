@@ -17,8 +17,8 @@ from console.upstream.errors import (BlockedURLError, CooldownError, ResponseErr
                                      TimeoutError_, TooLargeError, TransportError, UpstreamError)
 from console.upstream.payload import Source
 from console.upstream.retry import is_quota, is_rate_limit, is_retryable
-from tests.fake_upstream import FakeUpstream
-from tests.images import JPEG
+from testkit.fake_upstream import FakeUpstream
+from testkit.images import JPEG
 
 CHAT = "/v1/chat/completions"
 RESPONSES = "/v1/responses"

@@ -14,11 +14,11 @@ from collections import Counter
 
 import pytest
 
-from tests.fake_scenarios import call_log
+from testkit.fake_scenarios import call_log
 from tests.figures import record
 from tests.helpers import CHAT, make_sources
 from tests.run_checks import Poller, digest_of, integrity, partial_files, unreadable_results
-from tests.server_process import ServerProcess
+from testkit.server_process import ServerProcess
 
 KILLS = 10
 TASKS = 80

@@ -211,3 +211,17 @@ def test_every_module_imports_first_in_a_fresh_interpreter():
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
+
+
+# -- the benchmarks stand apart from the tests ---------------------------------------------------
+
+def test_bench_imports_nothing_from_tests():
+    """What both need lives in testkit; bench reaching into tests would tie a measurement to a test's helpers."""
+    found = {}
+    for path in sorted((ROOT / "bench").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):  # imports inside functions too
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            found.update({path.relative_to(ROOT).as_posix(): name for name in names
+                          if name == "tests" or name.startswith("tests.")})
+    assert found == {}

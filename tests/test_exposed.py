@@ -15,7 +15,7 @@ import pytest
 from console.settings import is_exposed, resolve
 from console.web import create_app
 from tests.figures import record
-from tests.server_process import ServerProcess
+from testkit.server_process import ServerProcess
 
 TOKEN = "t0ken-for-tests-only-0123456789abcdef"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")

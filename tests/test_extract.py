@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from console.upstream.extract import ImageRef, clean_url, ref_from_field, refs_from_text
-from tests.images import JPEG, PNG, b64, data_url
+from testkit.images import JPEG, PNG, b64, data_url
 
 
 def urls(text: str) -> list[str]:

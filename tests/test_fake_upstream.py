@@ -17,8 +17,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests import images
-from tests.fake_upstream import FILES, IMAGES, SCENARIOS, FakeUpstream, g2_path, g3_path
+from testkit import images
+from testkit.fake_upstream import FILES, IMAGES, SCENARIOS, FakeUpstream, g2_path, g3_path
 
 CHAT = {"model": "grok-imagine-image", "messages": [{"role": "user", "content": "a red fox"}], "stream": True}
 OWN_TESTS = {"stall", "oversize_stream", "reset_midstream", "router_cooldown"}  # endless, aborting or timed: below

@@ -21,7 +21,7 @@ from collections import Counter
 import pytest
 
 from console.upstream.retry import BACKOFF_BASE_S, BACKOFF_CAP_S, JITTER
-from tests.fake_scenarios import CHAOS_FAULTS, call_log
+from testkit.fake_scenarios import CHAOS_FAULTS, call_log
 from tests.figures import record
 from tests.helpers import CHAT, make_sources
 from tests.run_checks import Poller, digest_of

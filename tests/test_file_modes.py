@@ -14,7 +14,7 @@ from pathlib import Path
 from console import datadir
 from tests.figures import record
 from tests.helpers import CHAT, make_sources
-from tests.server_process import ROOT, ServerProcess
+from testkit.server_process import ROOT, ServerProcess
 
 KEY = "sk-modes-0123456789abcdef"
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests.browser import cards, open_tab, start_run, wait_count
 from tests.helpers import make_sources
-from tests.server_process import ServerProcess
+from testkit.server_process import ServerProcess
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.browser

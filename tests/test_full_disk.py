@@ -17,11 +17,11 @@ from collections import Counter
 import pytest
 
 from tests.disks import small_disk  # noqa: F401  (fixture)
-from tests.fake_scenarios import call_log
+from testkit.fake_scenarios import call_log
 from tests.figures import record
 from tests.helpers import CHAT, make_sources
 from tests.run_checks import digest_of, integrity
-from tests.server_process import ROOT, ServerProcess
+from testkit.server_process import ROOT, ServerProcess
 
 TASKS = 20
 

@@ -16,8 +16,8 @@ from console.upstream.client import CallOutcome, UpstreamClient, make_http_clien
 from console.upstream.debuglog import DebugLog
 from console.upstream.payload import Source, build, endpoint, input_limit, resolve_mode
 from console.upstream.retry import is_rate_limit, is_retryable
-from tests.fake_upstream import IMAGES, FakeUpstream
-from tests.images import JPEG, PNG
+from testkit.fake_upstream import IMAGES, FakeUpstream
+from testkit.images import JPEG, PNG
 from tests.test_upstream_cli import run as run_cli
 
 MODEL = "gemini-2.5-flash-image"
@@ -139,7 +139,7 @@ def test_the_gateway_gets_the_key_header_and_the_inputs(fake):
 
 def test_a_real_edit_comes_back_from_the_source(fake):
     image = call(fake, "gemini.edit=1").images[0]
-    assert image.format == "png" and (image.width, image.height) == (32, 24)  # the source's size (tests.images)
+    assert image.format == "png" and (image.width, image.height) == (32, 24)  # the source's size (testkit.images)
 
 
 def test_a_wrong_key_shows_googles_message_and_is_not_retried(fake):

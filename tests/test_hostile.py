@@ -20,12 +20,12 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.fake_scenarios import bomb_png
+from testkit.fake_scenarios import bomb_png
 from tests.figures import record
 from tests.helpers import CHAT
 from tests.hostile_files import PROMPT_S, badly_named, fifo, release
-from tests.images import make
-from tests.server_process import ServerProcess
+from testkit.images import make
+from testkit.server_process import ServerProcess
 
 MiB = 1024 * 1024
 RESPONSE_CAP = 16 * MiB

@@ -22,11 +22,11 @@ from console.profile import ApiProfile
 from console.settings import SettingsError, resolve
 from console.upstream.client import UpstreamClient, make_http_client
 from console.upstream.errors import ResponseError
-from tests.fake_upstream import FakeUpstream
+from testkit.fake_upstream import FakeUpstream
 from tests.figures import record
 from tests.helpers import api, make_sources, wait_for
 from tests.loopback_servers import Target
-from tests.server_process import ROOT, ServerProcess
+from testkit.server_process import ROOT, ServerProcess
 
 CHAT = "/v1/chat/completions"
 AZURE_QUERY = "api-version=2025-04-01-preview"

@@ -12,7 +12,7 @@ from PIL import Image
 from console import imaging
 from console.cache import ImageCache
 from tests.hostile_files import PROMPT_S, fifo, within
-from tests.images import GIF, JPEG, PNG, WEBP, make
+from testkit.images import GIF, JPEG, PNG, WEBP, make
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 LIMITS = {"max_bytes": 0, "max_pixels": imaging.DEFAULT_MAX_PIXELS, "max_side": 0, "max_source_bytes": 1 << 20}

@@ -19,8 +19,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tests.disks import small_disk  # noqa: F401  (fixture)
-from tests.fake_upstream import FakeUpstream
-from tests.server_process import ServerProcess
+from testkit.fake_upstream import FakeUpstream
+from testkit.server_process import ServerProcess
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.browser
@@ -1312,7 +1312,7 @@ def test_a_full_disk_pauses_the_run_and_resume_after_freeing_space_finishes_it(b
     # the run with no source paid for twice.
     from collections import Counter
 
-    from tests.fake_scenarios import call_log
+    from testkit.fake_scenarios import call_log
 
     server = ServerProcess(small_disk.path / "data")
     # bypass_csp: Playwright's string predicates run through eval, which the page's policy forbids

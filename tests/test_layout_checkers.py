@@ -16,7 +16,7 @@ from PIL import Image
 
 from console.store import NewTask
 from tests.helpers import api, make_sources, wait_idle
-from tests.images import make
+from testkit.images import make
 from tests.trainers import Reading, read_aitoolkit, read_civitai, read_fal, read_musubi, read_musubi_jsonl
 
 PROMPT = "make it blue"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import start, wait_idle
-from tests.images import make
+from testkit.images import make
 
 PROMPT = "make it blue"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 ROOT = Path(__file__).resolve().parent.parent
-SCANNED = ("console", "bench", "tests", "static", "scripts")
+SCANNED = ("console", "bench", "tests", "testkit", "static", "scripts")
 SUFFIXES = (".py", ".js", ".mjs", ".css", ".html", ".sh")
 
 # An issue or pull-request number, a note kept outside the repository, or one of its section signs.

@@ -10,8 +10,8 @@ import pytest
 
 from tests.browser import CHAT, cards, fill_profile, open_tab, shot, start_run, wait_count
 from tests.helpers import make_sources
-from tests.images import make
-from tests.server_process import ServerProcess
+from testkit.images import make
+from testkit.server_process import ServerProcess
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.browser

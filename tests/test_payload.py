@@ -10,7 +10,7 @@ import pytest
 from console.profile import ApiProfile
 from console.upstream.errors import ProfileProblem
 from console.upstream.payload import Source, build, deep_merge, endpoint, resolve_mode
-from tests.images import JPEG, PNG, data_url
+from testkit.images import JPEG, PNG, data_url
 
 SOURCE = Source("photos/cat.jpeg", JPEG, "image/jpeg")
 

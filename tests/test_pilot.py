@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 
 from console.store_pilot import pilot_sample
-from tests.fake_upstream import source_digest
+from testkit.fake_upstream import source_digest
 from tests.helpers import api, make_sources, wait_idle
 from tests.run_checks import digest_of
-from tests.server_process import ServerProcess
+from testkit.server_process import ServerProcess
 
 
 def calls(fake, folder) -> list[tuple[str, str]]:

@@ -18,7 +18,7 @@ from console.upstream.client import UpstreamClient, make_http_client
 from console.upstream.debuglog import DebugLog
 from console.upstream.payload import Source
 from console.upstream.proxy import HttpClients
-from tests.images import JPEG
+from testkit.images import JPEG
 from tests.proxy_server import HttpProxy, Socks5Proxy, TlsFront, Use
 
 CHAT = "/v1/chat/completions"

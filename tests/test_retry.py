@@ -16,7 +16,7 @@ from console.upstream.errors import (BlockedURLError, CooldownError, ProfileProb
 from console.upstream.fetch import Downloader
 from console.upstream.retry import (BACKOFF_BASE_S, BACKOFF_CAP_S, DOWNLOAD_RETRIES, JITTER, RETRY_AFTER_CAP_S,
                                     delay_s, is_rate_limit, is_retryable, parse_retry_after, retrying, should_retry)
-from tests.images import JPEG
+from testkit.images import JPEG
 
 
 class Sleeps(list):

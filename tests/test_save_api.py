@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.images import make
+from testkit.images import make
 from tests.helpers import make_sources, start, wait_idle
 
 KEY = "sk-test-SECRET-0123456789"

@@ -25,7 +25,7 @@ from console.cache import ImageCache
 from console.store import NewResult, NewTask, Store
 from tests.disks import SmallDisk, can_mount
 from tests.figures import record
-from tests.server_process import ServerProcess
+from testkit.server_process import ServerProcess
 
 PAIRS = 120
 KILL_AFTER = 26

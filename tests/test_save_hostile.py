@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import start, wait_idle
-from tests.images import make
+from testkit.images import make
 
 DAMAGED_FIX = "retry the task to fetch the image again"
 

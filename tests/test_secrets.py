@@ -27,7 +27,7 @@ from console.datadir import secret_files
 from console.profile import ApiProfile
 from tests.figures import record
 from tests.helpers import CHAT, make_sources
-from tests.server_process import ServerProcess
+from testkit.server_process import ServerProcess
 
 KEY = "sk-canary-" + secrets.token_hex(12)
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"

@@ -14,8 +14,8 @@ from console.upstream import ProfileProblem, ResponseError
 from console.upstream.client import CallOutcome, UpstreamClient, make_http_client
 from console.upstream.payload import Source, build, input_limit
 from console.upstream.retry import is_retryable
-from tests.fake_upstream import IMAGES, FakeUpstream
-from tests.images import JPEG, PNG, data_url
+from testkit.fake_upstream import IMAGES, FakeUpstream
+from testkit.images import JPEG, PNG, data_url
 from tests.test_upstream_cli import run as run_cli
 
 ARK = "https://ark.cn-beijing.volces.com/api/v3"

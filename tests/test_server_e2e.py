@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 
-from tests.server_process import ServerProcess
+from testkit.server_process import ServerProcess
 from tests.helpers import make_sources
 
 CHAT = "/v1/chat/completions"

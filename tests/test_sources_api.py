@@ -19,7 +19,7 @@ from openpyxl import load_workbook
 import console.scan
 
 from tests.helpers import api, make_sources, wait_idle
-from tests.images import make
+from testkit.images import make
 
 EDITS = "/v1/images/edits"
 GENERATIONS = "/v1/images/generations"

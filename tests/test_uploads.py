@@ -17,8 +17,8 @@ from console.web import create_app
 from tests.disks import small_disk  # noqa: F401  (fixture)
 from tests.figures import record
 from tests.helpers import api, wait_idle
-from tests.images import make
-from tests.server_process import ServerProcess
+from testkit.images import make
+from testkit.server_process import ServerProcess
 
 UPLOAD = {"X-Console-Upload": "1"}
 PNG = make("PNG", (16, 12))

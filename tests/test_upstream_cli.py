@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.images import JPEG
+from testkit.images import JPEG
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,7 +59,7 @@ def test_missing_image_file_is_a_clean_error(tmp_path):
 
 
 def test_reference_images_are_sent_after_the_source_in_order(fake, tmp_path):
-    from tests.images import make
+    from testkit.images import make
 
     paths = []
     for number, color in enumerate(((200, 0, 0), (0, 200, 0), (0, 0, 200))):

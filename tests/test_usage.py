@@ -13,8 +13,8 @@ from console.upstream.client import CallOutcome, UpstreamClient, make_http_clien
 from console.upstream.errors import ResponseError, StatusError, UpstreamError
 from console.upstream.payload import Source
 from console.upstream.usage import Usage, UsageReader, priced
-from tests.fake_upstream import FakeUpstream
-from tests.images import JPEG
+from testkit.fake_upstream import FakeUpstream
+from testkit.images import JPEG
 
 SOURCE = Source("cat.jpg", JPEG, "image/jpeg")
 CHAT, RESPONSES, EDITS = "/v1/chat/completions", "/v1/responses", "/v1/images/edits"

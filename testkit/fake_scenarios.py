@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from PIL import Image, ImageFilter
 
-from tests.fake_upstream import (
+from testkit.fake_upstream import (
     CREATED, DONE, IMAGES, SCENARIOS, SEED, SSE, SSE_GO, Ctx, b64, big_png, compact_json, data_url,
     expected_images, g1_json, g1_path, g16_final_path, g16_user_path, g2_path, g3_path, go_json, mime_of,
     scenario, sse_frame,
@@ -956,7 +956,7 @@ def call_log(segment: str) -> list[dict[str, Any]]:
 
 def _log_call(ctx: Ctx, fault: str) -> tuple[str, int]:
     """Note a call in CALL_LOG; return the source's digest and how many calls it had before."""
-    from tests.fake_upstream import source_digest
+    from testkit.fake_upstream import source_digest
 
     digest = source_digest(ctx.req)
     before = (ctx.source or (0, 0))[1]
@@ -974,7 +974,7 @@ def chaos(ctx: Ctx) -> None:
     The fault depends only on `seed`, the source and how many calls it had before, so a run gets
     the same faults whatever order its tasks go in. `ra` is the Retry-After value (default 0.2).
     """
-    from tests.fake_upstream import source_digest
+    from testkit.fake_upstream import source_digest
 
     before = (ctx.source or (0, 0))[1]
     fault = chaos_fault(ctx.opts.get("seed", "0"), source_digest(ctx.req), before)

@@ -4,7 +4,7 @@ The server reproduces what chenyme/grok2api (generations G1, G1.5, G1.6, G2, G3)
 OpenAI send for images: the answers, errors and faults docs/gateways.md lists.
 A request path is ``/<scenario>/<endpoint>``; the scenario segment is a name optionally followed
 by dot-separated ``key=value`` options (``fail_then_ok.status=503.times=2``).  Scenario handlers
-live in ``tests/fake_scenarios.py``; this module holds the images, the file routes, the framing
+live in ``testkit/fake_scenarios.py``; this module holds the images, the file routes, the framing
 helpers, the registry and the HTTP server itself.
 
     with FakeUpstream() as fake:
@@ -940,6 +940,6 @@ def _shutdown_quietly(sock: socket.socket) -> None:
         pass
 
 
-from tests import fake_scenarios  # noqa: E402,F401  (registers the scenario handlers)
+from testkit import fake_scenarios  # noqa: E402,F401  (registers the scenario handlers)
 
 __all__ = ["FakeUpstream", "IMAGES", "Recorded", "SCENARIOS"]
