@@ -301,14 +301,15 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
 
     def _tasks(self, rows: list[sqlite3.Row], spend_of_run: str | None = None) -> list[TaskRecord]:
         """Return the tasks of these rows with their results, and their spend when given their run."""
-        results: dict[str, list[ResultRecord]] = {row["id"]: [] for row in rows}
-        for chunk in chunks(list(results), 500):
+        ids = [row["id"] for row in rows]
+        results: dict[str, list[ResultRecord]] = {}  # only tasks with results: the others share the empty tuple
+        for chunk in chunks(ids, 500):
             marks = ",".join("?" * len(chunk))
             for row in self._db().execute(
                     f"SELECT {_RESULT_COLUMNS} FROM results WHERE task_id IN ({marks}) ORDER BY created_at, rowid", chunk):
-                results[row["task_id"]].append(_result(row))
-        spends = self.task_spends(spend_of_run, list(results)) if spend_of_run is not None else {}
-        return [_task(row, tuple(results[row["id"]]), spends.get(row["id"])) for row in rows]
+                results.setdefault(row["task_id"], []).append(_result(row))
+        spends = self.task_spends(spend_of_run, ids) if spend_of_run is not None else {}
+        return [_task(row, tuple(results.get(row["id"], ())), spends.get(row["id"])) for row in rows]
 
     def task_ids(self, run_id: str, statuses: Iterable[str]) -> list[str]:
         """Return the ids of a run's tasks in these statuses, in source order."""
