@@ -79,6 +79,8 @@ def test_tasks_prepared_ahead_are_not_started_until_a_slot_frees(engine, fake, t
     run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 6)), False, "edit",
                                   api(fake, "stall", concurrency=1))
     wait_for(lambda: fake.in_flight == 1)
+    # The start transaction goes to the store while the call goes out: it may land just after the fake sees the call.
+    wait_for(lambda: [t.status for t in engine.store.tasks_since(run_id).tasks].count("running") == 1)
     tasks = engine.store.tasks_since(run_id).tasks
     assert sorted(t.status for t in tasks) == ["pending"] * 5 + ["running"]
     assert sum(t.attempts for t in tasks) == 1  # look-ahead reads sources, it calls nobody
