@@ -27,7 +27,7 @@ REPORT = ROOT / "RELIABILITY.md"
 TESTS = ["test_faults.py", "test_crashes.py", "test_controls_load.py", "test_attacks.py", "test_ssrf.py",
          "test_exposed.py", "test_hostile.py", "test_secrets.py", "test_fuzz_routes.py", "test_file_modes.py",
          "test_full_disk.py", "test_save_crash.py", "test_save_hostile.py", "test_hostile_gateways.py",
-         "test_uploads.py"]
+         "test_uploads.py", "test_caption_jobs.py"]
 COMMAND = ".venv/bin/python -m tests.reliability"
 
 
@@ -140,6 +140,18 @@ def render(found: dict[str, dict[str, Any]], outcomes: list[tuple[str, str, floa
         f"{get('hostile_gateways', 'request_thread_cap')} | server threads peak "
         f"{get('hostile_gateways', 'server_threads_peak_half_open')}, "
         f"{get('hostile_gateways', 'server_threads_after_header_timeout')} after the header deadline |",
+        f"| a captioning job cancelled mid-way ({get('caption_cancel', 'results')} results) | hung up in "
+        f"{get('caption_cancel', 'cancel_s')} s; **{get('caption_cancel', 'calls_after_cancel', '–')}** calls after; "
+        f"{get('caption_cancel', 'captions_kept')} captions kept |",
+        f"| `kill -9` mid captioning job ({get('caption_kill', 'results')} results) | "
+        f"{get('caption_kill', 'written_before_kill')} captions kept from {get('caption_kill', 'calls_before_kill')} calls; "
+        f"a new job called {get('caption_kill', 'calls_after_restart')}, "
+        f"**{get('caption_kill', 'calls_repeated', '–')}** repeated |",
+        f"| a data folder that fills during a captioning job ({get('caption_full_disk', 'results')} results) | "
+        f"stopped with the reason after {get('caption_full_disk', 'captioned_before_full')} captions "
+        f"({get('caption_full_disk', 'calls_before_stop')} calls; {get('caption_full_disk', 'held_when_full')} answer(s) "
+        f"held in memory); after freeing, a new job wrote the held ones without a call and called "
+        f"{get('caption_full_disk', 'calls_after_free')} for the rest |",
         f"| fuzzed requests, every route | {get('fuzz', 'requests')} on {get('fuzz', 'routes')} routes, "
         f"**{get('fuzz', 'server_errors', '–')} 5xx** |",
         f"| credentials in extra headers and URL queries ({get('secrets', 'header_query_kinds')} kinds) leaked | "

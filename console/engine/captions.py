@@ -37,6 +37,7 @@ from .throttle import FAIL, PAUSE, RETRY, Limiter
 log = logging.getLogger("console.engine")
 STOP_WAIT_S = 5.0
 JOBS_KEPT = 200  # finished jobs remembered for the page (the newest)
+HELD_MAX = 10_000  # captions paid for and held while the data folder cannot take them (8 KiB at most each)
 
 
 class CaptionJobs:
@@ -50,6 +51,10 @@ class CaptionJobs:
         self._jobs: dict[str, CaptionJob] = {}
         self._runners: dict[str, "_JobRunner"] = {}  # loop-owned
         self._lock = threading.Lock()
+        # result id -> a caption a call brought that the data folder could not take: the next job writes it
+        # without a call (its own lock: the loop adds to it while `start` holds `_lock` waiting on the loop)
+        self._held: dict[str, str] = {}
+        self._held_lock = threading.Lock()
 
     @staticmethod
     def check_mode(profile: ApiProfile) -> None:
@@ -70,10 +75,10 @@ class CaptionJobs:
             if running is not None:
                 raise Conflict(f"captioning job {running.id} of this run is still running "
                                f"({running.done} of {running.total} done); cancel it or wait for it to finish")
-            items, skipped = self._plan(order)
-            total = sum(len(item.result_ids) for item in items)
+            items, skipped, restored = self._plan(order)
+            total = sum(len(item.result_ids) for item in items) + restored
             job = CaptionJob(order, profile.model, profile.api_url, total, skipped,
-                             JobSpend(currency_of(profile.to_dict())))
+                             JobSpend(currency_of(profile.to_dict())), captioned=restored)
             runner = _JobRunner(job, items, profile, self)
             self._bridge.call(self._launch(runner))
             self._jobs[job.id] = job
@@ -127,12 +132,41 @@ class CaptionJobs:
 
     # -- in the caller's thread -------------------------------------------------------------
 
-    def _plan(self, order: CaptionOrder) -> tuple[list[CaptionItem], dict[str, int]]:
-        """Return the items to call for (one per result; per task with its source image) and what is skipped."""
+    def hold(self, result_ids: tuple[str, ...], caption: str) -> bool:
+        """Keep a caption paid for that the data folder could not take, for the next job; False when full."""
+        with self._held_lock:
+            if len(self._held) + len(result_ids) > HELD_MAX:
+                return False
+            self._held.update(dict.fromkeys(result_ids, caption))
+            return True
+
+    def holds(self, result_ids: tuple[str, ...]) -> bool:
+        """Return whether a caption is held for any of these results."""
+        with self._held_lock:
+            return any(result_id in self._held for result_id in result_ids)
+
+    def _restore(self, rows: list[ScopedResult]) -> set[str]:
+        """Write the captions held for these results, without a call (never over one written since); return
+        the ids written. A data folder that still cannot take them raises, and they stay held."""
+        with self._held_lock:
+            held = {row.id: self._held[row.id] for row in rows if row.id in self._held}
+        written = set()
+        for result_id, caption in held.items():
+            if self._store.write_generated_caption(result_id, caption, replace=False) == "written":
+                written.add(result_id)
+            with self._held_lock:
+                self._held.pop(result_id, None)
+        return written
+
+    def _plan(self, order: CaptionOrder) -> tuple[list[CaptionItem], dict[str, int], int]:
+        """Return the items to call for (one per result; per task with its source image), what is skipped, and
+        how many held captions were written without a call."""
         rows = self._store.caption_scope(order.run_id, order.only_selected)
         if not rows:
             raise EngineError("nothing to caption: " + ("no result of this run is selected" if order.only_selected
                                                        else "this run has no results yet"))
+        restored = self._restore(rows)
+        rows = [row for row in rows if row.id not in restored]
         skipped: dict[str, int] = {}
         wanted = []
         for row in rows:
@@ -142,9 +176,10 @@ class CaptionJobs:
                 skipped[reason] = skipped.get(reason, 0) + 1
             else:
                 wanted.append(row)
-        if not wanted:
+        if not wanted and not restored:
             raise EngineError("nothing to caption: " + _why_none(skipped, order))
-        return (self._by_task(wanted) if order.source == "source" else [self._item(row) for row in wanted]), skipped
+        items = self._by_task(wanted) if order.source == "source" else [self._item(row) for row in wanted]
+        return items, skipped, len(restored)
 
     def _item(self, row: ScopedResult) -> CaptionItem:
         try:
@@ -192,7 +227,8 @@ class _JobRunner:
         self.main: asyncio.Task | None = None
         self.halted: str | None = None
         self._changed = asyncio.Event()
-        self._store, self._settings, self._bridge, self._folder = jobs._store, jobs._settings, jobs._bridge, jobs._folder
+        self._store, self._settings, self._bridge = jobs._store, jobs._settings, jobs._bridge
+        self._folder, self._jobs = jobs._folder, jobs
         self._client = jobs._client()
 
     async def run(self) -> None:
@@ -305,7 +341,8 @@ class _JobRunner:
             self._folder.give_reserve()  # so the writes that follow (the call logs) still fit
         log.warning("captioning job %s stops: %s", self.job.id, fault)
         self.halted = self.halted or f"stopped early: {fault}"
-        self.job.fail(item, f"the caption could not be written: {fault}")
+        kept = "; it is kept and written by the next job, without a call" if self._jobs.holds(item.result_ids) else ""
+        self.job.fail(item, f"the caption could not be written: {fault}{kept}")
 
     def _call_failed(self, item: CaptionItem, lane: Lane, exc: UpstreamError, debug: DebugLog) -> None:
         """A rate limit or a parked key sends the item back to the queue (or stops the job); else it failed."""
@@ -325,11 +362,16 @@ class _JobRunner:
 
     async def _write(self, item: CaptionItem, caption: str) -> None:
         """Write the caption to each of the item's results (the writes land even if the job is cancelled)."""
-        for result_id in item.result_ids:
+        for index, result_id in enumerate(item.result_ids):
             write = self._bridge.db(self._store.write_generated_caption, result_id, caption,
                                     replace=self.job.order.overwrite)
             self._track(write)
-            state = await asyncio.shield(write)
+            try:
+                state = await asyncio.shield(write)
+            except Exception as exc:  # paid for: a data folder that cannot take it holds it for the next job
+                if self._folder.fault(exc) is not None:
+                    self._jobs.hold(item.result_ids[index:], caption)
+                raise
             if state == "written":
                 self.job.captioned += 1
             else:
