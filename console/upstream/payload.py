@@ -222,7 +222,7 @@ def _chat(profile: ApiProfile, prompt: str, images: list[Source]) -> dict[str, A
         parts += [{"type": "image_url", "image_url": {"url": image.data_url()}} for image in images]
         messages.append({"role": "user", "content": parts})
     body: dict[str, Any] = {"model": profile.model, "messages": messages, "stream": profile.stream}
-    _sampling(body, profile, "chat_completions")
+    add_sampling(body, profile, "chat_completions")
     image_config = _image_options(profile)
     if image_config:
         body["image_config"] = image_config  # grok2api's (non-OpenAI) image options
@@ -239,7 +239,7 @@ def _responses(profile: ApiProfile, prompt: str, images: list[Source]) -> dict[s
     body: dict[str, Any] = {"model": profile.model, "input": user_input, "stream": profile.stream}
     if profile.system_prompt.strip():
         body["instructions"] = profile.system_prompt
-    _sampling(body, profile, "responses")
+    add_sampling(body, profile, "responses")
     return body
 
 
@@ -301,7 +301,8 @@ def _form_value(value: Any) -> str:
     return str(value)
 
 
-def _sampling(body: dict[str, Any], profile: ApiProfile, mode: str) -> None:
+def add_sampling(body: dict[str, Any], profile: ApiProfile, mode: str) -> None:
+    """Put the profile's temperature and token limit in a chat or Responses body, under the mode's field name."""
     if profile.temperature is not None:
         body["temperature"] = profile.temperature
     name = token_field(profile, mode)

@@ -12,7 +12,8 @@ from typing import Any, Sequence
 from ..profile import ApiProfile
 from .answer import AnswerParser
 from .errors import ProfileProblem
-from .payload import Request, Source, build_headers, deep_merge, dumps, endpoint, resolve_mode, summarize, token_field
+from .payload import (Request, Source, add_sampling, build_headers, deep_merge, dumps, endpoint, resolve_mode,
+                      summarize)
 from .usage import Usage
 
 TEXT_MODES = ("chat_completions", "responses")
@@ -63,7 +64,7 @@ def _chat(profile: ApiProfile, instruction: str, images: Sequence[Source]) -> di
         messages.append({"role": "system", "content": profile.system_prompt})
     messages.append({"role": "user", "content": parts})
     body: dict[str, Any] = {"model": profile.model, "messages": messages, "stream": profile.stream}
-    _limits(body, profile, "chat_completions")
+    add_sampling(body, profile, "chat_completions")
     return body
 
 
@@ -74,16 +75,8 @@ def _responses(profile: ApiProfile, instruction: str, images: Sequence[Source]) 
                             "stream": profile.stream}
     if profile.system_prompt.strip():
         body["instructions"] = profile.system_prompt
-    _limits(body, profile, "responses")
+    add_sampling(body, profile, "responses")
     return body
-
-
-def _limits(body: dict[str, Any], profile: ApiProfile, mode: str) -> None:
-    if profile.temperature is not None:
-        body["temperature"] = profile.temperature
-    name = token_field(profile, mode)
-    if name and profile.max_tokens:
-        body[name] = profile.max_tokens
 
 
 class TextAnswer(AnswerParser):
