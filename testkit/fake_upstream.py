@@ -585,6 +585,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if ("busy_key" in options or "spent_key" in options) and _hold_key(ctx):
                 return
+            if fake_batches.serve(ctx):  # the providers' batch services, under any scenario
+                return
             if self.command == "GET" and endpoint == "/v1/models" and not known.models_error:
                 ctx.send_json(200, _models_json())
             elif (self.command, endpoint) not in _API_ROUTES and not gemini_route(self.command, endpoint):
@@ -845,6 +847,10 @@ class FakeUpstream:
         return [r.headers.get("authorization") for r in self.requests
                 if r.scenario is not None and (models or r.method == "POST")]
 
+    def batches(self) -> list[dict[str, Any]]:
+        """Return every batch submitted to the fake's batch services, oldest first, with its lines' keys."""
+        return fake_batches.submissions(self)
+
     def wait_for_connections(self, count: int, timeout: float = 5.0) -> bool:
         """Wait until at most count connections are open; return whether that happened."""
         with self._lock:
@@ -941,5 +947,6 @@ def _shutdown_quietly(sock: socket.socket) -> None:
 
 
 from testkit import fake_scenarios  # noqa: E402,F401  (registers the scenario handlers)
+from testkit import fake_batch_lines, fake_batches  # noqa: E402,F401  (the batch services, the batch scenario)
 
 __all__ = ["FakeUpstream", "IMAGES", "Recorded", "SCENARIOS"]
