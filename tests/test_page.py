@@ -747,3 +747,26 @@ def test_the_text_the_model_sent_shows_in_the_viewer_and_becomes_the_caption(pag
     page.wait_for_selector("[data-testid=caption-state][data-state=saved]")
     page.keyboard.press("Escape")
     page.wait_for_selector("[data-testid=card-caption]:text-is('Here is your image.')")
+
+
+# --------------------------------------------------------------------------- batch delivery
+
+def test_batch_chips_words_in_both_languages(page):
+    """The run bar's chips: number, status in the page's language, lines answered, older batches summed up."""
+    texts = page.evaluate("""async () => {
+        const b = await import('/static/js/batches.js');
+        const i = await import('/static/js/i18n.js');
+        const batch = (n, status, completed, failed) => ({ id: 'b' + n, provider_id: 'batch_' + n, service: 'openai',
+          status, done: status === 'completed', total: 1000, completed, failed, error: null, created_at: 0, finished_at: null });
+        const six = [6, 5, 4, 3, 2, 1].map((n) => batch(n, n === 6 ? 'in_progress' : 'completed', n === 6 ? 340 : 1000, 0));
+        const out = [b.batchChipText(batch(1, 'in_progress', 340, 0), 1), b.batchChipText(batch(2, 'completed', 998, 2), 2),
+                     b.batchStatus('weird_state'), JSON.stringify(b.chipsToShow(six).older),
+                     b.chipsToShow(six).shown.map((item) => item.number).join(',')];
+        i.setLanguage('zh');
+        out.push(b.batchChipText(batch(1, 'in_progress', 340, 0), 1), b.batchStatus('succeeded'));
+        i.setLanguage('en');
+        return out;
+    }""")
+    assert texts == ["batch 1 · in progress · 340/1000", "batch 2 · completed · 998/1000 · 2 failed", "weird state",
+                     '{"count":2,"completed":2000,"total":2000,"failed":0}', "3,4,5,6",
+                     "批次 1 · 处理中 · 340/1000", "已完成"]

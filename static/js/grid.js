@@ -173,7 +173,9 @@ function buildCard(task) {
   const card = element("article", "task-card");
   card.setAttribute("data-testid", "task-card");
   const head = element("div", "task-head");
-  head.append(element("span", "badge"), element("span", "origin"), element("span", "name"), element("span", "attempts"));
+  const batch = element("span", "badge task-batch");
+  batch.setAttribute("data-testid", "task-batch");
+  head.append(element("span", "badge"), batch, element("span", "origin"), element("span", "name"), element("span", "attempts"));
   const source = element("img", "thumb source-thumb");
   source.loading = "lazy";
   source.alt = "";
@@ -209,6 +211,10 @@ export function fillCard(card, task) {
   const badge = card.querySelector(".badge");
   badge.textContent = t(task.status);
   badge.className = `badge status-${task.status}`;
+  const batch = card.querySelector(".task-batch"); // waiting in a batch at the provider
+  batch.hidden = !task.batch;
+  batch.textContent = task.batch ? t("task_batch") : "";
+  batch.title = task.batch ? t("task_batch_hint", { batch: task.batch }) : "";
   const name = card.querySelector(".name");
   name.textContent = task.source_name;
   name.title = task.source_path || task.source_name;

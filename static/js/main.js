@@ -3,6 +3,7 @@
 
 import { onAddressChange, parseAddress, writeAddress } from "./address.js";
 import { fetchJSON, onAccess, onConnection, urls } from "./api.js";
+import { showBatches } from "./batches.js";
 import { initReplace } from "./captions.js";
 import { findCaptionJob, initCaptioning, translateCaptioning } from "./captioning.js";
 import { initDraft } from "./draft.js";
@@ -34,6 +35,8 @@ const STATUSES = ["pending", "running", "done", "failed", "stopped", "held"];
 const HEALTH_MS = 2000;
 const OFFLINE_RETRY_MS = 1000;
 const CARD_SIZE_KEY = "ibc.cardSize";
+// A batch run's batches come with the run object; while it runs, read them this often.
+const BATCHES_MS = 2000;
 
 const state = {
   runId: null,
@@ -46,6 +49,9 @@ const state = {
   flagCounts: {}, // results carrying each flag, and "any", as the server counted them last
   flagsLooking: false, // the server looks at results for flags (REVIEW_FLAGS is on)
   runs: [],
+  delivery: null, // the run's delivery ("live" | "batch"), null until its run object is read
+  batches: null, // a batch run's batches as the run object lists them (newest first)
+  batchesAt: 0, // when they were last read (ms)
   filters: { status: "", q: "", selection: "", hasResults: false, unsaved: false, flag: "", flaggedFirst: false },
   pollTimer: null,
   generation: 0, // bumps when the run changes, so stale answers are dropped
@@ -92,7 +98,9 @@ async function selectRun(runId, { push = false } = {}) {
   state.generation += 1;
   const generation = state.generation;
   clearTimeout(state.pollTimer);
-  Object.assign(state, { runId, tasks: new Map(), order: [], view: [], rev: 0, flagCounts: {}, flagsLooking: false });
+  Object.assign(state, { runId, tasks: new Map(), order: [], view: [], rev: 0, flagCounts: {}, flagsLooking: false,
+                         delivery: null, batches: null, batchesAt: 0 });
+  showBatches(null);
   localStorage.setItem("ibc.run", runId || "");
   $("runbar").hidden = !runId;
   grid.setView([]);
@@ -113,6 +121,7 @@ async function selectRun(runId, { push = false } = {}) {
     if (offset + PAGE >= page.total) break;
   }
   const run = state.runs.find((r) => r.id === runId);
+  takeBatches(run);
   $("run-title").textContent = runTitle(run);
   $("table-link-xlsx").href = urls.table(runId, "xlsx");
   $("table-link-csv").href = urls.table(runId, "csv");
@@ -138,10 +147,28 @@ async function poll() {
     state.flagsLooking = answer.review_flags !== false; // REVIEW_FLAGS=0: nothing is being looked at
     if (answer.tasks.length || answer.removed.length) merge(answer.tasks, answer.removed);
     showProgress(answer);
+    const batchesMove = state.delivery === null || (state.delivery === "batch" && answer.running);
+    if (!("batches" in answer) && batchesMove && Date.now() - state.batchesAt > BATCHES_MS) readBatches(generation);
   } catch (err) {
     if (err.status === 404) return selectRun(null);
   }
   if (generation === state.generation) schedulePoll(document.hidden ? POLL_HIDDEN_MS : POLL_MS);
+}
+
+/** Keep a run object's delivery and batches (a run object without them is a live run: an older server). */
+function takeBatches(run) {
+  if (!run) return;
+  state.delivery = run.delivery || "live";
+  state.batches = state.delivery === "batch" ? run.batches || [] : null;
+  state.batchesAt = Date.now();
+  showBatches(state.batches);
+}
+
+/** Read the run object for its batches (their counts move at the provider, not in the task list). */
+async function readBatches(generation) {
+  state.batchesAt = Date.now();
+  const run = await fetchJSON(urls.run(state.runId)).catch(() => null);
+  if (run && generation === state.generation) takeBatches(run);
 }
 
 /** Fold changed and removed tasks into the state; touch only what changed on screen. */
@@ -224,7 +251,9 @@ function showProgress(answer) {
     chip.textContent = `${t(status || "all")} ${status ? p[status] ?? 0 : p.total}`;
     return chip;
   }));
-  const rate = p.rate_per_min ? t("rate", { rate: oneDecimal(p.rate_per_min) }) : "";
+  if ("batches" in answer) takeBatches({ delivery: state.delivery, ...answer });
+  // A batch run has no rate of its own: its chips say how far each batch is at the provider.
+  const rate = p.rate_per_min && state.delivery !== "batch" ? t("rate", { rate: oneDecimal(p.rate_per_min) }) : "";
   const eta = answer.running && p.eta_s !== null ? t("eta", { eta: duration(p.eta_s, durationUnits()) }) : "";
   $("rate").textContent = [`${oneDecimal(p.percent)}%`, rate, eta].filter(Boolean).join(" · ");
   showCooling(answer.cooling, answer.running);
@@ -275,6 +304,7 @@ async function refreshRuns() {
   const runs = await fetchJSON("/api/runs").catch(() => null);
   if (!runs) return;
   state.runs = runs;
+  takeBatches(runs.find((run) => run.id === state.runId));
   drawHistory();
 }
 
@@ -557,6 +587,7 @@ function retranslate() {
   showFlagCounts();
   drawHistory();
   if (state.progress) showProgress({ progress: state.progress, running: state.running });
+  showBatches();
   if (viewer.isOpen) viewer.show();
   translateCaptioning();
 }

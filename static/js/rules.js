@@ -5,7 +5,12 @@ import { fetchJSON } from "./api.js";
 
 // What the page falls back to when the rules cannot be read (the server's as of this page's release).
 const FALLBACK = {
-  profile: { concurrency: { min: 1, max: 64, whole: true } },
+  profile: {
+    concurrency: { min: 1, max: 64, whole: true },
+    batch_poll_s: { min: 1, max: 3600, whole: false },
+    batch_max_requests: { min: 1, max: 50000, whole: true },
+  },
+  batch: { batch_discount: { min: 0, max: 1, whole: false }, batch_discount_default: 0.5 },
   compare: { variants_min: 2, variants_max: 4, name_max_chars: 40 },
   captions: { caption_max_bytes: 8192, instruction_max_bytes: 4096, find_max_chars: 1000 },
 };

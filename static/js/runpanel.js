@@ -215,7 +215,7 @@ export function showHistory(runs, currentId, onSelect, onDelete) {
     meta.className = "muted small";
     const p = run.progress;
     meta.textContent = `${when(run.created_at)} · ${p.done}/${p.total} ${t("done")}${p.failed ? ` · ${p.failed} ${t("failed")}` : ""}`
-      + (p.held ? ` · ${p.held} ${t("held")}` : "");
+      + (p.held ? ` · ${p.held} ${t("held")}` : "") + (run.delivery === "batch" ? ` · ${t("history_batch")}` : "");
     const remove = document.createElement("button");
     remove.type = "button";
     remove.className = "icon danger";
