@@ -10,6 +10,8 @@ This is the package's public face; callers import from here, never from the modu
 """
 
 from .answertext import answer_text
+from .batch import (BATCH_MODES, BatchAnswer, BatchLine, BatchService, BatchState, batch_mode, batch_request,
+                    line_body, service_for)
 from .client import CallOutcome, UpstreamClient, make_http_client
 from .debuglog import DebugLog
 from .errors import (
@@ -34,6 +36,13 @@ from .vision import TEXT_MODES, TextOutcome, build_text_request, text_mode
 __all__ = [
     "answer_text",
     "backoff_s",
+    "batch_mode",
+    "BATCH_MODES",
+    "batch_request",
+    "BatchAnswer",
+    "BatchLine",
+    "BatchService",
+    "BatchState",
     "BlockedURLError",
     "build_text_request",
     "CallOutcome",
@@ -44,6 +53,7 @@ __all__ = [
     "is_key_refused",
     "is_quota",
     "is_rate_limit",
+    "line_body",
     "make_http_client",
     "PRICE_FIELDS",
     "priced",
@@ -51,6 +61,7 @@ __all__ = [
     "Request",
     "ResponseError",
     "ResultImage",
+    "service_for",
     "Source",
     "StatusError",
     "StreamError",

@@ -174,6 +174,35 @@ class UpstreamClient:
             _redact(exc, debug)  # a gateway may quote the Authorization header back
             raise
 
+    async def outcome_of(self, profile: ApiProfile, request: Request, payload: dict, debug: DebugLog | None = None,
+                         keep: Callable[[ResultImage], Any] | None = None, http_status: int = 200) -> CallOutcome:
+        """Turn an answer body read elsewhere (a batch line's) into verified images exactly as a live answer.
+
+        The same parser, downloads, verification and `keep`; a ResponseError (with the usage the
+        body reported) when it holds no usable image.
+        """
+        debug = debug or DebugLog(profile.secrets())
+        parser = AnswerParser()
+        parser.feed(payload)
+        async with self._budget.reading() as share:
+            try:
+                outcome = await self._images(request, profile, debug, share, keep, None, parser, http_status)
+            except UpstreamError as exc:
+                if exc.usage is None:
+                    exc.usage = parser.usage.usage(0)
+                raise _redact(exc, debug) from None
+        outcome.attempts = 1
+        return outcome
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait by the client's clock (tests pass one that does not)."""
+        await self._sleep(seconds)
+
+    @property
+    def answer_cap(self) -> int:
+        """Return the largest answer body read, in bytes."""
+        return self._settings.max_response_bytes
+
     async def check_profile(self, profile: ApiProfile) -> str:
         """Return the URL a call would POST to, or raise ProfileProblem saying why no call can be made."""
         return await policy.check_profile(profile, self._settings)
@@ -428,6 +457,10 @@ class UpstreamClient:
     def api_policy(self, profile: ApiProfile) -> UrlPolicy:
         """Return the network policy for calling this profile's API URL."""
         return policy.api_policy(profile, self._settings)
+
+    async def off_loop(self, func: Callable[..., Any], *args: Any) -> Any:
+        """Run blocking work in the client's thread pool."""
+        return await self._off_loop(func, *args)
 
     async def _off_loop(self, func: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)

@@ -4,11 +4,11 @@ from .base import (BATCH_MODES, BatchAnswer, BatchLine, BatchService, BatchState
                    line_body, service_for)
 
 __all__ = [
+    "batch_mode",
     "BATCH_MODES",
+    "batch_request",
     "BatchAnswer",
     "BatchLine",
-    "batch_mode",
-    "batch_request",
     "BatchService",
     "BatchState",
     "line_body",

@@ -61,7 +61,9 @@ class BatchService(Protocol):
 
     async def poll(self, profile: ApiProfile, provider_id: str, debug: DebugLog) -> BatchState: ...
 
-    async def answers(self, profile: ApiProfile, state: BatchState, debug: DebugLog) -> list[BatchAnswer]: ...
+    async def answers(self, profile: ApiProfile, state: BatchState, debug: DebugLog,
+                      keys: Sequence[str] = ()) -> list[BatchAnswer]: ...
+    # `keys`: the batch's task ids in the order submitted, for a service that answers a line without its key
 
     async def cancel(self, profile: ApiProfile, provider_id: str, debug: DebugLog) -> BatchState: ...
 
@@ -87,8 +89,9 @@ def batch_request(profile: ApiProfile, prompt: str, source: Source | None = None
     """
     batch_mode(profile)
     edit_format = "json" if profile.edit_format in ("multipart", "multipart_array") else profile.edit_format
-    request = build(replace(profile, stream=False, edit_format=edit_format), prompt, source, references)
-    return request
+    extra_body = {name: value for name, value in profile.extra_body.items() if name != "stream"}
+    return build(replace(profile, stream=False, edit_format=edit_format, extra_body=extra_body), prompt, source,
+                 references)
 
 
 def line_body(request: Request) -> dict[str, Any]:
