@@ -1,0 +1,272 @@
+"""Gemini's batch mode: `models/{model}:batchGenerateContent`, the batch as a long-running Operation.
+
+Lines go inline (`input_config.requests.requests[]`, each `{"request", "metadata": {"key"}}`) while
+the body stays under 20 MB; a larger batch is uploaded as JSONL (`{"key", "request"}` lines) through
+the Files API's resumable upload and named by `input_config.file_name`. `GET {root}/batches/{id}`
+answers an Operation: `metadata` is the batch (`state` BATCH_STATE_*, `batchStats`), and once `done`,
+`response` holds `inlinedResponses.inlinedResponses[]` or a `responsesFile` to download.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Sequence
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from ...profile import ApiProfile
+from .. import gemini
+from ..debuglog import DebugLog
+from ..errors import ProfileProblem, ResponseError
+from .base import BatchAnswer, BatchLine, BatchState, line_body
+from .wire import Wire, create_once
+
+if TYPE_CHECKING:
+    from ..client import UpstreamClient
+
+INLINE_LIMIT_BYTES = 20 * 1024 * 1024  # Google's limit on an inline batch request
+TERMINAL = frozenset({"succeeded", "failed", "cancelled", "expired"})
+LIST_PAGE = 100
+LIST_PAGES = 5
+_STATE_PREFIXES = ("batch_state_", "job_state_")
+
+
+class GeminiBatches:
+    """The batch mode of Gemini's API (and of relays that copy it)."""
+
+    name = "gemini"
+
+    def __init__(self, client: "UpstreamClient", inline_limit: int = INLINE_LIMIT_BYTES) -> None:
+        self._client = client
+        self._inline_limit = inline_limit
+
+    async def submit(self, profile: ApiProfile, lines: list[BatchLine], label: str, debug: DebugLog) -> BatchState:
+        """Create a batch of the lines under `label`: inline, or through an uploaded file when too large."""
+        if not lines:
+            raise ProfileProblem("a batch needs at least one line")
+        wire = Wire(self._client, profile, debug)
+        requests = await wire.off_loop(_inlined, lines)
+        body: dict[str, Any] = {"batch": {"display_name": label, "input_config": {"requests": {"requests": requests}}}}
+        size = await wire.off_loop(_size, body)
+        if size > self._inline_limit:
+            debug.note(f"the batch body is {size} bytes, over the inline limit of {self._inline_limit}: uploading it")
+            file_name = await self._upload(wire, profile, await wire.off_loop(jsonl, lines), label)
+            body = {"batch": {"display_name": label, "input_config": {"file_name": file_name}}}
+        url = _url(profile, f"/models/{gemini.model_path(profile.model)}:batchGenerateContent")
+
+        async def create(retry: bool) -> BatchState:
+            return state_of(await wire.json("POST", url, "the batch creation", body=body, retry=retry))
+
+        return await create_once(create, lambda: self.find(profile, label, debug), wire, "the batch creation",
+                                 profile.max_retries)
+
+    async def find(self, profile: ApiProfile, label: str, debug: DebugLog) -> BatchState | None:
+        """Return the batch created under `label` (its display name) among the key's batches, or None."""
+        wire = Wire(self._client, profile, debug)
+        token = ""
+        for _ in range(LIST_PAGES):
+            query = f"pageSize={LIST_PAGE}" + (f"&pageToken={quote(token, safe='')}" if token else "")
+            page = await wire.json("GET", _url(profile, "/batches", query), "the batch list")
+            for item in page.get("operations") or page.get("batches") or []:
+                if isinstance(item, dict) and _display_name(item) == label:
+                    return state_of(item)
+            token = page.get("nextPageToken") or ""
+            if not token:
+                return None
+        return None
+
+    async def poll(self, profile: ApiProfile, provider_id: str, debug: DebugLog) -> BatchState:
+        """Return the batch's state now."""
+        wire = Wire(self._client, profile, debug)
+        return state_of(await wire.json("GET", _url(profile, "/" + _name(provider_id)), "the batch status"))
+
+    async def answers(self, profile: ApiProfile, state: BatchState, debug: DebugLog,
+                      keys: Sequence[str] = ()) -> list[BatchAnswer]:
+        """Read the batch's answers, inline or from its responses file; lines without a key take `keys` in order."""
+        output = _output(state.raw)
+        inlined = output.get("inlinedResponses")
+        if isinstance(inlined, dict):
+            return read_inlined(inlined.get("inlinedResponses") or [], keys)
+        file_name = output.get("responsesFile")
+        if not isinstance(file_name, str) or not file_name:
+            return []
+        wire = Wire(self._client, profile, debug)
+        answer = await wire.send("GET", _download_url(profile, file_name), "the batch responses file",
+                                 cap=self._client.answer_cap * max(1, state.total))
+        return await wire.off_loop(read_file, answer.content, keys)
+
+    async def cancel(self, profile: ApiProfile, provider_id: str, debug: DebugLog) -> BatchState:
+        """Ask the service to cancel the batch, then return its state (cancelled once it stopped)."""
+        wire = Wire(self._client, profile, debug)
+        await wire.json("POST", _url(profile, f"/{_name(provider_id)}:cancel"), "the batch cancel", body={})
+        return await self.poll(profile, provider_id, debug)
+
+    async def _upload(self, wire: Wire, profile: ApiProfile, content: bytes, label: str) -> str:
+        """Upload the JSONL through the Files API's resumable protocol; return its `files/…` name."""
+        start = await wire.send(
+            "POST", _upload_url(profile), "the batch file upload (start)",
+            content=json.dumps({"file": {"display_name": label}}).encode("utf-8"),
+            headers=wire.headers(**{"Content-Type": "application/json", "X-Goog-Upload-Protocol": "resumable",
+                                    "X-Goog-Upload-Command": "start",
+                                    "X-Goog-Upload-Header-Content-Length": str(len(content)),
+                                    "X-Goog-Upload-Header-Content-Type": "application/jsonl"}),
+            summary={"file": {"display_name": label}, "bytes": len(content)})
+        target = start.headers.get("x-goog-upload-url")
+        if not target:
+            raise ResponseError("the Files API answered the upload start without an upload URL")
+        done = await wire.send(
+            "POST", _same_host(target, profile), "the batch file upload", content=content,
+            headers=wire.headers(**{"X-Goog-Upload-Command": "upload, finalize", "X-Goog-Upload-Offset": "0",
+                                    "Content-Type": "application/jsonl"}),
+            summary=f"<{label}.jsonl, {len(content)} bytes>")
+        try:
+            name = json.loads(done.content)["file"]["name"]
+        except (ValueError, KeyError, TypeError):
+            name = None
+        if not isinstance(name, str) or not name:
+            raise ResponseError("the Files API answered the upload without a file name")
+        return name
+
+
+def _inlined(lines: list[BatchLine]) -> list[dict[str, Any]]:
+    return [{"request": line_body(line.request), "metadata": {"key": line.key}} for line in lines]
+
+
+def _size(body: dict[str, Any]) -> int:
+    return len(json.dumps(body, ensure_ascii=False).encode("utf-8"))
+
+
+def jsonl(lines: list[BatchLine]) -> bytes:
+    """Return the batch input file: one `{"key", "request"}` line per task."""
+    return b"".join(json.dumps({"key": line.key, "request": line_body(line.request)}, ensure_ascii=False,
+                               separators=(",", ":")).encode("utf-8") + b"\n" for line in lines)
+
+
+def state_of(operation: dict[str, Any]) -> BatchState:
+    """Read the Operation of a batch: its state and `batchStats`, and once it ended, why."""
+    batch = operation.get("metadata") if isinstance(operation.get("metadata"), dict) else {}
+    name = operation.get("name") or batch.get("name")
+    raw_state = str(batch.get("state") or "").lower()
+    status = next((raw_state[len(p):] for p in _STATE_PREFIXES if raw_state.startswith(p)), raw_state)
+    if not isinstance(name, str) or not name:
+        raise ResponseError("the batch service answered without a batch name")
+    status = {"unspecified": "pending"}.get(status, status) or ("succeeded" if operation.get("done") else "pending")
+    stats = batch.get("batchStats") if isinstance(batch.get("batchStats"), dict) else {}
+    done = bool(operation.get("done")) or status in TERMINAL
+    return BatchState(name, status, done, _count(stats, "requestCount"), _count(stats, "successfulRequestCount"),
+                      _count(stats, "failedRequestCount"), _why(operation, status), operation)
+
+
+def read_inlined(items: list[Any], keys: Sequence[str] = ()) -> list[BatchAnswer]:
+    """Read `inlinedResponses[]`: each `{"response"}` or `{"error"}`, keyed by `metadata.key` (else by order)."""
+    return [_answer(item, _key(item, index, keys)) for index, item in enumerate(items) if isinstance(item, dict)]
+
+
+def read_file(content: bytes, keys: Sequence[str] = ()) -> list[BatchAnswer]:
+    """Read a responses file: one `{"key", "response"}` or `{"key", "error"}` line per request."""
+    answers = []
+    for index, raw in enumerate(content.splitlines()):
+        try:
+            item = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(item, dict):
+            key = item.get("key") if isinstance(item.get("key"), str) else _key(item, index, keys)
+            answers.append(_answer(item, key))
+    return [answer for answer in answers if answer.key]
+
+
+def _key(item: dict[str, Any], index: int, keys: Sequence[str]) -> str:
+    metadata = item.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("key"), str):
+        return metadata["key"]
+    return keys[index] if index < len(keys) else ""
+
+
+def _answer(item: dict[str, Any], key: str) -> BatchAnswer:
+    response = item.get("response")
+    if isinstance(response, dict) and not item.get("error"):
+        return BatchAnswer(key, response, 200, None)
+    error = item.get("error") if isinstance(item.get("error"), dict) else {}
+    code = error.get("code")
+    said = str(error.get("message") or "") or "the line failed without a message"
+    status = error.get("status")
+    return BatchAnswer(key, None, _http_status(code), f"{status}: {said}" if isinstance(status, str) else said)
+
+
+def _http_status(code: Any) -> int | None:
+    """Return an HTTP status from a google.rpc.Status code (the gRPC code, or an HTTP one from relays)."""
+    if isinstance(code, int) and 100 <= code < 600:
+        return code
+    return {3: 400, 5: 404, 7: 403, 8: 429, 9: 400, 13: 500, 14: 503, 4: 504}.get(code) if isinstance(code, int) else None
+
+
+def _why(operation: dict[str, Any], status: str) -> str | None:
+    error = operation.get("error")
+    said = str(error.get("message") or "") if isinstance(error, dict) else ""
+    if status == "failed":
+        return f"the batch failed: {said}" if said else "the batch failed"
+    if status == "expired":
+        return "the batch expired before all its requests were done"
+    if status in ("cancelled", "cancelling"):
+        return "the batch was cancelled"
+    return said or None
+
+
+def _output(operation: dict[str, Any]) -> dict[str, Any]:
+    """Return where the answers are: the Operation's `response`, else the batch's own `output`."""
+    response = operation.get("response")
+    if isinstance(response, dict) and ("inlinedResponses" in response or "responsesFile" in response):
+        return response
+    batch = operation.get("metadata") if isinstance(operation.get("metadata"), dict) else {}
+    output = batch.get("output")
+    return output if isinstance(output, dict) else {}
+
+
+def _display_name(operation: dict[str, Any]) -> Any:
+    batch = operation.get("metadata") if isinstance(operation.get("metadata"), dict) else operation
+    return batch.get("displayName", batch.get("display_name"))
+
+
+def _count(stats: dict[str, Any], name: str) -> int:
+    try:
+        return max(0, int(stats.get(name) or 0))  # int64 counts come as JSON strings
+    except (TypeError, ValueError):
+        return 0
+
+
+def _name(provider_id: str) -> str:
+    """Return `batches/{id}` for a batch's name or bare id."""
+    bare = provider_id.removeprefix("batches/")
+    if not bare or "/" in bare or ":" in bare:
+        raise ProfileProblem(f"{provider_id!r} is not a Gemini batch name")
+    return "batches/" + quote(bare, safe="-._~")
+
+
+def _url(profile: ApiProfile, suffix: str, query: str = "") -> str:
+    parts = urlsplit(gemini.root(profile.api_url))
+    joined = "&".join(part for part in (parts.query, query) if part)
+    return urlunsplit(parts._replace(path=parts.path + suffix, query=joined))
+
+
+def _beside_version(profile: ApiProfile, kind: str, suffix: str, query: str = "") -> str:
+    """Return a URL under `…/{kind}/{version}` (Google's `upload/v1beta`, `download/v1beta`)."""
+    parts = urlsplit(gemini.root(profile.api_url))
+    head, _, version = parts.path.rpartition("/")
+    joined = "&".join(part for part in (parts.query, query) if part)
+    return urlunsplit(parts._replace(path=f"{head}/{kind}/{version}{suffix}", query=joined))
+
+
+def _upload_url(profile: ApiProfile) -> str:
+    return _beside_version(profile, "upload", "/files")
+
+
+def _download_url(profile: ApiProfile, file_name: str) -> str:
+    if not file_name.startswith("files/") or "/" in file_name[len("files/"):]:
+        raise ResponseError(f"the batch named a responses file the console cannot read: {file_name!r}")
+    return _beside_version(profile, "download", f"/{file_name}:download", "alt=media")
+
+
+def _same_host(url: str, profile: ApiProfile) -> str:
+    """Return the upload URL on the profile's own scheme and host, as Google's SDK does."""
+    root = urlsplit(gemini.root(profile.api_url))
+    return urlunsplit(urlsplit(url)._replace(scheme=root.scheme, netloc=root.netloc))
