@@ -36,7 +36,12 @@ LIMITS = {
     "rate_limit_wait_s": Range(0, 86400),
     "source_max_side": Range(0, 100_000, whole=True),
     "source_max_bytes": Range(0, 1 << 30, whole=True),
+    "batch_poll_s": Range(1, 3600),
+    "batch_max_requests": Range(1, 50_000, whole=True),
 }
+DELIVERIES = ("live", "batch")  # live calls, or the provider's batch service (half price, up to 24 h)
+BATCH_DISCOUNT = Range(0, 1)  # prices.batch_discount: the share a batch saves on the profile's prices
+BATCH_DISCOUNT_DEFAULT = 0.5
 OPTIONAL_NUMBERS = frozenset({"temperature", "max_tokens", "n"})  # empty means "the gateway's default"
 # RFC 9110 §5.1: a header name is a token.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -84,6 +89,9 @@ class ApiProfile:
     # What calls cost when the gateway does not say (all optional): {"call", "image", "input_mtok",
     # "input_image_mtok", "output_mtok" (money per call, per image, per million tokens), "currency"}.
     prices: dict[str, Any] = field(default_factory=dict)
+    delivery: str = "live"
+    batch_poll_s: float = 60.0  # seconds between two looks at a submitted batch
+    batch_max_requests: int = 1000  # tasks in one batch; a larger run sends several
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], base: "ApiProfile | None" = None) -> "ApiProfile":
@@ -103,6 +111,8 @@ class ApiProfile:
         for number, entry in enumerate(values["key_pool"], start=2):
             if entry["api_key"] == values["api_key"] and (entry["api_url"] or values["api_url"]) == values["api_url"]:
                 raise ProfileError(f"key_pool: key {number} repeats the profile's own key (key 1)")
+        if values["delivery"] == "batch":
+            _check_batch(values)
         return cls(**values)
 
     @classmethod
@@ -369,6 +379,21 @@ def _key_pool(name: str, value: Any) -> list[dict[str, Any]]:
     return pool
 
 
+def _check_batch(values: dict[str, Any]) -> None:
+    """Refuse batch delivery where no batch route exists: the profile's mode (`auto` resolved from its URL),
+    Seedream's `json_image` edits, or a key pool (a batch belongs to one key)."""
+    from .upstream import ProfileProblem, batch_mode  # the upstream package reads profiles: imported when needed
+    if values["key_pool"]:
+        raise ProfileError("delivery: 'batch' works with one key (a batch belongs to the key that submitted it); "
+                           "empty key_pool or choose live delivery")
+    if not values["api_url"]:
+        return  # the mode is known once the URL is
+    try:
+        batch_mode(ApiProfile(**values))
+    except ProfileProblem as exc:
+        raise ProfileError(f"delivery: {exc}") from None
+
+
 PRICES = ("call", "image", "input_mtok", "input_image_mtok", "output_mtok")
 CURRENCY_DEFAULT = "USD"
 _CURRENCY = re.compile(r"[A-Za-z]{3}|[^\s\d]{1,3}")  # a code (USD, CNY) or a short sign ($, ¥, €)
@@ -381,10 +406,10 @@ def _prices(name: str, value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping):
         raise ProfileError(f"{name} must be an object such as {{\"image\": 0.04, \"currency\": \"USD\"}}")
-    unknown = sorted(set(value) - {*PRICES, "currency"})
+    unknown = sorted(set(value) - {*PRICES, "batch_discount", "currency"})
     if unknown:
         raise ProfileError(f"{name}: unknown field(s) {', '.join(map(str, unknown))} "
-                           f"(expected {', '.join(PRICES)}, currency)")
+                           f"(expected {', '.join(PRICES)}, batch_discount, currency)")
     prices: dict[str, Any] = {}
     for key in PRICES:
         price = value.get(key)
@@ -395,6 +420,9 @@ def _prices(name: str, value: Any) -> dict[str, Any]:
         if not 0 <= price <= PRICE_MAX:
             raise ProfileError(f"{name}.{key} must be between 0 and {PRICE_MAX}; got {plain(price)}")
         prices[key] = float(price)
+    discount = value.get("batch_discount")
+    if discount not in (None, ""):
+        prices["batch_discount"] = float(BATCH_DISCOUNT.check(discount, f"{name}.batch_discount"))
     currency = value.get("currency")
     if currency not in (None, ""):
         if not isinstance(currency, str) or not is_text(currency) or not _CURRENCY.fullmatch(currency.strip()):
@@ -422,5 +450,6 @@ _CHECKS = {
     "proxy_url": _proxy,
     "key_pool": _key_pool,
     "prices": _prices,
+    "delivery": _one_of(DELIVERIES),
     **{name: _ranged(bounds, name in OPTIONAL_NUMBERS) for name, bounds in LIMITS.items()},
 }

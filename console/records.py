@@ -65,6 +65,7 @@ class TaskRecord:
     parent: dict[str, Any] | None  # the result it continues, shown on the page
     results: tuple[ResultRecord, ...] = ()
     spend: dict[str, Any] | None = None  # what its calls cost, where a listing asked for it
+    batch: str | None = None  # the batch it waits in (batch delivery), while it waits
 
     def to_dict(self) -> dict[str, Any]:
         """Return the task as the API shows it."""
@@ -73,7 +74,7 @@ class TaskRecord:
                  "attempts": self.attempts, "http_status": self.http_status, "error": self.error,
                  "warning": self.warning, "rev": self.rev, "output_name": self.output_name, "index": self.index,
                  "references": self.references, "overrides": self.overrides, "parent": self.parent,
-                 "results": [result.to_dict() for result in self.results]}
+                 "results": [result.to_dict() for result in self.results], "batch": self.batch}
         if self.spend is not None:
             shown["spend"] = self.spend
         return shown
@@ -113,6 +114,8 @@ class RunRecord:
     selected: int  # results selected
     spend: dict[str, Any]
     budget: float | None
+    delivery: str = "live"  # live calls, or the provider's batch service
+    batches: tuple["BatchRecord", ...] = ()  # its batches, newest first (batch delivery)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the run as the API shows it (its API URL as stored: the web layer masks it)."""
@@ -120,7 +123,34 @@ class RunRecord:
                 "recursive": self.recursive, "prompt": self.prompt, "task_count": self.task_count,
                 "mode": self.mode, "spec": self.spec, "model": self.model, "api_url": self.api_url,
                 "concurrency": self.concurrency, "progress": self.progress, "selected": self.selected,
-                "spend": self.spend, "budget": self.budget}
+                "spend": self.spend, "budget": self.budget, "delivery": self.delivery,
+                "batches": [batch.to_dict() for batch in self.batches]}
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    """One submission of a run's tasks to a provider's batch service, as last polled."""
+
+    id: str  # the console's label, which the provider keeps with the batch
+    run_id: str
+    service: str  # openai | gemini
+    provider_id: str | None  # None until the provider answered the submission
+    status: str  # "preparing" before submission, then the provider's own word
+    done: bool  # the provider finished it (its answers can be read)
+    total: int
+    completed: int
+    failed: int
+    error: str | None
+    created_at: float
+    submitted_at: float | None
+    finished_at: float | None  # every answer stored; None while the batch is active
+    stopped: bool  # the user stopped the run: its unfinished tasks end stopped, not failed
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the batch as the API shows it."""
+        return {"id": self.id, "provider_id": self.provider_id, "service": self.service, "status": self.status,
+                "done": self.done, "total": self.total, "completed": self.completed, "failed": self.failed,
+                "error": self.error, "created_at": self.created_at, "finished_at": self.finished_at}
 
 
 @dataclass(frozen=True, slots=True)

@@ -118,4 +118,21 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     ALTER TABLE attempts ADD COLUMN kind TEXT;
     ALTER TABLE attempts ADD COLUMN profile TEXT;
     """),
+    # 11: batch delivery. A batch is one submission to a provider's batch service, named by the
+    # console's own id (the label the provider keeps, so a restart finds it). `provider_id` is NULL
+    # until the provider answered the submission; `done` is the provider's "terminal"; `finished_at`
+    # is set once every answer is stored (an active batch has none); `stopped` marks a cancel the
+    # user asked for. `tasks.batch_id` names the batch a task waits in.
+    (11, """
+    CREATE TABLE batches (
+        id TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, service TEXT NOT NULL,
+        provider_id TEXT, status TEXT NOT NULL, done INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL DEFAULT 0,
+        completed INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0, error TEXT,
+        created_at REAL NOT NULL, submitted_at REAL, finished_at REAL, stopped INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX batches_active ON batches(run_id) WHERE finished_at IS NULL;
+    CREATE INDEX batches_by_run ON batches(run_id, created_at);
+    ALTER TABLE tasks ADD COLUMN batch_id TEXT;
+    CREATE INDEX tasks_by_batch ON tasks(batch_id) WHERE batch_id IS NOT NULL;
+    """),
 )

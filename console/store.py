@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from .records import ResultRecord, RunRecord, TaskPage, TaskRecord
 from .schema import MIGRATIONS
+from .store_batches import BatchQueries
 from .store_budget import BudgetQueries
 from .store_caption_calls import CaptionCallQueries
 from .store_captions import CaptionQueries
@@ -42,7 +43,7 @@ CACHE_KIB = 512  # SQLite page cache per connection
 RUN_MODES = ("edit", "generate", "table")
 
 _TASK_COLUMNS = ("id, run_id, idx, source_name, source_path, prompt, status, attempts, http_status, error, warning, rev, "
-                 "refs, output_name, overrides, parent")
+                 "refs, output_name, overrides, parent, batch_id")
 _RESULT_COLUMNS = "id, task_id, sha256, format, width, height, bytes, origin, selected, prompt, flags"
 _RESULT_COLUMNS += ", caption, answer_text"
 _RESULT_COLUMNS += ", EXISTS(SELECT 1 FROM saves WHERE saves.result_id = results.id) AS saved"  # the "saved" mark
@@ -104,7 +105,7 @@ class NewTask:
 
 
 class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQueries, SpendQueries, HistoryQueries,
-            BudgetQueries, CompareQueries, CaptionQueries, CaptionCallQueries):
+            BudgetQueries, CompareQueries, CaptionQueries, CaptionCallQueries, BatchQueries):
     """The SQLite database of runs, tasks, results and attempts."""
 
     def __init__(self, path: Path) -> None:
@@ -228,15 +229,15 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
 
     def _run(self, row: sqlite3.Row) -> RunRecord:
         profile = json.loads(row["profile"])
+        progress = self.batch_progress(row["id"]) if profile.get("delivery") == "batch" else self.progress(row["id"])
         return RunRecord(
             id=row["id"], created_at=row["created_at"], input_path=row["input_path"],
             recursive=bool(row["recursive"]), prompt=row["prompt"], task_count=row["task_count"],
             mode=row["mode"], spec=json.loads(row["spec"]) if row["spec"] else None,
             model=profile.get("model", ""), api_url=profile.get("api_url", ""),
-            concurrency=profile.get("concurrency", 1), progress=self.progress(row["id"]),
+            concurrency=profile.get("concurrency", 1), progress=progress,
             selected=self.selected_count(row["id"]), spend=self.run_spend(row["id"], currency_of(profile)),
-            budget=row["budget"],
-        )
+            budget=row["budget"], delivery=profile.get("delivery", "live"), batches=self.run_batches(row["id"]))
 
     def run_profile(self, run_id: str) -> dict[str, Any]:
         """Return the profile a run was started with (API key included: engine use only)."""
@@ -415,11 +416,12 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
         return [(r[0], r[1]) for r in freed]
 
     def recover_interrupted(self) -> int:
-        """After a crash: tasks left running or pending become stopped ("interrupted")."""
+        """After a crash: running or pending tasks, but those in an active batch, become stopped ("interrupted")."""
         with self._tx() as db:
             rev = self._bump(db)
             return db.execute("UPDATE tasks SET status = 'stopped', error = 'interrupted', rev = ?, finished_at = ? "
-                              "WHERE status IN ('running', 'pending')", (rev, time.time())).rowcount
+                              "WHERE status IN ('running', 'pending') AND (batch_id IS NULL OR batch_id NOT IN "
+                              "(SELECT id FROM batches WHERE finished_at IS NULL))", (rev, time.time())).rowcount
 
     # -- results ----------------------------------------------------------------------------
 
@@ -481,10 +483,11 @@ class _Holder:
 
 def _task(row: sqlite3.Row, results: tuple[ResultRecord, ...], spend: dict[str, Any] | None = None) -> TaskRecord:
     (task_id, run_id, index, source_name, source_path, prompt, status, attempts, http_status, error, warning, rev,
-     refs, output_name, overrides, parent) = row
+     refs, output_name, overrides, parent, batch_id) = row
     return TaskRecord(task_id, run_id, index, source_name, source_path, prompt, status, attempts, http_status, error,
                       warning, rev, output_name, tuple(json.loads(refs)) if refs else (),
-                      json.loads(overrides) if overrides else {}, json.loads(parent) if parent else None, results, spend)
+                      json.loads(overrides) if overrides else {}, json.loads(parent) if parent else None, results, spend,
+                      batch_id if status == "running" else None)
 
 
 def _result(row: sqlite3.Row) -> ResultRecord:

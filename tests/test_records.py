@@ -11,9 +11,9 @@ from console.store import NewResult, NewTask, Store
 
 # The API's fields, in the order the page and scripts have always received them.
 RUN_FIELDS = ["id", "created_at", "input_path", "recursive", "prompt", "task_count", "mode", "spec", "model", "api_url",
-              "concurrency", "progress", "selected", "spend", "budget"]
+              "concurrency", "progress", "selected", "spend", "budget", "delivery", "batches"]
 TASK_FIELDS = ["id", "run_id", "source_name", "source_path", "prompt", "status", "attempts", "http_status", "error",
-               "warning", "rev", "output_name", "index", "references", "overrides", "parent", "results"]
+               "warning", "rev", "output_name", "index", "references", "overrides", "parent", "results", "batch"]
 RESULT_FIELDS = ["id", "width", "height", "format", "sha256", "bytes", "origin", "prompt", "caption", "answer_text",
                  "selected", "saved", "flags", "flag_reasons", "flags_checked"]
 

@@ -30,6 +30,7 @@ from ..store import NewTask, Store
 from ..store_pilot import pilot_sample
 from ..upstream import (ProfileProblem, UpstreamClient, UpstreamError, input_limit, make_http_client,
                         too_many_images)
+from .batches import BatchDelivery
 from .bridge import LoopBridge
 from .captions import CaptionJobs
 from .budget import Budget
@@ -86,6 +87,9 @@ class Engine:
         runner = TaskRunner(self.store, self.cache, self.settings, self._bridge, self._client, self.folder, self.held,
                             stored=self.flagger.wake)
         self._scheduler = Scheduler(runner.prepare, runner.run, self._mark_stopped)
+        self._batches = BatchDelivery(self.store, self.cache, self.settings, self._bridge, self._client, runner,
+                                      self.folder, stored=self.flagger.wake)
+        self._bridge.loop.create_task(self._batches.recover())  # batches submitted before the restart
         self._housekeeping = self._bridge.loop.create_task(self._keep_cache_tidy())
 
     def close(self) -> None:
@@ -97,6 +101,7 @@ class Engine:
             self._bridge.soon(self._housekeeping.cancel)
             self._bridge.call(self.captions.close(), timeout=STOP_TIMEOUT_S)
             self._bridge.call(self._scheduler.stop_all(), timeout=STOP_TIMEOUT_S)
+            self._bridge.call(self._batches.close(), timeout=STOP_TIMEOUT_S)
             self._bridge.call(self._http.aclose())
         finally:
             self._bridge.close()
@@ -268,14 +273,14 @@ class Engine:
 
     def is_running(self, run_id: str) -> bool:
         """Return True while a run has tasks queued or in flight."""
-        return self._scheduler is not None and run_id in self._scheduler.busy
+        return self._scheduler is not None and (run_id in self._scheduler.busy or run_id in self._batches.busy)
 
     def cooling(self, run_id: str) -> dict[str, Any] | None:
         """What holds a run back (a rate-limit cooldown, or why it paused itself), or None.
 
         Plain reads of loop-owned state, like `is_running`: safe from any thread.
         """
-        return self._scheduler.cooling(run_id) if self._scheduler is not None else None
+        return self._scheduler.cooling(run_id) or self._batches.cooling(run_id) if self._scheduler is not None else None
 
     def keys(self, run_id: str) -> list[dict[str, Any]]:
         """A run's keys (masked) with their calls, errors and state since the server started; plain reads too."""
@@ -285,12 +290,13 @@ class Engine:
     def stop_run(self, run_id: str) -> int:
         """Stop one run: queued tasks and in-flight calls become stopped; return how many."""
         self._require_run(run_id)
-        return self._bridge.call(self._scheduler.stop(run_id), timeout=STOP_TIMEOUT_S)
+        return sum(self._bridge.call(_all(self._scheduler.stop(run_id), self._batches.stop(run_id)),
+                                     timeout=STOP_TIMEOUT_S))
 
     @_one_control_at_a_time
     def stop_all(self) -> int:
         """Stop every run."""
-        return self._bridge.call(self._scheduler.stop_all(), timeout=STOP_TIMEOUT_S)
+        return sum(self._bridge.call(_all(self._scheduler.stop_all(), self._batches.stop_all()), timeout=STOP_TIMEOUT_S))
 
     @_one_control_at_a_time
     def resume(self, run_id: str, overrides: dict[str, Any] | None = None) -> int:
@@ -308,6 +314,7 @@ class Engine:
         if not running:
             return []
         busy = self._bridge.call(self._on_loop_call(self._scheduler.in_flight, run_id))
+        busy |= self.store.waiting_in_batches(run_id)  # the provider has them
         return [task_id for task_id in running if task_id not in busy]
 
     @_one_control_at_a_time
@@ -482,10 +489,13 @@ class Engine:
         budget = self._budget(run_id, profile)
         if not self.is_running(run_id):
             self.store.mark_run_started(run_id)  # the rate and ETA count from here
+        if profile.delivery == "batch":
+            return self._bridge.call(self._on_loop_call(self._batches.enqueue, run_id, task_ids, profile))
         return self._bridge.call(self._on_loop_call(self._scheduler.enqueue, run_id, task_ids, profile, budget))
 
     async def _forget(self, run_id: str) -> None:
         self._scheduler.forget(run_id)
+        self._batches.forget(run_id)
 
     @staticmethod
     async def _on_loop_call(func: Callable[..., Any], *args: Any) -> Any:

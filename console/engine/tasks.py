@@ -317,15 +317,19 @@ class TaskRunner:
             # A table row's size / n apply to its own request; the run's profile still decides
             # the call itself (timeouts, retries, URL policy), so `Prepared.profile` stays the run's.
             own = ApiProfile.from_dict(task.overrides, base=profile) if task.overrides else profile
-            # Generate-mode tasks have no source (path ""): their references, if any, are the input.
-            source = self._read_source(task.source_path, own) if task.source_path else None
-            references = [self._read_reference(number, path, own)
-                          for number, path in enumerate(task.references, start=1)]
+            source, references = self.inputs(task, own)
             return Prepared(task, profile, self.client.prepare(own, task.prompt, source, references))
         except (imaging.SourceError, UpstreamError) as exc:
             return Prepared(task, profile, problem=exc)
         except ProfileError as exc:  # a stored override the profile rules refuse now
             return Prepared(task, profile, problem=imaging.SourceError(f"this task's own settings cannot be used: {exc}"))
+
+    def inputs(self, task: TaskRecord, profile: ApiProfile) -> tuple[Source | None, list[Source]]:
+        """Read a task's source and references as `profile` takes them (blocking); SourceError names what failed."""
+        # Generate-mode tasks have no source (path ""): their references, if any, are the input.
+        source = self._read_source(task.source_path, profile) if task.source_path else None
+        return source, [self._read_reference(number, path, profile)
+                        for number, path in enumerate(task.references, start=1)]
 
     def _read_reference(self, number: int, path: str, profile: ApiProfile) -> Source:
         """Read a reference image like a source; SourceError names which one could not be read."""

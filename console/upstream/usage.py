@@ -14,6 +14,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
+from ..profile import BATCH_DISCOUNT_DEFAULT
+
 COST_HEADER = "x-litellm-response-cost"
 PRICE_FIELDS = ("call", "image", "input_mtok", "input_image_mtok", "output_mtok")
 MTOK = 1_000_000
@@ -35,12 +37,13 @@ class Usage:
         return asdict(self)
 
 
-def priced(usage: Usage, prices: Mapping[str, Any]) -> tuple[float | None, str | None]:
+def priced(usage: Usage, prices: Mapping[str, Any], *, batch: bool = False) -> tuple[float | None, str | None]:
     """Return (cost, basis): the gateway's cost, else one from `prices`, else (None, None).
 
     From prices, every price that is set needs its count: a token price with no tokens reported
     leaves the cost unknown rather than too low. Image input tokens have a price of their own only
-    when the usage splits them out (otherwise `input_mtok` covers all input tokens).
+    when the usage splits them out (otherwise `input_mtok` covers all input tokens). A `batch` call
+    costs the prices less `prices["batch_discount"]` (half by default); a gateway's cost is taken as is.
     """
     if usage.cost is not None:
         return usage.cost, "gateway"
@@ -58,6 +61,8 @@ def priced(usage: Usage, prices: Mapping[str, Any]) -> tuple[float | None, str |
         if count is None:
             return None, None
         total += price * count / (MTOK if name.endswith("_mtok") else 1)
+    if batch:
+        total *= 1 - prices.get("batch_discount", BATCH_DISCOUNT_DEFAULT)
     return round(total, 10), "prices"
 
 

@@ -9,7 +9,8 @@ from flask import Blueprint, Flask, Response, current_app
 
 from ..captioning import INSTRUCTION_MAX_BYTES
 from ..config import ConfigError, ConfigStore, NotFound, checked_snippets
-from ..profile import LIMITS, POOL_MAX
+from ..profile import BATCH_DISCOUNT, BATCH_DISCOUNT_DEFAULT, DELIVERIES, LIMITS, POOL_MAX
+from ..upstream import BATCH_MODES
 from ..saving import SaveRule
 from ..sources import COUNT, RUN_MODES
 from ..store_captions import CAPTION_MAX_BYTES
@@ -51,6 +52,8 @@ def rules() -> dict[str, Any]:
     return {
         "profile": {name: bounds.as_json() for name, bounds in LIMITS.items()},
         "key_pool_max": POOL_MAX,
+        "batch": {"deliveries": list(DELIVERIES), "modes": list(BATCH_MODES), "batch_discount": BATCH_DISCOUNT.as_json(),
+                  "batch_discount_default": BATCH_DISCOUNT_DEFAULT},
         "run_modes": list(RUN_MODES),
         "run": {"count": {"min": low, "max": high, "whole": True}},
         "save": SaveRule.limits(),

@@ -1,0 +1,444 @@
+"""Batch delivery: send a batch run's tasks to the provider's batch service, follow each batch, store its answers.
+
+A batch is written with its tasks (running, one attempt each) before it is submitted, under a
+label of the console's own that the provider keeps: after a crash between submitting and
+storing the provider's id, the batch is looked for by that label and submitted again only if the
+provider has no such batch, so no task is ever submitted twice. Everything here runs on the loop;
+the store is reached through the store pool and files through the work pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .. import imaging
+from ..cache import ImageCache
+from ..diskfault import FULL, DataFolder
+from ..profile import ApiProfile, ProfileError
+from ..records import BatchRecord
+from ..settings import Settings
+from ..store import NewResult, Store, new_id
+from ..upstream import (BatchAnswer, BatchLine, BatchService, BatchState, CallOutcome, DebugLog, Request, ResultImage,
+                        UpstreamClient, UpstreamError, Usage, answer_text, batch_mode, batch_request, priced, service_for)
+from .bridge import LoopBridge
+from .tasks import TaskRunner
+
+log = logging.getLogger("console.engine")
+FIRST_POLL_S = 5.0  # the first look at a new batch comes after min(this, the profile's poll interval)
+STOPPING_POLL_S = 1.0  # a cancelled batch is looked at this often until the provider says it is over
+TRANSIENT = frozenset({408, 409, 429, 500, 502, 503, 504})  # a submission refused for these pauses the run
+STOPPED = "stopped: the batch was cancelled"
+_ENDINGS = {  # why a finished batch left a task without an answer
+    "expired": "the batch expired before this task was done",
+    "cancelled": "the batch was cancelled at the provider before this task was done",
+}
+
+Services = Callable[[ApiProfile, UpstreamClient], BatchService]
+
+
+@dataclass
+class RunBatches:
+    """What the loop knows of one batch run: the tasks still to submit and the batches it follows."""
+
+    run_id: str
+    profile: ApiProfile
+    queue: list[str] = field(default_factory=list)
+    submitter: asyncio.Task | None = None
+    watchers: dict[str, asyncio.Task] = field(default_factory=dict)  # label -> the task following it
+    wake: dict[str, asyncio.Event] = field(default_factory=dict)  # label -> look again now (a stop)
+    paused: str | None = None  # why the run stopped itself (a submission refused for a while, a full disk)
+    stopping: bool = False
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.queue or self.watchers) or (self.submitter is not None and not self.submitter.done())
+
+
+class BatchDelivery:
+    """Submit, follow and finish the batches of every batch run (loop thread only)."""
+
+    def __init__(self, store: Store, cache: ImageCache, settings: Settings, bridge: LoopBridge, client: UpstreamClient,
+                 runner: TaskRunner, folder: DataFolder, stored: Callable[[str], None] = lambda run_id: None,
+                 services: Services = service_for) -> None:
+        self.store, self.cache, self.settings, self.bridge = store, cache, settings, bridge
+        self.client, self.runner, self.folder, self.stored = client, runner, folder, stored
+        self._services = services
+        self._runs: dict[str, RunBatches] = {}
+        self.busy: set[str] = set()  # run ids with tasks to submit or batches to follow; read from any thread
+
+    # -- controls ------------------------------------------------------------------------------
+
+    def enqueue(self, run_id: str, task_ids: list[str], profile: ApiProfile) -> int:
+        """Queue pending tasks of a batch run for submission, and follow its active batches again."""
+        state = self._state(run_id, profile)
+        state.profile, state.paused, state.stopping = profile, None, False
+        queued = set(state.queue)
+        state.queue.extend(task_id for task_id in task_ids if task_id not in queued)
+        self._start_submitter(state)
+        return len(task_ids)
+
+    async def recover(self) -> None:
+        """After a start: follow every active batch again (each run with its stored profile)."""
+        for batch in await self.bridge.db(self.store.active_batches):
+            if batch.run_id not in self._runs:
+                stored = await self.bridge.db(self.store.run_profile, batch.run_id)
+                try:
+                    self._state(batch.run_id, ApiProfile.from_dict(stored))
+                except ProfileError as exc:
+                    log.error("run %s: its batches cannot be followed: %s", batch.run_id, exc)
+                    continue
+            self._follow(self._runs[batch.run_id], batch)
+
+    async def stop(self, run_id: str) -> int:
+        """Stop a batch run: unsubmitted tasks become stopped, each active batch is cancelled at the provider
+        and followed until it ends (its finished answers are kept); return how many tasks were stopped."""
+        state = self._runs.get(run_id)
+        queued: list[str] = []
+        if state is not None:
+            state.stopping, queued = True, list(state.queue)
+            state.queue.clear()
+        stopped = await self.bridge.db(self.store.set_status, queued, "stopped", error="stopped",
+                                       only_from=("pending",)) if queued else 0
+        for batch in await self.bridge.db(self.store.active_batches, run_id):
+            stopped += len(await self.bridge.db(self.store.batch_tasks, batch.id))
+            await self.bridge.db(self.store.batch_stopped, batch.id)
+            if state is not None and batch.provider_id and not batch.done:
+                await self._cancel(state, batch.id, batch.provider_id)
+        return stopped
+
+    async def stop_all(self) -> int:
+        """Stop every batch run."""
+        return sum([await self.stop(run_id) for run_id in list(self._runs)])
+
+    def forget(self, run_id: str) -> None:
+        """Drop a deleted run: stop following its batches here (the stop already cancelled them)."""
+        state = self._runs.pop(run_id, None)
+        if state is not None:
+            for job in [state.submitter, *state.watchers.values()]:
+                if job is not None:
+                    job.cancel()
+        self.busy.discard(run_id)
+
+    async def close(self) -> None:
+        """Stop following batches (they go on at the provider; the next start follows them again)."""
+        jobs = [job for state in self._runs.values() for job in [state.submitter, *state.watchers.values()] if job]
+        for job in jobs:
+            job.cancel()
+        if jobs:
+            await asyncio.wait(jobs, timeout=5)
+
+    def cooling(self, run_id: str) -> dict[str, Any] | None:
+        """Why a batch run paused itself, or None."""
+        state = self._runs.get(run_id)
+        return {"paused": state.paused, "reason": state.paused} if state is not None and state.paused else None
+
+    # -- submitting ----------------------------------------------------------------------------
+
+    def _state(self, run_id: str, profile: ApiProfile) -> RunBatches:
+        state = self._runs.get(run_id)
+        if state is None:
+            state = self._runs[run_id] = RunBatches(run_id, profile)
+        return state
+
+    def _start_submitter(self, state: RunBatches) -> None:
+        if state.submitter is None or state.submitter.done():
+            state.submitter = asyncio.create_task(self._submit_all(state))
+        self._update_busy(state)
+
+    async def _submit_all(self, state: RunBatches) -> None:
+        """Follow the run's active batches, then submit its queue in batches of `batch_max_requests`."""
+        try:
+            for batch in await self.bridge.db(self.store.active_batches, state.run_id):
+                self._follow(state, batch)
+            while state.queue and not state.paused and not state.stopping:
+                size = state.profile.batch_max_requests
+                chunk, state.queue[:size] = state.queue[:size], []
+                await self._submit(state, chunk)
+        except Exception:
+            log.exception("run %s: batch submission crashed", state.run_id)
+        finally:
+            self._update_busy(state)
+
+    async def _submit(self, state: RunBatches, task_ids: list[str]) -> None:
+        """Build the chunk's lines (an unusable source fails its task), write the batch, submit it, follow it."""
+        profile = state.profile
+        built = await self.bridge.off(self._lines, task_ids, profile)
+        failed = [(task_id, problem) for task_id, _, problem in built if problem is not None]
+        for task_id, problem in failed:
+            await self.bridge.db(self.store.finish_task, task_id, "failed", error=str(problem), only_from=("pending",))
+        requests = {task_id: request for task_id, request, problem in built if problem is None}
+        if not requests or state.stopping:
+            if state.stopping:
+                await self.bridge.db(self.store.set_status, list(requests), "stopped", error="stopped",
+                                     only_from=("pending",))
+            return
+        try:
+            service = self._services(profile, self.client)
+        except UpstreamError as exc:
+            await self.bridge.db(self.store.set_status, list(requests), "failed", error=str(exc), only_from=("pending",))
+            return
+        label = new_id("b")
+        moved = await self.bridge.db(self.store.open_batch, state.run_id, label, service.name, list(requests))
+        if moved:
+            self._update_busy(state)
+            await self._send(state, service, label, [BatchLine(task_id, requests[task_id]) for task_id in moved])
+        else:
+            await self.bridge.db(self.store.close_batch, label)
+
+    def _lines(self, task_ids: list[str], profile: ApiProfile) -> list[tuple[str, Request | None, Exception | None]]:
+        """Read each pending task's inputs and build its batch line request (work pool); skip tasks no longer pending."""
+        built = []
+        for task_id in task_ids:
+            task = self.store.task(task_id, results=False)
+            if task is None or task.status != "pending":
+                continue
+            try:
+                own = ApiProfile.from_dict(task.overrides, base=profile) if task.overrides else profile
+                source, references = self.runner.inputs(task, own)
+                built.append((task_id, batch_request(own, task.prompt, source, references), None))
+            except (imaging.SourceError, UpstreamError) as exc:
+                built.append((task_id, None, exc))
+            except ProfileError as exc:  # a stored override the profile rules refuse now
+                built.append((task_id, None, imaging.SourceError(f"this task's own settings cannot be used: {exc}")))
+        return built
+
+    async def _send(self, state: RunBatches, service: BatchService, label: str, lines: list[BatchLine]) -> None:
+        """Submit a written batch; a refusal fails its tasks, one that may pass later pauses the run instead."""
+        debug = self._debug(state.profile)
+        try:
+            submitted = await service.submit(state.profile, lines, label, debug)
+        except UpstreamError as exc:
+            if exc.http_status is None or exc.http_status in TRANSIENT:
+                reason = f"the batch could not be submitted ({exc}); its tasks wait: resume to submit them again"
+                await self.bridge.db(self.store.batch_unsent, label, reason)
+                self._pause(state, reason)
+            else:
+                debug.note(f"batch {label} could not be submitted")
+                await self.bridge.db(self.store.batch_polled, label, "", "failed", True, len(lines), 0, 0, str(exc))
+                await self._end_waiting(label, "failed", f"the batch could not be submitted: {exc}", debug,
+                                        exc.http_status)
+            return
+        await self._polled(label, submitted)
+        log.info("run %s: batch %s submitted (%s %s, %d task(s))", state.run_id, label, service.name,
+                 submitted.provider_id, len(lines))
+        self._follow(state, await self.bridge.db(self.store.batch, label))
+        if state.stopping:  # stopped while it was being submitted
+            await self.bridge.db(self.store.batch_stopped, label)
+            await self._cancel(state, label, submitted.provider_id)
+
+    def _pause(self, state: RunBatches, reason: str) -> None:
+        """Submit nothing more until the run is resumed; what was not submitted stays pending."""
+        state.paused = reason
+        state.queue.clear()
+        log.warning("run %s paused: %s", state.run_id, reason)
+
+    # -- following -----------------------------------------------------------------------------
+
+    def _follow(self, state: RunBatches, batch: BatchRecord | None) -> None:
+        """Follow a batch until its answers are stored, unless it is followed already."""
+        if batch is None or batch.finished_at is not None or batch.id in state.watchers:
+            return
+        state.wake[batch.id] = asyncio.Event()
+        job = state.watchers[batch.id] = asyncio.create_task(self._watch(state, batch))
+        job.add_done_callback(functools.partial(self._watch_ended, state, batch.id))
+        self._update_busy(state)
+
+    def _watch_ended(self, state: RunBatches, label: str, job: asyncio.Task) -> None:
+        if state.watchers.get(label) is job:
+            del state.watchers[label]
+            state.wake.pop(label, None)
+        if not job.cancelled() and job.exception() is not None:
+            log.error("batch %s: following it failed", label, exc_info=job.exception())
+        self._update_busy(state)
+
+    async def _watch(self, state: RunBatches, batch: BatchRecord) -> None:
+        """Poll a batch until the provider is done with it, then store its answers."""
+        service = self._services(state.profile, self.client)
+        provider_id = batch.provider_id or await self._adopt(state, service, batch)
+        if provider_id is None:
+            return
+        wait = min(FIRST_POLL_S, state.profile.batch_poll_s)
+        polled = BatchState(provider_id, batch.status, batch.done)
+        while not polled.done:
+            await self._sleep(state, batch.id, wait)
+            wait = STOPPING_POLL_S if state.stopping or batch.stopped else state.profile.batch_poll_s
+            try:
+                polled = await service.poll(state.profile, provider_id, self._debug(state.profile))
+            except UpstreamError as exc:
+                log.warning("run %s: batch %s could not be polled (%s); trying again", state.run_id, batch.id, exc)
+                continue
+            await self._polled(batch.id, polled)
+            batch = await self.bridge.db(self.store.batch, batch.id) or batch
+        await self._finish(state, service, batch.id, polled)
+
+    async def _adopt(self, state: RunBatches, service: BatchService, batch: BatchRecord) -> str | None:
+        """A batch written but not known to be submitted (a crash in between): adopt the provider's batch of that
+        label, or, when the provider has none, put its tasks back in the queue to go in a new batch."""
+        try:
+            found = await service.find(state.profile, batch.id, self._debug(state.profile))
+        except UpstreamError as exc:
+            self._pause(state, f"batch {batch.id} could not be looked for at the provider ({exc}); resume to try again")
+            return None
+        if found is not None:
+            log.info("run %s: batch %s was submitted before the restart (%s): followed", state.run_id, batch.id,
+                     found.provider_id)
+            await self._polled(batch.id, found)
+            if state.stopping or batch.stopped:
+                await self._cancel(state, batch.id, found.provider_id)
+            return found.provider_id
+        ids = await self.bridge.db(self.store.batch_tasks, batch.id)
+        await self.bridge.db(self.store.batch_unsent, batch.id, "not submitted before the restart; sent again")
+        if not state.stopping:
+            state.queue.extend(ids)
+            self._start_submitter(state)
+        else:
+            await self.bridge.db(self.store.set_status, ids, "stopped", error="stopped", only_from=("pending",))
+        return None
+
+    async def _sleep(self, state: RunBatches, label: str, seconds: float) -> None:
+        wake = state.wake.get(label)
+        if wake is None:
+            await asyncio.sleep(seconds)
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(wake.wait(), seconds)
+        wake.clear()
+
+    async def _cancel(self, state: RunBatches, label: str, provider_id: str) -> None:
+        """Ask the provider to cancel a batch, then look at it soon (its finished lines are kept)."""
+        service = self._services(state.profile, self.client)
+        try:
+            await service.cancel(state.profile, provider_id, self._debug(state.profile))
+        except UpstreamError as exc:
+            log.warning("run %s: batch %s could not be cancelled: %s", state.run_id, label, exc)
+        if label in state.wake:
+            state.wake[label].set()
+
+    async def _polled(self, label: str, polled: BatchState) -> None:
+        await self.bridge.db(self.store.batch_polled, label, polled.provider_id, polled.status, polled.done,
+                             polled.total, polled.completed, polled.failed, polled.error)
+
+    # -- storing answers -----------------------------------------------------------------------
+
+    async def _finish(self, state: RunBatches, service: BatchService, label: str, polled: BatchState) -> None:
+        """Store a finished batch's answers; its tasks without one end stopped (a stop) or failed with the reason.
+
+        The data folder filling up pauses the run: the batch stays active and is read again on resume
+        (the provider keeps its output), the answers already stored are not stored twice.
+        """
+        debug = self._debug(state.profile)
+        while True:
+            try:
+                answers = await service.answers(state.profile, polled, debug)
+                break
+            except UpstreamError as exc:
+                log.warning("run %s: the answers of batch %s could not be read (%s); trying again", state.run_id,
+                            label, exc)
+                await self._sleep(state, label, state.profile.batch_poll_s)
+        batch = await self.bridge.db(self.store.batch, label)
+        if batch is None:
+            return  # its run was deleted
+        waiting = set(await self.bridge.db(self.store.batch_tasks, label))
+        try:
+            for answer in answers:
+                if answer.key in waiting:
+                    await self._store_answer(state, batch, answer)
+                    waiting.discard(answer.key)
+        except Exception as exc:
+            fault = self.folder.fault(exc)
+            if fault is None:
+                raise
+            if fault.kind == FULL:
+                self.folder.give_reserve()
+            self._pause(state, f"{fault}; the batch's answers stay at the provider and are stored on resume")
+            return
+        if waiting:
+            status, reason = self._ending(batch, polled)
+            ended = await self._end_waiting(label, status, reason, debug, None)
+            if status == "stopped" and not state.stopping:  # resumed while the cancel went through
+                await self.bridge.db(self.store.set_status, ended, "pending", only_from=("stopped",))
+                self.enqueue(state.run_id, ended, state.profile)
+        await self.bridge.db(self.store.close_batch, label)
+        log.info("run %s: batch %s %s (%d done, %d failed)", state.run_id, label, polled.status, polled.completed,
+                 polled.failed)
+
+    @staticmethod
+    def _ending(batch: BatchRecord, polled: BatchState) -> tuple[str, str]:
+        """Return the status and reason of a finished batch's tasks that got no answer."""
+        if batch.stopped:
+            return "stopped", STOPPED
+        if polled.status in _ENDINGS:
+            return "failed", _ENDINGS[polled.status]
+        if polled.status == "failed":
+            return "failed", f"the batch failed: {polled.error or 'the provider gave no reason'}"
+        return "failed", f"the batch ended ({polled.status}) without an answer for this task"
+
+    async def _end_waiting(self, label: str, status: str, reason: str, debug: DebugLog,
+                           http_status: int | None) -> list[str]:
+        """End every task still waiting in a batch with one status and reason (and the batch's debug log); return them."""
+        ids = await self.bridge.db(self.store.batch_tasks, label)
+        for task_id in ids:
+            await self.bridge.db(self.store.finish_task, task_id, status, error=reason, http_status=http_status,
+                                 debug_log=debug.text(), only_from=("running",))
+        await self.bridge.db(self.store.close_batch, label)
+        return ids
+
+    async def _store_answer(self, state: RunBatches, batch: BatchRecord, answer: BatchAnswer) -> None:
+        """Store one line's answer as a live call's end: its images and text, what it used at the batch price."""
+        profile = state.profile
+        debug = self._debug(profile)
+        debug.note(f"answered by batch {batch.id} ({batch.service} {batch.provider_id})")
+        task = await self.bridge.db(self.store.task, answer.key, results=False)
+        if task is None:
+            return
+        if answer.payload is None or answer.error:
+            await self.bridge.db(self.store.finish_task, task.id, "failed", error=answer.error or "the batch line had no answer",
+                                 http_status=answer.http_status, debug_log=debug.text(), only_from=("running",))
+            return
+        with contextlib.ExitStack() as pins:
+            try:
+                outcome = await self.client.outcome_of(profile, _answered_request(profile, task), answer.payload, debug,
+                                                       functools.partial(self._keep, pins))
+            except UpstreamError as exc:
+                await self.bridge.db(self.store.finish_task, task.id, "failed", error=str(exc),
+                                     http_status=answer.http_status, debug_log=debug.text(), only_from=("running",))
+                return
+            await self._record_usage(task.id, task.attempts, outcome, profile)
+            text = await self.bridge.off(answer_text, outcome.text)
+            results = [NewResult(i.sha256, i.format, i.width, i.height, len(i.data), i.origin, i.url, task.prompt, text)
+                       for i in outcome.images]
+            await self.bridge.db(self.store.finish_task, task.id, "done", http_status=outcome.http_status,
+                                 warning="; ".join(outcome.warnings) or None, debug_log=debug.text(), results=results,
+                                 only_from=("running",))
+        if results:
+            self.stored(state.run_id)
+
+    async def _record_usage(self, task_id: str, attempt: int, outcome: CallOutcome, profile: ApiProfile) -> None:
+        usage = outcome.usage or Usage(images=len(outcome.images))
+        cost, basis = priced(usage, profile.prices, batch=True)
+        await self.bridge.db(self.store.record_usage, task_id, attempt, usage.to_dict(), cost, basis)
+
+    def _keep(self, pins: contextlib.ExitStack, image: ResultImage) -> None:
+        """Write a verified image to the cache, pinned until the store references it (work pool)."""
+        pins.enter_context(self.cache.pinned(image.sha256))
+        self.folder.check()
+        self.cache.put(image.data, image.format, image.sha256)
+
+    def _debug(self, profile: ApiProfile) -> DebugLog:
+        return DebugLog(profile.secrets(), self.settings.debug_log_bytes)
+
+    def _update_busy(self, state: RunBatches) -> None:
+        if state.busy:
+            self.busy.add(state.run_id)
+        else:
+            self.busy.discard(state.run_id)
+
+
+def _answered_request(profile: ApiProfile, task: Any) -> Request:
+    """Return the request a line's answer is read against: its mode and URL (the body went with the batch)."""
+    return Request(batch_mode(profile), profile.api_url, {}, False, has_inputs=bool(task.source_path or task.references))
