@@ -184,6 +184,10 @@ _FILE = re.compile(r"/v1/files/(file-[A-Za-z0-9]+)(/content)?")
 
 def serve(ctx: Ctx) -> bool:
     """Answer a batch-service route of either provider; return False when the route is not one."""
+    from testkit import fake_batches_gemini  # imports this module: bound at call time
+
+    if fake_batches_gemini.serve(ctx):
+        return True
     method, endpoint = ctx.req.method, ctx.endpoint
     batch, file = _BATCH.fullmatch(endpoint), _FILE.fullmatch(endpoint)
     if method == "POST" and endpoint == "/v1/files":

@@ -259,3 +259,161 @@ def test_openai_batch_routes_check_the_key_like_every_route(fake, key):
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     got = httpx.get(f"{fake.api_base('batch.key=sk-right')}/batches", headers=headers)
     assert got.status_code == 401
+
+
+# --------------------------------------------------------------------------- Gemini
+
+GEMINI_KEY = {"x-goog-api-key": "g-test"}
+GEMINI_MODEL = "gemini-2.5-flash-image"
+
+
+def _requests(count: int, keyed: bool = True) -> list[dict]:
+    """Return `count` inline GenerateContentRequests carrying the source image, keyed t0, t1, …"""
+    part = {"inline_data": {"mime_type": "image/png", "data": base64.b64encode(SOURCE).decode()}}
+    items = []
+    for i in range(count):
+        item: dict = {"request": {"contents": [{"role": "user", "parts": [{"text": f"dusk {i}"}, part]}],
+                                  "generationConfig": {"responseModalities": ["TEXT", "IMAGE"]}}}
+        if keyed:
+            item["metadata"] = {"key": f"t{i}"}
+        items.append(item)
+    return items
+
+
+def _gemini_submit(fake: FakeUpstream, segment: str, items: list[dict] | None = None, label: str = "b-gem",
+                   config: dict | None = None, headers: dict = GEMINI_KEY) -> httpx.Response:
+    """Create a Gemini batch of inline requests (or of `config`) and return the HTTP answer."""
+    config = config or {"requests": {"requests": items}}
+    return httpx.post(fake.url(segment, f"/v1beta/models/{GEMINI_MODEL}:batchGenerateContent"), headers=headers,
+                      json={"batch": {"display_name": label, "input_config": config}})
+
+
+def _gemini_poll(fake: FakeUpstream, segment: str, name: str, limit: float = 10.0) -> list[dict]:
+    """Poll a Gemini batch every 50 ms until its Operation is done; return every Operation seen."""
+    seen, deadline = [], time.monotonic() + limit
+    while time.monotonic() < deadline:
+        got = httpx.get(fake.url(segment, f"/v1beta/{name}"), headers=GEMINI_KEY)
+        assert got.status_code == 200, got.text
+        seen.append(got.json())
+        if seen[-1].get("done"):
+            return seen
+        time.sleep(0.05)
+    raise AssertionError(f"{name} never finished: {seen[-1]['metadata']['state']}")
+
+
+def test_gemini_batch_is_an_operation_that_ends_with_inlined_responses_keyed_by_metadata(fake):
+    segment = "batch.batch_s=1"
+    created = _gemini_submit(fake, segment, _requests(4))
+    assert created.status_code == 200, created.text
+    op = created.json()
+    assert re.fullmatch(r"batches/[a-z0-9]+", op["name"]) and "done" not in op
+    meta = op["metadata"]
+    assert meta["@type"].endswith(".GenerateContentBatch") and meta["name"] == op["name"]
+    assert meta["state"] == "BATCH_STATE_PENDING" and meta["displayName"] == "b-gem"
+    assert meta["model"] == f"models/{GEMINI_MODEL}" and meta["createTime"].endswith("Z")
+    assert meta["batchStats"] == {"requestCount": "4", "pendingRequestCount": "4"}  # int64 as strings, no zeros
+    seen = _gemini_poll(fake, segment, op["name"])
+    states = [s["metadata"]["state"] for s in seen]
+    assert "BATCH_STATE_RUNNING" in states and states[-1] == "BATCH_STATE_SUCCEEDED"
+    assert all("done" not in s for s in seen[:-1])
+    final = seen[-1]
+    assert final["metadata"]["batchStats"] == {"requestCount": "4", "successfulRequestCount": "4"}
+    assert final["metadata"]["endTime"].endswith("Z")
+    assert final["response"]["@type"].endswith(".GenerateContentBatchOutput")
+    assert final["metadata"]["output"]["inlinedResponses"] == final["response"]["inlinedResponses"]
+    answers = final["response"]["inlinedResponses"]["inlinedResponses"]
+    assert [a["metadata"] for a in answers] == [{"key": f"t{i}"} for i in range(4)]
+    for answer in answers:
+        candidate = answer["response"]["candidates"][0]
+        assert candidate["finishReason"] == "STOP" and answer["response"]["usageMetadata"]["totalTokenCount"]
+        inline = next(p["inlineData"] for p in candidate["content"]["parts"] if "inlineData" in p)
+        assert inline["mimeType"] == "image/png"
+        assert base64.b64decode(inline["data"]) == restyled(SOURCE, 0)
+
+
+def test_gemini_requests_without_a_key_are_answered_in_order(fake):
+    segment = "batch.batch_s=0.1"
+    final = _gemini_poll(fake, segment, _gemini_submit(fake, segment, _requests(2, keyed=False)).json()["name"])[-1]
+    answers = final["response"]["inlinedResponses"]["inlinedResponses"]
+    assert len(answers) == 2 and all("response" in a for a in answers)
+    assert fake.batches()[-1]["keys"] == ["0", "1"]
+
+
+def test_gemini_failing_expired_and_rejected_batches(fake):
+    failing = "batch.batch_s=0.2.batch_fail=1"
+    final = _gemini_poll(fake, failing, _gemini_submit(fake, failing, _requests(3)).json()["name"])[-1]
+    answers = final["response"]["inlinedResponses"]["inlinedResponses"]
+    assert answers[0]["metadata"] == {"key": "t0"} and answers[0]["error"]["code"] == 3
+    assert "response" not in answers[0] and all("response" in a for a in answers[1:])
+    assert final["metadata"]["batchStats"]["failedRequestCount"] == "1"
+    expiring = "batch.batch_s=0.3.batch_expire=1"
+    final = _gemini_poll(fake, expiring, _gemini_submit(fake, expiring, _requests(4)).json()["name"])[-1]
+    assert final["metadata"]["state"] == "BATCH_STATE_EXPIRED"
+    answers = final["response"]["inlinedResponses"]["inlinedResponses"]
+    assert ["response" in a for a in answers] == [True, True, False, False]
+    assert answers[3]["error"]["code"] == 4 and "expired" in answers[3]["error"]["message"]
+    rejected = "batch.batch_s=0.2.batch_reject=1"
+    final = _gemini_poll(fake, rejected, _gemini_submit(fake, rejected, _requests(2)).json()["name"])[-1]
+    assert final["metadata"]["state"] == "BATCH_STATE_FAILED" and final["error"]["message"]
+    assert "response" not in final
+
+
+def test_gemini_cancel_keeps_what_was_done(fake):
+    segment = "batch.batch_s=2.batch_cancel_s=0.3"
+    name = _gemini_submit(fake, segment, _requests(10)).json()["name"]
+    time.sleep(0.9)
+    cancel = httpx.post(fake.url(segment, f"/v1beta/{name}:cancel"), headers=GEMINI_KEY, json={})
+    assert cancel.status_code == 200 and cancel.json() == {}
+    final = _gemini_poll(fake, segment, name)[-1]
+    assert final["metadata"]["state"] == "BATCH_STATE_CANCELLED"
+    answers = final["response"]["inlinedResponses"]["inlinedResponses"]
+    assert 0 < len(answers) < 10 and [a["metadata"]["key"] for a in answers] == [f"t{i}" for i in range(len(answers))]
+    assert final["metadata"]["batchStats"]["successfulRequestCount"] == str(len(answers))
+
+
+def test_gemini_list_pages_the_callers_batches_newest_first(fake):
+    segment = "batch.batch_s=5.glist=1"
+    names = [_gemini_submit(fake, segment, _requests(1), label=f"g{i}").json()["name"] for i in range(3)]
+    _gemini_submit(fake, segment, _requests(1), label="other", headers={"x-goog-api-key": "g-other"})
+    first = httpx.get(fake.url(segment, "/v1beta/batches"), params={"pageSize": 2}, headers=GEMINI_KEY).json()
+    assert [op["name"] for op in first["operations"]] == names[::-1][:2] and first["nextPageToken"]
+    rest = httpx.get(fake.url(segment, "/v1beta/batches"), headers=GEMINI_KEY,
+                     params={"pageSize": 2, "pageToken": first["nextPageToken"]}).json()
+    assert [op["name"] for op in rest["operations"]] == [names[0]] and "nextPageToken" not in rest
+    assert [op["metadata"]["displayName"] for op in first["operations"] + rest["operations"]] == ["g2", "g1", "g0"]
+
+
+def test_gemini_batch_from_an_uploaded_file_answers_in_a_responses_file(fake):
+    segment = "batch.batch_s=0.2.batch_fail=1"
+    jsonl = "".join(json.dumps({"key": f"t{i}", "request": item["request"]}) + "\n"
+                    for i, item in enumerate(_requests(3))).encode()
+    start = httpx.post(fake.url(segment, "/upload/v1beta/files"), json={"file": {"display_name": "b-file"}},
+                       headers={**GEMINI_KEY, "X-Goog-Upload-Protocol": "resumable", "X-Goog-Upload-Command": "start",
+                                "X-Goog-Upload-Header-Content-Length": str(len(jsonl))})
+    assert start.status_code == 200 and start.headers["x-goog-upload-status"] == "active"
+    done = httpx.post(start.headers["x-goog-upload-url"], content=jsonl,
+                      headers={**GEMINI_KEY, "X-Goog-Upload-Command": "upload, finalize", "X-Goog-Upload-Offset": "0"})
+    assert done.status_code == 200 and done.headers["x-goog-upload-status"] == "final"
+    file = done.json()["file"]
+    assert re.fullmatch(r"files/[a-z0-9]+", file["name"]) and file["sizeBytes"] == str(len(jsonl))
+    created = _gemini_submit(fake, segment, config={"file_name": file["name"]})
+    assert created.status_code == 200, created.text
+    final = _gemini_poll(fake, segment, created.json()["name"])[-1]
+    responses_file = final["response"]["responsesFile"]
+    got = httpx.get(fake.url(segment, f"/download/v1beta/{responses_file}:download"), params={"alt": "media"},
+                    headers=GEMINI_KEY)
+    rows = [json.loads(row) for row in got.text.splitlines()]
+    assert [r["key"] for r in rows] == ["t0", "t1", "t2"] and "error" in rows[0]
+    assert base64.b64decode(rows[1]["response"]["candidates"][0]["content"]["parts"][1]["inlineData"]["data"]) == \
+        restyled(SOURCE, 0)
+
+
+def test_gemini_batch_routes_answer_googles_errors(fake):
+    segment = "batch.gkey=g-test"
+    assert _gemini_submit(fake, segment, _requests(1), headers={}).status_code == 403
+    assert _gemini_submit(fake, segment, _requests(1), headers={"x-goog-api-key": "nope"}).status_code == 400
+    empty = _gemini_submit(fake, segment, config={"requests": {"requests": []}})
+    assert empty.status_code == 400 and empty.json()["error"]["status"] == "INVALID_ARGUMENT"
+    missing = httpx.get(fake.url(segment, "/v1beta/batches/nothere"), headers=GEMINI_KEY)
+    assert missing.status_code == 404 and missing.json()["error"]["status"] == "NOT_FOUND"
+    assert _gemini_submit(fake, segment, config={"file_name": "files/nothere"}).status_code == 404
