@@ -399,3 +399,104 @@ def test_the_url_policy_applies_to_every_batch_call(fake):
     with pytest.raises(BlockedURLError):
         run(lambda client: service_for(chosen, client).find(chosen, "b-blocked", DebugLog()))
     assert fake.requests == []
+
+
+def test_a_key_the_service_quotes_back_is_redacted_from_the_error(fake):
+    chosen = openai_profile(fake, "echo_key", "/v1/chat/completions")
+    debug = DebugLog(chosen.secrets())
+
+    async def go(client):
+        return await Wire(client, chosen, debug).json("POST", fake.url("echo_key", "/v1/chat/completions"),
+                                                      "the batch creation", body={"input_file_id": "file-1"})
+
+    with pytest.raises(StatusError) as caught:
+        run(go)
+    assert str(caught.value).startswith("the batch service answered HTTP 401 for the batch creation: Invalid token")
+    assert KEY not in str(caught.value) and KEY not in debug.text()
+
+
+# -- Gemini against the fake batch mode -----------------------------------------------------------
+
+def gemini_profile(fake, segment: str, **fields: Any) -> ApiProfile:
+    return profile(api_url=fake.url(segment, "/v1beta/models/gemini-2.5-flash-image:generateContent"),
+                   model="gemini-2.5-flash-image", api_mode="gemini", **fields)
+
+
+def gemini_round(fake, segment: str, count: int, label: str, service_args: dict | None = None, **fields: Any):
+    """Submit `count` lines, poll until done and read the answers; return (first state, last, answers, outcome)."""
+    chosen = gemini_profile(fake, segment, **fields)
+    debug = DebugLog(chosen.secrets())
+
+    async def go(client):
+        service = gemini_batches.GeminiBatches(client, **(service_args or {}))
+        lines = lines_for(chosen, count)
+        first = await service.submit(chosen, lines, label, debug)
+        state = await until_done(service, chosen, first, debug)
+        answers = await service.answers(chosen, state, debug, [line.key for line in lines])
+        good = next((answer for answer in answers if answer.payload is not None), None)
+        outcome = good and await client.outcome_of(chosen, lines[0].request, good.payload, debug)
+        return first, state, answers, outcome
+
+    return (*run(go), debug)
+
+
+def test_gemini_inline_batch_submit_poll_and_answers(fake):
+    first, state, answers, outcome, debug = gemini_round(fake, "batch.batch_s=0.5.batch_fail=1", 3, "b-gem")
+    assert first.provider_id.startswith("batches/") and not first.done
+    assert (state.status, state.done, state.total, state.completed, state.failed) == ("succeeded", True, 3, 2, 1)
+    by_key = {answer.key: answer for answer in answers}
+    assert sorted(by_key) == ["t0", "t1", "t2"] and by_key["t0"].payload is None and by_key["t0"].error
+    assert outcome.images and outcome.usage is not None
+    created = next(r for r in fake.requests if r.path.endswith(":batchGenerateContent"))
+    assert created.headers["x-goog-api-key"] == KEY and "authorization" not in created.headers
+    batch = created.json["batch"]
+    assert batch["display_name"] == "b-gem"
+    assert [item["metadata"] for item in batch["input_config"]["requests"]["requests"]] == [
+        {"key": "t0"}, {"key": "t1"}, {"key": "t2"}]
+    assert KEY not in debug.text()
+
+
+def test_a_gemini_batch_past_the_inline_limit_is_uploaded_as_a_file(fake):
+    first, state, answers, outcome, _ = gemini_round(fake, "batch.batch_s=0.3", 3, "b-file",
+                                                     {"inline_limit": 1000})
+    assert state.status == "succeeded" and sorted(answer.key for answer in answers) == ["t0", "t1", "t2"]
+    assert outcome.images
+    start, finish = [r for r in fake.requests if "/upload/v1beta/files" in r.path]
+    assert start.headers["x-goog-upload-command"] == "start" and start.headers["x-goog-upload-protocol"] == "resumable"
+    assert finish.headers["x-goog-upload-command"] == "upload, finalize" and finish.query.get("upload_id")
+    assert [json.loads(row)["key"] for row in finish.body.splitlines()] == ["t0", "t1", "t2"]
+    created = next(r for r in fake.requests if r.path.endswith(":batchGenerateContent"))
+    assert created.json["batch"]["input_config"]["file_name"].startswith("files/")
+    assert any("/download/v1beta/files/" in r.path for r in fake.requests)
+
+
+def test_gemini_find_cancel_and_expiry(fake, monkeypatch):
+    monkeypatch.setattr(gemini_batches, "LIST_PAGE", 1)
+    chosen = gemini_profile(fake, "batch.batch_s=2.batch_cancel_s=0.2.gfind=1", api_key="gm-finder-0123456789")
+
+    async def go(client):
+        service, debug = gemini_batches.GeminiBatches(client), DebugLog()
+        made = [await service.submit(chosen, lines_for(chosen, 6), f"g-find-{n}", debug) for n in range(2)]
+        found = await service.find(chosen, "g-find-0", debug)
+        missing = await service.find(chosen, "g-never", debug)
+        state = made[1]
+        while state.completed == 0:
+            await asyncio.sleep(0.05)
+            state = await service.poll(chosen, state.provider_id, debug)
+        cancelled = await until_done(service, chosen, await service.cancel(chosen, state.provider_id, debug), debug)
+        return made, found, missing, cancelled, await service.answers(chosen, cancelled, debug)
+
+    made, found, missing, cancelled, answers = run(go)
+    assert found.provider_id == made[0].provider_id and missing is None
+    assert cancelled.status == "cancelled" and cancelled.error == "the batch was cancelled"
+    assert 0 < len([answer for answer in answers if answer.payload]) < 6
+    _, expired, answers, _, _ = gemini_round(fake, "batch.batch_s=0.3.batch_expire=1", 4, "g-exp")
+    assert expired.status == "expired" and "expired" in expired.error
+    assert len([answer for answer in answers if answer.payload]) == 2
+
+
+def test_gemini_http_errors_are_readable(fake):
+    chosen = gemini_profile(fake, "batch")
+    with pytest.raises(StatusError) as caught:
+        run(lambda client: gemini_batches.GeminiBatches(client).poll(chosen, "batches/nothere", DebugLog()))
+    assert str(caught.value).startswith("the batch service answered HTTP 404 for the batch status")

@@ -17,6 +17,7 @@ from ...profile import ApiProfile
 from .. import gemini
 from ..debuglog import DebugLog
 from ..errors import ProfileProblem, ResponseError
+from ..payload import summarize
 from .base import BatchAnswer, BatchLine, BatchState, line_body
 from .wire import Wire, create_once
 
@@ -46,15 +47,19 @@ class GeminiBatches:
         wire = Wire(self._client, profile, debug)
         requests = await wire.off_loop(_inlined, lines)
         body: dict[str, Any] = {"batch": {"display_name": label, "input_config": {"requests": {"requests": requests}}}}
-        size = await wire.off_loop(_size, body)
-        if size > self._inline_limit:
-            debug.note(f"the batch body is {size} bytes, over the inline limit of {self._inline_limit}: uploading it")
+        content, summary = await wire.off_loop(_serialised, body)
+        if len(content) > self._inline_limit:
+            debug.note(f"the batch body is {len(content)} bytes, over the inline limit of {self._inline_limit}: "
+                       "uploading it as a file")
             file_name = await self._upload(wire, profile, await wire.off_loop(jsonl, lines), label)
             body = {"batch": {"display_name": label, "input_config": {"file_name": file_name}}}
+            content, summary = _serialised(body)
         url = _url(profile, f"/models/{gemini.model_path(profile.model)}:batchGenerateContent")
+        headers = wire.headers(**{"Content-Type": "application/json"})
 
         async def create(retry: bool) -> BatchState:
-            return state_of(await wire.json("POST", url, "the batch creation", body=body, retry=retry))
+            return state_of(await wire.json("POST", url, "the batch creation", content=content, headers=headers,
+                                            summary=summary, retry=retry))
 
         return await create_once(create, lambda: self.find(profile, label, debug), wire, "the batch creation",
                                  profile.max_retries)
@@ -131,8 +136,9 @@ def _inlined(lines: list[BatchLine]) -> list[dict[str, Any]]:
     return [{"request": line_body(line.request), "metadata": {"key": line.key}} for line in lines]
 
 
-def _size(body: dict[str, Any]) -> int:
-    return len(json.dumps(body, ensure_ascii=False).encode("utf-8"))
+def _serialised(body: dict[str, Any]) -> tuple[bytes, Any]:
+    """Return the body as JSON bytes and as its shortened form for the debug log (blocking work for large batches)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), summarize(body)
 
 
 def jsonl(lines: list[BatchLine]) -> bytes:
