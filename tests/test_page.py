@@ -751,6 +751,57 @@ def test_the_text_the_model_sent_shows_in_the_viewer_and_becomes_the_caption(pag
 
 # --------------------------------------------------------------------------- batch delivery
 
+IMAGES = "/v1/images/edits"
+
+
+def test_batch_delivery_in_the_profile_form_is_stored_and_a_refusal_points_at_it(page, fake, server):
+    """Delivery shows its batch settings only when batch is chosen, with the server's bounds; they are stored
+    and shown again; a profile with no batch route is refused by name and the page points at Delivery."""
+    open_profile(page)
+    page.click("[data-testid=advanced] > summary")
+    assert not page.locator("[data-testid=batch-poll]").is_visible()  # live: nothing about batches
+    assert not page.locator("[data-testid=price-batch-discount]").is_visible()
+    page.select_option("[data-testid=delivery]", "batch")
+    bounds = "(e) => [e.min, e.max]"
+    rules = server.get("/api/rules").json()
+    poll, most = rules["profile"]["batch_poll_s"], rules["profile"]["batch_max_requests"]
+    assert page.eval_on_selector("[data-testid=batch-poll]", bounds) == [str(poll["min"]), str(poll["max"])]
+    assert page.eval_on_selector("[data-testid=batch-max]", bounds) == [str(most["min"]), str(most["max"])]
+    assert page.eval_on_selector("[data-testid=price-batch-discount]", bounds) == ["0", "1"]
+    page.fill("#api-form [name=api_url]", fake.url("ok", IMAGES))
+    page.fill("#api-form [name=model]", "gpt-image-1")
+    page.check("#api-form [name=allow_private_api]")
+    page.fill("[data-testid=batch-poll]", "5")
+    page.fill("[data-testid=batch-max]", "200")
+    page.fill("[data-testid=price-batch-discount]", "0.4")
+    page.click("[data-testid=save-settings]")
+    page.wait_for_selector(".toast-ok")
+    api = server.get("/api/settings").json()["api"]
+    assert (api["delivery"], api["batch_poll_s"], api["batch_max_requests"]) == ("batch", 5, 200)
+    assert api["prices"]["batch_discount"] == 0.4
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    open_profile(page)
+    page.click("[data-testid=advanced] > summary")
+    assert page.input_value("[data-testid=delivery]") == "batch"
+    assert page.input_value("[data-testid=batch-poll]") == "5"
+    assert page.input_value("[data-testid=price-batch-discount]") == "0.4"
+
+    page.select_option("#api-form [name=edit_format]", "json_image")  # Seedream: no batch route
+    page.click("[data-testid=advanced] > summary")  # folded: the refusal unfolds it
+    page.click("[data-testid=save-settings]")
+    toast = page.wait_for_selector(".toast-error")
+    assert "delivery" in toast.inner_text() and "json_image" in toast.inner_text()
+    page.wait_for_function("document.activeElement && document.activeElement.name === 'delivery'")
+    assert page.get_attribute("[data-testid=delivery]", "aria-invalid") is not None
+    assert server.get("/api/settings").json()["api"]["edit_format"] != "json_image"  # nothing stored
+    page.console_errors.clear()  # the 400 is expected
+    page.select_option("[data-testid=delivery]", "live")
+    assert page.get_attribute("[data-testid=delivery]", "aria-invalid") is None
+    assert not page.locator("[data-testid=batch-poll]").is_visible()
+    shot(page, "profile-batch-refused")
+
+
 def test_batch_chips_words_in_both_languages(page):
     """The run bar's chips: number, status in the page's language, lines answered, older batches summed up."""
     texts = page.evaluate("""async () => {

@@ -100,7 +100,7 @@ async function selectRun(runId, { push = false } = {}) {
   clearTimeout(state.pollTimer);
   Object.assign(state, { runId, tasks: new Map(), order: [], view: [], rev: 0, flagCounts: {}, flagsLooking: false,
                          delivery: null, batches: null, batchesAt: 0 });
-  showBatches(null);
+  showDelivery();
   localStorage.setItem("ibc.run", runId || "");
   $("runbar").hidden = !runId;
   grid.setView([]);
@@ -161,7 +161,13 @@ function takeBatches(run) {
   state.delivery = run.delivery || "live";
   state.batches = state.delivery === "batch" ? run.batches || [] : null;
   state.batchesAt = Date.now();
+  showDelivery();
+}
+
+/** Show a batch run's chips, and hide the run bar's concurrency: the provider paces a batch, not the console. */
+function showDelivery() {
   showBatches(state.batches);
+  $("run-concurrency").closest("label").hidden = state.delivery === "batch";
 }
 
 /** Read the run object for its batches (their counts move at the provider, not in the task list). */

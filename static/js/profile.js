@@ -4,11 +4,12 @@
 import { fetchJSON, urls } from "./api.js";
 import { t } from "./i18n.js";
 import { PresetPicker } from "./presets.js";
-import { bound } from "./rules.js";
+import { bound, rule } from "./rules.js";
 import { readPrices, writePrices } from "./spend.js";
 import { $, attempt, confirmed, toast } from "./ui.js";
 
-const NUMBERS = ["temperature", "max_tokens", "n", "concurrency", "max_retries", "timeout_s", "rate_limit_wait_s", "source_max_side", "source_max_bytes"];
+const NUMBERS = ["temperature", "max_tokens", "n", "concurrency", "max_retries", "timeout_s", "rate_limit_wait_s", "source_max_side", "source_max_bytes",
+  "batch_poll_s", "batch_max_requests"];
 const OPTIONAL_NUMBERS = new Set(["temperature", "max_tokens", "n"]);
 const OBJECTS = ["extra_headers", "extra_body"];
 const FLAGS = ["stream", "allow_private_api", "allow_private_downloads", "rewrite_result_host"];
@@ -116,6 +117,13 @@ export function writeProfile(profile, form = $("api-form")) {
   }
   if (form === $("api-form") && "key_pool" in profile) writePool(profile.key_pool);
   if (form === $("api-form") && "prices" in profile) writePrices(profile.prices);
+  if (form === $("api-form")) showDelivery();
+}
+
+/** Show the batch settings (poll interval, requests per batch, discount) only while Delivery is batch. */
+function showDelivery() {
+  const form = $("api-form");
+  form.dataset.delivery = form.elements.delivery.value;
 }
 
 /** Empty the key field (never the mask) and let its placeholder tell whether a key is stored. */
@@ -153,7 +161,20 @@ async function loadSettings() {
 
 async function saveSettings(event) {
   event.preventDefault();
-  await attempt(async () => showSettings(await fetchJSON("/api/settings", { method: "PUT", body: { api: readProfile() } })), t("saved"));
+  await attempt(async () => showSettings(await fetchJSON("/api/settings", { method: "PUT", body: { api: readProfile() } })
+    .catch(pointAtDelivery)), t("saved"));
+}
+
+/** Unfold Advanced and point at Delivery when the server refuses batch delivery (a mode without a batch route); rethrow. */
+function pointAtDelivery(err) {
+  const select = $("api-form").elements.delivery;
+  const refused = err.status === 400 && /\b(delivery|batch)/.test(err.message || "");
+  select.toggleAttribute("aria-invalid", refused);
+  if (refused) {
+    $("advanced").open = true;
+    select.focus();
+  }
+  throw err;
 }
 
 /** Make a preset the stored settings on the server (its key included) and show them. */
@@ -230,11 +251,16 @@ export async function initProfilePanel() {
   $("api-form").addEventListener("submit", saveSettings);
   $("api-form").addEventListener("invalid", revealInvalid, true);
   $("api-form").elements.api_mode.addEventListener("change", showExamples);
+  $("api-form").elements.delivery.addEventListener("change", () => {
+    $("api-form").elements.delivery.removeAttribute("aria-invalid");
+    showDelivery();
+  });
   presets = new PresetPicker("api", $("api-preset"), { read: () => readProfile(), apply: applyPreset });
   presets.wire($("api-preset-apply"), $("api-preset-save"), $("api-preset-delete"));
   $("key-toggle").addEventListener("click", toggleKey);
   $("key-clear").addEventListener("click", clearKey);
   $("key-pool-add").addEventListener("click", addPoolKey);
+  $("prices").querySelector("[data-price=batch_discount]").placeholder = String(rule("batch.batch_discount_default")); // empty: the default
   $("test-connection").addEventListener("click", testConnection);
   $("config-export").addEventListener("click", () => (window.location.href = "/api/config/export"));
   $("config-import").addEventListener("change", importConfig);

@@ -5,7 +5,7 @@ import { fetchJSON } from "./api.js";
 import { language, t } from "./i18n.js";
 import { $ } from "./ui.js";
 
-const PRICE_NUMBERS = ["call", "image", "input_mtok", "input_image_mtok", "output_mtok"];
+const PRICE_NUMBERS = ["call", "image", "input_mtok", "input_image_mtok", "output_mtok", "batch_discount"];
 const DAYS = 7;
 
 /** Return an amount of money in a currency: "$4.13", "$0.0387" (a call's cost), "4.13 ¥" for a sign Intl does not know. */
