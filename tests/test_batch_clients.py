@@ -500,3 +500,11 @@ def test_gemini_http_errors_are_readable(fake):
     with pytest.raises(StatusError) as caught:
         run(lambda client: gemini_batches.GeminiBatches(client).poll(chosen, "batches/nothere", DebugLog()))
     assert str(caught.value).startswith("the batch service answered HTTP 404 for the batch status")
+
+
+def test_an_openai_batch_refuses_lines_for_two_endpoints_before_any_call(fake):
+    chosen = openai_profile(fake, "batch")
+    lines = [BatchLine("t0", batch_request(chosen, "edit", SOURCE)), BatchLine("t1", batch_request(chosen, "new"))]
+    with pytest.raises(ProfileProblem, match="/v1/images/edits and /v1/images/generations"):
+        run(lambda client: service_for(chosen, client).submit(chosen, lines, "b-mixed", DebugLog()))
+    assert fake.requests == []

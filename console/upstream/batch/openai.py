@@ -42,6 +42,9 @@ class OpenAIBatches:
             raise ProfileProblem("a batch needs at least one line")
         wire = Wire(self._client, profile, debug)
         endpoint = batch_endpoint(lines[0].request.url)
+        mixed = sorted({batch_endpoint(line.request.url) for line in lines} - {endpoint})
+        if mixed:  # one batch serves one endpoint: edits (tasks with images) and generations go apart
+            raise ProfileProblem(f"a batch goes to one endpoint, but its lines go to {endpoint} and {', '.join(mixed)}")
         content = await wire.off_loop(jsonl, lines, endpoint)
         uploaded = await wire.json("POST", _url(profile, "/files"), "the batch file upload",
                                    files={"file": (f"{label}.jsonl", content, "application/jsonl")},
