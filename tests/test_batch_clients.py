@@ -508,3 +508,12 @@ def test_an_openai_batch_refuses_lines_for_two_endpoints_before_any_call(fake):
     with pytest.raises(ProfileProblem, match="/v1/images/edits and /v1/images/generations"):
         run(lambda client: service_for(chosen, client).submit(chosen, lines, "b-mixed", DebugLog()))
     assert fake.requests == []
+
+
+def test_an_openai_batch_refuses_lines_for_two_models_before_any_call(fake):
+    chosen = openai_profile(fake, "batch")
+    other = openai_profile(fake, "batch", model="gpt-image-1-mini")
+    lines = [BatchLine("t0", batch_request(chosen, "a", SOURCE)), BatchLine("t1", batch_request(other, "b", SOURCE))]
+    with pytest.raises(ProfileProblem, match="one model, but its lines name gpt-image-1, gpt-image-1-mini"):
+        run(lambda client: service_for(chosen, client).submit(chosen, lines, "b-models", DebugLog()))
+    assert fake.requests == []

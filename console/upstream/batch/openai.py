@@ -115,12 +115,19 @@ def batch_endpoint(url: str) -> str:
 
 
 def jsonl(lines: list[BatchLine], endpoint: str) -> bytes:
-    """Return the batch input file: one `{"custom_id", "method", "url", "body"}` line per task."""
-    out = []
+    """Return the batch input file: one `{"custom_id", "method", "url", "body"}` line per task.
+
+    OpenAI takes one model per input file: lines naming two are refused here, before any call.
+    """
+    out, models = [], set()
     for line in lines:
         head = json.dumps({"custom_id": line.key, "method": "POST", "url": endpoint}, ensure_ascii=False)
-        body = json.dumps(line_body(line.request), ensure_ascii=False, separators=(",", ":"))
+        fields = line_body(line.request)
+        models.add(str(fields.get("model")))
+        body = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
         out.append(f'{head[:-1]}, "body": {body}}}\n'.encode("utf-8"))
+    if len(models) > 1:
+        raise ProfileProblem(f"a batch takes one model, but its lines name {', '.join(sorted(models))}")
     return b"".join(out)
 
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 CONNECT_TIMEOUT_S = 15.0
 CALL_TIMEOUT_S = 120.0  # one batch-service call (an upload of a large JSONL included)
+OFF_LOOP_BYTES = 1024 * 1024  # answers larger than this (a finished Gemini batch inline) are parsed in the pool
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class Wire:
             kwargs.setdefault("summary", summarize(body))
         answer = await self.send(method, url, what, retry=retry, **kwargs)
         try:
-            data = json.loads(answer.content) if len(answer.content) < 1024 * 1024 else await self.off_loop(
+            data = json.loads(answer.content) if len(answer.content) < OFF_LOOP_BYTES else await self.off_loop(
                 json.loads, answer.content)
         except ValueError:
             data = None
