@@ -418,8 +418,9 @@ def test_a_key_the_service_quotes_back_is_redacted_from_the_error(fake):
 # -- Gemini against the fake batch mode -----------------------------------------------------------
 
 def gemini_profile(fake, segment: str, **fields: Any) -> ApiProfile:
-    return profile(api_url=fake.url(segment, "/v1beta/models/gemini-2.5-flash-image:generateContent"),
-                   model="gemini-2.5-flash-image", api_mode="gemini", **fields)
+    values = {"model": "gemini-2.5-flash-image", **fields}
+    return profile(api_url=fake.url(segment, f"/v1beta/models/{values['model']}:generateContent"), api_mode="gemini",
+                   **values)
 
 
 def gemini_round(fake, segment: str, count: int, label: str, service_args: dict | None = None, **fields: Any):
@@ -516,4 +517,13 @@ def test_an_openai_batch_refuses_lines_for_two_models_before_any_call(fake):
     lines = [BatchLine("t0", batch_request(chosen, "a", SOURCE)), BatchLine("t1", batch_request(other, "b", SOURCE))]
     with pytest.raises(ProfileProblem, match="one model, but its lines name gpt-image-1, gpt-image-1-mini"):
         run(lambda client: service_for(chosen, client).submit(chosen, lines, "b-models", DebugLog()))
+    assert fake.requests == []
+
+
+def test_a_gemini_batch_refuses_a_line_for_another_model_before_any_call(fake):
+    chosen = gemini_profile(fake, "batch")
+    other = gemini_profile(fake, "batch", model="gemini-3-pro-image-preview")
+    lines = [BatchLine("t0", batch_request(chosen, "a", SOURCE)), BatchLine("t1", batch_request(other, "b", SOURCE))]
+    with pytest.raises(ProfileProblem, match="some of its lines name gemini-3-pro-image-preview"):
+        run(lambda client: gemini_batches.GeminiBatches(client).submit(chosen, lines, "g-models", DebugLog()))
     assert fake.requests == []

@@ -44,6 +44,9 @@ class GeminiBatches:
         """Create a batch of the lines under `label`: inline, or through an uploaded file when too large."""
         if not lines:
             raise ProfileProblem("a batch needs at least one line")
+        models = sorted({_model_of(line.request.url) for line in lines} - {gemini.model_path(profile.model)})
+        if models:  # the batch goes to the profile's model; a task's own model would be silently replaced
+            raise ProfileProblem(f"a batch goes to {profile.model}, but some of its lines name {', '.join(models)}")
         wire = Wire(self._client, profile, debug)
         requests = await wire.off_loop(_inlined, lines)
         body: dict[str, Any] = {"batch": {"display_name": label, "input_config": {"requests": {"requests": requests}}}}
@@ -134,6 +137,12 @@ class GeminiBatches:
 
 def _inlined(lines: list[BatchLine]) -> list[dict[str, Any]]:
     return [{"request": line_body(line.request), "metadata": {"key": line.key}} for line in lines]
+
+
+def _model_of(url: str) -> str:
+    """Return the model a generateContent URL names (`…/models/{model}:generateContent`)."""
+    path = urlsplit(url).path
+    return path.rpartition("/models/")[2].partition(":")[0]
 
 
 def _serialised(body: dict[str, Any]) -> tuple[bytes, Any]:
