@@ -2722,3 +2722,137 @@ def test_captions_from_a_vision_model_watched_reloaded_saved_and_a_refusal_named
     assert page.inner_text("[data-testid=caption-progress]").startswith(f"写标注已取消：已写 {stopped['captioned']} / 4")
     page.screenshot(path=str(ARTIFACTS / "journey_captions_model_cancelled_zh_1366.png"))
     page.click("[data-testid=lang-switch]")
+
+
+# --------------------------------------------------------------------------- batch delivery
+
+BATCH_CHIPS = "[data-testid=run-batches] [data-testid=batch-chip]"
+
+
+def choose_batch_delivery(page, poll_s: int = 1) -> None:
+    """Set Delivery to batch in the profile form's Advanced part, polling the batch every `poll_s` seconds."""
+    open_advanced(page)
+    assert not page.locator("[data-testid=batch-poll]").is_visible()  # live: no batch settings in the way
+    page.select_option("[data-testid=delivery]", "batch")
+    page.fill("[data-testid=batch-poll]", str(poll_s))
+    assert page.input_value("[data-testid=batch-max]") == "1000"  # the default: one batch for a folder this size
+
+
+def chip_texts(page) -> list[str]:
+    return page.locator(BATCH_CHIPS).all_inner_texts()
+
+
+def wait_chip_text(page, pattern: str, timeout: float = WAIT_MS) -> None:
+    """Wait until a batch chip in the run bar matches the regular expression `pattern`."""
+    page.wait_for_function("(p) => [...document.querySelectorAll('[data-testid=run-batches] [data-testid=batch-chip]')]"
+                           ".some((chip) => new RegExp(p).test(chip.textContent))", arg=pattern, timeout=timeout)
+
+
+def run_batches(server: ServerProcess, run_id: str) -> list[dict]:
+    """The run's batches as the API lists them, oldest first."""
+    return list(reversed(server.get(f"/api/runs/{run_id}").json()["batches"]))
+
+
+def sent_batches(fake: FakeUpstream, server: ServerProcess, run_id: str) -> list[dict]:
+    """Every submission the fake batch service received for this run's batches (by label), oldest first;
+    a batch submitted twice would show twice."""
+    labels = {batch["id"] for batch in run_batches(server, run_id)}
+    return [sent for sent in fake.batches() if sent["label"] in labels]
+
+
+def test_a_batch_run_from_the_profile_form_to_a_saved_ai_toolkit_dataset(page, server, fake, tmp_path):
+    page.set_viewport_size({"width": 1366, "height": 768})
+    # The provider's batch service answers after 2 s and refuses the first line (content policy).
+    fill_profile(page, fake.url("batch.batch_s=2.batch_fail=1", CHAT), "sk-batch-1")
+    choose_batch_delivery(page)
+    page.fill("[data-testid=price-image]", "0.04")
+    assert page.get_attribute("[data-testid=price-batch-discount]", "placeholder") == "0.5"  # empty: half price
+    page.locator("[data-testid=delivery]").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "journey_batch_profile_1366.png"))
+    saved = save_settings(page)["api"]
+    assert (saved["delivery"], saved["batch_poll_s"], saved["batch_max_requests"]) == ("batch", 1, 1000)
+
+    folder = make_photos(tmp_path / "photos", MIXED[:4])
+    pick_folder(page, folder, 4)
+    run_id = start_run(page, "make the sky purple")
+
+    # While the batch is at the provider: a chip says how far it is, the cards wait with a badge, no rate.
+    page.locator(BATCH_CHIPS).first.wait_for(state="visible", timeout=WAIT_MS)
+    page.locator("[data-testid=task-batch]").first.wait_for(state="visible", timeout=WAIT_MS)
+    assert "/min" not in page.inner_text("#rate")
+    page.screenshot(path=str(ARTIFACTS / "journey_batch_waiting_1366.png"))
+    wait_chip_text(page, r"^batch 1 · completed · 3/4 · 1 failed$")
+    final = wait_settled(page, server, run_id)
+    assert (final["progress"]["done"], final["progress"]["failed"]) == (3, 1), final["progress"]
+    assert page.locator("[data-testid=task-batch]:visible").count() == 0  # nothing waits any more
+    sent = sent_batches(fake, server, run_id)
+    assert len(sent) == 1 and sorted(sent[0]["keys"]) == sorted(t["id"] for t in final["tasks"])
+    assert not [r for r in image_calls(fake) if r.path.endswith(CHAT)]  # nothing went as a live call
+    failed = next(t for t in final["tasks"] if t["status"] == "failed")
+    assert sent[0]["keys"][0] == failed["id"]
+    card = cards(page, "failed").first
+    assert "safety system" in card.locator(".error").inner_text()  # the provider's own words
+    # Priced at half: the profile's per-image price times (1 − the default discount of 0.5).
+    assert final["spend"]["cost"] == pytest.approx(3 * 0.04 * 0.5)
+    page.wait_for_function("(id) => document.querySelector(`#history [data-run-id=\"${id}\"]`)?.textContent.includes('batch')",
+                           arg=run_id, timeout=8_000)
+    page.screenshot(path=str(ARTIFACTS / "journey_batch_done_1366.png"))
+
+    # The refusal was a one-off: the same service without it; Retry failed sends only that task, in a new batch.
+    page.fill("[data-testid=api-url]", fake.url("batch.batch_s=2", CHAT))
+    click_run_button(page, "retry-failed")
+    wait_chip_text(page, r"^batch 2 · completed · 1/1$")
+    final = wait_all_done(page, server, run_id, 4)
+    sent = sent_batches(fake, server, run_id)
+    assert len(sent) == 2 and sent[1]["keys"] == [failed["id"]]
+    assert [b["status"] for b in run_batches(server, run_id)] == ["completed", "completed"]
+    assert chip_texts(page) == ["batch 1 · completed · 3/4 · 1 failed", "batch 2 · completed · 1/1"]
+
+    # The dataset: four pairs for ai-toolkit, each a real picture with its caption.
+    out = tmp_path / "datasets"
+    report = save_dataset(page, out, "aitoolkit_edit", caption="prompt")
+    assert report["captions"] == {"from_results": 0, "from_rule": 4}
+    targets = sorted((out / "dataset_target").glob("*.png"))
+    assert len(targets) == 4 and len(list((out / "dataset_control").iterdir())) == 4
+    for target in targets:
+        with Image.open(target) as image:
+            image.verify()
+        assert target.with_suffix(".txt").read_text(encoding="utf-8") == "make the sky purple"
+    page.click("#save-close")
+
+    # In Chinese, the chips and the history say the same.
+    page.click("[data-testid=lang-switch]")
+    assert chip_texts(page)[0] == "批次 1 · 已完成 · 3/4 · 1 个失败"
+    assert "批量" in page.locator(f"#history [data-run-id=\"{run_id}\"]").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "journey_batch_done_zh_1366.png"))
+    page.click("[data-testid=lang-switch]")
+
+
+def test_a_batch_run_stopped_mid_batch_keeps_what_finished_and_resume_sends_the_rest(page, server, fake, tmp_path):
+    page.set_viewport_size({"width": 1366, "height": 768})
+    fill_profile(page, fake.url("batch.batch_s=12", CHAT), "sk-batch-2")
+    choose_batch_delivery(page)
+    save_settings(page)
+    pick_folder(page, make_photos(tmp_path / "photos", MIXED[:6]), 6)
+    run_id = start_run(page, "make the sky purple")
+
+    # Two lines answered at the provider: Stop cancels the batch there.
+    wait_until(lambda: (lambda b: b and b[0]["completed"] >= 2)(run_batches(server, run_id)), 30, "two lines answered")
+    wait_chip_text(page, r"^batch 1 · in progress · [1-5]/6$")
+    click_run_button(page, "stop-run")
+    wait_chip_text(page, r"^batch 1 · cancelled · \d/6")
+    final = wait_settled(page, server, run_id)
+    done = [t["id"] for t in final["tasks"] if t["status"] == "done"]
+    stopped = [t["id"] for t in final["tasks"] if t["status"] == "stopped"]
+    assert len(done) >= 2 and len(done) + len(stopped) == 6, final["progress"]
+    assert all(t["results"] for t in final["tasks"] if t["status"] == "done")  # what finished is kept
+    assert all("cancelled" in (t["error"] or "") for t in final["tasks"] if t["status"] == "stopped")
+    page.screenshot(path=str(ARTIFACTS / "journey_batch_stopped_1366.png"))
+
+    # Resume sends only the rest, in a new batch; nothing is sent twice.
+    click_run_button(page, "resume")
+    wait_chip_text(page, rf"^batch 2 · completed · {len(stopped)}/{len(stopped)}$", timeout=45_000)
+    wait_all_done(page, server, run_id, 6)
+    sent = sent_batches(fake, server, run_id)
+    assert len(sent) == 2 and sorted(sent[1]["keys"]) == sorted(stopped)
+    assert [b["status"] for b in run_batches(server, run_id)] == ["cancelled", "completed"]
