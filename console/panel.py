@@ -20,6 +20,7 @@ from .logs import OneLineFormatter
 
 EVENTS_SHOWN = 8
 RUNS_SHOWN = 5
+BATCHES_SHOWN = 3  # per batch run; older ones are counted
 LOG_EVERY_S = 10.0
 
 
@@ -34,6 +35,7 @@ class RunLine:
     cooling: dict[str, Any] | None = None  # Engine.cooling: a rate-limit cooldown, or why it paused
     keys: tuple[dict[str, Any], ...] = ()  # Engine.keys: a key pool's keys, masked
     spend: dict[str, Any] | None = None  # Store.run_spend: calls made and what they cost
+    batches: tuple[dict[str, Any], ...] = ()  # a batch run's batches (BatchRecord.to_dict), newest first
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ def render(snapshot: Snapshot) -> RenderableType:
     parts: list[RenderableType] = [head, Text(f"data: {snapshot.data_dir}", style="dim")]
     parts.append(_runs_table(snapshot.runs) if snapshot.runs else Text("No runs yet: open the page to start one."))
     parts.extend(_keys(run) for run in snapshot.runs if run.keys and run.running)
+    parts.extend(_batches(run) for run in snapshot.runs if run.batches)
     if snapshot.events:
         parts.append(Text("\n".join(snapshot.events), style="dim"))
     return Panel(Group(*parts), title="status", border_style="blue")
@@ -128,6 +131,24 @@ def _keys(run: RunLine) -> Text:
     return lines
 
 
+def _batches(run: RunLine) -> Text:
+    """A batch run's batches, newest first, one line each: "r1 batch b1f… · in_progress · 340/1000"."""
+    lines = Text()
+    for batch in run.batches[:BATCHES_SHOWN]:
+        if lines:
+            lines.append("\n")
+        answered = f"{batch['completed'] + batch['failed']}/{batch['total']}"
+        style = "green" if batch["finished_at"] is None else "dim"
+        lines.append(f"{run.id} batch {batch['id']} · {batch['status'].replace('_', ' ')} · {answered}", style=style)
+        if batch["failed"]:
+            lines.append(f" · {batch['failed']} failed", style="red")
+        if batch["error"]:
+            lines.append(f" · {batch['error']}", style="red")
+    if len(run.batches) > BATCHES_SHOWN:
+        lines.append(f"\n{run.id} … {len(run.batches) - BATCHES_SHOWN} older batch(es)", style="dim")
+    return lines
+
+
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
@@ -159,7 +180,8 @@ def collect(app: Any, url: str, started: float, events: EventBuffer | None = Non
     ids = sorted(store.run_ids(), key=lambda run_id: not engine.is_running(run_id))[:RUNS_SHOWN]
     runs = [run for run in map(store.run, ids) if run is not None]  # progress only for those shown
     lines = tuple(RunLine(run.id, run.prompt.replace("\n", " ")[:60], engine.is_running(run.id),
-                          run.progress, engine.cooling(run.id), tuple(engine.keys(run.id)), run.spend)
+                          run.progress, engine.cooling(run.id), tuple(engine.keys(run.id)), run.spend,
+                          tuple(batch.to_dict() for batch in run.batches))
                   for run in runs)
     return Snapshot(__version__, url, str(app.extensions["console.settings"].data_dir), time.time() - started, lines,
                     tuple(events.lines) if events else ())

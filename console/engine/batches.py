@@ -33,6 +33,7 @@ FIRST_POLL_S = 5.0  # the first look at a new batch comes after min(this, the pr
 STOPPING_POLL_S = 1.0  # a cancelled batch is looked at this often until the provider says it is over
 TRANSIENT = frozenset({408, 409, 429, 500, 502, 503, 504})  # a submission refused for these pauses the run
 STOPPED = "stopped: the batch was cancelled"
+UNFINISHED_CODES = ("batch_expired", "batch_cancelled")  # a line the batch ended before: it gets the batch's reason
 _ENDINGS = {  # why a finished batch left a task without an answer
     "expired": "the batch expired before this task was done",
     "cancelled": "the batch was cancelled at the provider before this task was done",
@@ -98,16 +99,16 @@ class BatchDelivery:
         """Stop a batch run: unsubmitted tasks become stopped, each active batch is cancelled at the provider
         and followed until it ends (its finished answers are kept); return how many tasks were stopped."""
         state = self._runs.get(run_id)
-        queued: list[str] = []
-        if state is not None:
-            state.stopping, queued = True, list(state.queue)
-            state.queue.clear()
+        if state is None:  # not a batch run: every batch run with an active batch has a state since the start
+            return 0
+        state.stopping, queued = True, list(state.queue)
+        state.queue.clear()
         stopped = await self.bridge.db(self.store.set_status, queued, "stopped", error="stopped",
                                        only_from=("pending",)) if queued else 0
         for batch in await self.bridge.db(self.store.active_batches, run_id):
             stopped += len(await self.bridge.db(self.store.batch_tasks, batch.id))
             await self.bridge.db(self.store.batch_stopped, batch.id)
-            if state is not None and batch.provider_id and not batch.done:
+            if batch.provider_id and not batch.done:
                 await self._cancel(state, batch.id, batch.provider_id)
         return stopped
 
@@ -131,6 +132,11 @@ class BatchDelivery:
             job.cancel()
         if jobs:
             await asyncio.wait(jobs, timeout=5)
+
+    def stopping(self, run_id: str) -> bool:
+        """True while a stopped batch run may still have batches being cancelled (a plain read: any thread)."""
+        state = self._runs.get(run_id)
+        return state is not None and state.stopping
 
     def cooling(self, run_id: str) -> dict[str, Any] | None:
         """Why a batch run paused itself, or None."""
@@ -346,7 +352,7 @@ class BatchDelivery:
         waiting = set(await self.bridge.db(self.store.batch_tasks, label))
         try:
             for answer in answers:
-                if answer.key in waiting:
+                if answer.key in waiting and not _unfinished(answer):
                     await self._store_answer(state, batch, answer)
                     waiting.discard(answer.key)
         except Exception as exc:
@@ -442,3 +448,8 @@ class BatchDelivery:
 def _answered_request(profile: ApiProfile, task: Any) -> Request:
     """Return the request a line's answer is read against: its mode and URL (the body went with the batch)."""
     return Request(batch_mode(profile), profile.api_url, {}, False, has_inputs=bool(task.source_path or task.references))
+
+
+def _unfinished(answer: BatchAnswer) -> bool:
+    """True for a line the provider never ran because the batch ended first (its error line says so)."""
+    return answer.payload is None and (answer.error or "").startswith(UNFINISHED_CODES)

@@ -79,6 +79,7 @@ class Engine:
         if recovered:
             log.info("%d task(s) left running or pending by the last session are now stopped (interrupted)", recovered)
         self._bridge.start(self._on_loop)
+        self._bridge.call(self._batches.recover())  # follow the batches submitted before the restart
         self.flagger.start()
 
     def _on_loop(self) -> None:
@@ -89,7 +90,6 @@ class Engine:
         self._scheduler = Scheduler(runner.prepare, runner.run, self._mark_stopped)
         self._batches = BatchDelivery(self.store, self.cache, self.settings, self._bridge, self._client, runner,
                                       self.folder, stored=self.flagger.wake)
-        self._bridge.loop.create_task(self._batches.recover())  # batches submitted before the restart
         self._housekeeping = self._bridge.loop.create_task(self._keep_cache_tidy())
 
     def close(self) -> None:
@@ -483,14 +483,14 @@ class Engine:
         self._bridge.call(self._on_loop_call(self._scheduler.use_profile, run_id, profile))
 
     def _enqueue(self, run_id: str, task_ids: list[str], profile: ApiProfile | None) -> int:
-        if not task_ids:
+        if not task_ids and not self._batches.stopping(run_id):
             return 0
         profile = profile or self._stored_profile(run_id)  # used only when the run is not queued yet
+        if profile.delivery == "batch":  # even with nothing to queue, it ends a stop still going through
+            return self._bridge.call(self._on_loop_call(self._batches.enqueue, run_id, task_ids, profile))
         budget = self._budget(run_id, profile)
         if not self.is_running(run_id):
             self.store.mark_run_started(run_id)  # the rate and ETA count from here
-        if profile.delivery == "batch":
-            return self._bridge.call(self._on_loop_call(self._batches.enqueue, run_id, task_ids, profile))
         return self._bridge.call(self._on_loop_call(self._scheduler.enqueue, run_id, task_ids, profile, budget))
 
     async def _forget(self, run_id: str) -> None:
