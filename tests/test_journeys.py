@@ -2839,6 +2839,9 @@ def test_a_batch_run_stopped_mid_batch_keeps_what_finished_and_resume_sends_the_
     # Two lines answered at the provider: Stop cancels the batch there.
     wait_until(lambda: (lambda b: b and b[0]["completed"] >= 2)(run_batches(server, run_id)), 30, "two lines answered")
     wait_chip_text(page, r"^batch 1 · in progress · [1-5]/6$")
+    # The ETA comes from the provider's counts; a batch run has no rate of its own.
+    page.wait_for_function("/ETA \\d/.test(document.querySelector('#rate').textContent)", timeout=WAIT_MS)
+    assert "/min" not in page.inner_text("#rate")
     click_run_button(page, "stop-run")
     wait_chip_text(page, r"^batch 1 · cancelled · \d/6")
     final = wait_settled(page, server, run_id)

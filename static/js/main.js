@@ -52,6 +52,7 @@ const state = {
   delivery: null, // the run's delivery ("live" | "batch"), null until its run object is read
   batches: null, // a batch run's batches as the run object lists them (newest first)
   batchesAt: 0, // when they were last read (ms)
+  batchEta: null, // a batch run's ETA from the provider's counts, as its run object gives it (s)
   filters: { status: "", q: "", selection: "", hasResults: false, unsaved: false, flag: "", flaggedFirst: false },
   pollTimer: null,
   generation: 0, // bumps when the run changes, so stale answers are dropped
@@ -99,7 +100,7 @@ async function selectRun(runId, { push = false } = {}) {
   const generation = state.generation;
   clearTimeout(state.pollTimer);
   Object.assign(state, { runId, tasks: new Map(), order: [], view: [], rev: 0, flagCounts: {}, flagsLooking: false,
-                         delivery: null, batches: null, batchesAt: 0 });
+                         delivery: null, batches: null, batchesAt: 0, batchEta: null });
   showDelivery();
   localStorage.setItem("ibc.run", runId || "");
   $("runbar").hidden = !runId;
@@ -160,6 +161,7 @@ function takeBatches(run) {
   if (!run) return;
   state.delivery = run.delivery || "live";
   state.batches = state.delivery === "batch" ? run.batches || [] : null;
+  if (run.progress) state.batchEta = run.progress.eta_s ?? null;
   state.batchesAt = Date.now();
   showDelivery();
 }
@@ -260,7 +262,8 @@ function showProgress(answer) {
   if ("batches" in answer) takeBatches({ delivery: state.delivery, ...answer });
   // A batch run has no rate of its own: its chips say how far each batch is at the provider.
   const rate = p.rate_per_min && state.delivery !== "batch" ? t("rate", { rate: oneDecimal(p.rate_per_min) }) : "";
-  const eta = answer.running && p.eta_s !== null ? t("eta", { eta: duration(p.eta_s, durationUnits()) }) : "";
+  const etaS = state.delivery === "batch" ? state.batchEta : p.eta_s;
+  const eta = answer.running && etaS !== null && etaS !== undefined ? t("eta", { eta: duration(etaS, durationUnits()) }) : "";
   $("rate").textContent = [`${oneDecimal(p.percent)}%`, rate, eta].filter(Boolean).join(" · ");
   showCooling(answer.cooling, answer.running);
   showKeys(answer.keys || []);
