@@ -2859,3 +2859,26 @@ def test_a_batch_run_stopped_mid_batch_keeps_what_finished_and_resume_sends_the_
     sent = sent_batches(fake, server, run_id)
     assert len(sent) == 2 and sorted(sent[1]["keys"]) == sorted(stopped)
     assert [b["status"] for b in run_batches(server, run_id)] == ["cancelled", "completed"]
+
+
+def test_a_gemini_batch_run_from_the_page(page, server, fake, tmp_path):
+    """Gemini's batch mode from the same form: the chips follow its states, the pictures come back, one batch."""
+    page.set_viewport_size({"width": 1366, "height": 768})
+    open_profile(page)
+    page.select_option("[data-testid=api-mode]", "gemini")
+    fill_profile(page, fake.url("batch.batch_s=2", "/v1beta"), "AIza-Journey-Batch-1", model="gemini-2.5-flash-image")
+    choose_batch_delivery(page)
+    saved = save_settings(page)["api"]
+    assert (saved["api_mode"], saved["delivery"]) == ("gemini", "batch")
+    pick_folder(page, make_photos(tmp_path / "photos", MIXED[:3]), 3)
+    run_id = start_run(page, "make the sky purple")
+    page.locator("[data-testid=task-batch]").first.wait_for(state="visible", timeout=WAIT_MS)
+    wait_chip_text(page, r"^batch 1 · completed · 3/3$")  # Gemini's "succeeded", in the page's words
+    final = wait_all_done(page, server, run_id, 3)
+    assert all(len(task["results"]) == 1 for task in final["tasks"])
+    sent = sent_batches(fake, server, run_id)
+    assert len(sent) == 1 and sent[0]["service"] == "gemini" and len(sent[0]["keys"]) == 3
+    assert [b["service"] for b in run_batches(server, run_id)] == ["gemini"]
+    page.click("[data-testid=lang-switch]")
+    assert chip_texts(page) == ["批次 1 · 已完成 · 3/3"]
+    page.click("[data-testid=lang-switch]")
