@@ -7,12 +7,16 @@ from collections import Counter
 
 import pytest
 
+from console.cache import ImageCache
+from console.config import ConfigStore
 from console.engine import Engine
 from console.panel import RunLine, Snapshot
 from console.profile import ApiProfile, ProfileError
+from console.settings import resolve
 from console.store import Store
 from console.upstream import Usage, priced
 from testkit.server_process import ServerProcess
+from tests.disks import small_disk  # noqa: F401  (fixture)
 from tests.figures import record
 from tests.helpers import make_sources, wait_for
 from tests.test_panel import progress, text_of
@@ -72,6 +76,80 @@ def test_a_batch_run_goes_in_chunks_and_stores_each_answer_like_a_live_call(engi
     assert run.delivery == "batch" and [b.status for b in run.batches] == ["completed"] * 3
     assert all(b.done and b.finished_at and b.provider_id.startswith("batch_") for b in run.batches)
     assert run.spend["calls"] == 5 and run.spend["cost"] == pytest.approx(2 * 0.04 * 0.5)  # half price
+
+
+def test_a_gemini_batch_run_stores_its_answers_and_fails_its_failing_lines(engine, fake, tmp_path, sent):
+    model = "gemini-2.5-flash-image"
+    api = {**batch_api(fake), "api_url": fake.url("batch.batch_s=1.batch_fail=1", f"/v1beta/models/{model}:generateContent"),
+           "model": model, "api_mode": "gemini", "api_key": "g-batch", "prices": {"image": 0.04}}
+    run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 3)), False, "blue", api)
+    wait_idle(engine, run_id)
+    (batch,) = sent()
+    assert batch["service"] == "gemini" and len(batch["keys"]) == 3
+    tasks = tasks_of(engine, run_id).values()
+    assert sorted(task.status for task in tasks) == ["done", "done", "failed"]
+    assert all(len(task.results) == 1 for task in tasks if task.status == "done")
+    (record_,) = engine.store.run(run_id).batches
+    assert record_.service == "gemini" and record_.provider_id.startswith("batches/") and record_.status == "succeeded"
+    assert engine.store.run(run_id).spend["cost"] == pytest.approx(2 * 0.02)
+
+
+def test_a_batch_the_provider_refuses_fails_its_tasks_with_the_reason(engine, fake, tmp_path, sent):
+    run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 2)), False, "blue",
+                                  batch_api(fake, "batch.key=sk-right"))
+    wait_idle(engine, run_id)
+    tasks = tasks_of(engine, run_id).values()
+    assert {task.status for task in tasks} == {"failed"} and {task.http_status for task in tasks} == {401}
+    assert all(task.error.startswith("the batch could not be submitted: ") for task in tasks)
+    assert "sk-batch" not in "".join(engine.store.debug_log(task.id) or "" for task in tasks)
+    assert sent() == [] and engine.store.run(run_id).batches[0].status == "failed"
+
+
+def test_a_submission_that_cannot_get_through_pauses_the_run_and_resume_sends_it(engine, fake, tmp_path, sent):
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 3)), False, "blue",
+                                  {**batch_api(fake), "api_url": f"http://127.0.0.1:{port}/v1/images/edits"})
+    wait_idle(engine, run_id)
+    assert {task.status for task in tasks_of(engine, run_id).values()} == {"pending"}
+    paused = engine.cooling(run_id)
+    assert paused and "could not be submitted" in paused["paused"] and "resume" in paused["paused"]
+    assert engine.store.run(run_id).batches[0].status == "not submitted"
+    assert engine.resume(run_id, batch_api(fake)) == 3
+    wait_idle(engine, run_id)
+    assert {task.status for task in tasks_of(engine, run_id).values()} == {"done"} and len(sent()) == 1
+    assert engine.cooling(run_id) is None
+
+
+@pytest.mark.timeout(120)
+def test_a_cache_that_cannot_be_written_pauses_the_run_and_resume_stores_the_answers_from_the_provider(
+        small_disk, fake, tmp_path, sent):
+    data = small_disk.path / "data"
+    data.mkdir()
+    settings = resolve({"APP_DATA_DIR": str(data)})
+    engine = Engine(Store(data / "console.db"), ImageCache(data, 168, 1 << 30), settings, ConfigStore(data))
+    engine.start()
+    try:
+        run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 3)), False, "blue",
+                                      batch_api(fake, "batch.batch_s=2"))
+        wait_for(lambda: engine.store.run(run_id).batches and engine.store.run(run_id).batches[0].provider_id)
+        small_disk.read_only_folder(data / "cache")
+        wait_for(lambda: engine.cooling(run_id) is not None, timeout=20)
+        assert "cannot be written" in engine.cooling(run_id)["paused"]
+        assert "stored on resume" in engine.cooling(run_id)["paused"] and not engine.is_running(run_id)
+        assert {task.status for task in tasks_of(engine, run_id).values()} == {"running"}
+        assert engine.store.run(run_id).batches[0].finished_at is None  # still active: its answers wait
+        small_disk.writable_again()
+        engine.resume(run_id)
+        wait_idle(engine, run_id)
+        assert {task.status for task in tasks_of(engine, run_id).values()} == {"done"}, \
+            [task.error for task in tasks_of(engine, run_id).values()]
+        assert len(sent()) == 1 and engine.cooling(run_id) is None
+    finally:
+        engine.close()
 
 
 def test_the_batch_discount_applies_to_the_profiles_prices_only():

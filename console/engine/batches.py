@@ -133,10 +133,11 @@ class BatchDelivery:
         if jobs:
             await asyncio.wait(jobs, timeout=5)
 
-    def stopping(self, run_id: str) -> bool:
-        """True while a stopped batch run may still have batches being cancelled (a plain read: any thread)."""
+    def on_hold(self, run_id: str) -> bool:
+        """True while a batch run waits for a resume: stopped (a cancel may still be going through) or paused
+        (its batches' answers wait at the provider). A plain read: any thread."""
         state = self._runs.get(run_id)
-        return state is not None and state.stopping
+        return state is not None and (state.stopping or state.paused is not None)
 
     def cooling(self, run_id: str) -> dict[str, Any] | None:
         """Why a batch run paused itself, or None."""
@@ -168,6 +169,8 @@ class BatchDelivery:
         except Exception:
             log.exception("run %s: batch submission crashed", state.run_id)
         finally:
+            if state.submitter is asyncio.current_task():
+                state.submitter = None
             self._update_busy(state)
 
     async def _submit(self, state: RunBatches, task_ids: list[str]) -> None:
@@ -268,9 +271,10 @@ class BatchDelivery:
         provider_id = batch.provider_id or await self._adopt(state, service, batch)
         if provider_id is None:
             return
-        wait = min(FIRST_POLL_S, state.profile.batch_poll_s)
-        polled = BatchState(provider_id, batch.status, batch.done)
-        while not polled.done:
+        # A batch already done (answers not all stored: a pause, a restart) is polled once at once, for its output.
+        wait = 0.0 if batch.done else min(FIRST_POLL_S, state.profile.batch_poll_s)
+        polled: BatchState | None = None
+        while polled is None or not polled.done:
             await self._sleep(state, batch.id, wait)
             wait = STOPPING_POLL_S if state.stopping or batch.stopped else state.profile.batch_poll_s
             try:

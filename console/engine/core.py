@@ -483,10 +483,10 @@ class Engine:
         self._bridge.call(self._on_loop_call(self._scheduler.use_profile, run_id, profile))
 
     def _enqueue(self, run_id: str, task_ids: list[str], profile: ApiProfile | None) -> int:
-        if not task_ids and not self._batches.stopping(run_id):
+        if not task_ids and not self._batches.on_hold(run_id):
             return 0
         profile = profile or self._stored_profile(run_id)  # used only when the run is not queued yet
-        if profile.delivery == "batch":  # even with nothing to queue, it ends a stop still going through
+        if profile.delivery == "batch":  # even with nothing to queue, it ends a stop or a pause of its batches
             return self._bridge.call(self._on_loop_call(self._batches.enqueue, run_id, task_ids, profile))
         budget = self._budget(run_id, profile)
         if not self.is_running(run_id):
