@@ -118,6 +118,11 @@ class Book:
         """Return the fake's batch clock (monotonic seconds, plus any advance)."""
         return time.monotonic() + self.offset
 
+    def advance(self, seconds: float) -> None:
+        """Move the batch clock forward (a test reaching a long batch's end, or its 24 h window, at once)."""
+        with self.lock:
+            self.offset += seconds
+
     def wall(self) -> int:
         """Return Unix time on the fake's batch clock."""
         return int(time.time() + self.offset)

@@ -77,6 +77,7 @@ def send_file(ctx: Ctx, file_id: str, content: bool) -> None:
     if entry is None:
         return openai_error(ctx, 404, f"No such File object: {file_id}", "id")
     if not content:
+        held.content(file_id)  # an output file is built on first read: its size is then known
         return ctx.send_json(200, compact_json({k: v for k, v in entry.items() if not k.startswith("_")}))
     if entry["purpose"] == "batch":
         return openai_error(ctx, 400, "Not allowed to download files of purpose: batch")
@@ -173,6 +174,9 @@ def _line_problem(raw: str, endpoint: str, seen: set[str]) -> BatchLine | tuple[
                                       f"'{endpoint}'.", "url"
     if not isinstance(obj.get("body"), dict):
         return "missing_required_parameter", "Missing required parameter: 'body'.", "body"
+    if obj["body"].get("stream"):  # a batch answers whole bodies only
+        return "invalid_request", "Streaming is not supported in a batch: remove 'stream' from the body.", \
+            "body.stream"
     return BatchLine(key, obj["body"], endpoint)
 
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from testkit import fake_batches
 from testkit.fake_scenarios import restyled
 from testkit.fake_upstream import FakeUpstream
 from testkit.images import data_url, make
@@ -259,6 +260,27 @@ def test_openai_batch_routes_check_the_key_like_every_route(fake, key):
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     got = httpx.get(f"{fake.api_base('batch.key=sk-right')}/batches", headers=headers)
     assert got.status_code == 401
+
+
+def test_openai_streaming_lines_fail_validation(fake):
+    segment = "batch.batch_s=0.1"
+    lines = _lines(2, "/v1/chat/completions")
+    lines[1]["body"]["stream"] = True
+    final = _poll(fake, segment, _submit(fake, segment, lines)["id"], {"failed", "completed"})[-1]
+    assert final["status"] == "failed"
+    assert [(e["param"], e["line"]) for e in final["errors"]["data"]] == [("body.stream", 2)]
+
+
+def test_the_batch_clock_can_be_moved_forward_and_output_files_know_their_size(fake):
+    segment = "batch.batch_s=86400"
+    batch = _submit(fake, segment, _lines(2))
+    fake_batches.book(fake).advance(86400)
+    final = _poll(fake, segment, batch["id"], {"completed"}, limit=1.0)[-1]
+    assert final["request_counts"]["completed"] == 2
+    file = httpx.get(f"{fake.api_base(segment)}/files/{final['output_file_id']}").json()
+    assert file["purpose"] == "batch_output" and file["bytes"] > 0
+    content = httpx.get(f"{fake.api_base(segment)}/files/{final['output_file_id']}/content").content
+    assert len(content) == file["bytes"]
 
 
 # --------------------------------------------------------------------------- Gemini
