@@ -168,7 +168,7 @@ async function saveSettings(event) {
 /** Unfold Advanced and point at Delivery when the server refuses batch delivery (a mode without a batch route); rethrow. */
 function pointAtDelivery(err) {
   const select = $("api-form").elements.delivery;
-  const refused = err.status === 400 && /\b(delivery|batch)/.test(err.message || "");
+  const refused = err.status === 400 && /^delivery\b/.test(err.message || "");
   select.toggleAttribute("aria-invalid", refused);
   if (refused) {
     $("advanced").open = true;
