@@ -821,3 +821,21 @@ def test_batch_chips_words_in_both_languages(page):
     assert texts == ["batch 1 · in progress · 340/1000", "batch 2 · completed · 998/1000 · 2 failed", "weird state",
                      '{"count":2,"completed":2000,"total":2000,"failed":0}', "3,4,5,6",
                      "批次 1 · 处理中 · 340/1000", "已完成"]
+
+
+def test_an_expired_batch_shows_red_and_its_reason_on_the_cards_it_left(page, fake, server, tmp_path):
+    """A batch that expires half done: its chip says expired in red, the unanswered tasks fail with the reason."""
+    fill_profile(page, fake, "batch.batch_s=2.batch_expire=1")
+    page.click("[data-testid=advanced] > summary")
+    page.select_option("[data-testid=delivery]", "batch")
+    page.fill("[data-testid=batch-poll]", "1")
+    start_run(page, fake, make_sources(tmp_path / "src", 4), scenario="batch.batch_s=2.batch_expire=1")
+    chip = page.locator("[data-testid=run-batches] [data-testid=batch-chip]")
+    page.wait_for_function("() => /^batch 1 · expired · 2\\/4/.test(document.querySelector("
+                           "'[data-testid=run-batches] [data-testid=batch-chip]')?.textContent)", timeout=30_000)
+    assert "is-bad" in chip.get_attribute("class")
+    wait_count(page, "failed", 2)
+    wait_count(page, "done", 2)
+    errors = cards(page, "failed").locator(".error").all_inner_texts()
+    assert len(errors) == 2 and all("expired" in error for error in errors), errors
+    shot(page, "batch-expired")
