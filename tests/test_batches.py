@@ -152,6 +152,21 @@ def test_a_cache_that_cannot_be_written_pauses_the_run_and_resume_stores_the_ans
         engine.close()
 
 
+def test_a_batch_runs_estimate_is_at_the_batch_price_and_a_budget_is_refused(client, fake, tmp_path):
+    folder = make_sources(tmp_path / "src", 4)
+    body = {"input_path": str(folder), "prompt": "blue", "api": batch_api(fake, prices={"image": 0.04})}
+    assert client.post("/api/runs/estimate", json=body).json["cost"] == pytest.approx(4 * 0.02)
+    live = {**body, "api": {**body["api"], "delivery": "live"}}
+    assert client.post("/api/runs/estimate", json=live).json["cost"] == pytest.approx(4 * 0.04)
+    refused = client.post("/api/runs", json={**body, "budget": 1})
+    assert refused.status_code == 400 and "'budget'" in refused.json["error"] and "batch" in refused.json["error"]
+    run_id = client.post("/api/runs", json=body).json["run_id"]
+    patched = client.patch(f"/api/runs/{run_id}", json={"budget": 1})
+    assert patched.status_code == 400 and "'budget'" in patched.json["error"]
+    assert client.patch(f"/api/runs/{run_id}", json={"budget": None}).status_code == 200
+    wait_for(lambda: not client.get(f"/api/runs/{run_id}/tasks").json["running"], timeout=20)
+
+
 def test_the_batch_discount_applies_to_the_profiles_prices_only():
     usage = Usage(images=2, input_tokens=1000)
     assert priced(usage, {"image": 0.04}, batch=True) == (0.04, "prices")

@@ -30,7 +30,7 @@ from .fetch import ResultImage
 from .payload import Request, Source, input_limit, too_many_images
 from .policy import check_profile
 from .retry import backoff_s, is_key_refused, is_quota, is_rate_limit
-from .usage import PRICE_FIELDS, Usage, priced
+from .usage import PRICE_FIELDS, Usage, batch_prices, priced
 from .vision import TEXT_MODES, TextOutcome, build_text_request, text_mode
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "backoff_s",
     "batch_mode",
     "BATCH_MODES",
+    "batch_prices",
     "batch_request",
     "BatchAnswer",
     "BatchLine",

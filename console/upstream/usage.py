@@ -62,8 +62,20 @@ def priced(usage: Usage, prices: Mapping[str, Any], *, batch: bool = False) -> t
             return None, None
         total += price * count / (MTOK if name.endswith("_mtok") else 1)
     if batch:
-        total *= 1 - prices.get("batch_discount", BATCH_DISCOUNT_DEFAULT)
+        total *= 1 - batch_discount(prices)
     return round(total, 10), "prices"
+
+
+def batch_discount(prices: Mapping[str, Any]) -> float:
+    """Return the share of the prices a batch call saves (`prices["batch_discount"]`, else the default)."""
+    return prices.get("batch_discount", BATCH_DISCOUNT_DEFAULT)
+
+
+def batch_prices(prices: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the prices a batch call is charged: each price less the batch discount (for estimates)."""
+    share = 1 - batch_discount(prices)
+    return {name: price * share if name in PRICE_FIELDS and price is not None else price
+            for name, price in prices.items()}
 
 
 class UsageReader:

@@ -20,6 +20,7 @@ from ..store_captions import CAPTION_MAX_BYTES, CaptionTooLong, clean_caption
 from ..store_selection import SELECTION_ACTIONS
 from ..store_flags import FLAG_FILTERS
 from ..store_spend import SPEND_DAYS_MAX
+from ..upstream import batch_prices
 from . import sources_api
 from .errors import ApiError
 from .guards import is_local_request, json_body
@@ -123,7 +124,8 @@ def estimate_run():
     profile = engine().profile_for(_overrides(body))
     plan = engine().plan(spec)
     history = store().call_history(profile.api_url, profile.model)
-    return estimate(images_of([task.overrides or {} for task in plan.tasks], profile.n), profile.prices, history, pilot)
+    prices = batch_prices(profile.prices) if profile.delivery == "batch" else profile.prices
+    return estimate(images_of([task.overrides or {} for task in plan.tasks], profile.n), prices, history, pilot)
 
 
 @bp.get("/api/runs")
