@@ -372,6 +372,27 @@ def test_a_batch_the_provider_never_got_is_submitted_once_after_the_restart(part
         second.close()
 
 
+def test_a_batch_the_provider_no_longer_knows_fails_its_tasks_saying_so(parts, fake, tmp_path):
+    first = Engine(*parts)
+    first.start()
+    run_id, _ = first.create_run(str(make_sources(tmp_path / "src", 2)), False, "blue",
+                                 batch_api(fake, "batch.batch_s=3"))
+    wait_for(lambda: first.store.run(run_id).batches and first.store.run(run_id).batches[0].provider_id, timeout=10)
+    first.close()
+    with parts[0]._tx() as tx:  # as if deleted at the provider while the console was down
+        tx.execute("UPDATE batches SET provider_id = 'batch_gone'")
+    second = Engine(*parts)
+    second.start()
+    try:
+        wait_idle(second, run_id)
+        tasks = tasks_of(second, run_id).values()
+        assert {task.status for task in tasks} == {"failed"} and {task.http_status for task in tasks} == {404}
+        assert all(task.error.startswith("the provider no longer knows this batch") for task in tasks)
+        assert second.store.run(run_id).batches[0].finished_at is not None
+    finally:
+        second.close()
+
+
 @pytest.mark.timeout(120)
 def test_kill_9_mid_batch_then_restart_polls_the_same_batch_and_submits_nothing_twice(tmp_path, fake, sent):
     folder, data = make_sources(tmp_path / "src", 8), tmp_path / "data"

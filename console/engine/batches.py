@@ -277,9 +277,14 @@ class BatchDelivery:
         while polled is None or not polled.done:
             await self._sleep(state, batch.id, wait)
             wait = STOPPING_POLL_S if state.stopping or batch.stopped else state.profile.batch_poll_s
+            debug = self._debug(state.profile)
             try:
-                polled = await service.poll(state.profile, provider_id, self._debug(state.profile))
+                polled = await service.poll(state.profile, provider_id, debug)
             except UpstreamError as exc:
+                if exc.http_status == 404:  # deleted at the provider, or another account's: nothing will come
+                    await self._end_waiting(batch.id, "failed", f"the provider no longer knows this batch ({exc})",
+                                            debug, 404)
+                    return
                 log.warning("run %s: batch %s could not be polled (%s); trying again", state.run_id, batch.id, exc)
                 continue
             await self._polled(batch.id, polled)
