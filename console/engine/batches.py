@@ -26,6 +26,7 @@ from ..store import NewResult, Store, new_id
 from ..upstream import (BatchAnswer, BatchLine, BatchService, BatchState, CallOutcome, DebugLog, Request, ResultImage,
                         UpstreamClient, UpstreamError, Usage, answer_text, batch_mode, batch_request, priced, service_for)
 from .bridge import LoopBridge
+from .errors import EngineError
 from .tasks import TaskRunner
 
 log = logging.getLogger("console.engine")
@@ -452,6 +453,13 @@ class BatchDelivery:
             self.busy.add(state.run_id)
         else:
             self.busy.discard(state.run_id)
+
+
+def check_budget(profile: ApiProfile, budget: float | None) -> None:
+    """Refuse a budget for a batch run: its tasks go to the provider together, with nothing to hold back."""
+    if budget is not None and profile.delivery == "batch":
+        raise EngineError("'budget' cannot hold back a batch run (its tasks are submitted together); "
+                          "remove the budget or choose live delivery")
 
 
 def _answered_request(profile: ApiProfile, task: Any) -> Request:

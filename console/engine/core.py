@@ -30,7 +30,7 @@ from ..store import NewTask, Store
 from ..store_pilot import pilot_sample
 from ..upstream import (ProfileProblem, UpstreamClient, UpstreamError, input_limit, make_http_client,
                         too_many_images)
-from .batches import BatchDelivery
+from .batches import BatchDelivery, check_budget
 from .bridge import LoopBridge
 from .captions import CaptionJobs
 from .budget import Budget
@@ -194,7 +194,7 @@ class Engine:
         """
         profile = self.profile_for(overrides)
         self.check_profile(profile)
-        _check_budget(profile, budget)
+        check_budget(profile, budget)
         self._room_to_write()
         plan = self.plan(spec)
         _check_image_counts(plan, profile)
@@ -387,7 +387,7 @@ class Engine:
     def set_budget(self, run_id: str, budget: float | None) -> None:
         """Set (None: remove) the most a run may spend; a running run follows at once, a paused one on resume."""
         self._require_run(run_id)
-        _check_budget(self._stored_profile(run_id), budget)
+        check_budget(self._stored_profile(run_id), budget)
         self.store.set_run_budget(run_id, budget)
         limit = self._budget(run_id, self._stored_profile(run_id))
         self._bridge.call(self._on_loop_call(self._scheduler.set_budget, run_id, limit))
@@ -506,13 +506,6 @@ class Engine:
 
 async def _all(*calls: Any) -> list[Any]:
     return list(await asyncio.gather(*calls))
-
-
-def _check_budget(profile: ApiProfile, budget: float | None) -> None:
-    """Refuse a budget for a batch run: its tasks go to the provider together, with nothing to hold back."""
-    if budget is not None and profile.delivery == "batch":
-        raise EngineError("'budget' cannot hold back a batch run (its tasks are submitted together); "
-                          "remove the budget or choose live delivery")
 
 
 def _check_image_counts(plan: Plan, profile: ApiProfile) -> None:
