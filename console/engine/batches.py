@@ -55,6 +55,7 @@ class RunBatches:
     wake: dict[str, asyncio.Event] = field(default_factory=dict)  # label -> look again now (a stop)
     paused: str | None = None  # why the run stopped itself (a submission refused for a while, a full disk)
     stopping: bool = False
+    cancels: set[asyncio.Future] = field(default_factory=set)  # cancel requests on their way to the provider
 
     @property
     def busy(self) -> bool:
@@ -109,8 +110,10 @@ class BatchDelivery:
         for batch in await self.bridge.db(self.store.active_batches, run_id):
             stopped += len(await self.bridge.db(self.store.batch_tasks, batch.id))
             await self.bridge.db(self.store.batch_stopped, batch.id)
-            if batch.provider_id and not batch.done:
-                await self._cancel(state, batch.id, batch.provider_id)
+            if batch.provider_id and not batch.done:  # in the background: a slow provider must not hold the stop
+                cancel = asyncio.ensure_future(self._cancel(state, batch.id, batch.provider_id))
+                state.cancels.add(cancel)
+                cancel.add_done_callback(state.cancels.discard)
         return stopped
 
     async def stop_all(self) -> int:
