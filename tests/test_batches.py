@@ -78,6 +78,16 @@ def test_a_batch_run_goes_in_chunks_and_stores_each_answer_like_a_live_call(engi
     assert run.spend["calls"] == 5 and run.spend["cost"] == pytest.approx(2 * 0.04 * 0.5)  # half price
 
 
+def test_a_batch_holds_lines_up_to_its_size_and_the_rest_go_in_the_next(engine, fake, tmp_path, sent, monkeypatch):
+    from console.engine import batches
+
+    monkeypatch.setattr(batches, "BATCH_BYTES_MAX", 1)  # one line fills a batch
+    run_id, _ = engine.create_run(str(make_sources(tmp_path / "src", 3)), False, "blue", batch_api(fake))
+    wait_idle(engine, run_id)
+    assert [len(batch["keys"]) for batch in sent()] == [1, 1, 1]
+    assert {task.status for task in tasks_of(engine, run_id).values()} == {"done"}
+
+
 def test_a_gemini_batch_run_stores_its_answers_and_fails_its_failing_lines(engine, fake, tmp_path, sent):
     model = "gemini-2.5-flash-image"
     api = {**batch_api(fake), "api_url": fake.url("batch.batch_s=1.batch_fail=1", f"/v1beta/models/{model}:generateContent"),

@@ -34,6 +34,9 @@ FIRST_POLL_S = 5.0  # the first look at a new batch comes after min(this, the pr
 STOPPING_POLL_S = 1.0  # a cancelled batch is looked at this often until the provider says it is over
 TRANSIENT = frozenset({408, 409, 429, 500, 502, 503, 504})  # a submission refused for these pauses the run
 STOPPED = "stopped: the batch was cancelled"
+# What one batch's lines may hold: OpenAI takes input files up to 200 MB (the JSONL adds a little to each
+# body), and the lines of one batch are all in memory while it is submitted.
+BATCH_BYTES_MAX = 190 * 1024 * 1024
 UNFINISHED_CODES = ("batch_expired", "batch_cancelled")  # a line the batch ended before: it gets the batch's reason
 _ENDINGS = {  # why a finished batch left a task without an answer
     "expired": "the batch expired before this task was done",
@@ -180,7 +183,8 @@ class BatchDelivery:
     async def _submit(self, state: RunBatches, task_ids: list[str]) -> None:
         """Build the chunk's lines (an unusable source fails its task), write the batch, submit it, follow it."""
         profile = state.profile
-        built = await self.bridge.off(self._lines, task_ids, profile)
+        built, left = await self.bridge.off(self._lines, task_ids, profile)
+        state.queue[:0] = left  # past the size a batch takes: first in the next one
         failed = [(task_id, problem) for task_id, _, problem in built if problem is not None]
         for task_id, problem in failed:
             await self.bridge.db(self.store.finish_task, task_id, "failed", error=str(problem), only_from=("pending",))
@@ -203,22 +207,31 @@ class BatchDelivery:
         else:
             await self.bridge.db(self.store.close_batch, label)
 
-    def _lines(self, task_ids: list[str], profile: ApiProfile) -> list[tuple[str, Request | None, Exception | None]]:
-        """Read each pending task's inputs and build its batch line request (work pool); skip tasks no longer pending."""
-        built = []
-        for task_id in task_ids:
+    def _lines(self, task_ids: list[str],
+               profile: ApiProfile) -> tuple[list[tuple[str, Request | None, Exception | None]], list[str]]:
+        """Read each pending task's inputs and build its batch line request (work pool); skip tasks no longer pending.
+
+        Lines are built until they hold BATCH_BYTES_MAX: the ids left over are returned for the next batch.
+        """
+        built: list[tuple[str, Request | None, Exception | None]] = []
+        size = 0
+        for number, task_id in enumerate(task_ids):
+            if size >= BATCH_BYTES_MAX:
+                return built, task_ids[number:]
             task = self.store.task(task_id, results=False)
             if task is None or task.status != "pending":
                 continue
             try:
                 own = ApiProfile.from_dict(task.overrides, base=profile) if task.overrides else profile
                 source, references = self.runner.inputs(task, own)
-                built.append((task_id, batch_request(own, task.prompt, source, references), None))
+                request = batch_request(own, task.prompt, source, references)
+                size += len(request.content or b"")
+                built.append((task_id, request, None))
             except (imaging.SourceError, UpstreamError) as exc:
                 built.append((task_id, None, exc))
             except ProfileError as exc:  # a stored override the profile rules refuse now
                 built.append((task_id, None, imaging.SourceError(f"this task's own settings cannot be used: {exc}")))
-        return built
+        return built, []
 
     async def _send(self, state: RunBatches, service: BatchService, label: str, lines: list[BatchLine]) -> None:
         """Submit a written batch; a refusal fails its tasks, one that may pass later pauses the run instead."""
