@@ -13,6 +13,7 @@ from console.engine import Engine
 from console.panel import RunLine, Snapshot
 from console.profile import ApiProfile, ProfileError
 from console.settings import resolve
+from console.sources import RunSpec
 from console.store import Store
 from console.upstream import Usage, priced
 from testkit.server_process import ServerProcess
@@ -443,3 +444,17 @@ def test_the_panel_lists_a_batch_runs_batches():
                             (RunLine("r1", "blue", True, progress(running=660), batches=batches),)))
     assert "r1 batch b2 · in progress · 340/1000 · 40 failed" in text
     assert "r1 batch b1 · expired · 10/20 · the batch expired" in text
+
+
+def test_a_run_mixing_edits_and_generations_sends_one_batch_per_endpoint(engine, fake, tmp_path, sent):
+    folder = make_sources(tmp_path / "src", 2)
+    first, second = sorted(str(path) for path in folder.iterdir())
+    table = tmp_path / "rows.csv"
+    table.write_text(f"source,prompt\n{first},make it blue\n,a red barn\n{second},make it green\n", encoding="utf-8")
+    run_id, count, _ = engine.start_run(RunSpec(mode="table", table_path=str(table)), batch_api(fake))
+    assert count == 3
+    wait_idle(engine, run_id)
+    # A batch serves one endpoint: the edits go together, the generation in a batch of its own, each once.
+    assert sorted(len(batch["keys"]) for batch in sent()) == [1, 2]
+    assert set(submitted(sent()).values()) == {1}
+    assert {task.status for task in tasks_of(engine, run_id).values()} == {"done"}

@@ -23,8 +23,9 @@ from ..profile import ApiProfile, ProfileError
 from ..records import BatchRecord
 from ..settings import Settings
 from ..store import NewResult, Store, new_id
-from ..upstream import (BatchAnswer, BatchLine, BatchService, BatchState, CallOutcome, DebugLog, Request, ResultImage,
-                        UpstreamClient, UpstreamError, Usage, answer_text, batch_mode, batch_request, priced, service_for)
+from ..upstream import (BatchAnswer, BatchLine, BatchService, BatchState, CallOutcome, DebugLog, ProfileProblem,
+                        Request, ResultImage, UpstreamClient, UpstreamError, Usage, answer_text, batch_mode,
+                        batch_request, priced, service_for)
 from .bridge import LoopBridge
 from .errors import EngineError
 from .tasks import TaskRunner
@@ -211,13 +212,17 @@ class BatchDelivery:
                profile: ApiProfile) -> tuple[list[tuple[str, Request | None, Exception | None]], list[str]]:
         """Read each pending task's inputs and build its batch line request (work pool); skip tasks no longer pending.
 
-        Lines are built until they hold BATCH_BYTES_MAX: the ids left over are returned for the next batch.
+        Lines are built until they hold BATCH_BYTES_MAX, and only for the endpoint and model of the first: a
+        batch serves one of each (a run may mix edits with generations, or a table row may name its own model).
+        The ids left over are returned, in order, for the next batch.
         """
         built: list[tuple[str, Request | None, Exception | None]] = []
+        deferred: list[str] = []
+        group: tuple[str, Any] | None = None
         size = 0
         for number, task_id in enumerate(task_ids):
             if size >= BATCH_BYTES_MAX:
-                return built, task_ids[number:]
+                return built, deferred + task_ids[number:]
             task = self.store.task(task_id, results=False)
             if task is None or task.status != "pending":
                 continue
@@ -225,13 +230,18 @@ class BatchDelivery:
                 own = ApiProfile.from_dict(task.overrides, base=profile) if task.overrides else profile
                 source, references = self.runner.inputs(task, own)
                 request = batch_request(own, task.prompt, source, references)
+                line_group = (request.url, request.summary.get("model"))
+                group = group or line_group
+                if line_group != group:
+                    deferred.append(task_id)
+                    continue
                 size += len(request.content or b"")
                 built.append((task_id, request, None))
             except (imaging.SourceError, UpstreamError) as exc:
                 built.append((task_id, None, exc))
             except ProfileError as exc:  # a stored override the profile rules refuse now
                 built.append((task_id, None, imaging.SourceError(f"this task's own settings cannot be used: {exc}")))
-        return built, []
+        return built, deferred
 
     async def _send(self, state: RunBatches, service: BatchService, label: str, lines: list[BatchLine]) -> None:
         """Submit a written batch; a refusal fails its tasks, one that may pass later pauses the run instead."""
@@ -239,7 +249,7 @@ class BatchDelivery:
         try:
             submitted = await service.submit(state.profile, lines, label, debug)
         except UpstreamError as exc:
-            if exc.http_status is None or exc.http_status in TRANSIENT:
+            if not isinstance(exc, ProfileProblem) and (exc.http_status is None or exc.http_status in TRANSIENT):
                 reason = f"the batch could not be submitted ({exc}); its tasks wait: resume to submit them again"
                 await self.bridge.db(self.store.batch_unsent, label, reason)
                 self._pause(state, reason)
