@@ -527,3 +527,19 @@ def test_a_gemini_batch_refuses_a_line_for_another_model_before_any_call(fake):
     with pytest.raises(ProfileProblem, match="some of its lines name gemini-3-pro-image-preview"):
         run(lambda client: gemini_batches.GeminiBatches(client).submit(chosen, lines, "g-models", DebugLog()))
     assert fake.requests == []
+
+
+def test_a_jsonl_file_is_split_into_lines_as_it_arrives_and_an_oversized_line_is_left_out():
+    from console.upstream.batch.wire import _split_lines
+
+    async def chunks(parts):
+        for part in parts:
+            yield part
+
+    async def lines(parts, cap):
+        return [line async for line in _split_lines(chunks(parts), cap)]
+
+    parts = [b'{"a":1}\n{"b"', b':2}\n', b"x" * 30, b"y" * 30 + b"\n", b'{"c":3}']
+    assert asyncio.run(lines(parts, 20)) == [b'{"a":1}', b'{"b":2}', None, b'{"c":3}']
+    assert asyncio.run(lines([b"one\ntwo\n"], 20)) == [b"one", b"two"]
+    assert asyncio.run(lines([b"z" * 25], 20)) == [None]

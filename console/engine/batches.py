@@ -374,31 +374,31 @@ class BatchDelivery:
         (the provider keeps its output), the answers already stored are not stored twice.
         """
         debug = self._debug(state.profile)
+        batch = await self.bridge.db(self.store.batch, label)
+        if batch is None:
+            return  # its run was deleted
+        waiting = set(await self.bridge.db(self.store.batch_tasks, label))
+        # Each answer is stored as it is read (a batch of images is gigabytes of output); a read that breaks
+        # off is read again from the start, and the answers already stored are passed over.
         while True:
             try:
-                answers = await service.answers(state.profile, polled, debug)
+                async for answer in service.each_answer(state.profile, polled, debug):
+                    if answer.key in waiting and not _unfinished(answer):
+                        await self._store_answer(state, batch, answer)
+                        waiting.discard(answer.key)
                 break
             except UpstreamError as exc:
                 log.warning("run %s: the answers of batch %s could not be read (%s); trying again", state.run_id,
                             label, exc)
                 await self._sleep(state, label, state.profile.batch_poll_s)
-        batch = await self.bridge.db(self.store.batch, label)
-        if batch is None:
-            return  # its run was deleted
-        waiting = set(await self.bridge.db(self.store.batch_tasks, label))
-        try:
-            for answer in answers:
-                if answer.key in waiting and not _unfinished(answer):
-                    await self._store_answer(state, batch, answer)
-                    waiting.discard(answer.key)
-        except Exception as exc:
-            fault = self.folder.fault(exc)
-            if fault is None:
-                raise
-            if fault.kind == FULL:
-                self.folder.give_reserve()
-            self._pause(state, f"{fault}; the batch's answers stay at the provider and are stored on resume")
-            return
+            except Exception as exc:
+                fault = self.folder.fault(exc)
+                if fault is None:
+                    raise
+                if fault.kind == FULL:
+                    self.folder.give_reserve()
+                self._pause(state, f"{fault}; the batch's answers stay at the provider and are stored on resume")
+                return
         if waiting:
             status, reason = self._ending(batch, polled)
             ended = await self._end_waiting(label, status, reason, debug, None)

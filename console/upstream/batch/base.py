@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Protocol, Sequence
 
 from ...profile import ApiProfile
 from ..debuglog import DebugLog
@@ -64,6 +64,11 @@ class BatchService(Protocol):
     async def answers(self, profile: ApiProfile, state: BatchState, debug: DebugLog,
                       keys: Sequence[str] = ()) -> list[BatchAnswer]: ...
     # `keys`: the batch's task ids in the order submitted, for a service that answers a line without its key
+
+    def each_answer(self, profile: ApiProfile, state: BatchState, debug: DebugLog,
+                    keys: Sequence[str] = ()) -> AsyncIterator[BatchAnswer]: ...
+    # The same answers one at a time, as they are read: a finished batch of images is gigabytes of output,
+    # which must never be held whole
 
     async def cancel(self, profile: ApiProfile, provider_id: str, debug: DebugLog) -> BatchState: ...
 

@@ -10,7 +10,7 @@ answers an Operation: `metadata` is the batch (`state` BATCH_STATE_*, `batchStat
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Sequence
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from ...profile import ApiProfile
@@ -101,6 +101,12 @@ class GeminiBatches:
         answer = await wire.send("GET", _download_url(profile, file_name), "the batch responses file",
                                  cap=self._client.answer_cap * max(1, state.total))
         return await wire.off_loop(read_file, answer.content, keys)
+
+    async def each_answer(self, profile: ApiProfile, state: BatchState, debug: DebugLog,
+                          keys: Sequence[str] = ()) -> AsyncIterator[BatchAnswer]:
+        """Yield the batch's answers one at a time (read whole: an inline batch's are already in its state)."""
+        for answer in await self.answers(profile, state, debug, keys):
+            yield answer
 
     async def cancel(self, profile: ApiProfile, provider_id: str, debug: DebugLog) -> BatchState:
         """Ask the service to cancel the batch, then return its state (cancelled once it stopped)."""

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Sequence
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from ...profile import ApiProfile
@@ -26,6 +26,7 @@ COMPLETION_WINDOW = "24h"  # the only window OpenAI offers
 LIST_PAGE = 100
 LIST_PAGES = 5  # how far back `find` looks: the newest 500 batches of the key
 LABEL_FIELD = "console_batch"
+OFF_LOOP_LINE = 256 * 1024  # an answer line longer than this (an image in base64) is parsed in the pool
 
 
 class OpenAIBatches:
@@ -89,15 +90,21 @@ class OpenAIBatches:
     async def answers(self, profile: ApiProfile, state: BatchState, debug: DebugLog,
                       keys: Sequence[str] = ()) -> list[BatchAnswer]:
         """Read the batch's output file and error file: one answer per line (each names its `custom_id`)."""
+        return [answer async for answer in self.each_answer(profile, state, debug, keys)]
+
+    async def each_answer(self, profile: ApiProfile, state: BatchState, debug: DebugLog,
+                          keys: Sequence[str] = ()) -> AsyncIterator[BatchAnswer]:
+        """Yield the answers of the output file, then the error file, line by line as they are read."""
         wire = Wire(self._client, profile, debug)
-        cap = self._client.answer_cap * max(1, state.total)
-        found: list[BatchAnswer] = []
         for field_name, what in (("output_file_id", "the batch output file"), ("error_file_id", "the batch error file")):
             file_id = state.raw.get(field_name)
-            if isinstance(file_id, str) and file_id:
-                answer = await wire.send("GET", _url(profile, f"/files/{_id(file_id)}/content"), what, cap=cap)
-                found += await wire.off_loop(read_lines, answer.content)
-        return found
+            if not isinstance(file_id, str) or not file_id:
+                continue
+            url = _url(profile, f"/files/{_id(file_id)}/content")
+            async for raw in wire.lines(url, what, self._client.answer_cap):
+                found = await wire.off_loop(read_lines, raw) if len(raw) > OFF_LOOP_LINE else read_lines(raw)
+                for answer in found:
+                    yield answer
 
     async def cancel(self, profile: ApiProfile, provider_id: str, debug: DebugLog) -> BatchState:
         """Ask the service to cancel the batch; it answers `cancelling`, then `cancelled` once it stopped."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable
 from urllib.parse import urlsplit
 
 import httpx
@@ -95,6 +95,34 @@ class Wire:
             exc.args = (exc.message,)
             raise
 
+    async def lines(self, url: str, what: str, line_cap: int) -> AsyncIterator[bytes]:
+        """GET a JSONL file and yield its lines as they arrive (never the whole file in memory); a line over
+        `line_cap` bytes is left out with a note. Not retried here: the caller reads the file again."""
+        await check_url(url, self._client.api_policy(self._profile))
+        headers = self.headers()
+        self.debug.request("GET", url, headers, {})
+        timeout = httpx.Timeout(max(self._profile.timeout_s, CALL_TIMEOUT_S), connect=CONNECT_TIMEOUT_S)
+        try:
+            async with self._client.http_for(self._profile).stream("GET", url, headers=headers,
+                                                                   timeout=timeout) as answer:
+                self.debug.response(answer.status_code, answer.headers)
+                if answer.status_code >= 300:
+                    body = await _read(answer, ERROR_BODY_BYTES, what)
+                    self.debug.raw(body)
+                    said = read_error(body, answer.status_code, answer.headers)
+                    raise StatusError(f"the batch service answered HTTP {answer.status_code} for {what}: "
+                                      f"{said.message}", http_status=answer.status_code, kind=said.kind, code=said.code)
+                async for line in _split_lines(answer.aiter_bytes(), line_cap):
+                    if line is None:
+                        self.debug.note(f"{what}: a line over {line_cap} bytes was left out")
+                    elif line.strip():
+                        yield line
+        except httpx.TimeoutException:
+            raise TimeoutError_(f"the batch service did not answer {what} in time") from None
+        except httpx.HTTPError as exc:
+            raise TransportError(f"connection to {urlsplit(url).netloc} failed during {what}: "
+                                 f"{type(exc).__name__}: {exc}") from None
+
     async def _once(self, method: str, url: str, what: str, cap: int | None, summary: Any,
                     headers: dict[str, str], kwargs: dict[str, Any]) -> Answer:
         await check_url(url, self._client.api_policy(self._profile))
@@ -142,6 +170,30 @@ async def create_once(create: Callable[[bool], Awaitable[Any]], find: Callable[[
                 wire.debug.note(f"{what}: the batch was made after all; adopting it")
                 return found
             await wire.sleep(delay_s(attempt - 1, exc.retry_after))
+
+
+async def _split_lines(chunks: AsyncIterator[bytes], cap: int) -> AsyncIterator[bytes | None]:
+    """Yield the lines of a byte stream (without their newline); None for a line longer than `cap`, whose
+    bytes are dropped as they come."""
+    pending = bytearray()
+    over = False
+    async for chunk in chunks:
+        start = 0
+        while (end := chunk.find(b"\n", start)) != -1:
+            if not over:
+                pending += chunk[start:end]
+            yield None if over or len(pending) > cap else bytes(pending)
+            pending.clear()
+            over, start = False, end + 1
+        if not over:
+            pending += chunk[start:]
+            if len(pending) > cap:
+                over = True
+                pending.clear()
+    if over:
+        yield None
+    elif pending:
+        yield bytes(pending)
 
 
 async def _read(answer: httpx.Response, cap: int, what: str) -> bytes:
