@@ -13,26 +13,26 @@ import threading
 from pathlib import PurePosixPath
 from typing import Any, Callable
 
-from .. import sources, uploads
+from .. import uploads
 from ..cache import ImageCache
 from ..captioning import CaptionOrder
 from ..config import ConfigStore
 from ..diskfault import DataFolder
 from ..estimate import estimate
 from ..imaging import EXTENSION
-from ..profile import CONCURRENCY, ApiProfile, ProfileError, pool_mask
+from ..profile import CONCURRENCY, ApiProfile, ProfileError
 from ..review import Flagger
-from ..scan import ScanError, ScanResult, scan
 from ..settings import Settings
-from ..sources import Plan, RunSpec, SourceProblem
+from ..sources import RunSpec
 from ..records import ResultRecord, TaskRecord
 from ..store import NewTask, Store
 from ..store_pilot import pilot_sample
-from ..upstream import (ProfileProblem, UpstreamClient, UpstreamError, input_limit, make_http_client,
-                        too_many_images)
+from ..upstream import ProfileProblem, UpstreamClient, make_http_client
 from .batches import BatchDelivery, check_budget
 from .bridge import LoopBridge
 from .captions import CaptionJobs
+from . import planning
+from .connection import try_keys
 from .budget import Budget
 from .errors import Conflict, EngineError, NotFound
 from .held import HeldAnswers
@@ -142,22 +142,7 @@ class Engine:
         """
         if not profile.api_url:
             raise EngineError("no API URL set")
-        lanes = profile.lanes()
-        answers = self._bridge.call(_all(*(self._models(lane) for lane in lanes)))
-        first = next((answer for answer in answers if answer["ok"]), answers[0])
-        if len(lanes) == 1:
-            return first
-        keys = [{"number": number, "key": pool_mask(lane.api_key) or "(no key)", "ok": answer["ok"],
-                 "http_status": answer["http_status"], "error": answer["error"]}
-                for number, (lane, answer) in enumerate(zip(lanes, answers), start=1)]
-        return {**first, "ok": all(answer["ok"] for answer in answers), "keys": keys}
-
-    async def _models(self, profile: ApiProfile) -> dict[str, Any]:
-        try:
-            status, models = await self._client.models(profile)
-        except UpstreamError as exc:
-            return {"ok": False, "http_status": exc.http_status, "models": [], "error": str(exc)}
-        return {"ok": True, "http_status": status, "models": models, "error": None}
+        return self._bridge.call(try_keys(self._client, profile))
 
     def caption_run(self, order: CaptionOrder, profile: ApiProfile) -> dict[str, Any]:
         """Start captioning a run's results with a vision model's profile; return the job's snapshot."""
@@ -167,14 +152,7 @@ class Engine:
         self._room_to_write()
         return self.captions.start(order, profile)
 
-    @staticmethod
-    def scan(input_path: str, recursive: bool, stop: Callable[[], bool] | None = None) -> ScanResult:
-        """List the images a run of `input_path` would take (abandoned once `stop()` is true, checked now
-        and then); EngineError when the path cannot be scanned."""
-        try:
-            return scan(input_path, recursive, stop=stop)
-        except ScanError as exc:
-            raise EngineError(str(exc)) from None
+    scan = staticmethod(planning.scan_path)
 
     def create_run(self, input_path: str, recursive: bool, prompt: str,
                    overrides: dict[str, Any] | None = None) -> tuple[str, int]:
@@ -197,7 +175,7 @@ class Engine:
         check_budget(profile, budget)
         self._room_to_write()
         plan = self.plan(spec)
-        _check_image_counts(plan, profile)
+        planning.check_image_counts(plan, profile)
         count = len(plan.tasks)
         held = frozenset(range(count)) - frozenset(pilot_sample(count, pilot)) if pilot else frozenset()
         run_id = self.store.create_run(plan.input_path, spec.recursive, plan.prompt, profile.to_dict(mask_key=False),
@@ -207,22 +185,8 @@ class Engine:
         self._enqueue(run_id, self.store.task_ids(run_id, ["pending"]), profile)
         return run_id, count, {**plan.notes, "held": len(held)} if pilot else plan.notes
 
-    @staticmethod
-    def plan(spec: RunSpec) -> Plan:
-        """Return the tasks `spec` makes, without storing them; EngineError lists every bad row or file."""
-        try:
-            return sources.plan(spec)
-        except SourceProblem as exc:
-            raise EngineError(str(exc), **exc.details) from None
-
-    @staticmethod
-    def preview_sources(found: ScanResult, prompt: str, sidecar: str, reference_dirs: list[str],
-                        recursive: bool) -> dict[str, Any]:
-        """Return the sidecar (and reference) summary of a scan preview."""
-        try:
-            return sources.preview(found, prompt, sidecar, reference_dirs, recursive)
-        except SourceProblem as exc:
-            raise EngineError(str(exc), **exc.details) from None
+    plan = staticmethod(planning.plan_run)
+    preview_sources = staticmethod(planning.preview_sources)
 
     @_one_control_at_a_time
     def continue_from(self, result_id: str, prompt: str | None = None,
@@ -506,16 +470,3 @@ class Engine:
 
 async def _all(*calls: Any) -> list[Any]:
     return list(await asyncio.gather(*calls))
-
-
-def _check_image_counts(plan: Plan, profile: ApiProfile) -> None:
-    """Refuse a run when any task would send more input images than the profile's request form takes."""
-    limit, form = input_limit(profile)
-    over = [task for task in plan.tasks if bool(task.path) + len(task.references) > limit]
-    if over:
-        count = bool(over[0].path) + len(over[0].references)
-        names = ", ".join(task.name for task in over[:10]) + (" …" if len(over) > 10 else "")
-        reason = too_many_images(count, limit, form)
-        raise EngineError(f"{len(over)} task(s) refused ({names}): {reason}", summary=reason,
-                          files=[{"name": task.name, "error": f"{bool(task.path) + len(task.references)} input images"}
-                                 for task in over])

@@ -15,17 +15,19 @@ from ..netguard import UrlPolicy, check_url
 from ..profile import ApiProfile
 from ..settings import Settings
 from ..proxyurl import describe as describe_proxy
-from . import gemini, policy
+from . import policy
 from .answer import AnswerParser
 from .budget import AnswerBudget, Share
 from .cooldown import Deployments
 from .debuglog import DebugLog
 from .errors import (ProfileProblem, ResponseError, StatusError, TimeoutError_, TooLargeError, TransportError,
                      UpstreamError)
+from .explain import describe_error, no_image_message, redacted, timeout_kind, usage_note
 from .extract import ImageRef
 from .faults import ERROR_BODY_BYTES, read_error
 from .fetch import Downloader, ResultImage, absolute_url, decode_inline, read_capped, read_head, verify
-from .payload import Request, Source, build, build_headers, resolve_mode, split_api_url, with_path
+from .models import list_models
+from .payload import Request, Source, build
 from .proxy import HttpClients, proxy_for
 from .retry import parse_retry_after, retrying
 from .sse import SSEDecoder
@@ -171,7 +173,7 @@ class UpstreamClient:
         try:
             return await retrying(once, profile.max_retries, self._sleep, failed, rate_limits=rate_limits)
         except UpstreamError as exc:
-            _redact(exc, debug)  # a gateway may quote the Authorization header back
+            redacted(exc, debug)  # a gateway may quote the Authorization header back
             raise
 
     async def outcome_of(self, profile: ApiProfile, request: Request, payload: dict, debug: DebugLog | None = None,
@@ -190,7 +192,7 @@ class UpstreamClient:
             except UpstreamError as exc:
                 if exc.usage is None:
                     exc.usage = parser.usage.usage(0)
-                raise _redact(exc, debug) from None
+                raise redacted(exc, debug) from None
         outcome.attempts = 1
         return outcome
 
@@ -208,34 +210,8 @@ class UpstreamClient:
         return await policy.check_profile(profile, self._settings)
 
     async def models(self, profile: ApiProfile) -> tuple[int, list[str]]:
-        """GET <api base>/models once (no retries): return (HTTP status, model ids).
-
-        Gemini lists them at `{root}/models` as `{"models": [{"name": "models/…"}]}`.
-        """
-        is_gemini = resolve_mode(profile) == "gemini"
-        base, _ = split_api_url(profile.api_url)
-        url = gemini.models_url(profile.api_url) if is_gemini else with_path(base, "/models")
-        await check_url(url, self.api_policy(profile))
-        headers = {key: value for key, value in build_headers(profile).items() if key != "Accept"}
-        try:
-            answer = await self.http_for(profile).get(url, headers=headers,
-                                                      timeout=httpx.Timeout(min(profile.timeout_s, 30.0)))
-        except httpx.TimeoutException:
-            raise TimeoutError_(f"{url} did not answer in time") from None
-        except httpx.HTTPError as exc:
-            raise TransportError(f"connection to {urlsplit(url).netloc} failed: {_describe(exc)}") from None
-        if answer.status_code >= 400:
-            said = read_error(answer.content[:ERROR_BODY_BYTES], answer.status_code, answer.headers)
-            raise _redact(StatusError(f"HTTP {answer.status_code}: {said.message}", http_status=answer.status_code,
-                                      kind=said.kind, code=said.code), DebugLog(profile.secrets()))
-        data = _loads(answer.text)
-        items = data.get("data") if isinstance(data, dict) else None
-        names = gemini.model_names(data) if is_gemini else None
-        if names is not None:
-            return answer.status_code, names
-        if not isinstance(items, list):
-            raise ResponseError(f"{url} did not answer with a model list", http_status=answer.status_code)
-        return answer.status_code, [str(item.get("id")) for item in items if isinstance(item, dict) and item.get("id")]
+        """GET <api base>/models once (no retries): return (HTTP status, model ids)."""
+        return await list_models(self.http_for(profile), profile, self.api_policy(profile))
 
     def http_for(self, profile: ApiProfile) -> httpx.AsyncClient:
         """Return the client for this profile's calls and downloads: direct, or through its proxy."""
@@ -281,7 +257,7 @@ class UpstreamClient:
         debug.note(f"answer: {len(parser.text())} chars of text" + (f"; refused: {refused}" if refused else ""))
         usage = parser.usage.usage(0)
         if parser.usage.seen:
-            debug.note(f"usage: {_usage_note(usage)}")
+            debug.note(f"usage: {usage_note(usage)}")
         return TextOutcome(parser.text(), status, 0, request.url, refused, usage)
 
     async def _images(self, request: Request, profile: ApiProfile, debug: DebugLog, share: Share,
@@ -293,13 +269,13 @@ class UpstreamClient:
                    f"{parser.partial_images} partial image(s) ignored")
         usage = parser.usage.usage(len(refs))
         if parser.usage.seen:
-            debug.note(f"usage: {_usage_note(usage)}")
+            debug.note(f"usage: {usage_note(usage)}")
         for note in parser.notes[:20]:
             debug.note(f"  parse: {note}")
         if not refs:
             # A refusal (Gemini's blockReason or finishReason, Seedream's failed images) is final: not retried.
             reason = parser.refusal[0] if parser.refusal else ""
-            error = ResponseError(_no_image_message(parser), http_status=status, kind="refusal" if reason else "",
+            error = ResponseError(no_image_message(parser), http_status=status, kind="refusal" if reason else "",
                                   code=reason)
             error.usage = usage
             raise error
@@ -338,9 +314,9 @@ class UpstreamClient:
                     raise
                 return parser, answer.status_code
         except httpx.TimeoutException as exc:
-            raise TimeoutError_(f"{_timeout_kind(exc)} timeout after {profile.timeout_s:g}s") from None
+            raise TimeoutError_(f"{timeout_kind(exc)} timeout after {profile.timeout_s:g}s") from None
         except httpx.HTTPError as exc:
-            raise TransportError(f"connection to {urlsplit(request.url).netloc} failed: {_describe(exc)}") from None
+            raise TransportError(f"connection to {urlsplit(request.url).netloc} failed: {describe_error(exc)}") from None
 
     async def _check_status(self, answer: httpx.Response, debug: DebugLog) -> None:
         status = answer.status_code
@@ -469,19 +445,14 @@ class UpstreamClient:
 _NOT_JSON = object()
 
 
-def _redact(error: UpstreamError, debug: DebugLog) -> UpstreamError:
-    """Take the profile's key (and any bearer token) out of an error's message; return the error."""
-    error.message = debug.redact(error.message)
-    error.args = (error.message,)
-    return error
-
-
 def _kept(keep: Callable[[ResultImage], Any] | None, check: Callable[..., ResultImage], *args: Any) -> ResultImage:
     """Decode and verify an image (`check`), then hand it to `keep` in the same pool call."""
     image = check(*args)
     if keep is not None:
         keep(image)
     return image
+
+
 DRAIN_BYTES = 64 * 1024
 DRAIN_TIMEOUT_S = 0.2
 
@@ -504,34 +475,3 @@ def _loads(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return _NOT_JSON
-
-
-def _no_image_message(parser: AnswerParser) -> str:
-    text = parser.text().strip()
-    refused = "; ".join(parser.warnings) or (parser.refusal[1] if parser.refusal else "")
-    if not text:
-        if refused:
-            return refused
-        if parser.partial_images:
-            return f"the answer held only {parser.partial_images} partial preview image(s), no final image"
-        return "the answer was empty: no text and no image"
-    excerpt = text if len(text) <= 500 else text[:500] + "…"
-    if refused:
-        return f"{refused.rstrip('.')}; the API said: {excerpt}"
-    return f"no image in the answer; the API said: {excerpt}"
-
-
-def _usage_note(usage: Usage) -> str:
-    said = {name: value for name, value in usage.to_dict().items() if value is not None}
-    return ", ".join(f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}"
-                     for name, value in said.items())
-
-
-def _timeout_kind(exc: httpx.TimeoutException) -> str:
-    return {httpx.ConnectTimeout: "connect", httpx.ReadTimeout: "read", httpx.WriteTimeout: "write",
-            httpx.PoolTimeout: "pool"}.get(type(exc), "network")
-
-
-def _describe(exc: httpx.HTTPError) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
