@@ -243,8 +243,9 @@ def settle(client, run_id: str) -> list[str]:
 
 
 def test_stop_during_a_retry(client, fake, tmp_path):
+    stalled = fake.in_flight  # calls an earlier test left stalled on the shared fake
     run_id = start(client, fake, make_sources(tmp_path / "src", 2), scenario="stall")
-    wait_for(lambda: fake.in_flight == 2)
+    wait_for(lambda: fake.in_flight == stalled + 2)
     client.post(f"/api/runs/{run_id}/stop")
     task_id = client.get(f"/api/runs/{run_id}/tasks").json["tasks"][0]["id"]
     client.post(f"/api/tasks/{task_id}/retry", json={"keep_results": True})
@@ -255,8 +256,10 @@ def test_stop_during_a_retry(client, fake, tmp_path):
 
 
 def test_retry_during_a_run(client, fake, tmp_path):
+    stalled = fake.in_flight  # calls an earlier test left stalled on the shared fake
     run_id = start(client, fake, make_sources(tmp_path / "src", 4), scenario="stall", concurrency=1)
-    wait_for(lambda: fake.in_flight == 1)
+    wait_for(lambda: fake.in_flight == stalled + 1)
+    wait_for(lambda: statuses(client, run_id).count("running") == 1)  # the start lands just after the call goes out
     tasks = client.get(f"/api/runs/{run_id}/tasks").json["tasks"]
     pending = [t for t in tasks if t["status"] == "pending"]
     assert len(pending) == 3
@@ -267,12 +270,13 @@ def test_retry_during_a_run(client, fake, tmp_path):
 
 
 def test_start_during_a_retry(client, fake, tmp_path):
+    stalled = fake.in_flight  # calls an earlier test left stalled on the shared fake
     first = start(client, fake, make_sources(tmp_path / "a", 1), scenario="stall")
-    wait_for(lambda: fake.in_flight == 1)
+    wait_for(lambda: fake.in_flight == stalled + 1)
     client.post(f"/api/runs/{first}/stop")
     task_id = client.get(f"/api/runs/{first}/tasks").json["tasks"][0]["id"]
     client.post(f"/api/tasks/{task_id}/retry", json={})
-    wait_for(lambda: fake.in_flight == 1)
+    wait_for(lambda: fake.in_flight == stalled + 1)
     second = start(client, fake, make_sources(tmp_path / "b", 3))
     assert settle(client, second) == ["done"] * 3
     assert client.get(f"/api/tasks/{task_id}").json["status"] == "running"
@@ -291,10 +295,11 @@ def test_resume_after_stop_completes_everything(client, fake, tmp_path):
 
 
 def test_delete_run_while_running(client, fake, tmp_path):
+    stalled, connections = fake.in_flight, fake.open_connections  # what earlier tests left on the shared fake
     run_id = start(client, fake, make_sources(tmp_path / "src", 3), scenario="stall")
-    wait_for(lambda: fake.in_flight == 3)
+    wait_for(lambda: fake.in_flight == stalled + 3)
     assert client.delete(f"/api/runs/{run_id}").json == {"ok": True}
-    assert fake.wait_for_connections(0, 2)
+    assert fake.wait_for_connections(connections, 5)
     assert client.get("/api/runs").json == []
 
 
