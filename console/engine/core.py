@@ -255,13 +255,14 @@ class Engine:
     def stop_run(self, run_id: str) -> int:
         """Stop one run: queued tasks and in-flight calls become stopped; return how many."""
         self._require_run(run_id)
-        return sum(self._bridge.call(_all(self._scheduler.stop(run_id), self._batches.stop(run_id)),
+        return sum(self._bridge.call(_all(functools.partial(self._scheduler.stop, run_id),
+                                          functools.partial(self._batches.stop, run_id)),
                                      timeout=STOP_TIMEOUT_S))
 
     @_one_control_at_a_time
     def stop_all(self) -> int:
         """Stop every run."""
-        return sum(self._bridge.call(_all(self._scheduler.stop_all(), self._batches.stop_all()), timeout=STOP_TIMEOUT_S))
+        return sum(self._bridge.call(_all(self._scheduler.stop_all, self._batches.stop_all), timeout=STOP_TIMEOUT_S))
 
     @_one_control_at_a_time
     def resume(self, run_id: str, overrides: dict[str, Any] | None = None) -> int:
@@ -468,5 +469,6 @@ class Engine:
         return func(*args)
 
 
-async def _all(*calls: Any) -> list[Any]:
-    return list(await asyncio.gather(*calls))
+async def _all(*calls: Callable[[], Any]) -> list[Any]:
+    """Run the coroutine functions together on the loop (made there, so a refused call leaves none unawaited)."""
+    return list(await asyncio.gather(*(call() for call in calls)))
