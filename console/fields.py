@@ -12,6 +12,7 @@ import json
 import math
 from typing import Any, NamedTuple
 
+from .messages import say
 from .scan import is_text, shown
 
 SHOWN_CHARS = 80  # of a bad value quoted in a message
@@ -63,7 +64,7 @@ def flag(value: Any, name: str, default: bool | None = None) -> bool:
     if value is None and default is not None:
         return default
     if not isinstance(value, bool):
-        raise FieldError(name, f"{name} must be true or false")
+        raise FieldError(name, say("fields.not_flag", field=name))
     return value
 
 
@@ -73,7 +74,7 @@ def choice(value: Any, name: str, options: tuple[str, ...], default: str | None 
         return default
     if value not in options:
         shown = value[:SHOWN_CHARS] if isinstance(value, str) else value
-        raise FieldError(name, f"{name} must be one of {', '.join(options)}; got {shown!r}")
+        raise FieldError(name, say("fields.not_choice", field=name, options=", ".join(options), got=repr(shown)))
     return value
 
 
@@ -86,24 +87,27 @@ def number(value: Any, name: str, bounds: Range, *, optional: bool = False, mean
     if value is None or value == "":
         if optional:
             return None
-        raise FieldError(name, f"{name} must be {meaning}; got nothing" if meaning else f"{name} is required")
+        raise FieldError(name, say("fields.missing_meaning", field=name, meaning=meaning) if meaning
+                         else say("fields.missing", field=name))
     try:
         return _in_range(value, name, bounds)
     except FieldError:
         if meaning:
-            raise FieldError(name, f"{name} must be {meaning}; got {repr(value)[:40]}") from None
+            raise FieldError(name, say("fields.bad_meaning", field=name, meaning=meaning,
+                                       got=repr(value)[:40])) from None
         raise
 
 
 def _in_range(value: Any, name: str, bounds: Range) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise FieldError(name, f"{name} must be a number")
+        raise FieldError(name, say("fields.not_number", field=name))
     if bounds.whole and not (isinstance(value, int) or (math.isfinite(value) and value.is_integer())):
-        raise FieldError(name, f"{name} must be a whole number")
+        raise FieldError(name, say("fields.not_whole", field=name))
     low, high = bounds.low, bounds.high
     if not (low <= value and (high is None or value <= high)):
-        span = f"at least {plain(low)}" if high is None else f"between {plain(low)} and {plain(high)}"
-        raise FieldError(name, f"{name} must be {span}; got {plain(value)}")
+        if high is None:
+            raise FieldError(name, say("fields.below", field=name, low=plain(low), got=plain(value)))
+        raise FieldError(name, say("fields.outside", field=name, low=plain(low), high=plain(high), got=plain(value)))
     return int(value) if bounds.whole else float(value)
 
 
@@ -113,15 +117,15 @@ def text(value: Any, name: str, *, default: str = "", max_bytes: int | None = No
     if value is None:
         return default
     if not isinstance(value, str):
-        raise FieldError(name, f"{name} must be a string")
+        raise FieldError(name, say("fields.not_string", field=name))
     if not is_text(value):
-        raise FieldError(name, f"{name} is not valid text: it holds a lone surrogate ({shown(value)[:200]})")
+        raise FieldError(name, say("fields.surrogate", field=name, shown=shown(value)[:200]))
     if max_chars is not None and len(value) > max_chars:
-        raise FieldError(name, f"{name} must be at most {max_chars:,} characters; got {len(value):,}")
+        raise FieldError(name, say("fields.too_many_chars", field=name, limit=max_chars, size=len(value)))
     if max_bytes is not None:
         size = len(value.encode("utf-8"))
         if size > max_bytes:
-            raise FieldError(name, f"{name} must be at most {kib(max_bytes)} of text; got {size:,} bytes")
+            raise FieldError(name, say("fields.too_many_bytes", field=name, limit=kib(max_bytes), size=size))
     return value
 
 
@@ -131,7 +135,7 @@ def plain_json(value: Any, name: str) -> Any:
         encoded = json.dumps(value, allow_nan=False, ensure_ascii=False)
         encoded.encode("utf-8")
     except UnicodeEncodeError:
-        raise FieldError(name, f"{name} is not valid text: it holds a lone surrogate") from None
+        raise FieldError(name, say("fields.surrogate_bare", field=name)) from None
     except (TypeError, ValueError) as exc:
-        raise FieldError(name, f"{name} is not plain JSON: {exc}") from None
+        raise FieldError(name, say("fields.not_json", field=name, reason=str(exc))) from None
     return json.loads(encoded)

@@ -135,4 +135,13 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     ALTER TABLE tasks ADD COLUMN batch_id TEXT;
     CREATE INDEX tasks_by_batch ON tasks(batch_id) WHERE batch_id IS NOT NULL;
     """),
+    # 12: the code and parameters of a stored message beside its English text ({"code", "params"} as
+    # JSON, NULL for text without a code), so a page in another language says it in that language:
+    # a task's error and warning, a batch's error, a result's review-flag reasons ({flag: message}).
+    (12, """
+    ALTER TABLE tasks ADD COLUMN error_msg TEXT;
+    ALTER TABLE tasks ADD COLUMN warning_msg TEXT;
+    ALTER TABLE batches ADD COLUMN error_msg TEXT;
+    ALTER TABLE results ADD COLUMN flag_msgs TEXT;
+    """),
 )

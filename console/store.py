@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
+from .messages import restored, say, stored
 from .records import ResultRecord, RunRecord, TaskPage, TaskRecord
 from .schema import MIGRATIONS
 from .store_batches import BatchQueries
@@ -41,9 +42,10 @@ FINISHED = ("done", "failed", "stopped")
 CACHE_KIB = 512  # SQLite page cache per connection
 
 RUN_MODES = ("edit", "generate", "table")
+INTERRUPTED = say("engine.interrupted")  # why a task a crash or a kill left unfinished is stopped
 
 _TASK_COLUMNS = ("id, run_id, idx, source_name, source_path, prompt, status, attempts, http_status, error, warning, rev, "
-                 "refs, output_name, overrides, parent, batch_id")
+                 "refs, output_name, overrides, parent, batch_id, error_msg, warning_msg")
 _RESULT_COLUMNS = "id, task_id, sha256, format, width, height, bytes, origin, selected, prompt, flags"
 _RESULT_COLUMNS += ", caption, answer_text"
 _RESULT_COLUMNS += ", EXISTS(SELECT 1 FROM saves WHERE saves.result_id = results.id) AS saved"  # the "saved" mark
@@ -331,8 +333,9 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
             for chunk in chunks(list(task_ids), 500):
                 marks = ",".join("?" * len(chunk))
                 moved += db.execute(
-                    f"UPDATE tasks SET status = ?, error = ?, rev = ?, finished_at = ? WHERE id IN ({marks}){guard}",
-                    (status, error, rev, finished_at, *chunk, *only_from)).rowcount
+                    f"UPDATE tasks SET status = ?, error = ?, error_msg = ?, rev = ?, finished_at = ? "
+                    f"WHERE id IN ({marks}){guard}",
+                    (status, error, stored(error), rev, finished_at, *chunk, *only_from)).rowcount
         return moved
 
     def start_task(self, task_id: str, *, first_attempt: bool = False) -> bool:
@@ -341,7 +344,8 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
         with self._tx() as db:
             rev = self._bump(db)
             changed = db.execute(
-                "UPDATE tasks SET status = 'running', error = NULL, warning = NULL, http_status = NULL, rev = ?, "
+                "UPDATE tasks SET status = 'running', error = NULL, error_msg = NULL, warning = NULL, warning_msg = NULL, "
+                "http_status = NULL, rev = ?, "
                 "started_at = ?, finished_at = NULL WHERE id = ? AND status = 'pending'", (rev, now, task_id)).rowcount
             if changed and first_attempt:  # one transaction instead of two per task (bench)
                 db.execute("UPDATE tasks SET attempts = attempts + 1 WHERE id = ?", (task_id,))
@@ -359,9 +363,10 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
             for result in results:
                 self._insert_result(db, task_id, result)
             rev = self._bump(db)
-            db.execute("UPDATE tasks SET status = ?, error = ?, http_status = ?, warning = ?, debug_log = ?, rev = ?, "
-                       f"finished_at = ? WHERE id = ?{guard}",
-                       (status, error, http_status, warning, debug_log, rev, time.time(), task_id, *only_from))
+            db.execute("UPDATE tasks SET status = ?, error = ?, error_msg = ?, http_status = ?, warning = ?, "
+                       f"warning_msg = ?, debug_log = ?, rev = ?, finished_at = ? WHERE id = ?{guard}",
+                       (status, error, stored(error), http_status, warning, stored(warning), debug_log, rev,
+                        time.time(), task_id, *only_from))
 
     def set_task_prompt(self, task_id: str, prompt: str) -> None:
         """Give a task a new prompt for its next calls (its results keep the prompt that made them)."""
@@ -419,9 +424,10 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
         """After a crash: running or pending tasks, but those in an active batch, become stopped ("interrupted")."""
         with self._tx() as db:
             rev = self._bump(db)
-            return db.execute("UPDATE tasks SET status = 'stopped', error = 'interrupted', rev = ?, finished_at = ? "
+            return db.execute("UPDATE tasks SET status = 'stopped', error = ?, error_msg = ?, rev = ?, finished_at = ? "
                               "WHERE status IN ('running', 'pending') AND (batch_id IS NULL OR batch_id NOT IN "
-                              "(SELECT id FROM batches WHERE finished_at IS NULL))", (rev, time.time())).rowcount
+                              "(SELECT id FROM batches WHERE finished_at IS NULL))",
+                              (INTERRUPTED, stored(INTERRUPTED), rev, time.time())).rowcount
 
     # -- results ----------------------------------------------------------------------------
 
@@ -483,9 +489,9 @@ class _Holder:
 
 def _task(row: sqlite3.Row, results: tuple[ResultRecord, ...], spend: dict[str, Any] | None = None) -> TaskRecord:
     (task_id, run_id, index, source_name, source_path, prompt, status, attempts, http_status, error, warning, rev,
-     refs, output_name, overrides, parent, batch_id) = row
-    return TaskRecord(task_id, run_id, index, source_name, source_path, prompt, status, attempts, http_status, error,
-                      warning, rev, output_name, tuple(json.loads(refs)) if refs else (),
+     refs, output_name, overrides, parent, batch_id, error_msg, warning_msg) = row
+    return TaskRecord(task_id, run_id, index, source_name, source_path, prompt, status, attempts, http_status,
+                      restored(error, error_msg), restored(warning, warning_msg), rev, output_name, tuple(json.loads(refs)) if refs else (),
                       json.loads(overrides) if overrides else {}, json.loads(parent) if parent else None, results, spend,
                       batch_id if status == "running" else None)
 

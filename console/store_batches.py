@@ -31,7 +31,7 @@ class BatchQueries:
             db.execute(f"INSERT INTO batches ({_COLUMNS}) VALUES (?, ?, ?, NULL, ?, 0, 0, 0, 0, NULL, ?, NULL, NULL, 0)",
                        (label, run_id, service, PREPARING, now))
             moved = [task_id for task_id in task_ids if db.execute(
-                "UPDATE tasks SET status = 'running', batch_id = ?, attempts = attempts + 1, error = NULL, warning = NULL, "
+                "UPDATE tasks SET status = 'running', batch_id = ?, attempts = attempts + 1, error = NULL, error_msg = NULL, warning = NULL, warning_msg = NULL, "
                 "http_status = NULL, rev = ?, started_at = ?, finished_at = NULL WHERE id = ? AND status = 'pending'",
                 (label, rev, now, task_id)).rowcount]
             db.executemany("INSERT INTO attempts (task_id, number, started_at) "

@@ -46,6 +46,6 @@ class PilotQueries:
                                          (prompt, run_id, old)).rowcount
                     if changed:
                         db.execute("UPDATE runs SET prompt = ? WHERE id = ?", (prompt, run_id))
-            rows = db.execute("UPDATE tasks SET status = 'pending', error = NULL, rev = ? WHERE run_id = ? "
+            rows = db.execute("UPDATE tasks SET status = 'pending', error = NULL, error_msg = NULL, rev = ? WHERE run_id = ? "
                               "AND status = 'held' RETURNING id, idx", (rev, run_id)).fetchall()
         return {"ids": [row[0] for row in sorted(rows, key=lambda row: row[1])], "prompted": changed}

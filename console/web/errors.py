@@ -1,4 +1,8 @@
-"""The API's one error shape: {"ok": false, "error": "<readable message>"} with a 4xx status."""
+"""The API's one error shape: {"ok": false, "error": "<readable message>"} with a 4xx status.
+
+An error raised with a Message also says `error_msg: {"code", "params"}`, which the page says in its
+own language (answers.py adds it as the answer is written).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 from ..diskfault import DataFolder, StorageFault
 from ..engine import Busy, Conflict, EngineError, NotFound
 from ..logs import LOG_HINT
+from ..messages import carried
 from . import services
 
 
@@ -27,7 +32,7 @@ def answer_as(app: Flask, error: type[Exception], status: int | Callable[[Except
 
     def handle(exc: Exception):
         code = status(exc) if callable(status) else status
-        return jsonify(ok=False, error=str(exc), **getattr(exc, "details", {})), code
+        return jsonify(ok=False, error=said(exc), **getattr(exc, "details", {})), code
 
     app.register_error_handler(error, handle)
 
@@ -65,11 +70,16 @@ def init_app(app: Flask) -> None:
         fault = folder.fault(exc) if folder is not None else None
         if fault is not None:  # a full or read-only disk is the machine's state, not a bug
             current_app.logger.warning("%s %s: %s", request.method, request.path, fault)
-            return jsonify(ok=False, error=str(fault), **fault.details), 507
+            return jsonify(ok=False, error=said(fault), **fault.details), 507
         # Every input must be answered with a 4xx before it gets here; this is a bug.
         current_app.logger.exception("unhandled error in %s %s", request.method, request.path)
         return jsonify(ok=False, error=f"the console hit a bug ({type(exc).__name__}: {exc}); "
                                        f"the details are in {LOG_HINT}"), 500
+
+
+def said(exc: BaseException) -> str:
+    """Return an error's message: the Message it was raised with (its code goes beside it), else its text."""
+    return carried(exc) or str(exc)
 
 
 def _data_folder() -> "DataFolder | None":

@@ -1,5 +1,7 @@
 // Talk to the server: one fetchJSON helper and the URL builders (pure).
 
+import { said } from "./i18n.js";
+
 /** An error answer from the API, carrying the server's readable message. */
 export class ApiError extends Error {
   constructor(message, status, data = null, route = "") {
@@ -64,7 +66,7 @@ export async function fetchJSON(url, { method = "GET", body } = {}) {
   for (const listener of accessListeners) listener(answer.status !== 401);
   const data = await answer.json().catch(() => null);
   if (!answer.ok) {
-    throw new ApiError((data && data.error) || `HTTP ${answer.status}`, answer.status, data, key);
+    throw new ApiError((data && data.error && said(data)) || `HTTP ${answer.status}`, answer.status, data, key);
   }
   tellSuccess(key);
   return data;

@@ -1,4 +1,26 @@
 // Every user-visible string of the page, in English and Simplified Chinese (STYLE: one table).
+//
+// The server's messages come with a code and parameters beside their English text ("error" and
+// "error_msg": {code, params}); their Chinese is in ./messages/, one file per family of codes, and
+// `message()` says them in the page's language.
+
+import configMessages from "./messages/config.js";
+import engineMessages from "./messages/engine.js";
+import fieldsMessages from "./messages/fields.js";
+import reviewMessages from "./messages/review.js";
+import savingMessages from "./messages/saving.js";
+import sourcesMessages from "./messages/sources.js";
+import upstreamMessages from "./messages/upstream.js";
+import webMessages from "./messages/web.js";
+
+// The server's messages by language; English is the text the server sent.
+const SERVER = {
+  zh: { ...configMessages, ...engineMessages, ...fieldsMessages, ...reviewMessages, ...savingMessages, ...sourcesMessages,
+        ...upstreamMessages, ...webMessages },
+};
+
+// How a list inside a message is joined, by language.
+const LIST_SEPARATOR = { en: "; ", zh: "；" };
 
 const STRINGS = {
   en: {
@@ -1097,6 +1119,34 @@ export function setLanguage(code) {
 export function t(key, vars = {}) {
   const text = pluralForm(STRINGS[current][key] ?? STRINGS.en[key] ?? key, vars.count);
   return text.replace(/\{(\w+)\}/g, (_, name) => (name in vars ? String(vars[name]) : `{${name}}`));
+}
+
+/**
+ * Return a server message in the page's language: `msg` ({code, params}) from the table when the
+ * page knows its code, else `text` (the server's English). A parameter that is itself a message
+ * ({code, params, text}) is said the same way, a list of them joined; other values are shown as they
+ * are (a path, a number, an upstream's own words).
+ */
+export function message(text, msg) {
+  if (!msg || typeof msg !== "object" || !msg.code) return text ?? "";
+  const entry = SERVER[current]?.[msg.code];
+  if (entry === undefined) return text ?? "";
+  const params = msg.params || {};
+  return pluralForm(entry, params.count).replace(/\{(\w+)(?::[^}]*)?\}/g, (whole, name) =>
+    name in params ? shownParam(params[name]) : whole);
+}
+
+/** Return `object[field]`, a server message, in the page's language (its code is in `${field}_msg`). */
+export function said(object, field = "error") {
+  if (!object) return "";
+  return message(object[field], object[`${field}_msg`]);
+}
+
+function shownParam(value) {
+  if (Array.isArray(value)) return value.map(shownParam).join(LIST_SEPARATOR[current] ?? "; ");
+  if (value && typeof value === "object") return message(value.text, value);
+  if (typeof value === "number") return value.toLocaleString(current === "zh" ? "zh-CN" : "en");
+  return value === null || value === undefined ? "" : String(value);
 }
 
 /** Return the form of `entry` ({one, other}, or a plain string) that fits `count`. */

@@ -1,0 +1,3 @@
+// The Chinese of the server's `web.*` messages (English: console/messages/web.py). Strict JSON after `export default`.
+export default {
+}
