@@ -1,6 +1,6 @@
 // Talk to the server: one fetchJSON helper and the URL builders (pure).
 
-import { said } from "./i18n.js";
+import { said, t } from "./i18n.js";
 
 /** An error answer from the API, carrying the server's readable message. */
 export class ApiError extends Error {
@@ -60,13 +60,13 @@ export async function fetchJSON(url, { method = "GET", body } = {}) {
     answer = await fetch(url, options);
   } catch (err) {
     tellConnection(false);
-    throw new ApiError(`network error: ${err.message}`, 0, null, key);
+    throw new ApiError(t("network_error", { detail: err.message }), 0, null, key);
   }
   tellConnection(true);
   for (const listener of accessListeners) listener(answer.status !== 401);
   const data = await answer.json().catch(() => null);
   if (!answer.ok) {
-    throw new ApiError((data && data.error && said(data)) || `HTTP ${answer.status}`, answer.status, data, key);
+    throw new ApiError((data && data.error && said(data)) || t("http_failed", { status: answer.status }), answer.status, data, key);
   }
   tellSuccess(key);
   return data;
