@@ -28,7 +28,7 @@ FAMILIES = (config, engine, fields, review, saving, sources, upstream, web)
 
 Template = str | Mapping[str, str]  # a text, or its plural forms {"one": …, "other": …} picked by `count`
 
-SEPARATOR = "; "  # between the items of a list parameter, in English
+_SEPARATOR = "; "  # between the items of a list parameter, in English
 
 
 def _catalog(families: Iterable[Any]) -> dict[str, Template]:
@@ -146,7 +146,7 @@ def _mapped(value: Any, change: Callable[[str], str]) -> Any:
 
 def _param_text(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
-        return SEPARATOR.join(str(item) for item in value)
+        return _SEPARATOR.join(str(item) for item in value)
     return value
 
 
@@ -160,4 +160,5 @@ def _param_json(value: Any) -> Any:
     return value
 
 
-__all__ = ["CATALOG", "Message", "as_json", "carried", "placeholders", "restored", "say", "stored", "told", "with_msg"]
+__all__ = ["as_json", "CATALOG", "carried", "FAMILIES", "Message", "placeholders", "restored", "say", "stored", "told",
+           "with_msg"]

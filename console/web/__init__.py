@@ -15,7 +15,7 @@ from ..settings import Settings, data_dir, resolve
 from ..store import Store
 from . import (caption_jobs_api, captions_api, compare_api, config_api, errors, guards, runs_api, save_api, services,
                sources_api, uploads_api)
-from .answers import MessageJSON
+from . import answers
 from .handler import RequestHandler
 
 DB_NAME = "console.db"
@@ -31,7 +31,7 @@ def create_app(config: Mapping[str, Any] | None = None, settings: Settings | Non
     app = Flask(__name__, static_folder=str(resources.static_dir()), static_url_path="/static")
     app.config.update(MAX_CONTENT_LENGTH=16 * 1024 * 1024)
     app.config.update(config or {})
-    app.json = MessageJSON(app)  # a message's code and parameters beside its English text
+    app.json = answers.MessageJSON(app)  # a message's code and parameters beside its English text
 
     configs = config_store or ConfigStore(folder, legacy_presets=Path.home() / ".image-batch-console" / "presets.json")
     configs.import_legacy()  # the older console's API presets, once, for users moving over
