@@ -14,13 +14,13 @@ from urllib.parse import urlencode
 
 from flask import Request, Response, current_app, request
 
+from ..messages import Message, say
 from ..settings import Settings
 
 COOKIE_PREFIX = "ibc_token_"  # + the port: consoles on one machine keep their own cookies
 QUERY = "token"
 HEADER = "Authorization"
-NEEDS_TOKEN = ("this console listens on {host} and needs its access token: open the URL it printed in the "
-               "terminal where it started (…/?token=…), or send the header 'Authorization: Bearer <token>'")
+BEARER = "Authorization: Bearer <token>"  # the header scripts send, as the 401 names it
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Image Batch Console</title></head>
 <body style="font-family:sans-serif;max-width:40em;margin:4em auto;line-height:1.5">
 <h1>Image Batch Console</h1>
@@ -70,7 +70,7 @@ def _set_cookie(response: Response, token: str) -> None:
 
 
 def _refuse(settings: Settings) -> Response:
-    message = NEEDS_TOKEN.format(host=settings.host or "all addresses")
+    message = _needs_token(settings)
     if _is_page(request):
         response = current_app.response_class(PAGE, status=401, mimetype="text/html")
     else:
@@ -78,6 +78,12 @@ def _refuse(settings: Settings) -> Response:
             current_app.json.dumps({"ok": False, "error": message}) + "\n", status=401, mimetype="application/json")
     response.headers["WWW-Authenticate"] = 'Bearer realm="image-batch-console"'
     return response
+
+
+def _needs_token(settings: Settings) -> Message:
+    if settings.host:
+        return say("web.token_needed", host=settings.host, header=BEARER)
+    return say("web.token_needed_everywhere", header=BEARER)
 
 
 def _is_page(req: Request) -> bool:

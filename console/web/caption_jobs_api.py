@@ -9,6 +9,7 @@ from flask import Blueprint, Flask, jsonify, request
 from ..captioning import INSTRUCTION_MAX_BYTES, SOURCES, CaptionOrder, presets
 from ..config import NotFound as PresetNotFound
 from ..fields import choice, flag, quoted, text
+from ..messages import say, told
 from ..profile import ApiProfile
 from .errors import ApiError
 from .guards import json_body
@@ -33,11 +34,12 @@ def generate(run_id: str):
     body = json_body()
     unknown = sorted(set(body) - set(GENERATE_FIELDS))
     if unknown:
-        names = ", ".join(repr(name) for name in unknown)
-        raise ApiError(f"unknown field{'s' if len(unknown) > 1 else ''} {names}: captioning takes "
-                       f"{', '.join(GENERATE_FIELDS)}")
+        names, takes = ", ".join(repr(name) for name in unknown), ", ".join(GENERATE_FIELDS)
+        if len(unknown) > 1:
+            raise ApiError(say("web.captioning_unknown_fields", names=names, fields=takes))
+        raise ApiError(say("web.captioning_unknown_field", names=names, fields=takes))
     if store().run(run_id) is None:
-        raise ApiError(f"no run {run_id}", 404)
+        raise ApiError(say("web.no_run", id=run_id), 404)
     order = CaptionOrder(run_id, _instruction(body), only_selected=_flag(body, "only_selected"),
                          overwrite=_flag(body, "overwrite"), source=_source(body))
     return jsonify(engine().caption_run(order, _profile(body))), 202
@@ -60,14 +62,14 @@ def cancel(job_id: str):
 
 def _found(snapshot: dict[str, Any] | None, job_id: str) -> dict[str, Any]:
     if snapshot is None:
-        raise ApiError(f"no captioning job {job_id} (jobs are forgotten when the server restarts)", 404)
+        raise ApiError(say("web.no_caption_job", id=job_id), 404)
     return snapshot
 
 
 def _instruction(body: dict[str, Any]) -> str:
     value = body.get("instruction")
     if not isinstance(value, str) or not value.strip():
-        raise ApiError("'instruction' must be a non-empty string: what to ask the model about each image")
+        raise ApiError(say("web.instruction_empty"))
     return text(value.strip(), "'instruction'", max_bytes=INSTRUCTION_MAX_BYTES)
 
 
@@ -83,12 +85,12 @@ def _profile(body: dict[str, Any]) -> ApiProfile:
     """The named API preset (with its stored key) or the stored settings, with the body's `api` overrides on top."""
     name, overrides = body.get("api_preset"), body.get("api")
     if overrides is not None and not isinstance(overrides, dict):
-        raise ApiError("'api' must be an object of profile fields")
+        raise ApiError(say("web.api_not_object"))
     if name is None:
         return engine().profile_for(overrides)
     if not isinstance(name, str):
-        raise ApiError("'api_preset' must be the name of an API preset, or null for the current settings")
+        raise ApiError(say("web.api_preset_not_name"))
     try:
         return config().preset_profile_with(name, overrides)
     except PresetNotFound as exc:
-        raise ApiError(f"'api_preset': {exc}") from None
+        raise ApiError(say("web.api_preset_not_found", reason=told(exc))) from None

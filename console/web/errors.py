@@ -13,8 +13,8 @@ from werkzeug.exceptions import HTTPException
 
 from ..diskfault import DataFolder, StorageFault
 from ..engine import Busy, Conflict, EngineError, NotFound
-from ..logs import LOG_HINT
-from ..messages import carried
+from ..logs import LOG_DIR, LOG_FILE
+from ..messages import Message, carried, say
 from . import services
 
 
@@ -54,7 +54,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        return jsonify(ok=False, error=exc.description or exc.name), exc.code or 500
+        return jsonify(ok=False, error=http_said(exc)), exc.code or 500
 
     @app.before_request
     def data_folder_present():
@@ -73,8 +73,34 @@ def init_app(app: Flask) -> None:
             return jsonify(ok=False, error=said(fault), **fault.details), 507
         # Every input must be answered with a 4xx before it gets here; this is a bug.
         current_app.logger.exception("unhandled error in %s %s", request.method, request.path)
-        return jsonify(ok=False, error=f"the console hit a bug ({type(exc).__name__}: {exc}); "
-                                       f"the details are in {LOG_HINT}"), 500
+        return jsonify(ok=False, error=say("web.bug", kind=type(exc).__name__, said=str(exc),
+                                           log=f"{LOG_DIR}/{LOG_FILE}")), 500
+
+
+def http_said(exc: HTTPException) -> Message:
+    """Return what Werkzeug's HTTP error says, as a message: its own code for a status the page knows
+    whose words are Werkzeug's usual ones, else its words as they are (framed on the page)."""
+    text = exc.description or exc.name
+    if isinstance(text, Message):
+        return text
+    known = _http_known(exc.code)
+    return known if known is not None and known == text else say("web.http_other", said=text)
+
+
+def _http_known(status: int | None) -> Message | None:
+    if status == 400:
+        return say("web.http_400")
+    if status == 404:
+        return say("web.http_404")
+    if status == 405:
+        return say("web.http_405")
+    if status == 413:
+        return say("web.http_413")
+    if status == 415:
+        return say("web.http_415")
+    if status == 416:
+        return say("web.http_416")
+    return None
 
 
 def said(exc: BaseException) -> str:

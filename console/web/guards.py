@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from flask import Flask, Request, Response, current_app, request
 
 from ..fields import FieldError
+from ..messages import say
 from ..netguard import DEFAULT_PORTS
 from ..settings import Settings
 from . import access, services
@@ -41,13 +42,13 @@ class JsonRequest(Request):
         except RecursionError:
             if silent:
                 return None
-            raise ApiError("invalid JSON: nested too deeply", 400) from None
+            raise ApiError(say("web.json_too_deep"), 400) from None
 
     def on_json_loading_failed(self, e: ValueError | None) -> Any:
         """Raise 415 for a body that is not JSON, 400 for JSON that does not parse."""
         if e is None:
-            raise ApiError(f"expected Content-Type: application/json, got {self.content_type or 'none'}", 415)
-        raise ApiError(f"invalid JSON: {e}", 400)
+            raise ApiError(say("web.not_json_type", got=self.content_type or "none"), 415)
+        raise ApiError(say("web.json_invalid", said=str(e)), 400)
 
 
 def init_app(app: Flask) -> None:
@@ -62,12 +63,12 @@ def json_body(required: bool = True) -> dict:
     """Return the request's JSON object; raise ApiError 400 for a missing, invalid or non-object body."""
     if not request.get_data(cache=True).strip():
         if required:
-            raise ApiError("expected a JSON object in the request body")
+            raise ApiError(say("web.body_missing"))
         return {}
     # The guard already refused state-changing bodies that are not application/json.
     data = request.get_json(force=True)
     if not isinstance(data, dict):
-        raise ApiError(f"the request body must be a JSON object, not {type(data).__name__}")
+        raise ApiError(say("web.body_not_object", kind=type(data).__name__))
     return data
 
 
@@ -106,10 +107,7 @@ def _check_host(settings: Settings) -> None:
         return  # HTTP/1.0 without Host: no browser sends that, so no rebinding either
     name = _hostname(request.host)  # werkzeug gives "" for a Host with invalid characters
     if name is None or not _host_allowed(name, settings):
-        raise ApiError(
-            f"Host '{header[:SHOWN_CHARS]}' is not allowed: this server answers to localhost, 127.0.0.1 "
-            "and [::1] (protection against DNS rebinding); to use another name, start it with "
-            "--host <that address> or add the origin to ALLOWED_ORIGINS", 403)
+        raise ApiError(say("web.host_not_allowed", host=header[:SHOWN_CHARS]), 403)
 
 
 def _host_allowed(name: str, settings: Settings) -> bool:
@@ -129,14 +127,12 @@ def _check_same_origin(origin: str | None) -> None:
     # CSRF: a browser marks where a request comes from; scripts and curl send neither header.
     site = request.headers.get("Sec-Fetch-Site")
     if site is not None and site.strip().lower() not in SAME_ORIGIN_FETCH:
-        raise ApiError(f"cross-site request refused (Sec-Fetch-Site: {site[:SHOWN_CHARS]}); use the console's "
-                       "own page, or add the calling page's origin to ALLOWED_ORIGINS", 403)
+        raise ApiError(say("web.cross_site_refused", site=site[:SHOWN_CHARS]), 403)
     if origin is None:
         return
     own = _origin_key(f"{request.scheme}://{request.host}")
     if own is None or _origin_key(origin) != own:
-        raise ApiError(f"cross-origin request refused (Origin: {origin[:SHOWN_CHARS]}); use the console's "
-                       "own page, or add that origin to ALLOWED_ORIGINS", 403)
+        raise ApiError(say("web.cross_origin_refused", origin=origin[:SHOWN_CHARS]), 403)
 
 
 def _check_content_type() -> None:
@@ -146,10 +142,10 @@ def _check_content_type() -> None:
         if request.mimetype != "application/json" and not _multipart_allowed():
             shown = (request.content_type or "none")[:SHOWN_CHARS]
             if request.path in MULTIPART_ROUTES:
-                raise ApiError(f"expected Content-Type: application/json, or for files multipart/form-data with "
-                               f"the header '{UPLOAD_HEADER}: 1'; got {shown}"
-                               f"{'' if UPLOAD_HEADER in request.headers else ' without that header'}", 415)
-            raise ApiError(f"expected Content-Type: application/json, got {shown}", 415)
+                if UPLOAD_HEADER in request.headers:
+                    raise ApiError(say("web.upload_type", header=UPLOAD_HEADER, got=shown), 415)
+                raise ApiError(say("web.upload_type_no_header", header=UPLOAD_HEADER, got=shown), 415)
+            raise ApiError(say("web.not_json_type", got=shown), 415)
 
 
 def _multipart_allowed() -> bool:

@@ -14,6 +14,7 @@ from ..estimate import estimate, images_of
 from ..export import write_zip
 from ..fields import flag, kib, quoted
 from ..masking import mask_url
+from ..messages import Message, say, told
 from ..records import ResultRecord, RunRecord, TaskRecord
 from ..store import STATUSES
 from ..store_captions import CAPTION_MAX_BYTES, CaptionTooLong, clean_caption
@@ -42,18 +43,23 @@ def init_app(app: Flask) -> None:
 def _field(body: dict[str, Any], name: str, kind: type, default: Any = None, required: bool = False) -> Any:
     if name not in body or body[name] is None:
         if required:
-            raise ApiError(f"'{name}' is required")
+            raise ApiError(say("fields.missing", field=quoted(name)))
         return default
     value = body[name]
     if kind is bool:
         return flag(value, quoted(name))
     # Text is only type-checked here: the scan names a path's lone surrogate itself, as the path it stands for.
     if kind is int and isinstance(value, bool) or not isinstance(value, kind):
-        raise ApiError(f"'{name}' must be {_KIND_NAMES[kind]}")
+        raise ApiError(_not_kind(kind, quoted(name)))
     return value
 
 
-_KIND_NAMES = {str: "a string", int: "a whole number", dict: "an object"}
+def _not_kind(kind: type, field: str) -> Message:
+    if kind is str:
+        return say("fields.not_string", field=field)
+    if kind is int:
+        return say("fields.not_whole", field=field)
+    return say("web.not_object", field=field)
 
 
 def _query_int(name: str, default: int | None, low: int = 0) -> int | None:
@@ -63,9 +69,9 @@ def _query_int(name: str, default: int | None, low: int = 0) -> int | None:
     try:
         value = int(raw)
     except ValueError:
-        raise ApiError(f"query '{name}' must be a whole number, got {raw!r}") from None
+        raise ApiError(say("web.query_not_whole", name=name, got=repr(raw))) from None
     if value < low:
-        raise ApiError(f"query '{name}' must be at least {low}")
+        raise ApiError(say("web.query_below", name=name, low=low))
     return value
 
 
@@ -79,8 +85,16 @@ Found = TypeVar("Found")
 
 def _found(item: Found | None, kind: str, key: str) -> Found:
     if item is None:
-        raise ApiError(f"no {kind} {key}", 404)
+        raise ApiError(_missing(kind, key), 404)
     return item
+
+
+def _missing(kind: str, key: str) -> Message:
+    if kind == "run":
+        return say("web.no_run", id=key)
+    if kind == "task":
+        return say("web.no_task", id=key)
+    return say("web.no_result", id=key)
 
 
 # -- runs ----------------------------------------------------------------------------------
@@ -157,12 +171,16 @@ def get_run(run_id: str):
     return {**run, **live}
 
 
-def _flag_filter(value: str | None, name: str) -> str | None:
-    """Return a valid flag filter (a flag's name, or `any`), or None; a 400 names the accepted values."""
+def _flag_filter(value: str | None, query: bool) -> str | None:
+    """Return a valid flag filter (a flag's name, or `any`), or None; a 400 names the accepted values
+    (of the query's `flag` when `query`, else of the body's)."""
     if not value:
         return None
     if value not in FLAG_FILTERS:
-        raise ApiError(f"{name} must be one of {', '.join(FLAG_FILTERS)}, got {value!r}")
+        options = ", ".join(FLAG_FILTERS)
+        if query:
+            raise ApiError(say("web.query_not_choice", name="flag", options=options, got=repr(value)))
+        raise ApiError(say("web.not_choice", name="flag", options=options, got=repr(value)))
     return value
 
 
@@ -172,7 +190,7 @@ def update_run(run_id: str):
     body = json_body()
     sources_api.check_fields(body, "a run's update", RUN_UPDATES)
     if not body:
-        raise ApiError(f"nothing to change: a run's update takes {', '.join(RUN_UPDATES)}")
+        raise ApiError(say("web.run_nothing_to_change", fields=", ".join(RUN_UPDATES)))
     if "concurrency" in body:
         engine().set_concurrency(run_id, _field(body, "concurrency", int, required=True))
     if "budget" in body:  # null removes it
@@ -188,8 +206,8 @@ def run_tasks(run_id: str):
     _run_or_404(run_id)
     status = request.args.get("status") or None
     if status is not None and status not in STATUSES:
-        raise ApiError(f"query 'status' must be one of {', '.join(STATUSES)}")
-    flag = _flag_filter(request.args.get("flag"), "query 'flag'")
+        raise ApiError(say("web.query_not_one_of", name="status", options=", ".join(STATUSES)))
+    flag = _flag_filter(request.args.get("flag"), query=True)
     since = _query_int("since", 0)
     live = _live(run_id)  # read first: "not running" then means every task listed below is final
     answer = store().tasks_since(
@@ -217,14 +235,14 @@ def bulk_selection(run_id: str):
     body = json_body()
     unknown = sorted(set(body) - set(SELECTION_KEYS))
     if unknown:
-        raise ApiError(f"unknown field {unknown[0]!r}: a selection takes {', '.join(SELECTION_KEYS)}")
+        raise ApiError(say("web.selection_unknown_field", field=repr(unknown[0]), fields=", ".join(SELECTION_KEYS)))
     action = _field(body, "action", str, required=True)
     if action not in SELECTION_ACTIONS:
-        raise ApiError(f"'action' must be one of {', '.join(SELECTION_ACTIONS)}, got {action!r}")
+        raise ApiError(say("web.not_choice", name="action", options=", ".join(SELECTION_ACTIONS), got=repr(action)))
     status = _field(body, "status", str) or None
     if status is not None and status not in STATUSES:
-        raise ApiError(f"'status' must be one of {', '.join(STATUSES)}, got {status!r}")
-    flag = _flag_filter(_field(body, "flag", str), "'flag'")
+        raise ApiError(say("web.not_choice", name="status", options=", ".join(STATUSES), got=repr(status)))
+    flag = _flag_filter(_field(body, "flag", str), query=False)
     return {"selected": store().bulk_select(run_id, action, status=status, q=_field(body, "q", str) or None,
                                             task_ids=_task_ids(body), flag=flag)}
 
@@ -235,9 +253,9 @@ def _task_ids(body: dict[str, Any]) -> list[str] | None:
     if ids is None:
         return None
     if not isinstance(ids, list) or not all(isinstance(item, str) for item in ids):
-        raise ApiError("'tasks' must be a list of task ids (strings)")
+        raise ApiError(say("web.tasks_not_ids"))
     if len(ids) > SELECTION_TASKS_MAX:
-        raise ApiError(f"'tasks' lists {len(ids):,} ids; at most {SELECTION_TASKS_MAX:,} at once")
+        raise ApiError(say("web.tasks_too_many", count=len(ids), limit=SELECTION_TASKS_MAX))
     return ids
 
 
@@ -255,8 +273,7 @@ def export_zip(run_id: str):
             with suppress(OSError):  # closing flushes what is buffered, which fails the same way
                 spool.close()
         if out_of_room(exc):  # the spool lives in the temporary folder, not the data folder
-            raise ApiError(f"the ZIP cannot be written in the temporary folder {tempfile.gettempdir()} "
-                           f"({exc.strerror}); free some space there, or point TMPDIR elsewhere", 507) from None
+            raise ApiError(say("web.zip_no_room", folder=tempfile.gettempdir(), said=exc.strerror), 507) from None
         raise
     suffix = "-selected" if only_selected else ""
     return send_file(spool, mimetype="application/zip", as_attachment=True, download_name=f"{run_id}{suffix}.zip")
@@ -306,7 +323,7 @@ def daily_spend():
     """What the calls of the last `days` days (default 7, today included) cost, per local day and per profile."""
     days = _query_int("days", 7, low=1)
     if days > SPEND_DAYS_MAX:
-        raise ApiError(f"query 'days' must be at most {SPEND_DAYS_MAX}")
+        raise ApiError(say("web.query_above", name="days", high=SPEND_DAYS_MAX))
     return store().daily_spend(days)
 
 
@@ -339,14 +356,14 @@ def retry_task(task_id: str):
 def task_source(task_id: str):
     path = _task_or_404(task_id).source_path
     if not path:
-        raise ApiError("this task has no source image: it generates from its prompt", 404)
+        raise ApiError(say("web.no_source_image"), 404)
     return sources_api.send_input_image(Path(path), "source file")
 
 
 @bp.get("/api/tasks/<task_id>/debug")
 def task_debug(task_id: str):
     if not (is_local_request() or settings().allow_remote_debug_log_api):
-        raise ApiError("debug logs are served to local clients only (ALLOW_REMOTE_DEBUG_LOG_API=1 allows others)", 403)
+        raise ApiError(say("web.debug_local_only"), 403)
     _task_or_404(task_id)
     return {"task_id": task_id, "log": store().debug_log(task_id) or ""}
 
@@ -367,7 +384,7 @@ def update_result(result_id: str):
     body = json_body()
     sources_api.check_fields(body, "a result's update", RESULT_UPDATES)
     if not body:
-        raise ApiError(f"nothing to change: a result's update takes {', '.join(RESULT_UPDATES)}")
+        raise ApiError(say("web.result_nothing_to_change", fields=", ".join(RESULT_UPDATES)))
     changes: dict[str, Any] = {"selected": _field(body, "selected", bool, required="selected" in body)}
     if "caption" in body:
         changes["caption"] = _caption(body)
@@ -380,7 +397,8 @@ def _caption(body: dict[str, Any]) -> str | None:
     try:
         return clean_caption(sources_api.optional_string(body, "caption"))
     except CaptionTooLong as exc:
-        raise ApiError(f"'caption' must be at most {kib(CAPTION_MAX_BYTES)} of text; got {exc.size:,} bytes") from None
+        raise ApiError(say("fields.too_many_bytes", field=quoted("caption"), limit=kib(CAPTION_MAX_BYTES),
+                           size=exc.size)) from None
 
 
 @bp.delete("/api/results/<result_id>")
@@ -398,9 +416,9 @@ def result_image(result_id: str):
         else:
             path = cache().path(result.sha256, result.format)
     except FileNotFoundError:
-        raise ApiError("the image file is missing from the cache", 410) from None
+        raise ApiError(say("web.image_missing"), 410) from None
     except ValueError as exc:  # a cached file Pillow cannot thumbnail
-        raise ApiError(f"cannot make a thumbnail: {exc}", 422) from None
+        raise ApiError(say("web.thumbnail_failed", said=told(exc)), 422) from None
     answer = send_file(path, max_age=IMMUTABLE, etag=result.sha256)
     answer.headers["Cache-Control"] = f"public, max-age={IMMUTABLE}, immutable"
     return answer
