@@ -225,7 +225,7 @@ def test_scan_preview(client, tmp_path):
     (folder / "readme.md").write_text("x")
     answer = client.post("/api/scan", json={"input_path": str(folder)}).json
     assert answer["count"] == 3 and answer["sample"] == ["img1.png", "img2.png", "img3.png"]
-    assert answer["skipped"] == [{"name": "readme.md", "reason": "not an image file"}]
+    assert [(skip["name"], skip["reason"]) for skip in answer["skipped"]] == [("readme.md", "not an image file")]
 
 
 # -- no sequence of actions leaves a task running or pending forever ---------------------------
