@@ -10,6 +10,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .messages import say, told
 from .userfiles import NotRegularFile, open_regular
 
 # Formats accepted as sources and results; anything else Pillow might open (e.g. EPS, ICO)
@@ -48,14 +49,14 @@ class TooManyPixels(InvalidImage):
     """The image has more pixels than allowed; refused from its header, before any decoding."""
 
     def __init__(self, pixels: str, limit: int) -> None:
-        super().__init__(f"image too large: {pixels} pixels (limit {limit})")
+        super().__init__(say("sources.image_too_large", pixels=pixels, limit=limit))
         self.pixels, self.limit = pixels, limit
 
     @classmethod
     def from_pillow(cls, exc: Image.DecompressionBombError) -> TooManyPixels:
         """Return the error for an image over Pillow's own guard (twice Image.MAX_IMAGE_PIXELS)."""
         found = re.search(r"\((\d+) pixels\)", str(exc))
-        return cls(found[1] if found else "too many", 2 * (Image.MAX_IMAGE_PIXELS or 0))
+        return cls(found[1] if found else say("sources.image_too_many_pixels"), 2 * (Image.MAX_IMAGE_PIXELS or 0))
 
 
 class SourceError(ValueError):
@@ -152,12 +153,13 @@ def inspect(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, *, decode: bool =
     `verify()`, 40× cheaper on a 512 px PNG (bench).
     """
     if not data:
-        raise InvalidImage("empty image data")
+        raise InvalidImage(say("sources.image_empty"))
     try:
         with Image.open(io.BytesIO(data), formats=OPEN_FORMATS) as image:
             fmt = FORMATS.get(image.format or "")
             if fmt is None:
-                raise InvalidImage(f"unsupported image format {image.format or 'unknown'}")
+                raise InvalidImage(say("sources.image_unsupported", format=image.format) if image.format
+                                   else say("sources.image_unsupported_unknown"))
             width, height = image.size
             if width * height > max_pixels:
                 raise TooManyPixels(f"{width}×{height}", max_pixels)  # from the header: nothing decoded yet
@@ -170,11 +172,13 @@ def inspect(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, *, decode: bool =
     except InvalidImage:
         raise
     except UnidentifiedImageError:
-        raise InvalidImage(f"not an image ({_describe(data)})") from None
+        raise InvalidImage(say("sources.image_not_image", kind=_describe(data))) from None
     except Image.DecompressionBombError as exc:
         raise TooManyPixels.from_pillow(exc) from None
     except _DECODE_ERRORS as exc:
-        raise InvalidImage(f"corrupt {sniff(data) or 'image'} data: {_pillow_reason(exc)}") from None
+        found = sniff(data)
+        raise InvalidImage(say("sources.image_corrupt", format=found, reason=_pillow_reason(exc)) if found
+                           else say("sources.image_corrupt_any", reason=_pillow_reason(exc))) from None
     return ImageInfo(fmt, *upright_size(width, height, turn), turn)
 
 
@@ -182,16 +186,16 @@ def _describe(data: bytes) -> str:
     """Say what kind of bytes these are, never quoting them: a source may be a link to a secret file."""
     head = data[:64].lstrip().lower()
     if head.startswith((b"<!doctype html", b"<html")):
-        return "an HTML page"
+        return say("sources.bytes_html")
     if head.startswith((b"{", b"[")):
-        return "JSON text"
+        return say("sources.bytes_json")
     if head.startswith(b"%pdf"):
-        return "a PDF document"
+        return say("sources.bytes_pdf")
     if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif"):
-        return "a HEIC/AVIF image, which is not supported"
+        return say("sources.bytes_heic")
     if head.isascii():
-        return f"text, {len(data)} bytes"
-    return f"{len(data)} bytes of an unknown format"
+        return say("sources.bytes_text", size=len(data))
+    return say("sources.bytes_unknown", size=len(data))
 
 
 def _pillow_reason(exc: BaseException) -> str:
@@ -214,10 +218,9 @@ def read_source(path: str | os.PathLike, *, max_bytes: int, max_pixels: int, max
     try:
         return prepare_source(data, max_side, max_bytes, max_pixels=max_pixels)
     except TooManyPixels as exc:
-        raise SourceError(f"the source has {exc.pixels} pixels, over the limit of {exc.limit} "
-                          "(MAX_IMAGE_PIXELS)") from None
+        raise SourceError(say("sources.source_too_many_pixels", pixels=exc.pixels, limit=exc.limit)) from None
     except InvalidImage as exc:
-        raise SourceError(f"the source is not a usable image: {exc}") from None
+        raise SourceError(say("sources.source_not_usable", reason=told(exc))) from None
 
 
 def _read_within(path: Path, limit: int) -> bytes:
@@ -226,12 +229,12 @@ def _read_within(path: Path, limit: int) -> bytes:
         with open_regular(path) as file:  # never blocks: a FIFO or a device is refused, not read
             size = os.fstat(file.fileno()).st_size
             if size > limit:
-                raise SourceError(f"source is {size} bytes, over the limit of {limit} (MAX_SOURCE_BYTES)")
+                raise SourceError(say("sources.source_too_big", size=size, limit=limit))
             data = file.read(limit + 1)  # the file may have grown since fstat()
     except OSError as exc:  # NotRegularFile says "not a regular file (a FIFO)"
-        raise SourceError(f"cannot read the source: {exc.strerror or type(exc).__name__}") from None
+        raise SourceError(say("sources.source_unreadable", reason=exc.strerror or type(exc).__name__)) from None
     if len(data) > limit:
-        raise SourceError(f"source is over the limit of {limit} bytes (MAX_SOURCE_BYTES)")
+        raise SourceError(say("sources.source_grew", limit=limit))
     return data
 
 
@@ -277,15 +280,15 @@ def source_info(path: Path) -> tuple[str, int, int]:
             fmt = FORMATS.get(image.format or "")
             width, height = upright_size(*image.size, orientation(image))
     except FileNotFoundError:
-        raise InvalidImage(f"the source file is missing: {path}") from None
+        raise InvalidImage(say("sources.file_missing", path=str(path))) from None
     except NotRegularFile as exc:
-        raise InvalidImage(f"the source file is {exc.kind}, not a regular file: {path}") from None
+        raise InvalidImage(say("sources.file_not_regular", kind=exc.kind, path=str(path))) from None
     except UnidentifiedImageError:
-        raise InvalidImage(f"the source file cannot be read: {path}: not an image") from None
+        raise InvalidImage(say("sources.file_not_image", path=str(path))) from None
     except _DECODE_ERRORS as exc:
-        raise InvalidImage(f"the source file cannot be read: {path}: {_pillow_reason(exc)}") from None
+        raise InvalidImage(say("sources.file_unreadable", path=str(path), reason=_pillow_reason(exc))) from None
     if fmt is None:
-        raise InvalidImage(f"the source file is not a supported image: {path}")
+        raise InvalidImage(say("sources.file_unsupported", path=str(path)))
     return fmt, width, height
 
 

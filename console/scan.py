@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .messages import Message, say
 from .typedpath import FORMS, typed_path
 
 _EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
@@ -21,8 +22,14 @@ _Folder = tuple[str, str, tuple[int, int]]  # (path, path relative to root + "/"
 MAX_ENTRIES = 500_000  # entries a scan visits at most (SCAN_MAX_ENTRIES): a recursive scan of / stops
 MAX_SECONDS = 60.0  # and the time it takes at most (a slow network drive)
 CHECK_EVERY = 1024  # entries between looks at the clock and at `stop`
-NOT_UTF8 = "name is not valid UTF-8: rename it to include it"
-NOT_UTF8_FOLDER = "folder name is not valid UTF-8: rename it to include its images"
+# Why an entry is skipped (made once: a scan may skip 100,000 of them).
+NOT_UTF8 = say("sources.skip_not_utf8")
+NOT_UTF8_FOLDER = say("sources.skip_not_utf8_folder")
+NOT_IMAGE = say("sources.skip_not_image")
+BROKEN_LINK = say("sources.skip_broken_link")
+NOT_REGULAR = say("sources.skip_not_regular")
+NOT_PERMITTED = say("sources.skip_permission")
+UNREADABLE_FOLDER = say("sources.skip_unreadable_folder")
 _limits = {"entries": MAX_ENTRIES}
 
 
@@ -38,15 +45,15 @@ class Cut:
     visited: int
     limit: float
 
-    def stopped(self) -> str:
+    def stopped(self) -> Message:
         """Return where the scan stopped, naming the limit."""
-        if self.reason == "entries":
-            return f"the scan stopped after {self.visited} entries (SCAN_MAX_ENTRIES={int(self.limit)})"
-        return f"the scan stopped after {int(self.limit)} s"
+        if self.reason == "entries":  # the setting's value as it is typed
+            return say("sources.scan_stopped_entries", visited=self.visited, limit=str(int(self.limit)))
+        return say("sources.scan_stopped_time", seconds=int(self.limit))
 
-    def message(self) -> str:
+    def message(self) -> Message:
         """Return the note a preview shows."""
-        return f"{self.stopped()}; only the images found before that are listed"
+        return say("sources.scan_cut", stopped=self.stopped())
 
 
 @dataclass(frozen=True)
@@ -96,13 +103,20 @@ def scan(input_path: str, recursive: bool = False, stop: Callable[[], bool] | No
     if stat.S_ISREG(st.st_mode):
         return _single_file(path)
     if not stat.S_ISDIR(st.st_mode):
-        raise ScanError(f"{path} is not a file or folder")
+        raise ScanError(say("sources.not_file_or_folder", path=path))
     found = listing(path, recursive, stop, (st.st_dev, st.st_ino))
     if not found.files:
-        others = f" ({len(found.skipped)} other files skipped)" if found.skipped else ""
-        cut = f"; {found.cut.stopped()}" if found.cut else ""
-        raise ScanError(f"no images in {path}{others}{cut}")
+        raise ScanError(_no_images(path, len(found.skipped), found.cut))
     return found
+
+
+def _no_images(path: str, skipped: int, cut: Cut | None) -> Message:
+    """Return why a folder gives no images: the files skipped, and where the scan stopped."""
+    if cut is None:
+        return say("sources.no_images_skipped", path=path, count=skipped) if skipped else say("sources.no_images", path=path)
+    if skipped:
+        return say("sources.no_images_skipped_cut", path=path, count=skipped, stopped=cut.stopped())
+    return say("sources.no_images_cut", path=path, stopped=cut.stopped())
 
 
 def listing(path: str, recursive: bool, stop: Callable[[], bool] | None = None,
@@ -160,7 +174,7 @@ class _Budget:
             return False
         if self.visited % CHECK_EVERY == 0:
             if self.stop is not None and self.stop():
-                raise ScanError("the scan was cancelled: nobody waits for its answer any more")
+                raise ScanError(say("sources.scan_cancelled"))
             if time.monotonic() > self.deadline:
                 self.cut = Cut("time", self.visited, self.seconds)
                 return False
@@ -170,16 +184,16 @@ class _Budget:
 def _checked_path(input_path: object) -> str:
     """Return the expanded path, or raise ScanError if it is empty, relative or malformed."""
     if not isinstance(input_path, str):
-        raise ScanError("input path must be a string: the absolute path of a folder or an image")
+        raise ScanError(say("sources.path_not_string"))
     if not input_path.strip():
-        raise ScanError("input path is empty: give the absolute path of a folder or an image")
+        raise ScanError(say("sources.path_empty"))
     if "\x00" in input_path:
-        raise ScanError("input path contains a NUL character")
+        raise ScanError(say("sources.path_nul"))
     if not is_text(input_path):
-        raise ScanError(f"input path is not valid text: {shown(input_path)}")
+        raise ScanError(say("sources.path_not_text", path=shown(input_path)))
     path = typed_path(input_path)
     if not os.path.isabs(path):
-        raise ScanError(f"input path must be an absolute path: {input_path} ({FORMS})")
+        raise ScanError(say("sources.path_not_absolute", path=input_path, forms=FORMS))
     return path
 
 
@@ -189,19 +203,19 @@ def _stat(path: str) -> os.stat_result:
         return os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         if os.path.islink(path):
-            raise ScanError(f"{path} is a broken symlink") from None
-        raise ScanError(f"{path} does not exist") from None
+            raise ScanError(say("sources.broken_symlink", path=path)) from None
+        raise ScanError(say("sources.not_found", path=path)) from None
     except PermissionError:
-        raise ScanError(f"{path} cannot be read: permission denied") from None
+        raise ScanError(say("sources.permission_denied", path=path)) from None
     except (OSError, ValueError) as exc:  # ValueError: a name the file system cannot encode
-        raise ScanError(f"{path} cannot be read: {_reason(exc)}") from None
+        raise ScanError(say("sources.cannot_read", path=path, reason=_reason(exc))) from None
 
 
 def _single_file(path: str) -> ScanResult:
     if os.path.splitext(path)[1].lower() not in IMAGE_EXTENSIONS:
-        raise ScanError(f"{path} is not an image file ({_EXTENSION_LIST})")
+        raise ScanError(say("sources.not_image_file", path=path, extensions=_EXTENSION_LIST))
     if not os.access(path, os.R_OK):
-        raise ScanError(f"{path} cannot be read: permission denied")
+        raise ScanError(say("sources.permission_denied", path=path))
     file = Path(path)
     return ScanResult(file.parent, [file], [])
 
@@ -225,8 +239,8 @@ def _walk(root: str, root_id: tuple[int, int], recursive: bool,
             subfolders = _scan_folder(folder, prefix, images, skipped, budget)
         except OSError as exc:
             if not prefix:
-                raise ScanError(f"{root} cannot be read: {_reason(exc)}") from None
-            skipped.append((prefix[:-1], "unreadable folder"))
+                raise ScanError(say("sources.cannot_read", path=root, reason=_reason(exc))) from None
+            skipped.append((prefix[:-1], UNREADABLE_FOLDER))
             continue
         if not recursive:
             break
@@ -266,13 +280,13 @@ def _classify(entry: os.DirEntry) -> str | None:
         if entry.is_dir():
             return "folder"
         if os.path.splitext(entry.name)[1].lower() not in IMAGE_EXTENSIONS:
-            return "not an image file"
+            return NOT_IMAGE
         if not entry.is_file():
-            return "broken symlink" if _is_broken_link(entry) else "not a regular file"
+            return BROKEN_LINK if _is_broken_link(entry) else NOT_REGULAR
         if not os.access(entry.path, os.R_OK):
-            return "unreadable: permission denied"
+            return NOT_PERMITTED
     except OSError as exc:  # e.g. a symlink loop (ELOOP) or a target we may not stat
-        return f"unreadable: {_reason(exc)}"
+        return say("sources.skip_unreadable", reason=_reason(exc))
     return None
 
 
@@ -286,7 +300,7 @@ def _queue_folder(entry: os.DirEntry, prefix: str, real: deque[_Folder], linked:
     try:
         st = entry.stat()  # follows a symlink: loops are caught by the real folder's identity
     except OSError:
-        skipped.append((prefix + entry.name, "unreadable folder"))
+        skipped.append((prefix + entry.name, UNREADABLE_FOLDER))
         return
     queue = linked if entry.is_symlink() else real
     queue.append((entry.path, prefix + entry.name + "/", (st.st_dev, st.st_ino)))

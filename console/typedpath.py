@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 from urllib.parse import unquote, urlsplit
 
-# What every "must be an absolute path" message lists, so the person knows what to paste instead.
-FORMS = "accepted: /home/me/photos, ~/photos, either one in quotes, or file:///home/me/photos"
+from .messages import say
+
+# What every "must be an absolute path" message lists, so the person knows what to paste instead
+# (a message: pass it whole as a parameter, so the page says it in its own language).
+FORMS = say("sources.path_forms")
 
 
 def typed_path(text: str) -> str:

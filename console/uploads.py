@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Protocol
 
 from .atomic import TEMP_PREFIX
+from .messages import Message, say
 from .scan import IMAGE_EXTENSIONS
 
 FOLDER_NAME = "uploads"
@@ -59,17 +60,17 @@ def clean_relative(name: str) -> str | None:
     return str(PurePosixPath(*parts))
 
 
-def refusal(name: str, limit: int) -> tuple[str | None, str, int]:
+def refusal(name: str, limit: int) -> tuple[str | None, Message | str, int]:
     """Return (safe path or None, reason when refused, size limit) for one file of an upload."""
     path = clean_relative(name)
     if path is None:
-        return None, "unsafe path (a '..', hidden or empty part)", 0
+        return None, say("sources.upload_unsafe_path"), 0
     extension = os.path.splitext(path)[1].lower()
     if extension in IMAGE_EXTENSIONS:
         return path, "", limit
     if extension in TEXT_EXTENSIONS:
         return path, "", MAX_TEXT_BYTES
-    return None, "not an image", 0
+    return None, say("sources.upload_not_image"), 0
 
 
 @dataclass
@@ -79,7 +80,7 @@ class Upload:
     root: Path
     name: str = field(default_factory=lambda: time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(4))
     written: list[str] = field(default_factory=list)
-    skipped: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)  # {"name", "reason"}: messages where words
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True, mode=FOLDER_MODE)
@@ -91,7 +92,7 @@ class Upload:
         """Create the file `relative` (already cleaned) for writing; None when the upload already has it."""
         key = relative.casefold()  # two names that differ only in case collide on some disks
         if key in self._seen:
-            self.skip(relative, "the same path twice in one upload")
+            self.skip(relative, say("sources.upload_twice"))
             return None
         self._seen.add(key)
         target = self.temp / relative
@@ -113,8 +114,8 @@ class Upload:
         """Make the upload visible under its final name; return the folder a run should use."""
         images = [path for path in self.written if os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS]
         if not images:
-            raise UploadRefused("no images in the upload (accepted: " +
-                                ", ".join(sorted(ext[1:] for ext in IMAGE_EXTENSIONS)) + ", and .txt captions)")
+            raise UploadRefused(say("sources.upload_no_images",
+                                    extensions=", ".join(sorted(ext[1:] for ext in IMAGE_EXTENSIONS))))
         final = self.root / self.name
         os.replace(self.temp, final)
         tops = {PurePosixPath(path).parts[0] for path in self.written}

@@ -7,6 +7,8 @@ import os
 import stat
 from typing import BinaryIO
 
+from .messages import Message, say
+
 # O_NONBLOCK: opening a FIFO for reading otherwise waits until a writer appears, for ever.
 # O_NOCTTY: a terminal device named like a caption must never become our controlling terminal.
 _FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0) \
@@ -16,25 +18,26 @@ _FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
 class NotRegularFile(OSError):
     """The path is a FIFO, a device, a socket or a folder: nothing to read as a file."""
 
-    def __init__(self, kind: str) -> None:
-        super().__init__(f"not a regular file ({kind})")
-        self.strerror = f"not a regular file ({kind})"
+    def __init__(self, kind: Message) -> None:
+        message = say("sources.not_regular_file", kind=kind)
+        super().__init__(message)
+        self.strerror = message
         self.kind = kind
 
 
-def kind(mode: int) -> str:
-    """Return what a file of this `st_mode` is, in words."""
+def kind(mode: int) -> Message:
+    """Return what a file of this `st_mode` is, in words (a message, said in the page's language)."""
     if stat.S_ISREG(mode):
-        return "a file"
+        return say("sources.kind_file")
     if stat.S_ISDIR(mode):
-        return "a folder"
+        return say("sources.kind_folder")
     if stat.S_ISFIFO(mode):
-        return "a FIFO"
+        return say("sources.kind_fifo")
     if stat.S_ISSOCK(mode):
-        return "a socket"
+        return say("sources.kind_socket")
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "not a file"
+        return say("sources.kind_device")
+    return say("sources.kind_other")
 
 
 def open_regular(path: str | os.PathLike) -> BinaryIO:

@@ -24,6 +24,15 @@ UPLOAD = {"X-Console-Upload": "1"}
 PNG = make("PNG", (16, 12))
 
 
+def words(value):
+    """Return an answer without the `<field>_msg` codes beside its messages (the English is compared)."""
+    if isinstance(value, list):
+        return [words(item) for item in value]
+    if isinstance(value, dict):
+        return {key: words(item) for key, item in value.items() if not key.endswith("_msg")}
+    return value
+
+
 def post(client, files: list[tuple[str, bytes]], headers: dict | None = None):
     """Upload `files` as (relative name, bytes) the way the page does."""
     data = {"files": [(io.BytesIO(body), name) for name, body in files]}
@@ -81,7 +90,7 @@ def test_an_absolute_path_is_kept_inside(client):
 def test_a_file_that_is_not_an_image_is_skipped(client):
     body = post(client, [("a.png", PNG), ("notes.pdf", b"%PDF-1.4"), ("run.sh", b"#!/bin/sh")]).json
     assert body["count"] == 1
-    assert body["skipped"] == [{"name": "notes.pdf", "reason": "not an image"},
+    assert words(body["skipped"]) == [{"name": "notes.pdf", "reason": "not an image"},
                                {"name": "run.sh", "reason": "not an image"}]
     assert everything(Path(body["input_path"])) == ["a.png"]
 

@@ -6,6 +6,7 @@ of task rows (CSV or XLSX). `plan(spec)` turns a `RunSpec` into the tasks to sto
 `SourceProblem` listing every bad row or file; nothing here calls the upstream.
 """
 
+from ..messages import say
 from .edit import plan_edit, preview, scanned
 from .problems import SourceProblem
 from .prompts import SIDECAR_MODES, fill, placeholders, source_prompt
@@ -18,7 +19,7 @@ from .variables import COUNT, plan_generate, task_count
 def plan(spec: RunSpec) -> Plan:
     """Return the tasks of the run `spec` describes; SourceProblem when it cannot be made."""
     if spec.mode not in RUN_MODES:
-        raise SourceProblem(f"'mode' must be one of {', '.join(RUN_MODES)}; got {spec.mode!r}")
+        raise SourceProblem(say("fields.not_choice", field="'mode'", options=", ".join(RUN_MODES), got=repr(spec.mode)))
     return {"edit": plan_edit, "generate": plan_generate, "table": plan_table}[spec.mode](spec)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..messages import Message, say
+
 LISTED = 20  # names spelled out in a message; the full list rides along in `files` / `rows`
 
 
@@ -12,7 +14,7 @@ class SourceProblem(ValueError):
 
     `details` holds `rows` ([{"row", "error"}], spreadsheet numbering) for a table and `files`
     ([{"name", "error"}]) for sources, sidecars and references, so a page can show each one,
-    with `summary`: the message without the list.
+    with `summary`: the message without the list. Every message is a Message (its code goes beside it).
     """
 
     def __init__(self, message: str, **details: Any) -> None:
@@ -20,13 +22,18 @@ class SourceProblem(ValueError):
         self.details = details
 
 
-def listing(items: list[str], shown: int = LISTED) -> str:
-    """Return `a, b, c` or `a, b, … and 12 more` for a message."""
-    head = ", ".join(items[:shown])
-    return head if len(items) <= shown else f"{head} … and {len(items) - shown} more"
+def listing(items: list[Message], shown: int = LISTED) -> list[Message]:
+    """Return the items a message names (a list parameter: `a; b; c`), the rest counted (`… and 12 more`)."""
+    head = list(items[:shown])
+    return head if len(items) <= shown else head + [say("sources.and_more", count=len(items) - shown)]
 
 
-def file_problem(what: str, bad: list[dict[str, str]]) -> SourceProblem:
+def joined(problems: list[Message]) -> Message:
+    """Return one message for a row's or a file's problems: the one, or all of them (`a; b`)."""
+    return problems[0] if len(problems) == 1 else say("sources.problems", problems=list(problems))
+
+
+def file_problem(what: Message, bad: list[dict[str, Any]]) -> SourceProblem:
     """Return a SourceProblem naming each file of `bad` ([{"name", "error"}]) after `what`."""
-    shown = [f"{item['name']} ({item['error']})" for item in bad]
-    return SourceProblem(f"{what}: {listing(shown)}", files=bad, summary=what)
+    shown = [say("sources.file_item", name=item["name"], error=item["error"]) for item in bad]
+    return SourceProblem(say("sources.files_listed", what=what, files=listing(shown)), files=bad, summary=what)

@@ -7,6 +7,7 @@ import stat
 from collections import defaultdict
 from pathlib import Path, PurePosixPath
 
+from ..messages import Message, say, told
 from ..scan import IMAGE_EXTENSIONS, ScanError, is_text, listing, shown
 from ..typedpath import FORMS, typed_path
 from ..userfiles import kind
@@ -24,14 +25,13 @@ class ReferenceIndex:
         try:  # the source scan's walk: symlink loops, unreadable subfolders and its caps handled alike
             found = listing(str(folder), recursive)
         except ScanError as exc:
-            raise SourceProblem(f"reference folder {exc}") from None
+            raise SourceProblem(say("sources.reference_folder", problem=told(exc))) from None
         if found.cut:
-            raise SourceProblem(f"reference folder {folder}: {found.cut.stopped()} before it saw every image; "
-                                "choose a smaller folder so every source finds its match")
+            raise SourceProblem(say("sources.reference_scan_cut", path=str(folder), stopped=found.cut.stopped()))
         for name, path in zip(found.names, found.files):
             self._by_stem[os.path.splitext(name)[0]].append(path)
 
-    def match(self, source_name: str) -> tuple[Path | None, str | None]:
+    def match(self, source_name: str) -> tuple[Path | None, Message | None]:
         """Return (the image with the source's relative stem, or the bare stem at the top; why none)."""
         rel = PurePosixPath(source_name.replace("\\", "/"))
         stems = [str(rel.with_suffix(""))]
@@ -41,61 +41,64 @@ class ReferenceIndex:
             hits = self._by_stem.get(stem)
             if hits and len(hits) > 1:
                 names = ", ".join(sorted(path.name for path in hits))
-                return None, f"more than one image named {stem} in {self.folder} ({names})"
+                return None, say("sources.reference_ambiguous", stem=stem, folder=str(self.folder), names=names)
             if hits:
                 return hits[0], None
-        return None, f"no {stems[-1]}.* in {self.folder}"
+        return None, say("sources.reference_missing", stem=stems[-1], folder=str(self.folder))
 
 
 def checked_folders(raw: list[str], field: str, input_root: Path | None = None) -> list[Path]:
     """Return the reference folders as absolute paths; SourceProblem names the bad one."""
     if len(raw) > MAX_REFERENCE_DIRS:
-        raise SourceProblem(f"'{field}' lists {len(raw)} folders; at most {MAX_REFERENCE_DIRS}")
+        raise SourceProblem(say("sources.too_many_folders", field=f"'{field}'", count=len(raw), limit=MAX_REFERENCE_DIRS))
     folders: list[Path] = []
     for number, text in enumerate(raw, start=1):
         folder = absolute(text, f"{field}[{number}]")
         if not folder.is_dir():
-            raise SourceProblem(f"{field}[{number}]: {folder} is not a folder")
+            raise SourceProblem(say("sources.folder_not_folder", field=f"{field}[{number}]", path=str(folder)))
         if input_root is not None and _same(folder, input_root):
-            raise SourceProblem(f"{field}[{number}]: {folder} is the source folder itself; "
-                                "references come from another folder")
+            raise SourceProblem(say("sources.folder_is_source", field=f"{field}[{number}]", path=str(folder)))
         if any(_same(folder, other) for other in folders):
-            raise SourceProblem(f"{field}[{number}]: {folder} is listed twice")
+            raise SourceProblem(say("sources.folder_twice", field=f"{field}[{number}]", path=str(folder)))
         folders.append(folder)
     return folders
 
 
-def checked_image(text: str, what: str, base: Path | None = None) -> tuple[Path | None, str | None]:
-    """Return (an image file's absolute path, None) or (None, why it cannot be used)."""
+def checked_image(text: str, what: str, base: Path | None = None) -> tuple[Path | None, Message | None]:
+    """Return (an image file's absolute path, None) or (None, why it cannot be used).
+
+    `what` names the image: a message (`source image`, `reference image 2`), or a field as typed
+    (`reference_paths[1]`).
+    """
     if not is_text(text):
-        return None, f"{what} is not valid text: {shown(text)}"
+        return None, say("sources.value_not_text", what=what, text=shown(text))
     path = Path(typed_path(text))
     if not path.is_absolute():
         if base is None:
-            return None, f"{what} must be an absolute path: {text} ({FORMS})"
+            return None, say("sources.value_not_absolute", what=what, text=text, forms=FORMS)
         path = base / path
     if os.path.splitext(path.name)[1].lower() not in IMAGE_EXTENSIONS:
-        return None, f"{what} is not an image file: {path}"
+        return None, say("sources.image_not_image_file", what=what, path=str(path))
     try:
         mode = path.stat().st_mode
     except OSError:
-        return None, f"{what} not found: {path}"
+        return None, say("sources.image_not_found", what=what, path=str(path))
     if not stat.S_ISREG(mode):
-        return None, f"{what} is {kind(mode)}, not an image file: {path}"
+        return None, say("sources.image_not_regular", what=what, kind=kind(mode), path=str(path))
     if not os.access(path, os.R_OK):
-        return None, f"{what} cannot be read: {path}"
+        return None, say("sources.image_unreadable", what=what, path=str(path))
     return path, None
 
 
 def absolute(text: str, field: str) -> Path:
     """Return a path typed by the user (`~` expanded); SourceProblem unless it is absolute."""
     if not isinstance(text, str) or not text.strip() or "\x00" in text:
-        raise SourceProblem(f"{field} must be the absolute path of a folder")
+        raise SourceProblem(say("sources.folder_required", field=field))
     if not is_text(text):
-        raise SourceProblem(f"{field} is not valid text: {shown(text)}")
+        raise SourceProblem(say("sources.value_not_text", what=field, text=shown(text)))
     path = Path(typed_path(text))
     if not path.is_absolute():
-        raise SourceProblem(f"{field} must be an absolute path: {text} ({FORMS})")
+        raise SourceProblem(say("sources.value_not_absolute", what=field, text=text, forms=FORMS))
     return path
 
 

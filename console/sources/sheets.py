@@ -11,6 +11,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
+from ..messages import say
 from ..userfiles import NotRegularFile, open_regular
 from .problems import SourceProblem
 
@@ -31,8 +32,8 @@ def table_format(path: Path) -> str:
     if suffix in (".xlsx", ".xlsm"):
         return "xlsx"
     if suffix == ".xls":
-        raise SourceProblem(f"{path.name} is an old Excel 97-2003 file; save it as .xlsx or .csv")
-    raise SourceProblem(f"{path.name} is not a table: use a .csv or .xlsx file")
+        raise SourceProblem(say("sources.table_xls", name=path.name))
+    raise SourceProblem(say("sources.table_not_table", name=path.name))
 
 
 def read_rows(path: Path) -> list[Row]:
@@ -41,13 +42,13 @@ def read_rows(path: Path) -> list[Row]:
     try:
         file = open_regular(path)  # a FIFO or a device named .csv must not hang the request
     except NotRegularFile as exc:
-        raise SourceProblem(f"the table is not a file: {path} is {exc.kind}") from None
+        raise SourceProblem(say("sources.table_not_file", path=str(path), kind=exc.kind)) from None
     except OSError as exc:
-        raise SourceProblem(f"the table cannot be read: {path}: {exc.strerror or exc}") from None
+        raise SourceProblem(say("sources.table_unreadable", path=str(path), reason=exc.strerror or str(exc))) from None
     with file:
         size = os.fstat(file.fileno()).st_size
         if size > MAX_TABLE_BYTES:
-            raise SourceProblem(f"the table is {size} bytes; at most {MAX_TABLE_BYTES // (1024 * 1024)} MiB")
+            raise SourceProblem(say("sources.table_too_big", size=size, limit=f"{MAX_TABLE_BYTES // (1024 * 1024)} MiB"))
         return _kept(_csv_rows(file) if kind == "csv" else _xlsx_rows(file, path.name))
 
 
@@ -56,9 +57,9 @@ def _kept(rows: Iterator[Row]) -> list[Row]:
     kept: list[Row] = []
     for number, cells in rows:
         if len(kept) > MAX_ROWS:
-            raise SourceProblem(f"the table has more than {MAX_ROWS} rows")
+            raise SourceProblem(say("sources.table_too_many_rows", limit=MAX_ROWS))
         if len(cells) > MAX_COLUMNS and any(cells[MAX_COLUMNS:]):
-            raise SourceProblem(f"row {number} has more than {MAX_COLUMNS} columns")
+            raise SourceProblem(say("sources.table_too_many_columns", row=number, limit=MAX_COLUMNS))
         texts = [text[:CELL_MAX] for text in cells[:MAX_COLUMNS]]
         if any(texts):
             kept.append((number, texts))
@@ -68,7 +69,7 @@ def _kept(rows: Iterator[Row]) -> list[Row]:
 def _csv_rows(file: BinaryIO) -> Iterator[Row]:
     data = file.read(MAX_TABLE_BYTES + 1)  # it may have grown since fstat()
     if len(data) > MAX_TABLE_BYTES:
-        raise SourceProblem(f"the table is over {MAX_TABLE_BYTES // (1024 * 1024)} MiB")
+        raise SourceProblem(say("sources.table_grew", limit=f"{MAX_TABLE_BYTES // (1024 * 1024)} MiB"))
     text = _decoded(data)
     sample = text[:8192]
     try:
@@ -80,7 +81,7 @@ def _csv_rows(file: BinaryIO) -> Iterator[Row]:
         for number, cells in enumerate(reader, start=1):  # a record is a row, even with line breaks in a cell
             yield number, [cell.strip() for cell in cells]
     except csv.Error as exc:
-        raise SourceProblem(f"the CSV cannot be read near line {reader.line_num}: {exc}") from None
+        raise SourceProblem(say("sources.csv_unreadable", line=reader.line_num, reason=str(exc))) from None
 
 
 def _decoded(data: bytes) -> str:
@@ -94,7 +95,7 @@ def _decoded(data: bytes) -> str:
     try:
         return data.decode("gb18030")
     except UnicodeDecodeError:
-        raise SourceProblem("the CSV is not UTF-8 text: save it as \"CSV UTF-8\"") from None
+        raise SourceProblem(say("sources.csv_not_utf8")) from None
 
 
 def _xlsx_rows(file: BinaryIO, name: str) -> Iterator[Row]:
@@ -105,7 +106,7 @@ def _xlsx_rows(file: BinaryIO, name: str) -> Iterator[Row]:
         file.seek(0)
         book = load_workbook(file, read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise SourceProblem(f"{name} is not a readable .xlsx file ({exc})") from None
+        raise SourceProblem(say("sources.xlsx_unreadable", name=name, reason=str(exc))) from None
     try:
         sheet = book.worksheets[0]
         # Some writers store a wrong size (A1:A1) that read-only mode would trust; rows are
@@ -123,7 +124,8 @@ def _check_unpacked_size(file: BinaryIO, name: str) -> None:
     with zipfile.ZipFile(file) as archive:
         unpacked = sum(item.file_size for item in archive.infolist())
     if unpacked > MAX_UNPACKED_BYTES:
-        raise SourceProblem(f"{name} unpacks to {unpacked} bytes; at most {MAX_UNPACKED_BYTES // (1024 * 1024)} MiB")
+        raise SourceProblem(say("sources.xlsx_too_big", name=name, size=unpacked,
+                                limit=f"{MAX_UNPACKED_BYTES // (1024 * 1024)} MiB"))
 
 
 def cell_text(value: Any) -> str:

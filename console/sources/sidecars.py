@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ..messages import Message, say
 from ..userfiles import read_regular
 
 SIDECAR_MAX_BYTES = 64 * 1024  # a caption, not a document: a bigger file is a mistake
@@ -19,11 +20,17 @@ class Sidecar:
 
     path: Path | None
     text: str | None
-    problem: str | None
+    why: Message | None  # why a sidecar that is there cannot be used
+    absent: str | None = None  # the name of a sidecar that is not there (its message is made when asked for)
 
     @property
     def usable(self) -> bool:
         return self.text is not None
+
+    @property
+    def problem(self) -> Message | None:
+        """Return why there is no caption, or None (a preview of 100,000 sources asks for 200 of them)."""
+        return say("sources.sidecar_missing", name=self.absent) if self.absent is not None else self.why
 
 
 def read_all(sources: Sequence[Path | str], root: str = "") -> list[Sidecar]:
@@ -43,7 +50,7 @@ def read_all(sources: Sequence[Path | str], root: str = "") -> list[Sidecar]:
             names = listings[folder] = _listing(os.path.join(root, folder) if root else folder or "/")
         hit = stem + ".txt" if stem + ".txt" in names else stem + ".TXT" if stem + ".TXT" in names else None
         if hit is None:
-            found.append(Sidecar(None, None, f"no {stem}.txt"))
+            found.append(Sidecar(None, None, None, stem + ".txt"))
         else:
             found.append(read(Path(root, folder, hit) if root else Path(folder or "/", hit)))
     return found
@@ -61,15 +68,15 @@ def read(path: Path) -> Sidecar:
     try:
         data = read_regular(path, SIDECAR_MAX_BYTES)  # a FIFO named like a caption must not hang the scan
     except OSError as exc:
-        return Sidecar(path, None, f"{path.name} cannot be read: {exc.strerror or exc}")
+        return Sidecar(path, None, say("sources.sidecar_unreadable", name=path.name, reason=exc.strerror or str(exc)))
     if len(data) > SIDECAR_MAX_BYTES:
-        return Sidecar(path, None, f"{path.name} is over {SIDECAR_MAX_BYTES // 1024} KiB")
+        return Sidecar(path, None, say("sources.sidecar_too_big", name=path.name, size=f"{SIDECAR_MAX_BYTES // 1024} KiB"))
     text = decode(data)
     if text is None:
-        return Sidecar(path, None, f"{path.name} is not UTF-8 text (save it as UTF-8)")
+        return Sidecar(path, None, say("sources.sidecar_not_utf8", name=path.name))
     text = text.strip()
     if not text:
-        return Sidecar(path, None, f"{path.name} is empty")
+        return Sidecar(path, None, say("sources.sidecar_empty", name=path.name))
     return Sidecar(path, text, None)
 
 

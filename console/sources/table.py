@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..messages import Message, say
 from ..scan import IMAGE_EXTENSIONS
 from ..store import NewTask
 from . import sidecars
 from .names import STEM_MAX, safe_part, unique
-from .problems import SourceProblem, listing
+from .problems import SourceProblem, joined, listing
 from .prompts import source_prompt, uses_caption
 from .references import ReferenceIndex, absolute, checked_folders, checked_image
 from .sheets import read_rows
@@ -61,7 +62,7 @@ def normal(header: str) -> str:
     return " ".join(header.casefold().replace("_", " ").replace("-", " ").split())
 
 
-def read_header(cells: list[str]) -> tuple[Columns, list[str]]:
+def read_header(cells: list[str]) -> tuple[Columns, list[Message]]:
     """Map the header row to columns; return (columns, problems with the header)."""
     columns, problems = Columns(), []
     slots: dict[int, int] = {}
@@ -76,17 +77,17 @@ def read_header(cells: list[str]) -> tuple[Columns, list[str]]:
             if number is None:
                 number = next(n for n in range(1, 100) if n not in slots)
             if number in slots or not 1 <= number <= MAX_REFERENCES:
-                problems.append(f"reference column '{raw}': at most {MAX_REFERENCES} reference columns, numbered 1-4")
+                problems.append(say("sources.header_reference", header=raw, limit=MAX_REFERENCES))
             slots[number] = position
         elif column is not None:
             if column in columns.index:
-                problems.append(f"two '{column}' columns ('{cells[columns.index[column]]}' and '{raw}')")
+                problems.append(say("sources.header_twice", column=column, first=cells[columns.index[column]], second=raw))
             columns.index[column] = position
         elif name not in EXPORT_ONLY:
             columns.ignored.append(raw)
     columns.references = [slots[n] for n in sorted(slots)]
     if "prompt" not in columns.index:
-        problems.append("no prompt column: the header row (row 1) must name one, e.g. 'prompt' or '提示词'")
+        problems.append(say("sources.header_no_prompt"))
     return columns, problems
 
 
@@ -108,25 +109,25 @@ def plan_table(spec: RunSpec) -> Plan:
     path = absolute(spec.table_path, "table_path")
     rows = read_rows(path)
     if not rows:
-        raise SourceProblem(f"{path.name} is empty: it needs a header row and one row per task")
+        raise SourceProblem(say("sources.table_empty", name=path.name))
     header_row, header = rows[0]
     columns, problems = read_header(header)
     if problems:
-        raise SourceProblem(f"{path.name}: row {header_row}: {'; '.join(problems)}",
-                            rows=[{"row": header_row, "error": "; ".join(problems)}])
+        raise SourceProblem(say("sources.header_bad", name=path.name, row=header_row, problems=problems),
+                            rows=[{"row": header_row, "error": joined(problems)}])
     if len(rows) == 1:
-        raise SourceProblem(f"{path.name} has a header but no task rows")
+        raise SourceProblem(say("sources.table_no_rows", name=path.name))
     folders = checked_folders(list(spec.reference_dirs), "reference_dirs")
     indexes = [ReferenceIndex(folder, False) for folder in folders]
-    errors: dict[int, list[str]] = defaultdict(list)
+    errors: dict[int, list[Message]] = defaultdict(list)
     checked = [_row(number, cells, columns, path.parent, indexes, errors[number]) for number, cells in rows[1:]]
     tasks = _tasks(checked, errors)
-    bad = [{"row": number, "error": "; ".join(found)} for number, found in sorted(errors.items()) if found]
+    bad = [{"row": number, "error": joined(found)} for number, found in sorted(errors.items()) if found]
     if bad:
-        shown = [f"row {item['row']}: {item['error']}" for item in bad]
-        raise SourceProblem(f"{len(bad)} bad row(s) in {path.name}, nothing was started: {listing(shown, 10)}", rows=bad)
+        shown = [say("sources.row_item", row=item["row"], error=item["error"]) for item in bad]
+        raise SourceProblem(say("sources.rows_bad", count=len(bad), name=path.name, rows=listing(shown, 10)), rows=bad)
     if len(tasks) > MAX_TASKS:
-        raise SourceProblem(f"the table makes {len(tasks)} tasks; at most {MAX_TASKS} per run")
+        raise SourceProblem(say("sources.table_too_many_tasks", count=len(tasks), limit=MAX_TASKS))
     run_spec = {"table_path": str(path), "reference_dirs": [str(f) for f in folders], "rows": len(checked)}
     return Plan(str(path), "", tasks, run_spec, notes={"ignored_columns": columns.ignored})
 
@@ -137,11 +138,11 @@ def _cell(cells: list[str], columns: Columns, name: str) -> str:
 
 
 def _row(number: int, cells: list[str], columns: Columns, base: Path, indexes: list[ReferenceIndex],
-         errors: list[str]) -> TableRow:
+         errors: list[Message]) -> TableRow:
     """Check one row, appending each problem to `errors`; return what could be read (names are checked across rows)."""
     source = None
     if text := _cell(cells, columns, "source"):
-        source, problem = checked_image(text, "source image", base)
+        source, problem = checked_image(text, say("sources.what_source_image"), base)
         if problem:
             errors.append(problem)
     references = _references(cells, columns, base, errors)
@@ -149,7 +150,7 @@ def _row(number: int, cells: list[str], columns: Columns, base: Path, indexes: l
         for index in indexes:
             match, problem = index.match(source.name)
             if match is None:
-                errors.append(problem or "no reference match")
+                errors.append(problem or say("sources.no_reference_match_row"))
             else:
                 references.append(match)
     prompt = _prompt(_cell(cells, columns, "prompt"), source, errors)
@@ -159,61 +160,61 @@ def _row(number: int, cells: list[str], columns: Columns, base: Path, indexes: l
     return TableRow(number, source, prompt, count, name, references, overrides)
 
 
-def _references(cells: list[str], columns: Columns, base: Path, errors: list[str]) -> list[Path]:
+def _references(cells: list[str], columns: Columns, base: Path, errors: list[Message]) -> list[Path]:
     found: list[Path] = []
     for position in columns.references:
         text = cells[position] if position < len(cells) else ""
         for item in (part.strip() for part in _SPLIT.split(text)):
             if item:
-                path, problem = checked_image(item, f"reference image {len(found) + 1}", base)
+                path, problem = checked_image(item, say("sources.what_reference_image", number=len(found) + 1), base)
                 if problem:
                     errors.append(problem)
                 else:
                     found.append(path)
     if len(found) > MAX_REFERENCES:
-        errors.append(f"{len(found)} reference images; at most {MAX_REFERENCES} per row")
+        errors.append(say("sources.row_too_many_references", count=len(found), limit=MAX_REFERENCES))
     return found
 
 
-def _prompt(text: str, source: Path | None, errors: list[str]) -> str:
+def _prompt(text: str, source: Path | None, errors: list[Message]) -> str:
     if not text:
-        errors.append("empty prompt")
+        errors.append(say("sources.row_prompt_empty"))
         return ""
     if not uses_caption(text):
         return source_prompt(text, source.name, None, "off") if source else text
     if source is None:
-        errors.append("{caption} needs a source image (its sidecar .txt)")
+        errors.append(say("sources.row_caption_no_source", placeholder="{caption}"))
         return ""
     sidecar = sidecars.read_all([source])[0]
     if not sidecar.usable:
-        errors.append(f"{{caption}}: {sidecar.problem}")
+        errors.append(say("sources.row_caption_problem", placeholder="{caption}", problem=sidecar.problem))
         return ""
     return source_prompt(text, source.name, sidecar.text, "off")
 
 
-def _whole(text: str, what: str, bounds: tuple[int, int], default: int | None, errors: list[str]) -> int | None:
+def _whole(text: str, what: str, bounds: tuple[int, int], default: int | None, errors: list[Message]) -> int | None:
     if not text:
         return default
     try:
         number = float(text)
     except ValueError:
-        errors.append(f"{what} {text!r} is not a number")
+        errors.append(say("sources.row_not_number", column=what, value=repr(text)))
         return default
     low, high = bounds
     if not number.is_integer():
-        errors.append(f"{what} {text} is not a whole number")
+        errors.append(say("sources.row_not_whole", column=what, value=text))
         return default
     if not low <= number <= high:
-        errors.append(f"{what} {text} is out of range ({low}-{high})")
+        errors.append(say("sources.row_out_of_range", column=what, value=text, low=low, high=high))
         return default
     return int(number)
 
 
-def _overrides(cells: list[str], columns: Columns, errors: list[str]) -> dict[str, Any]:
+def _overrides(cells: list[str], columns: Columns, errors: list[Message]) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if size := _cell(cells, columns, "size"):
         if len(size) > SIZE_MAX or any(char.isspace() for char in size):
-            errors.append(f"size {size!r} is not a size (like 1024x1024)")
+            errors.append(say("sources.row_bad_size", value=repr(size)))
         else:
             overrides["size"] = size
     n = _whole(_cell(cells, columns, "n"), "n", N_RANGE, None, errors)
@@ -222,21 +223,21 @@ def _overrides(cells: list[str], columns: Columns, errors: list[str]) -> dict[st
     return overrides
 
 
-def _name(text: str, errors: list[str]) -> str | None:
+def _name(text: str, errors: list[Message]) -> str | None:
     if not text:
         return None
     if "/" in text or "\\" in text:
-        errors.append(f"output name {text!r} must be a file name, not a path")
+        errors.append(say("sources.row_name_is_path", value=repr(text)))
         return None
     stem, ext = os.path.splitext(text)
     name = safe_part(stem if ext.lower() in IMAGE_EXTENSIONS else text, STEM_MAX)
     if not name:
-        errors.append(f"output name {text!r} has no usable characters")
+        errors.append(say("sources.row_name_unusable", value=repr(text)))
         return None
     return name
 
 
-def _tasks(rows: list[TableRow], errors: dict[int, list[str]]) -> list[NewTask]:
+def _tasks(rows: list[TableRow], errors: dict[int, list[Message]]) -> list[NewTask]:
     """Name every row's tasks: given names must not repeat (an error); derived ones are made unique."""
     taken: dict[str, int] = {}
     for row in rows:
@@ -245,7 +246,7 @@ def _tasks(rows: list[TableRow], errors: dict[int, list[str]]) -> list[NewTask]:
         for name in _expanded(row.name, row.count):
             first = taken.setdefault(name.casefold(), row.number)
             if first != row.number:
-                errors[row.number].append(f"duplicate output name {name!r} (row {first} has it too)")
+                errors[row.number].append(say("sources.row_duplicate_name", value=repr(name), row=first))
                 break
     names: set[str] = set(taken)
     tasks: list[NewTask] = []

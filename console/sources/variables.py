@@ -7,10 +7,11 @@ import math
 import re
 from typing import Any, Mapping
 
+from ..messages import say
 from ..scan import is_text
 from ..store import NewTask
 from .names import safe_part, unique
-from .problems import SourceProblem
+from .problems import SourceProblem, joined
 from .prompts import fill, placeholders
 from .references import checked_image
 from .spec import MAX_TASKS, Plan, RunSpec
@@ -26,16 +27,16 @@ UNNAMED = "image"  # the stem of tasks when there are no variables
 def checked_variables(raw: Mapping[str, Any]) -> dict[str, list[str]]:
     """Return the variables as {name: [value text]}; SourceProblem names the bad one."""
     if len(raw) > MAX_VARIABLES:
-        raise SourceProblem(f"'variables' has {len(raw)} names; at most {MAX_VARIABLES}")
+        raise SourceProblem(say("sources.variables_too_many", count=len(raw), limit=MAX_VARIABLES))
     variables: dict[str, list[str]] = {}
     for name, values in raw.items():
         where = f"variables.{name}"
         if not isinstance(name, str) or not NAME.fullmatch(name):
-            raise SourceProblem(f"variable name {name!r} must be 1-40 letters, digits or _ (used as {{name}})")
+            raise SourceProblem(say("sources.variable_bad_name", name=repr(name), placeholder="{name}"))
         if not isinstance(values, list) or not values:
-            raise SourceProblem(f"{where} must be a non-empty list of values")
+            raise SourceProblem(say("sources.variable_not_list", field=where))
         if len(values) > MAX_VALUES:
-            raise SourceProblem(f"{where} has {len(values)} values; at most {MAX_VALUES}")
+            raise SourceProblem(say("sources.variable_too_many_values", field=where, count=len(values), limit=MAX_VALUES))
         variables[name] = _values(values, where)
     return variables
 
@@ -44,16 +45,16 @@ def _values(values: list[Any], where: str) -> list[str]:
     texts: list[str] = []
     for number, value in enumerate(values, start=1):
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise SourceProblem(f"{where}[{number}] must be text or a number")
+            raise SourceProblem(say("sources.variable_value_kind", field=f"{where}[{number}]"))
         text = value.strip() if isinstance(value, str) else format(value, "g")
         if not is_text(text):
-            raise SourceProblem(f"{where}[{number}] is not valid text (it holds a lone surrogate)")
+            raise SourceProblem(say("sources.variable_value_surrogate", field=f"{where}[{number}]"))
         if not text:
-            raise SourceProblem(f"{where}[{number}] is blank")
+            raise SourceProblem(say("sources.variable_value_blank", field=f"{where}[{number}]"))
         if len(text) > VALUE_MAX:
-            raise SourceProblem(f"{where}[{number}] is longer than {VALUE_MAX} characters")
+            raise SourceProblem(say("sources.variable_value_long", field=f"{where}[{number}]", limit=VALUE_MAX))
         if text in texts:
-            raise SourceProblem(f"{where} lists {text!r} twice")
+            raise SourceProblem(say("sources.variable_value_twice", field=where, value=repr(text)))
         texts.append(text)
     return texts
 
@@ -67,19 +68,20 @@ def plan_generate(spec: RunSpec) -> Plan:
     """Return the tasks of a generate run: every combination of values, `count` times, named by values."""
     prompt = spec.prompt.strip()
     if not prompt:
-        raise SourceProblem("the prompt is empty")
+        raise SourceProblem(say("sources.prompt_empty"))
     low, high = COUNT
     if isinstance(spec.count, bool) or not isinstance(spec.count, int) or not low <= spec.count <= high:
-        raise SourceProblem(f"'count' must be a whole number between {low} and {high}")
+        raise SourceProblem(say("sources.count_range", low=low, high=high))
     variables = checked_variables(spec.variables)
     unknown = [name for name in placeholders(prompt) if name not in variables]
     if unknown:
-        defined = ", ".join(variables) or "none"
-        raise SourceProblem(f"the prompt uses {', '.join('{' + n + '}' for n in unknown)}, which 'variables' "
-                            f"does not define (defined: {defined})")
+        used = ", ".join("{" + n + "}" for n in unknown)
+        if variables:
+            raise SourceProblem(say("sources.variables_undefined", used=used, defined=", ".join(variables)))
+        raise SourceProblem(say("sources.variables_none", used=used))
     total = task_count(variables, spec.count)
     if total > MAX_TASKS:
-        raise SourceProblem(f"these variables and count make {total} tasks; at most {MAX_TASKS} per run")
+        raise SourceProblem(say("sources.variables_too_many_tasks", count=total, limit=MAX_TASKS))
     references = shared_references(spec.reference_paths)
     tasks = list(_tasks(prompt, variables, spec.count, references))
     run_spec = {"variables": variables, "count": spec.count, "reference_paths": [str(p) for p in references]}
@@ -89,7 +91,7 @@ def plan_generate(spec: RunSpec) -> Plan:
 def shared_references(paths: tuple[str, ...]) -> tuple[str, ...]:
     """Return `reference_paths` checked (absolute image files); SourceProblem lists the bad ones."""
     checked: list[str] = []
-    bad: list[dict[str, str]] = []
+    bad: list[dict[str, Any]] = []
     for number, text in enumerate(paths, start=1):
         path, problem = checked_image(text, f"reference_paths[{number}]")
         if problem:
@@ -97,7 +99,7 @@ def shared_references(paths: tuple[str, ...]) -> tuple[str, ...]:
         else:
             checked.append(str(path))
     if bad:
-        raise SourceProblem("; ".join(item["error"] for item in bad), files=bad)
+        raise SourceProblem(joined([item["error"] for item in bad]), files=bad)
     return tuple(checked)
 
 

@@ -11,6 +11,7 @@ from typing import Any, BinaryIO
 from flask import Blueprint, Flask, Response, request, send_file
 
 from ..fields import Range, choice, flag, quoted, text
+from ..messages import Message, say, told
 from ..scan import MAX_ENTRIES, ScanResult
 from ..scan import configure as configure_scan
 from ..sources import LANGUAGES, RUN_MODES, RunSpec, export_run, template
@@ -62,9 +63,9 @@ def path_list(body: dict[str, Any], name: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ApiError(f"'{name}' must be a list of paths (strings)")
+        raise ApiError(say("sources.paths_not_list", field=f"'{name}'"))
     if len(value) > LIST_MAX:
-        raise ApiError(f"'{name}' lists {len(value)} paths; at most {LIST_MAX}")
+        raise ApiError(say("sources.paths_too_many", field=f"'{name}'", count=len(value), limit=LIST_MAX))
     return tuple(text(item, quoted(f"{name}[{number}]")) for number, item in enumerate(value, start=1) if item.strip())
 
 
@@ -76,18 +77,34 @@ BUDGET_MAX = 1e9
 PILOT = Range(1, None, whole=True)  # tasks tried first
 
 
+# What a body is, in the words of the refusal of its unknown fields (a message, or a field name as typed).
+BODIES: dict[str, Message] = {
+    "a run": say("sources.body_run"),
+    "a scan preview": say("sources.body_scan_preview"),
+    "a run's update": say("sources.body_run_update"),
+    "a release": say("sources.body_release"),
+    "a result's update": say("sources.body_result_update"),
+}
+
+
 def check_fields(body: dict[str, Any], what: str, accepted: tuple[str, ...] = RUN_FIELDS) -> None:
-    """Refuse (400) a body with fields outside `accepted`, naming them and listing the accepted ones."""
+    """Refuse (400) a body with fields outside `accepted`, naming them and listing the accepted ones.
+
+    `what` is the body as the refusal names it: a Message, one of BODIES' phrases, or a field name
+    as typed ('variants[1]').
+    """
     unknown = sorted(set(body) - set(accepted))
     if unknown:
         names = ", ".join(repr(name) for name in unknown)
-        raise ApiError(f"unknown field{'s' if len(unknown) > 1 else ''} {names}: {what} takes {', '.join(accepted)}")
+        named = what if isinstance(what, Message) else BODIES.get(what, what)
+        accepted_ = ", ".join(accepted)
+        raise ApiError(say("sources.unknown_field", names=names, what=named, accepted=accepted_) if len(unknown) == 1
+                       else say("sources.unknown_fields", names=names, what=named, accepted=accepted_))
 
 
 def pilot_size(body: dict[str, Any]) -> int | None:
     """Return a run body's `pilot` (how many tasks to try first), or None; 400 unless a whole number >= 1."""
-    return PILOT.check(body.get("pilot"), "'pilot'", optional=True,
-                       meaning="a whole number of tasks to try first, at least 1")
+    return PILOT.check(body.get("pilot"), "'pilot'", optional=True, meaning=say("sources.pilot_meaning"))
 
 
 def budget_amount(body: dict[str, Any]) -> float | None:
@@ -96,8 +113,7 @@ def budget_amount(body: dict[str, Any]) -> float | None:
     if budget is None:
         return None
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget <= BUDGET_MAX:
-        raise ApiError(f"'budget' must be an amount of money above 0 (in the currency of the profile's prices), "
-                       f"got {repr(budget)[:40]}")
+        raise ApiError(say("sources.budget_bad", got=repr(budget)[:40]))
     return float(budget)
 
 
@@ -108,16 +124,16 @@ def run_spec(body: dict[str, Any]) -> RunSpec:
     recursive = flag(body.get("recursive"), "'recursive'", False)
     variables = body.get("variables") or {}
     if not isinstance(variables, dict):
-        raise ApiError("'variables' must be an object of name to a list of values")
+        raise ApiError(say("sources.variables_not_object"))
     count = body.get("count", 1)
     if isinstance(count, bool) or not isinstance(count, int):
-        raise ApiError("'count' must be a whole number")
+        raise ApiError(say("fields.not_whole", field="'count'"))
     if mode == "edit" and not _string(body, "input_path").strip():
-        raise ApiError("'input_path' is required")
+        raise ApiError(say("fields.missing", field="'input_path'"))
     if mode == "table" and not _string(body, "table_path").strip():
-        raise ApiError("'table_path' is required (a .csv or .xlsx file)")
+        raise ApiError(say("sources.table_path_missing"))
     if mode != "table" and body.get("prompt") is None:
-        raise ApiError("'prompt' is required")
+        raise ApiError(say("fields.missing", field="'prompt'"))
     return RunSpec(mode=mode, input_path=_string(body, "input_path"), recursive=recursive,
                    prompt=_string(body, "prompt"), sidecar=_string(body, "sidecar", "off"),
                    reference_dirs=path_list(body, "reference_dirs"), variables=variables, count=count,
@@ -141,10 +157,10 @@ def cut_note(found: ScanResult) -> dict[str, Any] | None:
 
 # -- tables ------------------------------------------------------------------------------------
 
-def _lang() -> str:
-    lang = request.args.get("lang") or "en"
+def _lang(default: str = "en") -> str:
+    lang = request.args.get("lang") or default
     if lang not in LANGUAGES:
-        raise ApiError(f"query 'lang' must be one of {', '.join(LANGUAGES)}")
+        raise ApiError(say("sources.lang_bad", options=", ".join(LANGUAGES)))
     return lang
 
 
@@ -180,8 +196,10 @@ def table_template(kind: str):
 def export_table(run_id: str, kind: str):
     """Download a run as a table: each task's source, prompt, references, status and result files."""
     if store().run(run_id) is None:
-        raise ApiError(f"no run {run_id}", 404)
-    return _download(export_run(store(), run_id, kind, _lang()), kind, f"{run_id}.{kind}")
+        raise ApiError(say("sources.no_run", run_id=run_id), 404)
+    # No ?lang: the language the browser asks for (a script sending no Accept-Language gets English)
+    asked = request.accept_languages.best_match(LANGUAGES, default="en")
+    return _download(export_run(store(), run_id, kind, _lang(asked)), kind, f"{run_id}.{kind}")
 
 
 # -- tasks: references and continuations -------------------------------------------------------------
@@ -191,14 +209,22 @@ def task_reference(task_id: str, number: int):
     """Serve a task's reference image `number` (1-based), by id and position, never by a client's path."""
     task = store().task(task_id)
     if task is None:
-        raise ApiError(f"no task {task_id}", 404)
+        raise ApiError(say("sources.no_task", task_id=task_id), 404)
     if not 1 <= number <= len(task.references):
-        raise ApiError(f"task {task_id} has {len(task.references)} reference image(s), not {number}", 404)
+        raise ApiError(say("sources.no_such_reference", task_id=task_id, count=len(task.references), number=number), 404)
     return send_input_image(Path(task.references[number - 1]), "reference image")
 
 
+# The input images send_input_image names (a message each).
+INPUTS: dict[str, Message] = {"reference image": say("sources.input_reference"), "source file": say("sources.input_source")}
+
+
 def send_input_image(path: Path, what: str) -> Response:
-    """Send a task's input image (its source or a reference) as is, or its thumbnail with `?thumb=1`."""
+    """Send a task's input image (its source or a reference) as is, or its thumbnail with `?thumb=1`.
+
+    `what` names it in a refusal: a Message, or one of INPUTS' phrases.
+    """
+    what = what if isinstance(what, Message) else INPUTS.get(what, what)
     try:
         file = open_regular(path)  # a source swapped for a FIFO since the run must not hang the request
         if request.args.get("thumb") == "1":
@@ -206,9 +232,10 @@ def send_input_image(path: Path, what: str) -> Response:
             return send_file(cache().source_thumbnail(path), max_age=0)
         return _send_open(file, path.name)
     except FileNotFoundError:
-        raise ApiError(f"the {what} is gone: {path}", 404) from None
+        raise ApiError(say("sources.input_gone", what=what, path=str(path)), 404) from None
     except (OSError, ValueError) as exc:
-        raise ApiError(f"cannot read the {what}: {getattr(exc, 'strerror', None) or exc}", 422) from None
+        reason = getattr(exc, "strerror", None) or told(exc)  # the OS's words, or ours (not a regular file)
+        raise ApiError(say("sources.input_unreadable", what=what, reason=reason), 422) from None
 
 
 def _send_open(file: BinaryIO, name: str) -> Response:
@@ -227,9 +254,9 @@ def continue_result(result_id: str):
     body = json_body(required=False)
     prompt = body.get("prompt")
     if prompt is not None and not isinstance(prompt, str):
-        raise ApiError("'prompt' must be a string")
+        raise ApiError(say("fields.not_string", field="'prompt'"))
     overrides = body.get("api")
     if overrides is not None and not isinstance(overrides, dict):
-        raise ApiError("'api' must be an object")
+        raise ApiError(say("sources.api_not_object"))
     task_id = engine().continue_from(result_id, prompt, overrides)
     return {"ok": True, "task_id": task_id}, 201

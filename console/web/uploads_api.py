@@ -10,6 +10,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from ..diskfault import human_bytes
+from ..messages import say, told
 from ..uploads import Upload, UploadRefused, has_subfolders, refusal, remove_forgotten, uploads_root
 from . import services
 from .errors import ApiError
@@ -42,11 +43,12 @@ class _Part:
 @bp.post("/api/uploads")
 def upload():
     if request.mimetype != "multipart/form-data":
-        raise ApiError(f"expected Content-Type: multipart/form-data with the files in the field '{FIELD}', "
-                       f"got {(request.content_type or 'none')[:200]}", 415)
+        got = (request.content_type or "")[:200]
+        raise ApiError(say("sources.upload_not_multipart", field=FIELD, got=got) if got
+                       else say("sources.upload_no_content_type", field=FIELD), 415)
     boundary = request.mimetype_params.get("boundary", "")
     if not boundary:
-        raise ApiError("the multipart body names no boundary")
+        raise ApiError(say("sources.upload_no_boundary"))
     limit = int(current_app.config.get(MAX_BYTES_KEY, DEFAULT_MAX_BYTES))
     request.max_content_length = limit  # this route only: the others keep the app's small limit
     engine = services.engine()
@@ -56,14 +58,13 @@ def upload():
         input_path = files.finish()
     except RequestEntityTooLarge:
         files.abandon()
-        raise ApiError(f"the upload is over the limit of {human_bytes(limit)}; "
-                       "hand over fewer files at once, or give the folder's path instead", 413) from None
+        raise ApiError(say("sources.upload_too_big", limit=human_bytes(limit)), 413) from None
     except UploadRefused as exc:
         files.abandon()
-        raise ApiError(str(exc)) from None
+        raise ApiError(told(exc)) from None
     except ValueError as exc:  # the decoder: a body cut short or not multipart at all
         files.abandon()
-        raise ApiError(f"the upload could not be read ({exc}); send it again") from None
+        raise ApiError(say("sources.upload_unreadable", reason=told(exc))) from None
     except BaseException as exc:
         files.abandon()
         fault = engine.folder.fault(exc)
@@ -85,7 +86,7 @@ def _receive(stream: BinaryIO, boundary: bytes, files: Upload, max_source_bytes:
         try:
             decoder.receive_data(chunk or None)
         except RequestEntityTooLarge:
-            raise ValueError("a part's headers never end") from None
+            raise ValueError(say("sources.upload_headers_endless")) from None
         event = decoder.next_event()
         while not isinstance(event, (NeedData, Epilogue)):
             if isinstance(event, File):
@@ -98,7 +99,7 @@ def _receive(stream: BinaryIO, boundary: bytes, files: Upload, max_source_bytes:
         if isinstance(event, Epilogue):
             return
         if not chunk:
-            raise ValueError("the body ended before its last part")
+            raise ValueError(say("sources.upload_cut_short"))
 
 
 def _start(files: Upload, event: File, max_source_bytes: int) -> _Part | None:
@@ -106,7 +107,7 @@ def _start(files: Upload, event: File, max_source_bytes: int) -> _Part | None:
         return None
     relative, reason, limit = refusal(event.filename or "", max_source_bytes)
     if relative is None:
-        files.skip(event.filename or "(no name)", reason)
+        files.skip(event.filename or say("sources.upload_no_name"), reason)
         return None
     handle = files.open(relative)
     return None if handle is None else _Part(relative, handle, limit)
@@ -118,7 +119,7 @@ def _write(files: Upload, part: _Part, event: Data) -> None:
         if part.size > part.limit:
             part.file.close()
             part.file = None
-            files.drop(part.relative, f"over the limit of {human_bytes(part.limit)} per file (MAX_SOURCE_BYTES)")
+            files.drop(part.relative, say("sources.upload_file_too_big", limit=human_bytes(part.limit)))
         else:
             part.file.write(event.data)
     if not event.more_data and part.file is not None:

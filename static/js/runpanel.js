@@ -5,7 +5,7 @@
 import { fetchJSON } from "./api.js";
 import { initCompare } from "./compare.js";
 import { when } from "./format.js";
-import { t } from "./i18n.js";
+import { said, t } from "./i18n.js";
 import { readProfile } from "./profile.js";
 import { money } from "./spend.js";
 import { currentMode, initSources, problemLines, runTitle, showTable, sidecarLines, sourceFields, updateTaskCount } from "./sources.js";
@@ -89,7 +89,7 @@ async function scanPreview() {
   output.hidden = false;
   output.classList.toggle("is-error", Boolean(failure));
   if (failure) {
-    output.textContent = [(failure.data && failure.data.summary) || failure.message, ...problemLines(failure.data)].join("\n");
+    output.textContent = [(failure.data && said(failure.data, "summary")) || failure.message, ...problemLines(failure.data)].join("\n");
     return;
   }
   const lines = [t("count_found", { count: answer.count }), ...answer.sample.slice(0, 8).map((name) => `· ${name}`)];
@@ -97,7 +97,7 @@ async function scanPreview() {
   lines.push(...sidecarLines(answer));
   if (answer.skipped_count) {
     lines.push(t("skipped", { count: answer.skipped_count }));
-    lines.push(...answer.skipped.slice(0, 5).map((s) => `× ${s.name}: ${s.reason}`));
+    lines.push(...answer.skipped.slice(0, 5).map((s) => `× ${s.name}: ${said(s, "reason")}`));
   }
   output.textContent = lines.join("\n");
   const estimate = await estimateLines(fields);
@@ -144,7 +144,7 @@ function showRefusal(mode, err) {
   if (!lines.length) return;
   box.hidden = false;
   box.classList.add("is-error");
-  box.textContent = [(err.data && err.data.summary) || err.message, ...lines].join("\n");
+  box.textContent = [(err.data && said(err.data, "summary")) || err.message, ...lines].join("\n");
 }
 
 /** The form's "Try on N first" as a body field: none when empty; any other value goes as typed, for the server to judge. */

@@ -2,7 +2,7 @@
 // the variables editor with its live task count, the table check with its row errors, reference
 // folders and the sidecar summary. Pure helpers first, then the DOM.
 
-import { t } from "./i18n.js";
+import { said, t } from "./i18n.js";
 import { $ } from "./ui.js";
 
 const PLACEHOLDER = /\{([\p{L}\p{N}_]+)\}/gu; // the server's \w: {动物} is a name too
@@ -47,11 +47,11 @@ export function runTitle(run) {
   return run.prompt;
 }
 
-/** Return the lines that describe a refusal's bad rows or files (`rows` / `files` of a 400). */
+/** Return the lines that describe a refusal's bad rows or files (`rows` / `files` of a 400), in the page's language. */
 export function problemLines(data) {
   if (!data) return [];
-  const rows = (data.rows || []).map((row) => t("row_error", { row: row.row, error: row.error }));
-  const files = (data.files || []).map((file) => `× ${file.name}: ${file.error}`);
+  const rows = (data.rows || []).map((row) => t("row_error", { row: row.row, error: said(row) }));
+  const files = (data.files || []).map((file) => `× ${file.name}: ${said(file)}`);
   return [...rows, ...files];
 }
 
@@ -164,7 +164,7 @@ export function sidecarLines(answer) {
   const refs = answer.references;
   if (refs) {
     lines.push(t("refs_matched", { count: refs.matched, total: answer.count, folders: refs.folders }));
-    lines.push(...refs.missing.slice(0, 5).map((m) => `× ${m.name}: ${m.error}`));
+    lines.push(...refs.missing.slice(0, 5).map((m) => `× ${m.name}: ${said(m)}`));
   }
   return lines;
 }

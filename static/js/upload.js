@@ -2,7 +2,7 @@
 // with progress, then fill the folder field with the server's copy and preview it.
 
 import { ApiError, route, tellSuccess } from "./api.js";
-import { t } from "./i18n.js";
+import { said, t } from "./i18n.js";
 import { $, toast } from "./ui.js";
 
 const UPLOAD_URL = "/api/uploads";
@@ -72,7 +72,7 @@ function send(items, onProgress) {
       if (request.status >= 200 && request.status < 300) {
         tellSuccess(UPLOAD_ROUTE);
         resolve(data);
-      } else reject(new ApiError((data && data.error) || `HTTP ${request.status}`, request.status, data, UPLOAD_ROUTE));
+      } else reject(new ApiError((data && data.error && said(data)) || `HTTP ${request.status}`, request.status, data, UPLOAD_ROUTE));
     });
     request.addEventListener("error", () => reject(new ApiError(t("upload_network"), 0, null, UPLOAD_ROUTE)));
     request.send(body);
@@ -91,7 +91,7 @@ function skippedLines(answer, leftHere) {
   if (!count) return lines;
   lines.push(t("skipped", { count }));
   const shown = [...leftHere.map((item) => ({ name: item.path, reason: t("upload_not_image") })), ...((answer && answer.skipped) || [])];
-  lines.push(...shown.slice(0, SKIPPED_SHOWN).map((item) => `× ${item.name}: ${item.reason}`));
+  lines.push(...shown.slice(0, SKIPPED_SHOWN).map((item) => `× ${said(item, "name")}: ${said(item, "reason")}`));
   return lines;
 }
 
