@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from ..messages import say
 from ..store_captions import CAPTION_MAX_BYTES
 
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
@@ -18,11 +19,11 @@ class NoCaption(Exception):
 def caption_from(text: str, refusal: str | None = None) -> str:
     """Return the caption an answer's text makes; NoCaption when it was refused or holds no text."""
     if refusal:
-        raise NoCaption(f"the model declined: {refusal}")
+        raise NoCaption(say("upstream.caption_declined", refusal=refusal))
     caption = _unquoted(_OPEN_THINK.sub("", _THINK.sub("", text)).strip())
     if not caption:
-        raise NoCaption("the model answered with no text" if not text.strip() else
-                        "the model's answer held only its reasoning, no caption")
+        raise NoCaption(say("upstream.caption_no_text") if not text.strip() else
+                        say("upstream.caption_only_reasoning"))
     return capped(caption)
 
 

@@ -6,6 +6,7 @@ import io
 
 from PIL import Image, ImageOps
 
+from ..messages import say
 from .presets import LONG_SIDE
 
 JPEG_QUALITY = 90
@@ -21,16 +22,16 @@ def caption_jpeg(path: str, max_pixels: int, long_side: int = LONG_SIDE) -> tupl
     try:
         with Image.open(path) as opened:
             if opened.width * opened.height > max_pixels:
-                raise ImageProblem(f"the image has {opened.width}x{opened.height} pixels, more than the "
-                                   f"{max_pixels:,} allowed")
+                raise ImageProblem(say("upstream.caption_too_many_pixels", width=opened.width, height=opened.height,
+                                       limit=max_pixels))
             opened.draft("RGB", (long_side, long_side))  # JPEG: decode at a reduced scale when it can
             image = ImageOps.exif_transpose(opened)
             image.thumbnail((long_side, long_side), Image.Resampling.LANCZOS)
             flat = _flattened(image)
     except FileNotFoundError:
-        raise ImageProblem("the image file is no longer there (deleted, moved, or gone from the cache)") from None
+        raise ImageProblem(say("upstream.caption_image_gone")) from None
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ImageProblem(f"the image cannot be read: {exc}") from None
+        raise ImageProblem(say("upstream.caption_image_unreadable", said=str(exc))) from None
     out = io.BytesIO()
     flat.save(out, "JPEG", quality=JPEG_QUALITY)
     return out.getvalue(), flat.width, flat.height

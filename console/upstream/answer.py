@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..messages import say
 from . import gemini
 from .errors import ResponseError, StreamError
 from .extract import ImageRef, ref_from_field, refs_from_text, unique
@@ -88,8 +89,7 @@ class AnswerParser:
         """
         refs = unique([*self._field_refs, *refs_from_text(self.text())])
         if len(refs) > MAX_IMAGE_REFS:
-            raise ResponseError(f"the answer holds {len(refs)} image references, more than the {MAX_IMAGE_REFS} "
-                                "one answer may have; none was fetched")
+            raise ResponseError(say("upstream.too_many_refs", count=len(refs), limit=MAX_IMAGE_REFS))
         return refs
 
     # -- shapes ---------------------------------------------------------------------------
@@ -169,7 +169,7 @@ class AnswerParser:
 
     def _response(self, response: dict) -> None:
         if response.get("status") == "failed":
-            raise _stream_error(response.get("error"), "the API reported the response as failed")
+            raise _stream_error(response.get("error"), say("upstream.response_failed"))
         for item in response.get("output") or []:
             self._item(item)
 
@@ -195,11 +195,13 @@ class AnswerParser:
     def _image_failed(self, obj: dict, position: int | None = None) -> None:
         error = obj.get("error") if isinstance(obj.get("error"), dict) else {}
         index = obj.get("image_index", position)
-        which = f"image {index}" if isinstance(index, int) else "an image"
-        said = _stream_error(error, "no reason given")
-        self.warnings.append(f"{which} failed: {said}")
+        said = _stream_error(error, say("upstream.no_reason"))
+        words = said.words if said.words is not None else said.message  # the API's words, or ours
+        failed = say("upstream.image_failed", index=index, said=words) if isinstance(index, int) else \
+            say("upstream.an_image_failed", said=words)
+        self.warnings.append(failed)
         if self.refusal is None:
-            self.refusal = (said.code or said.kind or "image_failed", f"{which} failed: {said}")
+            self.refusal = (said.code or said.kind or "image_failed", failed)
 
     def _gemini(self, obj: dict) -> None:
         chunk = gemini.read(obj)
@@ -229,19 +231,25 @@ def _raise_if_error(obj: dict, event: str | None) -> None:
     kind = obj.get("type")
     if event in _FAILED_TYPES or kind in _FAILED_TYPES:
         response = obj.get("response") if isinstance(obj.get("response"), dict) else {}
-        raise _stream_error(error or response.get("error") or obj, f"the API sent {event or kind}")
+        raise _stream_error(error or response.get("error") or obj, say("upstream.api_sent", event=event or kind))
     if error:
-        raise _stream_error(error, "the API sent an error")
+        raise _stream_error(error, say("upstream.api_sent_error"))
 
 
 def _stream_error(error: Any, fallback: str) -> StreamError:
+    """Return the error an answer reported: its own words (kept verbatim as `words`), or `fallback`."""
     if isinstance(error, dict):
-        message = error.get("message") or error.get("detail") or fallback
+        message = error.get("message") or error.get("detail")
         kind = str(error.get("type") or error.get("status") or "")  # Google: {"code": 500, "status": "INTERNAL"}
         code = str(error.get("code") or "")
-        return StreamError(_label(str(message), kind, code), kind=kind, code=code)
+        if not message:  # our words for it, with its type and code words after them
+            tags = ", ".join(tag for tag in (kind, code) if tag)
+            return StreamError(say("upstream.tagged", message=fallback, tags=tags) if tags else fallback,
+                               kind=kind, code=code)
+        words = _label(str(message), kind, code)
+        return StreamError(say("upstream.said", said=words), kind=kind, code=code, words=words)
     if isinstance(error, str) and error:
-        return StreamError(error)
+        return StreamError(say("upstream.said", said=error), words=error)
     return StreamError(fallback)
 
 

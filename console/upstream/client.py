@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ..messages import say, told
 from ..netguard import UrlPolicy, check_url
 from ..profile import ApiProfile
 from ..settings import Settings
@@ -22,7 +23,7 @@ from .cooldown import Deployments
 from .debuglog import DebugLog
 from .errors import (ProfileProblem, ResponseError, StatusError, TimeoutError_, TooLargeError, TransportError,
                      UpstreamError)
-from .explain import describe_error, no_image_message, redacted, timeout_kind, usage_note
+from .explain import describe_error, no_image_message, redacted, timed_out, usage_note
 from .extract import ImageRef
 from .faults import ERROR_BODY_BYTES, read_error
 from .fetch import Downloader, ResultImage, absolute_url, decode_inline, read_capped, read_head, verify
@@ -220,7 +221,7 @@ class UpstreamClient:
             return self._http
         through = getattr(self._http, "through", None)
         if through is None:
-            raise ProfileProblem("a proxy is set, but this HTTP client cannot use one (make it with make_http_client)")
+            raise ProfileProblem(say("upstream.proxy_unsupported"))
         return through(proxy)
 
     async def _attempt(self, request: Request, profile: ApiProfile, debug: DebugLog,
@@ -237,7 +238,7 @@ class UpstreamClient:
             async with asyncio.timeout(profile.timeout_s):
                 parser, status = await self._send(request, profile, debug, share)
         except TimeoutError:
-            raise TimeoutError_(f"no complete answer within {profile.timeout_s:g}s") from None
+            raise TimeoutError_(say("upstream.no_answer_within", seconds=profile.timeout_s)) from None
         try:
             return await self._images(request, profile, debug, share, keep, answered, parser, status)
         except UpstreamError as exc:
@@ -252,7 +253,7 @@ class UpstreamClient:
                 async with asyncio.timeout(profile.timeout_s):
                     parser, status = await self._send(request, profile, debug, share, TextAnswer())
             except TimeoutError:
-                raise TimeoutError_(f"no complete answer within {profile.timeout_s:g}s") from None
+                raise TimeoutError_(say("upstream.no_answer_within", seconds=profile.timeout_s)) from None
         refused = parser.refused()
         debug.note(f"answer: {len(parser.text())} chars of text" + (f"; refused: {refused}" if refused else ""))
         usage = parser.usage.usage(0)
@@ -314,9 +315,10 @@ class UpstreamClient:
                     raise
                 return parser, answer.status_code
         except httpx.TimeoutException as exc:
-            raise TimeoutError_(f"{timeout_kind(exc)} timeout after {profile.timeout_s:g}s") from None
+            raise TimeoutError_(timed_out(exc, profile.timeout_s)) from None
         except httpx.HTTPError as exc:
-            raise TransportError(f"connection to {urlsplit(request.url).netloc} failed: {describe_error(exc)}") from None
+            raise TransportError(say("upstream.connection_failed", host=urlsplit(request.url).netloc,
+                                     said=describe_error(exc))) from None
 
     async def _check_status(self, answer: httpx.Response, debug: DebugLog) -> None:
         status = answer.status_code
@@ -330,10 +332,9 @@ class UpstreamClient:
         debug.raw(body)
         if 300 <= status < 400:
             where = answer.headers.get("location", "?")
-            raise ResponseError(f"HTTP {status}: the API redirected to {where}; put the final URL in the profile",
-                                http_status=status)
+            raise ResponseError(say("upstream.redirected", status=status, where=where), http_status=status)
         said = read_error(body, status, answer.headers)
-        raise StatusError(f"HTTP {status}: {said.message}", http_status=status,
+        raise StatusError(say("upstream.http_status", status=status, said=said.message), http_status=status,
                           retry_after=parse_retry_after(answer.headers.get("retry-after")) if "retry-after" in
                           answer.headers else said.retry_after,
                           kind=said.kind, code=said.code, not_submitted=said.not_submitted)
@@ -343,7 +344,7 @@ class UpstreamClient:
         kind = answer.headers.get("content-type", "").split(";")[0].strip().lower()
         cap = self._settings.max_response_bytes
         if kind.endswith("json") and "ndjson" not in kind:
-            body = await read_capped(answer, cap, "answer", share.take)
+            body = await read_capped(answer, cap, say("upstream.what_answer"), share.take)
             debug.raw(body)
             obj = await self._parse_json(body.decode("utf-8", errors="replace"))
             if obj is not _NOT_JSON:
@@ -354,7 +355,7 @@ class UpstreamClient:
             await self._events([*decoder.feed(body), *decoder.finish()], parser)
             return
         if kind.startswith("text/") and kind != "text/event-stream":
-            body = await read_capped(answer, cap, "answer", share.take)
+            body = await read_capped(answer, cap, say("upstream.what_answer"), share.take)
             debug.raw(body)
             parser.feed_text(body.decode("utf-8", errors="replace"))
             return
@@ -368,14 +369,14 @@ class UpstreamClient:
         async for chunk in chunks:
             total += len(chunk)
             if total > cap:
-                raise TooLargeError(f"the answer passed the cap of {cap} bytes")
+                raise TooLargeError(say("upstream.answer_over_cap", cap=cap))
             await share.take(len(chunk))
             debug.raw(chunk)
             if await self._events(decoder.feed(chunk), parser):
                 await _drain(chunks)
                 return
         if total == 0:  # grok2api may answer 200 and close at once: a fault, retried
-            raise TransportError("the API answered HTTP 200 and closed the stream without sending anything")
+            raise TransportError(say("upstream.empty_stream"))
         await self._events(decoder.finish(), parser)
 
     async def _events(self, events: list, parser: AnswerParser) -> bool:
@@ -412,13 +413,13 @@ class UpstreamClient:
             if isinstance(result, BaseException):
                 if not isinstance(result, UpstreamError):
                     raise result
-                warnings.append(f"image {ref.describe()}: {result}")
+                warnings.append(_rejected(ref, result))
                 debug.note(f"image {ref.describe()} rejected: {result}")
             elif result.sha256 not in seen:
                 seen.add(result.sha256)
                 images.append(result)
         if not images:
-            raise ResponseError("no usable image in the answer: " + "; ".join(warnings))
+            raise ResponseError(say("upstream.no_usable_image", problems=warnings))
         return images, warnings
 
     async def _one_image(self, ref: ImageRef, api_url: str, profile: ApiProfile, downloader: Downloader,
@@ -443,6 +444,13 @@ class UpstreamClient:
 
 
 _NOT_JSON = object()
+
+
+def _rejected(ref: ImageRef, error: UpstreamError) -> str:
+    """Return why an image of the answer was not kept: "image <url>: <why>"."""
+    if ref.origin == "url":
+        return say("upstream.image_url_rejected", url=ref.describe(), problem=told(error))
+    return say("upstream.image_inline_rejected", origin=ref.origin, chars=len(ref.value), problem=told(error))
 
 
 def _kept(keep: Callable[[ResultImage], Any] | None, check: Callable[..., ResultImage], *args: Any) -> ResultImage:

@@ -16,6 +16,7 @@ Which of these are retried is decided in one place, `retry.is_retryable`.
 
 from __future__ import annotations
 
+from ..messages import say, told
 from ..netguard import BlockedURL
 
 
@@ -45,8 +46,10 @@ class StatusError(UpstreamError):
 class StreamError(UpstreamError):
     """The API sent an error inside a successful (HTTP 200) answer."""
 
-    def __init__(self, message: str, *, kind: str = "", code: str = "", http_status: int | None = 200):
+    def __init__(self, message: str, *, kind: str = "", code: str = "", http_status: int | None = 200,
+                 words: str | None = None):
         super().__init__(message, http_status=http_status, kind=kind, code=code)
+        self.words = words  # the API's own words (with its type and code), when it gave some
 
 
 class TransportError(UpstreamError):
@@ -65,7 +68,7 @@ class CooldownError(UpstreamError):
     """
 
     def __init__(self, cause: UpstreamError, refusal: UpstreamError, retry_after: float | None) -> None:
-        super().__init__(f"{cause} (then the gateway's router held this deployment in cooldown: {refusal})",
+        super().__init__(say("upstream.cooldown", cause=told(cause), refusal=told(refusal)),
                          http_status=cause.http_status, retry_after=retry_after, kind=cause.kind, code=cause.code)
         self.cause = cause
 

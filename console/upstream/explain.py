@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 
+from ..messages import Message, say
 from .answer import AnswerParser
 from .debuglog import DebugLog
 from .errors import UpstreamError
@@ -13,17 +14,33 @@ from .usage import Usage
 def no_image_message(parser: AnswerParser) -> str:
     """Return why an answer holds no image: a refusal, a preview only, nothing, or what the API said instead."""
     text = parser.text().strip()
-    refused = "; ".join(parser.warnings) or (parser.refusal[1] if parser.refusal else "")
+    refusals = list(parser.warnings) or ([parser.refusal[1]] if parser.refusal else [])
     if not text:
-        if refused:
-            return refused
+        if len(refusals) > 1:
+            return say("upstream.refusals", refusals=refusals)
+        if refusals:
+            return refusals[0]
         if parser.partial_images:
-            return f"the answer held only {parser.partial_images} partial preview image(s), no final image"
-        return "the answer was empty: no text and no image"
+            return say("upstream.partial_only", count=parser.partial_images)
+        return say("upstream.empty_answer")
     excerpt = text if len(text) <= 500 else text[:500] + "…"
-    if refused:
-        return f"{refused.rstrip('.')}; the API said: {excerpt}"
-    return f"no image in the answer; the API said: {excerpt}"
+    if refusals:
+        refusals[-1] = _unstopped(refusals[-1])  # "…blocked."; the API said: …
+        return say("upstream.refused_said", refusal=refusals[0] if len(refusals) == 1 else refusals, said=excerpt)
+    return say("upstream.no_image_said", said=excerpt)
+
+
+def _unstopped(words: str) -> str:
+    """Return `words` without the full stops it ends with (a refusal followed by what the API said)."""
+    if not words.endswith("."):
+        return words
+    if not isinstance(words, Message):
+        return words.rstrip(".")
+    params = dict(words.params)
+    last = params.get("said")
+    if isinstance(last, str) and str(words).endswith(str(last)):
+        params["said"] = _unstopped(last)
+    return Message(str(words).rstrip("."), words.code, params)
 
 
 def usage_note(usage: Usage) -> str:
@@ -33,20 +50,29 @@ def usage_note(usage: Usage) -> str:
                      for name, value in said.items())
 
 
-def timeout_kind(exc: httpx.TimeoutException) -> str:
-    """Return which wait ran out: connect, read, write, pool or network."""
-    return {httpx.ConnectTimeout: "connect", httpx.ReadTimeout: "read", httpx.WriteTimeout: "write",
-            httpx.PoolTimeout: "pool"}.get(type(exc), "network")
+def timed_out(exc: httpx.TimeoutException, seconds: float) -> Message:
+    """Return which wait ran out after how long: "read timeout after 300s"."""
+    kind = type(exc)
+    if kind is httpx.ConnectTimeout:
+        return say("upstream.timeout_connect", seconds=seconds)
+    if kind is httpx.ReadTimeout:
+        return say("upstream.timeout_read", seconds=seconds)
+    if kind is httpx.WriteTimeout:
+        return say("upstream.timeout_write", seconds=seconds)
+    if kind is httpx.PoolTimeout:
+        return say("upstream.timeout_pool", seconds=seconds)
+    return say("upstream.timeout_network", seconds=seconds)
 
 
 def describe_error(exc: httpx.HTTPError) -> str:
-    """Return a transport error as its type and message."""
+    """Return a transport error as its type and message (the library's or the OS's words, verbatim)."""
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def redacted(error: UpstreamError, debug: DebugLog) -> UpstreamError:
     """Take the profile's key (and any bearer token) out of an error's message; return the error."""
-    error.message = debug.redact(error.message)
+    message = error.message
+    error.message = message.mapped(debug.redact) if isinstance(message, Message) else debug.redact(message)
     error.args = (error.message,)
     return error

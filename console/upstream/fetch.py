@@ -14,6 +14,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 
 from .. import imaging
+from ..messages import say, told
 from ..netguard import UrlPolicy, check_url, is_public
 from .debuglog import DebugLog
 from .errors import ResponseError, StatusError, TimeoutError_, TooLargeError, TransportError, UpstreamError
@@ -46,7 +47,7 @@ def decode_base64(text: str) -> bytes:
     try:
         raw = text.encode("ascii")
     except UnicodeEncodeError:
-        raise ResponseError("invalid base64 image data: non-ASCII characters") from None
+        raise ResponseError(say("upstream.base64_non_ascii")) from None
     if any(space in raw for space in (b" ", b"\n", b"\r", b"\t")):
         raw = b"".join(raw.split())
     raw = raw.rstrip(b"=").translate(_URLSAFE)
@@ -54,7 +55,7 @@ def decode_base64(text: str) -> bytes:
     try:
         return base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ResponseError(f"invalid base64 image data: {exc}") from None
+        raise ResponseError(say("upstream.base64_invalid", said=str(exc))) from None
 
 
 def payload_of(ref: ImageRef) -> str:
@@ -69,8 +70,7 @@ def verify(data: bytes, origin: str, max_pixels: int, url: str | None = None) ->
     try:
         info = imaging.inspect(data, max_pixels)
     except imaging.InvalidImage as exc:
-        where = f"{url}: " if url else ""
-        raise ResponseError(f"{where}{exc}") from None
+        raise ResponseError(say("upstream.bad_image_at", url=url, problem=told(exc)) if url else told(exc)) from None
     digest = hashlib.sha256(data).hexdigest()
     return ResultImage(data, digest, info.format, info.width, info.height, origin, url)
 
@@ -79,7 +79,7 @@ def decode_inline(ref: ImageRef, max_bytes: int, max_pixels: int) -> ResultImage
     """Decode and verify a data URL or bare-base64 reference (CPU work: run off the loop)."""
     payload = payload_of(ref)
     if len(payload) * 3 // 4 > max_bytes:
-        raise TooLargeError(f"inline image of {len(payload) * 3 // 4} bytes exceeds the cap of {max_bytes}")
+        raise TooLargeError(say("upstream.inline_too_large", size=len(payload) * 3 // 4, cap=max_bytes))
     return verify(decode_base64(payload), ref.origin, max_pixels)
 
 
@@ -138,7 +138,7 @@ class Downloader:
                 return body
             url = urljoin(url, location)
             self._debug.note(f"  redirected to {url}")
-        raise ResponseError(f"too many redirects downloading {url}")
+        raise ResponseError(say("upstream.too_many_redirects", url=url))
 
     async def _once(self, url: str) -> tuple[bytes, str | None]:
         """GET `url`; return (body, None), or (b"", redirect target)."""
@@ -150,15 +150,16 @@ class Downloader:
                     return b"", answer.headers["location"]
                 if answer.status_code >= 400:
                     raise StatusError(
-                        f"HTTP {answer.status_code} downloading {url}",
+                        say("upstream.download_status", status=answer.status_code, url=url),
                         http_status=answer.status_code,
                         retry_after=parse_retry_after(answer.headers.get("retry-after")),
                     )
-                return await read_capped(answer, self._max_bytes, f"download {url}", self._take), None
+                what = say("upstream.what_download", url=url)
+                return await read_capped(answer, self._max_bytes, what, self._take), None
         except httpx.TimeoutException:
-            raise TimeoutError_(f"timed out downloading {url}") from None
+            raise TimeoutError_(say("upstream.download_timeout", url=url)) from None
         except httpx.HTTPError as exc:
-            raise TransportError(f"download of {url} failed: {exc or type(exc).__name__}") from None
+            raise TransportError(say("upstream.download_failed", url=url, said=str(exc) or type(exc).__name__)) from None
 
 
 async def read_head(answer: httpx.Response, max_bytes: int) -> bytes:
@@ -176,11 +177,11 @@ async def read_capped(answer: httpx.Response, max_bytes: int, what: str,
     """Read a whole streamed body, refusing more than `max_bytes`; `await take(n)` before keeping each chunk."""
     declared = answer.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
-        raise TooLargeError(f"{what}: {declared} bytes exceeds the cap of {max_bytes}")
+        raise TooLargeError(say("upstream.over_cap_declared", what=what, size=int(declared), cap=max_bytes))
     body = bytearray()
     async for chunk in answer.aiter_bytes():
         if len(body) + len(chunk) > max_bytes:
-            raise TooLargeError(f"{what}: more than {max_bytes} bytes")
+            raise TooLargeError(say("upstream.over_cap", what=what, cap=max_bytes))
         if take is not None:
             await take(len(chunk))
         body += chunk

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from ..messages import say
 from .errors import ProfileProblem
 from .extract import ImageRef, ref_from_field
 
@@ -26,8 +27,6 @@ MODELS_PAGE = 1000  # the largest page GET /models gives: one request lists them
 # A finishReason that says the candidate ended normally; any other one, with no image, is the
 # model declining (SAFETY, IMAGE_SAFETY, PROHIBITED_CONTENT, NO_IMAGE, RECITATION, …).
 NORMAL_FINISH = frozenset({"", "STOP", "MAX_TOKENS", "FINISH_REASON_UNSPECIFIED"})
-SIZE_HELP = ("use an aspect ratio such as 16:9, an image size (1K, 2K or 4K), or both, e.g. \"16:9 2K\"; "
-             "WIDTHxHEIGHT is sent as its ratio")
 _RATIO = re.compile(r"(\d{1,4}):(\d{1,4})")
 _PIXELS = re.compile(r"(\d{1,5})[xX×*](\d{1,5})")
 _IMAGE_SIZE = re.compile(r"[124][kK]")
@@ -110,7 +109,7 @@ def image_config(size: str) -> dict[str, str]:
         elif _IMAGE_SIZE.fullmatch(word):
             config["imageSize"] = word.upper()
         else:
-            raise ProfileProblem(f"size {size!r} cannot be sent to Gemini: {SIZE_HELP}")
+            raise ProfileProblem(say("upstream.gemini_size", size=repr(size)))
     return config
 
 
@@ -155,8 +154,9 @@ def read(obj: dict) -> Chunk:
     feedback = obj.get("promptFeedback")
     if isinstance(feedback, dict) and feedback.get("blockReason"):
         reason = str(feedback["blockReason"])
-        said = _said(f"the prompt was blocked (blockReason {reason})", feedback.get("blockReasonMessage"))
-        chunk.refusal = (reason, said)
+        said = feedback.get("blockReasonMessage")
+        chunk.refusal = (reason, say("upstream.gemini_blocked_said", reason=reason, said=said) if _words(said) else
+                         say("upstream.gemini_blocked", reason=reason))
     for candidate in obj.get("candidates") or []:
         if not isinstance(candidate, dict):
             continue
@@ -166,8 +166,9 @@ def read(obj: dict) -> Chunk:
                 _part(part, chunk)
         reason = str(candidate.get("finishReason") or "")
         if reason not in NORMAL_FINISH:
-            chunk.refusal = (reason, _said(f"the model stopped without an image (finishReason {reason})",
-                                           candidate.get("finishMessage")))
+            said = candidate.get("finishMessage")
+            chunk.refusal = (reason, say("upstream.gemini_stopped_said", reason=reason, said=said) if _words(said)
+                             else say("upstream.gemini_stopped", reason=reason))
     return chunk
 
 
@@ -191,5 +192,6 @@ def _part(part: dict, chunk: Chunk) -> None:
             chunk.refs.append(ref)
 
 
-def _said(what: str, message: Any) -> str:
-    return f"{what}: {message}" if isinstance(message, str) and message.strip() else what
+def _words(message: Any) -> bool:
+    """Return True when the API said something of its own (a string that is not blank)."""
+    return isinstance(message, str) and bool(message.strip())

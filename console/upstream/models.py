@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ..messages import say
 from ..netguard import UrlPolicy, check_url
 from ..profile import ApiProfile
 from . import gemini
@@ -30,12 +31,14 @@ async def list_models(http: httpx.AsyncClient, profile: ApiProfile, api_policy: 
     try:
         answer = await http.get(url, headers=headers, timeout=httpx.Timeout(min(profile.timeout_s, 30.0)))
     except httpx.TimeoutException:
-        raise TimeoutError_(f"{url} did not answer in time") from None
+        raise TimeoutError_(say("upstream.models_timeout", url=url)) from None
     except httpx.HTTPError as exc:
-        raise TransportError(f"connection to {urlsplit(url).netloc} failed: {describe_error(exc)}") from None
+        raise TransportError(say("upstream.connection_failed", host=urlsplit(url).netloc,
+                                 said=describe_error(exc))) from None
     if answer.status_code >= 400:
         said = read_error(answer.content[:ERROR_BODY_BYTES], answer.status_code, answer.headers)
-        error = StatusError(f"HTTP {answer.status_code}: {said.message}", http_status=answer.status_code,
+        error = StatusError(say("upstream.http_status", status=answer.status_code, said=said.message),
+                            http_status=answer.status_code,
                             kind=said.kind, code=said.code)
         raise redacted(error, DebugLog(profile.secrets()))
     try:
@@ -47,5 +50,5 @@ async def list_models(http: httpx.AsyncClient, profile: ApiProfile, api_policy: 
     if names is not None:
         return answer.status_code, names
     if not isinstance(items, list):
-        raise ResponseError(f"{url} did not answer with a model list", http_status=answer.status_code)
+        raise ResponseError(say("upstream.models_not_list", url=url), http_status=answer.status_code)
     return answer.status_code, [str(item.get("id")) for item in items if isinstance(item, dict) and item.get("id")]

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from .. import __version__
+from ..messages import say
 from ..profile import ApiProfile
 from . import gemini
 from .errors import ProfileProblem
@@ -30,9 +31,9 @@ _DEFAULT_TOKEN_FIELD = {"chat_completions": "max_tokens", "responses": "max_outp
 # Seedream takes up to 10 reference images in `image`; Gemini see gemini.py.
 INPUT_IMAGE_LIMITS = {"chat_completions": 8, "responses": 8, "images_json": 8, "images_multipart": 16,
                       "images_json_image": 10, "gemini": gemini.INPUT_IMAGE_LIMIT}
-FORM_NAMES = {"chat_completions": "chat completions", "responses": "the Responses API",
-              "images_json": "a JSON images edit", "images_multipart": "a multipart images edit",
-              "images_json_image": "a JSON `image` field (Seedream)", "gemini": "Gemini"}
+FORM_NAMES = {"chat_completions": say("upstream.form_chat_completions"), "responses": say("upstream.form_responses"),
+              "images_json": say("upstream.form_images_json"), "images_multipart": say("upstream.form_images_multipart"),
+              "images_json_image": say("upstream.form_images_json_image"), "gemini": say("upstream.form_gemini")}
 MULTIPART_FORMATS = ("multipart", "multipart_array")
 AUTH_HEADERS = ("Authorization", "x-goog-api-key")
 
@@ -87,7 +88,7 @@ def split_api_url(api_url: str) -> tuple[str, str | None]:
     """Return (base URL without endpoint, mode named by the URL's endpoint or None)."""
     parts = urlsplit(api_url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ProfileProblem(f"API URL must start with http:// or https:// and name a host; got {api_url!r}")
+        raise ProfileProblem(say("upstream.bad_api_url", url=repr(api_url)))
     path = parts.path.rstrip("/")
     for name, suffix in ENDPOINTS.items():
         if path.endswith(suffix):
@@ -149,9 +150,9 @@ def build(profile: ApiProfile, prompt: str, source: Source | None,
     parts, Responses `input_image` parts, images edits `image[]` files or JSON `images[]`.
     """
     if not profile.api_url:
-        raise ProfileProblem("no API URL set in the profile")
+        raise ProfileProblem(say("upstream.no_api_url"))
     if not profile.model:
-        raise ProfileProblem("no model set in the profile")
+        raise ProfileProblem(say("upstream.no_model"))
     mode = resolve_mode(profile)
     images = ([source] if source is not None else []) + list(references)
     limit, form = input_limit(profile)
@@ -180,10 +181,10 @@ def input_limit(profile: ApiProfile) -> tuple[int, str]:
 
 def too_many_images(count: int, limit: int, form: str) -> str:
     """Return the message for a task with more input images than its request form takes."""
-    better = "" if form in ("images_multipart", "images_json_image", "gemini") else (
-        f"; the images API with a multipart upload takes up to {INPUT_IMAGE_LIMITS['images_multipart']}")
-    return (f"{count} input images (source and references) in one request, but {FORM_NAMES[form]} takes "
-            f"at most {limit}: use fewer references{better}")
+    if form in ("images_multipart", "images_json_image", "gemini"):
+        return say("upstream.too_many_inputs", count=count, form=FORM_NAMES[form], limit=limit)
+    return say("upstream.too_many_inputs_multipart", count=count, form=FORM_NAMES[form], limit=limit,
+               multipart=INPUT_IMAGE_LIMITS["images_multipart"])
 
 
 def build_headers(profile: ApiProfile) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from ..messages import say, told
 from ..netguard import DEFAULT_PORTS, UrlPolicy, check_url, pin_key, resolve
 from ..profile import ApiProfile
 from ..settings import Settings
@@ -11,18 +12,16 @@ from . import gemini
 from .errors import BlockedURLError, ProfileProblem, UpstreamError
 from .payload import endpoint, resolve_mode
 
-NO_API_URL = "no API URL set: fill in the API profile first"
-NO_MODEL = "no model set: fill in the API profile first"
 
 
 def api_policy(profile: ApiProfile, settings: Settings) -> UrlPolicy:
     """Return the network policy for calling this profile's API URL."""
     return UrlPolicy(
-        "API URL",
+        say("upstream.purpose_api_url"),
         allow_private=profile.allow_private_api or settings.allow_private_api_url,
         allowlist=settings.api_url_host_allowlist,
         own=own_address(settings),
-        switch_hint="turn on 'allow private API' in the profile or start with ALLOW_PRIVATE_API_URL=1",
+        switch_hint=say("upstream.hint_private_api"),
         error=BlockedURLError,
     )
 
@@ -45,13 +44,13 @@ async def download_policy(profile: ApiProfile, settings: Settings) -> UrlPolicy:
     except BlockedURLError:
         api_addresses = frozenset()
     return UrlPolicy(
-        "download URL",
+        say("upstream.purpose_download_url"),
         allow_private=profile.allow_private_downloads or settings.allow_private_download_url,
         allowlist=settings.download_url_host_allowlist,
         trusted_hosts=frozenset({pin_key(host, port)}),
         trusted_addresses=api_addresses,
         own=own_address(settings),
-        switch_hint="turn on 'allow private downloads' in the profile or start with ALLOW_PRIVATE_DOWNLOAD_URL=1",
+        switch_hint=say("upstream.hint_private_downloads"),
         error=BlockedURLError,
     )
 
@@ -69,18 +68,18 @@ async def check_profile(profile: ApiProfile, settings: Settings) -> str:
             continue
         try:
             if resolve_mode(lane) != mode:
-                raise ProfileProblem(f"its API URL calls {resolve_mode(lane)}, the profile's calls {mode}")
+                raise ProfileProblem(say("upstream.lane_mode", lane_mode=resolve_mode(lane), mode=mode))
             await _check_one(lane, settings)
         except ProfileProblem as exc:
-            raise ProfileProblem(f"key {number} of the key pool: {exc}") from None
+            raise ProfileProblem(say("upstream.pool_key", number=number, problem=told(exc))) from None
     return url
 
 
 async def _check_one(profile: ApiProfile, settings: Settings) -> str:
     if not profile.api_url:
-        raise ProfileProblem(NO_API_URL)
+        raise ProfileProblem(say("upstream.no_api_url_fill"))
     if not profile.model:
-        raise ProfileProblem(NO_MODEL)
+        raise ProfileProblem(say("upstream.no_model_fill"))
     try:
         mode = resolve_mode(profile)
         if mode == "gemini":
@@ -90,5 +89,5 @@ async def _check_one(profile: ApiProfile, settings: Settings) -> str:
     except ProfileProblem:
         raise
     except UpstreamError as exc:
-        raise ProfileProblem(str(exc)) from None
+        raise ProfileProblem(told(exc)) from None
     return url

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from ..messages import say
 from ..profile import ApiProfile
 from .answer import AnswerParser
 from .errors import ProfileProblem
@@ -39,8 +40,7 @@ def text_mode(profile: ApiProfile) -> str:
     """Return the profile's endpoint mode when it answers text; ProfileProblem naming `api.api_mode` otherwise."""
     mode = resolve_mode(profile)
     if mode not in TEXT_MODES:
-        raise ProfileProblem(f"'api.api_mode' (the endpoint) is {mode}: captioning needs a chat model that answers "
-                             "text; use chat_completions or responses")
+        raise ProfileProblem(say("upstream.caption_needs_chat", mode=mode))
     return mode
 
 
@@ -100,7 +100,7 @@ class TextAnswer(AnswerParser):
         if said:
             return said
         if self._filtered:
-            return f"the answer was stopped by the gateway's content filter (finish reason {self._filtered})"
+            return say("upstream.content_filter", reason=self._filtered)
         return self.refusal[1] if self.refusal else None
 
     def _look(self, obj: dict[str, Any]) -> None:

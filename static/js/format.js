@@ -1,5 +1,7 @@
 // Pure helpers for formatting and filtering; no DOM here.
 
+import { said } from "./i18n.js";
+
 const UNITS = { h: "h", min: "min", s: "s" };
 
 /** Return "45 s", "3 min 20 s" or "1 h 5 min" for a number of seconds ("–" when unknown); `units` names h/min/s. */
@@ -81,11 +83,11 @@ export function matches(task, filters) {
   return true;
 }
 
-/** Return the error line shown on a card: "HTTP 401 · message". */
+/** Return the error line shown on a card: "HTTP 401 · message", the message in the page's language. */
 export function errorLine(task) {
   if (!task.error) return "";
   const status = task.http_status && !task.error.startsWith("HTTP ") ? `HTTP ${task.http_status} · ` : "";
-  return status + task.error;
+  return status + said(task, "error");
 }
 
 /** Return a task that is "unreviewed": it has results and none is selected. */

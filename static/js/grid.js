@@ -5,7 +5,7 @@
 import { urls } from "./api.js";
 import { fillCardCaptions } from "./captions.js";
 import { errorLine, flagSignature, flagsOf } from "./format.js";
-import { t } from "./i18n.js";
+import { said, t } from "./i18n.js";
 import { spendText, spendTitle } from "./spend.js";
 
 // Card sizes: thumbnail side, row height (card plus gap) and the narrowest card, in CSS pixels.
@@ -224,7 +224,7 @@ export function fillCard(card, task) {
   const error = card.querySelector(".error");
   error.textContent = errorLine(task);
   error.title = error.textContent;
-  card.querySelector(".warning").textContent = task.warning || "";
+  card.querySelector(".warning").textContent = said(task, "warning");
   fillCardCaptions(card.querySelector(".card-captions"), task);
   card.querySelector(".notes").hidden = !task.error && !task.warning && !task.results.some((r) => r.caption);
   const running = task.status === "running";

@@ -3,7 +3,7 @@
 
 import { urls } from "./api.js";
 import { CaptionEditor } from "./captions.js";
-import { flagSignature, flagsOf } from "./format.js";
+import { errorLine, flagSignature, flagsOf } from "./format.js";
 import { language, t } from "./i18n.js";
 
 const ZOOM_STEP = 1.25;
@@ -78,6 +78,9 @@ export class Viewer {
     setSrc(this.resultImg, result ? urls.image(result.id, false) : "");
     this.resultImg.hidden = !result;
     this.root.querySelector(".viewer-empty").hidden = Boolean(result);
+    const error = this.root.querySelector(".viewer-error"); // why the task failed, in the page's language
+    error.textContent = result ? "" : errorLine(task);
+    error.hidden = !error.textContent;
     this.root.querySelector(".viewer-result-info").textContent = result
       ? `${this.number + 1}/${results.length} · ${result.width}×${result.height} ${result.format}${result.selected ? " · ✓" : ""}`
       : t("no_results");

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, AsyncIterator, Protocol, Sequence
 
+from ...messages import say
 from ...profile import ApiProfile
 from ..debuglog import DebugLog
 from ..errors import ProfileProblem
@@ -77,11 +78,9 @@ def batch_mode(profile: ApiProfile) -> str:
     """Return the profile's resolved mode, or raise ProfileProblem when it has no batch route."""
     mode = resolve_mode(profile)
     if mode not in BATCH_MODES:
-        raise ProfileProblem(f"api_mode {mode!r} has no batch route; batch delivery works with "
-                             + ", ".join(BATCH_MODES))
+        raise ProfileProblem(say("upstream.batch_no_route_mode", mode=repr(mode), modes=", ".join(BATCH_MODES)))
     if mode == "images" and profile.edit_format == "json_image":
-        raise ProfileProblem("edit_format 'json_image' (Seedream) has no batch route; batch delivery needs the "
-                             "OpenAI images API")
+        raise ProfileProblem(say("upstream.batch_no_route_seedream"))
     return mode
 
 
@@ -102,7 +101,7 @@ def batch_request(profile: ApiProfile, prompt: str, source: Source | None = None
 def line_body(request: Request) -> dict[str, Any]:
     """Return the JSON body a batch line carries for `request`: no `stream`, JSON images edits."""
     if request.content is None:
-        raise ProfileProblem("a batch line must be a JSON request (build it with batch_request)")
+        raise ProfileProblem(say("upstream.batch_line_not_json"))
     body = json.loads(request.content)
     body.pop("stream", None)
     images = body.get("images")

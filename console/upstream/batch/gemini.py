@@ -13,6 +13,7 @@ import json
 from typing import TYPE_CHECKING, Any, AsyncIterator, Sequence
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from ...messages import say
 from ...profile import ApiProfile
 from .. import gemini
 from ..debuglog import DebugLog
@@ -43,10 +44,10 @@ class GeminiBatches:
     async def submit(self, profile: ApiProfile, lines: list[BatchLine], label: str, debug: DebugLog) -> BatchState:
         """Create a batch of the lines under `label`: inline, or through an uploaded file when too large."""
         if not lines:
-            raise ProfileProblem("a batch needs at least one line")
+            raise ProfileProblem(say("upstream.batch_empty"))
         models = sorted({_model_of(line.request.url) for line in lines} - {gemini.model_path(profile.model)})
         if models:  # the batch goes to the profile's model; a task's own model would be silently replaced
-            raise ProfileProblem(f"a batch goes to {profile.model}, but some of its lines name {', '.join(models)}")
+            raise ProfileProblem(say("upstream.batch_models_gemini", model=profile.model, models=", ".join(models)))
         wire = Wire(self._client, profile, debug)
         requests = await wire.off_loop(_inlined, lines)
         body: dict[str, Any] = {"batch": {"display_name": label, "input_config": {"requests": {"requests": requests}}}}
@@ -61,10 +62,10 @@ class GeminiBatches:
         headers = wire.headers(**{"Content-Type": "application/json"})
 
         async def create(retry: bool) -> BatchState:
-            return state_of(await wire.json("POST", url, "the batch creation", content=content, headers=headers,
+            return state_of(await wire.json("POST", url, say("upstream.what_batch_creation"), content=content, headers=headers,
                                             summary=summary, retry=retry))
 
-        return await create_once(create, lambda: self.find(profile, label, debug), wire, "the batch creation",
+        return await create_once(create, lambda: self.find(profile, label, debug), wire, say("upstream.what_batch_creation"),
                                  profile.max_retries)
 
     async def find(self, profile: ApiProfile, label: str, debug: DebugLog) -> BatchState | None:
@@ -73,7 +74,7 @@ class GeminiBatches:
         token = ""
         for _ in range(LIST_PAGES):
             query = f"pageSize={LIST_PAGE}" + (f"&pageToken={quote(token, safe='')}" if token else "")
-            page = await wire.json("GET", _url(profile, "/batches", query), "the batch list")
+            page = await wire.json("GET", _url(profile, "/batches", query), say("upstream.what_batch_list"))
             for item in page.get("operations") or page.get("batches") or []:
                 if isinstance(item, dict) and _display_name(item) == label:
                     return state_of(item)
@@ -85,7 +86,7 @@ class GeminiBatches:
     async def poll(self, profile: ApiProfile, provider_id: str, debug: DebugLog) -> BatchState:
         """Return the batch's state now."""
         wire = Wire(self._client, profile, debug)
-        return state_of(await wire.json("GET", _url(profile, "/" + _name(provider_id)), "the batch status"))
+        return state_of(await wire.json("GET", _url(profile, "/" + _name(provider_id)), say("upstream.what_batch_status")))
 
     async def answers(self, profile: ApiProfile, state: BatchState, debug: DebugLog,
                       keys: Sequence[str] = ()) -> list[BatchAnswer]:
@@ -98,7 +99,7 @@ class GeminiBatches:
         if not isinstance(file_name, str) or not file_name:
             return []
         wire = Wire(self._client, profile, debug)
-        answer = await wire.send("GET", _download_url(profile, file_name), "the batch responses file",
+        answer = await wire.send("GET", _download_url(profile, file_name), say("upstream.what_batch_responses"),
                                  cap=self._client.answer_cap * max(1, state.total))
         return await wire.off_loop(read_file, answer.content, keys)
 
@@ -111,13 +112,13 @@ class GeminiBatches:
     async def cancel(self, profile: ApiProfile, provider_id: str, debug: DebugLog) -> BatchState:
         """Ask the service to cancel the batch, then return its state (cancelled once it stopped)."""
         wire = Wire(self._client, profile, debug)
-        await wire.json("POST", _url(profile, f"/{_name(provider_id)}:cancel"), "the batch cancel", body={})
+        await wire.json("POST", _url(profile, f"/{_name(provider_id)}:cancel"), say("upstream.what_batch_cancel"), body={})
         return await self.poll(profile, provider_id, debug)
 
     async def _upload(self, wire: Wire, profile: ApiProfile, content: bytes, label: str) -> str:
         """Upload the JSONL through the Files API's resumable protocol; return its `files/…` name."""
         start = await wire.send(
-            "POST", _upload_url(profile), "the batch file upload (start)",
+            "POST", _upload_url(profile), say("upstream.what_batch_upload_start"),
             content=json.dumps({"file": {"display_name": label}}).encode("utf-8"),
             headers=wire.headers(**{"Content-Type": "application/json", "X-Goog-Upload-Protocol": "resumable",
                                     "X-Goog-Upload-Command": "start",
@@ -126,9 +127,9 @@ class GeminiBatches:
             summary={"file": {"display_name": label}, "bytes": len(content)})
         target = start.headers.get("x-goog-upload-url")
         if not target:
-            raise ResponseError("the Files API answered the upload start without an upload URL")
+            raise ResponseError(say("upstream.batch_no_upload_url"))
         done = await wire.send(
-            "POST", _same_host(target, profile), "the batch file upload", content=content,
+            "POST", _same_host(target, profile), say("upstream.what_batch_upload"), content=content,
             headers=wire.headers(**{"X-Goog-Upload-Command": "upload, finalize", "X-Goog-Upload-Offset": "0",
                                     "Content-Type": "application/jsonl"}),
             summary=f"<{label}.jsonl, {len(content)} bytes>")
@@ -137,7 +138,7 @@ class GeminiBatches:
         except (ValueError, KeyError, TypeError):
             name = None
         if not isinstance(name, str) or not name:
-            raise ResponseError("the Files API answered the upload without a file name")
+            raise ResponseError(say("upstream.batch_no_file_name"))
         return name
 
 
@@ -169,7 +170,7 @@ def state_of(operation: dict[str, Any]) -> BatchState:
     raw_state = str(batch.get("state") or "").lower()
     status = next((raw_state[len(p):] for p in _STATE_PREFIXES if raw_state.startswith(p)), raw_state)
     if not isinstance(name, str) or not name:
-        raise ResponseError("the batch service answered without a batch name")
+        raise ResponseError(say("upstream.batch_no_name"))
     status = {"unspecified": "pending"}.get(status, status) or ("succeeded" if operation.get("done") else "pending")
     stats = batch.get("batchStats") if isinstance(batch.get("batchStats"), dict) else {}
     done = bool(operation.get("done")) or status in TERMINAL
@@ -209,9 +210,15 @@ def _answer(item: dict[str, Any], key: str) -> BatchAnswer:
         return BatchAnswer(key, response, 200, None)
     error = item.get("error") if isinstance(item.get("error"), dict) else {}
     code = error.get("code")
-    said = str(error.get("message") or "") or "the line failed without a message"
+    said = str(error.get("message") or "")
     status = error.get("status")
-    return BatchAnswer(key, None, _http_status(code), f"{status}: {said}" if isinstance(status, str) else said)
+    if not said:
+        reason = say("upstream.batch_line_no_message")
+        why = say("upstream.batch_line_said", status=status, said=reason) if isinstance(status, str) else reason
+    else:
+        why = say("upstream.batch_line_said", status=status, said=said) if isinstance(status, str) else \
+            say("upstream.said", said=said)
+    return BatchAnswer(key, None, _http_status(code), why)
 
 
 def _http_status(code: Any) -> int | None:
@@ -225,11 +232,11 @@ def _why(operation: dict[str, Any], status: str) -> str | None:
     error = operation.get("error")
     said = str(error.get("message") or "") if isinstance(error, dict) else ""
     if status == "failed":
-        return f"the batch failed: {said}" if said else "the batch failed"
+        return say("upstream.batch_failed_said", said=said) if said else say("upstream.batch_failed")
     if status == "expired":
-        return "the batch expired before all its requests were done"
+        return say("upstream.batch_expired")
     if status in ("cancelled", "cancelling"):
-        return "the batch was cancelled"
+        return say("upstream.batch_cancelled")
     return said or None
 
 
@@ -259,7 +266,7 @@ def _name(provider_id: str) -> str:
     """Return `batches/{id}` for a batch's name or bare id."""
     bare = provider_id.removeprefix("batches/")
     if not bare or "/" in bare or ":" in bare:
-        raise ProfileProblem(f"{provider_id!r} is not a Gemini batch name")
+        raise ProfileProblem(say("upstream.batch_not_gemini_name", name=repr(provider_id)))
     return "batches/" + quote(bare, safe="-._~")
 
 
@@ -283,7 +290,7 @@ def _upload_url(profile: ApiProfile) -> str:
 
 def _download_url(profile: ApiProfile, file_name: str) -> str:
     if not file_name.startswith("files/") or "/" in file_name[len("files/"):]:
-        raise ResponseError(f"the batch named a responses file the console cannot read: {file_name!r}")
+        raise ResponseError(say("upstream.batch_bad_file", name=repr(file_name)))
     return _beside_version(profile, "download", f"/{file_name}:download", "alt=media")
 
 

@@ -11,6 +11,7 @@ import json
 from typing import TYPE_CHECKING, Any, AsyncIterator, Sequence
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from ...messages import say
 from ...profile import ApiProfile
 from ..debuglog import DebugLog
 from ..errors import ProfileProblem, ResponseError
@@ -40,29 +41,29 @@ class OpenAIBatches:
     async def submit(self, profile: ApiProfile, lines: list[BatchLine], label: str, debug: DebugLog) -> BatchState:
         """Upload the lines as one JSONL file and create a batch of it under `label`."""
         if not lines:
-            raise ProfileProblem("a batch needs at least one line")
+            raise ProfileProblem(say("upstream.batch_empty"))
         wire = Wire(self._client, profile, debug)
         endpoint = batch_endpoint(lines[0].request.url)
         mixed = sorted({batch_endpoint(line.request.url) for line in lines} - {endpoint})
         if mixed:  # one batch serves one endpoint: edits (tasks with images) and generations go apart
-            raise ProfileProblem(f"a batch goes to one endpoint, but its lines go to {endpoint} and {', '.join(mixed)}")
+            raise ProfileProblem(say("upstream.batch_endpoints", endpoint=endpoint, others=", ".join(mixed)))
         content = await wire.off_loop(jsonl, lines, endpoint)
-        uploaded = await wire.json("POST", _url(profile, "/files"), "the batch file upload",
+        uploaded = await wire.json("POST", _url(profile, "/files"), say("upstream.what_batch_upload"),
                                    files={"file": (f"{label}.jsonl", content, "application/jsonl")},
                                    data={"purpose": "batch"},
                                    summary={"purpose": "batch", "file": f"<{label}.jsonl, {len(lines)} lines, "
                                                                         f"{len(content)} bytes>"})
         file_id = uploaded.get("id")
         if not isinstance(file_id, str) or not file_id:
-            raise ResponseError("the batch service answered the file upload without a file id")
+            raise ResponseError(say("upstream.batch_no_file_id"))
         body = {"input_file_id": file_id, "endpoint": endpoint, "completion_window": COMPLETION_WINDOW,
                 "metadata": {LABEL_FIELD: label}}
 
         async def create(retry: bool) -> BatchState:
-            return state_of(await wire.json("POST", _url(profile, "/batches"), "the batch creation", body=body,
+            return state_of(await wire.json("POST", _url(profile, "/batches"), say("upstream.what_batch_creation"), body=body,
                                             retry=retry))
 
-        return await create_once(create, lambda: self.find(profile, label, debug), wire, "the batch creation",
+        return await create_once(create, lambda: self.find(profile, label, debug), wire, say("upstream.what_batch_creation"),
                                  profile.max_retries)
 
     async def find(self, profile: ApiProfile, label: str, debug: DebugLog) -> BatchState | None:
@@ -71,7 +72,7 @@ class OpenAIBatches:
         after = ""
         for _ in range(LIST_PAGES):
             query = f"limit={LIST_PAGE}" + (f"&after={quote(after, safe='')}" if after else "")
-            page = await wire.json("GET", _url(profile, "/batches", query), "the batch list")
+            page = await wire.json("GET", _url(profile, "/batches", query), say("upstream.what_batch_list"))
             items = [item for item in page.get("data") or [] if isinstance(item, dict)]
             for item in items:
                 metadata = item.get("metadata")
@@ -85,7 +86,7 @@ class OpenAIBatches:
     async def poll(self, profile: ApiProfile, provider_id: str, debug: DebugLog) -> BatchState:
         """Return the batch's state now."""
         wire = Wire(self._client, profile, debug)
-        return state_of(await wire.json("GET", _url(profile, f"/batches/{_id(provider_id)}"), "the batch status"))
+        return state_of(await wire.json("GET", _url(profile, f"/batches/{_id(provider_id)}"), say("upstream.what_batch_status")))
 
     async def answers(self, profile: ApiProfile, state: BatchState, debug: DebugLog,
                       keys: Sequence[str] = ()) -> list[BatchAnswer]:
@@ -96,7 +97,8 @@ class OpenAIBatches:
                           keys: Sequence[str] = ()) -> AsyncIterator[BatchAnswer]:
         """Yield the answers of the output file, then the error file, line by line as they are read."""
         wire = Wire(self._client, profile, debug)
-        for field_name, what in (("output_file_id", "the batch output file"), ("error_file_id", "the batch error file")):
+        for field_name, what in (("output_file_id", say("upstream.what_batch_output")),
+                                 ("error_file_id", say("upstream.what_batch_errors"))):
             file_id = state.raw.get(field_name)
             if not isinstance(file_id, str) or not file_id:
                 continue
@@ -110,14 +112,14 @@ class OpenAIBatches:
         """Ask the service to cancel the batch; it answers `cancelling`, then `cancelled` once it stopped."""
         wire = Wire(self._client, profile, debug)
         return state_of(await wire.json("POST", _url(profile, f"/batches/{_id(provider_id)}/cancel"),
-                                        "the batch cancel"))
+                                        say("upstream.what_batch_cancel")))
 
 
 def batch_endpoint(url: str) -> str:
     """Return the Batch API's `endpoint` (`/v1/chat/completions`, …) for a request sent to `url`."""
     name = named_endpoint(url)
     if name is None:
-        raise ProfileProblem(f"{url} names no endpoint the Batch API serves")
+        raise ProfileProblem(say("upstream.batch_no_endpoint", url=url))
     return "/v1" + ENDPOINTS[name]
 
 
@@ -134,7 +136,7 @@ def jsonl(lines: list[BatchLine], endpoint: str) -> bytes:
         body = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
         out.append(f'{head[:-1]}, "body": {body}}}\n'.encode("utf-8"))
     if len(models) > 1:
-        raise ProfileProblem(f"a batch takes one model, but its lines name {', '.join(sorted(models))}")
+        raise ProfileProblem(say("upstream.batch_models", models=", ".join(sorted(models))))
     return b"".join(out)
 
 
@@ -143,7 +145,7 @@ def state_of(batch: dict[str, Any]) -> BatchState:
     status = str(batch.get("status") or "").lower()
     provider_id = batch.get("id")
     if not isinstance(provider_id, str) or not provider_id or not status:
-        raise ResponseError("the batch service answered without a batch id and status")
+        raise ResponseError(say("upstream.batch_no_id"))
     counts = batch.get("request_counts") if isinstance(batch.get("request_counts"), dict) else {}
     return BatchState(provider_id, status, status in TERMINAL, _count(counts, "total"), _count(counts, "completed"),
                       _count(counts, "failed"), _why(batch, status), batch)
@@ -169,19 +171,21 @@ def _answer(item: dict[str, Any]) -> BatchAnswer:
     error = item.get("error")
     if not error and body is not None and (status is None or status < 300):
         return BatchAnswer(item["custom_id"], body, status, None)
-    said = _message(error) or _message((body or {}).get("error")) or f"the line failed with HTTP {status}"
-    return BatchAnswer(item["custom_id"], None, status, said)
+    said = _message(error) or _message((body or {}).get("error"))
+    why = say("upstream.said", said=said) if said else say("upstream.batch_line_http", status=status)
+    return BatchAnswer(item["custom_id"], None, status, why)
 
 
 def _why(batch: dict[str, Any], status: str) -> str | None:
     if status == "failed":
         errors = batch.get("errors") if isinstance(batch.get("errors"), dict) else {}
         said = [_message(item) for item in errors.get("data") or []]
-        return "; ".join(text for text in said if text) or "the batch service failed the batch"
+        words = "; ".join(text for text in said if text)
+        return say("upstream.said", said=words) if words else say("upstream.batch_service_failed")
     if status == "expired":
-        return "the batch expired: the 24 h window ended before all its requests were done"
+        return say("upstream.batch_expired_window")
     if status in ("cancelling", "cancelled"):
-        return "the batch was cancelled"
+        return say("upstream.batch_cancelled")
     return None
 
 

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ...messages import say
 from ...netguard import check_url
 from ...profile import ApiProfile
 from ..debuglog import DebugLog
@@ -63,7 +64,7 @@ class Wire:
         except ValueError:
             data = None
         if not isinstance(data, dict):
-            raise ResponseError(f"the batch service did not answer {what} with a JSON object",
+            raise ResponseError(say("upstream.batch_not_json", what=what),
                                 http_status=answer.status)
         return data
 
@@ -110,18 +111,18 @@ class Wire:
                     body = await _read(answer, ERROR_BODY_BYTES, what)
                     self.debug.raw(body)
                     said = read_error(body, answer.status_code, answer.headers)
-                    raise StatusError(f"the batch service answered HTTP {answer.status_code} for {what}: "
-                                      f"{said.message}", http_status=answer.status_code, kind=said.kind, code=said.code)
+                    raise StatusError(say("upstream.batch_http", status=answer.status_code, what=what, said=said.message),
+                                      http_status=answer.status_code, kind=said.kind, code=said.code)
                 async for line in _split_lines(answer.aiter_bytes(), line_cap):
                     if line is None:
                         self.debug.note(f"{what}: a line over {line_cap} bytes was left out")
                     elif line.strip():
                         yield line
         except httpx.TimeoutException:
-            raise TimeoutError_(f"the batch service did not answer {what} in time") from None
+            raise TimeoutError_(say("upstream.batch_timeout", what=what)) from None
         except httpx.HTTPError as exc:
-            raise TransportError(f"connection to {urlsplit(url).netloc} failed during {what}: "
-                                 f"{type(exc).__name__}: {exc}") from None
+            raise TransportError(say("upstream.batch_connection", host=urlsplit(url).netloc, what=what,
+                                     said=f"{type(exc).__name__}: {exc}")) from None
 
     async def _once(self, method: str, url: str, what: str, cap: int | None, summary: Any,
                     headers: dict[str, str], kwargs: dict[str, Any]) -> Answer:
@@ -135,15 +136,15 @@ class Wire:
                 self.debug.response(answer.status_code, answer.headers)
                 body = await _read(answer, limit if answer.status_code < 300 else ERROR_BODY_BYTES, what)
         except httpx.TimeoutException:
-            raise TimeoutError_(f"the batch service did not answer {what} in time") from None
+            raise TimeoutError_(say("upstream.batch_timeout", what=what)) from None
         except httpx.HTTPError as exc:
-            raise TransportError(f"connection to {urlsplit(url).netloc} failed during {what}: "
-                                 f"{type(exc).__name__}: {exc}") from None
+            raise TransportError(say("upstream.batch_connection", host=urlsplit(url).netloc, what=what,
+                                     said=f"{type(exc).__name__}: {exc}")) from None
         self.debug.raw(body)
         if answer.status_code >= 300:
             said = read_error(body, answer.status_code, answer.headers)
             retry_after = answer.headers.get("retry-after")
-            raise StatusError(f"the batch service answered HTTP {answer.status_code} for {what}: {said.message}",
+            raise StatusError(say("upstream.batch_http", status=answer.status_code, what=what, said=said.message),
                               http_status=answer.status_code, kind=said.kind, code=said.code,
                               retry_after=parse_retry_after(retry_after) if retry_after else said.retry_after)
         return Answer(answer.status_code, answer.headers, body)
@@ -204,7 +205,7 @@ async def _read(answer: httpx.Response, cap: int, what: str) -> bytes:
         if total > cap:
             if answer.status_code >= 300:
                 break  # an error body: its head is enough
-            raise TooLargeError(f"the batch service's answer to {what} passed the cap of {cap} bytes")
+            raise TooLargeError(say("upstream.batch_over_cap", what=what, cap=cap))
         chunks.append(chunk)
     return b"".join(chunks)
 
