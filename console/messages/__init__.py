@@ -160,5 +160,5 @@ def _param_json(value: Any) -> Any:
     return value
 
 
-__all__ = ["as_json", "CATALOG", "carried", "FAMILIES", "Message", "placeholders", "restored", "say", "stored", "told",
+__all__ = ["as_json", "carried", "CATALOG", "FAMILIES", "Message", "placeholders", "restored", "say", "stored", "told",
            "with_msg"]
