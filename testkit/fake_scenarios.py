@@ -1176,7 +1176,7 @@ def restyle(ctx: Ctx) -> None:
 # --------------------------------------------------------------------------- rate limits and quota
 
 
-@scenario("ratelimited", _then_images)
+@scenario("ratelimited", _then_images, sources=True)  # sources: `then=picky` numbers them too
 def ratelimited(ctx: Ctx) -> None:
     """A gateway under load, as grok2api's current line answers.
 
