@@ -88,7 +88,7 @@ export const urls = {
   result: (resultId) => `/api/results/${encodeURIComponent(resultId)}`,
   image: (resultId, thumb) => `/api/results/${encodeURIComponent(resultId)}/image${thumb ? "?thumb=1" : ""}`,
   preset: (kind, name) => `/api/presets/${kind}/${encodeURIComponent(name)}`,
-  table: (runId, kind) => `/api/runs/${encodeURIComponent(runId)}/export.${kind}`,
+  table: (runId, kind, lang) => `/api/runs/${encodeURIComponent(runId)}/export.${kind}${query({ lang })}`,
   reference: (taskId, number, thumb) => `/api/tasks/${encodeURIComponent(taskId)}/references/${number}${thumb ? "?thumb=1" : ""}`,
   zip: (runId, onlySelected) => `/api/runs/${encodeURIComponent(runId)}/export.zip${onlySelected ? "?only_selected=1" : ""}`,
 };

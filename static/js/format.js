@@ -1,6 +1,6 @@
 // Pure helpers for formatting and filtering; no DOM here.
 
-import { said } from "./i18n.js";
+import { language, said } from "./i18n.js";
 
 const UNITS = { h: "h", min: "min", s: "s" };
 
@@ -25,15 +25,20 @@ export function oneDecimal(value) {
   return String(Math.round(value * 10) / 10);
 }
 
-/** Return a short local date and time for a UNIX timestamp. */
+/** Return the locale dates, times and numbers are written in: the page's language, not the browser's. */
+export function pageLocale() {
+  return language() === "zh" ? "zh-CN" : "en";
+}
+
+/** Return a short local date and time for a UNIX timestamp, in the page's language ("Dec 6, 14:32" / "12月6日 14:32"). */
 export function when(timestamp) {
   const date = new Date(timestamp * 1000);
-  return date.toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  return date.toLocaleString(pageLocale(), { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
 }
 
 /** Return the wall-clock time (hh:mm:ss) of a Unix time in seconds: "cooling until 14:32:05". */
 export function clockTime(seconds) {
-  return new Date(seconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  return new Date(seconds * 1000).toLocaleTimeString(pageLocale(), { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
 // Review flags, in the order the server lists them on a result.

@@ -124,12 +124,17 @@ async function selectRun(runId, { push = false } = {}) {
   const run = state.runs.find((r) => r.id === runId);
   takeBatches(run);
   $("run-title").textContent = runTitle(run);
-  $("table-link-xlsx").href = urls.table(runId, "xlsx");
-  $("table-link-csv").href = urls.table(runId, "csv");
+  linkTables(runId);
   $("run-concurrency").value = run ? run.concurrency : "";
   $("run-budget").value = run && run.budget !== null && run.budget !== undefined ? run.budget : "";
   $("zip-link").href = urls.zip(runId, false);
   schedulePoll(0);
+}
+
+/** Point the run's table downloads at the run, with their headers and statuses in the page's language. */
+function linkTables(runId) {
+  $("table-link-xlsx").href = urls.table(runId, "xlsx", language());
+  $("table-link-csv").href = urls.table(runId, "csv", language());
 }
 
 function schedulePoll(delay) {
@@ -597,6 +602,7 @@ function retranslate() {
   drawHistory();
   if (state.progress) showProgress({ progress: state.progress, running: state.running });
   showBatches();
+  if (state.runId) linkTables(state.runId);
   if (viewer.isOpen) viewer.show();
   translateCaptioning();
 }

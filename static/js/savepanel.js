@@ -3,6 +3,7 @@
 // progress and a cancel button, and the report.
 
 import { fetchJSON, urls } from "./api.js";
+import { pageLocale } from "./format.js";
 import { t } from "./i18n.js";
 import { PresetPicker } from "./presets.js";
 import { rule as served } from "./rules.js";
@@ -141,7 +142,7 @@ async function defaultFolder(runId) {
 /** Ask before adding this run's items to a folder that holds another run's dataset; true to go on. */
 function appendConfirmed(err) {
   const runs = err.data?.other_run_details || (err.data?.other_runs || []).map((id) => ({ run_id: id }));
-  const when = (r) => (typeof r.created_at === "number" ? ` (${new Date(r.created_at * 1000).toLocaleString()})` : "");
+  const when = (r) => (typeof r.created_at === "number" ? ` (${new Date(r.created_at * 1000).toLocaleString(pageLocale())})` : "");
   const list = runs.map((r) => `· ${r.run_id}${r.prompt ? ` — ${r.prompt.slice(0, 60)}` : ""}${when(r)}`).join("\n");
   return window.confirm(t("append_confirm", { folder: readRule().output_dir, runs: list }));
 }

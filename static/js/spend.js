@@ -2,7 +2,8 @@
 // and the profile form's prices, which price calls whose gateway reports no cost.
 
 import { fetchJSON } from "./api.js";
-import { language, t } from "./i18n.js";
+import { pageLocale as locale } from "./format.js";
+import { t } from "./i18n.js";
 import { $ } from "./ui.js";
 
 const PRICE_NUMBERS = ["call", "image", "input_mtok", "input_image_mtok", "output_mtok", "batch_discount"];
@@ -12,7 +13,7 @@ const DAYS = 7;
 export function money(amount, currency = "USD") {
   const digits = amount !== 0 && Math.abs(amount) < 1 ? 4 : 2;
   try {
-    return new Intl.NumberFormat(language() === "zh" ? "zh-CN" : "en", {
+    return new Intl.NumberFormat(locale(), {
       style: "currency", currency, minimumFractionDigits: 2, maximumFractionDigits: digits,
     }).format(amount);
   } catch {
@@ -33,8 +34,8 @@ export function spendText(spend) {
 export function spendTitle(spend) {
   if (!spend || !spend.calls) return "";
   const lines = [t("spend_images", { count: spend.images }),
-    t("spend_tokens", { input: spend.input_tokens.toLocaleString(), output: spend.output_tokens.toLocaleString() })];
-  if (spend.input_image_tokens) lines.push(t("spend_image_tokens", { count: spend.input_image_tokens.toLocaleString() }));
+    t("spend_tokens", { input: spend.input_tokens.toLocaleString(locale()), output: spend.output_tokens.toLocaleString(locale()) })];
+  if (spend.input_image_tokens) lines.push(t("spend_image_tokens", { count: spend.input_image_tokens.toLocaleString(locale()) }));
   lines.push(spend.cost_known ? t("spend_known", { known: spend.cost_known, count: spend.calls }) : t("spend_unknown"));
   return lines.join("\n");
 }
