@@ -19,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from . import atomic
 from .diskfault import out_of_room
 from .imaging import EXTENSION, FORMATS, OPEN_FORMATS, InvalidImage, orientation, upright
+from .messages import say
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _IMAGE_SUFFIXES = frozenset(EXTENSION.values())
@@ -43,7 +44,7 @@ class DamagedImage(ValueError):
 def verify(data: bytes, sha256: str, name: str) -> None:
     """Raise DamagedImage unless `data` hashes to `sha256`; `name` is the file the message names."""
     if hashlib.sha256(data).hexdigest() != sha256.lower():
-        raise DamagedImage(f"{name} is damaged in the cache: its {len(data):,} bytes do not match the image received")
+        raise DamagedImage(say("engine.damaged_in_cache", name=name, size=len(data)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,8 @@ import sqlite3
 from contextlib import suppress
 from pathlib import Path
 
+from .messages import Message, say
+
 FULL, READ_ONLY, GONE = "full", "read_only", "gone"
 RESERVE_NAME = "disk-reserve"
 RESERVE_BYTES = 2 * 1024 * 1024
@@ -32,8 +34,9 @@ _SQLITE_KINDS = (("disk is full", FULL), ("readonly database", READ_ONLY), ("una
 class StorageFault(Exception):
     """The data folder could not take a write: full, read-only, or removed while the console ran."""
 
-    def __init__(self, kind: str, folder: Path, free: int | None = None, then: str = "resume") -> None:
-        self.kind, self.folder, self.free, self.then = kind, folder, free, then
+    def __init__(self, kind: str, folder: Path, free: int | None = None, then: Message | None = None) -> None:
+        self.kind, self.folder, self.free = kind, folder, free
+        self.then = then if then is not None else say("engine.then_resume")
         super().__init__(self.describe())
 
     @property
@@ -41,16 +44,16 @@ class StorageFault(Exception):
         """What an API answer carries beside the message: the kind of fault and the bytes free."""
         return {"storage": {"kind": self.kind, "folder": str(self.folder), "free_bytes": self.free}}
 
-    def describe(self) -> str:
+    def describe(self) -> Message:
         """Say what happened and what to do, naming the folder."""
+        folder = str(self.folder)
         if self.kind == FULL:
-            room = f" ({human_bytes(self.free)} free)" if self.free is not None else ""
-            return f"the disk holding the data folder {self.folder} is full{room}; free some space, then {self.then}"
+            if self.free is not None:
+                return say("engine.disk_full_free", folder=folder, free=human_bytes(self.free), then=self.then)
+            return say("engine.disk_full", folder=folder, then=self.then)
         if self.kind == READ_ONLY:
-            return (f"the data folder {self.folder} cannot be written (read-only or not allowed); "
-                    f"make it writable, then {self.then}")
-        return (f"the data folder {self.folder} was removed while the console was running; "
-                "restart the console (runs and results are in the data folder)")
+            return say("engine.read_only", folder=folder, then=self.then)
+        return say("engine.folder_gone", folder=folder)
 
 
 class DataFolder:
@@ -162,7 +165,7 @@ def check_at_start(folder: Path) -> None:
         if not kind:
             raise
         free = shutil.disk_usage(folder).free if kind == FULL and folder.exists() else None
-        raise StorageFault(kind, folder, free, then="start the console again, or pick another folder with --data-dir") from None
+        raise StorageFault(kind, folder, free, then=say("engine.then_restart")) from None
     finally:
         with suppress(OSError):
             probe.unlink()

@@ -12,12 +12,14 @@ import sqlite3
 import time
 from typing import Any, Sequence
 
+from .messages import restored, stored
 from .records import BatchRecord
 
 PREPARING = "preparing"  # written, not yet (known to be) submitted
 NOT_SUBMITTED = "not submitted"  # the submission failed: its tasks went back to pending
 _COLUMNS = ("id, run_id, service, provider_id, status, done, total, completed, failed, error, created_at, "
             "submitted_at, finished_at, stopped")
+_READ = _COLUMNS + ", error_msg"  # a batch's error with its message's code beside it
 
 
 class BatchQueries:
@@ -44,9 +46,10 @@ class BatchQueries:
         """Store what the provider last said of a batch (the first time: when it was submitted)."""
         with self._tx() as db:
             db.execute("UPDATE batches SET provider_id = ?, status = ?, done = ?, total = CASE WHEN ? > 0 THEN ? "
-                       "ELSE total END, completed = ?, failed = ?, error = ?, submitted_at = COALESCE(submitted_at, ?) "
-                       "WHERE id = ?", (provider_id, status, int(done), total, total, completed, failed, error,
-                                        time.time(), label))
+                       "ELSE total END, completed = ?, failed = ?, error = ?, error_msg = ?, "
+                       "submitted_at = COALESCE(submitted_at, ?) WHERE id = ?",
+                       (provider_id, status, int(done), total, total, completed, failed, error, stored(error),
+                        time.time(), label))
 
     def batch_stopped(self, label: str) -> None:
         """Note that the user stopped a batch: its unfinished tasks end stopped, so Resume sends them again."""
@@ -59,8 +62,8 @@ class BatchQueries:
             rev = self._bump(db)
             db.execute("UPDATE tasks SET status = 'pending', batch_id = NULL, rev = ? WHERE batch_id = ? "
                        "AND status = 'running'", (rev, label))
-            db.execute("UPDATE batches SET status = ?, error = ?, done = 1, finished_at = ? WHERE id = ?",
-                       (NOT_SUBMITTED, reason, time.time(), label))
+            db.execute("UPDATE batches SET status = ?, error = ?, error_msg = ?, done = 1, finished_at = ? WHERE id = ?",
+                       (NOT_SUBMITTED, reason, stored(reason), time.time(), label))
 
     def close_batch(self, label: str) -> None:
         """Every answer of a batch is stored: it is no longer active, and its tasks no longer wait in it."""
@@ -71,19 +74,19 @@ class BatchQueries:
 
     def batch(self, label: str) -> BatchRecord | None:
         """Return one batch, or None."""
-        row = self._db().execute(f"SELECT {_COLUMNS} FROM batches WHERE id = ?", (label,)).fetchone()
+        row = self._db().execute(f"SELECT {_READ} FROM batches WHERE id = ?", (label,)).fetchone()
         return _batch(row) if row else None
 
     def run_batches(self, run_id: str) -> tuple[BatchRecord, ...]:
         """Return a run's batches, newest first."""
-        rows = self._db().execute(f"SELECT {_COLUMNS} FROM batches WHERE run_id = ? ORDER BY created_at DESC, rowid DESC",
+        rows = self._db().execute(f"SELECT {_READ} FROM batches WHERE run_id = ? ORDER BY created_at DESC, rowid DESC",
                                   (run_id,))
         return tuple(_batch(row) for row in rows)
 
     def active_batches(self, run_id: str | None = None) -> list[BatchRecord]:
         """Return the batches whose answers are not all stored yet (of one run, or of every run), oldest first."""
         where, args = ("run_id = ? AND ", (run_id,)) if run_id is not None else ("", ())
-        rows = self._db().execute(f"SELECT {_COLUMNS} FROM batches WHERE {where}finished_at IS NULL "
+        rows = self._db().execute(f"SELECT {_READ} FROM batches WHERE {where}finished_at IS NULL "
                                   "ORDER BY created_at, rowid", args)
         return [_batch(row) for row in rows]
 
@@ -120,6 +123,6 @@ class BatchQueries:
 
 def _batch(row: sqlite3.Row | tuple[Any, ...]) -> BatchRecord:
     (label, run_id, service, provider_id, status, done, total, completed, failed, error, created_at, submitted_at,
-     finished_at, stopped) = row
-    return BatchRecord(label, run_id, service, provider_id, status, bool(done), total, completed, failed, error,
-                       created_at, submitted_at, finished_at, bool(stopped))
+     finished_at, stopped, error_msg) = row
+    return BatchRecord(label, run_id, service, provider_id, status, bool(done), total, completed, failed,
+                       restored(error, error_msg), created_at, submitted_at, finished_at, bool(stopped))

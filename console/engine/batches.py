@@ -19,6 +19,7 @@ from typing import Any, Callable
 from .. import imaging
 from ..cache import ImageCache
 from ..diskfault import FULL, DataFolder
+from ..messages import Message, say, told
 from ..profile import ApiProfile, ProfileError
 from ..records import BatchRecord
 from ..settings import Settings
@@ -28,20 +29,20 @@ from ..upstream import (BatchAnswer, BatchLine, BatchService, BatchState, CallOu
                         batch_request, priced, service_for)
 from .bridge import LoopBridge
 from .errors import EngineError
-from .tasks import TaskRunner
+from .tasks import TaskRunner, warned
 
 log = logging.getLogger("console.engine")
 FIRST_POLL_S = 5.0  # the first look at a new batch comes after min(this, the profile's poll interval)
 STOPPING_POLL_S = 1.0  # a cancelled batch is looked at this often until the provider says it is over
 TRANSIENT = frozenset({408, 409, 429, 500, 502, 503, 504})  # a submission refused for these pauses the run
-STOPPED = "stopped: the batch was cancelled"
+STOPPED = say("engine.batch_stopped")
 # What one batch's lines may hold: OpenAI takes input files up to 200 MB (the JSONL adds a little to each
 # body), and the lines of one batch are all in memory while it is submitted.
 BATCH_BYTES_MAX = 190 * 1024 * 1024
 UNFINISHED_CODES = ("batch_expired", "batch_cancelled")  # a line the batch ended before: it gets the batch's reason
 _ENDINGS = {  # why a finished batch left a task without an answer
-    "expired": "the batch expired before this task was done",
-    "cancelled": "the batch was cancelled at the provider before this task was done",
+    "expired": say("engine.batch_expired"),
+    "cancelled": say("engine.batch_cancelled"),
 }
 
 Services = Callable[[ApiProfile, UpstreamClient], BatchService]
@@ -109,7 +110,7 @@ class BatchDelivery:
             return 0
         state.stopping, queued = True, list(state.queue)
         state.queue.clear()
-        stopped = await self.bridge.db(self.store.set_status, queued, "stopped", error="stopped",
+        stopped = await self.bridge.db(self.store.set_status, queued, "stopped", error=say("engine.stopped"),
                                        only_from=("pending",)) if queued else 0
         for batch in await self.bridge.db(self.store.active_batches, run_id):
             stopped += len(await self.bridge.db(self.store.batch_tasks, batch.id))
@@ -188,17 +189,17 @@ class BatchDelivery:
         state.queue[:0] = left  # past the size a batch takes: first in the next one
         failed = [(task_id, problem) for task_id, _, problem in built if problem is not None]
         for task_id, problem in failed:
-            await self.bridge.db(self.store.finish_task, task_id, "failed", error=str(problem), only_from=("pending",))
+            await self.bridge.db(self.store.finish_task, task_id, "failed", error=told(problem), only_from=("pending",))
         requests = {task_id: request for task_id, request, problem in built if problem is None}
         if not requests or state.stopping:
             if state.stopping:
-                await self.bridge.db(self.store.set_status, list(requests), "stopped", error="stopped",
+                await self.bridge.db(self.store.set_status, list(requests), "stopped", error=say("engine.stopped"),
                                      only_from=("pending",))
             return
         try:
             service = self._services(profile, self.client)
         except UpstreamError as exc:
-            await self.bridge.db(self.store.set_status, list(requests), "failed", error=str(exc), only_from=("pending",))
+            await self.bridge.db(self.store.set_status, list(requests), "failed", error=told(exc), only_from=("pending",))
             return
         label = new_id("b")
         moved = await self.bridge.db(self.store.open_batch, state.run_id, label, service.name, list(requests))
@@ -240,7 +241,7 @@ class BatchDelivery:
             except (imaging.SourceError, UpstreamError) as exc:
                 built.append((task_id, None, exc))
             except ProfileError as exc:  # a stored override the profile rules refuse now
-                built.append((task_id, None, imaging.SourceError(f"this task's own settings cannot be used: {exc}")))
+                built.append((task_id, None, imaging.SourceError(say("engine.own_settings_unusable", reason=told(exc)))))
         return built, deferred
 
     async def _send(self, state: RunBatches, service: BatchService, label: str, lines: list[BatchLine]) -> None:
@@ -250,13 +251,13 @@ class BatchDelivery:
             submitted = await service.submit(state.profile, lines, label, debug)
         except UpstreamError as exc:
             if not isinstance(exc, ProfileProblem) and (exc.http_status is None or exc.http_status in TRANSIENT):
-                reason = f"the batch could not be submitted ({exc}); its tasks wait: resume to submit them again"
+                reason = say("engine.batch_unsent_paused", error=told(exc))
                 await self.bridge.db(self.store.batch_unsent, label, reason)
                 self._pause(state, reason)
             else:
                 debug.note(f"batch {label} could not be submitted")
-                await self.bridge.db(self.store.batch_polled, label, "", "failed", True, len(lines), 0, 0, str(exc))
-                await self._end_waiting(label, "failed", f"the batch could not be submitted: {exc}", debug,
+                await self.bridge.db(self.store.batch_polled, label, "", "failed", True, len(lines), 0, 0, told(exc))
+                await self._end_waiting(label, "failed", say("engine.batch_refused", error=told(exc)), debug,
                                         exc.http_status)
             return
         await self._polled(label, submitted)
@@ -267,7 +268,7 @@ class BatchDelivery:
             await self.bridge.db(self.store.batch_stopped, label)
             await self._cancel(state, label, submitted.provider_id)
 
-    def _pause(self, state: RunBatches, reason: str) -> None:
+    def _pause(self, state: RunBatches, reason: Message) -> None:
         """Submit nothing more until the run is resumed; what was not submitted stays pending."""
         state.paused = reason
         state.queue.clear()
@@ -309,7 +310,7 @@ class BatchDelivery:
                 polled = await service.poll(state.profile, provider_id, debug)
             except UpstreamError as exc:
                 if exc.http_status == 404:  # deleted at the provider, or another account's: nothing will come
-                    await self._end_waiting(batch.id, "failed", f"the provider no longer knows this batch ({exc})",
+                    await self._end_waiting(batch.id, "failed", say("engine.batch_unknown", error=told(exc)),
                                             debug, 404)
                     return
                 log.warning("run %s: batch %s could not be polled (%s); trying again", state.run_id, batch.id, exc)
@@ -324,7 +325,7 @@ class BatchDelivery:
         try:
             found = await service.find(state.profile, batch.id, self._debug(state.profile))
         except UpstreamError as exc:
-            self._pause(state, f"batch {batch.id} could not be looked for at the provider ({exc}); resume to try again")
+            self._pause(state, say("engine.batch_lookup_paused", batch=batch.id, error=told(exc)))
             return None
         if found is not None:
             log.info("run %s: batch %s was submitted before the restart (%s): followed", state.run_id, batch.id,
@@ -334,12 +335,12 @@ class BatchDelivery:
                 await self._cancel(state, batch.id, found.provider_id)
             return found.provider_id
         ids = await self.bridge.db(self.store.batch_tasks, batch.id)
-        await self.bridge.db(self.store.batch_unsent, batch.id, "not submitted before the restart; sent again")
+        await self.bridge.db(self.store.batch_unsent, batch.id, say("engine.batch_resent"))
         if not state.stopping:
             state.queue.extend(ids)
             self._start_submitter(state)
         else:
-            await self.bridge.db(self.store.set_status, ids, "stopped", error="stopped", only_from=("pending",))
+            await self.bridge.db(self.store.set_status, ids, "stopped", error=say("engine.stopped"), only_from=("pending",))
         return None
 
     async def _sleep(self, state: RunBatches, label: str, seconds: float) -> None:
@@ -397,7 +398,7 @@ class BatchDelivery:
                     raise
                 if fault.kind == FULL:
                     self.folder.give_reserve()
-                self._pause(state, f"{fault}; the batch's answers stay at the provider and are stored on resume")
+                self._pause(state, say("engine.batch_fault_paused", reason=told(fault)))
                 return
         if waiting:
             status, reason = self._ending(batch, polled)
@@ -410,15 +411,17 @@ class BatchDelivery:
                  polled.failed)
 
     @staticmethod
-    def _ending(batch: BatchRecord, polled: BatchState) -> tuple[str, str]:
+    def _ending(batch: BatchRecord, polled: BatchState) -> tuple[str, Message]:
         """Return the status and reason of a finished batch's tasks that got no answer."""
         if batch.stopped:
             return "stopped", STOPPED
         if polled.status in _ENDINGS:
             return "failed", _ENDINGS[polled.status]
         if polled.status == "failed":
-            return "failed", f"the batch failed: {polled.error or 'the provider gave no reason'}"
-        return "failed", f"the batch ended ({polled.status}) without an answer for this task"
+            if polled.error:
+                return "failed", say("engine.batch_failed", said=polled.error)
+            return "failed", say("engine.batch_failed_no_reason")
+        return "failed", say("engine.batch_ended", status=polled.status)
 
     async def _end_waiting(self, label: str, status: str, reason: str, debug: DebugLog,
                            http_status: int | None) -> list[str]:
@@ -439,7 +442,7 @@ class BatchDelivery:
         if task is None:
             return
         if answer.payload is None or answer.error:
-            await self.bridge.db(self.store.finish_task, task.id, "failed", error=answer.error or "the batch line had no answer",
+            await self.bridge.db(self.store.finish_task, task.id, "failed", error=answer.error or say("engine.batch_line_empty"),
                                  http_status=answer.http_status, debug_log=debug.text(), only_from=("running",))
             return
         with contextlib.ExitStack() as pins:
@@ -447,7 +450,7 @@ class BatchDelivery:
                 outcome = await self.client.outcome_of(profile, _answered_request(profile, task), answer.payload, debug,
                                                        functools.partial(self._keep, pins))
             except UpstreamError as exc:
-                await self.bridge.db(self.store.finish_task, task.id, "failed", error=str(exc),
+                await self.bridge.db(self.store.finish_task, task.id, "failed", error=told(exc),
                                      http_status=answer.http_status, debug_log=debug.text(), only_from=("running",))
                 return
             await self._record_usage(task.id, task.attempts, outcome, profile)
@@ -455,7 +458,7 @@ class BatchDelivery:
             results = [NewResult(i.sha256, i.format, i.width, i.height, len(i.data), i.origin, i.url, task.prompt, text)
                        for i in outcome.images]
             await self.bridge.db(self.store.finish_task, task.id, "done", http_status=outcome.http_status,
-                                 warning="; ".join(outcome.warnings) or None, debug_log=debug.text(), results=results,
+                                 warning=warned(outcome.warnings), debug_log=debug.text(), results=results,
                                  only_from=("running",))
         if results:
             self.stored(state.run_id)
@@ -484,8 +487,7 @@ class BatchDelivery:
 def check_budget(profile: ApiProfile, budget: float | None) -> None:
     """Refuse a budget for a batch run: its tasks go to the provider together, with nothing to hold back."""
     if budget is not None and profile.delivery == "batch":
-        raise EngineError("'budget' cannot hold back a batch run (its tasks are submitted together); "
-                          "remove the budget or choose live delivery")
+        raise EngineError(say("engine.budget_batch_run"))
 
 
 def _answered_request(profile: ApiProfile, task: Any) -> Request:

@@ -10,6 +10,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Coroutine
 
+from ..messages import say
 from .errors import Busy
 
 CALL_TIMEOUT_S = 30.0
@@ -67,13 +68,13 @@ class LoopBridge:
         """Run a coroutine on the loop from another thread and return its result."""
         if not self.running:
             coro.close()
-            raise Busy("the engine is not running")
+            raise Busy(say("engine.not_running"))
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
-            raise Busy(f"the engine did not answer within {timeout:g} s; try again") from None
+            raise Busy(say("engine.no_answer", seconds=timeout)) from None
 
     def soon(self, func: Callable[..., Any], *args: Any) -> None:
         """Schedule a plain call on the loop from another thread."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..messages import Message, say
+
 _SLACK = 1e-9  # money is summed in floats
 
 
@@ -41,12 +43,13 @@ class Budget:
             self.spent += cost
             self.priced += 1
 
-    def reason(self) -> str:
+    def reason(self) -> Message:
         """Say why the run paused, and what to do (the figures, which change as calls in flight end, are in to_dict)."""
-        expected = self.per_call()
-        nxt = f" at about {_money(expected, self.currency)} a call" if expected is not None else ""
-        return (f"paused: the budget of {_money(self.limit, self.currency)} is reached: the next call could "
-                f"pass it{nxt}; raise the budget and resume")
+        expected, budget = self.per_call(), _money(self.limit, self.currency)
+        if expected is None:
+            return say("engine.paused", reason=say("engine.budget_reached", budget=budget))
+        return say("engine.paused", reason=say("engine.budget_reached_per_call", budget=budget,
+                                               per_call=_money(expected, self.currency)))
 
     def to_dict(self) -> dict[str, object]:
         return {"budget": self.limit, "spent": round(self.spent, 6), "currency": self.currency,

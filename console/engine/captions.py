@@ -22,6 +22,7 @@ from ..cache import ImageCache
 from ..captioning import (CaptionItem, CaptionJob, CaptionOrder, ImageProblem, JobSpend, NoCaption, caption_from,
                           caption_jpeg)
 from ..diskfault import FULL, DataFolder
+from ..messages import Message, say, told
 from ..profile import ApiProfile
 from ..records import ScopedResult
 from ..settings import Settings
@@ -62,7 +63,7 @@ class CaptionJobs:
         try:
             text_mode(profile)
         except ProfileProblem as exc:
-            raise EngineError(str(exc)) from None
+            raise EngineError(told(exc)) from None
 
     def start(self, order: CaptionOrder, profile: ApiProfile) -> dict[str, Any]:
         """Start a job over the results `order` names; return its snapshot.
@@ -73,8 +74,8 @@ class CaptionJobs:
         with self._lock:
             running = self.running(order.run_id)
             if running is not None:
-                raise Conflict(f"captioning job {running.id} of this run is still running "
-                               f"({running.done} of {running.total} done); cancel it or wait for it to finish")
+                raise Conflict(say("engine.caption_job_running", job=running.id, done=running.done,
+                                   total=running.total))
             items, skipped, restored = self._plan(order)
             total = sum(len(item.result_ids) for item in items) + restored
             job = CaptionJob(order, profile.model, profile.api_url, total, skipped,
@@ -163,8 +164,8 @@ class CaptionJobs:
         how many held captions were written without a call."""
         rows = self._store.caption_scope(order.run_id, order.only_selected)
         if not rows:
-            raise EngineError("nothing to caption: " + ("no result of this run is selected" if order.only_selected
-                                                       else "this run has no results yet"))
+            raise EngineError(say("engine.nothing_to_caption", reason=say("engine.no_selected_results")
+                                  if order.only_selected else say("engine.no_results_yet")))
         restored = self._restore(rows)
         rows = [row for row in rows if row.id not in restored]
         skipped: dict[str, int] = {}
@@ -177,7 +178,7 @@ class CaptionJobs:
             else:
                 wanted.append(row)
         if not wanted and not restored:
-            raise EngineError("nothing to caption: " + _why_none(skipped, order))
+            raise EngineError(say("engine.nothing_to_caption", reason=_why_none(skipped, order)))
         items = self._by_task(wanted) if order.source == "source" else [self._item(row) for row in wanted]
         return items, skipped, len(restored)
 
@@ -203,15 +204,17 @@ class CaptionJobs:
             del self._jobs[job.id]
 
 
-def _why_none(skipped: dict[str, int], order: CaptionOrder) -> str:
-    scope = "selected result" if order.only_selected else "result"
+def _why_none(skipped: dict[str, int], order: CaptionOrder) -> list[Message]:
     parts = []
     if skipped.get("has_caption"):
-        parts.append(f"{skipped['has_caption']} {scope}(s) already have a caption (set 'overwrite' to replace them)")
+        count = skipped["has_caption"]
+        parts.append(say("engine.selected_have_caption", count=count) if order.only_selected else
+                     say("engine.results_have_caption", count=count))
     if skipped.get("no_source"):
-        parts.append(f"{skipped['no_source']} {scope}(s) have no source image (Generate mode); "
-                     "caption the results themselves")
-    return "; ".join(parts)
+        count = skipped["no_source"]
+        parts.append(say("engine.selected_no_source", count=count) if order.only_selected else
+                     say("engine.results_no_source", count=count))
+    return parts
 
 
 class _JobRunner:
@@ -240,7 +243,7 @@ class _JobRunner:
             await self._stop_calls()
         except Exception as exc:  # a bug must not leave the job running for ever
             log.exception("captioning job %s crashed", self.job.id)
-            self.job.end(reason=f"the console hit a bug ({type(exc).__name__}: {exc})")
+            self.job.end(reason=say("engine.console_bug_short", kind=type(exc).__name__, error=str(exc)))
             await self._stop_calls()
         if self.writes:
             await asyncio.wait(self.writes, timeout=STOP_WAIT_S)
@@ -267,7 +270,7 @@ class _JobRunner:
             if lane is None or not self.queue or self.halted:
                 self.limiter.release()
                 if lane is None:
-                    self.halted = self.halted or _stopped(self.lanes.pause_reason())
+                    self.halted = self.halted or self.lanes.job_reason()
                 else:
                     self.lanes.release(lane)
                 continue
@@ -312,7 +315,7 @@ class _JobRunner:
                                              [Source(f"{item.task_id}.jpg", jpeg, "image/jpeg")])
         except (ImageProblem, UpstreamError) as exc:
             debug.note(f"no call: {exc}")
-            return self.job.fail(item, str(exc))
+            return self.job.fail(item, told(exc))
         what = "the task's source image" if self.job.order.source == "source" else "the result"
         debug.note(f"sending {what} as a {width}x{height} JPEG ({len(jpeg)} bytes)")
         if self.lanes.pooled:
@@ -327,7 +330,7 @@ class _JobRunner:
             caption = caption_from(outcome.text, outcome.refusal)
         except NoCaption as exc:
             debug.note(f"no caption: {exc}")
-            return self.job.fail(item, str(exc))
+            return self.job.fail(item, told(exc))
         debug.note(f"caption: {caption if len(caption) <= 300 else caption[:300] + '…'}")
         await self._write(item, caption)
 
@@ -336,13 +339,13 @@ class _JobRunner:
         fault = self._folder.fault(exc)
         if fault is None:
             log.exception("captioning job %s: %s crashed", self.job.id, item.source_name)
-            return self.job.fail(item, f"the console hit a bug ({type(exc).__name__}: {exc})")
+            return self.job.fail(item, say("engine.console_bug_short", kind=type(exc).__name__, error=str(exc)))
         if fault.kind == FULL:
             self._folder.give_reserve()  # so the writes that follow (the call logs) still fit
         log.warning("captioning job %s stops: %s", self.job.id, fault)
-        self.halted = self.halted or f"stopped early: {fault}"
-        kept = "; it is kept and written by the next job, without a call" if self._jobs.holds(item.result_ids) else ""
-        self.job.fail(item, f"the caption could not be written: {fault}{kept}")
+        self.halted = self.halted or say("engine.job_stopped_early", reason=told(fault))
+        self.job.fail(item, say("engine.caption_unwritten_kept", reason=told(fault)) if self._jobs.holds(item.result_ids)
+                      else say("engine.caption_unwritten", reason=told(fault)))
 
     def _call_failed(self, item: CaptionItem, lane: Lane, exc: UpstreamError, debug: DebugLog) -> None:
         """A rate limit or a parked key sends the item back to the queue (or stops the job); else it failed."""
@@ -352,13 +355,13 @@ class _JobRunner:
             self.queue.appendleft(item)
             return
         if verdict == PAUSE:
-            self.halted = self.halted or _stopped(self.lanes.pause_reason())
+            self.halted = self.halted or self.lanes.job_reason()
             self.queue.appendleft(item)  # not called again by this job: it ends without it
             return
         if verdict == FAIL:
-            exc = UpstreamError(f"rate limited for longer than {lane.throttle.max_wait_s:g}s without a call "
-                                f"getting through; last: {exc}", http_status=exc.http_status)
-        self.job.fail(item, str(exc))
+            exc = UpstreamError(say("engine.rate_limited_too_long", seconds=lane.throttle.max_wait_s, error=told(exc)),
+                                http_status=exc.http_status)
+        self.job.fail(item, told(exc))
 
     async def _write(self, item: CaptionItem, caption: str) -> None:
         """Write the caption to each of the item's results (the writes land even if the job is cancelled)."""
@@ -437,8 +440,3 @@ class _Calls:
 def _append_log(store: Store, task_id: str, job_id: str, debug: DebugLog, cap: int) -> None:
     """Render a call's log (regex work: in the pool) and add it to its task's debug log."""
     store.append_debug_log(task_id, job_id, debug.text(), cap)
-
-
-def _stopped(pause_reason: str) -> str:
-    """Say why a job ended early, from the reason a run would pause with."""
-    return "stopped early: " + pause_reason.removeprefix("paused: ").replace("resume", "start a new job")

@@ -20,6 +20,7 @@ from ..config import ConfigStore
 from ..diskfault import DataFolder
 from ..estimate import estimate
 from ..imaging import EXTENSION
+from ..messages import say, told
 from ..profile import CONCURRENCY, ApiProfile, ProfileError
 from ..review import Flagger
 from ..settings import Settings
@@ -133,7 +134,7 @@ class Engine:
         try:
             self._bridge.call(self._client.check_profile(profile))
         except ProfileProblem as exc:
-            raise EngineError(str(exc)) from None
+            raise EngineError(told(exc)) from None
 
     def test_connection(self, profile: ApiProfile) -> dict[str, Any]:
         """List the upstream's models with this profile; report the outcome, never raise for upstream errors.
@@ -141,7 +142,7 @@ class Engine:
         With a key pool every key is tried (at once) and `keys` says how each fared (masked).
         """
         if not profile.api_url:
-            raise EngineError("no API URL set")
+            raise EngineError(say("engine.no_api_url"))
         return self._bridge.call(try_keys(self._client, profile))
 
     def caption_run(self, order: CaptionOrder, profile: ApiProfile) -> dict[str, Any]:
@@ -198,18 +199,18 @@ class Engine:
         """
         result = self.store.result(result_id)
         if result is None:
-            raise NotFound(f"no result {result_id}")
+            raise NotFound(say("engine.no_result", result_id=result_id))
         parent = self.store.task(result.task_id)
         if parent is None:
-            raise NotFound(f"no task {result.task_id}")
+            raise NotFound(say("engine.no_task", task_id=result.task_id))
         prompt = parent.prompt if prompt is None else prompt
         if not prompt.strip():
-            raise EngineError("the prompt is empty")
+            raise EngineError(say("engine.prompt_empty"))
         self._room_to_write()
         try:
             path = self.cache.path(result.sha256, result.format)
         except FileNotFoundError:
-            raise EngineError("the result's image is no longer in the cache") from None
+            raise EngineError(say("engine.result_image_gone")) from None
         run_id = parent.run_id
         task, origin = self._continuation(parent, result, str(path), prompt)
         profile = self._use_overrides(run_id, overrides)
@@ -304,18 +305,15 @@ class Engine:
         """
         run = self.store.run(run_id)
         if run is None:
-            raise NotFound(f"no run {run_id}")
+            raise NotFound(say("engine.no_run", run_id=run_id))
         held, plain = self.store.held_count(run_id)
         if not held:
-            raise Conflict("this run has no held tasks: every task was already queued")
+            raise Conflict(say("engine.no_held_tasks"))
         if prompt is not None:
             if not prompt.strip():
-                raise EngineError("'prompt' is empty")
+                raise EngineError(say("engine.prompt_field_empty"))
             if prompt != run.prompt and not plain:
-                raise EngineError("'prompt' cannot change these tasks: each held task has a prompt of its own "
-                                  "(filled from the prompt's {placeholders} or variables, a sidecar caption or a "
-                                  "table row); run the rest without editing the prompt, or retry tasks one by one "
-                                  "with a new prompt")
+                raise EngineError(say("engine.prompt_cannot_change"))
         self._room_to_write()
         profile = self._use_overrides(run_id, overrides)
         released = self.store.release_held(run_id, prompt)
@@ -331,11 +329,11 @@ class Engine:
         """
         task = self.store.task(task_id)
         if task is None:
-            raise NotFound(f"no task {task_id}")
+            raise NotFound(say("engine.no_task", task_id=task_id))
         if task.status == "running":
-            raise Conflict("the task is running; stop it or wait for it to finish")
+            raise Conflict(say("engine.task_running"))
         if prompt is not None and not prompt.strip():
-            raise EngineError("the prompt is empty")
+            raise EngineError(say("engine.prompt_empty"))
         self._room_to_write()
         profile = self._use_overrides(task.run_id, overrides)
         if prompt is not None and prompt != task.prompt:
@@ -372,7 +370,7 @@ class Engine:
         self._require_run(run_id)
         low, high = CONCURRENCY.low, CONCURRENCY.high
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not low <= concurrency <= high:
-            raise EngineError(f"'concurrency' must be a whole number between {low} and {high}")
+            raise EngineError(say("engine.concurrency_range", low=low, high=high))
         self._use_profile(run_id, ApiProfile.from_dict({"concurrency": concurrency}, base=self._stored_profile(run_id)))
 
     # -- deleting -----------------------------------------------------------------------------
@@ -382,7 +380,7 @@ class Engine:
         """Delete a task (cancelling it first if it is in flight) and free its files."""
         run_id = self.store.task_run(task_id)
         if run_id is None:
-            raise NotFound(f"no task {task_id}")
+            raise NotFound(say("engine.no_task", task_id=task_id))
         self._bridge.call(self._scheduler.cancel(run_id, task_id), timeout=STOP_TIMEOUT_S)
         self._release(self.store.delete_task(task_id))
         self.held.release(task_id)
@@ -404,7 +402,7 @@ class Engine:
         """Delete one result and free its file when nothing else uses it."""
         freed = self.store.delete_result(result_id)
         if freed is None:
-            raise NotFound(f"no result {result_id}")
+            raise NotFound(say("engine.no_result", result_id=result_id))
         self._release([freed])
 
     # -- helpers (caller's thread) --------------------------------------------------------------
@@ -419,7 +417,7 @@ class Engine:
 
     def _require_run(self, run_id: str) -> None:
         if self.store.run(run_id) is None:
-            raise NotFound(f"no run {run_id}")
+            raise NotFound(say("engine.no_run", run_id=run_id))
 
     def _release(self, freed: list[tuple[str, str]]) -> None:
         for sha256, fmt in freed:
@@ -428,12 +426,11 @@ class Engine:
     def _stored_profile(self, run_id: str) -> ApiProfile:
         stored = self.store.run_profile(run_id)
         if not stored:
-            raise NotFound(f"no run {run_id}")  # deleted meanwhile
+            raise NotFound(say("engine.no_run", run_id=run_id))  # deleted meanwhile
         try:
             return ApiProfile.from_dict(stored)
         except ProfileError as exc:  # a run stored before input was checked at the door
-            raise EngineError(f"this run's stored API profile cannot be used ({exc}); "
-                              "resume or retry it from the page, which sends the current profile") from None
+            raise EngineError(say("engine.stored_profile_unusable", reason=told(exc))) from None
 
     def _use_overrides(self, run_id: str, overrides: dict[str, Any] | None) -> ApiProfile | None:
         """With overrides, make the stored profile plus them the run's profile from now on; return it."""

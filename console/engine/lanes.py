@@ -18,6 +18,7 @@ import asyncio
 import time
 from typing import Any, Callable
 
+from ..messages import Message, say, told
 from ..profile import ApiProfile, pool_mask
 from ..upstream import UpstreamError, is_key_refused, is_rate_limit
 from .throttle import PAUSE, RETRY, Cooling, Limiter, Throttle
@@ -35,7 +36,7 @@ class Lane:
         self.throttle = Throttle(self.limiter, profile.rate_limit_wait_s, clock=clock)
         self.calls = 0
         self.errors = 0
-        self.parked = ""  # why this key takes no more calls; "" while it works
+        self.parked: str = ""  # why this key takes no more calls (a Message); "" while it works
 
     @property
     def identity(self) -> tuple[str, str]:
@@ -53,7 +54,7 @@ class Lane:
     def to_dict(self, now: float) -> dict[str, Any]:
         """What the page and the panel show of this key: masked, never the key itself."""
         state = self.state(now)
-        return {"number": self.number, "key": pool_mask(self.profile.api_key) or "(no key)",
+        return {"number": self.number, "key": pool_mask(self.profile.api_key) or say("engine.no_key"),
                 "api_url": self.profile.api_url, "calls": self.calls, "errors": self.errors,
                 "in_flight": self.limiter.used, "concurrency": self.limiter.limit, "target": self.throttle.target,
                 "state": state, "until": self.throttle.until if state == "cooling" else None,
@@ -140,22 +141,32 @@ class Lanes:
             verdict = lane.throttle.hit(error)
             if verdict == RETRY or not self.pooled:
                 return verdict
-            why = "quota used up" if verdict == PAUSE else f"rate limited for over {lane.throttle.max_wait_s:g}s"
-            self._park(lane, f"{lane.throttle.reason}: {why}")
+            reason = lane.throttle.reason
+            self._park(lane, say("engine.key_quota_used_up", reason=reason) if verdict == PAUSE else
+                       say("engine.key_rate_limited", reason=reason, seconds=lane.throttle.max_wait_s))
         elif self.pooled and is_key_refused(error):
             verdict = PAUSE
-            self._park(lane, f"refused by the gateway: {error}")
+            self._park(lane, say("engine.key_refused", error=told(error)))
         else:
             return None
         return RETRY if any(not other.parked for other in self.lanes) else verdict
 
-    def pause_reason(self) -> str:
-        """Why the run paused itself, with what to do about it."""
+    def pause_reason(self) -> Message:
+        """Why the run paused itself, with what to do about it ("paused: …", the reason nested)."""
         if not self.pooled:
-            return f"paused: {self.throttle.reason}; resume when the quota is back"
-        parked = "; ".join(f"key {lane.number} {pool_mask(lane.profile.api_key)}: {lane.parked}"
-                           for lane in self.lanes if lane.parked)
-        return f"paused: every key is parked ({parked}); fix or replace the keys, or wait for the quota, then resume"
+            return say("engine.paused", reason=say("engine.pause_quota", reason=self.throttle.reason))
+        return say("engine.paused", reason=say("engine.pause_keys", keys=self.parked_keys()))
+
+    def job_reason(self) -> Message:
+        """Why a captioning job on these keys stopped early, with what to do about it."""
+        if not self.pooled:
+            return say("engine.job_stopped_early", reason=say("engine.job_quota", reason=self.throttle.reason))
+        return say("engine.job_stopped_early", reason=say("engine.job_keys", keys=self.parked_keys()))
+
+    def parked_keys(self) -> list[Message]:
+        """Each parked key with why: "key 1 ••••CCCC: refused by the gateway: …"."""
+        return [say("engine.parked_key", number=lane.number, key=pool_mask(lane.profile.api_key), reason=lane.parked)
+                for lane in self.lanes if lane.parked]
 
     def cooling(self) -> Cooling | None:
         """What holds the whole run back: one key's cooldown, or for a pool every working key cooling at once."""
@@ -173,7 +184,7 @@ class Lanes:
         now = self._clock()
         return [lane.to_dict(now) for lane in self.lanes]
 
-    def _park(self, lane: Lane, reason: str) -> None:
+    def _park(self, lane: Lane, reason: Message) -> None:
         lane.parked = reason
         self._wake()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .. import sources
+from ..messages import say, told
 from ..profile import ApiProfile
 from ..scan import ScanError, ScanResult, scan
 from ..sources import Plan, RunSpec, SourceProblem
@@ -22,7 +23,7 @@ def scan_path(input_path: str, recursive: bool, stop: Callable[[], bool] | None 
     try:
         return scan(input_path, recursive, stop=stop)
     except ScanError as exc:
-        raise EngineError(str(exc)) from None
+        raise EngineError(told(exc)) from None
 
 
 def plan_run(spec: RunSpec) -> Plan:
@@ -30,7 +31,7 @@ def plan_run(spec: RunSpec) -> Plan:
     try:
         return sources.plan(spec)
     except SourceProblem as exc:
-        raise EngineError(str(exc), **exc.details) from None
+        raise EngineError(told(exc), **exc.details) from None
 
 
 def preview_sources(found: ScanResult, prompt: str, sidecar: str, reference_dirs: list[str],
@@ -39,7 +40,7 @@ def preview_sources(found: ScanResult, prompt: str, sidecar: str, reference_dirs
     try:
         return sources.preview(found, prompt, sidecar, reference_dirs, recursive)
     except SourceProblem as exc:
-        raise EngineError(str(exc), **exc.details) from None
+        raise EngineError(told(exc), **exc.details) from None
 
 
 def check_image_counts(plan: Plan, profile: ApiProfile) -> None:
@@ -50,6 +51,7 @@ def check_image_counts(plan: Plan, profile: ApiProfile) -> None:
         count = bool(over[0].path) + len(over[0].references)
         names = ", ".join(task.name for task in over[:10]) + (" …" if len(over) > 10 else "")
         reason = too_many_images(count, limit, form)
-        raise EngineError(f"{len(over)} task(s) refused ({names}): {reason}", summary=reason,
-                          files=[{"name": task.name, "error": f"{bool(task.path) + len(task.references)} input images"}
+        raise EngineError(say("engine.too_many_inputs", count=len(over), names=names, reason=reason), summary=reason,
+                          files=[{"name": task.name, "error": say("engine.input_images",
+                                                                  count=bool(task.path) + len(task.references))}
                                  for task in over])

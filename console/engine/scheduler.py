@@ -16,6 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
+from ..messages import say
 from ..profile import ApiProfile
 from .lanes import Lane, Lanes
 from .budget import Budget
@@ -176,7 +177,7 @@ class Scheduler:
         state = self._runs.get(run_id)
         if state is None:
             return 0
-        state.halted = "stopped"
+        state.halted = say("engine.stopped")
         queued, jobs = state.waiting(), list(state.inflight.values())
         self._drop_prepared(state)
         state.queue.clear()
@@ -186,7 +187,7 @@ class Scheduler:
                    if not (task_id in state.slots and state.slots[task_id].has_answer)]
         for job in calling:
             job.cancel()
-        stopped = await self._mark_stopped(queued, "stopped") if queued else 0
+        stopped = await self._mark_stopped(queued, state.halted) if queued else 0
         if jobs:
             await asyncio.wait(jobs, timeout=STOP_WAIT_S)
         pending = state.writes | state.endings  # tasks' last writes, and those ended rate limited meanwhile

@@ -17,7 +17,8 @@ from typing import Any, Awaitable, Callable, Mapping
 from .. import imaging
 from ..cache import ImageCache
 from ..diskfault import FULL, DataFolder, StorageFault
-from ..logs import LOG_HINT
+from ..logs import LOG_DIR, LOG_FILE
+from ..messages import Message, say, told
 from ..profile import ApiProfile, ProfileError
 from ..settings import Settings
 from ..records import TaskRecord
@@ -207,7 +208,7 @@ class TaskRunner:
                 results = [NewResult(i.sha256, i.format, i.width, i.height, len(i.data), i.origin, i.url, prompt, text)
                            for i in outcome.images]  # each keeps the prompt that made it
                 await self._finish(state, task_id, "done", debug, http_status=outcome.http_status,
-                                   warning="; ".join(outcome.warnings) or None, results=results)
+                                   warning=warned(outcome.warnings), results=results)
                 if results:
                     self.stored(state.run_id)
                 self.held.release(task_id)
@@ -221,11 +222,11 @@ class TaskRunner:
                 await self._held_back(state, task_id, exc, attempts, lane, verdict)
                 return verdict
             if verdict == FAIL:
-                exc = UpstreamError(f"rate limited for longer than {lane.throttle.max_wait_s:g}s without a "
-                                    f"call getting through; last: {exc}", http_status=getattr(exc, "http_status", None))
+                exc = UpstreamError(say("engine.rate_limited_too_long", seconds=lane.throttle.max_wait_s, error=told(exc)),
+                                    http_status=getattr(exc, "http_status", None))
             log.warning("%s failed: %s", name, exc)  # one line in the terminal panel
             await attempts.settled()
-            await self._finish(state, task_id, "failed", debug, error=str(exc), http_status=getattr(exc, "http_status", None),
+            await self._finish(state, task_id, "failed", debug, error=told(exc), http_status=getattr(exc, "http_status", None),
                                only_from=("pending", "running"))
         except Exception as exc:  # a full disk, or a bug: neither may leave the task running forever
             fault = self.folder.fault(exc)
@@ -235,7 +236,8 @@ class TaskRunner:
             debug.note(f"console bug: {exc!r}")
             await attempts.settled()
             await self._finish(state, task_id, "failed", debug,
-                               error=f"the console hit a bug ({type(exc).__name__}: {exc}); the details are in {LOG_HINT}")
+                               error=say("engine.console_bug", kind=type(exc).__name__, error=str(exc),
+                                         log=f"{LOG_DIR}/{LOG_FILE}"))
 
     @staticmethod
     async def _answered(started: asyncio.Future, slot: Slot) -> None:
@@ -265,12 +267,11 @@ class TaskRunner:
         """
         if fault.kind == FULL:
             self.folder.give_reserve()
-        reason = str(fault)
+        reason = told(fault)
         state.fault = state.fault or reason
         if outcome is not None:
             held = self.held.hold(state.run_id, task_id, outcome, counted)
-            reason += ("; its answer is kept and stored on resume, without a new call" if held else
-                       "; its answer could not be kept (too much is held in memory): it will be called again")
+            reason = say("engine.answer_kept", reason=reason) if held else say("engine.answer_not_kept", reason=reason)
         log.warning("%s: %s", name, reason)
         if attempts is not None:
             await attempts.settled()
@@ -298,7 +299,7 @@ class TaskRunner:
                 await asyncio.wait([started])
                 if not started.cancelled():
                     started.exception()  # an unusable source's problem: the stop is what is recorded
-            await self.bridge.db(self._write_end, task_id, "stopped", debug, error="stopped",
+            await self.bridge.db(self._write_end, task_id, "stopped", debug, error=say("engine.stopped"),
                                  only_from=("pending", "running"))
 
         try:
@@ -322,7 +323,8 @@ class TaskRunner:
         except (imaging.SourceError, UpstreamError) as exc:
             return Prepared(task, profile, problem=exc)
         except ProfileError as exc:  # a stored override the profile rules refuse now
-            return Prepared(task, profile, problem=imaging.SourceError(f"this task's own settings cannot be used: {exc}"))
+            return Prepared(task, profile, problem=imaging.SourceError(say("engine.own_settings_unusable",
+                                                                           reason=told(exc))))
 
     def inputs(self, task: TaskRecord, profile: ApiProfile) -> tuple[Source | None, list[Source]]:
         """Read a task's source and references as `profile` takes them (blocking); SourceError names what failed."""
@@ -336,7 +338,8 @@ class TaskRunner:
         try:
             return self._read_source(path, profile)
         except imaging.SourceError as exc:
-            raise imaging.SourceError(f"reference image {number} ({Path(path).name}): {exc}") from None
+            raise imaging.SourceError(say("engine.reference_unreadable", number=number, name=Path(path).name,
+                                          reason=told(exc))) from None
 
     def _start(self, task_id: str, ready: Prepared) -> bool:
         """Mark a prepared task running with its first attempt; False if it is no longer pending.
@@ -388,6 +391,11 @@ async def _lasting(state: RunState, write: Awaitable[Any]) -> None:
     state.endings.add(future)
     future.add_done_callback(state.endings.discard)
     await asyncio.shield(future)
+
+
+def warned(warnings: list[str]) -> Message | None:
+    """Return a call's warnings as the task's one warning ("a; b"), or None when there are none."""
+    return say("engine.warnings", warnings=list(warnings)) if warnings else None
 
 
 def _each(func: Callable[[Any], Any], items: list[Any]) -> None:

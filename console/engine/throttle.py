@@ -23,6 +23,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
+from ..messages import Message, say
 from ..upstream import UpstreamError, backoff_s, is_quota
 
 RETRY = "retry"  # back to the queue
@@ -109,7 +110,7 @@ class Throttle:
         """A call was rate limited: hold the run back; return RETRY, PAUSE or FAIL for its task."""
         now = self._clock()
         wait = error.retry_after if error.retry_after is not None else backoff_s(self._streak)
-        self.reason = f"{error.http_status or 'rate limit'} from the gateway" + (f" ({error.code})" if error.code else "")
+        self.reason = _reason(error)
         if is_quota(error) or wait > self.max_wait_s:
             return PAUSE
         if self._since is None:
@@ -137,3 +138,14 @@ class Throttle:
         if self.until <= self._clock() and self.limiter.limit >= self.target:
             return None
         return Cooling(self.until, self.reason, self.limiter.limit, self.target)
+
+
+def _reason(error: UpstreamError) -> Message:
+    """Say what held the key back: "429 from the gateway (upstream_cooling)"."""
+    if error.http_status:
+        if error.code:
+            return say("engine.throttle_status_code", status=error.http_status, error_code=error.code)
+        return say("engine.throttle_status", status=error.http_status)
+    if error.code:
+        return say("engine.throttle_rate_limit_code", error_code=error.code)
+    return say("engine.throttle_rate_limit")
