@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .fields import kib
+from .messages import say
 from .records import ResultRecord
 
 CAPTION_MAX_BYTES = 8192  # of UTF-8, after trimming: far above any trainer's token limit
@@ -24,7 +25,7 @@ class CaptionTooLong(ValueError):
     """A caption over CAPTION_MAX_BYTES of UTF-8; `size` is its length in bytes."""
 
     def __init__(self, size: int) -> None:
-        super().__init__(f"a caption must be at most {kib(CAPTION_MAX_BYTES)} of text; got {size:,} bytes")
+        super().__init__(say("saving.caption_too_long", limit=kib(CAPTION_MAX_BYTES), size=size))
         self.size = size
 
 

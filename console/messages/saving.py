@@ -1,4 +1,112 @@
-"""The English words of the saving family of messages (`saving.*`); the page's table holds their Chinese."""
+"""The English words of the saving family of messages (`saving.*`); the page's table holds their Chinese.
+
+Saves (the rule's checks, the save report's entries and their fixes), the save routes, captions'
+find and replace, and comparisons. A `{said}` is an operating system's or a library's own words,
+quoted as they came.
+"""
 
 MESSAGES: dict[str, str | dict[str, str]] = {
+    # the save rule
+    "saving.rule_not_object": "the save rule must be a JSON object",
+    "saving.unknown_rule_fields": "unknown save rule field(s): {fields}",
+    "saving.template_has_folders": "'template' gives {sample}: the {layout} layout names each pair with one plain "
+                                   "stem (trainers match controls by file name), without folders",
+    "saving.number_out_of_range": "{field} is out of range",
+    "saving.format_unsuited": "'format' {format} does not suit the {layout} layout: it takes {accepted}",
+    "saving.output_dir_required": "'output_dir' is required",
+    "saving.output_dir_not_string": "'output_dir' must be a string",
+    "saving.output_dir_not_absolute": "'output_dir' must be an absolute path, not {value} ({forms})",
+    "saving.name_not_plain": "'name' must be a plain folder name (no slashes, not hidden), not {value}",
+    "saving.name_too_long": "'name' is longer than {limit} bytes: a folder name holds 255 and layouts add to it",
+    "saving.stem_text_too_long": "'{field}' is longer than {limit} characters",
+    "saving.stem_text_bad_chars": "'{field}' must not hold slashes or control characters: {value}",
+    "saving.tolerance_meaning": "a number from {low} to {high} (0.02 = 2 %)",
+    "saving.template_invalid": "'{where}' is not a valid template: {said}",
+    "saving.template_unknown_variable": "'{where}': unknown variable {variable} (known: {known})",
+    "saving.template_conversion": "'{where}': {variable} may only take a format spec like {example}",
+    "saving.template_fill": "'{where}': {said}",
+    "saving.name_absolute": "'{where}' gives an absolute path {text}: names must stay inside output_dir",
+    "saving.name_bad_parts": "'{where}' gives {text}: empty, '.' and '..' parts are not allowed",
+    # the output folder
+    "saving.output_dir_in_data": "'output_dir' {root} is inside the console's data folder {data_dir}, whose files "
+                                 "the console deletes when it tidies its cache: choose a folder outside it",
+    "saving.output_dir_not_created": "'output_dir' {root} cannot be created: {said}",
+    "saving.output_dir_not_folder": "'output_dir' {root}: {probe} is not a folder",
+    "saving.output_dir_not_writable": "'output_dir' {root} is not writable",
+    "saving.other_runs": "'output_dir' {root} holds the dataset of another run ({runs}): choose a new folder, "
+                         "or send \"append\": true to add this run's items to it",
+    # the save report's entries: why a result was skipped or refused, and the fix
+    "saving.refused": "refused: {reason}",
+    "saving.result_missing": "the result image is missing from the cache",
+    "saving.result_damaged": "{name} is damaged in the cache: {size} bytes instead of {expected:,}",
+    "saving.saved_before": "saved here before ({timestamp})",
+    "saving.saved_before_unknown": "saved here before (time unknown)",
+    "saving.no_source_swap": "role swap needs a source image to be the target: this task was generated from the "
+                             "prompt alone",
+    "saving.no_input": "no input image: this task was generated from the prompt alone",
+    "saving.too_many_inputs": "{count} input images (the source and its references); the {layout} layout holds {limit}",
+    "saving.aspect_differs": "aspect ratio differs: control {control}, target {target} ({difference:.1f}% > "
+                             "{tolerance:.1f}%); set conform to pad, crop or resize",
+    "saving.exists": "exists: {path}",
+    "saving.source_image": "{path} is a source image of this run",
+    "saving.path_unchecked": "{path} cannot be checked (a symbolic link loop, an unreadable folder or a name too long)",
+    "saving.path_outside": "{path} is outside output_dir",
+    "saving.no_selected": "no selected result",
+    "saving.no_results": "no results (task {status})",
+    "saving.status_pending": "pending",
+    "saving.status_running": "running",
+    "saving.status_done": "done",
+    "saving.status_failed": "failed",
+    "saving.status_stopped": "stopped",
+    "saving.status_held": "held",
+    "saving.not_marked": "saved, but not marked saved in the console: {said}",
+    "saving.journal_unwritable": "cannot write the save journal {path}: {said}",
+    "saving.cannot_write": "cannot write: {said}",
+    "saving.cannot_write_file": "cannot write {path}: {said}",
+    "saving.cannot_decode": "{name} cannot be decoded: {said}",
+    "saving.not_kept": "not kept: {manifest} cannot be written ({said}); its files were removed again",
+    "saving.fix_retry_fetch": "retry the task to fetch the image again",
+    "saving.fix_resave": "tick 'Save again' (resave) to write it once more",
+    "saving.fix_no_source_swap": "save it with the flat layout, or untick role swap",
+    "saving.fix_no_input": "save it with the flat layout (pair layouts need a control)",
+    "saving.fix_too_many_inputs": "choose aitoolkit_multi or civitai_edit (3 inputs), fal_start_end (4) or musubi "
+                                  "(any number)",
+    "saving.fix_aspect": "set conform to pad, crop or resize (the control is made to match the target), or raise "
+                         "the aspect tolerance to {tolerance:g}",
+    "saving.fix_exists": "choose 'rename' or 'overwrite' for existing files, or another folder",
+    "saving.fix_unselected": "select a result, or untick 'only selected'",
+    "saving.fix_no_results": "retry the task",
+    "saving.fix_free_space": "free some disk space, then save again",
+    "saving.fix_free_space_rest": "free some disk space, then save again: the rest is written then",
+    # the save routes
+    "saving.bad_job_id": "query 'job' must be 1 to 64 letters, digits, '-' or '_'",
+    "saving.job_running": "a save with job id {job} is still running",
+    "saving.no_run": "no run {run_id}",
+    "saving.no_result": "no result {result_id}",
+    "saving.no_save_job": "no save job {job}",
+    # captions
+    "saving.caption_too_long": "a caption must be at most {limit} of text; got {size:,} bytes",
+    "saving.what_find_replace": "a find and replace",
+    "saving.find_required": "'find' is required: the text to look for in the captions",
+    "saving.find_bad_regex": "'find' is not a valid regular expression: {said}",
+    "saving.replace_bad": "'replace' is not a valid replacement: {said}",
+    # comparisons
+    "saving.what_comparison": "a comparison",
+    "saving.what_choice": "a choice",
+    "saving.sample_meaning": "a whole number of images to compare, from 1 to {high}",
+    "saving.variant_text_required": "'{field}' is required: a non-empty string",
+    "saving.variant_text_too_long": "'{field}' is {length} characters long; at most {limit}",
+    "saving.variants_count": "'variants' must be a list of {low} to {high} variants; got {count}",
+    "saving.variants_none": "'variants' must be a list of {low} to {high} variants; got none",
+    "saving.variant_not_object": "'{where}' must be an object with {fields}",
+    "saving.variant_api_not_object": "'{where}.api' must be an object of profile fields",
+    "saving.variant_same_name": "'{where}.name' is {name}, as variants[{earlier}] is: each variant needs its own name",
+    "saving.variant_same": "'{where}' is the same as variants[{earlier}]: change its prompt or its model",
+    "saving.variant_profile": "'variants[{number}].api': {said}",
+    "saving.folder_changed": "the folder changed while the comparison was starting; start it again",
+    "saving.no_comparison": "no comparison {comparison_id}",
+    "saving.variant_unknown": "'variant' must be one of {names}; got {got}",
+    "saving.variant_chosen": "this comparison's variant {name} was already chosen",
+    "saving.variant_run_deleted": "the run of variant {name} was deleted; choose another",
+    "saving.variant_chosen_meanwhile": "another variant of this comparison was chosen meanwhile",
 }

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import fsync_folder
+from ..messages import say
 from ..store import Store
 from .manifest import append_jsonl, manifest_line
 from .memory import MANIFEST
@@ -78,9 +79,9 @@ class Listing:
 
     def undone_errors(self) -> list[dict]:
         """Return the report's errors for the items removed because the manifest could not be written."""
-        reason = f"not kept: {MANIFEST} cannot be written ({self.failure}); its files were removed again"
+        reason = say("saving.not_kept", manifest=MANIFEST, said=str(self.failure))
         return [{**item.candidate.names(), "kind": "write", "error": reason, "paths": item.paths,
-                 "fix": "free some disk space, then save again: the rest is written then"} for item in self.undone]
+                 "fix": say("saving.fix_free_space_rest")} for item in self.undone]
 
 
 def _undo(item: PlannedItem) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ..messages import say
 from .rule import TRAINER_LAYOUTS, RuleError, SaveRule
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,7 @@ class OtherRuns(RuleError):
 
     def __init__(self, root: Path, runs: list[dict[str, Any]]) -> None:
         names = ", ".join(r["run_id"] for r in runs[:5]) + (" …" if len(runs) > 5 else "")
-        super().__init__(f"'output_dir' {root} holds the dataset of another run ({names}): choose a new folder, "
-                         "or send \"append\": true to add this run's items to it")
+        super().__init__(say("saving.other_runs", root=str(root), runs=names))
         self.details = {"other_runs": [r["run_id"] for r in runs], "other_run_details": runs}
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..cache import ImageCache
 from ..imaging import EXTENSION, source_info
+from ..messages import say, told
 from .claims import Claims
 from .layout import (
     IMAGE_SUFFIXES, LAYOUT_INFO, aspect_difference, caption_path, caption_text, control_paths, control_role, folders,
@@ -88,8 +89,7 @@ def prepare_root(rule: SaveRule, data_dir: Path | None = None) -> Path:
     """
     root = rule.output_dir
     if data_dir is not None and _within(root, data_dir):
-        raise RuleError(f"'output_dir' {root} is inside the console's data folder {data_dir}, whose files the "
-                        "console deletes when it tidies its cache: choose a folder outside it")
+        raise RuleError(say("saving.output_dir_in_data", root=str(root), data_dir=str(data_dir)))
     probe = root
     if rule.dry_run:
         while not probe.exists() and probe != probe.parent:
@@ -98,11 +98,11 @@ def prepare_root(rule: SaveRule, data_dir: Path | None = None) -> Path:
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise RuleError(f"'output_dir' {root} cannot be created: {exc.strerror or exc}") from None
+            raise RuleError(say("saving.output_dir_not_created", root=str(root), said=str(exc.strerror or exc))) from None
     if not probe.is_dir():
-        raise RuleError(f"'output_dir' {root}: {probe} is not a folder")
+        raise RuleError(say("saving.output_dir_not_folder", root=str(root), probe=str(probe)))
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise RuleError(f"'output_dir' {root} is not writable")
+        raise RuleError(say("saving.output_dir_not_writable", root=str(root)))
     return root.resolve()
 
 
@@ -214,8 +214,8 @@ class _Planner:
         try:
             origin = cache.path(c.result.sha256, c.result.format)
         except (FileNotFoundError, ValueError):
-            self.out.errors.append({**c.names(), "kind": "missing", "error": "the result image is missing from the cache",
-                                    "fix": "retry the task to fetch the image again", "paths": []})
+            self.out.errors.append({**c.names(), "kind": "missing", "error": say("saving.result_missing"),
+                                    "fix": say("saving.fix_retry_fetch"), "paths": []})
             return
         if not self._whole(c, origin):
             return
@@ -227,7 +227,7 @@ class _Planner:
         except _Refused:
             return
         except RuleError as exc:
-            self.out.errors.append({**c.names(), "kind": "rule", "error": str(exc), "paths": []})
+            self.out.errors.append({**c.names(), "kind": "rule", "error": told(exc), "paths": []})
             return
         self._claim(item, c.task.id)
         # Checked before the conflict rule looks into folders, and again after it renamed files.
@@ -245,8 +245,8 @@ class _Planner:
         if not isinstance(expected, int) or size == expected:
             return True
         self.out.errors.append({**c.names(), "kind": "damaged", "paths": [],
-                                "error": f"{origin.name} is damaged in the cache: {size} bytes instead of {expected:,}",
-                                "fix": "retry the task to fetch the image again"})
+                                "error": say("saving.result_damaged", name=origin.name, size=size, expected=expected),
+                                "fix": say("saving.fix_retry_fetch")})
         return False
 
     def _saved_before(self, c: Candidate) -> bool:
@@ -261,8 +261,9 @@ class _Planner:
             return False
         self.out.remembered.append(c)
         self.out.skipped.append({**c.names(), "kind": "saved_before", "paths": before.paths,
-                                 "reason": f"saved here before ({before.timestamp or 'time unknown'})",
-                                 "fix": "tick 'Save again' (resave) to write it once more"})
+                                 "reason": say("saving.saved_before", timestamp=before.timestamp) if before.timestamp
+                                 else say("saving.saved_before_unknown"),
+                                 "fix": say("saving.fix_resave")})
         return True
 
     def _flat(self, c: Candidate, origin: Path, values: dict[str, Any]) -> PlannedItem:
@@ -281,16 +282,14 @@ class _Planner:
         result_file = _Image(origin, result.format, (result.width, result.height), result.sha256)
         if self.rule.swapped:
             if not task.source_path:
-                self._refuse(c, "no_source", "role swap needs a source image to be the target: this task was "
-                             "generated from the prompt alone", "save it with the flat layout, or untick role swap")
+                self._refuse(c, "no_source", say("saving.no_source_swap"), say("saving.fix_no_source_swap"))
             target = self._inputs(c, [task.source_path])[0]
             inputs = [result_file, *self._inputs(c, task.references)]
         else:
             inputs = self._inputs(c, task_inputs(task))
             target = result_file
             if not inputs:
-                self._refuse(c, "no_source", "no input image: this task was generated from the prompt alone",
-                             "save it with the flat layout (pair layouts need a control)")
+                self._refuse(c, "no_source", say("saving.no_input"), say("saving.fix_no_input"))
         self._check_count(c, len(inputs))
         conform = self._conform(c, inputs[0].size, target.size)
         if self.rule.sequential:
@@ -334,8 +333,8 @@ class _Planner:
             try:
                 fmt, width, height = source_info(Path(path))
             except ValueError as exc:
-                self.findings["missing_controls"].append({**c.names(), "input_path": path, "error": str(exc), "paths": []})
-                self.out.errors.append({**c.names(), "kind": "missing", "error": str(exc), "paths": []})
+                self.findings["missing_controls"].append({**c.names(), "input_path": path, "error": told(exc), "paths": []})
+                self.out.errors.append({**c.names(), "kind": "missing", "error": told(exc), "paths": []})
                 raise _Refused from None
             found.append(_Image(Path(path), fmt, (width, height)))
         return found
@@ -343,12 +342,12 @@ class _Planner:
     def _check_count(self, c: Candidate, count: int) -> None:
         limit = LAYOUT_INFO[self.rule.layout].max_inputs
         if limit is not None and count > limit:
-            self._refuse(c, "inputs", f"{count} input images (the source and its references); the {self.rule.layout} "
-                         f"layout holds {limit}", "choose aitoolkit_multi or civitai_edit (3 inputs), fal_start_end "
-                         "(4) or musubi (any number)")
+            self._refuse(c, "inputs", say("saving.too_many_inputs", count=count, layout=self.rule.layout, limit=limit),
+                         say("saving.fix_too_many_inputs"))
 
     def _refuse(self, c: Candidate, kind: str, reason: str, fix: str) -> None:
-        self.out.errors.append({**c.names(), "kind": kind, "error": f"refused: {reason}", "fix": fix, "paths": []})
+        self.out.errors.append({**c.names(), "kind": kind, "error": say("saving.refused", reason=reason), "fix": fix,
+                                "paths": []})
         raise _Refused
 
     def _with_caption(self, c: Candidate, images: list[PlannedFile], values: dict[str, Any], path: Path) -> PlannedItem:
@@ -379,11 +378,11 @@ class _Planner:
         entry = {**c.names(), "source_size": list(source), "result_size": list(result),
                  "difference": round(difference, 4), "paths": []}
         self.findings["aspect_refused"].append(entry)
-        self.out.skipped.append({**entry, "kind": "aspect", "reason": f"aspect ratio differs: control "
-                                 f"{size[0]}x{size[1]}, target {target[0]}x{target[1]} ({difference:.1%} > "
-                                 f"{self.rule.aspect_tolerance:.1%}); set conform to pad, crop or resize",
-                                 "fix": "set conform to pad, crop or resize (the control is made to match the "
-                                        f"target), or raise the aspect tolerance to {math.ceil(difference * 100) / 100:g}"})
+        # Percentages as the English shows them (3.4%): the page gets the same rounded number.
+        reason = say("saving.aspect_differs", control=f"{size[0]}x{size[1]}", target=f"{target[0]}x{target[1]}",
+                     difference=round(difference * 100, 1), tolerance=round(self.rule.aspect_tolerance * 100, 1))
+        self.out.skipped.append({**entry, "kind": "aspect", "reason": reason,
+                                 "fix": say("saving.fix_aspect", tolerance=math.ceil(difference * 100) / 100)})
         return False
 
     def _format(self, origin_format: str) -> str:
@@ -404,8 +403,8 @@ class _Planner:
             return True
         if self.rule.conflict == "skip":
             self.findings["conflicts"].append({**names, "path": str(clashes[0]), "action": "skipped", "paths": item.paths})
-            self.out.skipped.append({**names, "kind": "exists", "reason": f"exists: {clashes[0]}", "paths": item.paths,
-                                     "fix": "choose 'rename' or 'overwrite' for existing files, or another folder"})
+            self.out.skipped.append({**names, "kind": "exists", "reason": say("saving.exists", path=str(clashes[0])),
+                                     "paths": item.paths, "fix": say("saving.fix_exists")})
             return False
         if self.rule.conflict == "overwrite":
             item.replaces = [p for p in clashes if p not in {f.path for f in item.files}]
@@ -444,16 +443,15 @@ class _Planner:
             resolved = self.resolve(path)
             if resolved in self.protected:
                 self.out.errors.append({**item.candidate.names(), "kind": "source", "paths": item.paths,
-                                        "error": f"refused: {path} is a source image of this run"})
+                                        "error": say("saving.refused", reason=say("saving.source_image", path=str(path)))})
                 return False
             if resolved is None:
                 self.out.errors.append({**item.candidate.names(), "kind": "source", "paths": item.paths,
-                                        "error": f"refused: {path} cannot be checked (a symbolic link loop, an "
-                                                 "unreadable folder or a name too long)"})
+                                        "error": say("saving.refused", reason=say("saving.path_unchecked", path=str(path)))})
                 return False
             if not resolved.is_relative_to(self.root):
                 self.out.errors.append({**item.candidate.names(), "kind": "source", "paths": item.paths,
-                                        "error": f"refused: {path} is outside output_dir"})
+                                        "error": say("saving.refused", reason=say("saving.path_outside", path=str(path)))})
                 return False
         return True
 

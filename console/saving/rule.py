@@ -11,6 +11,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
 
 from ..fields import FieldError, Range, choice, flag, text
+from ..messages import say, told
 from ..typedpath import FORMS, typed_path
 
 LAYOUTS = ("flat", "aitoolkit_edit", "aitoolkit_multi", "musubi", "fal_start_end", "civitai_edit", "flat_pairs")
@@ -88,10 +89,10 @@ class SaveRule:
     def from_dict(cls, data: Mapping[str, Any]) -> "SaveRule":
         """Return the rule in `data` with defaults per layout; raise RuleError naming a bad field."""
         if not isinstance(data, Mapping):
-            raise RuleError("the save rule must be a JSON object")
+            raise RuleError(say("saving.rule_not_object"))
         unknown = sorted(set(data) - (set(cls.__dataclass_fields__) - _INTERNAL))
         if unknown:
-            raise RuleError(f"unknown save rule field(s): {', '.join(unknown)}")
+            raise RuleError(say("saving.unknown_rule_fields", fields=", ".join(unknown)))
         layout = _choice(data, "layout", LAYOUTS, "flat")
         trainer = layout in TRAINER_LAYOUTS
         rule = cls(
@@ -118,8 +119,7 @@ class SaveRule:
         check_template(rule.template, NAME_VARIABLES, "template")
         sample = relative_name(render(rule.template, _SAMPLE, "template"), "template")
         if rule.pairs and rule.template_given and len(sample.parts) > 1:
-            raise RuleError(f"'template' gives {str(sample)!r}: the {layout} layout names each pair with one plain "
-                            "stem (trainers match controls by file name), without folders")
+            raise RuleError(say("saving.template_has_folders", sample=repr(str(sample)), layout=layout))
         check_template(rule.caption_template, CAPTION_VARIABLES, "caption_template")
         return rule
 
@@ -133,7 +133,7 @@ class SaveRule:
     def check_kept(cls, data: Any) -> None:
         """Raise RuleError unless `data` is a rule a save could use once it names its output folder (a preset's)."""
         if not isinstance(data, Mapping):
-            raise RuleError("the save rule must be a JSON object")
+            raise RuleError(say("saving.rule_not_object"))
         # A preset may leave the output folder to the form; every other field is checked as a save checks it.
         cls.from_dict({**data, "output_dir": data.get("output_dir") or _ANY_FOLDER})
 
@@ -155,18 +155,18 @@ def _get(data: Mapping[str, Any], name: str, kind: type, default: Any) -> Any:
             return text(data.get(name), shown, default=default)
         return _number(data.get(name), shown, default)
     except FieldError as exc:
-        raise RuleError(str(exc)) from None
+        raise RuleError(told(exc)) from None
 
 
 def _number(value: Any, shown: str, default: float) -> float:
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise FieldError(shown, f"{shown} must be a number")
+        raise FieldError(shown, say("fields.not_number", field=shown))
     try:
         return float(value)
     except OverflowError:  # an integer too big for a float
-        raise FieldError(shown, f"{shown} is out of range") from None
+        raise FieldError(shown, say("saving.number_out_of_range", field=shown)) from None
 
 
 def _choice(data: Mapping[str, Any], name: str, choices: tuple[str, ...], default: str) -> str:
@@ -174,7 +174,7 @@ def _choice(data: Mapping[str, Any], name: str, choices: tuple[str, ...], defaul
     try:
         return choice(value, f"'{name}'", choices, default)
     except FieldError as exc:
-        raise RuleError(str(exc)) from None
+        raise RuleError(told(exc)) from None
 
 
 def _conform(data: Mapping[str, Any], layout: str) -> str:
@@ -186,26 +186,26 @@ def _format(data: Mapping[str, Any], layout: str, default: str) -> str:
     value = _choice(data, "format", OUTPUT_FORMATS, default)
     accepted = LAYOUT_FORMATS.get(layout)
     if accepted and value != "keep" and value not in accepted:
-        raise RuleError(f"'format' {value} does not suit the {layout} layout: it takes {', '.join(accepted)}")
+        raise RuleError(say("saving.format_unsuited", format=value, layout=layout, accepted=", ".join(accepted)))
     return value
 
 
 def _output_dir(value: Any) -> Path:
     if value is None or value == "":
-        raise RuleError("'output_dir' is required")
+        raise RuleError(say("saving.output_dir_required"))
     if not isinstance(value, str) or "\0" in value:
-        raise RuleError("'output_dir' must be a string")
+        raise RuleError(say("saving.output_dir_not_string"))
     path = typed_path(value)
     if not os.path.isabs(path):
-        raise RuleError(f"'output_dir' must be an absolute path, not {value[:200]!r} ({FORMS})")
+        raise RuleError(say("saving.output_dir_not_absolute", value=repr(value[:200]), forms=FORMS))
     return Path(path)
 
 
 def _dataset_name(value: str) -> str:
     if not value or value in (".", "..") or any(c in value for c in "/\\\0") or value.startswith("."):
-        raise RuleError(f"'name' must be a plain folder name (no slashes, not hidden), not {value[:80]!r}")
+        raise RuleError(say("saving.name_not_plain", value=repr(value[:80])))
     if len(value.encode("utf-8", "surrogateescape")) > NAME_LIMIT:
-        raise RuleError(f"'name' is longer than {NAME_LIMIT} bytes: a folder name holds 255 and layouts add to it")
+        raise RuleError(say("saving.name_too_long", limit=NAME_LIMIT))
     return value
 
 
@@ -213,17 +213,18 @@ def _stem_text(data: Mapping[str, Any], name: str) -> str:
     """Return replace_from / replace_to: text for a file stem, without slashes or control characters."""
     value = _get(data, name, str, "")
     if len(value) > STEM_LIMIT:
-        raise RuleError(f"'{name}' is longer than {STEM_LIMIT} characters")
+        raise RuleError(say("saving.stem_text_too_long", field=name, limit=STEM_LIMIT))
     if any(c in value for c in "/\\") or any(ord(c) < 32 for c in value):
-        raise RuleError(f"'{name}' must not hold slashes or control characters: {value[:80]!r}")
+        raise RuleError(say("saving.stem_text_bad_chars", field=name, value=repr(value[:80])))
     return value
 
 
 def _tolerance(value: float) -> float:
     try:
-        return ASPECT_TOLERANCE.check(value, "'aspect_tolerance'", meaning=f"a number from {ASPECT_TOLERANCE.low} to {ASPECT_TOLERANCE.high} (0.02 = 2 %)")
+        meaning = say("saving.tolerance_meaning", low=ASPECT_TOLERANCE.low, high=ASPECT_TOLERANCE.high)
+        return ASPECT_TOLERANCE.check(value, "'aspect_tolerance'", meaning=meaning)
     except FieldError as exc:
-        raise RuleError(str(exc)) from None
+        raise RuleError(told(exc)) from None
 
 
 # -- templates --------------------------------------------------------------------------------
@@ -233,14 +234,15 @@ def check_template(template: str, allowed: tuple[str, ...], where: str) -> None:
     try:
         parsed = list(_FORMATTER.parse(template))
     except ValueError as exc:
-        raise RuleError(f"'{where}' is not a valid template: {exc}") from None
+        raise RuleError(say("saving.template_invalid", where=where, said=str(exc))) from None
     for _, name, spec, conversion in parsed:
         if name is None:
             continue
         if name not in allowed:
-            raise RuleError(f"'{where}': unknown variable {{{name}}} (known: {', '.join(allowed)})")
+            raise RuleError(say("saving.template_unknown_variable", where=where, variable=f"{{{name}}}",
+                                known=", ".join(allowed)))
         if conversion or "{" in (spec or ""):
-            raise RuleError(f"'{where}': {{{name}}} may only take a format spec like {{n:04d}}")
+            raise RuleError(say("saving.template_conversion", where=where, variable=f"{{{name}}}", example="{n:04d}"))
     render(template, _SAMPLE, where)
 
 
@@ -249,16 +251,16 @@ def render(template: str, values: Mapping[str, Any], where: str) -> str:
     try:
         return _FORMATTER.vformat(template, (), values)
     except (ValueError, TypeError, KeyError, IndexError) as exc:
-        raise RuleError(f"'{where}': {exc}") from None
+        raise RuleError(say("saving.template_fill", where=where, said=str(exc))) from None
 
 
 def relative_name(text: str, where: str) -> PurePosixPath:
     """Return a rendered name as a relative path, refusing anything that could leave output_dir."""
     parts = text.replace("\\", "/").split("/")
     if text.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", text):
-        raise RuleError(f"'{where}' gives an absolute path {text[:200]!r}: names must stay inside output_dir")
+        raise RuleError(say("saving.name_absolute", where=where, text=repr(text[:200])))
     if "\0" in text or any(part in ("", ".", "..") for part in parts):
-        raise RuleError(f"'{where}' gives {text[:200]!r}: empty, '.' and '..' parts are not allowed")
+        raise RuleError(say("saving.name_bad_parts", where=where, text=repr(text[:200])))
     return PurePosixPath(*parts)
 
 

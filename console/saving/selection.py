@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..messages import say
 from ..records import ResultRecord, TaskRecord
 from ..store import Store
 from .rule import Resolver, SaveRule
@@ -66,11 +67,18 @@ def run_candidates(store: Store, run_id: str, rule: SaveRule) -> Selection:
     return chosen
 
 
+# A task's status as the report's words say it (the page says it in its language).
+_STATUS_WORDS = {"pending": say("saving.status_pending"), "running": say("saving.status_running"),
+                "done": say("saving.status_done"), "failed": say("saving.status_failed"),
+                "stopped": say("saving.status_stopped"), "held": say("saving.status_held")}
+
+
 def _not_picked(task: TaskRecord) -> dict[str, Any]:
     if task.results:
-        kind, reason, fix = "unselected", "no selected result", "select a result, or untick 'only selected'"
+        kind, reason, fix = "unselected", say("saving.no_selected"), say("saving.fix_unselected")
     else:
-        kind, reason, fix = "no_results", f"no results (task {task.status})", "retry the task"
+        status = _STATUS_WORDS.get(task.status, task.status)
+        kind, reason, fix = "no_results", say("saving.no_results", status=status), say("saving.fix_no_results")
     return {"task_id": task.id, "source_name": task.source_name, "source_path": task.source_path,
             "kind": kind, "reason": reason, "fix": fix, "paths": []}
 

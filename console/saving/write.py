@@ -12,6 +12,7 @@ from typing import Any, Iterator
 
 from .. import atomic, imaging
 from ..cache import DamagedImage, verify
+from ..messages import say, told
 from ..store import Store
 from .journal import Journal, new_save_id
 from .listing import Listing
@@ -59,8 +60,7 @@ def execute(store: Store, plan_: Plan, job: SaveJob | None = None) -> dict[str, 
     written = [item for item, _ in listing.listed]
     errors += listing.undone_errors()
     if listing.mark_error:
-        errors.append({"kind": "write", "error": f"saved, but not marked saved in the console: {listing.mark_error}",
-                       "paths": []})
+        errors.append({"kind": "write", "error": say("saving.not_marked", said=listing.mark_error), "paths": []})
     _write_musubi(plan_, written, errors)
     saved = [{**item.candidate.names(), "paths": item.paths} for item in written]
     job.step("done", len(written), len(plan_.items), saved=len(saved))
@@ -111,17 +111,18 @@ def _noted(journal: Journal, items: list[PlannedItem], started: int, errors: lis
     try:
         journal.note(items[started:started + JOURNAL_CHUNK])
     except OSError as exc:
-        errors.append({"kind": "write", "error": f"cannot write the save journal {journal.path}: {exc}",
-                       "fix": "free some disk space, then save again", "paths": []})
+        errors.append({"kind": "write", "error": say("saving.journal_unwritable", path=str(journal.path), said=str(exc)),
+                       "fix": say("saving.fix_free_space"), "paths": []})
         return False
     return True
 
 
 def _write_error(item: PlannedItem, exc: Exception) -> dict[str, Any]:
     if isinstance(exc, DamagedImage):
-        return {**item.candidate.names(), "kind": "damaged", "error": str(exc), "paths": item.paths,
-                "fix": "retry the task to fetch the image again"}
-    return {**item.candidate.names(), "kind": "write", "error": f"cannot write: {exc}", "paths": item.paths}
+        return {**item.candidate.names(), "kind": "damaged", "error": told(exc), "paths": item.paths,
+                "fix": say("saving.fix_retry_fetch")}
+    return {**item.candidate.names(), "kind": "write", "error": say("saving.cannot_write", said=told(exc)),
+            "paths": item.paths}
 
 
 def _answer(plan_: Plan, saved: list[dict], errors: list[dict], written: list[PlannedItem],
@@ -197,7 +198,7 @@ def image_bytes(f: PlannedFile) -> bytes:
     try:
         return imaging.convert(data, f.format, f.conform)
     except imaging.InvalidImage as exc:
-        raise ValueError(f"{f.origin.name} cannot be decoded: {exc}") from None
+        raise ValueError(say("saving.cannot_decode", name=f.origin.name, said=told(exc))) from None
 
 
 def _write_musubi(plan_: Plan, written: list[PlannedItem], errors: list[dict]) -> None:
@@ -207,4 +208,5 @@ def _write_musubi(plan_: Plan, written: list[PlannedItem], errors: list[dict]) -
     try:
         merge_musubi(path, musubi_records(plan_.root, plan_.rule))
     except OSError as exc:
-        errors.append({"kind": "write", "error": f"cannot write {path}: {exc}", "paths": [str(path)]})
+        errors.append({"kind": "write", "error": say("saving.cannot_write_file", path=str(path), said=str(exc)),
+                       "paths": [str(path)]})

@@ -8,6 +8,7 @@ from typing import Any, Callable
 from flask import Blueprint, Flask
 
 from ..fields import flag, quoted, text
+from ..messages import say
 from ..store_captions import CAPTION_MAX_BYTES, Replacement
 from . import sources_api
 from .errors import ApiError
@@ -28,9 +29,9 @@ def init_app(app: Flask) -> None:
 def replace_captions(run_id: str):
     """Find and replace in the own captions of a run's results (with `preview`, only say what would change)."""
     if store().run(run_id) is None:
-        raise ApiError(f"no run {run_id}", 404)
+        raise ApiError(say("saving.no_run", run_id=run_id), 404)
     body = json_body()
-    sources_api.check_fields(body, "a find and replace", REPLACE_FIELDS)
+    sources_api.check_fields(body, say("saving.what_find_replace"), REPLACE_FIELDS)
     pattern = _pattern(body)
     replacement = Replacement(pattern, _replace(body, pattern), _flag(body, "only_selected"))
     return store().replace_captions(run_id, replacement, preview=_flag(body, "preview"))
@@ -40,12 +41,12 @@ def _pattern(body: dict[str, Any]) -> re.Pattern[str]:
     """Return the compiled `find` (literal unless `regex`), or a 400 naming it."""
     find = text(body.get("find"), "'find'", max_chars=FIND_MAX_CHARS)
     if not find:
-        raise ApiError("'find' is required: the text to look for in the captions")
+        raise ApiError(say("saving.find_required"))
     flags = re.IGNORECASE if _flag(body, "ignore_case") else 0
     try:
         return re.compile(find if _flag(body, "regex") else re.escape(find), flags)
     except (re.error, OverflowError, RecursionError) as exc:
-        raise ApiError(f"'find' is not a valid regular expression: {exc}") from None
+        raise ApiError(say("saving.find_bad_regex", said=str(exc))) from None
 
 
 def _replace(body: dict[str, Any], pattern: re.Pattern[str]) -> str | Callable[[re.Match[str]], str]:
@@ -56,7 +57,7 @@ def _replace(body: dict[str, Any], pattern: re.Pattern[str]) -> str | Callable[[
     try:
         pattern.sub(replacement, "")  # parses the template: a bad group reference is refused before any caption changes
     except (re.error, IndexError) as exc:
-        raise ApiError(f"'replace' is not a valid replacement: {exc}") from None
+        raise ApiError(say("saving.replace_bad", said=str(exc))) from None
     return replacement
 
 

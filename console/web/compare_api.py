@@ -10,6 +10,7 @@ from flask import Blueprint, Flask
 from ..config import ConfigError
 from ..engine import Conflict, EngineError
 from ..fields import Range, quoted, text
+from ..messages import say, told
 from ..store import new_id
 from ..store_pilot import pilot_sample
 from . import sources_api
@@ -35,16 +36,16 @@ def init_app(app: Flask) -> None:
 
 def _sample(body: dict[str, Any]) -> int:
     return SAMPLE.check(body.get("sample"), "'sample'",
-                        meaning=f"a whole number of images to compare, from 1 to {SAMPLE.high}")
+                        meaning=say("saving.sample_meaning", high=SAMPLE.high))
 
 
 def _text(value: Any, field: str, limit: int | None = None) -> str:
     """Return a variant's non-empty text field; 400 naming the field otherwise."""
     if not isinstance(value, str) or not value.strip():
-        raise ApiError(f"'{field}' is required: a non-empty string")
+        raise ApiError(say("saving.variant_text_required", field=field))
     text(value, quoted(field))  # valid text
     if limit is not None and len(value.strip()) > limit:
-        raise ApiError(f"'{field}' is {len(value.strip())} characters long; at most {limit}")
+        raise ApiError(say("saving.variant_text_too_long", field=field, length=len(value.strip()), limit=limit))
     return value.strip() if limit is not None else value
 
 
@@ -52,25 +53,25 @@ def _variants(body: dict[str, Any]) -> list[dict[str, Any]]:
     """Return the body's variants (name, prompt, api), each checked; 400 naming the field that is wrong."""
     variants = body.get("variants")
     if not isinstance(variants, list) or not VARIANTS_MIN <= len(variants) <= VARIANTS_MAX:
-        count = f"got {len(variants)}" if isinstance(variants, list) else "got none"
-        raise ApiError(f"'variants' must be a list of {VARIANTS_MIN} to {VARIANTS_MAX} variants; {count}")
+        if isinstance(variants, list):
+            raise ApiError(say("saving.variants_count", low=VARIANTS_MIN, high=VARIANTS_MAX, count=len(variants)))
+        raise ApiError(say("saving.variants_none", low=VARIANTS_MIN, high=VARIANTS_MAX))
     checked: list[dict[str, Any]] = []
     for number, variant in enumerate(variants):
         where = f"variants[{number}]"
         if not isinstance(variant, dict):
-            raise ApiError(f"'{where}' must be an object with {', '.join(VARIANT_FIELDS)}")
+            raise ApiError(say("saving.variant_not_object", where=where, fields=", ".join(VARIANT_FIELDS)))
         sources_api.check_fields(variant, f"'{where}'", VARIANT_FIELDS)
         api = variant.get("api")
         if api is not None and not isinstance(api, dict):
-            raise ApiError(f"'{where}.api' must be an object of profile fields")
+            raise ApiError(say("saving.variant_api_not_object", where=where))
         item = {"name": _text(variant.get("name"), f"{where}.name", NAME_MAX),
                 "prompt": _text(variant.get("prompt"), f"{where}.prompt"), "api": api}
         for earlier, other in enumerate(checked):
             if other["name"].casefold() == item["name"].casefold():
-                raise ApiError(f"'{where}.name' is {item['name']!r}, as variants[{earlier}] is: "
-                               "each variant needs its own name")
+                raise ApiError(say("saving.variant_same_name", where=where, name=repr(item["name"]), earlier=earlier))
             if (other["prompt"], _key(other["api"])) == (item["prompt"], _key(item["api"])):
-                raise ApiError(f"'{where}' is the same as variants[{earlier}]: change its prompt or its model")
+                raise ApiError(say("saving.variant_same", where=where, earlier=earlier))
         checked.append(item)
     return checked
 
@@ -87,7 +88,7 @@ def _profiles(variants: list[dict[str, Any]]) -> list[Any]:
             profile = engine().profile_for(variant["api"])
             engine().check_profile(profile)
         except (EngineError, ConfigError) as exc:
-            raise ApiError(f"'variants[{number}].api': {exc}") from None
+            raise ApiError(say("saving.variant_profile", number=number, said=told(exc))) from None
         profiles.append(profile)
     return profiles
 
@@ -98,7 +99,7 @@ def _profiles(variants: list[dict[str, Any]]) -> list[Any]:
 def create_comparison():
     """Start one pilot run per variant over the same folder, each trying the same sample first."""
     body = json_body()
-    sources_api.check_fields(body, "a comparison", COMPARISON_FIELDS)
+    sources_api.check_fields(body, say("saving.what_comparison"), COMPARISON_FIELDS)
     sample = _sample(body)
     variants = _variants(body)
     profiles = _profiles(variants)
@@ -110,7 +111,7 @@ def create_comparison():
             run_id, count, _ = engine().start_run(spec, variant["api"], pilot=sample)
             started.append((run_id, count))
         if len({count for _, count in started}) > 1:  # the folder changed between two starts
-            raise Conflict("the folder changed while the comparison was starting; start it again")
+            raise Conflict(say("saving.folder_changed"))
     except Exception:
         for run_id, _ in started:  # a half-started comparison would pay for variants nobody sees
             engine().delete_run(run_id)
@@ -127,7 +128,7 @@ def create_comparison():
 def _comparison_or_404(comparison_id: str) -> dict[str, Any]:
     comparison = store().comparison(comparison_id)
     if comparison is None:
-        raise ApiError(f"no comparison {comparison_id}", 404)
+        raise ApiError(say("saving.no_comparison", comparison_id=comparison_id), 404)
     return comparison
 
 
@@ -163,18 +164,18 @@ def choose_variant(comparison_id: str):
     """Let the chosen variant's run go on to the rest of the folder (its sample is not called again)."""
     comparison = _comparison_or_404(comparison_id)
     body = json_body()
-    sources_api.check_fields(body, "a choice", CHOOSE_FIELDS)
+    sources_api.check_fields(body, say("saving.what_choice"), CHOOSE_FIELDS)
     name = body.get("variant")
     names = [variant["name"] for variant in comparison["variants"]]
     if not isinstance(name, str) or name not in names:
-        raise ApiError(f"'variant' must be one of {', '.join(repr(n) for n in names)}; got {name!r:.60}")
+        raise ApiError(say("saving.variant_unknown", names=", ".join(repr(n) for n in names), got=f"{name!r:.60}"))
     if comparison["chosen"] is not None:
-        raise ApiError(f"this comparison's variant {comparison['chosen']!r} was already chosen", 409)
+        raise ApiError(say("saving.variant_chosen", name=repr(comparison["chosen"])), 409)
     run_id = next(variant["run_id"] for variant in comparison["variants"] if variant["name"] == name)
     if store().run(run_id) is None:
-        raise ApiError(f"the run of variant {name!r} was deleted; choose another", 409)
+        raise ApiError(say("saving.variant_run_deleted", name=repr(name)), 409)
     if not store().choose_variant(comparison_id, name):
-        raise ApiError("another variant of this comparison was chosen meanwhile", 409)
+        raise ApiError(say("saving.variant_chosen_meanwhile"), 409)
     try:
         queued = engine().release_pilot(run_id)["queued"]
     except Conflict:  # nothing held: the sample was the whole folder, or the rest was already run from the run bar

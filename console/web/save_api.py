@@ -12,6 +12,7 @@ import re
 
 from flask import Blueprint, Flask, current_app, request
 
+from ..messages import say
 from ..saving import OtherRuns, RuleError, SaveJob, SaveJobs, SaveRule, builtin_presets, save_result, save_run
 from .errors import ApiError, answer_as
 from .guards import json_body
@@ -40,17 +41,17 @@ def _job() -> SaveJob:
     if job_id is None:
         return SaveJob()
     if not _JOB_ID.match(job_id):
-        raise ApiError("query 'job' must be 1 to 64 letters, digits, '-' or '_'")
+        raise ApiError(say("saving.bad_job_id"))
     job = _jobs().start(job_id)
     if job is None:
-        raise ApiError(f"a save with job id {job_id} is still running", 409)
+        raise ApiError(say("saving.job_running", job=job_id), 409)
     return job
 
 
 @bp.post("/api/runs/<run_id>/save")
 def save_run_results(run_id: str):
     if store().run(run_id) is None:
-        raise ApiError(f"no run {run_id}", 404)
+        raise ApiError(say("saving.no_run", run_id=run_id), 404)
     # A bad rule, or an output_dir that cannot be created or written, raises RuleError: a 400.
     rule = SaveRule.from_dict(json_body())
     return save_run(store(), cache(), run_id, rule, _job())
@@ -59,11 +60,11 @@ def save_run_results(run_id: str):
 @bp.post("/api/results/<result_id>/save")
 def save_one_result(result_id: str):
     if store().result(result_id) is None:
-        raise ApiError(f"no result {result_id}", 404)
+        raise ApiError(say("saving.no_result", result_id=result_id), 404)
     rule = SaveRule.from_dict(json_body())
     answer = save_result(store(), cache(), result_id, rule, _job())
     if answer is None:  # deleted between the check and the save
-        raise ApiError(f"no result {result_id}", 404)
+        raise ApiError(say("saving.no_result", result_id=result_id), 404)
     return answer
 
 
@@ -76,7 +77,7 @@ def reserve_save_job():
 def save_job(job_id: str):
     job = _jobs().get(job_id)
     if job is None:
-        raise ApiError(f"no save job {job_id}", 404)
+        raise ApiError(say("saving.no_save_job", job=job_id), 404)
     return job.snapshot()
 
 
@@ -84,7 +85,7 @@ def save_job(job_id: str):
 def cancel_save_job(job_id: str):
     job = _jobs().get(job_id)
     if job is None:
-        raise ApiError(f"no save job {job_id}", 404)
+        raise ApiError(say("saving.no_save_job", job=job_id), 404)
     job.cancel()
     return {"ok": True, **job.snapshot()}
 
@@ -98,5 +99,5 @@ def save_presets():
 @bp.get("/api/results/<result_id>/saves")
 def result_saves(result_id: str):
     if store().result(result_id) is None:
-        raise ApiError(f"no result {result_id}", 404)
+        raise ApiError(say("saving.no_result", result_id=result_id), 404)
     return {"result_id": result_id, "saves": store().saves(result_id)}
