@@ -28,7 +28,7 @@ from .store_budget import BudgetQueries
 from .store_caption_calls import CaptionCallQueries
 from .store_captions import CaptionQueries
 from .store_compare import CompareQueries
-from .store_flags import FlagQueries, flag_names
+from .store_flags import FlagQueries, flag_names, flag_reasons
 from .store_history import HistoryQueries
 from .store_pilot import PilotQueries
 from .store_progress import STATUSES, ProgressQueries
@@ -49,6 +49,7 @@ _TASK_COLUMNS = ("id, run_id, idx, source_name, source_path, prompt, status, att
 _RESULT_COLUMNS = "id, task_id, sha256, format, width, height, bytes, origin, selected, prompt, flags"
 _RESULT_COLUMNS += ", caption, answer_text"
 _RESULT_COLUMNS += ", EXISTS(SELECT 1 FROM saves WHERE saves.result_id = results.id) AS saved"  # the "saved" mark
+_RESULT_COLUMNS += ", flag_msgs"  # the codes of the flags' reasons
 
 
 def new_id(prefix: str) -> str:
@@ -498,7 +499,7 @@ def _task(row: sqlite3.Row, results: tuple[ResultRecord, ...], spend: dict[str, 
 
 def _result(row: sqlite3.Row) -> ResultRecord:
     (result_id, task_id, sha256, fmt, width, height, size, origin, selected, prompt, flags, caption, answer_text,
-     saved) = row
-    reasons = json.loads(flags) if flags else {}
+     saved, flag_msgs) = row
+    reasons = flag_reasons(flags, flag_msgs)
     return ResultRecord(result_id, task_id, width, height, fmt, sha256, size, origin, prompt, caption, answer_text,
                         bool(selected), bool(saved), flag_names(reasons), reasons, flags is not None)

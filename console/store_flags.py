@@ -1,7 +1,8 @@
 """The store's review-flag queries: which results still need a look, their flags, and the run's marks.
 
 A result's `flags` column is NULL until the flagger has looked at it, then a JSON object
-`{name: reason}` (empty when nothing is wrong); `mark` keeps its near-duplicate mark and its
+`{name: reason}` (empty when nothing is wrong), and `flag_msgs` the code and parameters of each reason
+(`{name: {code, params}}`, so the page says it in its language); `mark` keeps its near-duplicate mark and its
 source's, so a restarted console finds a run's duplicates without decoding its images again.
 Mixed into Store: it uses the store's connections and revision counter.
 """
@@ -9,8 +10,9 @@ Mixed into Store: it uses the store's connections and revision counter.
 from __future__ import annotations
 
 import json
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
+from .messages import Message, as_json
 from .records import UncheckedResult
 
 FLAG_NAMES = ("unchanged", "unrelated", "blank", "off_size", "near_duplicate")
@@ -29,6 +31,27 @@ def flag_condition(flag: str, alias: str = "r") -> str:
 def flag_names(reasons: dict[str, str]) -> tuple[str, ...]:
     """Return the names of the flags these reasons give, in the order the page lists them."""
     return tuple(name for name in FLAG_NAMES if name in reasons) if reasons else ()
+
+
+def flag_reasons(flags: str | None, kept: str | None) -> dict[str, str]:
+    """Return a result's reasons as read from its `flags` and `flag_msgs` columns: each a Message when its code was kept."""
+    reasons = json.loads(flags) if flags else {}
+    if not reasons or not kept:
+        return reasons
+    try:
+        codes = json.loads(kept)
+    except ValueError:
+        return reasons
+    for name, found in codes.items() if isinstance(codes, dict) else ():
+        if isinstance(reasons.get(name), str) and isinstance(found, dict) and isinstance(found.get("code"), str):
+            reasons[name] = Message(reasons[name], found["code"], found.get("params") or {})
+    return reasons
+
+
+def _kept(reasons: Mapping[str, Any]) -> str | None:
+    """Return the `flag_msgs` of these reasons: the code and parameters of each that is a Message, or None."""
+    codes = {name: as_json(reason) for name, reason in reasons.items() if isinstance(reason, Message)}
+    return json.dumps(codes, ensure_ascii=False, separators=(",", ":")) if codes else None
 
 
 class FlagQueries:
@@ -50,14 +73,15 @@ class FlagQueries:
             return
         with self._tx() as db:
             rev = self._bump(db)
-            db.executemany("UPDATE results SET flags = ?, mark = ? WHERE id = ?",
-                           [(json.dumps(flags), mark, result_id) for result_id, flags, mark in looked])
+            db.executemany("UPDATE results SET flags = ?, flag_msgs = ?, mark = ? WHERE id = ?",
+                           [(json.dumps(flags), _kept(flags), mark, result_id) for result_id, flags, mark in looked])
             for result_id, reason in duplicates:
-                row = db.execute("SELECT flags FROM results WHERE id = ?", (result_id,)).fetchone()
-                flags = json.loads(row[0]) if row and row[0] else None
+                row = db.execute("SELECT flags, flag_msgs FROM results WHERE id = ?", (result_id,)).fetchone()
+                flags = flag_reasons(row[0], row[1]) if row and row[0] else None
                 if flags is not None and "near_duplicate" not in flags:
                     flags["near_duplicate"] = reason
-                    db.execute("UPDATE results SET flags = ? WHERE id = ?", (json.dumps(flags), result_id))
+                    db.execute("UPDATE results SET flags = ?, flag_msgs = ? WHERE id = ?",
+                               (json.dumps(flags), _kept(flags), result_id))
             ids = [result_id for result_id, _, _ in looked] + [result_id for result_id, _ in duplicates]
             db.execute("UPDATE tasks SET rev = ? WHERE id IN (SELECT task_id FROM results WHERE id IN "
                        "(SELECT value FROM json_each(?)))", (rev, json.dumps(ids)))

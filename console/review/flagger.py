@@ -14,6 +14,7 @@ import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
+from ..messages import say
 from .judge import Twins, judge, requested_aspect
 from .look import MARK_BYTES, Look, Mark, look_at
 
@@ -117,7 +118,7 @@ class Flagger:
                 flags, _, twin = looked[result.id]
                 if twin is None:
                     continue
-                reason = f"the same picture as the result of task #{result.index + 1} ({result.source_name})"
+                reason = say("review.near_duplicate", number=result.index + 1, name=result.source_name)
                 if twin in looked:  # in this batch, not written yet
                     looked[twin][0].setdefault("near_duplicate", reason)
                 elif twin not in twins.duplicated:
@@ -147,7 +148,7 @@ class Flagger:
         twin = self._twin(twins, mark, source_mark)
         if twin is not None:
             index, name, other = twin
-            flags["near_duplicate"] = f"the same picture as the result of task #{index + 1} ({name})"
+            flags["near_duplicate"] = say("review.near_duplicate", number=index + 1, name=name)
         twins.add(result.id, mark, source_mark)
         if twin is not None:
             twins.duplicated.add(result.id)

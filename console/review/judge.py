@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image, ImageChops, ImageFilter
 
+from ..messages import say
 from .look import SIDE, THUMB, Look, Mark
 
 FLAGS = ("unchanged", "unrelated", "blank", "off_size", "near_duplicate")
@@ -57,25 +58,27 @@ def requested_aspect(size: str | None) -> float | None:
 
 
 def judge(result: Look, source: Look | None, aspect: float | None) -> dict[str, str]:
-    """Return the flags a result earns against its source (edit runs) and the asked aspect, with reasons."""
+    """Return the flags a result earns against its source (edit runs) and the asked aspect, with reasons (Messages)."""
     flags: dict[str, str] = {}
     if result.spread <= BLANK_SPREAD:
-        flags["blank"] = f"nearly one colour (its tones span {result.spread} of 255 levels)"
+        flags["blank"] = say("review.blank", spread=result.spread)
     wanted = aspect or (source.aspect if source is not None else None)
     if wanted:
         off = aspect_difference(result.aspect, wanted)
         if off > OFF_SIZE_TOLERANCE:
-            what = "the requested size" if aspect else f"the source's {source.width}×{source.height}"
-            flags["off_size"] = f"{result.width}×{result.height} is {off:.0%} off the aspect of {what}"
+            size, percent = f"{result.width}×{result.height}", round(off * 100)  # as {off:.0%} shows it
+            flags["off_size"] = (say("review.off_size_requested", size=size, off=percent) if aspect else
+                                 say("review.off_size_source", size=size, off=percent,
+                                     source=f"{source.width}×{source.height}"))
     if source is None or "blank" in flags:
         return flags
     mean, peak = difference(result, source)
     if mean <= UNCHANGED_MEAN and peak <= UNCHANGED_PEAK:
-        flags["unchanged"] = f"the source again (cells differ by {mean:.1f} levels on average)"
+        flags["unchanged"] = say("review.unchanged", mean=round(mean, 1))
     elif source.spread > BLANK_SPREAD:
         kept = structure(result, source)
         if kept is not None:
-            flags["unrelated"] = f"shares almost no structure with the source (correlation {kept:.2f})"
+            flags["unrelated"] = say("review.unrelated", correlation=round(kept, 2))
     return flags
 
 

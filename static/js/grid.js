@@ -307,7 +307,7 @@ function flagChips(result, number) {
     chip.dataset.flag = flag;
     chip.dataset.action = "open-result";
     chip.dataset.number = String(number);
-    chip.title = result.flag_reasons?.[flag] || t(`flag_${flag}_hint`);
+    chip.title = said(result.flag_reasons, flag) || t(`flag_${flag}_hint`);
     box.append(chip);
   }
   return box;

@@ -1,5 +1,8 @@
 // Pure helpers for the save report: sort skipped and failed entries into reasons (each with its
-// fix), and group planned files by folder. No DOM here.
+// fix), and group planned files by folder. No DOM here. The server's words come with their code
+// (`reason_msg`, `error_msg`) and are said in the page's language.
+
+import { message, said } from "./i18n.js";
 
 // Reasons a person must act on ("refused") versus the rule's own choices ("skipped").
 const REFUSED = new Set(["aspect", "missing", "damaged", "source", "rule", "write", "inputs", "no_source", "other_error"]);
@@ -82,10 +85,16 @@ export function entryDetail(entry, kind, earlier = (files) => files, root = "") 
     const percent = typeof entry.difference === "number" ? ` (${Math.round(entry.difference * 1000) / 10}%)` : "";
     return `${entry.source_size.join("×")} → ${entry.result_size.join("×")}${percent}`;
   }
-  if (kind === "exists") return (entry.reason || "").replace(/^exists:\s*/, "");
+  if (kind === "exists") return entry.reason_msg?.params?.path ?? (entry.reason || "").replace(/^exists:\s*/, "");
   if (kind === "saved_before") return entry.paths && entry.paths.length ? earlier(fileNames(entry.paths, root)) : "";
   if (kind === "unselected") return "";
-  return (entry.reason || entry.error || "").replace(/^refused:\s*/, "");
+  const field = entry.reason !== undefined ? "reason" : "error";
+  const msg = entry[`${field}_msg`];
+  if (msg?.code === "saving.refused" && msg.params?.reason !== undefined) { // the group's title says "refused"
+    const reason = msg.params.reason;
+    return reason && typeof reason === "object" ? message(reason.text, reason) : String(reason);
+  }
+  return said(entry, field).replace(/^refused:\s*/, "");
 }
 
 /** Return what a save repaired before writing (a killed save's half-written items, temp files), or null. */
