@@ -2,7 +2,7 @@
 // how many of its lines are answered), shown instead of the live rate.
 
 import { when } from "./format.js";
-import { t } from "./i18n.js";
+import { said, t } from "./i18n.js";
 import { $ } from "./ui.js";
 
 // Chips shown before the older batches fold into one summary chip: a run of 50,000 images in
@@ -29,7 +29,7 @@ export function batchChipText(batch, number) {
 export function batchChipTitle(batch) {
   const lines = [batch.provider_id ? `${batch.service} · ${batch.provider_id}` : batch.service, t("batch_sent", { time: when(batch.created_at) })];
   if (batch.finished_at) lines.push(t("batch_ended", { time: when(batch.finished_at) }));
-  if (batch.error) lines.push(batch.error);
+  if (batch.error) lines.push(said(batch));
   return lines.filter(Boolean).join("\n");
 }
 

@@ -3,7 +3,7 @@
 // found again after a reload.
 
 import { fetchJSON, query } from "./api.js";
-import { t } from "./i18n.js";
+import { said, t } from "./i18n.js";
 import { readProfile } from "./profile.js";
 import { spendText } from "./spend.js";
 import { $, attempt, fillSelect, toast } from "./ui.js";
@@ -175,7 +175,7 @@ function jobLine(job) {
   const parts = [t("caption_progress", { captioned: job.captioned, total: job.total })];
   if (job.failed) parts.push(t("caption_failed_n", { count: job.failed }));
   if (job.skipped) parts.push(t("caption_skipped_n", { count: job.skipped }));
-  if (job.finished && job.reason) parts.push(job.reason); // why it stopped early (a quota, every key parked)
+  if (job.finished && job.reason) parts.push(said(job, "reason")); // why it stopped early (a quota, every key parked)
   const line = parts.join(" · ");
   if (!job.finished) return line;
   return t(job.cancelled ? "caption_job_cancelled" : "caption_job_done", { line });
@@ -204,7 +204,7 @@ function showFailures(failures, count) {
   box.hidden = !failures.length;
   if (!failures.length) return;
   box.querySelector("summary").textContent = t("caption_failures", { count });
-  const signature = failures.map((f) => `${f.result_id}:${f.error}`).join("\n");
+  const signature = failures.map((f) => `${f.result_id}:${said(f)}`).join("\n");
   const list = box.querySelector("ul");
   if (list.dataset.signature === signature) return;
   list.dataset.signature = signature;
@@ -213,7 +213,7 @@ function showFailures(failures, count) {
     item.setAttribute("data-testid", "caption-failure");
     const name = document.createElement("b");
     name.textContent = failure.source_name || failure.result_id;
-    item.append(name, ` ${failure.error}`);
+    item.append(name, ` ${said(failure)}`);
     return item;
   }));
 }

@@ -12,7 +12,7 @@ import {
 } from "./format.js";
 import { CARD_SIZES, TaskGrid } from "./grid.js";
 import { guideKnowsRuns, initGuide } from "./guide.js";
-import { LANGUAGES, language, setLanguage, t, translate, pickLanguage } from "./i18n.js";
+import { LANGUAGES, language, message, said, setLanguage, t, translate, pickLanguage } from "./i18n.js";
 import { initProfilePanel, readProfile, retranslateProfile } from "./profile.js";
 import { loadRules } from "./rules.js";
 import { initRunPanel, showHistory } from "./runpanel.js";
@@ -281,12 +281,20 @@ function showProgress(answer) {
 function showCooling(cooling, running) {
   const box = $("cooling");
   let text = "";
-  if (cooling?.paused) text = t("run_paused", { reason: cooling.paused.replace(/^paused: /, "") });
+  if (cooling?.paused) text = t("run_paused", { reason: pausedReason(cooling) });
   else if (cooling && running && cooling.until * 1000 > Date.now()) {
-    text = t("cooling_until", { time: clockTime(cooling.until), reason: cooling.reason, now: cooling.concurrency, target: cooling.target });
+    text = t("cooling_until", { time: clockTime(cooling.until), reason: said(cooling, "reason"), now: cooling.concurrency, target: cooling.target });
   } else if (cooling && running) text = t("cooling_slower", { now: cooling.concurrency, target: cooling.target });
   box.textContent = text;
   box.hidden = !text;
+}
+
+/** Why a run paused, in the page's language, without the server's "paused: " (the bar says "Paused — " itself). */
+function pausedReason(cooling) {
+  const msg = cooling.paused_msg;
+  const reason = msg?.code === "engine.paused" ? msg.params?.reason : null;
+  if (reason && typeof reason === "object") return message(reason.text, reason);
+  return said(cooling, "paused").replace(/^paused: /, "");
 }
 
 /** A key pool's keys (masked) with their calls, errors, calls at once and state. */
@@ -296,7 +304,7 @@ function showKeys(keys) {
   table.tBodies[0].replaceChildren(...keys.map((key) => {
     const row = document.createElement("tr");
     row.dataset.state = key.state;
-    const cells = [key.number, key.key, key.calls, key.errors, `${key.in_flight}/${key.concurrency}`, keyState(key)];
+    const cells = [key.number, said(key, "key"), key.calls, key.errors, `${key.in_flight}/${key.concurrency}`, keyState(key)];
     cells.forEach((value, index) => {
       const cell = row.insertCell();
       cell.textContent = value;
@@ -308,8 +316,8 @@ function showKeys(keys) {
 }
 
 function keyState(key) {
-  if (key.state === "parked") return t("key_parked", { reason: key.reason });
-  if (key.state === "cooling" && key.until * 1000 > Date.now()) return t("key_cooling", { time: clockTime(key.until), reason: key.reason });
+  if (key.state === "parked") return t("key_parked", { reason: said(key, "reason") });
+  if (key.state === "cooling" && key.until * 1000 > Date.now()) return t("key_cooling", { time: clockTime(key.until), reason: said(key, "reason") });
   return t(key.state === "cooling" ? "key_slower" : "key_ready");
 }
 

@@ -2,7 +2,7 @@
 // and the connection test.
 
 import { fetchJSON, urls } from "./api.js";
-import { t } from "./i18n.js";
+import { said, t } from "./i18n.js";
 import { PresetPicker } from "./presets.js";
 import { bound, rule } from "./rules.js";
 import { readPrices, writePrices } from "./spend.js";
@@ -214,8 +214,9 @@ function showConnection(answer) {
   const first = answer.models.length || !answer.keys
     ? t("connection_ok", { status: answer.http_status, count: answer.models.length, models: answer.models.slice(0, 20).join(", ") })
     : "";
-  const keys = (answer.keys || []).map((key) => t(key.ok ? "key_test_ok" : "key_test_failed", { ...key, status: key.http_status }));
-  output.textContent = answer.ok || answer.keys ? [first, ...keys].filter(Boolean).join("\n") : t("connection_failed", { error: answer.error });
+  const keys = (answer.keys || []).map((key) => t(key.ok ? "key_test_ok" : "key_test_failed",
+    { ...key, key: said(key, "key"), error: said(key), status: key.http_status }));
+  output.textContent = answer.ok || answer.keys ? [first, ...keys].filter(Boolean).join("\n") : t("connection_failed", { error: said(answer) });
   output.classList.toggle("is-error", !answer.ok);
 }
 
