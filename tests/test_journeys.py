@@ -2569,7 +2569,7 @@ def test_captions_find_and_replace_with_a_regex_preview_then_apply(page, server,
     page.click("[data-testid=captions-replace]")
     page.fill("[data-testid=replace-find]", "(unclosed")
     page.wait_for_function("document.querySelector('[data-testid=replace-preview]').classList.contains('is-error')")
-    assert "'find' is not a valid regular expression" in preview.inner_text()
+    assert "'find' 不是有效的正则表达式：" in preview.inner_text()  # the pattern's own error quoted after it
     page.screenshot(path=str(ARTIFACTS / "journey_captions_replace_error_zh_1366.png"))
     page.keyboard.press("Escape")
     dialog.wait_for(state="hidden")
