@@ -30,6 +30,7 @@ from typing import Mapping
 from urllib.parse import urlsplit
 
 from .masking import mask_url
+from .messages import say
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 PinKey = tuple[str, int]
@@ -49,13 +50,13 @@ class BlockedURL(Exception):
 class UrlPolicy:
     """What one kind of request (API call or download) may reach."""
 
-    purpose: str  # "API URL" or "download URL", for messages
+    purpose: str  # "API URL" or "download URL", for messages (a Message, said in the page's language too)
     allow_private: bool = False
     allowlist: tuple[str, ...] = ()
     trusted_hosts: frozenset[PinKey] = field(default_factory=frozenset)  # (name, port) that always pass: `pin_key`
     trusted_addresses: frozenset[tuple[IPAddress, int]] = field(default_factory=frozenset)  # (address, port)
     own: PinKey | None = None  # the console's own (listening host, port): never reached, whatever is allowed
-    switch_hint: str = ""  # how the user turns private addresses on
+    switch_hint: str = ""  # how the user turns private addresses on (a Message too)
     error: type[BlockedURL] = BlockedURL  # what a refusal raises: callers plug in their own subclass
 
 
@@ -91,10 +92,10 @@ async def resolve_ordered(host: str, port: int, error: type[BlockedURL] = Blocke
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise error(f"cannot resolve host {host!r}: {exc}") from None
+        raise error(say("config.host_unresolved", host=host, said=str(exc))) from None
     found = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
     if not found:
-        raise error(f"cannot resolve host {host!r}: no address")
+        raise error(say("config.host_no_address", host=host))
     return tuple(dict.fromkeys(found))
 
 
@@ -130,18 +131,19 @@ async def check_url(url: str, policy: UrlPolicy) -> set[IPAddress]:
     """
     parts = urlsplit(url)
     if parts.scheme not in DEFAULT_PORTS:
-        raise policy.error(f"{policy.purpose} must use http or https: {_short(url)}")
+        raise policy.error(say("config.policy_scheme", purpose=policy.purpose, url=_short(url)))
     host = parts.hostname
     if not host:
-        raise policy.error(f"{policy.purpose} has no host: {_short(url)}")
+        raise policy.error(say("config.policy_no_host", purpose=policy.purpose, url=_short(url)))
     try:
         port = parts.port or DEFAULT_PORTS[parts.scheme]
     except ValueError:
-        raise policy.error(f"{policy.purpose} has an invalid port: {_short(url)}") from None
+        raise policy.error(say("config.policy_bad_port", purpose=policy.purpose, url=_short(url))) from None
     listed = any(host_matches(host, pattern) for pattern in policy.allowlist)
     trusted = pin_key(host, port) in policy.trusted_hosts
     if policy.allowlist and not listed and not trusted:
-        raise policy.error(f"{policy.purpose} host {host} is not on the allowlist ({', '.join(policy.allowlist)})")
+        raise policy.error(say("config.policy_not_listed", purpose=policy.purpose, host=host,
+                               allowlist=", ".join(policy.allowlist)))
     ordered = await resolve_ordered(host, port, policy.error)
     _refuse_own(url, ordered, port, policy)
     allowed = ordered
@@ -152,9 +154,11 @@ async def check_url(url: str, policy: UrlPolicy) -> set[IPAddress]:
         allowed = tuple(a for a in ordered if is_public(a) or a in own_api)
         if len(allowed) < len(ordered) and not set(ordered) & own_api:
             private = sorted(str(address) for address in ordered if address not in allowed)
-            hint = f"; {policy.switch_hint}" if policy.switch_hint else ""
+            shown, addresses = _short(url), ", ".join(private)
             raise policy.error(
-                f"{policy.purpose} {_short(url)} points at a private or loopback address ({', '.join(private)}){hint}"
+                say("config.policy_private_hint", purpose=policy.purpose, url=shown, addresses=addresses,
+                    hint=policy.switch_hint) if policy.switch_hint
+                else say("config.policy_private", purpose=policy.purpose, url=shown, addresses=addresses)
             )
     pin(host, port, allowed)
     return set(ordered)
@@ -179,8 +183,7 @@ def _is_own(address: IPAddress, port: int, own: PinKey | None) -> bool:
 def _refuse_own(url: str, addresses: tuple[IPAddress, ...], port: int, policy: UrlPolicy) -> None:
     """Raise `policy.error` when `url` reaches the console itself (its own API, its own files)."""
     if any(_is_own(address, port, policy.own) for address in addresses):
-        raise policy.error(f"{policy.purpose} {_short(url)} points at this console itself (port {port}); "
-                           "the console never calls itself")
+        raise policy.error(say("config.policy_own", purpose=policy.purpose, url=_short(url), port=str(port)))
 
 
 def _short(url: str) -> str:

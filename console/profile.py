@@ -8,6 +8,7 @@ from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from .fields import FieldError, Range, choice, flag, plain, plain_json, text
+from .messages import say, told
 from .masking import (
     HINT_MIN, MASK, MASK_CHAR, blank_headers, blank_url, header_secrets, hint_mask, holds_mask, is_masked, keep_headers,
     keep_url, mask, mask_headers, mask_url, url_secrets,
@@ -47,7 +48,6 @@ OPTIONAL_NUMBERS = frozenset({"temperature", "max_tokens", "n"})  # empty means 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Headers the HTTP client must set itself; a value from the profile would break the request.
 RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection", "content-type"})
-PASTE_HINT = "it may be a stray character from copy-paste or an input method; retype it"
 
 
 class ProfileError(ValueError):
@@ -97,20 +97,20 @@ class ApiProfile:
     def from_dict(cls, data: Mapping[str, Any], base: "ApiProfile | None" = None) -> "ApiProfile":
         """Return `base` (or the defaults) updated from `data`; raise ProfileError on bad values."""
         if not isinstance(data, Mapping):
-            raise ProfileError("the API profile must be a JSON object")
+            raise ProfileError(say("config.profile_not_object"))
         values = asdict(base or cls())
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ProfileError(f"unknown API profile field(s): {', '.join(unknown)}")
+            raise ProfileError(say("config.profile_unknown_fields", names=", ".join(unknown)))
         for name, value in data.items():
             try:
                 values[name] = _CHECKS[name](name, value)
             except FieldError as exc:
-                raise ProfileError(str(exc)) from None
+                raise ProfileError(told(exc)) from None
         for number, entry in enumerate(values["key_pool"], start=2):
             if entry["api_key"] == values["api_key"] and (entry["api_url"] or values["api_url"]) == values["api_url"]:
-                raise ProfileError(f"key_pool: key {number} repeats the profile's own key (key 1)")
+                raise ProfileError(say("config.pool_repeats_own", number=number))
         if values["delivery"] == "batch":
             _check_batch(values)
         return cls(**values)
@@ -128,7 +128,7 @@ class ApiProfile:
         `stored` does not hold is looked up in `fallback` (a preset saved from the form of the settings).
         """
         if not isinstance(data, Mapping):
-            raise ProfileError("the API profile must be a JSON object")
+            raise ProfileError(say("config.profile_not_object"))
         data = dict(data)
         key = data.get("api_key")
         if "api_key" not in data or is_masked(key) or (empty_keeps and key in ("", None)):
@@ -228,8 +228,7 @@ def _url(name: str, value: Any) -> str:
         return ""
     shown = _shown_url(url)
     if holds_mask(url):
-        raise ProfileError(f"{name}: a masked value (••••••••) in the query stands for no stored value; "
-                           f"type the value itself: {shown!r}")
+        raise ProfileError(say("config.url_masked_query", field=name, url=shown))
     bad = _first_bad(url, allow_space=False)
     if bad is not None:
         raise ProfileError(_bad_char_message(name, url, bad))
@@ -238,14 +237,13 @@ def _url(name: str, value: Any) -> str:
         parts.port  # raises ValueError for a port that is not a number in range
     except ValueError as exc:
         reason = str(exc)
-        raise ProfileError(f"{name} is not a valid URL ({reason[:1].lower() + reason[1:]}): {shown!r}") from None
+        raise ProfileError(say("config.url_invalid", field=name, said=reason[:1].lower() + reason[1:], url=shown)) from None
     if parts.scheme.lower() not in URL_SCHEMES:
-        raise ProfileError(f"{name} must start with http:// or https://; got {shown!r}")
+        raise ProfileError(say("config.url_scheme", field=name, url=shown))
     if not parts.hostname:
-        raise ProfileError(f"{name} has no host name: {shown!r} (expected like https://api.example.com/v1)")
+        raise ProfileError(say("config.url_no_host", field=name, url=shown))
     if parts.username is not None or parts.password is not None:
-        raise ProfileError(f"{name} cannot hold a user name or password (profiles are shown on the page and exported); "
-                           "put the key in api_key or in an extra header instead")
+        raise ProfileError(say("config.url_credentials", field=name))
     return url
 
 
@@ -277,21 +275,32 @@ def _first_bad(text: str, *, allow_space: bool) -> int | None:
 
 
 def _bad_char_message(name: str, text: str, index: int) -> str:
-    char = text[index]
     if is_masked(text) and name.endswith("api_key"):
-        return f"{name}: the mask (••••••••) stands for a stored key and is not a key itself; type the real key"
+        return say("config.key_is_mask", field=name)
     if holds_mask(text) and not name.endswith("api_key"):
-        return f"{name}: the mask {text.strip()!r} stands for no stored value; type the value itself"
+        return say("config.mask_unknown", field=name, mask=text.strip())
+    return say("config.header_bad_char", field=name, char=_described(text[index]), position=index + 1)
+
+
+def _described(char: str) -> str:
+    """Name a character that cannot be sent: the same words in English, closer ones in Chinese for what an
+    input method types (a full-width space, a full-width letter or sign, Chinese punctuation or a Chinese character)."""
+    point = f"{ord(char):04X}"
     if char in "\r\n":
-        shown = "a line break"
-    elif char.isspace():
-        shown = f"a space (U+{ord(char):04X})"
-    elif not char.isprintable():
-        shown = f"an invisible character (U+{ord(char):04X})"
-    else:
-        shown = f"'{char}' (U+{ord(char):04X})"
-    return (f"{name}: {shown} at position {index + 1} cannot be sent in an HTTP header "
-            f"(only visible ASCII characters can); {PASTE_HINT}")
+        return say("config.char_line_break")
+    if char == "\u3000":
+        return say("config.char_wide_space", point=point)
+    if char.isspace():
+        return say("config.char_space", point=point)
+    if not char.isprintable():
+        return say("config.char_invisible", point=point)
+    if "\uff01" <= char <= "\uff5e" or "\uffe0" <= char <= "\uffe6":
+        return say("config.char_wide", char=char, point=point)
+    if "\u3001" <= char <= "\u303f" or char in "\u2018\u2019\u201c\u201d\u2026\u2014\u00b7":
+        return say("config.char_cjk_punctuation", char=char, point=point)
+    if "\u4e00" <= char <= "\u9fff" or "\u3400" <= char <= "\u4dbf":
+        return say("config.char_cjk", char=char, point=point)
+    return say("config.char_visible", char=char, point=point)
 
 
 def _ranged(bounds: Range, optional: bool):
@@ -318,14 +327,14 @@ def _headers(name: str, value: Any) -> dict[str, str]:
     if not isinstance(value, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
-        raise ProfileError(f"{name} must be an object of header names to string values")
+        raise ProfileError(say("config.headers_not_object", field=name))
     headers: dict[str, str] = {}
     for key, text in value.items():
         header = key.strip()
         if not _TOKEN.fullmatch(header):
-            raise ProfileError(f"{name}: {header!r} is not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only)")
+            raise ProfileError(say("config.header_bad_name", field=name, header=header))
         if header.lower() in RESERVED_HEADERS:
-            raise ProfileError(f"{name}: {header} is set by the console itself and cannot be overridden")
+            raise ProfileError(say("config.header_reserved", field=name, header=header))
         headers[header] = _header_text(f"{name}['{header}']", text)
     return headers
 
@@ -334,14 +343,14 @@ def _proxy(name: str, value: Any) -> str:
     try:
         return check_proxy_url(_text(name, value), credentials=False)
     except ValueError as exc:
-        raise ProfileError(f"{name} {exc}") from None
+        raise ProfileError(say("config.proxy_field", field=name, problem=told(exc))) from None
 
 
 def _object(name: str, value: Any) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise ProfileError(f"{name} must be a JSON object")
+        raise ProfileError(say("config.not_object", field=name))
     return plain_json(value, name)  # it is sent as JSON and stored as JSON
 
 
@@ -350,30 +359,33 @@ def _key_pool(name: str, value: Any) -> list[dict[str, Any]]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise ProfileError(f"{name} must be a list of keys, each {{\"api_key\": …, \"api_url\": …, \"concurrency\": …}}")
+        raise ProfileError(say("config.pool_not_list", field=name))
     if len(value) > POOL_MAX:
-        raise ProfileError(f"{name} holds {len(value)} keys; at most {POOL_MAX} fit beside the profile's own")
+        raise ProfileError(say("config.pool_too_many", field=name, count=len(value), limit=POOL_MAX))
     pool: list[dict[str, Any]] = []
     seen: dict[tuple[str, str], int] = {}
     for number, entry in enumerate(value, start=2):  # the profile's own key is key 1
-        where = f"{name}: key {number}"
+        where = say("config.pool_key", field=name, number=number)
         if isinstance(entry, str):
             entry = {"api_key": entry}
         if not isinstance(entry, Mapping):
-            raise ProfileError(f"{where} must be an object with api_key (and optionally api_url, concurrency)")
+            raise ProfileError(say("config.pool_entry_not_object", where=where))
         unknown = sorted(set(entry) - {"api_key", "api_url", "concurrency"})
         if unknown:
-            raise ProfileError(f"{where}: unknown field(s) {', '.join(unknown)} (expected api_key, api_url, concurrency)")
+            raise ProfileError(say("config.pool_entry_unknown", where=where, names=", ".join(unknown)))
         raw = entry.get("api_key")
         if isinstance(raw, str) and raw.strip().startswith(MASK_CHAR):
-            raise ProfileError(f"{where}: the mask {raw.strip()} stands for no stored key; type the key itself")
-        key = _header_text(f"{where} api_key", raw)
+            raise ProfileError(say("config.pool_entry_mask", where=where, mask=raw.strip()))
+        key = _header_text(say("config.pool_key_field", field=name, number=number, name="api_key"), raw)
         if not key:
-            raise ProfileError(f"{where} has no api_key; type the key or remove the row")
-        url = _url(f"{where} api_url", entry.get("api_url"))
-        concurrency = CONCURRENCY.check(entry.get("concurrency"), f"{where} concurrency", optional=True)
+            raise ProfileError(say("config.pool_entry_no_key", where=where))
+        url = _url(say("config.pool_key_field", field=name, number=number, name="api_url"), entry.get("api_url"))
+        concurrency = CONCURRENCY.check(entry.get("concurrency"),
+                                        say("config.pool_key_field", field=name, number=number, name="concurrency"),
+                                        optional=True)
         if (key, url) in seen:
-            raise ProfileError(f"{where} repeats key {seen[key, url]} (same key{' and URL' if url else ''})")
+            raise ProfileError(say("config.pool_entry_repeats_url", where=where, other=seen[key, url]) if url
+                               else say("config.pool_entry_repeats", where=where, other=seen[key, url]))
         seen[key, url] = number
         pool.append({"api_key": key, "api_url": url, "concurrency": concurrency})
     return pool
@@ -384,14 +396,13 @@ def _check_batch(values: dict[str, Any]) -> None:
     Seedream's `json_image` edits, or a key pool (a batch belongs to one key)."""
     from .upstream import ProfileProblem, batch_mode  # the upstream package reads profiles: imported when needed
     if values["key_pool"]:
-        raise ProfileError("delivery: 'batch' works with one key (a batch belongs to the key that submitted it); "
-                           "empty key_pool or choose live delivery")
+        raise ProfileError(say("config.batch_with_pool"))
     if not values["api_url"]:
         return  # the mode is known once the URL is
     try:
         batch_mode(ApiProfile(**values))
     except ProfileProblem as exc:
-        raise ProfileError(f"delivery: {exc}") from None
+        raise ProfileError(say("config.batch_refused", problem=told(exc))) from None
 
 
 PRICES = ("call", "image", "input_mtok", "input_image_mtok", "output_mtok")
@@ -405,20 +416,20 @@ def _prices(name: str, value: Any) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise ProfileError(f"{name} must be an object such as {{\"image\": 0.04, \"currency\": \"USD\"}}")
+        raise ProfileError(say("config.prices_not_object", field=name))
     unknown = sorted(set(value) - {*PRICES, "batch_discount", "currency"})
     if unknown:
-        raise ProfileError(f"{name}: unknown field(s) {', '.join(map(str, unknown))} "
-                           f"(expected {', '.join(PRICES)}, batch_discount, currency)")
+        raise ProfileError(say("config.prices_unknown", field=name, names=", ".join(map(str, unknown)),
+                               expected=", ".join(PRICES)))
     prices: dict[str, Any] = {}
     for key in PRICES:
         price = value.get(key)
         if price is None or price == "":
             continue
         if isinstance(price, bool) or not isinstance(price, (int, float)) or price != price:
-            raise ProfileError(f"{name}.{key} must be a number (money, 0 or more); got {price!r}")
+            raise ProfileError(say("config.price_not_number", field=f"{name}.{key}", got=repr(price)))
         if not 0 <= price <= PRICE_MAX:
-            raise ProfileError(f"{name}.{key} must be between 0 and {PRICE_MAX}; got {plain(price)}")
+            raise ProfileError(say("config.price_outside", field=f"{name}.{key}", high=PRICE_MAX, got=plain(price)))
         prices[key] = float(price)
     discount = value.get("batch_discount")
     if discount not in (None, ""):
@@ -426,7 +437,7 @@ def _prices(name: str, value: Any) -> dict[str, Any]:
     currency = value.get("currency")
     if currency not in (None, ""):
         if not isinstance(currency, str) or not is_text(currency) or not _CURRENCY.fullmatch(currency.strip()):
-            raise ProfileError(f"{name}.currency must be a currency code such as USD or CNY; got {currency!r}")
+            raise ProfileError(say("config.currency_bad", field=f"{name}.currency", got=repr(currency)))
         prices["currency"] = currency.strip().upper()
     return prices
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from .messages import say
+
 SCHEMES = ("http", "https", "socks5", "socks5h")
 DIRECT = "direct"
 EXAMPLE = "http://127.0.0.1:7890"
@@ -24,26 +26,24 @@ def check_proxy_url(text: str, *, credentials: bool) -> str:
         return url.lower()
     bad = next((index for index, char in enumerate(url) if not "!" <= char <= "~"), None)
     if bad is not None:
-        raise ValueError(f"has a character that cannot be in a URL at position {bad + 1} "
-                         f"(U+{ord(url[bad]):04X}); it may be a stray character from copy-paste")
+        raise ValueError(say("config.proxy_bad_char", position=bad + 1, point=f"{ord(url[bad]):04X}"))
     parts = urlsplit(url)
     shown = describe(url)
     try:
         port = parts.port
     except ValueError:
-        raise ValueError(f"has an invalid port: {shown}") from None
+        raise ValueError(say("config.proxy_bad_port", url=shown)) from None
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
-        raise ValueError(f"must start with http://, https://, socks5:// or socks5h:// (like {EXAMPLE}); got {shown}")
+        raise ValueError(say("config.proxy_scheme", example=EXAMPLE, url=shown))
     if not parts.hostname:
-        raise ValueError(f"has no host (expected like {EXAMPLE}); got {shown}")
+        raise ValueError(say("config.proxy_no_host", example=EXAMPLE, url=shown))
     if port is None and scheme.startswith("socks"):
-        raise ValueError(f"needs a port, like socks5://127.0.0.1:1080; got {shown}")
+        raise ValueError(say("config.proxy_needs_port", url=shown))
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(f"must be scheme://host:port with nothing after it; got {shown}")
+        raise ValueError(say("config.proxy_extra", url=shown))
     if (parts.username or parts.password) and not credentials:
-        raise ValueError("cannot hold a user name or password here (profiles are shown on the page and exported); "
-                         "set a proxy that needs a login with PROXY_URL when starting the server")
+        raise ValueError(say("config.proxy_credentials"))
     return url
 
 

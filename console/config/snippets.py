@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from ..messages import say
 from ..scan import is_text
 from .validation import ConfigError, NotFound, _preset_name
 
@@ -22,20 +23,20 @@ COUNT_MAX = 1000
 def checked_text(text: Any, where: str) -> str:
     """Return a snippet's text; ConfigError unless it is non-blank text of at most TEXT_MAX characters."""
     if not isinstance(text, str) or not text.strip():
-        raise ConfigError(f"{where}: the prompt text must be non-blank text")
+        raise ConfigError(say("config.prompt_blank", where=where))
     if not is_text(text):
-        raise ConfigError(f"{where}: the prompt text is not valid text: it holds a lone surrogate")
+        raise ConfigError(say("config.prompt_surrogate", where=where))
     if len(text) > TEXT_MAX:
-        raise ConfigError(f"{where}: the prompt text is longer than {TEXT_MAX} characters")
+        raise ConfigError(say("config.prompt_too_long", where=where, limit=TEXT_MAX))
     return text
 
 
 def checked_snippets(data: Any, where: str = "snippets") -> dict[str, str]:
     """Return {name: text} from an import or a migration; ConfigError names the bad entry."""
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{where}: expected a JSON object of name to prompt text")
+        raise ConfigError(say("config.snippets_not_object", where=where))
     if len(data) > COUNT_MAX:
-        raise ConfigError(f"{where}: {len(data)} saved prompts; at most {COUNT_MAX}")
+        raise ConfigError(say("config.snippets_too_many", where=where, count=len(data), limit=COUNT_MAX))
     checked: dict[str, str] = {}
     for raw_name, text in data.items():
         name = _preset_name(raw_name, where)
@@ -62,7 +63,7 @@ class Snippets:
         name, text = _preset_name(name), checked_text(text, "text")
         with self._lock:
             if name not in self._items and len(self._items) >= COUNT_MAX:
-                raise ConfigError(f"at most {COUNT_MAX} saved prompts")
+                raise ConfigError(say("config.snippets_full", limit=COUNT_MAX))
             self._save({**self._items, name: text})
         return name
 
@@ -71,9 +72,9 @@ class Snippets:
         name, new_name = _preset_name(name), _preset_name(new_name, "name")
         with self._lock:
             if name not in self._items:
-                raise NotFound(f"there is no saved prompt named '{name}'")
+                raise NotFound(say("config.no_snippet", name=name))
             if new_name != name and new_name in self._items:
-                raise ConfigError(f"a saved prompt named '{new_name}' exists already")
+                raise ConfigError(say("config.snippet_exists", name=new_name))
             items = {(new_name if key == name else key): text for key, text in self._items.items()}
             self._save(items)
         return new_name
@@ -83,7 +84,7 @@ class Snippets:
         name = _preset_name(name)
         with self._lock:
             if name not in self._items:
-                raise NotFound(f"there is no saved prompt named '{name}'")
+                raise NotFound(say("config.no_snippet", name=name))
             self._save({key: text for key, text in self._items.items() if key != name})
 
     def merge(self, incoming: dict[str, str], *, replace: bool) -> dict[str, int]:
@@ -100,7 +101,7 @@ class Snippets:
                 items[name] = text
                 added += 1
             if len(items) > COUNT_MAX:
-                raise ConfigError(f"at most {COUNT_MAX} saved prompts")
+                raise ConfigError(say("config.snippets_full", limit=COUNT_MAX))
             if added:
                 self._save(items)
         return {"added": added, "unchanged": same}

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .. import atomic
+from ..messages import say, told
 from ..profile import ApiProfile
 from ..saving import RuleError, SaveRule
 from .legacy import read_legacy_presets
@@ -68,7 +69,7 @@ class ConfigStore:
         with self._lock:
             preset = self._presets["api"].get(name)
             if preset is None:
-                raise NotFound(f"there is no api preset named '{name}'")
+                raise NotFound(say("config.no_preset", kind="api", name=name))
             return _profile(overrides or {}, preset, preset, empty_keeps=False, where="")
 
     def export(self, include_secrets: bool) -> dict:
@@ -107,7 +108,7 @@ class ConfigStore:
         with self._lock:
             preset = self._presets[kind].get(name)
             if preset is None:
-                raise NotFound(f"there is no {kind} preset named '{name}'")
+                raise NotFound(say("config.no_preset", kind=kind, name=name))
             if kind == "api":
                 self._write_settings(copy.deepcopy(preset), self._save)
             else:
@@ -119,7 +120,7 @@ class ConfigStore:
         kind, name = _kind(kind), _preset_name(name)
         with self._lock:
             if name not in self._presets[kind]:
-                raise NotFound(f"there is no {kind} preset named '{name}'")
+                raise NotFound(say("config.no_preset", kind=kind, name=name))
             presets = self._copy_presets()
             del presets[kind][name]
             self._write_presets(presets)
@@ -163,10 +164,10 @@ class ConfigStore:
 
     def _patched_settings(self, patch: Any, *, empty_keeps: bool, where: str) -> tuple[ApiProfile, dict]:
         if not isinstance(patch, Mapping):
-            raise ConfigError(_at(where, "expected a JSON object with api and/or save"))
+            raise ConfigError(_at(where, say("config.settings_not_object")))
         unknown = sorted(set(patch) - set(SETTINGS_SECTIONS))
         if unknown:
-            raise ConfigError(_at(where, f"unknown section(s): {', '.join(unknown)} (expected api, save)"))
+            raise ConfigError(_at(where, say("config.settings_unknown", names=", ".join(unknown))))
         api = self._api
         if "api" in patch:
             api = _profile(patch["api"], self._api, self._api, empty_keeps=empty_keeps,
@@ -178,7 +179,7 @@ class ConfigStore:
 
     def _preset_value(self, kind: str, name: str, data: Any, *, empty_keeps: bool, where: str) -> Any:
         if kind == "save":
-            return _save_rule(data, where or f"save preset '{name}'")
+            return _save_rule(data, where or say("config.save_preset_where", name=name))
         stored = self._presets["api"].get(name)
         # A masked or absent key keeps the preset's own key; a new preset saved from the page
         # takes the key the form stands for, the stored settings' one. An import never borrows it.
@@ -190,15 +191,15 @@ class ConfigStore:
 
     def _imported_presets(self, section: Any) -> dict:
         if not isinstance(section, Mapping):
-            raise ConfigError("presets: expected a JSON object with api and/or save")
+            raise ConfigError(say("config.presets_not_object"))
         unknown = sorted(set(section) - set(KINDS))
         if unknown:
-            raise ConfigError(f"presets: unknown kind(s): {', '.join(unknown)} (expected api, save)")
+            raise ConfigError(say("config.presets_unknown", names=", ".join(unknown)))
         presets = self._copy_presets()
         for kind in KINDS:
             entries = section.get(kind) or {}
             if not isinstance(entries, Mapping):
-                raise ConfigError(f"presets.{kind}: expected a JSON object of name to preset")
+                raise ConfigError(say("config.presets_kind_not_object", kind=kind))
             for raw_name, value in entries.items():
                 name = _preset_name(raw_name, f"presets.{kind}")
                 where = f"presets.{kind}['{name}']"
@@ -266,7 +267,7 @@ def _save_rule(data: Any, where: str) -> dict:
         try:
             SaveRule.check_kept(data)
         except RuleError as exc:
-            raise ConfigError(_at(where, str(exc))) from None
+            raise ConfigError(_at(where, told(exc))) from None
     return _json_object(data, where)
 
 

@@ -6,6 +6,7 @@ import unicodedata
 from typing import Any, Mapping
 
 from ..fields import FieldError, plain_json
+from ..messages import say, told
 from ..profile import ApiProfile, ProfileError
 from ..scan import is_text
 
@@ -26,19 +27,18 @@ class NotFound(ConfigError):
 
 def _kind(kind: Any) -> str:
     if kind not in KINDS:
-        raise ConfigError(f"preset kind must be 'api' or 'save', got '{kind}'")
+        raise ConfigError(say("config.preset_kind", kind=kind))
     return kind
 
 
 def _preset_name(name: Any, where: str = "") -> str:
     if not isinstance(name, str):
-        raise ConfigError(_at(where, "a preset name must be a string"))
+        raise ConfigError(_at(where, say("config.preset_name_not_string")))
     name = name.strip()
     if not 1 <= len(name) <= NAME_MAX:
-        raise ConfigError(_at(where, f"a preset name must be 1-{NAME_MAX} characters long"))
+        raise ConfigError(_at(where, say("config.preset_name_length", limit=NAME_MAX)))
     if "/" in name or not is_text(name) or any(unicodedata.category(char) == "Cc" for char in name):
-        raise ConfigError(_at(where, f"a preset name must not contain '/', control characters or lone surrogates: "
-                                     f"{name!r}"))
+        raise ConfigError(_at(where, say("config.preset_name_chars", name=name)))
     return name
 
 
@@ -48,22 +48,22 @@ def _profile(data: Any, base: ApiProfile, stored: ApiProfile, *, empty_keeps: bo
     try:
         return ApiProfile.from_input(data, base, stored, empty_keeps=empty_keeps, fallback=fallback)
     except ProfileError as exc:
-        raise ConfigError(_at(where, str(exc))) from None
+        raise ConfigError(_at(where, told(exc))) from None
 
 
 def _at(where: str, message: str) -> str:
     """Prefix a message with where in the input it applies, when that is not obvious."""
-    return f"{where}: {message}" if where else message
+    return say("config.at", where=where, problem=message) if where else message
 
 
 def _json_object(value: Any, what: str) -> dict:
     """Return a deep copy of a JSON object; raise ConfigError for anything else."""
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{what} must be a JSON object")
+        raise ConfigError(say("config.not_object", field=what))
     try:
         return plain_json(value, what)
     except FieldError as exc:
-        raise ConfigError(str(exc)) from None
+        raise ConfigError(told(exc)) from None
 
 
 def _is_json_object(value: Any) -> bool:
@@ -76,13 +76,13 @@ def _is_json_object(value: Any) -> bool:
 
 def _check_document(data: Any) -> None:
     if not isinstance(data, Mapping):
-        raise ConfigError("the import must be a JSON object")
+        raise ConfigError(say("config.import_not_object"))
     if data.get("format", EXPORT_FORMAT) != EXPORT_FORMAT:
-        raise ConfigError(f"not an Image Batch Console config export (format {data['format']!r})")
+        raise ConfigError(say("config.import_format", format=data["format"]))
     if data.get("version", EXPORT_VERSION) != EXPORT_VERSION:
-        raise ConfigError(f"unsupported config version {data['version']!r}; this console reads version 1")
+        raise ConfigError(say("config.import_version", version=data["version"]))
     if "settings" not in data and "presets" not in data and "snippets" not in data:
-        raise ConfigError('nothing to import: expected "settings", "presets" and/or "snippets"')
+        raise ConfigError(say("config.import_nothing"))
 
 
 # Lenient checks of our own files: keep every good field, report the rest.

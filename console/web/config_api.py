@@ -9,6 +9,7 @@ from flask import Blueprint, Flask, Response, current_app
 
 from ..captioning import INSTRUCTION_MAX_BYTES
 from ..config import ConfigError, ConfigStore, NotFound, checked_snippets
+from ..messages import say
 from ..profile import BATCH_DISCOUNT, BATCH_DISCOUNT_DEFAULT, DELIVERIES, LIMITS, POOL_MAX
 from ..upstream import BATCH_MODES
 from ..saving import SaveRule
@@ -107,7 +108,7 @@ def test_connection():
     """List the upstream's models (GET …/models) with the stored profile plus the body's overrides."""
     overrides = json_body(required=False).get("api") or {}
     if not isinstance(overrides, dict):
-        raise ApiError("'api' must be an object")
+        raise ApiError(say("config.api_not_object"))
     return services.engine().test_connection(_store().profile_with(overrides))
 
 

@@ -100,9 +100,9 @@ function parseObject(name, text) {
     const value = JSON.parse(text);
     if (value && typeof value === "object" && !Array.isArray(value)) return value;
   } catch (err) {
-    throw new Error(`${t(name)}: ${err.message}`);
+    throw new Error(t("form_json_bad", { field: t(name), said: err.message }));
   }
-  throw new Error(`${t(name)}: must be a JSON object`);
+  throw new Error(t("form_json_not_object", { field: t(name) }));
 }
 
 /** Put profile fields into the form; the key field stays empty and its placeholder says whether a key is stored. */
@@ -165,10 +165,11 @@ async function saveSettings(event) {
     .catch(pointAtDelivery)), t("saved"));
 }
 
-/** Unfold Advanced and point at Delivery when the server refuses batch delivery (a mode without a batch route); rethrow. */
+/** Unfold Advanced and point at Delivery when the server refuses batch delivery (a mode without a batch route); rethrow.
+ * The server's English text names the field first, whatever language the page shows the message in. */
 function pointAtDelivery(err) {
   const select = $("api-form").elements.delivery;
-  const refused = err.status === 400 && /^delivery\b/.test(err.message || "");
+  const refused = err.status === 400 && /^delivery\b/.test(err.data?.error || err.message || "");
   select.toggleAttribute("aria-invalid", refused);
   if (refused) {
     $("advanced").open = true;
@@ -234,7 +235,7 @@ async function importConfig(event) {
     try {
       data = JSON.parse(await file.text());
     } catch (err) {
-      throw new Error(`${file.name}: ${err.message}`);
+      throw new Error(t("import_bad_json", { name: file.name, said: err.message }));
     }
     await fetchJSON("/api/config/import", { method: "POST", body: data });
     await Promise.all([loadSettings(), presets.load()]);
