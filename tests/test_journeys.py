@@ -2199,7 +2199,7 @@ def test_prices_in_the_profile_then_the_runs_spend_in_the_run_bar(page, server, 
     assert page.input_value("[data-testid=price-output-mtok]") == "30"
     assert page.input_value("[data-testid=price-call]") == ""
     page.click("[data-testid=lang-switch]")
-    assert page.locator("#prices legend").inner_text() == "价格（网关未报告费用时使用）"
+    assert page.locator("#prices legend").inner_text() == "价格（网关未报告花费时使用）"
     assert spend.inner_text().startswith("8 次调用 · ")
     page.click("[data-testid=lang-switch]")
 
@@ -2822,7 +2822,7 @@ def test_a_batch_run_from_the_profile_form_to_a_saved_ai_toolkit_dataset(page, s
 
     # In Chinese, the chips and the history say the same.
     page.click("[data-testid=lang-switch]")
-    assert chip_texts(page)[0] == "批次 1 · 已完成 · 3/4 · 1 个失败"
+    assert chip_texts(page)[0] == "批量作业 1 · 已完成 · 3/4 · 1 个失败"
     assert "批量" in page.locator(f"#history [data-run-id=\"{run_id}\"]").inner_text()
     page.screenshot(path=str(ARTIFACTS / "journey_batch_done_zh_1366.png"))
     page.click("[data-testid=lang-switch]")
@@ -2880,5 +2880,5 @@ def test_a_gemini_batch_run_from_the_page(page, server, fake, tmp_path):
     assert len(sent) == 1 and sent[0]["service"] == "gemini" and len(sent[0]["keys"]) == 3
     assert [b["service"] for b in run_batches(server, run_id)] == ["gemini"]
     page.click("[data-testid=lang-switch]")
-    assert chip_texts(page) == ["批次 1 · 已完成 · 3/3"]
+    assert chip_texts(page) == ["批量作业 1 · 已完成 · 3/3"]
     page.click("[data-testid=lang-switch]")

@@ -820,7 +820,7 @@ def test_batch_chips_words_in_both_languages(page):
     }""")
     assert texts == ["batch 1 · in progress · 340/1000", "batch 2 · completed · 998/1000 · 2 failed", "weird state",
                      '{"count":2,"completed":2000,"total":2000,"failed":0}', "3,4,5,6",
-                     "批次 1 · 处理中 · 340/1000", "已完成"]
+                     "批量作业 1 · 处理中 · 340/1000", "已完成"]
 
 
 def test_an_expired_batch_shows_red_and_its_reason_on_the_cards_it_left(page, fake, server, tmp_path):

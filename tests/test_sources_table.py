@@ -165,7 +165,7 @@ def test_the_template_reads_back_once_its_example_files_exist(tmp_path):
             path.write_bytes(template(kind, lang))
             assert [t.name for t in table(path).tasks] == ["001", "product_hand_1", "product_hand_2",
                                                            "fox_snow_1", "fox_snow_2", "fox_snow_3", "fox_snow_4"]
-    assert template("csv", "zh").startswith(codecs.BOM_UTF8 + "源图,提示词".encode())
+    assert template("csv", "zh").startswith(codecs.BOM_UTF8 + "原图,提示词".encode())
     sheet = load_workbook(io.BytesIO(template("xlsx"))).active
     assert sheet["A1"].value == "source" and sheet["A1"].font.bold and sheet.freeze_panes == "A2"
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
+from functools import lru_cache
 from pathlib import PurePosixPath
 from typing import Any, Iterable
 
 from ..export import entry_name
+from ..messages import Message
 from ..records import TaskRecord
+from ..resources import static_dir
 from ..store import Store
 from .sheets import write_csv, write_xlsx
 
@@ -15,10 +20,13 @@ LANGUAGES = ("en", "zh")
 COLUMNS = {
     "en": ["source", "prompt", "count", "output_name", "reference_1", "reference_2", "reference_3",
            "reference_4", "size", "n"],
-    "zh": ["源图", "提示词", "数量", "文件名", "参考图1", "参考图2", "参考图3", "参考图4", "尺寸", "每次张数"],
+    "zh": ["原图", "提示词", "数量", "文件名", "参考图1", "参考图2", "参考图3", "参考图4", "尺寸", "每次张数"],
 }
 RESULT_COLUMNS = {"en": ["status", "error", "results", "calls", "cost", "currency"],
                   "zh": ["状态", "错误", "结果文件", "调用次数", "费用", "币种"]}
+# A task's status as the page names it in Chinese (English exports keep the status as the API says it).
+STATUS_NAMES = {"zh": {"pending": "等待中", "running": "运行中", "done": "完成", "failed": "失败", "stopped": "已停止",
+                       "held": "暂缓"}}
 WIDTHS = [36, 48, 8, 20, 30, 30, 30, 30, 12, 10, 10, 30, 40, 8, 10, 9]
 # The template's example rows: paths relative to the table's folder (a cell may also be absolute).
 EXAMPLES = {
@@ -53,10 +61,11 @@ def export_run(store: Store, run_id: str, kind: str, lang: str = "en") -> bytes:
     Result file names are the names the run's ZIP export gives them, so the two go together.
     """
     lang = checked_language(lang)
-    return _write(kind, COLUMNS[lang] + RESULT_COLUMNS[lang], _rows(store, run_id))
+    return _write(kind, COLUMNS[lang] + RESULT_COLUMNS[lang], _rows(store, run_id, lang))
 
 
-def _rows(store: Store, run_id: str) -> Iterable[list[Any]]:
+def _rows(store: Store, run_id: str, lang: str) -> Iterable[list[Any]]:
+    statuses = STATUS_NAMES.get(lang, {})
     names: set[str] = set()
     for task in store.iter_tasks(run_id):
         results = [entry_name(task.source_name, number, result.format, names)
@@ -66,7 +75,8 @@ def _rows(store: Store, run_id: str) -> Iterable[list[Any]]:
         overrides = task.overrides
         output = task.output_name or PurePosixPath(task.source_name).stem
         yield [task.source_path, task.prompt, 1, output, *refs, overrides.get("size", ""),
-               overrides.get("n", ""), task.status, task.error or "", "; ".join(results), *_spent(task)]
+               overrides.get("n", ""), statuses.get(task.status, task.status), _said(task.error, lang),
+               "; ".join(results), *_spent(task)]
 
 
 def _spent(task: TaskRecord) -> list[Any]:
@@ -74,6 +84,55 @@ def _spent(task: TaskRecord) -> list[Any]:
     spend = task.spend or {}
     cost = spend.get("cost")
     return [spend.get("calls", 0), "" if cost is None else cost, spend.get("currency", "")]
+
+
+def _said(error: str | None, lang: str) -> str:
+    """A task's error in the export's language: in Chinese from the page's table of server messages, when its code is there."""
+    if not error:
+        return ""
+    if lang != "zh" or not isinstance(error, Message):
+        return str(error)
+    return _chinese({**error.as_json(), "text": str(error)})
+
+
+# A placeholder of a page message: {name} or {name:spec}, as the page fills it (static/js/i18n.js message()).
+_PLACEHOLDER = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+
+
+def _chinese(found: dict[str, Any]) -> str:
+    """Say a message ({code, params, text}) as the page does in Chinese; its English text when the page has no Chinese for it."""
+    entry = _page_table().get(found.get("code", ""))
+    if entry is None:
+        return str(found.get("text") or "")
+    form = entry if isinstance(entry, str) else entry.get("other", "")  # Chinese has one plural form
+    params = found.get("params") or {}
+    return _PLACEHOLDER.sub(lambda m: _shown(params[m[1]]) if m[1] in params else m[0], form)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return "；".join(_shown(item) for item in value)
+    if isinstance(value, dict) and value.get("code"):
+        return _chinese(value)
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+@lru_cache(maxsize=1)
+def _page_table() -> dict[str, Any]:
+    """The page's Chinese of every server message code (static/js/messages/*.js: JSON after the line `export default`)."""
+    table: dict[str, Any] = {}
+    for path in sorted((static_dir() / "js" / "messages").glob("*.js")):
+        try:
+            table.update(json.loads(path.read_text(encoding="utf-8").split("\nexport default", 1)[1].strip().rstrip(";")))
+        except (OSError, IndexError, ValueError):
+            continue  # a table that cannot be read leaves its messages in English
+    return table
 
 
 def _write(kind: str, header: list[str], rows: Iterable[list[Any]]) -> bytes:
