@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .messages import Message
+
 
 @dataclass(frozen=True, slots=True)
 class ResultRecord:
@@ -38,6 +40,10 @@ class ResultRecord:
                  "caption": self.caption, "answer_text": self.answer_text, "selected": self.selected,
                  "saved": self.saved, "flags": self.flags, "flag_reasons": self.flag_reasons,
                  "flags_checked": self.flags_checked}
+        coded = {flag: reason.as_json() for flag, reason in self.flag_reasons.items() if isinstance(reason, Message)}
+        if coded:  # beside the reasons, not among them: `flag_reasons` keeps one key per flag
+            shown["flag_reasons"] = {flag: str(reason) for flag, reason in self.flag_reasons.items()}
+            shown["flag_reasons_msg"] = coded
         if with_task:
             shown["task_id"] = self.task_id
         return shown

@@ -2882,3 +2882,110 @@ def test_a_gemini_batch_run_from_the_page(page, server, fake, tmp_path):
     page.click("[data-testid=lang-switch]")
     assert chip_texts(page) == ["批量作业 1 · 已完成 · 3/3"]
     page.click("[data-testid=lang-switch]")
+
+
+# --------------------------------------------------------------------------- Chinese first
+
+# An English sentence on a Chinese page: three or more English words in a row ("must be one of").
+ENGLISH_SENTENCE = re.compile(r"[A-Za-z][a-z']+(?:[ ,;:]+[A-Za-z][a-z']+){2,}")
+
+
+def english_sentences(text: str, verbatim: tuple[str, ...] = ()) -> list[str]:
+    """Return the English sentences in `text`, leaving out an upstream's own words quoted verbatim."""
+    for quoted in verbatim:
+        text = text.replace(quoted, " ")
+    return ENGLISH_SENTENCE.findall(text)
+
+
+def no_english(page, where: str, verbatim: tuple[str, ...] = ()) -> str:
+    """Assert the visible text of `where` (a selector) holds no English sentence; return it."""
+    text = "\n".join(page.locator(where).all_inner_texts())
+    found = english_sentences(text, verbatim)
+    assert not found, f"English on the Chinese page in {where}: {found}\n---\n{text}"
+    return text
+
+
+def test_chinese_first_a_failed_task_a_paused_run_a_bad_profile_a_bad_table_and_a_refused_save(
+        page, server, fake, tmp_path):
+    from openpyxl import Workbook
+
+    from testkit.fake_scenarios import PICKY_REFUSAL
+
+    quota_said = "上游账号额度已用尽 (quota exhausted)"  # the gateway's own words, quoted as they came
+    verbatim = (PICKY_REFUSAL, quota_said)
+    page.click("[data-testid=lang-switch]")
+    page.wait_for_function("document.documentElement.lang === 'zh-CN'")
+    # A bad profile: a URL the console cannot call, then a key typed with a full-width letter.
+    open_profile(page)
+    for name, value, field in (("api_url", "ftp://x", "api_url"), ("api_key", "sk-ａbc", "api_key")):
+        page.fill(f"#api-form [name={name}]", value)
+        page.click("[data-testid=save-settings]")
+        page.locator(".toast-error").first.wait_for(timeout=WAIT_MS)
+        said = no_english(page, ".toast-error")
+        assert field in said and re.search(r"[\u4e00-\u9fff]", said), said
+        dismiss_toasts(page)
+        page.fill(f"#api-form [name={name}]", "")
+    # A run where one source is refused with text and the gateway's quota then runs out.
+    key = "sk-live-Zh000001"
+    url = fake.url(f"ratelimited.every=1000.quota_after=3.then=picky.key={key}", CHAT)
+    folder = make_photos(tmp_path / "照片", [(64, 64)] * 6)  # square: the gateway's 4:3 results do not pair
+    fill_profile(page, url, key, concurrency=1)
+    save_settings(page)
+    page.fill("[data-testid=path-input]", str(folder))
+    page.click("#scan")
+    page.wait_for_function("document.querySelector('#scan-output')?.textContent.includes('6')", timeout=WAIT_MS)
+    no_english(page, "#scan-output")
+    run_id = start_run(page, "把天空改成紫色")
+    final = idle(server, run_id)
+    assert final["progress"]["done"] == 2 and final["progress"]["failed"] == 1, final["progress"]
+    failed = next(t for t in final["tasks"] if t["status"] == "failed")
+    assert failed["error_msg"]["code"].startswith("upstream."), failed
+    wait_chip(page, "failed", 1)
+    page.wait_for_function("!document.querySelector('[data-testid=cooling]').hidden", timeout=WAIT_MS)
+    paused = no_english(page, "[data-testid=cooling]", verbatim)
+    assert "暂停" in paused, paused
+    card = cards(page, "failed").first
+    error = card.locator(".error").inner_text()
+    assert PICKY_REFUSAL in error and re.search(r"[\u4e00-\u9fff]", error), error
+    no_english(page, "body", verbatim)
+    page.screenshot(path=str(ARTIFACTS / "journey_chinese_failed_and_paused.png"))
+    # A save that refuses pairs whose shapes differ (square sources, 4:3 results), then its report.
+    chip(page, "done")
+    page.click("[data-testid=select-all]")
+    page.wait_for_function("document.querySelector('[data-testid=selected-count]').textContent === '已选 2 / 2'",
+                           timeout=WAIT_MS)
+    chip(page, "")
+    page.click("#open-save")
+    form = page.locator("#save-form")
+    form.locator("[name=output_dir]").fill(str(tmp_path / "数据集"))
+    form.locator("[name=layout]").select_option("aitoolkit_edit")
+    form.locator("[name=name]").fill("sky")
+    form.locator("[name=conform]").select_option("refuse")
+    form.locator("[type=submit]").click()
+    report = page.locator("[data-testid=save-report]")
+    report.wait_for(state="visible")
+    page.wait_for_function("document.querySelector('[data-testid=save-report]').textContent.trim().length > 0")
+    page.wait_for_function("document.querySelector('[data-testid=save-report] .report-counts')"
+                           "?.textContent.includes('拒绝 2')", timeout=WAIT_MS)
+    text = no_english(page, "[data-testid=save-report]")
+    assert "photo01" in text and "photo02" in text, text
+    no_english(page, "#save-form")
+    report.screenshot(path=str(ARTIFACTS / "journey_chinese_save_refused.png"))
+    page.click("#save-close")
+    # A table with bad rows, checked before anything runs.
+    book = Workbook()
+    for row in (["原图", "提示词", "数量", "文件名"], [str(tmp_path / "照片" / "不存在.png"), "把天空改成紫色", 1, ""],
+                ["", "", 1, ""], ["", "一只狐狸", 101, ""]):
+        book.active.append(row)
+    book.save(tmp_path / "坏表格.xlsx")
+    choose_mode(page, "table")
+    page.fill("[data-testid=table-path]", str(tmp_path / "坏表格.xlsx"))
+    page.click("[data-testid=table-check]")
+    page.wait_for_function("(() => { const o = document.querySelector('[data-testid=table-output]');"
+                           " return o && !o.hidden && o.textContent.includes('4'); })()", timeout=WAIT_MS)
+    rows = no_english(page, "[data-testid=table-output]")
+    assert "不存在.png" in rows, rows
+    click_start(page, 400)
+    no_english(page, ".toast-error")
+    page.screenshot(path=str(ARTIFACTS / "journey_chinese_bad_table.png"))
+    assert_no_crash_text(page)

@@ -298,8 +298,9 @@ def test_a_runs_listing_says_each_flag_reason_with_its_code(app, client, fake, t
     assert flagged, results
     for result in flagged:
         for flag in result["flags"]:
-            found = result["flag_reasons"][f"{flag}_msg"]
+            found = result["flag_reasons_msg"][flag]
             assert found["code"].startswith("review.") and found["code"] in CATALOG
+        assert sorted(result["flag_reasons"]) == sorted(result["flags"])  # one reason per flag, nothing else
 
 
 # -- the page in Chinese ----------------------------------------------------------------------------

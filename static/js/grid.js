@@ -5,7 +5,7 @@
 import { urls } from "./api.js";
 import { fillCardCaptions } from "./captions.js";
 import { errorLine, flagSignature, flagsOf } from "./format.js";
-import { said, t } from "./i18n.js";
+import { message, said, t } from "./i18n.js";
 import { spendText, spendTitle } from "./spend.js";
 
 // Card sizes: thumbnail side, row height (card plus gap) and the narrowest card, in CSS pixels.
@@ -307,7 +307,7 @@ function flagChips(result, number) {
     chip.dataset.flag = flag;
     chip.dataset.action = "open-result";
     chip.dataset.number = String(number);
-    chip.title = said(result.flag_reasons, flag) || t(`flag_${flag}_hint`);
+    chip.title = message(result.flag_reasons?.[flag], result.flag_reasons_msg?.[flag]) || t(`flag_${flag}_hint`);
     box.append(chip);
   }
   return box;

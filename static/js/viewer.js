@@ -4,7 +4,7 @@
 import { urls } from "./api.js";
 import { CaptionEditor } from "./captions.js";
 import { errorLine, flagSignature, flagsOf } from "./format.js";
-import { language, said, t } from "./i18n.js";
+import { language, message, t } from "./i18n.js";
 
 const ZOOM_STEP = 1.25;
 const ADVANCE_KEY = "ibc.spaceAdvance";
@@ -148,7 +148,7 @@ export class Viewer {
       const label = document.createElement("strong");
       label.textContent = t(`flag_${flag}`);
       const reason = document.createElement("span");
-      reason.textContent = said(result.flag_reasons, flag) || t(`flag_${flag}_hint`);
+      reason.textContent = message(result.flag_reasons?.[flag], result.flag_reasons_msg?.[flag]) || t(`flag_${flag}_hint`);
       item.append(label, reason);
       return item;
     }));
