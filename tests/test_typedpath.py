@@ -22,6 +22,13 @@ from console.typedpath import FORMS, typed_path
     ("relative/photos", "relative/photos"),  # left relative: the caller refuses it (or a table resolves it)
     ("'/unbalanced", "'/unbalanced"),
     ("file://server/share/x", "server/share/x"),  # another machine's: not an absolute local path
+    ("“/home/me/我的照片”", "/home/me/我的照片"),  # quotes typed by a Chinese input method
+    ("「/home/me/photos」", "/home/me/photos"),
+    ("‘~/photos’", "~/photos"),
+    ("～/photos", "~/photos"),  # the full-width tilde
+    ("～", "~"),
+    ("/home/me/～/x", "/home/me/～/x"),  # inside a path it is a name
+    ("“/home/me/photos", "“/home/me/photos"),
 ])
 def test_a_typed_path_means_what_the_person_meant(typed, meant):
     assert typed_path(typed) == os.path.expanduser(meant)
