@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .messages import Message
+from .messages import Message, Said
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +77,15 @@ class TaskRecord:
         """Return the task as the API shows it."""
         shown = {"id": self.id, "run_id": self.run_id, "source_name": self.source_name,
                  "source_path": self.source_path, "prompt": self.prompt, "status": self.status,
-                 "attempts": self.attempts, "http_status": self.http_status, "error": self.error,
-                 "warning": self.warning, "rev": self.rev, "output_name": self.output_name, "index": self.index,
-                 "references": self.references, "overrides": self.overrides, "parent": self.parent,
-                 "results": [result.to_dict() for result in self.results], "batch": self.batch}
+                 "attempts": self.attempts, "http_status": self.http_status, "error": self.error}
+        if isinstance(self.error, Message):
+            shown["error_msg"] = self.error.as_json()
+        shown["warning"] = self.warning
+        if isinstance(self.warning, Message):
+            shown["warning_msg"] = self.warning.as_json()
+        shown.update({"rev": self.rev, "output_name": self.output_name, "index": self.index,
+                      "references": self.references, "overrides": self.overrides, "parent": self.parent,
+                      "results": [result.to_dict() for result in self.results], "batch": self.batch})
         if self.spend is not None:
             shown["spend"] = self.spend
         return shown
@@ -97,7 +102,8 @@ class TaskPage:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the page as the API shows it."""
-        return {"rev": self.rev, "total": self.total, "tasks": [task.to_dict() for task in self.tasks],
+        # The tasks say their messages' codes themselves: a long listing is not walked again for them.
+        return {"rev": self.rev, "total": self.total, "tasks": Said(task.to_dict() for task in self.tasks),
                 "removed": self.removed}
 
 

@@ -69,6 +69,11 @@ class Message(str):
         return (Message, (str(self), self.code, self.params))
 
 
+class Said(list):
+    """A list of JSON objects that already carry their messages' codes (`<field>_msg`): the web layer's
+    walk, which adds them to every answer, passes over it (a 10,000-task listing is not walked twice)."""
+
+
 def say(code: str, **params: Any) -> Message:
     """Return the message `code` in English, filled from `params` (which it keeps for the page).
 
@@ -160,5 +165,5 @@ def _param_json(value: Any) -> Any:
     return value
 
 
-__all__ = ["as_json", "carried", "CATALOG", "FAMILIES", "Message", "placeholders", "restored", "say", "stored", "told",
-           "with_msg"]
+__all__ = ["as_json", "carried", "CATALOG", "FAMILIES", "Message", "placeholders", "restored", "Said", "say",
+           "stored", "told", "with_msg"]
