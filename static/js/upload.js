@@ -72,7 +72,7 @@ function send(items, onProgress) {
       if (request.status >= 200 && request.status < 300) {
         tellSuccess(UPLOAD_ROUTE);
         resolve(data);
-      } else reject(new ApiError((data && data.error && said(data)) || `HTTP ${request.status}`, request.status, data, UPLOAD_ROUTE));
+      } else reject(new ApiError((data && data.error && said(data)) || t("http_failed", { status: request.status }), request.status, data, UPLOAD_ROUTE));
     });
     request.addEventListener("error", () => reject(new ApiError(t("upload_network"), 0, null, UPLOAD_ROUTE)));
     request.send(body);
