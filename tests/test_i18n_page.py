@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from console.messages import Message, say
+from console.messages import chinese
 from console.sources import table_export
 from console.sources.table_export import export_run
 from console.store import Store
@@ -121,7 +122,7 @@ def test_a_chinese_export_names_its_columns_statuses_and_coded_errors_in_chinese
 
 
 def test_a_chinese_export_fills_nested_messages_lists_and_numbers_as_the_page_does(monkeypatch):
-    monkeypatch.setattr(table_export, "_page_table", lambda: {
+    monkeypatch.setattr(chinese, "page_table", lambda: {
         "x.outer": "{count} 个任务被拒绝（{names}）：{reason}",
         "x.inner": {"other": "第 {row} 行"},
     })

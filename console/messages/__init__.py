@@ -165,5 +165,7 @@ def _param_json(value: Any) -> Any:
     return value
 
 
-__all__ = ["as_json", "carried", "CATALOG", "FAMILIES", "Message", "placeholders", "restored", "Said", "say",
-           "stored", "told", "with_msg"]
+from .chinese import in_chinese  # noqa: E402  (it says a Message, defined above, in Chinese)
+
+__all__ = ["as_json", "carried", "CATALOG", "FAMILIES", "in_chinese", "Message", "placeholders", "restored", "Said",
+           "say", "stored", "told", "with_msg"]

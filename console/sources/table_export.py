@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import re
-from functools import lru_cache
 from pathlib import PurePosixPath
 from typing import Any, Iterable
 
 from ..export import entry_name
-from ..messages import Message
+from ..messages import Message, in_chinese
 from ..records import TaskRecord
-from ..resources import static_dir
 from ..store import Store
 from .sheets import write_csv, write_xlsx
 
@@ -92,47 +88,7 @@ def _said(error: str | None, lang: str) -> str:
         return ""
     if lang != "zh" or not isinstance(error, Message):
         return str(error)
-    return _chinese({**error.as_json(), "text": str(error)})
-
-
-# A placeholder of a page message: {name} or {name:spec}, as the page fills it (static/js/i18n.js message()).
-_PLACEHOLDER = re.compile(r"\{(\w+)(?::[^}]*)?\}")
-
-
-def _chinese(found: dict[str, Any]) -> str:
-    """Say a message ({code, params, text}) as the page does in Chinese; its English text when the page has no Chinese for it."""
-    entry = _page_table().get(found.get("code", ""))
-    if entry is None:
-        return str(found.get("text") or "")
-    form = entry if isinstance(entry, str) else entry.get("other", "")  # Chinese has one plural form
-    params = found.get("params") or {}
-    return _PLACEHOLDER.sub(lambda m: _shown(params[m[1]]) if m[1] in params else m[0], form)
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, list):
-        return "；".join(_shown(item) for item in value)
-    if isinstance(value, dict) and value.get("code"):
-        return _chinese(value)
-    if isinstance(value, bool) or value is None:
-        return "" if value is None else str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.3f}".rstrip("0").rstrip(".")
-    return str(value)
-
-
-@lru_cache(maxsize=1)
-def _page_table() -> dict[str, Any]:
-    """The page's Chinese of every server message code (static/js/messages/*.js: JSON after the line `export default`)."""
-    table: dict[str, Any] = {}
-    for path in sorted((static_dir() / "js" / "messages").glob("*.js")):
-        try:
-            table.update(json.loads(path.read_text(encoding="utf-8").split("\nexport default", 1)[1].strip().rstrip(";")))
-        except (OSError, IndexError, ValueError):
-            continue  # a table that cannot be read leaves its messages in English
-    return table
+    return in_chinese(error)
 
 
 def _write(kind: str, header: list[str], rows: Iterable[list[Any]]) -> bytes:
