@@ -51,3 +51,12 @@ def wait_for(predicate, timeout: float = 10) -> None:
             return
         time.sleep(0.02)
     raise AssertionError("condition not reached")
+
+
+def words(value):
+    """Return an answer without the `<field>_msg` codes beside its messages: the English words alone."""
+    if isinstance(value, list):
+        return [words(item) for item in value]
+    if isinstance(value, dict):
+        return {key: words(item) for key, item in value.items() if not key.endswith("_msg")}
+    return value

@@ -22,19 +22,10 @@ from PIL import Image
 
 from testkit.fake_scenarios import bomb_png
 from tests.figures import record
-from tests.helpers import CHAT
+from tests.helpers import CHAT, words
 from tests.hostile_files import PROMPT_S, badly_named, fifo, release
 from testkit.images import make
 from testkit.server_process import ServerProcess
-
-
-def words(value):
-    """Return an answer without the `<field>_msg` codes beside its messages (the English is compared)."""
-    if isinstance(value, list):
-        return [words(item) for item in value]
-    if isinstance(value, dict):
-        return {key: words(item) for key, item in value.items() if not key.endswith("_msg")}
-    return value
 
 
 MiB = 1024 * 1024

@@ -11,16 +11,7 @@ import pytest
 from PIL import Image
 
 from testkit.images import make
-from tests.helpers import make_sources, start, wait_idle
-
-
-def english(value):
-    """Return an answer (or a list of entries) without the `<field>_msg` codes beside its messages: the words alone."""
-    if isinstance(value, list):
-        return [english(item) for item in value]
-    if isinstance(value, dict):
-        return {key: english(item) for key, item in value.items() if not key.endswith("_msg")}
-    return value
+from tests.helpers import make_sources, start, wait_idle, words
 
 
 KEY = "sk-test-SECRET-0123456789"
@@ -207,7 +198,7 @@ def test_only_selected_skips_tasks_without_a_selection(client, fake, tmp_path):
     client.patch(f"/api/results/{tasks[0]['results'][1]['id']}", json={"selected": True})
     answer = save(client, run_id, tmp_path / "out")
     assert tree(tmp_path / "out") == ["img1_2.png", "manifest.jsonl"]  # {n} is the result's place in its task
-    assert english(answer["skipped"]) == [{"task_id": tasks[1]["id"], "source_name": "img2.png",
+    assert words(answer["skipped"]) == [{"task_id": tasks[1]["id"], "source_name": "img2.png",
                                   "source_path": str(tmp_path / "src/img2.png"), "kind": "unselected",
                                   "reason": "no selected result", "fix": "select a result, or untick 'only selected'",
                                   "paths": []}]
@@ -402,7 +393,7 @@ def test_missing_cache_file_is_an_error_and_the_rest_goes_on(client, app, run, t
     app.extensions["console.cache"].path(gone["sha256"], gone["format"]).unlink()
     answer = save(client, run_id, tmp_path / "out", only_selected=False)
     missing = "the result image is missing from the cache"
-    assert english(answer["errors"]) == [{"result_id": t["results"][1]["id"], "task_id": t["id"], "source_name": t["source_name"],
+    assert words(answer["errors"]) == [{"result_id": t["results"][1]["id"], "task_id": t["id"], "source_name": t["source_name"],
                                  "source_path": t["source_path"], "kind": "missing", "error": missing, "paths": [],
                                  "fix": "retry the task to fetch the image again"} for t in tasks]
     assert tree(tmp_path / "out") == ["img1_1.jpg", "img2_1.jpg", "manifest.jsonl"]
@@ -445,7 +436,7 @@ def test_unknown_ids_are_404(client, tmp_path):
     rule = {"output_dir": str(tmp_path / "out")}
     assert client.post("/api/runs/nope/save", json=rule).status_code == 404
     missing = client.post("/api/results/nope/save", json=rule)
-    assert missing.status_code == 404 and english(missing.json) == {"ok": False, "error": "no result nope"}
+    assert missing.status_code == 404 and words(missing.json) == {"ok": False, "error": "no result nope"}
 
 
 @pytest.mark.parametrize("rule, message", [

@@ -18,21 +18,12 @@ from openpyxl import load_workbook
 
 import console.scan
 
-from tests.helpers import api, make_sources, wait_idle
+from tests.helpers import api, make_sources, wait_idle, words
 from testkit.images import make
 
 EDITS = "/v1/images/edits"
 GENERATIONS = "/v1/images/generations"
 RESPONSES = "/v1/responses"
-
-
-def words(value):
-    """Return an answer without the `<field>_msg` codes beside its messages (the English is compared)."""
-    if isinstance(value, list):
-        return [words(item) for item in value]
-    if isinstance(value, dict):
-        return {key: words(item) for key, item in value.items() if not key.endswith("_msg")}
-    return value
 
 
 def calls(fake) -> list:

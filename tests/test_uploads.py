@@ -16,21 +16,12 @@ from console.settings import resolve
 from console.web import create_app
 from tests.disks import small_disk  # noqa: F401  (fixture)
 from tests.figures import record
-from tests.helpers import api, wait_idle
+from tests.helpers import api, wait_idle, words
 from testkit.images import make
 from testkit.server_process import ServerProcess
 
 UPLOAD = {"X-Console-Upload": "1"}
 PNG = make("PNG", (16, 12))
-
-
-def words(value):
-    """Return an answer without the `<field>_msg` codes beside its messages (the English is compared)."""
-    if isinstance(value, list):
-        return [words(item) for item in value]
-    if isinstance(value, dict):
-        return {key: words(item) for key, item in value.items() if not key.endswith("_msg")}
-    return value
 
 
 def post(client, files: list[tuple[str, bytes]], headers: dict | None = None):
