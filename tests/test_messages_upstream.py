@@ -192,3 +192,15 @@ def test_the_card_and_the_viewer_say_why_in_chinese(page, server, fake, tmp_path
     error.wait_for(state="visible")
     assert error.inner_text() == expected
     assert not re.search(r"no image in the answer", page.locator("[data-testid=viewer]").inner_text())
+
+
+def test_an_error_body_that_says_nothing_readable_is_framed_in_our_words_with_a_code():
+    from console.upstream.faults import read_error
+
+    empty = read_error(b"", 502).message
+    assert empty == "Bad Gateway" and empty.as_json() == {"code": "upstream.empty_body", "params": {"phrase": "Bad Gateway"}}
+    html = read_error(b"<!DOCTYPE html><html><body>nginx</body></html>", 503).message
+    assert html == "Service Unavailable (an HTML error page)" and html.code == "upstream.html_error_page"
+    unknown = read_error(b"", 599).message
+    assert unknown == "no message" and unknown.code == "upstream.no_message"
+    assert read_error(b"upstream is down", 502).message == "upstream is down"  # the gateway's words, verbatim

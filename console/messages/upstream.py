@@ -9,6 +9,9 @@ error message, its refusal, a library's or the OS's text), shown verbatim in eve
 MESSAGES: dict[str, str | dict[str, str]] = {
     # An answer that failed or held no image.
     "upstream.said": "{said}",
+    "upstream.empty_body": "{phrase}",  # an error answer with an empty body: HTTP's own name of its status
+    "upstream.no_message": "no message",
+    "upstream.html_error_page": "{phrase} (an HTML error page)",
     "upstream.http_status": "HTTP {status}: {said}",
     "upstream.redirected": "HTTP {status}: the API redirected to {where}; put the final URL in the profile",
     "upstream.no_answer_within": "no complete answer within {seconds:g}s",

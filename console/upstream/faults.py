@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from ..messages import say
+
 ERROR_BODY_BYTES = 64 * 1024
 # grok2api's current line: nothing reached the provider, so nothing was billed and a retry is free.
 NOT_SUBMITTED_HEADER = "x-upstream-request-disposition"
@@ -105,10 +107,12 @@ def _from_cut_json(text: str) -> ErrorAnswer | None:
 
 
 def _plain(text: str, status: int) -> str:
+    """What a body that is not JSON says: itself, or, when it says nothing a person reads, what we know."""
+    phrase = httpx.codes.get_reason_phrase(status)
     if not text:
-        return httpx.codes.get_reason_phrase(status) or "no message"
+        return say("upstream.empty_body", phrase=phrase) if phrase else say("upstream.no_message")
     if text.lower().startswith(("<!doctype", "<html")):
-        return f"{httpx.codes.get_reason_phrase(status)} (an HTML error page)"
+        return say("upstream.html_error_page", phrase=phrase)
     return text[:500]
 
 

@@ -1,6 +1,9 @@
 // The Chinese of the server's `upstream.*` messages (English: console/messages/upstream.py). Strict JSON after `export default`.
 export default {
   "upstream.said": "API 返回：{said}",
+  "upstream.empty_body": "{phrase}（响应正文为空）",
+  "upstream.no_message": "没有说明",
+  "upstream.html_error_page": "{phrase}（返回的是一个 HTML 错误页）",
   "upstream.http_status": "HTTP {status}：API 返回：{said}",
   "upstream.redirected": "HTTP {status}：API 重定向到了 {where}；请在 API 配置中填写最终的地址",
   "upstream.no_answer_within": "{seconds} 秒内没有收到完整的响应",
