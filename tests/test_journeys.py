@@ -2905,6 +2905,17 @@ def no_english(page, where: str, verbatim: tuple[str, ...] = ()) -> str:
     return text
 
 
+def no_english_hints(page, verbatim: tuple[str, ...] = ()) -> None:
+    """Assert what a person reads on hovering, in an empty field and in the lists of the forms shown is not English."""
+    hints = page.evaluate("""() => [...document.querySelectorAll('[title], [placeholder], [aria-label], select')]
+        .filter((el) => el.offsetParent !== null)
+        .flatMap((el) => [el.title, el.placeholder, el.getAttribute('aria-label'),
+                          ...(el.tagName === 'SELECT' ? [...el.options].map((o) => o.textContent) : [])])
+        .filter(Boolean)""")
+    found = [hint for hint in hints if english_sentences(hint, verbatim)]
+    assert not found, f"English hints or options on the Chinese page: {found}"
+
+
 def test_chinese_first_a_failed_task_a_paused_run_a_bad_profile_a_bad_table_and_a_refused_save(
         page, server, fake, tmp_path):
     from openpyxl import Workbook
@@ -2948,6 +2959,7 @@ def test_chinese_first_a_failed_task_a_paused_run_a_bad_profile_a_bad_table_and_
     error = card.locator(".error").inner_text()
     assert PICKY_REFUSAL in error and re.search(r"[\u4e00-\u9fff]", error), error
     no_english(page, "body", verbatim)
+    no_english_hints(page, verbatim)
     page.screenshot(path=str(ARTIFACTS / "journey_chinese_failed_and_paused.png"))
     # A save that refuses pairs whose shapes differ (square sources, 4:3 results), then its report.
     chip(page, "done")
@@ -2970,6 +2982,7 @@ def test_chinese_first_a_failed_task_a_paused_run_a_bad_profile_a_bad_table_and_
     text = no_english(page, "[data-testid=save-report]")
     assert "photo01" in text and "photo02" in text, text
     no_english(page, "#save-form")
+    no_english_hints(page, verbatim)
     report.screenshot(path=str(ARTIFACTS / "journey_chinese_save_refused.png"))
     page.click("#save-close")
     # A table with bad rows, checked before anything runs.
@@ -2987,5 +3000,6 @@ def test_chinese_first_a_failed_task_a_paused_run_a_bad_profile_a_bad_table_and_
     assert "不存在.png" in rows, rows
     click_start(page, 400)
     no_english(page, ".toast-error")
+    no_english_hints(page, verbatim)
     page.screenshot(path=str(ARTIFACTS / "journey_chinese_bad_table.png"))
     assert_no_crash_text(page)
