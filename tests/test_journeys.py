@@ -3003,3 +3003,58 @@ def test_chinese_first_a_failed_task_a_paused_run_a_bad_profile_a_bad_table_and_
     no_english_hints(page, verbatim)
     page.screenshot(path=str(ARTIFACTS / "journey_chinese_bad_table.png"))
     assert_no_crash_text(page)
+
+
+def test_chinese_every_panel_dialog_and_mode_of_the_page_says_nothing_in_english(page, server, fake, tmp_path):
+    page.click("[data-testid=lang-switch]")
+    page.wait_for_function("document.documentElement.lang === 'zh-CN'")
+    fill_profile(page, fake.url("g3_stream_dataurl", CHAT), "sk-live-Zh000002")
+    save_settings(page)
+    open_advanced(page)
+    page.locator("[data-testid=key-pool] > summary").click()
+    page.click("[data-testid=key-pool-add]")
+    page.locator(".pool-row [data-field=api_key]").last.fill("sk-live-Zh000003")
+    listed = test_connection(page)
+    assert "gpt-image-1" in listed, listed
+    no_english(page, "body")
+    no_english_hints(page)
+    for mode in ("generate", "table", "edit"):
+        choose_mode(page, mode)
+        if mode == "generate":
+            page.click("[data-testid=variable-add]")
+        no_english(page, "#run-panel")
+        no_english_hints(page)
+    folder = make_photos(tmp_path / "照片", [(64, 48)] * 3)
+    page.fill("[data-testid=path-input]", str(folder))
+    page.click("#scan")
+    page.wait_for_function("document.querySelector('#scan-output')?.textContent.includes('3')", timeout=WAIT_MS)
+    run_id = start_run(page, "把天空改成紫色")
+    wait_all_done(page, server, run_id, 3)
+    no_english(page, "body")
+    page.locator("[data-testid=task-card]").first.locator("[data-testid=result-image]").first.click()
+    page.locator("[data-testid=viewer]").wait_for(state="visible")
+    no_english(page, "[data-testid=viewer]")
+    no_english_hints(page)
+    page.keyboard.press("Escape")
+    page.locator("[data-testid=viewer]").wait_for(state="hidden")
+    for opener, dialog in (("compare-open", "compare-dialog"), ("captions-replace", "replace-dialog"),
+                           ("captions-generate", "caption-dialog")):
+        page.click(f"[data-testid={opener}]")
+        page.locator(f"[data-testid={dialog}]").wait_for(state="visible")
+        no_english(page, f"[data-testid={dialog}]")
+        no_english_hints(page)
+        page.keyboard.press("Escape")
+        page.locator(f"[data-testid={dialog}]").wait_for(state="hidden")
+    cards(page).first.locator("[data-action=debug]").click()
+    page.locator("#debug-drawer").wait_for(state="visible")
+    no_english(page, "#debug-drawer header")  # the log itself is the calls' trace, as sent and received
+    page.click("#debug-close")
+    page.click("#open-save")
+    layouts = page.locator("#save-form [name=layout] option").evaluate_all("(options) => options.map((o) => o.value)")
+    for layout in layouts:  # every layout's fields, notes and hints
+        page.locator("#save-form [name=layout]").select_option(layout)
+        no_english(page, "#save-drawer")
+        no_english_hints(page)
+    page.screenshot(path=str(ARTIFACTS / "journey_chinese_save_drawer.png"))
+    page.click("#save-close")
+    assert_no_crash_text(page)
