@@ -3003,6 +3003,13 @@ def test_chinese_first_a_failed_task_a_paused_run_a_bad_profile_a_bad_table_and_
     no_english_hints(page, verbatim)
     page.screenshot(path=str(ARTIFACTS / "journey_chinese_bad_table.png"))
     assert_no_crash_text(page)
+    # Back to English: the same failure and pause in the server's own words.
+    page.click("[data-testid=lang-switch]")
+    page.wait_for_function("document.documentElement.lang === 'en'")
+    error = cards(page, "failed").first.locator(".error").inner_text()
+    assert error == f"HTTP 200 · no image in the answer; the API said: {PICKY_REFUSAL}", error
+    assert page.inner_text("[data-testid=cooling]").startswith("Paused — 429 from the gateway"), \
+        page.inner_text("[data-testid=cooling]")
 
 
 def test_chinese_every_panel_dialog_and_mode_of_the_page_says_nothing_in_english(page, server, fake, tmp_path):

@@ -46,6 +46,8 @@ const state = {
   rev: 0,
   running: false,
   progress: null,
+  cooling: null, // the run's last cooldown or pause, and its keys, as the server said them
+  keys: [],
   flagCounts: {}, // results carrying each flag, and "any", as the server counted them last
   flagsLooking: false, // the server looks at results for flags (REVIEW_FLAGS is on)
   runs: [],
@@ -246,6 +248,8 @@ function showEmpty() {
 
 function showProgress(answer) {
   state.progress = answer.progress;
+  state.cooling = answer.cooling ?? null; // kept to say again in another language
+  state.keys = answer.keys || [];
   const wasRunning = state.running;
   state.running = answer.running;
   const p = answer.progress;
@@ -353,7 +357,9 @@ async function runAction(action) {
     state.filters.status = ""; // the retried tasks are failed no more: keep them in sight as they run
     pushView();
     refilter();
-    if (state.progress) showProgress({ progress: state.progress, running: state.running }); // the chips follow
+    if (state.progress) {
+    showProgress({ progress: state.progress, running: state.running, cooling: state.cooling, keys: state.keys });
+  } // the chips follow
   }
   schedulePoll(0);
   refreshRuns();
@@ -438,7 +444,9 @@ function wireFilters() {
     state.filters.status = chip.dataset.status;
     pushView();
     refilter();
-    if (state.progress) showProgress({ progress: state.progress, running: state.running });
+    if (state.progress) {
+    showProgress({ progress: state.progress, running: state.running, cooling: state.cooling, keys: state.keys });
+  }
   });
   $("filter-q").addEventListener("input", (event) => {
     state.filters.q = event.target.value.trim();
@@ -493,7 +501,9 @@ function showView(view) {
   applyFilters(view.filters);
   if (view.runId !== state.runId) return selectRun(view.runId);
   refilter();
-  if (state.progress) showProgress({ progress: state.progress, running: state.running });
+  if (state.progress) {
+    showProgress({ progress: state.progress, running: state.running, cooling: state.cooling, keys: state.keys });
+  }
 }
 
 /** Return the run to open first: the address's, else the one open last in this browser, else the newest. */
@@ -608,7 +618,9 @@ function retranslate() {
   selection.refresh();
   showFlagCounts();
   drawHistory();
-  if (state.progress) showProgress({ progress: state.progress, running: state.running });
+  if (state.progress) {
+    showProgress({ progress: state.progress, running: state.running, cooling: state.cooling, keys: state.keys });
+  }
   showBatches();
   if (state.runId) linkTables(state.runId);
   if (viewer.isOpen) viewer.show();
