@@ -2207,8 +2207,12 @@ def test_prices_in_the_profile_then_the_runs_spend_in_the_run_bar(page, server, 
 # --------------------------------------------------------------------------- what a run will cost, before it starts
 
 def _preview_text(page, expected: str) -> str:
-    """Click Preview and wait until the preview's estimate says `expected`; return the preview's text."""
-    page.click("#scan")
+    """Click Preview and wait until the preview's estimate says `expected`; return the preview's text.
+
+    The estimate's answer is waited for first: the last preview, said again in a new language, may
+    already hold `expected`."""
+    with page.expect_response(lambda r: r.url.endswith("/api/runs/estimate")):
+        page.click("#scan")
     page.wait_for_function("(text) => document.querySelector('#scan-output')?.textContent.includes(text)",
                            arg=expected, timeout=WAIT_MS)
     return page.locator("#scan-output").inner_text()
@@ -3010,6 +3014,8 @@ def test_chinese_first_a_failed_task_a_paused_run_a_bad_profile_a_bad_table_and_
     assert error == f"HTTP 200 · no image in the answer; the API said: {PICKY_REFUSAL}", error
     assert page.inner_text("[data-testid=cooling]").startswith("Paused — 429 from the gateway"), \
         page.inner_text("[data-testid=cooling]")
+    rows = page.inner_text("[data-testid=table-output]")
+    assert "Row 2: source image not found" in rows and "Row 3: empty prompt" in rows, rows
 
 
 def test_chinese_every_panel_dialog_and_mode_of_the_page_says_nothing_in_english(page, server, fake, tmp_path):

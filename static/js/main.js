@@ -21,7 +21,7 @@ import { initSelection } from "./selection.js";
 import { initRelease, showRelease } from "./release.js";
 import { runTitle } from "./sources.js";
 import { refreshDaySpend, showRunSpend } from "./spend.js";
-import { $, attempt, confirmed, toast } from "./ui.js";
+import { $, attempt, confirmed, redrawTexts, toast } from "./ui.js";
 import { Viewer } from "./viewer.js";
 
 // A since= poll with nothing new is ~200 bytes and a few ms (BENCHMARKS.md), so poll every second
@@ -606,6 +606,7 @@ function wireProfileBar() {
 
 function retranslate() {
   translate();
+  redrawTexts();
   translateSavePanel();
   retranslateProfile();
   showRunSpend();

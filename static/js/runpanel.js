@@ -9,7 +9,7 @@ import { said, t } from "./i18n.js";
 import { readProfile } from "./profile.js";
 import { money } from "./spend.js";
 import { currentMode, initSources, problemLines, runTitle, showTable, sidecarLines, sourceFields, updateTaskCount } from "./sources.js";
-import { $, attempt, confirmed, fillSelect, toast } from "./ui.js";
+import { $, attempt, confirmed, fillSelect, showText, toast } from "./ui.js";
 import { initUpload } from "./upload.js";
 
 const LEGACY_SNIPPETS_KEY = "ibc.snippets";
@@ -89,29 +89,41 @@ async function scanPreview() {
   output.hidden = false;
   output.classList.toggle("is-error", Boolean(failure));
   if (failure) {
-    output.textContent = [(failure.data && said(failure.data, "summary")) || failure.message, ...problemLines(failure.data)].join("\n");
+    showText(output, () => [refusalHead(failure, "summary"), ...problemLines(failure.data)].join("\n"));
     return;
   }
-  const lines = [t("count_found", { count: answer.count }), ...answer.sample.slice(0, 8).map((name) => `· ${name}`)];
-  if (answer.truncated) lines.splice(1, 0, `⚠ ${scanCutNote(answer.truncated)}`);
-  lines.push(...sidecarLines(answer));
-  if (answer.skipped_count) {
-    lines.push(t("skipped", { count: answer.skipped_count }));
-    lines.push(...answer.skipped.slice(0, 5).map((s) => `× ${s.name}: ${said(s, "reason")}`));
-  }
-  output.textContent = lines.join("\n");
-  const estimate = await estimateLines(fields);
-  if (estimate.length) output.textContent = [...lines, "", ...estimate].join("\n");
+  const found = () => {
+    const lines = [t("count_found", { count: answer.count }), ...answer.sample.slice(0, 8).map((name) => `· ${name}`)];
+    if (answer.truncated) lines.splice(1, 0, `⚠ ${scanCutNote(answer.truncated)}`);
+    lines.push(...sidecarLines(answer));
+    if (answer.skipped_count) {
+      lines.push(t("skipped", { count: answer.skipped_count }));
+      lines.push(...answer.skipped.slice(0, 5).map((s) => `× ${s.name}: ${said(s, "reason")}`));
+    }
+    return lines;
+  };
+  showText(output, () => found().join("\n"));
+  const estimate = await fetchEstimate(fields);
+  if (estimate) showText(output, () => [...found(), "", ...estimateLines(estimate)].join("\n"));
 }
 
-/** Return what the run the form would start costs, as lines for the preview ([] when the estimate fails:
- *  Start says why the run cannot start). */
-async function estimateLines(fields) {
+/** Return what a refusal says first, in the page's language: its `field` (summary) or its error. */
+function refusalHead(err, field = "error") {
+  return (err.data && (said(err.data, field) || said(err.data))) || err.message;
+}
+
+/** Return what the run the form would start costs (null when the estimate fails: Start says why the run
+ *  cannot start). */
+async function fetchEstimate(fields) {
   const form = $("run-form");
   const answer = await fetchJSON("/api/runs/estimate", {
     method: "POST", body: { ...fields, ...pilotField(form), api: readProfile() },
   }).catch(() => null);
-  if (!answer || !answer.tasks) return [];
+  return answer && answer.tasks ? answer : null;
+}
+
+/** Return an estimate as lines for the preview. */
+function estimateLines(answer) {
   const cost = answer.cost === null ? t("estimate_cost_unknown") : `≈ ${money(answer.cost, answer.currency)}`;
   const basis = answer.basis === "history" ? t("estimate_history", { count: answer.history_calls }) : t(`estimate_${answer.basis}`);
   const lines = [`${t("estimate_run", { calls: answer.calls, images: answer.images })} · ${cost} ${basis}`];
@@ -144,7 +156,7 @@ function showRefusal(mode, err) {
   if (!lines.length) return;
   box.hidden = false;
   box.classList.add("is-error");
-  box.textContent = [(err.data && said(err.data, "summary")) || err.message, ...lines].join("\n");
+  showText(box, () => [refusalHead(err, "summary"), ...problemLines(err.data)].join("\n"));
 }
 
 /** The form's "Try on N first" as a body field: none when empty; any other value goes as typed, for the server to judge. */

@@ -3,7 +3,7 @@
 // folders and the sidecar summary. Pure helpers first, then the DOM.
 
 import { said, t } from "./i18n.js";
-import { $ } from "./ui.js";
+import { $, showText } from "./ui.js";
 
 const PLACEHOLDER = /\{([\p{L}\p{N}_]+)\}/gu; // the server's \w: {动物} is a name too
 const SHOWN = 12; // names listed before "… and N more"
@@ -126,8 +126,8 @@ export function updateTaskCount() {
   const factors = [...Object.values(variables).map((list) => list.length), count].join(" × ");
   const missing = placeholders(form.elements.prompt.value).filter((name) => !(variables[name] || []).length);
   const box = $("task-count");
-  box.textContent = [t("task_count", { count: total, factors }),
-    ...(missing.length ? [t("var_missing", { names: missing.map((n) => `{${n}}`).join(" ") })] : [])].join("\n");
+  showText(box, () => [t("task_count", { count: total, factors }),
+    ...(missing.length ? [t("var_missing", { names: missing.map((n) => `{${n}}`).join(" ") })] : [])].join("\n"));
   box.classList.toggle("is-error", missing.length > 0);
   box.dataset.count = String(total);
 }
@@ -140,14 +140,16 @@ export function showTable(answer, problem) {
   if (problem) {
     const rows = (problem.data && problem.data.rows) || [];
     // With rows, a short head line: the server's message repeats them all on one line.
-    const head = rows.length ? t("table_bad", { count: rows.length }) : problem.message;
-    box.textContent = [head, ...problemLines(problem.data)].join("\n");
+    const head = () => (rows.length ? t("table_bad", { count: rows.length }) : (problem.data && said(problem.data)) || problem.message);
+    showText(box, () => [head(), ...problemLines(problem.data)].join("\n"));
     return;
   }
-  const lines = [t("table_ok", { count: answer.task_count, rows: answer.rows })];
-  if (answer.ignored_columns.length) lines.push(t("table_ignored", { names: answer.ignored_columns.join(", ") }));
-  lines.push(...answer.sample.slice(0, 6).map((task) => `· ${task.name}: ${task.prompt}`));
-  box.textContent = lines.join("\n");
+  showText(box, () => {
+    const lines = [t("table_ok", { count: answer.task_count, rows: answer.rows })];
+    if (answer.ignored_columns.length) lines.push(t("table_ignored", { names: answer.ignored_columns.join(", ") }));
+    lines.push(...answer.sample.slice(0, 6).map((task) => `· ${task.name}: ${task.prompt}`));
+    return lines.join("\n");
+  });
 }
 
 /** Return the scan preview lines about sidecars and references. */

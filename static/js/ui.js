@@ -47,6 +47,18 @@ export function confirmed(key, vars) {
   return window.confirm(t(key, vars));
 }
 
+/** Show `draw()`'s text in `box`, and draw it again when the page's language changes (`redrawTexts`). */
+export function showText(box, draw) {
+  box.redraw = draw;
+  box.dataset.redraw = "";
+  box.textContent = draw();
+}
+
+/** Draw every text shown with `showText` again, in the language just chosen. */
+export function redrawTexts(root = document) {
+  for (const box of root.querySelectorAll("[data-redraw]")) if (box.redraw) box.textContent = box.redraw();
+}
+
 /** Return an element by id. */
 export function $(id) {
   return document.getElementById(id);
