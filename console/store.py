@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from .messages import restored, say, stored
+from .messages import say, stored
 from .records import ResultRecord, RunRecord, TaskPage, TaskRecord
 from .schema import MIGRATIONS
 from .store_batches import BatchQueries
@@ -28,10 +28,11 @@ from .store_budget import BudgetQueries
 from .store_caption_calls import CaptionCallQueries
 from .store_captions import CaptionQueries
 from .store_compare import CompareQueries
-from .store_flags import FlagQueries, flag_names, flag_reasons
+from .store_flags import FlagQueries
 from .store_history import HistoryQueries
 from .store_pilot import PilotQueries
 from .store_progress import STATUSES, ProgressQueries
+from .store_rows import RESULT_COLUMNS, TASK_COLUMNS, result_record, task_record
 from .store_saves import SaveQueries, chunks
 from .store_selection import SelectionQueries, task_filter
 from .store_spend import SpendQueries, currency_of
@@ -44,12 +45,6 @@ CACHE_KIB = 512  # SQLite page cache per connection
 RUN_MODES = ("edit", "generate", "table")
 INTERRUPTED = say("engine.interrupted")  # why a task a crash or a kill left unfinished is stopped
 
-_TASK_COLUMNS = ("id, run_id, idx, source_name, source_path, prompt, status, attempts, http_status, error, warning, rev, "
-                 "refs, output_name, overrides, parent, batch_id, error_msg, warning_msg")
-_RESULT_COLUMNS = "id, task_id, sha256, format, width, height, bytes, origin, selected, prompt, flags"
-_RESULT_COLUMNS += ", caption, answer_text"
-_RESULT_COLUMNS += ", EXISTS(SELECT 1 FROM saves WHERE saves.result_id = results.id) AS saved"  # the "saved" mark
-_RESULT_COLUMNS += ", flag_msgs"  # the codes of the flags' reasons
 
 
 def new_id(prefix: str) -> str:
@@ -280,7 +275,7 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
         args.append(since)
         total = db.execute(f"SELECT COUNT(*) FROM tasks WHERE {clause}", args).fetchone()[0]
         page = f" LIMIT {int(limit)} OFFSET {int(offset)}" if limit is not None else (f" LIMIT -1 OFFSET {int(offset)}" if offset else "")
-        rows = db.execute(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE {clause} ORDER BY idx{page}", args).fetchall()
+        rows = db.execute(f"SELECT {TASK_COLUMNS} FROM tasks WHERE {clause} ORDER BY idx{page}", args).fetchall()
         removed = [row[0] for row in db.execute("SELECT task_id FROM removed WHERE run_id = ? AND rev > ?", (run_id, since))] if since else []
         return TaskPage(rev, total, self._tasks(rows, spend_of_run=run_id), removed)
 
@@ -296,11 +291,11 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
 
     def task(self, task_id: str, *, results: bool = True, spend: bool = False) -> TaskRecord | None:
         """Return one task with its results (none with `results` False) and, if asked, its spend; or None."""
-        row = self._db().execute(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        row = self._db().execute(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
         if row is None:
             return None
         if not results:
-            return _task(row, ())
+            return task_record(row, ())
         return self._tasks([row], spend_of_run=row["run_id"] if spend else None)[0]
 
     def _tasks(self, rows: list[sqlite3.Row], spend_of_run: str | None = None) -> list[TaskRecord]:
@@ -310,10 +305,10 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
         for chunk in chunks(ids, 500):
             marks = ",".join("?" * len(chunk))
             for row in self._db().execute(
-                    f"SELECT {_RESULT_COLUMNS} FROM results WHERE task_id IN ({marks}) ORDER BY created_at, rowid", chunk):
-                results.setdefault(row["task_id"], []).append(_result(row))
+                    f"SELECT {RESULT_COLUMNS} FROM results WHERE task_id IN ({marks}) ORDER BY created_at, rowid", chunk):
+                results.setdefault(row["task_id"], []).append(result_record(row))
         spends = self.task_spends(spend_of_run, ids) if spend_of_run is not None else {}
-        return [_task(row, tuple(results.get(row["id"], ())), spends.get(row["id"])) for row in rows]
+        return [task_record(row, tuple(results.get(row["id"], ())), spends.get(row["id"])) for row in rows]
 
     def task_ids(self, run_id: str, statuses: Iterable[str]) -> list[str]:
         """Return the ids of a run's tasks in these statuses, in source order."""
@@ -453,8 +448,8 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
 
     def result(self, result_id: str) -> ResultRecord | None:
         """Return one result, or None."""
-        row = self._db().execute(f"SELECT {_RESULT_COLUMNS} FROM results WHERE id = ?", (result_id,)).fetchone()
-        return _result(row) if row else None
+        row = self._db().execute(f"SELECT {RESULT_COLUMNS} FROM results WHERE id = ?", (result_id,)).fetchone()
+        return result_record(row) if row else None
 
     def delete_result(self, result_id: str) -> tuple[str, str] | None:
         """Delete a result; return its (sha256, format), or None if unknown."""
@@ -486,20 +481,3 @@ class _Holder:
             self.db.close()
         except Exception:  # at interpreter exit the sqlite3 module may already be gone
             pass
-
-
-def _task(row: sqlite3.Row, results: tuple[ResultRecord, ...], spend: dict[str, Any] | None = None) -> TaskRecord:
-    (task_id, run_id, index, source_name, source_path, prompt, status, attempts, http_status, error, warning, rev,
-     refs, output_name, overrides, parent, batch_id, error_msg, warning_msg) = row
-    return TaskRecord(task_id, run_id, index, source_name, source_path, prompt, status, attempts, http_status,
-                      restored(error, error_msg), restored(warning, warning_msg), rev, output_name, tuple(json.loads(refs)) if refs else (),
-                      json.loads(overrides) if overrides else {}, json.loads(parent) if parent else None, results, spend,
-                      batch_id if status == "running" else None)
-
-
-def _result(row: sqlite3.Row) -> ResultRecord:
-    (result_id, task_id, sha256, fmt, width, height, size, origin, selected, prompt, flags, caption, answer_text,
-     saved, flag_msgs) = row
-    reasons = flag_reasons(flags, flag_msgs)
-    return ResultRecord(result_id, task_id, width, height, fmt, sha256, size, origin, prompt, caption, answer_text,
-                        bool(selected), bool(saved), flag_names(reasons), reasons, flags is not None)
