@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.time()
     reporter = StatusReporter(settings.status_ui, lambda: collect(app, url, started, events))
     reporter.start()
-    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGTERM, lambda signum, frame: _stop_soon(server))
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -121,8 +121,13 @@ def with_access_token(settings: Settings) -> Settings:
     return settings.replace(access_token=secrets.token_urlsafe(TOKEN_BYTES))
 
 
-def _exit_on_signal(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def _stop_soon(server: CappedServer) -> None:
+    """Stop serving in order (SIGTERM): the serving loop returns at its next poll and the cleanup runs.
+
+    Raising in the main thread instead would land wherever it happens to be, and a lock left held
+    there can hang the cleanup; `shutdown` waits for the loop, so it runs on a thread of its own.
+    """
+    threading.Thread(target=server.shutdown, name="sigterm", daemon=True).start()
 
 
 def _family(host: str) -> socket.AddressFamily:

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -57,3 +58,34 @@ def test_bad_environment_value_is_a_clear_error(tmp_path):
     done = subprocess.run([sys.executable, "app.py", "--data-dir", str(tmp_path)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "PORT='eighty'" in done.stderr
+
+
+def test_sigterm_stops_the_runs_in_order_and_exits_cleanly(fake, tmp_path):
+    """SIGTERM mid-run: the calls in flight are hung up, the tasks stopped on purpose (not "interrupted",
+    as after a crash), the process exits 0, and a restart finds nothing running."""
+    from testkit.server_process import ServerProcess
+    from tests.helpers import CHAT, make_sources
+
+    server = ServerProcess(tmp_path / "data")
+    try:
+        api = {"api_url": fake.url("stall", CHAT), "model": "grok-imagine-1.0-edit", "max_retries": 0,
+               "allow_private_api": True, "concurrency": 3}
+        answer = server.post("/api/runs", {"input_path": str(make_sources(tmp_path / "src", 6)), "prompt": "blue",
+                                           "api": api})
+        assert answer.status_code == 201, answer.text
+        run_id = answer.json()["run_id"]
+        deadline = time.monotonic() + 30
+        while fake.in_flight < 3:
+            assert time.monotonic() < deadline, "the stalled calls never reached the gateway"
+            time.sleep(0.05)
+    finally:
+        status = server.stop()
+    assert status == 0
+    assert fake.wait_for_connections(0, timeout=10)  # every stream was closed
+    again = ServerProcess(tmp_path / "data")
+    try:
+        tasks = again.get(f"/api/runs/{run_id}/tasks").json()["tasks"]
+        assert {t["status"] for t in tasks} == {"stopped"}
+        assert "interrupted" not in {t["error"] for t in tasks}
+    finally:
+        again.stop()
