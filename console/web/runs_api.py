@@ -102,7 +102,7 @@ def _missing(kind: str, key: str) -> Message:
 @bp.post("/api/scan")
 def scan_preview():
     body = json_body()
-    sources_api.check_fields(body, "a scan preview")  # the run form's fields: a misspelt one is named
+    sources_api.check_fields(body, say("sources.body_scan_preview"))  # the run form's fields: a misspelt one is named
     recursive = _field(body, "recursive", bool, False)
     found = sources_api.scan_folder(_field(body, "input_path", str, required=True), recursive)
     names = found.names[:SAMPLE_NAMES]
@@ -188,7 +188,7 @@ def _flag_filter(value: str | None, query: bool) -> str | None:
 def update_run(run_id: str):
     _run_or_404(run_id)
     body = json_body()
-    sources_api.check_fields(body, "a run's update", RUN_UPDATES)
+    sources_api.check_fields(body, say("sources.body_run_update"), RUN_UPDATES)
     if not body:
         raise ApiError(say("web.run_nothing_to_change", fields=", ".join(RUN_UPDATES)))
     if "concurrency" in body:
@@ -302,7 +302,7 @@ def release_run(run_id: str):
     """Queue a pilot run's held tasks, with the body's edited prompt and profile overrides if given."""
     _run_or_404(run_id)
     body = json_body(required=False)
-    sources_api.check_fields(body, "a release", RELEASE_KEYS)
+    sources_api.check_fields(body, say("sources.body_release"), RELEASE_KEYS)
     answer = engine().release_pilot(run_id, sources_api.optional_string(body, "prompt"), _overrides(body))
     return {"ok": True, **answer}
 
@@ -357,7 +357,7 @@ def task_source(task_id: str):
     path = _task_or_404(task_id).source_path
     if not path:
         raise ApiError(say("web.no_source_image"), 404)
-    return sources_api.send_input_image(Path(path), "source file")
+    return sources_api.send_input_image(Path(path), say("sources.input_source"))
 
 
 @bp.get("/api/tasks/<task_id>/debug")
@@ -382,7 +382,7 @@ def update_result(result_id: str):
     """Select or deselect a result and/or give it its own caption (null: the save rule's caption)."""
     _result_or_404(result_id)
     body = json_body()
-    sources_api.check_fields(body, "a result's update", RESULT_UPDATES)
+    sources_api.check_fields(body, say("sources.body_result_update"), RESULT_UPDATES)
     if not body:
         raise ApiError(say("web.result_nothing_to_change", fields=", ".join(RESULT_UPDATES)))
     changes: dict[str, Any] = {"selected": _field(body, "selected", bool, required="selected" in body)}

@@ -78,28 +78,18 @@ PILOT = Range(1, None, whole=True)  # tasks tried first
 
 
 # What a body is, in the words of the refusal of its unknown fields (a message, or a field name as typed).
-BODIES: dict[str, Message] = {
-    "a run": say("sources.body_run"),
-    "a scan preview": say("sources.body_scan_preview"),
-    "a run's update": say("sources.body_run_update"),
-    "a release": say("sources.body_release"),
-    "a result's update": say("sources.body_result_update"),
-}
-
-
-def check_fields(body: dict[str, Any], what: str, accepted: tuple[str, ...] = RUN_FIELDS) -> None:
+def check_fields(body: dict[str, Any], what: str | Message, accepted: tuple[str, ...] = RUN_FIELDS) -> None:
     """Refuse (400) a body with fields outside `accepted`, naming them and listing the accepted ones.
 
-    `what` is the body as the refusal names it: a Message, one of BODIES' phrases, or a field name
-    as typed ('variants[1]').
+    `what` is the body as the refusal names it: a Message ("a run"), or a field name as typed
+    ('variants[1]').
     """
     unknown = sorted(set(body) - set(accepted))
     if unknown:
         names = ", ".join(repr(name) for name in unknown)
-        named = what if isinstance(what, Message) else BODIES.get(what, what)
         accepted_ = ", ".join(accepted)
-        raise ApiError(say("sources.unknown_field", names=names, what=named, accepted=accepted_) if len(unknown) == 1
-                       else say("sources.unknown_fields", names=names, what=named, accepted=accepted_))
+        raise ApiError(say("sources.unknown_field", names=names, what=what, accepted=accepted_) if len(unknown) == 1
+                       else say("sources.unknown_fields", names=names, what=what, accepted=accepted_))
 
 
 def pilot_size(body: dict[str, Any]) -> int | None:
@@ -119,7 +109,7 @@ def budget_amount(body: dict[str, Any]) -> float | None:
 
 def run_spec(body: dict[str, Any]) -> RunSpec:
     """Return the run spec of a `POST /api/runs` body, its fields and types checked (400 naming the field)."""
-    check_fields(body, "a run")
+    check_fields(body, say("sources.body_run"))
     mode = choice(_string(body, "mode", "edit"), "'mode'", RUN_MODES)
     recursive = flag(body.get("recursive"), "'recursive'", False)
     variables = body.get("variables") or {}
@@ -212,19 +202,14 @@ def task_reference(task_id: str, number: int):
         raise ApiError(say("sources.no_task", task_id=task_id), 404)
     if not 1 <= number <= len(task.references):
         raise ApiError(say("sources.no_such_reference", task_id=task_id, count=len(task.references), number=number), 404)
-    return send_input_image(Path(task.references[number - 1]), "reference image")
+    return send_input_image(Path(task.references[number - 1]), say("sources.input_reference"))
 
 
-# The input images send_input_image names (a message each).
-INPUTS: dict[str, Message] = {"reference image": say("sources.input_reference"), "source file": say("sources.input_source")}
-
-
-def send_input_image(path: Path, what: str) -> Response:
+def send_input_image(path: Path, what: Message) -> Response:
     """Send a task's input image (its source or a reference) as is, or its thumbnail with `?thumb=1`.
 
-    `what` names it in a refusal: a Message, or one of INPUTS' phrases.
+    `what` names it in a refusal ("reference image").
     """
-    what = what if isinstance(what, Message) else INPUTS.get(what, what)
     try:
         file = open_regular(path)  # a source swapped for a FIFO since the run must not hang the request
         if request.args.get("thumb") == "1":
