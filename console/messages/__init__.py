@@ -131,14 +131,6 @@ def restored(text: str | None, kept: str | None) -> str | None:
         return text
 
 
-def with_msg(fields_: Mapping[str, Any], *names: str) -> dict[str, Any]:
-    """Return `fields_` with `<name>_msg` beside each named field that holds a Message (null otherwise)."""
-    out = dict(fields_)
-    for name in names:
-        out[f"{name}_msg"] = as_json(out.get(name))
-    return out
-
-
 def _mapped(value: Any, change: Callable[[str], str]) -> Any:
     if isinstance(value, Message):
         return value.mapped(change)
@@ -168,4 +160,4 @@ def _param_json(value: Any) -> Any:
 from .chinese import in_chinese  # noqa: E402  (it says a Message, defined above, in Chinese)
 
 __all__ = ["as_json", "carried", "CATALOG", "FAMILIES", "in_chinese", "Message", "placeholders", "restored", "Said",
-           "say", "stored", "told", "with_msg"]
+           "say", "stored", "told"]

@@ -77,30 +77,21 @@ def init_app(app: Flask) -> None:
                                            log=f"{LOG_DIR}/{LOG_FILE}")), 500
 
 
+# Werkzeug's HTTP errors the page says in its own language, when their words are Werkzeug's usual ones.
+HTTP_KNOWN: dict[int, Message] = {400: say("web.http_400"), 404: say("web.http_404"), 405: say("web.http_405"),
+                                  413: say("web.http_413"), 415: say("web.http_415"), 416: say("web.http_416")}
+
+
 def http_said(exc: HTTPException) -> Message:
     """Return what Werkzeug's HTTP error says, as a message: its own code for a status the page knows
     whose words are Werkzeug's usual ones, else its words as they are (framed on the page)."""
     text = exc.description or exc.name
     if isinstance(text, Message):
         return text
-    known = _http_known(exc.code)
+    known = HTTP_KNOWN.get(exc.code)
     return known if known is not None and known == text else say("web.http_other", said=text)
 
 
-def _http_known(status: int | None) -> Message | None:
-    if status == 400:
-        return say("web.http_400")
-    if status == 404:
-        return say("web.http_404")
-    if status == 405:
-        return say("web.http_405")
-    if status == 413:
-        return say("web.http_413")
-    if status == 415:
-        return say("web.http_415")
-    if status == 416:
-        return say("web.http_416")
-    return None
 
 
 def said(exc: BaseException) -> str:
