@@ -216,6 +216,9 @@ def test_every_report_entry_names_its_source_file(client, fake, tmp_path):
     # Every entry also names the files written (or that would have been).
     assert [e["paths"] for e in again["skipped"]] == [e["paths"] for e in first["saved"]]
     assert all(len(entry["paths"]) == 3 and entry["source_path"].endswith(entry["source_name"]) for entry in entries)
+    # ... and which of its task's results it is, so the page need not have the task loaded to say "2/2".
+    assert sorted((e["source_name"], e["result_number"], e["result_count"]) for e in first["saved"]) == [
+        ("img1.png", 1, 2), ("img1.png", 2, 2), ("img2.png", 1, 2), ("img2.png", 2, 2)]
 
 
 # -- aspect ratios ------------------------------------------------------------------------------
@@ -394,7 +397,8 @@ def test_missing_cache_file_is_an_error_and_the_rest_goes_on(client, app, run, t
     answer = save(client, run_id, tmp_path / "out", only_selected=False)
     missing = "the result image is missing from the cache"
     assert words(answer["errors"]) == [{"result_id": t["results"][1]["id"], "task_id": t["id"], "source_name": t["source_name"],
-                                 "source_path": t["source_path"], "kind": "missing", "error": missing, "paths": [],
+                                 "source_path": t["source_path"], "result_number": 2, "result_count": 2,
+                                 "kind": "missing", "error": missing, "paths": [],
                                  "fix": "retry the task to fetch the image again"} for t in tasks]
     assert tree(tmp_path / "out") == ["img1_1.jpg", "img2_1.jpg", "manifest.jsonl"]
 

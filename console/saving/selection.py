@@ -22,9 +22,10 @@ class Candidate:
     global_index: int = 1
 
     def names(self) -> dict[str, Any]:
-        """Return the ids and the source file every report entry about this result carries."""
+        """Return the ids, the source file and the result's place among its task's (2 of 3) every report entry carries."""
         return {"result_id": self.result.id, "task_id": self.task.id, "source_name": self.task.source_name,
-                "source_path": self.task.source_path}
+                "source_path": self.task.source_path, "result_number": self.number,
+                "result_count": len(self.task.results)}
 
 
 @dataclass

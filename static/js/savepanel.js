@@ -187,12 +187,17 @@ function sourceIndex() {
   return { byTask, byResult };
 }
 
-/** Return the source file an entry is about ("img1.png", "img1.png · 2/3" for one of several results). */
+/**
+ * Return the source file an entry is about ("img1.png", "img1.png · 2/3" for one of several results).
+ * The server's entry says which result it is; the page's tasks only fill in for an entry that does not.
+ */
 function sourceName(entry, index) {
   const found = index.byResult.get(entry.result_id);
   const task = found ? found.task : index.byTask.get(entry.task_id);
   const name = entry.source_name || (task && task.source_name) || entry.result_id || entry.task_id || "—";
-  return found && found.task.results.length > 1 ? `${name} · ${found.number + 1}/${found.task.results.length}` : name;
+  const number = entry.result_number ?? (found && found.number + 1);
+  const count = entry.result_count ?? (found && found.task.results.length);
+  return count > 1 ? `${name} · ${number}/${count}` : name;
 }
 
 function listItems(items, draw) {
