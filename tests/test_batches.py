@@ -178,6 +178,19 @@ def test_a_batch_runs_estimate_is_at_the_batch_price_and_a_budget_is_refused(cli
     wait_for(lambda: not client.get(f"/api/runs/{run_id}/tasks").json["running"], timeout=20)
 
 
+def test_resume_says_how_many_tasks_wait_at_the_provider_when_it_queues_none(client, fake, tmp_path):
+    # Resume on a batch run follows its batches again; "queued 0" alone would read as "nothing resumed".
+    folder = make_sources(tmp_path / "src", 3)
+    run_id = client.post("/api/runs", json={"input_path": str(folder), "prompt": "blue",
+                                            "api": batch_api(fake, "batch.batch_s=3")}).json["run_id"]
+    wait_for(lambda: (client.get(f"/api/runs/{run_id}").json["batches"] or [{}])[0].get("provider_id"), timeout=20)
+    answer = client.post(f"/api/runs/{run_id}/resume", json={}).json
+    assert answer == {"ok": True, "queued": 0, "at_provider": 3}
+    wait_for(lambda: not client.get(f"/api/runs/{run_id}/tasks").json["running"], timeout=30)
+    assert {task["status"] for task in client.get(f"/api/runs/{run_id}/tasks").json["tasks"]} == {"done"}
+    assert client.post(f"/api/runs/{run_id}/resume", json={}).json == {"ok": True, "queued": 0, "at_provider": 0}
+
+
 def test_the_batch_discount_applies_to_the_profiles_prices_only():
     usage = Usage(images=2, input_tokens=1000)
     assert priced(usage, {"image": 0.04}, batch=True) == (0.04, "prices")

@@ -286,7 +286,9 @@ def stop_run(run_id: str):
 
 @bp.post("/api/runs/<run_id>/resume")
 def resume_run(run_id: str):
-    return {"ok": True, "queued": engine().resume(run_id, _overrides(json_body(required=False)))}
+    queued = engine().resume(run_id, _overrides(json_body(required=False)))
+    # A batch run's resume may queue nothing and still start things again: the batches it follows.
+    return {"ok": True, "queued": queued, "at_provider": len(store().waiting_in_batches(run_id))}
 
 
 @bp.post("/api/runs/<run_id>/retry-failed")

@@ -346,13 +346,21 @@ function durationUnits() {
   return { h: t("unit_h"), min: t("unit_min"), s: t("unit_s") };
 }
 
+/** Say what a control did; a batch run's resume may queue nothing yet wake the batches it follows. */
+function actionToast(answer) {
+  if (answer.stopped !== undefined) return t("stopped_n", { count: answer.stopped });
+  if (!answer.at_provider) return t("queued_n", { count: answer.queued });
+  if (!answer.queued) return t("resumed_at_provider", { count: answer.at_provider });
+  return t("queued_and_at_provider", { count: answer.queued, waiting: answer.at_provider });
+}
+
 // Resume and retry use the profile on the page now: whoever fixed the key then clicks Retry
 // failed expects the fixed profile. Stop needs no profile.
 async function runAction(action) {
   const answer = await attempt(() => fetchJSON(urls.runAction(state.runId, action), {
     method: "POST", body: action === "stop" ? {} : { api: readProfile() } }));
   if (!answer) return;
-  toast(answer.stopped !== undefined ? t("stopped_n", { count: answer.stopped }) : t("queued_n", { count: answer.queued }));
+  toast(actionToast(answer));
   if (action === "retry-failed" && answer.queued && state.filters.status === "failed") {
     state.filters.status = ""; // the retried tasks are failed no more: keep them in sight as they run
     pushView();
