@@ -581,7 +581,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if known.sources and self.command == "POST" and endpoint in API_ENDPOINTS:
                 ctx.source = fake._note_source(segment, source_digest(rec))
-            if "key" in options and _refuse_key(ctx):
+            if _revoked(ctx) or ("key" in options and _refuse_key(ctx)):
                 return
             if ("busy_key" in options or "spent_key" in options) and _hold_key(ctx):
                 return
@@ -658,6 +658,17 @@ def _refuse_key(ctx: "Ctx") -> bool:
         return False
     ctx.send_json(401, compact_json({"error": {"message": message, "type": "invalid_request_error",
                                                "code": "invalid_api_key"}}))
+    return True
+
+
+def _revoked(ctx: "Ctx") -> bool:
+    """Answer 401 to a request made with a key the test revoked (`FakeUpstream.revoke`); True if it did."""
+    header = ctx.req.headers.get("authorization", "")
+    given = header[len("Bearer "):] if header.startswith("Bearer ") else ctx.req.headers.get("x-goog-api-key")
+    if not ctx.fake.is_revoked(given):
+        return False
+    ctx.send_json(401, compact_json({"error": {"message": f"API key {_redact(given or '')} has been revoked.",
+                                               "type": "invalid_request_error", "code": "invalid_api_key"}}))
     return True
 
 
@@ -787,6 +798,7 @@ class FakeUpstream:
         self._in_flight = 0
         self._max_in_flight = 0
         self._connections: set[socket.socket] = set()
+        self._revoked: set[str] = set()
         self._stop = threading.Event()
         self._closed = False
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
@@ -846,6 +858,16 @@ class FakeUpstream:
         """Return the `Authorization` header of every API call in arrival order (None when absent)."""
         return [r.headers.get("authorization") for r in self.requests
                 if r.scenario is not None and (models or r.method == "POST")]
+
+    def revoke(self, key: str) -> None:
+        """Refuse `key` from now on, on every route of every scenario, as a provider's dashboard revoking it would."""
+        with self._lock:
+            self._revoked.add(key)
+
+    def is_revoked(self, key: str | None) -> bool:
+        """True when `key` was revoked (`revoke`)."""
+        with self._lock:
+            return key in self._revoked
 
     def batches(self) -> list[dict[str, Any]]:
         """Return every batch submitted to the fake's batch services, oldest first, with its lines' keys."""

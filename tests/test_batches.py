@@ -191,6 +191,29 @@ def test_resume_says_how_many_tasks_wait_at_the_provider_when_it_queues_none(cli
     assert client.post(f"/api/runs/{run_id}/resume", json={}).json == {"ok": True, "queued": 0, "at_provider": 0}
 
 
+def test_a_key_revoked_while_a_batch_runs_pauses_the_run_and_resume_with_a_new_key_stores_its_answers(
+        client, fake, tmp_path, sent):
+    # Polling with a refused key again and again changes nothing: the run pauses and says so.
+    folder = make_sources(tmp_path / "src", 3)
+    api = batch_api(fake, "batch.batch_s=3", api_key="sk-soon-revoked-0001")
+    run_id = client.post("/api/runs", json={"input_path": str(folder), "prompt": "blue", "api": api}).json["run_id"]
+    wait_for(lambda: (client.get(f"/api/runs/{run_id}").json["batches"] or [{}])[0].get("provider_id"), timeout=20)
+    fake.revoke("sk-soon-revoked-0001")
+    wait_for(lambda: (client.get(f"/api/runs/{run_id}").json.get("cooling") or {}).get("paused"), timeout=20)
+    run = client.get(f"/api/runs/{run_id}").json
+    assert "the key was refused" in run["cooling"]["paused"] and "HTTP 401" in run["cooling"]["paused"]
+    assert run["cooling"]["paused_msg"]["code"] == "engine.batch_poll_refused_paused"
+    assert "sk-soon-revoked-0001" not in str(run)
+    tasks = client.get(f"/api/runs/{run_id}/tasks").json["tasks"]
+    assert {task["status"] for task in tasks} == {"running"}  # their answers wait at the provider
+    answer = client.post(f"/api/runs/{run_id}/resume", json={"api": {**api, "api_key": "sk-the-new-key-0002"}}).json
+    assert answer == {"ok": True, "queued": 0, "at_provider": 3}
+    wait_for(lambda: not client.get(f"/api/runs/{run_id}/tasks").json["running"], timeout=30)
+    tasks = client.get(f"/api/runs/{run_id}/tasks").json["tasks"]
+    assert {task["status"] for task in tasks} == {"done"} and len(sent()) == 1  # nothing submitted twice
+    assert client.get(f"/api/runs/{run_id}").json.get("cooling") is None
+
+
 def test_the_batch_discount_applies_to_the_profiles_prices_only():
     usage = Usage(images=2, input_tokens=1000)
     assert priced(usage, {"image": 0.04}, batch=True) == (0.04, "prices")

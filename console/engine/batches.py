@@ -313,6 +313,9 @@ class BatchDelivery:
                     await self._end_waiting(batch.id, "failed", say("engine.batch_unknown", error=told(exc)),
                                             debug, 404)
                     return
+                if exc.http_status in (401, 403):  # the key is refused: asking again changes nothing until it is fixed
+                    self._pause(state, say("engine.batch_poll_refused_paused", batch=batch.id, error=told(exc)))
+                    return
                 log.warning("run %s: batch %s could not be polled (%s); trying again", state.run_id, batch.id, exc)
                 continue
             await self._polled(batch.id, polled)
