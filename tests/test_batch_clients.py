@@ -111,7 +111,15 @@ def test_openai_states_are_mapped(status, done):
 def test_openai_failure_and_expiry_say_why():
     failed = batch("failed", errors={"object": "list", "data": [
         {"code": "invalid_json_line", "message": "This line is not parseable as valid JSON.", "line": 2}]})
-    assert openai_batches.state_of(failed).error == "invalid_json_line: This line is not parseable as valid JSON. (line 2)"
+    error = openai_batches.state_of(failed).error
+    assert error == "invalid_json_line: This line is not parseable as valid JSON. (line 2)"
+    # The provider's words stay verbatim; the line number is the console's, said in the page's language.
+    assert error.as_json() == {"code": "upstream.batch_errors", "params": {"errors": [
+        {"code": "upstream.said_at_line", "params": {"said": "invalid_json_line: This line is not parseable as valid "
+                                                              "JSON.", "line": 2},
+         "text": "invalid_json_line: This line is not parseable as valid JSON. (line 2)"}]}}
+    two = batch("failed", errors={"data": [{"message": "bad model", "line": 1}, {"message": "too big"}]})
+    assert openai_batches.state_of(two).error == "bad model (line 1); too big"
     assert "expired" in openai_batches.state_of(batch("expired")).error
     assert openai_batches.state_of(batch("in_progress")).error is None
 

@@ -9,6 +9,8 @@ error message, its refusal, a library's or the OS's text), shown verbatim in eve
 MESSAGES: dict[str, str | dict[str, str]] = {
     # An answer that failed or held no image.
     "upstream.said": "{said}",
+    "upstream.said_at_line": "{said} (line {line})",
+    "upstream.batch_errors": "{errors}",
     "upstream.empty_body": "{phrase}",  # an error answer with an empty body: HTTP's own name of its status
     "upstream.no_message": "no message",
     "upstream.html_error_page": "{phrase} (an HTML error page)",

@@ -11,7 +11,7 @@ import json
 from typing import TYPE_CHECKING, Any, AsyncIterator, Sequence
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from ...messages import say
+from ...messages import Message, say
 from ...profile import ApiProfile
 from ..debuglog import DebugLog
 from ..errors import ProfileProblem, ResponseError
@@ -172,16 +172,17 @@ def _answer(item: dict[str, Any]) -> BatchAnswer:
     if not error and body is not None and (status is None or status < 300):
         return BatchAnswer(item["custom_id"], body, status, None)
     said = _message(error) or _message((body or {}).get("error"))
-    why = say("upstream.said", said=said) if said else say("upstream.batch_line_http", status=status)
+    why = _quoted([said]) if said else say("upstream.batch_line_http", status=status)
     return BatchAnswer(item["custom_id"], None, status, why)
 
 
 def _why(batch: dict[str, Any], status: str) -> str | None:
     if status == "failed":
         errors = batch.get("errors") if isinstance(batch.get("errors"), dict) else {}
-        said = [_message(item) for item in errors.get("data") or []]
-        words = "; ".join(text for text in said if text)
-        return say("upstream.said", said=words) if words else say("upstream.batch_service_failed")
+        said = [text for text in (_message(item) for item in errors.get("data") or []) if text]
+        if not said:
+            return say("upstream.batch_service_failed")
+        return _quoted(said)
     if status == "expired":
         return say("upstream.batch_expired_window")
     if status in ("cancelling", "cancelled"):
@@ -190,14 +191,25 @@ def _why(batch: dict[str, Any], status: str) -> str | None:
 
 
 def _message(error: Any) -> str:
+    """Return a provider's error as it said it ("code: message"); one naming its input line is a Message that
+    quotes it with the line number in the page's language."""
     if isinstance(error, str):
         return error
     if not isinstance(error, dict):
         return ""
     message = str(error.get("message") or "")
     code = str(error.get("code") or "")
-    line = f" (line {error['line']})" if isinstance(error.get("line"), int) else ""
-    return f"{code}: {message}{line}" if code and message else (message or code) + line
+    said = f"{code}: {message}" if code and message else message or code
+    if isinstance(error.get("line"), int) and said:
+        return say("upstream.said_at_line", said=said, line=error["line"])
+    return said
+
+
+def _quoted(said: list[str]) -> Message:
+    """Return a provider's errors quoted: verbatim, and those naming their line with it in the page's language."""
+    if any(isinstance(text, Message) for text in said):
+        return say("upstream.batch_errors", errors=said)
+    return say("upstream.said", said="; ".join(said))
 
 
 def _count(counts: dict[str, Any], name: str) -> int:

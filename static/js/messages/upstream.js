@@ -1,6 +1,8 @@
 // The Chinese of the server's `upstream.*` messages (English: console/messages/upstream.py). Strict JSON after `export default`.
 export default {
   "upstream.said": "API 返回：{said}",
+  "upstream.said_at_line": "{said}（第 {line} 行）",
+  "upstream.batch_errors": "API 返回：{errors}",
   "upstream.empty_body": "{phrase}（响应正文为空）",
   "upstream.no_message": "没有说明",
   "upstream.html_error_page": "{phrase}（返回的是一个 HTML 错误页）",
