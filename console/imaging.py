@@ -298,7 +298,7 @@ def convert(data: bytes, fmt: str, conform_to: tuple[str, int, int] | None = Non
         with Image.open(io.BytesIO(data), formats=OPEN_FORMATS) as opened:
             image = plain_mode(upright(opened))
     except (UnidentifiedImageError, *_DECODE_ERRORS) as exc:
-        raise InvalidImage(str(exc)) from None
+        raise InvalidImage(say("sources.image_corrupt_any", reason=_pillow_reason(exc))) from None
     if conform_to:
         image = conform(image, *conform_to)
     return encode(image, fmt)

@@ -247,8 +247,10 @@ def test_convert_keeps_sixteen_bit_greys_grey():
 def test_convert_refuses_what_is_not_an_image():
     with pytest.raises(imaging.InvalidImage):
         imaging.convert(b"not an image", "png")
-    with pytest.raises(imaging.InvalidImage):
+    with pytest.raises(imaging.InvalidImage) as cut:
         imaging.convert(PNG[: len(PNG) // 2], "png")
+    said = cut.value.args[0]
+    assert said.code == "sources.image_corrupt_any" and said.startswith("corrupt image data: ")  # framed, any language
 
 
 # -- hostile files -------------------------------------------------------------------------------------
