@@ -10,6 +10,7 @@ from typing import IO, Any
 
 from .cache import ImageCache
 from .imaging import EXTENSION
+from .messages import in_chinese, say, told
 from .records import ResultRecord, TaskRecord
 from .store import Store
 
@@ -19,15 +20,18 @@ SKIPPED = "skipped.txt"  # in the ZIP when some results could not be put in it
 _MARK = 9  # "~" and 8 hex digits of the whole stem's hash
 
 
-def write_zip(store: Store, cache: ImageCache, run_id: str, only_selected: bool, target: IO[bytes]) -> int:
+def write_zip(store: Store, cache: ImageCache, run_id: str, only_selected: bool, target: IO[bytes],
+              lang: str = "en") -> int:
     """Write the run's results (or only the selected ones) as a ZIP; return how many images.
 
     Each image is checked against its hash first; one missing from the cache or damaged there is
-    left out, listed in the manifest with why, and named in `skipped.txt`.
+    left out, listed in the manifest with why (in English: data), and named in `skipped.txt`, which a
+    person reads (in `lang`: "en" or "zh").
     """
     count = 0
     names: set[str] = set()
     skipped: list[str] = []
+    said = in_chinese if lang == "zh" else str
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as archive:
         manifest: list[str] = []
         for task in store.iter_tasks(run_id):
@@ -36,10 +40,10 @@ def write_zip(store: Store, cache: ImageCache, run_id: str, only_selected: bool,
                 try:
                     data = cache.read_checked(result.sha256, result.format)
                 except (FileNotFoundError, ValueError) as exc:  # DamagedImage is a ValueError
-                    reason = "missing from the cache" if isinstance(exc, FileNotFoundError) else str(exc)
-                    row = {**_manifest_row(task, result, None), "skipped": reason}
+                    reason = say("web.zip_missing") if isinstance(exc, FileNotFoundError) else told(exc)
+                    row = {**_manifest_row(task, result, None), "skipped": str(reason)}
                     manifest.append(json.dumps(row, ensure_ascii=False))
-                    skipped.append(f"{task.source_name} (result {result.id}): {reason}")
+                    skipped.append(said(say("web.zip_left_out", name=task.source_name, result=result.id, reason=reason)))
                     continue
                 name = entry_name(task.source_name, number, result.format, names)
                 archive.writestr(name, data)
@@ -47,8 +51,8 @@ def write_zip(store: Store, cache: ImageCache, run_id: str, only_selected: bool,
                 count += 1
         archive.writestr("manifest.jsonl", "\n".join(manifest) + ("\n" if manifest else ""))
         if skipped:
-            archive.writestr(SKIPPED, f"{len(skipped)} result(s) are not in this ZIP; retry their tasks to fetch "
-                                      "them again:\n" + "".join(line + "\n" for line in skipped))
+            head = said(say("web.zip_skipped", count=len(skipped)))
+            archive.writestr(SKIPPED, head + "\n" + "".join(line + "\n" for line in skipped))
     return count
 
 

@@ -170,6 +170,7 @@ def test_a_chinese_page_on_an_english_browser_dates_exports_and_keeps_the_bar_wi
 
         link = tab.get_attribute("[data-testid=export-csv]", "href")
         assert link.endswith("/export.csv?lang=zh"), link
+        assert tab.get_attribute("#zip-link", "href").endswith("/export.zip?lang=zh")  # its skipped.txt is for a person
         with tab.expect_download() as download:
             tab.click("[data-testid=export-csv]")
         rows = exported_rows(Path(download.value.path()).read_bytes())

@@ -103,8 +103,17 @@ def test_the_zip_leaves_out_missing_and_damaged_results_and_lists_them(client, a
     assert [r["skipped"] for r in rows[::2]] == ["missing from the cache"] * 2
     assert all("is damaged in the cache" in r["skipped"] for r in rows[1::2])
     listed = archive.read("skipped.txt").decode()
-    assert listed.startswith("4 result(s) are not in this ZIP") and tasks[0]["results"][0]["id"] in listed
+    assert listed.startswith("4 results are not in this ZIP") and tasks[0]["results"][0]["id"] in listed
     assert "None" not in listed
+    # The list is for a person: in the page's language (the manifest is data and stays as it is).
+    chinese = zipfile.ZipFile(io.BytesIO(client.get(f"/api/runs/{run_id}/export.zip?lang=zh").data))
+    listed = chinese.read("skipped.txt").decode()
+    assert listed.startswith("有 4 个结果不在此 ZIP 中") and listed.count("缓存中已没有此文件") == 2
+    assert f"a.png（结果 {tasks[0]['results'][1]['id']}）：" in listed and "damaged" not in listed
+    assert chinese.read("manifest.jsonl") == archive.read("manifest.jsonl")
+    browser = client.get(f"/api/runs/{run_id}/export.zip", headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    assert zipfile.ZipFile(io.BytesIO(browser.data)).read("skipped.txt").decode() == listed
+    assert client.get(f"/api/runs/{run_id}/export.zip?lang=fr").status_code == 400
 
 
 def test_the_zip_keeps_the_good_results_when_one_is_missing(client, app, fake, tmp_path):

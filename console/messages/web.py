@@ -27,6 +27,10 @@ MESSAGES: dict[str, str | dict[str, str]] = {
     "web.no_source_image": "this task has no source image: it generates from its prompt",
     "web.image_missing": "the image file is missing from the cache",
     "web.thumbnail_failed": "cannot make a thumbnail: {said}",
+    "web.zip_missing": "missing from the cache",
+    "web.zip_left_out": "{name} (result {result}): {reason}",
+    "web.zip_skipped": {"one": "{count} result is not in this ZIP; retry its task to fetch it again:",
+                        "other": "{count} results are not in this ZIP; retry their tasks to fetch them again:"},
     "web.zip_no_room": ("the ZIP cannot be written in the temporary folder {folder} ({said}); free some space "
                         "there, or point TMPDIR elsewhere"),
     "web.debug_local_only": "debug logs are served to local clients only (ALLOW_REMOTE_DEBUG_LOG_API=1 allows others)",

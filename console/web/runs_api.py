@@ -263,10 +263,11 @@ def _task_ids(body: dict[str, Any]) -> list[str] | None:
 def export_zip(run_id: str):
     _run_or_404(run_id)
     only_selected = request.args.get("only_selected") == "1"
+    lang = sources_api.asked_language()
     spool = None
     try:
         spool = tempfile.TemporaryFile()  # deleted when Werkzeug closes it after sending
-        write_zip(store(), cache(), run_id, only_selected, spool)  # a missing or damaged file is listed, not fatal
+        write_zip(store(), cache(), run_id, only_selected, spool, lang)  # a missing or damaged file is listed, not fatal
         spool.seek(0)  # writes what is still buffered
     except OSError as exc:
         if spool is not None:

@@ -187,9 +187,13 @@ def export_table(run_id: str, kind: str):
     """Download a run as a table: each task's source, prompt, references, status and result files."""
     if store().run(run_id) is None:
         raise ApiError(say("sources.no_run", run_id=run_id), 404)
-    # No ?lang: the language the browser asks for (a script sending no Accept-Language gets English)
-    asked = request.accept_languages.best_match(LANGUAGES, default="en")
-    return _download(export_run(store(), run_id, kind, _lang(asked)), kind, f"{run_id}.{kind}")
+    return _download(export_run(store(), run_id, kind, asked_language()), kind, f"{run_id}.{kind}")
+
+
+def asked_language() -> str:
+    """Return the language of what the server writes for this request: `?lang`, else the browser's
+    Accept-Language (a script sending neither gets English)."""
+    return _lang(request.accept_languages.best_match(LANGUAGES, default="en"))
 
 
 # -- tasks: references and continuations -------------------------------------------------------------

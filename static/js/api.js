@@ -90,5 +90,6 @@ export const urls = {
   preset: (kind, name) => `/api/presets/${kind}/${encodeURIComponent(name)}`,
   table: (runId, kind, lang) => `/api/runs/${encodeURIComponent(runId)}/export.${kind}${query({ lang })}`,
   reference: (taskId, number, thumb) => `/api/tasks/${encodeURIComponent(taskId)}/references/${number}${thumb ? "?thumb=1" : ""}`,
-  zip: (runId, onlySelected) => `/api/runs/${encodeURIComponent(runId)}/export.zip${onlySelected ? "?only_selected=1" : ""}`,
+  zip: (runId, onlySelected, lang) =>
+    `/api/runs/${encodeURIComponent(runId)}/export.zip${query({ only_selected: onlySelected ? "1" : "", lang })}`,
 };

@@ -126,17 +126,17 @@ async function selectRun(runId, { push = false } = {}) {
   const run = state.runs.find((r) => r.id === runId);
   takeBatches(run);
   $("run-title").textContent = runTitle(run);
-  linkTables(runId);
+  linkDownloads(runId);
   $("run-concurrency").value = run ? run.concurrency : "";
   $("run-budget").value = run && run.budget !== null && run.budget !== undefined ? run.budget : "";
-  $("zip-link").href = urls.zip(runId, false);
   schedulePoll(0);
 }
 
-/** Point the run's table downloads at the run, with their headers and statuses in the page's language. */
-function linkTables(runId) {
+/** Point the run's downloads at the run, in the page's language (a table's headers and statuses, the ZIP's notes). */
+function linkDownloads(runId) {
   $("table-link-xlsx").href = urls.table(runId, "xlsx", language());
   $("table-link-csv").href = urls.table(runId, "csv", language());
+  $("zip-link").href = urls.zip(runId, false, language());
 }
 
 function schedulePoll(delay) {
@@ -631,7 +631,7 @@ function retranslate() {
     showProgress({ progress: state.progress, running: state.running, cooling: state.cooling, keys: state.keys });
   }
   showBatches();
-  if (state.runId) linkTables(state.runId);
+  if (state.runId) linkDownloads(state.runId);
   if (viewer.isOpen) viewer.show();
   translateCaptioning();
 }
