@@ -199,6 +199,57 @@ def test_a_gemini_responses_file_is_read_by_key():
     assert [(a.key, a.http_status, a.error) for a in answers] == [("t1", 200, None), ("t2", 429, "quota")]
 
 
+def test_a_gemini_responses_file_is_read_as_it_arrives_and_a_line_over_the_cap_keeps_the_order():
+    # A thousand images answered are gigabytes: the file is read line by line, never whole. Lines without a
+    # key take the batch's keys in order, so a line left out (over the cap) must still count as one.
+    import http.server
+    import threading
+
+    good = {"candidates": [{"content": {"parts": [{"text": "ok"}]}}]}
+    rows = [{"response": good}, {"response": {"candidates": [{"content": {"parts": [{"text": "x" * 5000}]}}]}},
+            {"error": {"code": 8, "message": "quota"}}, {"key": "t9", "response": good}]
+    content = b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+    asked: list[str] = []
+
+    class Files(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the standard library's name)
+            asked.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            for start in range(0, len(content), 700):  # in pieces, as a network delivers it
+                self.wfile.write(content[start:start + 700])
+                self.wfile.flush()
+
+        def log_message(self, *args):
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Files)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        chosen = profile(api_url=f"http://127.0.0.1:{server.server_port}/v1beta/models/m:generateContent",
+                         api_mode="gemini", model="m")
+        state = gemini_batches.state_of({"name": "batches/b1", "done": True,
+                                         "metadata": {"state": "BATCH_STATE_SUCCEEDED"},
+                                         "response": {"responsesFile": "files/out1"}})
+        debug = DebugLog(chosen.secrets())
+
+        async def go():
+            async with make_http_client() as http:
+                client = UpstreamClient(http, resolve({"MAX_RESPONSE_BYTES": "4096"}), sleep=_no_wait)
+                service = gemini_batches.GeminiBatches(client)
+                return [answer async for answer in service.each_answer(chosen, state, debug, ["t0", "t1", "t2"])]
+
+        answers = asyncio.run(go())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [(a.key, a.payload is not None, a.error) for a in answers] == [("t0", True, None), ("t2", False, "quota"),
+                                                                          ("t9", True, None)]
+    assert asked == ["/download/v1beta/files/out1:download?alt=media"]
+    assert "a line over 4096 bytes was left out" in debug.text()
+
+
 def test_gemini_urls_sit_beside_the_api_version():
     chosen = profile(api_url="http://127.0.0.1:9/relay/v1beta/models/x:generateContent?key=k", api_mode="gemini")
     assert gemini_batches._upload_url(chosen) == "http://127.0.0.1:9/relay/upload/v1beta/files?key=k"

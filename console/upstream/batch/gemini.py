@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..client import UpstreamClient
 
 INLINE_LIMIT_BYTES = 20 * 1024 * 1024  # Google's limit on an inline batch request
+OFF_LOOP_LINE = 256 * 1024  # an answer line longer than this (an image in base64) is parsed in the pool
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "expired"})
 LIST_PAGE = 100
 LIST_PAGES = 5
@@ -91,23 +92,32 @@ class GeminiBatches:
     async def answers(self, profile: ApiProfile, state: BatchState, debug: DebugLog,
                       keys: Sequence[str] = ()) -> list[BatchAnswer]:
         """Read the batch's answers, inline or from its responses file; lines without a key take `keys` in order."""
-        output = _output(state.raw)
-        inlined = output.get("inlinedResponses")
-        if isinstance(inlined, dict):
-            return read_inlined(inlined.get("inlinedResponses") or [], keys)
-        file_name = output.get("responsesFile")
-        if not isinstance(file_name, str) or not file_name:
-            return []
-        wire = Wire(self._client, profile, debug)
-        answer = await wire.send("GET", _download_url(profile, file_name), say("upstream.what_batch_responses"),
-                                 cap=self._client.answer_cap * max(1, state.total))
-        return await wire.off_loop(read_file, answer.content, keys)
+        return [answer async for answer in self.each_answer(profile, state, debug, keys)]
 
     async def each_answer(self, profile: ApiProfile, state: BatchState, debug: DebugLog,
                           keys: Sequence[str] = ()) -> AsyncIterator[BatchAnswer]:
-        """Yield the batch's answers one at a time (read whole: an inline batch's are already in its state)."""
-        for answer in await self.answers(profile, state, debug, keys):
-            yield answer
+        """Yield the batch's answers one at a time: an inline batch's from its state, a responses file's line by
+        line as it is downloaded (the answers of a thousand images are gigabytes)."""
+        output = _output(state.raw)
+        inlined = output.get("inlinedResponses")
+        if isinstance(inlined, dict):
+            for answer in read_inlined(inlined.get("inlinedResponses") or [], keys):
+                yield answer
+            return
+        file_name = output.get("responsesFile")
+        if not isinstance(file_name, str) or not file_name:
+            return
+        wire = Wire(self._client, profile, debug)
+        lines = wire.lines(_download_url(profile, file_name), say("upstream.what_batch_responses"),
+                           self._client.answer_cap, gaps=True)
+        index = 0
+        async for raw in lines:
+            if raw is not None:  # None: a line over the cap, left out (its task gets the batch's reason)
+                found = await wire.off_loop(read_line, raw, index, keys) if len(raw) > OFF_LOOP_LINE else \
+                    read_line(raw, index, keys)
+                if found is not None:
+                    yield found
+            index += 1
 
     async def cancel(self, profile: ApiProfile, provider_id: str, debug: DebugLog) -> BatchState:
         """Ask the service to cancel the batch, then return its state (cancelled once it stopped)."""
@@ -185,16 +195,21 @@ def read_inlined(items: list[Any], keys: Sequence[str] = ()) -> list[BatchAnswer
 
 def read_file(content: bytes, keys: Sequence[str] = ()) -> list[BatchAnswer]:
     """Read a responses file: one `{"key", "response"}` or `{"key", "error"}` line per request."""
-    answers = []
-    for index, raw in enumerate(content.splitlines()):
-        try:
-            item = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(item, dict):
-            key = item.get("key") if isinstance(item.get("key"), str) else _key(item, index, keys)
-            answers.append(_answer(item, key))
-    return [answer for answer in answers if answer.key]
+    found = (read_line(raw, index, keys) for index, raw in enumerate(content.splitlines()))
+    return [answer for answer in found if answer is not None]
+
+
+def read_line(raw: bytes, index: int, keys: Sequence[str] = ()) -> BatchAnswer | None:
+    """Read line `index` (0-based) of a responses file: its `key` (else `keys[index]`) and its answer; None when
+    it is no answer (cut short, not JSON, no key)."""
+    try:
+        item = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(item, dict):
+        return None
+    answer = _answer(item, item["key"] if isinstance(item.get("key"), str) else _key(item, index, keys))
+    return answer if answer.key else None
 
 
 def _key(item: dict[str, Any], index: int, keys: Sequence[str]) -> str:

@@ -96,9 +96,10 @@ class Wire:
             exc.args = (exc.message,)
             raise
 
-    async def lines(self, url: str, what: str, line_cap: int) -> AsyncIterator[bytes]:
+    async def lines(self, url: str, what: str, line_cap: int, *, gaps: bool = False) -> AsyncIterator[bytes | None]:
         """GET a JSONL file and yield its lines as they arrive (never the whole file in memory); a line over
-        `line_cap` bytes is left out with a note. Not retried here: the caller reads the file again."""
+        `line_cap` bytes is left out with a note (yielded as None with `gaps`, for a reader that counts lines).
+        Blank lines are passed over. Not retried here: the caller reads the file again."""
         await check_url(url, self._client.api_policy(self._profile))
         headers = self.headers()
         self.debug.request("GET", url, headers, {})
@@ -116,6 +117,8 @@ class Wire:
                 async for line in _split_lines(answer.aiter_bytes(), line_cap):
                     if line is None:
                         self.debug.note(f"{what}: a line over {line_cap} bytes was left out")
+                        if gaps:
+                            yield None
                     elif line.strip():
                         yield line
         except httpx.TimeoutException:
