@@ -2847,6 +2847,9 @@ def test_a_batch_run_stopped_mid_batch_keeps_what_finished_and_resume_sends_the_
     page.wait_for_function("/ETA \\d/.test(document.querySelector('#rate').textContent)", timeout=WAIT_MS)
     assert "/min" not in page.inner_text("#rate")
     click_run_button(page, "stop-run")
+    # The toast says the batch is being cancelled at the provider, and that what it finished first is kept.
+    page.wait_for_function("[...document.querySelectorAll('.toast-ok')].some((t) => /cancelling \\d at the provider/"
+                           ".test(t.textContent))", timeout=WAIT_MS)
     wait_chip_text(page, r"^batch 1 · cancelled · \d/6")
     final = wait_settled(page, server, run_id)
     done = [t["id"] for t in final["tasks"] if t["status"] == "done"]

@@ -282,14 +282,23 @@ def export_zip(run_id: str):
 
 @bp.post("/api/runs/<run_id>/stop")
 def stop_run(run_id: str):
-    return {"ok": True, "stopped": engine().stop_run(run_id)}
+    stopped = engine().stop_run(run_id)
+    # A batch run's tasks at the provider end as its cancel goes through: those it finished first are kept.
+    return {"ok": True, "stopped": stopped, **_at_provider(run_id)}
 
 
 @bp.post("/api/runs/<run_id>/resume")
 def resume_run(run_id: str):
     queued = engine().resume(run_id, _overrides(json_body(required=False)))
     # A batch run's resume may queue nothing and still start things again: the batches it follows.
-    return {"ok": True, "queued": queued, "at_provider": len(store().waiting_in_batches(run_id))}
+    return {"ok": True, "queued": queued, **_at_provider(run_id)}
+
+
+def _at_provider(run_id: str) -> dict[str, int]:
+    """Return {"at_provider": n} while n of a batch run's tasks wait in its batches; nothing otherwise (the
+    answer of a live run stays as it always was)."""
+    waiting = len(store().waiting_in_batches(run_id))
+    return {"at_provider": waiting} if waiting else {}
 
 
 @bp.post("/api/runs/<run_id>/retry-failed")

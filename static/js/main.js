@@ -348,7 +348,10 @@ function durationUnits() {
 
 /** Say what a control did; a batch run's resume may queue nothing yet wake the batches it follows. */
 function actionToast(answer) {
-  if (answer.stopped !== undefined) return t("stopped_n", { count: answer.stopped });
+  if (answer.stopped !== undefined) {
+    return answer.at_provider ? t("stopped_cancelling", { count: answer.stopped, waiting: answer.at_provider })
+      : t("stopped_n", { count: answer.stopped });
+  }
   if (!answer.at_provider) return t("queued_n", { count: answer.queued });
   if (!answer.queued) return t("resumed_at_provider", { count: answer.at_provider });
   return t("queued_and_at_provider", { count: answer.queued, waiting: answer.at_provider });
