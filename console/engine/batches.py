@@ -25,8 +25,9 @@ from ..records import BatchRecord
 from ..settings import Settings
 from ..store import NewResult, Store, new_id
 from ..upstream import (BatchAnswer, BatchLine, BatchService, BatchState, CallOutcome, DebugLog, ProfileProblem,
-                        Request, ResultImage, UpstreamClient, UpstreamError, Usage, answer_text, batch_mode,
+                        Request, ResultImage, UpstreamClient, UpstreamError, Usage, answer_text,
                         batch_request, priced, service_for)
+from .batch_outcomes import answered_request, ending, unfinished
 from .bridge import LoopBridge
 from .errors import EngineError
 from .tasks import TaskRunner, warned
@@ -35,15 +36,9 @@ log = logging.getLogger("console.engine")
 FIRST_POLL_S = 5.0  # the first look at a new batch comes after min(this, the profile's poll interval)
 STOPPING_POLL_S = 1.0  # a cancelled batch is looked at this often until the provider says it is over
 TRANSIENT = frozenset({408, 409, 429, 500, 502, 503, 504})  # a submission refused for these pauses the run
-STOPPED = say("engine.batch_stopped")
 # What one batch's lines may hold: OpenAI takes input files up to 200 MB (the JSONL adds a little to each
 # body), and the lines of one batch are all in memory while it is submitted.
 BATCH_BYTES_MAX = 190 * 1024 * 1024
-UNFINISHED_CODES = ("batch_expired", "batch_cancelled")  # a line the batch ended before: it gets the batch's reason
-_ENDINGS = {  # why a finished batch left a task without an answer
-    "expired": say("engine.batch_expired"),
-    "cancelled": say("engine.batch_cancelled"),
-}
 
 Services = Callable[[ApiProfile, UpstreamClient], BatchService]
 
@@ -387,7 +382,7 @@ class BatchDelivery:
         while True:
             try:
                 async for answer in service.each_answer(state.profile, polled, debug):
-                    if answer.key in waiting and not _unfinished(answer):
+                    if answer.key in waiting and not unfinished(answer):
                         await self._store_answer(state, batch, answer)
                         waiting.discard(answer.key)
                 break
@@ -404,7 +399,7 @@ class BatchDelivery:
                 self._pause(state, say("engine.batch_fault_paused", reason=told(fault)))
                 return
         if waiting:
-            status, reason = self._ending(batch, polled)
+            status, reason = ending(batch, polled)
             ended = await self._end_waiting(label, status, reason, debug, None)
             if status == "stopped" and not state.stopping:  # resumed while the cancel went through
                 await self.bridge.db(self.store.set_status, ended, "pending", only_from=("stopped",))
@@ -412,19 +407,6 @@ class BatchDelivery:
         await self.bridge.db(self.store.close_batch, label)
         log.info("run %s: batch %s %s (%d done, %d failed)", state.run_id, label, polled.status, polled.completed,
                  polled.failed)
-
-    @staticmethod
-    def _ending(batch: BatchRecord, polled: BatchState) -> tuple[str, Message]:
-        """Return the status and reason of a finished batch's tasks that got no answer."""
-        if batch.stopped:
-            return "stopped", STOPPED
-        if polled.status in _ENDINGS:
-            return "failed", _ENDINGS[polled.status]
-        if polled.status == "failed":
-            if polled.error:
-                return "failed", say("engine.batch_failed", said=polled.error)
-            return "failed", say("engine.batch_failed_no_reason")
-        return "failed", say("engine.batch_ended", status=polled.status)
 
     async def _end_waiting(self, label: str, status: str, reason: str, debug: DebugLog,
                            http_status: int | None) -> list[str]:
@@ -450,7 +432,7 @@ class BatchDelivery:
             return
         with contextlib.ExitStack() as pins:
             try:
-                outcome = await self.client.outcome_of(profile, _answered_request(profile, task), answer.payload, debug,
+                outcome = await self.client.outcome_of(profile, answered_request(profile, task), answer.payload, debug,
                                                        functools.partial(self._keep, pins))
             except UpstreamError as exc:
                 await self.bridge.db(self.store.finish_task, task.id, "failed", error=told(exc),
@@ -492,12 +474,3 @@ def check_budget(profile: ApiProfile, budget: float | None) -> None:
     if budget is not None and profile.delivery == "batch":
         raise EngineError(say("engine.budget_batch_run"))
 
-
-def _answered_request(profile: ApiProfile, task: Any) -> Request:
-    """Return the request a line's answer is read against: its mode and URL (the body went with the batch)."""
-    return Request(batch_mode(profile), profile.api_url, {}, False, has_inputs=bool(task.source_path or task.references))
-
-
-def _unfinished(answer: BatchAnswer) -> bool:
-    """True for a line the provider never ran because the batch ended first (its error line says so)."""
-    return answer.payload is None and (answer.error or "").startswith(UNFINISHED_CODES)
