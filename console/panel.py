@@ -101,6 +101,8 @@ def _state(run: RunLine) -> Text:
     cooling = run.cooling or {}
     if cooling.get("paused"):
         return Text(cooling["paused"], style="yellow")
+    if run.running and cooling.get("retrying"):  # a batch the provider has not answered for a while
+        return Text(str(cooling["reason"]), style="yellow")
     if run.running and cooling.get("until", 0) > time.time():
         until = time.strftime("%H:%M:%S", time.localtime(cooling["until"]))
         return Text(f"cooling until {until} ({cooling['reason']})", style="yellow")

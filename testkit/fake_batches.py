@@ -8,7 +8,7 @@ fifth), `in_progress` (lines answered in order, counts moving), `finalizing` (th
 `completed`. Options of the segment it was submitted under: `batch_fail=N` (the first N lines answer
 HTTP 400 content policy), `batch_expire=1` (half the lines done, then `expired`: `batch_expired` error
 lines for the rest), `batch_reject=1` (fails validation), `batch_cancel_s=S` (cancelling lasts S s,
-default 0.5). Every line is answered as the live endpoint would answer its body, non-stream, with a real
+default 0.5), `batch_poll_fail=N` (the first N looks at the batch answer 503). Every line is answered as the live endpoint would answer its body, non-stream, with a real
 image (the line's input image recoloured, or a generated one) and `usage`. State lives in the fake
 process, so a console restarted mid-batch finds its batches; `FakeUpstream.batches()` lists every
 submission with its lines' keys.
@@ -172,6 +172,12 @@ def owner_of(ctx: Ctx) -> tuple[str, str]:
     return ctx.segment, headers.get("authorization") or headers.get("x-goog-api-key") or ctx.req.query.get("key", "")
 
 
+def unreachable_look(ctx: Ctx, batch: Batch) -> bool:
+    """True while a look at `batch` should fail: the first `batch_poll_fail=N` of them (of its submission's options)."""
+    failing = int(batch.opts.get("batch_poll_fail", 0))
+    return failing > 0 and ctx.fake._bump(f"batch_poll\0{batch.id}") < failing
+
+
 def serve(ctx: Ctx) -> bool:
     """Answer a batch-service route of either provider; return False when the route is not one."""
     from testkit import fake_batches_gemini, fake_batches_openai  # they import this module: bound at call time
@@ -179,4 +185,4 @@ def serve(ctx: Ctx) -> bool:
     return fake_batches_gemini.serve(ctx) or fake_batches_openai.serve(ctx)
 
 
-__all__ = ["Batch", "Book", "book", "serve", "submissions"]
+__all__ = ["Batch", "Book", "book", "serve", "submissions", "unreachable_look"]

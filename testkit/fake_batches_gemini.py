@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from testkit.fake_batch_lines import GEMINI, BatchLine, gemini_answer
-from testkit.fake_batches import TERMINAL, Batch, Book, book, counts, owner_of, progress
+from testkit.fake_batches import TERMINAL, Batch, Book, book, counts, owner_of, progress, unreachable_look
 from testkit.fake_scenarios import gemini_key_refused, google_error
 from testkit.fake_upstream import Ctx, compact_json
 
@@ -136,6 +136,8 @@ def get_batch(ctx: Ctx, batch_id: str) -> None:
         batch = held.batches.get(f"batches/{batch_id}")
     if batch is None:
         return _bad(ctx, f"Batch batches/{batch_id} not found.", 404, "NOT_FOUND")
+    if unreachable_look(ctx, batch):
+        return _bad(ctx, "The service is currently unavailable.", 503, "UNAVAILABLE")
     ctx.send_json(200, compact_json(operation(held, batch)))
 
 

@@ -16,7 +16,7 @@ import secrets
 from typing import Any
 
 from testkit.fake_batch_lines import BatchLine, line_answer, line_error
-from testkit.fake_batches import TERMINAL, Batch, Book, book, counts, owner_of, progress
+from testkit.fake_batches import TERMINAL, Batch, Book, book, counts, owner_of, progress, unreachable_look
 from testkit.fake_upstream import Ctx, compact_json
 
 ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/images/generations", "/v1/images/edits",
@@ -192,6 +192,8 @@ def get_batch(ctx: Ctx, batch_id: str) -> None:
         batch = held.batches.get(batch_id)
     if batch is None or batch.service != "openai":
         return openai_error(ctx, 404, f"No batch found with id '{batch_id}'.", "batch_id")
+    if unreachable_look(ctx, batch):
+        return openai_error(ctx, 503, "The server is overloaded or not ready yet.", code="server_error")
     ctx.send_json(200, compact_json(batch_object(held, batch)))
 
 

@@ -214,6 +214,22 @@ def test_a_key_revoked_while_a_batch_runs_pauses_the_run_and_resume_with_a_new_k
     assert client.get(f"/api/runs/{run_id}").json.get("cooling") is None
 
 
+def test_a_provider_that_does_not_answer_for_a_while_is_said_on_the_run_and_asked_again(client, fake, tmp_path, sent):
+    # Looks that fail (503) are tried again at the poll interval; from the second in a row the run says so.
+    folder = make_sources(tmp_path / "src", 2)
+    api = batch_api(fake, "batch.batch_s=2.batch_poll_fail=3")
+    run_id = client.post("/api/runs", json={"input_path": str(folder), "prompt": "blue", "api": api}).json["run_id"]
+    seen = []
+    wait_for(lambda: seen.append(client.get(f"/api/runs/{run_id}").json) or seen[-1].get("cooling"), timeout=20)
+    cooling = seen[-1]["cooling"]
+    assert cooling["retrying"] is True and "paused" not in cooling and seen[-1]["running"] is True  # not paused
+    assert "could not be read at the provider 2 times in a row" in cooling["reason"] and "HTTP 503" in cooling["reason"]
+    assert cooling["reason_msg"]["code"] == "engine.batch_looks_failing"
+    wait_for(lambda: not client.get(f"/api/runs/{run_id}/tasks").json["running"], timeout=30)
+    assert {task["status"] for task in client.get(f"/api/runs/{run_id}/tasks").json["tasks"]} == {"done"}
+    assert client.get(f"/api/runs/{run_id}").json.get("cooling") is None and len(sent()) == 1
+
+
 def test_the_batch_discount_applies_to_the_profiles_prices_only():
     usage = Usage(images=2, input_tokens=1000)
     assert priced(usage, {"image": 0.04}, batch=True) == (0.04, "prices")

@@ -218,6 +218,16 @@ def wait_settled(page, server: ServerProcess, run_id: str, timeout: float = 60.0
     return final
 
 
+def check_every_result(page, count: int) -> None:
+    """Tick each of the `count` results in the grid, once the grid shows them all (its counts come first)."""
+    page.wait_for_function("(n) => document.querySelectorAll('[data-testid=result-select]').length === n", arg=count,
+                           timeout=WAIT_MS)
+    for box in page.locator("[data-testid=result-select]").all():
+        box.check()
+    page.wait_for_function("(n) => document.querySelectorAll('.result.is-selected').length === n", arg=count,
+                           timeout=WAIT_MS)
+
+
 def wait_all_done(page, server: ServerProcess, run_id: str, total: int, timeout: float = 60.0) -> dict:
     final = wait_settled(page, server, run_id, timeout)
     assert final["progress"]["done"] == total, final["progress"]
@@ -1890,9 +1900,7 @@ def test_a_save_writes_every_pair_with_the_template_into_the_runs_folder_and_ask
     pick_folder(page, first_folder, 4)
     first = start_run(page, "turn it into a watercolour")
     wait_all_done(page, server, first, 4)
-    for box in page.locator("[data-testid=result-select]").all():
-        box.check()
-    page.wait_for_function("document.querySelectorAll('.result.is-selected').length === 4", timeout=WAIT_MS)
+    check_every_result(page, 4)
     page.click("#open-save")
     form = page.locator("#save-form")
     folder = form.locator("[name=output_dir]")
@@ -1936,9 +1944,7 @@ def test_a_save_writes_every_pair_with_the_template_into_the_runs_folder_and_ask
     pick_folder(page, second_folder, 2)
     second = start_run(page, "turn it into an oil painting")
     wait_all_done(page, server, second, 2)
-    for box in page.locator("[data-testid=result-select]").all():
-        box.check()
-    page.wait_for_function("document.querySelectorAll('.result.is-selected').length === 2", timeout=WAIT_MS)
+    check_every_result(page, 2)
     page.click("#open-save")
     page.wait_for_function("(id) => document.querySelector('#save-form [name=output_dir]').value.endsWith(id)",
                            arg=second, timeout=WAIT_MS)
@@ -2869,19 +2875,25 @@ def test_a_batch_run_stopped_mid_batch_keeps_what_finished_and_resume_sends_the_
 
 
 def test_a_gemini_batch_run_from_the_page(page, server, fake, tmp_path):
-    """Gemini's batch mode from the same form: the chips follow its states, the pictures come back, one batch."""
+    """Gemini's batch mode from the same form: the chips follow its states, the pictures come back, one batch.
+    The provider does not answer the first looks (503): the run bar says so, and the run finishes anyway."""
     page.set_viewport_size({"width": 1366, "height": 768})
     open_profile(page)
     page.select_option("[data-testid=api-mode]", "gemini")
-    fill_profile(page, fake.url("batch.batch_s=2", "/v1beta"), "AIza-Journey-Batch-1", model="gemini-2.5-flash-image")
+    fill_profile(page, fake.url("batch.batch_s=2.batch_poll_fail=6", "/v1beta"), "AIza-Journey-Batch-1",
+                 model="gemini-2.5-flash-image")
     choose_batch_delivery(page)
     saved = save_settings(page)["api"]
     assert (saved["api_mode"], saved["delivery"]) == ("gemini", "batch")
     pick_folder(page, make_photos(tmp_path / "photos", MIXED[:3]), 3)
     run_id = start_run(page, "make the sky purple")
     page.locator("[data-testid=task-batch]").first.wait_for(state="visible", timeout=WAIT_MS)
+    page.wait_for_function("/could not be read at the provider \\d times in a row .*HTTP 503/"
+                           ".test(document.getElementById('cooling').textContent)", timeout=WAIT_MS)
+    page.screenshot(path=str(ARTIFACTS / "journey_batch_provider_silent_1366.png"))
     wait_chip_text(page, r"^batch 1 · completed · 3/3$")  # Gemini's "succeeded", in the page's words
     final = wait_all_done(page, server, run_id, 3)
+    assert page.locator("#cooling").is_hidden()  # answered again: nothing to say any more
     assert all(len(task["results"]) == 1 for task in final["tasks"])
     sent = sent_batches(fake, server, run_id)
     assert len(sent) == 1 and sent[0]["service"] == "gemini" and len(sent[0]["keys"]) == 3

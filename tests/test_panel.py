@@ -91,9 +91,12 @@ def test_a_rate_limited_run_says_until_when_and_why_and_a_paused_one_why():
             RunLine("r1", "red", True, progress(running=4), {"until": 0, "reason": "429 from the gateway",
                                                              "concurrency": 4, "target": 8}),
             RunLine("r0", "green", False, progress(done=3, stopped=7),
-                    {"paused": "paused: 429 from the gateway (upstream_quota_exhausted)"}))
+                    {"paused": "paused: 429 from the gateway (upstream_quota_exhausted)"}),
+            RunLine("r3", "gray", True, progress(running=2),  # a batch run whose provider does not answer for now
+                    {"reason": "batch b1 unread 2 times (HTTP 503)", "retrying": True}))
     text = text_of(Snapshot("0.1.0", "http://x/", "/d", 1, runs), width=180)
-    rows = {run: next(line for line in text.splitlines() if f" {run} " in line) for run in ("r0", "r1", "r2")}
+    rows = {run: next(line for line in text.splitlines() if f" {run} " in line) for run in ("r0", "r1", "r2", "r3")}
+    assert "batch b1 unread 2 times (HTTP 503)" in rows["r3"]
     assert f"cooling until {time.strftime('%H:%M:%S', time.localtime(until))} (429 from the gateway)" in rows["r2"]
     assert "running, 4/8 at once after 429s" in rows["r1"]
     assert "paused: 429 from the gateway (upstream_quota_exhausted)" in rows["r0"]

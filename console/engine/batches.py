@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .. import imaging
@@ -28,6 +27,7 @@ from ..upstream import (BatchAnswer, BatchLine, BatchService, BatchState, CallOu
                         Request, ResultImage, UpstreamClient, UpstreamError, Usage, answer_text,
                         batch_request, priced, service_for)
 from .batch_outcomes import answered_request, ending, unfinished
+from .batch_state import RunBatches
 from .bridge import LoopBridge
 from .errors import EngineError
 from .tasks import TaskRunner, warned
@@ -35,31 +35,13 @@ from .tasks import TaskRunner, warned
 log = logging.getLogger("console.engine")
 FIRST_POLL_S = 5.0  # the first look at a new batch comes after min(this, the profile's poll interval)
 STOPPING_POLL_S = 1.0  # a cancelled batch is looked at this often until the provider says it is over
+REFUSED_KEY = frozenset({401, 403})  # the key is refused: asking again changes nothing until it is fixed: pause
 TRANSIENT = frozenset({408, 409, 429, 500, 502, 503, 504})  # a submission refused for these pauses the run
 # What one batch's lines may hold: OpenAI takes input files up to 200 MB (the JSONL adds a little to each
 # body), and the lines of one batch are all in memory while it is submitted.
 BATCH_BYTES_MAX = 190 * 1024 * 1024
 
 Services = Callable[[ApiProfile, UpstreamClient], BatchService]
-
-
-@dataclass
-class RunBatches:
-    """What the loop knows of one batch run: the tasks still to submit and the batches it follows."""
-
-    run_id: str
-    profile: ApiProfile
-    queue: list[str] = field(default_factory=list)
-    submitter: asyncio.Task | None = None
-    watchers: dict[str, asyncio.Task] = field(default_factory=dict)  # label -> the task following it
-    wake: dict[str, asyncio.Event] = field(default_factory=dict)  # label -> look again now (a stop)
-    paused: str | None = None  # why the run stopped itself (a submission refused for a while, a full disk)
-    stopping: bool = False
-    cancels: set[asyncio.Future] = field(default_factory=set)  # cancel requests on their way to the provider
-
-    @property
-    def busy(self) -> bool:
-        return bool(self.queue or self.watchers) or (self.submitter is not None and not self.submitter.done())
 
 
 class BatchDelivery:
@@ -144,9 +126,10 @@ class BatchDelivery:
         return state is not None and (state.stopping or state.paused is not None)
 
     def cooling(self, run_id: str) -> dict[str, Any] | None:
-        """Why a batch run paused itself, or None."""
+        """Why a batch run paused itself, or which of its batches the provider has not answered for a while
+        (it is asked again at the poll interval: `retrying`), or None."""
         state = self._runs.get(run_id)
-        return {"paused": state.paused, "reason": state.paused} if state is not None and state.paused else None
+        return state.cooling() if state is not None else None
 
     # -- submitting ----------------------------------------------------------------------------
 
@@ -284,6 +267,7 @@ class BatchDelivery:
         if state.watchers.get(label) is job:
             del state.watchers[label]
             state.wake.pop(label, None)
+            state.failing.pop(label, None)
         if not job.cancelled() and job.exception() is not None:
             log.error("batch %s: following it failed", label, exc_info=job.exception())
         self._update_busy(state)
@@ -308,11 +292,13 @@ class BatchDelivery:
                     await self._end_waiting(batch.id, "failed", say("engine.batch_unknown", error=told(exc)),
                                             debug, 404)
                     return
-                if exc.http_status in (401, 403):  # the key is refused: asking again changes nothing until it is fixed
+                if exc.http_status in REFUSED_KEY:
                     self._pause(state, say("engine.batch_poll_refused_paused", batch=batch.id, error=told(exc)))
                     return
                 log.warning("run %s: batch %s could not be polled (%s); trying again", state.run_id, batch.id, exc)
+                state.failed_look(batch.id, told(exc))
                 continue
+            state.failing.pop(batch.id, None)
             await self._polled(batch.id, polled)
             batch = await self.bridge.db(self.store.batch, batch.id) or batch
         await self._finish(state, service, batch.id, polled)
@@ -387,8 +373,12 @@ class BatchDelivery:
                         waiting.discard(answer.key)
                 break
             except UpstreamError as exc:
+                if exc.http_status in REFUSED_KEY:
+                    self._pause(state, say("engine.batch_poll_refused_paused", batch=label, error=told(exc)))
+                    return
                 log.warning("run %s: the answers of batch %s could not be read (%s); trying again", state.run_id,
                             label, exc)
+                state.failed_look(label, told(exc))
                 await self._sleep(state, label, state.profile.batch_poll_s)
             except Exception as exc:
                 fault = self.folder.fault(exc)

@@ -83,6 +83,7 @@ MESSAGES: dict[str, str | dict[str, str]] = {
     "engine.batch_refused": "the batch could not be submitted: {error}",
     "engine.batch_unknown": "the provider no longer knows this batch ({error})",
     "engine.batch_poll_refused_paused": "batch {batch} could not be read at the provider: the key was refused ({error}); its answers wait there: fix the key, then resume",
+    "engine.batch_looks_failing": "batch {batch} could not be read at the provider {count} times in a row ({error}); trying again every {seconds} s: the batch goes on there meanwhile",
     "engine.batch_lookup_paused": "batch {batch} could not be looked for at the provider ({error}); resume to try again",
     "engine.batch_resent": "not submitted before the restart; sent again",
     "engine.batch_fault_paused": "{reason}; the batch's answers stay at the provider and are stored on resume",

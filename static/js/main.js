@@ -286,6 +286,7 @@ function showCooling(cooling, running) {
   const box = $("cooling");
   let text = "";
   if (cooling?.paused) text = t("run_paused", { reason: pausedReason(cooling) });
+  else if (cooling?.retrying && running) text = said(cooling, "reason"); // a batch the provider does not answer
   else if (cooling && running && cooling.until * 1000 > Date.now()) {
     text = t("cooling_until", { time: clockTime(cooling.until), reason: said(cooling, "reason"), now: cooling.concurrency, target: cooling.target });
   } else if (cooling && running) text = t("cooling_slower", { now: cooling.concurrency, target: cooling.target });

@@ -58,6 +58,7 @@ export default {
   "engine.batch_refused": "批量作业无法提交：{error}",
   "engine.batch_unknown": "服务商已不认识这个批量作业（{error}）",
   "engine.batch_poll_refused_paused": "无法在服务商处读取批量作业 {batch}：密钥被拒绝（{error}）；结果仍在服务商处等待：请修正密钥，然后点“继续”",
+  "engine.batch_looks_failing": "连续 {count} 次无法在服务商处读取批量作业 {batch}（{error}）；每 {seconds} 秒重试一次：批量作业在服务商处照常进行",
   "engine.batch_lookup_paused": "无法在服务商处查找批量作业 {batch}（{error}）；点“继续”可再试",
   "engine.batch_resent": "重启前未提交；已重新发送",
   "engine.batch_fault_paused": "{reason}；批量作业的响应留在服务商处，继续时再保存",
