@@ -83,6 +83,13 @@ class BatchQueries:
                                   (run_id,))
         return tuple(_batch(row) for row in rows)
 
+    def batch_number(self, label: str) -> int:
+        """Return a batch's number in its run, as the page counts them: 1 for the first made (0 when unknown)."""
+        row = self._db().execute(
+            "SELECT COUNT(*) FROM batches o JOIN batches b ON o.run_id = b.run_id AND (o.created_at < b.created_at OR "
+            "(o.created_at = b.created_at AND o.rowid <= b.rowid)) WHERE b.id = ?", (label,)).fetchone()
+        return row[0]
+
     def active_batches(self, run_id: str | None = None) -> list[BatchRecord]:
         """Return the batches whose answers are not all stored yet (of one run, or of every run), oldest first."""
         where, args = ("run_id = ? AND ", (run_id,)) if run_id is not None else ("", ())

@@ -201,7 +201,8 @@ def test_a_key_revoked_while_a_batch_runs_pauses_the_run_and_resume_with_a_new_k
     fake.revoke("sk-soon-revoked-0001")
     wait_for(lambda: (client.get(f"/api/runs/{run_id}").json.get("cooling") or {}).get("paused"), timeout=20)
     run = client.get(f"/api/runs/{run_id}").json
-    assert "the key was refused" in run["cooling"]["paused"] and "HTTP 401" in run["cooling"]["paused"]
+    assert "batch 1 could not be read at the provider: the key was refused" in run["cooling"]["paused"]
+    assert "HTTP 401" in run["cooling"]["paused"]
     assert run["cooling"]["paused_msg"]["code"] == "engine.batch_poll_refused_paused"
     assert "sk-soon-revoked-0001" not in str(run)
     tasks = client.get(f"/api/runs/{run_id}/tasks").json["tasks"]
@@ -223,7 +224,8 @@ def test_a_provider_that_does_not_answer_for_a_while_is_said_on_the_run_and_aske
     wait_for(lambda: seen.append(client.get(f"/api/runs/{run_id}").json) or seen[-1].get("cooling"), timeout=20)
     cooling = seen[-1]["cooling"]
     assert cooling["retrying"] is True and "paused" not in cooling and seen[-1]["running"] is True  # not paused
-    assert "could not be read at the provider 2 times in a row" in cooling["reason"] and "HTTP 503" in cooling["reason"]
+    assert cooling["reason"].startswith("batch 1 could not be read at the provider 2 times in a row (")  # as its chip
+    assert "HTTP 503" in cooling["reason"] and "trying again every 1 s" in cooling["reason"]
     assert cooling["reason_msg"]["code"] == "engine.batch_looks_failing"
     wait_for(lambda: not client.get(f"/api/runs/{run_id}/tasks").json["running"], timeout=30)
     assert {task["status"] for task in client.get(f"/api/runs/{run_id}/tasks").json["tasks"]} == {"done"}

@@ -220,8 +220,7 @@ def wait_settled(page, server: ServerProcess, run_id: str, timeout: float = 60.0
 
 def check_every_result(page, count: int) -> None:
     """Tick each of the `count` results in the grid, once the grid shows them all (its counts come first)."""
-    page.wait_for_function("(n) => document.querySelectorAll('[data-testid=result-select]').length === n", arg=count,
-                           timeout=WAIT_MS)
+    wait_shown(page, "[data-testid=result-select]", count)
     for box in page.locator("[data-testid=result-select]").all():
         box.check()
     page.wait_for_function("(n) => document.querySelectorAll('.result.is-selected').length === n", arg=count,
@@ -247,6 +246,13 @@ def wait_chip(page, status: str, count: int, timeout: float = WAIT_MS) -> None:
     page.wait_for_function(
         "([status, count]) => document.querySelector(`#counts [data-status=\"${status}\"]`)"
         "?.textContent.trim().endsWith(` ${count}`)", arg=[status, count], timeout=timeout)
+
+
+def wait_shown(page, selector: str, count: int, timeout: float = WAIT_MS) -> None:
+    """Wait until the page shows exactly `count` elements matching `selector` (the grid draws its cards after
+    the counts above it change)."""
+    page.wait_for_function("([selector, n]) => document.querySelectorAll(selector).length === n",
+                           arg=[selector, count], timeout=timeout)
 
 
 def cards(page, status: str | None = None):
@@ -810,7 +816,7 @@ def test_sources_edit_with_captions_and_reference_folder(page, server, fake, tmp
     expected = {(f"a photo called {p.stem}" if p.stem != names[3] else "the last one") + ", as a watercolour":
                 [p.read_bytes(), next(refs.glob(f"{p.stem}.*")).read_bytes()] for p in sources}
     assert dict(sent_chat(call) for call in image_calls(fake)) == expected
-    assert page.locator("[data-testid=ref-thumb]").count() == 4  # each card shows its reference
+    wait_shown(page, "[data-testid=ref-thumb]", 4)  # each card shows its reference
     page.locator("[data-testid=task-card]").first.locator("[data-testid=result-image]").first.click()
     page.locator("[data-testid=viewer]").wait_for(state="visible")
     assert page.inner_text("[data-testid=caption-source]") == "Source"
@@ -1158,8 +1164,7 @@ def test_gemini_run_from_the_page(page, server, fake, tmp_path):
     pick_folder(page, folder, 4)
     run_id = start_run(page, "make it dusk")
     final = wait_all_done(page, server, run_id, 4)
-    page.locator("[data-testid=result-image]").first.wait_for(timeout=WAIT_MS)
-    assert page.locator("[data-testid=result-image]").count() == 4
+    wait_shown(page, "[data-testid=result-image]", 4)
     calls = image_calls(fake)
     assert len(calls) == 4 and all(r.path.endswith("/v1beta/models/gemini-2.5-flash-image:streamGenerateContent")
                                    for r in calls)
@@ -2109,7 +2114,8 @@ def test_try_on_3_first_then_run_the_rest_with_an_edited_prompt(page, server, fa
     rest = page.locator("[data-testid=run-rest]")
     rest.wait_for(state="visible")
     assert rest.inner_text() == "Run the rest (6)"
-    assert cards(page, "held").count() == 6 and len(image_calls(fake)) == 3
+    wait_shown(page, "[data-testid=task-card][data-status=held]", 6)
+    assert len(image_calls(fake)) == 3
 
     # The review: the Done chip shows the pilot's three, each with its result.
     page.click("#counts [data-status=done]")

@@ -836,6 +836,7 @@ def test_an_expired_batch_shows_red_and_its_reason_on_the_cards_it_left(page, fa
     assert "is-bad" in chip.get_attribute("class")
     wait_count(page, "failed", 2)
     wait_count(page, "done", 2)
+    page.wait_for_function("document.querySelectorAll('[data-testid=task-card][data-status=failed] .error').length === 2")
     errors = cards(page, "failed").locator(".error").all_inner_texts()
     assert len(errors) == 2 and all("expired" in error for error in errors), errors
     shot(page, "batch-expired")

@@ -25,26 +25,28 @@ class RunBatches:
     paused: str | None = None  # why the run stopped itself (a submission refused for a while, a full disk)
     stopping: bool = False
     cancels: set[asyncio.Future] = field(default_factory=set)  # cancel requests on their way to the provider
-    failing: dict[str, tuple[int, str]] = field(default_factory=dict)  # label -> failed looks in a row, the last error
+    failing: dict[str, tuple[int, int, str]] = field(default_factory=dict)  # label -> looks failed in a row, the
+    # batch's number in the run, the last error
 
     @property
     def busy(self) -> bool:
         return bool(self.queue or self.watchers) or (self.submitter is not None and not self.submitter.done())
 
-    def failed_look(self, label: str, error: str) -> None:
+    def failed_look(self, label: str, number: int, error: str) -> None:
         """Count one more failed look at a batch in a row (a successful one forgets them: `failing.pop`)."""
-        self.failing[label] = (self.failing.get(label, (0, ""))[0] + 1, error)
+        self.failing[label] = (self.failing.get(label, (0,))[0] + 1, number, error)
 
     def cooling(self) -> dict[str, Any] | None:
         """Why the run paused itself, or which of its batches the provider has not answered for a while (it is
         asked again at the poll interval: `retrying`), or None."""
         if self.paused:
             return {"paused": self.paused, "reason": self.paused}
-        failing = [(label, count, error) for label, (count, error) in list(self.failing.items())
+        failing = [(count, number, error) for count, number, error in list(self.failing.values())
                    if count >= FAILING_LOOKS]
         if not failing:
             return None
-        label, count, error = failing[0]
-        reason = say("engine.batch_looks_failing", batch=label, count=count, error=error,
-                     seconds=self.profile.batch_poll_s)
+        count, number, error = failing[0]
+        seconds = self.profile.batch_poll_s
+        reason = say("engine.batch_looks_failing", number=number, count=count, error=error,
+                     seconds=int(seconds) if float(seconds).is_integer() else seconds)
         return {"reason": reason, "retrying": True}

@@ -35,7 +35,7 @@ from .tasks import TaskRunner, warned
 log = logging.getLogger("console.engine")
 FIRST_POLL_S = 5.0  # the first look at a new batch comes after min(this, the profile's poll interval)
 STOPPING_POLL_S = 1.0  # a cancelled batch is looked at this often until the provider says it is over
-REFUSED_KEY = frozenset({401, 403})  # the key is refused: asking again changes nothing until it is fixed: pause
+REFUSED_KEY = frozenset({401, 403})  # a look refused for the key pauses the run (looking again changes nothing)
 TRANSIENT = frozenset({408, 409, 429, 500, 502, 503, 504})  # a submission refused for these pauses the run
 # What one batch's lines may hold: OpenAI takes input files up to 200 MB (the JSONL adds a little to each
 # body), and the lines of one batch are all in memory while it is submitted.
@@ -293,15 +293,24 @@ class BatchDelivery:
                                             debug, 404)
                     return
                 if exc.http_status in REFUSED_KEY:
-                    self._pause(state, say("engine.batch_poll_refused_paused", batch=batch.id, error=told(exc)))
+                    await self._pause_refused(state, batch.id, exc)
                     return
                 log.warning("run %s: batch %s could not be polled (%s); trying again", state.run_id, batch.id, exc)
-                state.failed_look(batch.id, told(exc))
+                await self._failed_look(state, batch.id, exc)
                 continue
             state.failing.pop(batch.id, None)
             await self._polled(batch.id, polled)
             batch = await self.bridge.db(self.store.batch, batch.id) or batch
         await self._finish(state, service, batch.id, polled)
+
+    async def _failed_look(self, state: RunBatches, label: str, exc: UpstreamError) -> None:
+        number = await self.bridge.db(self.store.batch_number, label)  # as the page numbers its chips
+        state.failed_look(label, number, told(exc))
+
+    async def _pause_refused(self, state: RunBatches, label: str, exc: UpstreamError) -> None:
+        """The key is refused: looking again changes nothing until it is fixed, so the run waits for a resume."""
+        number = await self.bridge.db(self.store.batch_number, label)
+        self._pause(state, say("engine.batch_poll_refused_paused", number=number, error=told(exc)))
 
     async def _adopt(self, state: RunBatches, service: BatchService, batch: BatchRecord) -> str | None:
         """A batch written but not known to be submitted (a crash in between): adopt the provider's batch of that
@@ -374,11 +383,11 @@ class BatchDelivery:
                 break
             except UpstreamError as exc:
                 if exc.http_status in REFUSED_KEY:
-                    self._pause(state, say("engine.batch_poll_refused_paused", batch=label, error=told(exc)))
+                    await self._pause_refused(state, label, exc)
                     return
                 log.warning("run %s: the answers of batch %s could not be read (%s); trying again", state.run_id,
                             label, exc)
-                state.failed_look(label, told(exc))
+                await self._failed_look(state, label, exc)
                 await self._sleep(state, label, state.profile.batch_poll_s)
             except Exception as exc:
                 fault = self.folder.fault(exc)
