@@ -472,4 +472,3 @@ def check_budget(profile: ApiProfile, budget: float | None) -> None:
     """Refuse a budget for a batch run: its tasks go to the provider together, with nothing to hold back."""
     if budget is not None and profile.delivery == "batch":
         raise EngineError(say("engine.budget_batch_run"))
-
