@@ -195,7 +195,7 @@ def test_gemini_answers_are_read_from_the_response_or_the_batch_output():
 
 def test_a_gemini_responses_file_is_read_by_key():
     content = b'{"key":"t1","response":{"candidates":[]}}\n{"key":"t2","error":{"code":8,"message":"quota"}}\n'
-    answers = gemini_batches.read_file(content)
+    answers = [gemini_batches.read_line(raw, index) for index, raw in enumerate(content.splitlines())]
     assert [(a.key, a.http_status, a.error) for a in answers] == [("t1", 200, None), ("t2", 429, "quota")]
 
 

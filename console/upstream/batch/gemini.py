@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from ..client import UpstreamClient
 
 INLINE_LIMIT_BYTES = 20 * 1024 * 1024  # Google's limit on an inline batch request
-OFF_LOOP_LINE = 256 * 1024  # an answer line longer than this (an image in base64) is parsed in the pool
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "expired"})
 LIST_PAGE = 100
 LIST_PAGES = 5
@@ -113,8 +112,7 @@ class GeminiBatches:
         index = 0
         async for raw in lines:
             if raw is not None:  # None: a line over the cap, left out (its task gets the batch's reason)
-                found = await wire.off_loop(read_line, raw, index, keys) if len(raw) > OFF_LOOP_LINE else \
-                    read_line(raw, index, keys)
+                found = await wire.read_line(read_line, raw, index, keys)
                 if found is not None:
                     yield found
             index += 1
@@ -191,12 +189,6 @@ def state_of(operation: dict[str, Any]) -> BatchState:
 def read_inlined(items: list[Any], keys: Sequence[str] = ()) -> list[BatchAnswer]:
     """Read `inlinedResponses[]`: each `{"response"}` or `{"error"}`, keyed by `metadata.key` (else by order)."""
     return [_answer(item, _key(item, index, keys)) for index, item in enumerate(items) if isinstance(item, dict)]
-
-
-def read_file(content: bytes, keys: Sequence[str] = ()) -> list[BatchAnswer]:
-    """Read a responses file: one `{"key", "response"}` or `{"key", "error"}` line per request."""
-    found = (read_line(raw, index, keys) for index, raw in enumerate(content.splitlines()))
-    return [answer for answer in found if answer is not None]
 
 
 def read_line(raw: bytes, index: int, keys: Sequence[str] = ()) -> BatchAnswer | None:

@@ -27,7 +27,6 @@ COMPLETION_WINDOW = "24h"  # the only window OpenAI offers
 LIST_PAGE = 100
 LIST_PAGES = 5  # how far back `find` looks: the newest 500 batches of the key
 LABEL_FIELD = "console_batch"
-OFF_LOOP_LINE = 256 * 1024  # an answer line longer than this (an image in base64) is parsed in the pool
 
 
 class OpenAIBatches:
@@ -104,7 +103,7 @@ class OpenAIBatches:
                 continue
             url = _url(profile, f"/files/{_id(file_id)}/content")
             async for raw in wire.lines(url, what, self._client.answer_cap):
-                found = await wire.off_loop(read_lines, raw) if len(raw) > OFF_LOOP_LINE else read_lines(raw)
+                found = await wire.read_line(read_lines, raw)
                 for answer in found:
                     yield answer
 

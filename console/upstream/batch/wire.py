@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 CONNECT_TIMEOUT_S = 15.0
 CALL_TIMEOUT_S = 120.0  # one batch-service call (an upload of a large JSONL included)
 OFF_LOOP_BYTES = 1024 * 1024  # answers larger than this (a finished Gemini batch inline) are parsed in the pool
+OFF_LOOP_LINE = 256 * 1024  # an answer line longer than this (an image in base64) is parsed in the pool
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,10 @@ class Wire:
     async def off_loop(self, func: Callable[..., Any], *args: Any) -> Any:
         """Run blocking work (parsing a large file) in the client's thread pool."""
         return await self._client.off_loop(func, *args)
+
+    async def read_line(self, read: Callable[..., Any], raw: bytes, *args: Any) -> Any:
+        """Return `read(raw, *args)` for one line of a JSONL file: in the pool when the line is long (an image)."""
+        return await self.off_loop(read, raw, *args) if len(raw) > OFF_LOOP_LINE else read(raw, *args)
 
     async def sleep(self, seconds: float) -> None:
         """Wait, by the client's clock (tests make it instant)."""
