@@ -91,3 +91,27 @@ def test_report_helpers_for_damaged_results_and_repairs(page):
         ];
     }""")
     assert checks == [True, "damaged", {"items": 2, "files": 5, "temps": 3}, None, None]
+
+
+def test_the_folder_named_after_the_run_never_lands_in_a_field_the_person_is_typing_in(page, fake, tmp_path):
+    # The drawer asks for the run before it names a folder after it. When the answer comes while the cursor is
+    # in the field, the person is about to type there: what they type must not be added after the default.
+    start_run(page, fake, make_sources(tmp_path / "src", 1))
+    wait_count(page, "done", 1)
+    run_id = page.evaluate("new URLSearchParams(location.search).get('run')")
+    held = []
+    page.route(re.compile(rf"/api/runs/{run_id}$"), lambda route: held.append(route))  # answered when released
+    page.click("#open-save")
+    page.wait_for_function("document.getElementById('save-drawer').hidden === false")
+    while not held:
+        page.wait_for_timeout(20)
+    field = page.locator("#save-form [name=output_dir]")
+    field.fill("")
+    field.focus()
+    with page.expect_response(re.compile(rf"/api/runs/{run_id}$")):
+        for route in held:
+            route.continue_()
+    page.evaluate("new Promise((done) => setTimeout(done, 50))")  # the drawer has read the answer
+    page.keyboard.type("/data/sets/mine")
+    assert field.input_value() == "/data/sets/mine"
+    page.unroute(re.compile(rf"/api/runs/{run_id}$"))

@@ -133,7 +133,8 @@ async function defaultFolder(runId) {
   if (autoFolder && input.value === autoFolder.path) outputRoot = parentOf(autoFolder.path);
   const before = input.value;
   const run = await fetchJSON(urls.run(runId)).catch(() => null);
-  if (!run || target?.runId !== runId || input.value !== before) return; // typed into meanwhile: theirs
+  // Typed into meanwhile, or the cursor is in it (text typed next would land after the default): theirs.
+  if (!run || target?.runId !== runId || input.value !== before || document.activeElement === input) return;
   const path = `${(outputRoot || "~/datasets").replace(/[\\/]+$/, "")}/${runFolderName(run)}`;
   input.value = path;
   autoFolder = { runId, path };
