@@ -186,7 +186,7 @@ def test_what_a_killed_save_left_is_written_again_and_the_users_own_files_are_ke
     # The user's own file at another item's name, which no journal names.
     (target / "b.png").write_bytes(b"mine")
     answer = save(client, run_id, out, layout="aitoolkit_edit")
-    assert answer["report"]["repaired"] == {"items": 1, "files": 2, "temp_files": 1,
+    assert answer["report"]["repaired"] == {"interrupted": True, "unfinished": 1, "items": 1, "files": 2, "temp_files": 1,
                                             "paths": [str(control / "a.png"), str(target / "a.txt")]}
     assert (control / "a.png").read_bytes() != b"half" and (target / "a.png").is_file()
     assert (target / "a.txt").read_text("utf-8") == "make it blue"
@@ -223,7 +223,7 @@ def test_files_without_a_journal_are_the_users_and_are_never_written_over(client
     (control / "a.png").write_bytes(b"mine")
     (target / "a.txt").write_text("my notes", "utf-8")
     answer = save(client, run_id, out, layout="aitoolkit_edit")
-    assert answer["report"]["repaired"]["items"] == 0
+    assert answer["report"]["repaired"]["items"] == 0 and answer["report"]["repaired"]["interrupted"] is False
     assert [s["kind"] for s in answer["skipped"]] == ["exists"]
     assert (control / "a.png").read_bytes() == b"mine" and (target / "a.txt").read_text("utf-8") == "my notes"
 
@@ -242,5 +242,7 @@ def test_a_file_older_than_the_killed_saves_note_is_kept(client, fake, tmp_path)
          "paths": [str(out / "dataset_control" / "b.png"), str(target / "b.txt"), str(target / "b.png")]}) + "\n",
         "utf-8")
     answer = save(client, run_id, out, layout="aitoolkit_edit")
-    assert answer["report"]["repaired"]["items"] == 0 and (target / "b.png").read_bytes() == b"mine"
+    repaired = answer["report"]["repaired"]
+    assert repaired["items"] == 0 and repaired["interrupted"] and repaired["unfinished"] == 1
+    assert (target / "b.png").read_bytes() == b"mine"
     assert [s["kind"] for s in answer["skipped"]] == ["exists"]

@@ -41,6 +41,8 @@ def new_save_id() -> str:
 class Recovery:
     """What a save undid before planning: items a killed save left unfinished, and stale temp files."""
 
+    interrupted: bool = False  # a killed save's journal was found
+    unfinished: int = 0  # items it noted and never listed: this save writes them
     items: int = 0  # unfinished items whose files were removed
     files: int = 0  # their files removed
     temp_files: int = 0  # stale temp files removed
@@ -48,7 +50,8 @@ class Recovery:
 
     def report(self) -> dict[str, Any]:
         """Return the save report's `repaired` entry."""
-        return {"items": self.items, "files": self.files, "temp_files": self.temp_files, "paths": self.paths}
+        return {"interrupted": self.interrupted, "unfinished": self.unfinished, "items": self.items,
+                "files": self.files, "temp_files": self.temp_files, "paths": self.paths}
 
 
 def recover(root: Path, folders: Iterable[Path]) -> Recovery:
@@ -56,6 +59,7 @@ def recover(root: Path, folders: Iterable[Path]) -> Recovery:
     found = Recovery()
     journal = root / JOURNAL
     intents = manifest_lines(journal)
+    found.interrupted = journal.exists()
     finished = {(line.get("save_id"), line.get("result_id")) for line in manifest_lines(root / MANIFEST)}
     swept = {root, *folders}
     for intent in intents:
@@ -63,6 +67,7 @@ def recover(root: Path, folders: Iterable[Path]) -> Recovery:
         swept.update(p.parent for p in paths)
         if (intent.get("save_id"), intent.get("result_id")) in finished:
             continue
+        found.unfinished += 1
         noted_at = intent.get("noted_at")
         since = noted_at - MTIME_SLACK_S if isinstance(noted_at, (int, float)) else 0
         removed = [p for p in paths if _remove(root, p, since)]
