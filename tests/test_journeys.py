@@ -304,7 +304,8 @@ def test_a_first_start(page, server, fake, tmp_path):
     pick_folder(page, folder, 8)
     run_id = start_run(page)
     wait_all_done(page, server, run_id, 8)
-    assert cards(page, "done").count() >= 1 and cards(page, "failed").count() == 0
+    cards(page, "done").first.wait_for(timeout=WAIT_MS)  # the grid draws its cards after the counts
+    assert cards(page, "failed").count() == 0
     assert len(image_calls(fake)) == 8 and any(r.method == "GET" for r in fake.requests)
     assert gateway_keys(fake) == [f"Bearer {key}"]  # models and every image call: that key, never the mask
     assert_no_crash_text(page)
@@ -946,7 +947,8 @@ def test_sources_reprompt_then_continue_from_a_result(page, server, fake, tmp_pa
     image = server.get(f"/api/results/{second['id']}/image").content
     assert sent_chat(image_calls(fake)[-1]) == ("now add snow", [image])
     page.keyboard.press("Escape")
-    assert cards(page).count() == 3 and page.locator("[data-testid=task-card] .origin").nth(2).inner_text() == "↳"
+    wait_shown(page, "[data-testid=task-card]", 3)
+    assert page.locator("[data-testid=task-card] .origin").nth(2).inner_text() == "↳"
 
 
 def test_sources_saved_prompts_move_to_the_server(page, server, fake, tmp_path):
