@@ -352,7 +352,8 @@ def test_c_api_preset_apply(page, server, fake, tmp_path):
     with page.expect_response(lambda r: r.url.endswith("/apply") and r.request.method == "POST") as answer:
         page.click("[data-testid=api-preset-apply]")
     assert answer.value.status == 200, answer.value.text()
-    assert page.input_value("[data-testid=api-url]") == url_a
+    page.wait_for_function("(url) => document.querySelector('[data-testid=api-url]').value === url", arg=url_a,
+                           timeout=WAIT_MS)  # the form is filled once the answer is read
     assert server.get("/api/settings").json()["api"]["api_url"] == url_a
     assert stored_key(server) == key_a  # the preset's key became the stored key
     pick_folder(page, folder, 5)
@@ -707,7 +708,8 @@ def test_i_example_presets_then_a_review_for_the_readme(page, server, fake, tmp_
     with page.expect_response(lambda r: r.url.endswith("/apply") and r.request.method == "POST") as answer:
         apply_preset(page, "api", "grok2api chat (local)")
     assert answer.value.status == 200, answer.value.text()
-    assert page.input_value("[data-testid=api-model]") == "grok-imagine-image-edit"
+    page.wait_for_function("document.querySelector('[data-testid=api-model]').value === 'grok-imagine-image-edit'",
+                           timeout=WAIT_MS)  # the form is filled once the answer is read
     page.fill("[data-testid=api-url]", url)  # the example's gateway address, changed to where mine listens
     page.fill("[data-testid=api-key]", key)
     save_settings(page)
@@ -1884,7 +1886,8 @@ def test_a_fixed_problem_takes_its_error_away_and_retry_failed_shows_the_retried
     fill_profile(page, fake.url("g3_stream_dataurl", CHAT), None)
     click_run_button(page, "retry-failed")
     # The retried tasks stay in sight (the Failed filter would show an empty grid while they run).
-    assert page.locator("#counts .chip.is-active").get_attribute("data-status") == ""
+    page.wait_for_function("document.querySelector('#counts .chip.is-active')?.dataset.status === ''",
+                           timeout=WAIT_MS)  # the page acts on the answer after it arrives
     wait_all_done(page, server, run_id, 3)
     page.wait_for_function("document.querySelectorAll('[data-testid=task-card][data-status=done]').length === 3",
                            timeout=WAIT_MS)

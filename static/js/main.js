@@ -369,9 +369,9 @@ async function runAction(action) {
     state.filters.status = ""; // the retried tasks are failed no more: keep them in sight as they run
     pushView();
     refilter();
-    if (state.progress) {
-    showProgress({ progress: state.progress, running: state.running, cooling: state.cooling, keys: state.keys });
-  } // the chips follow
+    if (state.progress) { // the chips follow
+      showProgress({ progress: state.progress, running: state.running, cooling: state.cooling, keys: state.keys });
+    }
   }
   schedulePoll(0);
   refreshRuns();
