@@ -143,10 +143,12 @@ def fill_profile(page, url: str, key: str | None, *, concurrency: int | None = N
 
 
 def save_settings(page) -> dict:
-    """Click Save settings; return the server's answer (which must be a success)."""
+    """Click Save settings; return the server's answer (which must be a success) once the page has shown it."""
     with page.expect_response(lambda r: r.url.endswith("/api/settings") and r.request.method == "PUT") as answer:
         page.click("[data-testid=save-settings]")
     assert answer.value.status == 200, answer.value.text()
+    # The page refills the form (key field emptied) and says Saved after Playwright sees the answer.
+    page.wait_for_function("document.querySelector('[data-testid=api-key]').value === ''", timeout=WAIT_MS)
     return answer.value.json()
 
 
@@ -2805,6 +2807,8 @@ def test_a_batch_run_from_the_profile_form_to_a_saved_ai_toolkit_dataset(page, s
     wait_chip_text(page, r"^batch 1 · completed · 3/4 · 1 failed$")
     final = wait_settled(page, server, run_id)
     assert (final["progress"]["done"], final["progress"]["failed"]) == (3, 1), final["progress"]
+    wait_shown(page, "[data-testid=task-card][data-status=done]", 3)  # the cards follow the counts
+    wait_shown(page, "[data-testid=task-card][data-status=failed]", 1)
     assert page.locator("[data-testid=task-batch]:visible").count() == 0  # nothing waits any more
     sent = sent_batches(fake, server, run_id)
     assert len(sent) == 1 and sorted(sent[0]["keys"]) == sorted(t["id"] for t in final["tasks"])
@@ -3029,6 +3033,8 @@ def test_chinese_first_a_failed_task_a_paused_run_a_bad_profile_a_bad_table_and_
     rows = no_english(page, "[data-testid=table-output]")
     assert "不存在.png" in rows, rows
     click_start(page, 400)
+    # The refusal's toast comes after the answer (an earlier error toast may still be there).
+    page.locator(".toast-error[data-route='POST /api/runs']").wait_for(timeout=WAIT_MS)
     no_english(page, ".toast-error")
     no_english_hints(page, verbatim)
     page.screenshot(path=str(ARTIFACTS / "journey_chinese_bad_table.png"))

@@ -364,8 +364,9 @@ def test_first_start_guides_and_start_fits_a_laptop_screen(browser, server, fake
     tab.fill("[data-testid=path-input]", str(make_sources(tmp_path / "src", 1)))
     tab.wait_for_selector("[data-step='3'].is-current")
     shot(tab, "first-start-step3")
-    tab.click("[data-testid=save-settings]")  # saving the profile is step 1: the guide stays until a run starts
-    tab.reload()
+    with tab.expect_response(lambda r: r.url.endswith("/api/settings") and r.request.method == "PUT"):
+        tab.click("[data-testid=save-settings]")  # saving the profile is step 1: the guide stays until a run starts
+    tab.reload()  # only once it is stored: the reloaded page reads it
     tab.wait_for_selector("body[data-ready=true]")
     tab.wait_for_selector("[data-step='3'].is-current")  # the run form's draft came back with the page
     assert guide.is_visible() and tab.locator("#api-panel").get_attribute("open") is None
@@ -541,6 +542,8 @@ def test_words_and_numbers(page, fake, tmp_path):
                       "12.3", "12", "0", "1 attempt", "2 attempts", "12.3/min", "1 次尝试", "2 次尝试"]
     start_run(page, fake, make_sources(tmp_path / "src", 2))
     wait_count(page, "done", 2)
+    # the cards are drawn after the counts change
+    page.wait_for_function("document.querySelectorAll('[data-testid=task-card][data-status=done]').length === 2")
     assert page.locator("[data-testid=task-card] .attempts").first.inner_text() == "1 attempt"
     page.wait_for_function("/^100% · \\d+(\\.\\d)?\\/min$/.test(document.querySelector('#rate').textContent)")
 
@@ -564,6 +567,8 @@ def test_retry_and_resume_use_the_profile_on_the_page(page, fake, server, tmp_pa
     wait_count(page, "done", 2)
     assert sent["retry-failed"][-1]["api"]["api_url"] == fake.url("g3_stream_dataurl", CHAT)
     assert "api_key" not in sent["retry-failed"][-1]["api"]
+    # the cards are drawn after the counts change: the retried attempt must be on the first card
+    page.wait_for_function("document.querySelectorAll('[data-testid=task-card][data-status=done]').length === 2")
     before = first_attempts(page)
     cards(page).first.locator("[data-action=retry-keep]").click()
     wait_attempts(page, before + 1)
