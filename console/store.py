@@ -150,6 +150,19 @@ class Store(FlagQueries, SelectionQueries, ProgressQueries, SaveQueries, PilotQu
                 raise
             db.execute("COMMIT")
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Read at one moment: the queries of this thread in the block see one state of the database."""
+        db = self._db()
+        if db.in_transaction:  # already inside one
+            yield
+            return
+        db.execute("BEGIN")  # deferred: WAL keeps the first read's state until the end, writers go on
+        try:
+            yield
+        finally:
+            db.execute("COMMIT")
+
     def close(self) -> None:
         """Close every open connection (call once no thread uses the store any more)."""
         with self._lock:

@@ -40,6 +40,30 @@ def test_revisions_and_tombstones(tmp_path):
     assert store.recover_interrupted() == 1 and store.task(a.id).error == "interrupted"
 
 
+def test_a_snapshot_reads_the_tasks_and_the_counts_of_one_moment(tmp_path):
+    # A poll lists the changed tasks, then counts them: a task finished between the two reads was counted
+    # before it was listed, and the page's chips led its cards by a poll.
+    store = Store(tmp_path / "x.db")
+    run_id = store.create_run("/in", False, "p", {}, [("a.png", "/in/a.png"), ("b.png", "/in/b.png")])
+    a, b = store.tasks_since(run_id).tasks
+
+    def finish(task_id: str) -> None:  # another thread (the engine) writes while the poll reads
+        thread = threading.Thread(target=lambda: store.start_task(task_id))
+        thread.start()
+        thread.join()
+
+    with store.snapshot():
+        listed = store.tasks_since(run_id)
+        finish(a.id)
+        assert store.progress(run_id)["running"] == 0 and store.tasks_since(run_id, since=listed.rev).tasks == []
+        with store.snapshot():  # nested: the same moment
+            assert store.progress(run_id)["pending"] == 2
+    assert store.progress(run_id)["running"] == 1 and [t.id for t in store.tasks_since(run_id, since=listed.rev).tasks] == [a.id]
+    finish(b.id)  # outside a snapshot every read sees the latest
+    assert store.progress(run_id)["running"] == 2
+    store.close()
+
+
 def test_concurrent_writers_do_not_lose_updates(tmp_path):
     store = Store(tmp_path / "x.db")
     run_id = store.create_run("/in", False, "p", {}, [("a.png", "/in/a.png")])

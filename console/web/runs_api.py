@@ -210,16 +210,16 @@ def run_tasks(run_id: str):
     flag = _flag_filter(request.args.get("flag"), query=True)
     since = _query_int("since", 0)
     live = _live(run_id)  # read first: "not running" then means every task listed below is final
-    answer = store().tasks_since(
-        run_id, since=since, status=status, q=request.args.get("q") or None,
-        offset=_query_int("offset", 0), limit=_query_int("limit", None, low=1), flag=flag,
-    ).to_dict()
+    offset, limit = _query_int("offset", 0), _query_int("limit", None, low=1)
+    with store().snapshot():  # the counts and the tasks of one moment: the page's chips never lead its cards
+        answer = store().tasks_since(run_id, since=since, status=status, q=request.args.get("q") or None,
+                                     offset=offset, limit=limit, flag=flag).to_dict()
+        answer["progress"] = store().progress(run_id)
+        if not since or answer["tasks"] or answer["removed"]:  # an unchanged poll keeps the counts it had
+            answer["flag_counts"] = store().flag_counts(run_id)
+            answer["spend"] = store().run_spend(run_id)  # a call's usage lands with its task's change
     answer.update(live)
-    answer["progress"] = store().progress(run_id)
     answer["review_flags"] = settings().review_flags  # off: results stay unchecked, nothing is being looked at
-    if not since or answer["tasks"] or answer["removed"]:  # an unchanged poll keeps the counts it had
-        answer["flag_counts"] = store().flag_counts(run_id)
-        answer["spend"] = store().run_spend(run_id)  # a call's usage lands with its task's change
     if not since:  # the run is being opened: results stored before the flags existed are looked at once
         engine().flagger.wake(run_id)
     return answer
