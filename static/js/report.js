@@ -102,7 +102,7 @@ export function repairedLine(report) {
   const repaired = report && report.repaired;
   if (!repaired || !(repaired.interrupted || repaired.items || repaired.temp_files)) return null;
   // A killed save may have left nothing on disk (each writer still encoding): its unfinished items are still named.
-  return { items: repaired.unfinished ?? repaired.items, files: repaired.files, temps: repaired.temp_files };
+  return { items: repaired.unfinished, files: repaired.files, temps: repaired.temp_files };
 }
 
 /** Return how to show a save job's progress: the i18n key, its values and the bar's percent. */
