@@ -2636,7 +2636,8 @@ def test_captions_from_a_vision_model_watched_reloaded_saved_and_a_refusal_named
     # Two vision models as API presets: one that describes the image (slowly, one call at a time), one that declines.
     save_api_preset(page, "refuser", fake.url("vision_refuse", CHAT), "vision-captioner-1")
     page.fill("#api-form [name=concurrency]", "1")
-    save_api_preset(page, "describer", fake.url("vision_caption.s=0.6", CHAT), "vision-captioner-1")
+    # The first answer comes at once, the others after 2 s each: a reload after one or two lands mid-job.
+    save_api_preset(page, "describer", fake.url("vision_caption.s=2.fast=1", CHAT), "vision-captioner-1")
     fill_profile(page, fake.url("latency.s=0", CHAT), "sk-caption-3")  # the image model the run uses
     pick_folder(page, folder, 4)
     run_id = start_run(page, "a watercolour")
@@ -2662,7 +2663,7 @@ def test_captions_from_a_vision_model_watched_reloaded_saved_and_a_refusal_named
 
     # Progress in the run bar; a reload mid-way finds the job again; captions arrive on the cards.
     progress = page.locator("[data-testid=caption-progress]")
-    page.wait_for_function("/^[1-3] \\/ 4 captioned/.test(document.querySelector('[data-testid=caption-progress]').textContent)",
+    page.wait_for_function("/^[12] \\/ 4 captioned/.test(document.querySelector('[data-testid=caption-progress]').textContent)",
                            timeout=WAIT_MS)
     page.screenshot(path=str(ARTIFACTS / "journey_captions_model_progress_1366.png"))
     page.reload()
@@ -2713,7 +2714,7 @@ def test_captions_from_a_vision_model_watched_reloaded_saved_and_a_refusal_named
     page.click("[data-testid=caption-job-close]")
     before = len(vision_calls(fake))
     second = start_captioning(page, "describer", overwrite=True)["job"]
-    page.wait_for_function("/^[1-3] \\/ 4 captioned/.test(document.querySelector('[data-testid=caption-progress]').textContent)",
+    page.wait_for_function("/^[12] \\/ 4 captioned/.test(document.querySelector('[data-testid=caption-progress]').textContent)",
                            timeout=WAIT_MS)
     with page.expect_response(lambda r: r.url.endswith("/cancel")) as answer:
         page.click("[data-testid=caption-cancel]")
@@ -2723,7 +2724,7 @@ def test_captions_from_a_vision_model_watched_reloaded_saved_and_a_refusal_named
     assert page.locator("[data-testid=caption-cancel]").is_hidden()
     stopped = server.get(f"/api/caption-jobs/{second}").json()
     assert stopped["finished"] and 1 <= stopped["captioned"] < 4, stopped
-    time.sleep(1.5)  # longer than a call: none starts after the cancel
+    time.sleep(2.5)  # longer than a call: none starts after the cancel
     assert len(vision_calls(fake)) - before <= stopped["captioned"] + 1  # the one in flight at most
     assert captions_of(server, run_id) == captions  # rewritten alike: the same picture, the same words
 
