@@ -355,6 +355,8 @@ def test_one_bad_image_is_a_warning_beside_the_good_one(fake):
     outcome = call(fake, "mixed_good_bad")
     assert [image.data for image in outcome.images] == fake.expected("mixed_good_bad")
     assert len(outcome.warnings) == 1 and "an HTML page" in outcome.warnings[0]
+    # "http://…/files/html: not an image (an HTML page)": the address once, not wrapped in "image <it>: <it>: …"
+    assert outcome.warnings[0].count("/files/html") == 1 and outcome.warnings[0].code == "upstream.bad_image_at"
 
 
 def test_cancelling_a_call_closes_its_stream_at_once(fake):

@@ -447,9 +447,12 @@ _NOT_JSON = object()
 
 
 def _rejected(ref: ImageRef, error: UpstreamError) -> str:
-    """Return why an image of the answer was not kept: "image <url>: <why>"."""
+    """Return why an image of the answer was not kept: "image <url>: <why>", or the download's own words naming it."""
     if ref.origin == "url":
-        return say("upstream.image_url_rejected", url=ref.describe(), problem=told(error))
+        problem = told(error)
+        if ref.value in problem:  # "HTTP 404 downloading <url>": naming it twice says nothing more
+            return problem
+        return say("upstream.image_url_rejected", url=ref.describe(), problem=problem)
     return say("upstream.image_inline_rejected", origin=ref.origin, chars=len(ref.value), problem=told(error))
 
 
