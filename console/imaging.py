@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .messages import say, told
+from .messages import say, sized, told
 from .userfiles import NotRegularFile, open_regular
 
 # Formats accepted as sources and results; anything else Pillow might open (e.g. EPS, ICO)
@@ -56,7 +56,7 @@ class TooManyPixels(InvalidImage):
     def from_pillow(cls, exc: Image.DecompressionBombError) -> TooManyPixels:
         """Return the error for an image over Pillow's own guard (twice Image.MAX_IMAGE_PIXELS)."""
         found = re.search(r"\((\d+) pixels\)", str(exc))
-        return cls(found[1] if found else say("sources.image_too_many_pixels"), 2 * (Image.MAX_IMAGE_PIXELS or 0))
+        return cls(f"{int(found[1]):,}" if found else say("sources.image_too_many_pixels"), 2 * (Image.MAX_IMAGE_PIXELS or 0))
 
 
 class SourceError(ValueError):
@@ -229,12 +229,12 @@ def _read_within(path: Path, limit: int) -> bytes:
         with open_regular(path) as file:  # never blocks: a FIFO or a device is refused, not read
             size = os.fstat(file.fileno()).st_size
             if size > limit:
-                raise SourceError(say("sources.source_too_big", size=size, limit=limit))
+                raise SourceError(say("sources.source_too_big", size=sized(size), limit=sized(limit)))
             data = file.read(limit + 1)  # the file may have grown since fstat()
     except OSError as exc:  # NotRegularFile says "not a regular file (a FIFO)"
         raise SourceError(say("sources.source_unreadable", reason=exc.strerror or type(exc).__name__)) from None
     if len(data) > limit:
-        raise SourceError(say("sources.source_grew", limit=limit))
+        raise SourceError(say("sources.source_grew", limit=sized(limit)))
     return data
 
 

@@ -153,7 +153,7 @@ def test_read_source_refuses_a_file_over_max_source_bytes(tmp_path):
     limit = len(PNG) - 1
     with pytest.raises(imaging.SourceError) as caught:
         imaging.read_source(path, **{**LIMITS, "max_source_bytes": limit})
-    assert str(caught.value) == f"source is {len(PNG)} bytes, over the limit of {limit} (MAX_SOURCE_BYTES)"
+    assert str(caught.value) == f"source is {len(PNG)} bytes, over the limit of {limit} bytes (MAX_SOURCE_BYTES)"
 
 
 def big_png_header(width: int, height: int) -> bytes:
@@ -169,13 +169,13 @@ def test_read_source_refuses_too_many_pixels_before_decoding(tmp_path):
     path.write_bytes(big_png_header(8_000, 10_000))  # 80 Mpx claimed in 70 bytes: decoding would fail
     with pytest.raises(imaging.SourceError) as caught:
         imaging.read_source(path, **{**LIMITS, "max_pixels": 50_000_000})
-    assert str(caught.value) == "the source has 8000×10000 pixels, over the limit of 50000000 (MAX_IMAGE_PIXELS)"
+    assert str(caught.value) == "the source has 8000×10000 pixels, over the limit of 50,000,000 (MAX_IMAGE_PIXELS)"
 
 
 def test_read_source_refuses_what_even_pillow_refuses_to_open(tmp_path):
     path = tmp_path / "bomb.png"
     path.write_bytes(big_png_header(30_000, 20_000))  # over twice Pillow's own guard: Image.open refuses
-    with pytest.raises(imaging.SourceError, match=r"^the source has 600000000 pixels, over the limit of \d+ "
+    with pytest.raises(imaging.SourceError, match=r"^the source has 600,000,000 pixels, over the limit of [\d,]+ "
                                                   r"\(MAX_IMAGE_PIXELS\)$"):
         imaging.read_source(path, **{**LIMITS, "max_pixels": 10**12})
 
@@ -183,7 +183,7 @@ def test_read_source_refuses_what_even_pillow_refuses_to_open(tmp_path):
 def test_read_source_pixel_limit_comes_from_the_caller(tmp_path):
     path = tmp_path / "a.png"
     path.write_bytes(make("PNG", (100, 100)))
-    with pytest.raises(imaging.SourceError, match="100×100 pixels, over the limit of 5000"):
+    with pytest.raises(imaging.SourceError, match="100×100 pixels, over the limit of 5,000"):
         imaging.read_source(path, **{**LIMITS, "max_pixels": 5000})
 
 

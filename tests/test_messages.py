@@ -92,6 +92,14 @@ def test_an_exception_carries_its_message_and_the_store_keeps_its_code():
     assert stored("plain") is None
 
 
+def test_byte_counts_are_named_in_the_units_people_read():
+    assert [messages.sized(n) for n in (0, 900, 1024, 2 * 1024**2 + 1, 67108864, 73 * 1024**2 + 300 * 1024, 3 * 1024**3)] == [
+        "0 bytes", "900 bytes", "1 KiB", "2 MiB", "64 MiB", "73.3 MiB", "3 GiB"]
+    assert str(say("upstream.over_cap", what="download x", cap=messages.sized(64 * 1024**2))) == "download x: more than 64 MiB"
+    assert str(say("sources.image_too_large", pixels="20000×20000", limit=178956970)) == (
+        "image too large: 20000×20000 pixels (limit 178,956,970)")
+
+
 def test_plural_forms_are_picked_by_count():
     plural = [code for code, words in CATALOG.items() if not isinstance(words, str)]
     for code in plural:

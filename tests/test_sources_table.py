@@ -175,12 +175,12 @@ def test_oversized_tables_are_refused_before_they_are_read(tmp_path, monkeypatch
 
     path = write_csv(tmp_path / "t.csv", [["prompt"], ["a" * 100]])
     monkeypatch.setattr(sheets, "MAX_TABLE_BYTES", 50)
-    with pytest.raises(SourceProblem, match="the table is 1.. bytes; at most 0 MiB"):
+    with pytest.raises(SourceProblem, match="the table is 1.. bytes; at most 50 bytes"):
         table(path)
     monkeypatch.undo()
     book = write_xlsx(tmp_path / "big.xlsx", [["prompt"], ["x" * 5000]])
     monkeypatch.setattr(sheets, "MAX_UNPACKED_BYTES", 4000)
-    with pytest.raises(SourceProblem, match=r"big.xlsx unpacks to \d+ bytes"):
+    with pytest.raises(SourceProblem, match=r"big.xlsx unpacks to [\d.]+ KiB; at most 3.9 KiB"):
         table(book)
 
 

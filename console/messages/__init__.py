@@ -87,6 +87,18 @@ def say(code: str, **params: Any) -> Message:
     return Message(template.format(**shown), code, params)
 
 
+def sized(size: int) -> str:
+    """Return a byte count as messages name it: 67108864 → '64 MiB', 73400320 → '70 MiB', 900 → '900 bytes'."""
+    value, unit = float(size), "bytes"
+    for larger in ("KiB", "MiB", "GiB", "TiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, larger
+    if unit == "bytes":
+        return f"{size:,} bytes"
+    return f"{value:.1f}".removesuffix(".0") + f" {unit}"
+
+
 def placeholders(template: Template) -> set[str]:
     """Return the names a template fills ({count:,} counts as count), over all its plural forms."""
     forms = [template] if isinstance(template, str) else list(template.values())
@@ -160,4 +172,4 @@ def _param_json(value: Any) -> Any:
 from .chinese import in_chinese  # noqa: E402  (it says a Message, defined above, in Chinese)
 
 __all__ = ["as_json", "carried", "CATALOG", "FAMILIES", "in_chinese", "Message", "placeholders", "restored", "Said",
-           "say", "stored", "told"]
+           "say", "sized", "stored", "told"]

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator
 
-from ..messages import say
+from ..messages import say, sized
 from ..userfiles import NotRegularFile, open_regular
 from .problems import SourceProblem
 
@@ -48,7 +48,7 @@ def read_rows(path: Path) -> list[Row]:
     with file:
         size = os.fstat(file.fileno()).st_size
         if size > MAX_TABLE_BYTES:
-            raise SourceProblem(say("sources.table_too_big", size=size, limit=f"{MAX_TABLE_BYTES // (1024 * 1024)} MiB"))
+            raise SourceProblem(say("sources.table_too_big", size=sized(size), limit=sized(MAX_TABLE_BYTES)))
         return _kept(_csv_rows(file) if kind == "csv" else _xlsx_rows(file, path.name))
 
 
@@ -69,7 +69,7 @@ def _kept(rows: Iterator[Row]) -> list[Row]:
 def _csv_rows(file: BinaryIO) -> Iterator[Row]:
     data = file.read(MAX_TABLE_BYTES + 1)  # it may have grown since fstat()
     if len(data) > MAX_TABLE_BYTES:
-        raise SourceProblem(say("sources.table_grew", limit=f"{MAX_TABLE_BYTES // (1024 * 1024)} MiB"))
+        raise SourceProblem(say("sources.table_grew", limit=sized(MAX_TABLE_BYTES)))
     text = _decoded(data)
     sample = text[:8192]
     try:
@@ -124,8 +124,8 @@ def _check_unpacked_size(file: BinaryIO, name: str) -> None:
     with zipfile.ZipFile(file) as archive:
         unpacked = sum(item.file_size for item in archive.infolist())
     if unpacked > MAX_UNPACKED_BYTES:
-        raise SourceProblem(say("sources.xlsx_too_big", name=name, size=unpacked,
-                                limit=f"{MAX_UNPACKED_BYTES // (1024 * 1024)} MiB"))
+        raise SourceProblem(say("sources.xlsx_too_big", name=name, size=sized(unpacked),
+                                limit=sized(MAX_UNPACKED_BYTES)))
 
 
 def cell_text(value: Any) -> str:

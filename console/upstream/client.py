@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ..messages import say, told
+from ..messages import say, sized, told
 from ..netguard import UrlPolicy, check_url
 from ..profile import ApiProfile
 from ..settings import Settings
@@ -369,7 +369,7 @@ class UpstreamClient:
         async for chunk in chunks:
             total += len(chunk)
             if total > cap:
-                raise TooLargeError(say("upstream.answer_over_cap", cap=cap))
+                raise TooLargeError(say("upstream.answer_over_cap", cap=sized(cap)))
             await share.take(len(chunk))
             debug.raw(chunk)
             if await self._events(decoder.feed(chunk), parser):

@@ -14,7 +14,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 
 from .. import imaging
-from ..messages import say, told
+from ..messages import say, sized, told
 from ..netguard import UrlPolicy, check_url, is_public
 from .debuglog import DebugLog
 from .errors import ResponseError, StatusError, TimeoutError_, TooLargeError, TransportError, UpstreamError
@@ -79,7 +79,7 @@ def decode_inline(ref: ImageRef, max_bytes: int, max_pixels: int) -> ResultImage
     """Decode and verify a data URL or bare-base64 reference (CPU work: run off the loop)."""
     payload = payload_of(ref)
     if len(payload) * 3 // 4 > max_bytes:
-        raise TooLargeError(say("upstream.inline_too_large", size=len(payload) * 3 // 4, cap=max_bytes))
+        raise TooLargeError(say("upstream.inline_too_large", size=sized(len(payload) * 3 // 4), cap=sized(max_bytes)))
     return verify(decode_base64(payload), ref.origin, max_pixels)
 
 
@@ -177,11 +177,11 @@ async def read_capped(answer: httpx.Response, max_bytes: int, what: str,
     """Read a whole streamed body, refusing more than `max_bytes`; `await take(n)` before keeping each chunk."""
     declared = answer.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
-        raise TooLargeError(say("upstream.over_cap_declared", what=what, size=int(declared), cap=max_bytes))
+        raise TooLargeError(say("upstream.over_cap_declared", what=what, size=sized(int(declared)), cap=sized(max_bytes)))
     body = bytearray()
     async for chunk in answer.aiter_bytes():
         if len(body) + len(chunk) > max_bytes:
-            raise TooLargeError(say("upstream.over_cap", what=what, cap=max_bytes))
+            raise TooLargeError(say("upstream.over_cap", what=what, cap=sized(max_bytes)))
         if take is not None:
             await take(len(chunk))
         body += chunk

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ...messages import say
+from ...messages import say, sized
 from ...netguard import check_url
 from ...profile import ApiProfile
 from ..debuglog import DebugLog
@@ -213,7 +213,7 @@ async def _read(answer: httpx.Response, cap: int, what: str) -> bytes:
         if total > cap:
             if answer.status_code >= 300:
                 break  # an error body: its head is enough
-            raise TooLargeError(say("upstream.batch_over_cap", what=what, cap=cap))
+            raise TooLargeError(say("upstream.batch_over_cap", what=what, cap=sized(cap)))
         chunks.append(chunk)
     return b"".join(chunks)
 
