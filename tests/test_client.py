@@ -529,6 +529,8 @@ def test_a_routers_cooldown_after_a_failure_is_an_attempt_of_that_failure(fake):
     assert str(error).startswith("HTTP 500: litellm.InternalServerError: InternalServerError: OpenAIException")
     assert "then the gateway's router held this deployment in cooldown: HTTP 429: No deployments available" \
         in str(error)
+    # LiteLLM writes a missing error type as "type": "None": the tags say only its code, not "(None, 500)"
+    assert "processing your request. (500) (then" in str(error) and "None" not in str(error)
     assert error.http_status == 500 and not is_rate_limit(error) and not is_quota(error)
     assert 0.75 <= sleeps[0] <= 1.0 and sleeps[1] == 5.0  # a backoff, then the cooldown the router named
     assert isinstance(later, CooldownError) and later.attempts == 3  # the next call: its first refusal counts too

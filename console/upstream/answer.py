@@ -17,6 +17,7 @@ from ..messages import say
 from . import gemini
 from .errors import ResponseError, StreamError
 from .extract import ImageRef, ref_from_field, refs_from_text, unique
+from .faults import labelled
 from .usage import UsageReader
 
 _PARTIAL_STAGES = ("preview", "medium")
@@ -246,13 +247,9 @@ def _stream_error(error: Any, fallback: str) -> StreamError:
             tags = ", ".join(tag for tag in (kind, code) if tag)
             return StreamError(say("upstream.tagged", message=fallback, tags=tags) if tags else fallback,
                                kind=kind, code=code)
-        words = _label(str(message), kind, code)
+        words = labelled(str(message), kind, code)
         return StreamError(say("upstream.said", said=words), kind=kind, code=code, words=words)
     if isinstance(error, str) and error:
         return StreamError(say("upstream.said", said=error), words=error)
     return StreamError(fallback)
 
-
-def _label(message: str, kind: str, code: str) -> str:
-    tags = ", ".join(tag for tag in (kind, code) if tag)
-    return f"{message} ({tags})" if tags else message

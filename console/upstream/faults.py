@@ -24,6 +24,7 @@ NOT_SUBMITTED_CODE = "upstream_not_submitted"
 _MESSAGE = re.compile(r'"(?:message|detail|msg)"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _SECONDS = re.compile(r"(\d+(?:\.\d+)?)s")
 DAILY_QUOTA_CODE = "daily_quota_exhausted"
+_NO_TAG = {"none", "null"}  # LiteLLM writes an error without a type as "type": "None"
 _TAG = re.compile(r'"(type|code)"\s*:\s*"((?:[^"\\]|\\.){1,100})"')
 
 
@@ -70,7 +71,7 @@ def _from_json(text: str) -> ErrorAnswer | None:
     wait, daily = _google_details(error.get("details"))
     if daily:  # a free tier's requests per day are gone: waiting a minute will not help, the run pauses
         code = DAILY_QUOTA_CODE
-    return ErrorAnswer(_label(str(message), kind, code), kind, code, retry_after=wait)
+    return ErrorAnswer(labelled(str(message), kind, code), kind, code, retry_after=wait)
 
 
 def _google_details(details: Any) -> tuple[float | None, bool]:
@@ -103,7 +104,7 @@ def _from_cut_json(text: str) -> ErrorAnswer | None:
     for key, value in _TAG.findall(text[: found.start()] + text[found.end() : found.end() + 2000]):
         tags.setdefault(key, _unescape(value))
     kind, code = tags.get("type", ""), tags.get("code", "")
-    return ErrorAnswer(_label(message[:2000], kind, code), kind, code)
+    return ErrorAnswer(labelled(message[:2000], kind, code), kind, code)
 
 
 def _plain(text: str, status: int) -> str:
@@ -123,6 +124,7 @@ def _unescape(value: str) -> str:
         return value
 
 
-def _label(message: str, kind: str, code: str) -> str:
-    tags = ", ".join(tag for tag in (kind, code) if tag)
+def labelled(message: str, kind: str, code: str) -> str:
+    """Return an API's own words with its error type and code after them: "quota used up (insufficient_quota)"."""
+    tags = ", ".join(tag for tag in (kind, code) if tag and tag.lower() not in _NO_TAG)
     return f"{message} ({tags})" if tags else message
