@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ..messages import Message, say
+from ..messages import Message, say, sized
 from ..userfiles import read_regular
 
 SIDECAR_MAX_BYTES = 64 * 1024  # a caption, not a document: a bigger file is a mistake
@@ -70,7 +70,7 @@ def read(path: Path) -> Sidecar:
     except OSError as exc:
         return Sidecar(path, None, say("sources.sidecar_unreadable", name=path.name, reason=exc.strerror or str(exc)))
     if len(data) > SIDECAR_MAX_BYTES:
-        return Sidecar(path, None, say("sources.sidecar_too_big", name=path.name, size=f"{SIDECAR_MAX_BYTES // 1024} KiB"))
+        return Sidecar(path, None, say("sources.sidecar_too_big", name=path.name, size=sized(SIDECAR_MAX_BYTES)))
     text = decode(data)
     if text is None:
         return Sidecar(path, None, say("sources.sidecar_not_utf8", name=path.name))
